@@ -17,6 +17,8 @@ export interface ClusterInfo {
   timezone: string;
   /** Address of the management node (odin) on the provisioning network. */
   managementAddress: string;
+  /** Host name of the management node (e.g. odin), for /etc/hosts and DNS; optional. */
+  managementName?: string;
 }
 
 export interface IpRange {
@@ -136,6 +138,27 @@ export interface NodeSpec {
   pet: boolean;
 }
 
+/** fleet.yaml `netboot:` (optional; later issues extend it). */
+export interface NetbootSpec {
+  dhcp?: {
+    enabled: boolean;
+    /** authoritative: fleet's dnsmasq is the DHCP server; proxy: proxyDHCP next to the site's DHCP. */
+    mode: 'authoritative' | 'proxy';
+    interface?: string;
+  };
+  /** Directory served over TFTP (iPXE binaries), as written in fleet.yaml. */
+  tftpRoot?: string;
+  http?: { listen?: string };
+}
+
+/** fleet.yaml `server:` (optional). */
+export interface ServerSpec {
+  /** "ADDR:PORT" of the REST API. */
+  listen?: string;
+  /** State directory (SQLite, CA, tokens), as written in fleet.yaml. */
+  dataDir?: string;
+}
+
 export interface ClusterSpec {
   cluster: ClusterInfo;
   networks: Networks;
@@ -143,4 +166,6 @@ export interface ClusterSpec {
   profiles: ProfileSpec[];
   /** Expanded, one entry per node, in fleet.yaml order. */
   nodes: NodeSpec[];
+  netboot?: NetbootSpec;
+  server?: ServerSpec;
 }

@@ -1,0 +1,107 @@
+/**
+ * What every repository shares: the Kysely handle, the derived keys, the
+ * clock, and the transaction plumbing.
+ *
+ * Transactions: `write(fn)` runs fn in a transaction, or inside the one
+ * already running in this async context (AsyncLocalStorage), so repository
+ * calls made inside `store.transaction(...)` join it instead of waiting for
+ * the connection the transaction holds (which would deadlock).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Kysely } from 'kysely';
+import type { DB } from './schema.js';
+import type { SecretKeys } from './crypto.js';
+import type { NewEvent } from './types.js';
+import { mapDbError } from './sqlite.js';
+
+interface TxState {
+  trx: Kysely<DB>;
+  /** false once the transaction ended: stray async work must not reuse it. */
+  open: boolean;
+}
+
+export const MAX_IN_LIST = 500;
+
+export class StoreContext {
+  private readonly als = new AsyncLocalStorage<TxState>();
+
+  constructor(
+    readonly db: Kysely<DB>,
+    readonly keys: SecretKeys,
+    private readonly clock: () => Date,
+  ) {}
+
+  /** Executor for reads: the running transaction when inside one, else the root handle. */
+  get q(): Kysely<DB> {
+    const s = this.als.getStore();
+    return s?.open ? s.trx : this.db;
+  }
+
+  get inTransaction(): boolean {
+    return this.als.getStore()?.open === true;
+  }
+
+  now(): Date {
+    return this.clock();
+  }
+
+  nowIso(): string {
+    return this.clock().toISOString();
+  }
+
+  async write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
+    const current = this.als.getStore();
+    if (current?.open) return fn(current.trx);
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const state: TxState = { trx, open: true };
+        try {
+          return await this.als.run(state, () => fn(trx));
+        } finally {
+          state.open = false;
+        }
+      });
+    } catch (e) {
+      throw mapDbError(e);
+    }
+  }
+}
+
+/** Appends one event row with the given executor (always the caller's transaction). */
+export async function appendEvent(trx: Kysely<DB>, time: string, e: NewEvent): Promise<number> {
+  const row = await trx
+    .insertInto('events')
+    .values({
+      time,
+      node: e.node ?? null,
+      kind: e.kind,
+      from_state: e.fromState ?? null,
+      to_state: e.toState ?? null,
+      actor: e.actor,
+      cause: e.cause ?? null,
+      details: e.details === undefined ? null : JSON.stringify(e.details),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return Number(row.id);
+}
+
+export function chunks<T>(items: readonly T[], size = MAX_IN_LIST): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const collator = new Intl.Collator('en', { numeric: true });
+/** Natural order: node2 before node10. */
+export function naturalCompare(a: string, b: string): number {
+  return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+export function bool(n: number): boolean {
+  return n !== 0;
+}
+
+export function int(b: boolean): number {
+  return b ? 1 : 0;
+}

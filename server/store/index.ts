@@ -1,0 +1,24 @@
+/**
+ * server/store: the only place fleet writes SQL (DESIGN §1, §6).
+ * See docs/decisions/0001-store-sqlite-kysely.md.
+ */
+export { openStore, openDataDir, DB_FILE } from './store.js';
+export type { Store, StoreOptions, StoreLocation, DataDir } from './store.js';
+export { loadOrCreateSecretKey, SECRET_KEY_FILE, SECRET_KEY_BYTES } from './crypto.js';
+export { MIGRATIONS } from './migrations.js';
+export { canonicalJson } from './json.js';
+export { diffNodeSpec, hasChanges, normalizeNodeSpec, nodeSpecOf, sameBmc } from './spec.js';
+export { clusterSettingsOf, settingsSectionChanges, CLUSTER_SETTINGS_KEY } from './repos/settings.js';
+export { profileFieldChanges } from './repos/profiles.js';
+export { DEFAULT_EVENT_LIMIT, MAX_EVENT_LIMIT } from './repos/events.js';
+export type { NodeRepository, NodeFilter, UpsertResult, SetStateOptions, SetArmedOptions } from './repos/nodes.js';
+export type { ProfileRepository, ProfileUpsertResult } from './repos/profiles.js';
+export type { CredentialRepository, CredentialUpsertResult } from './repos/credentials.js';
+export type { EventRepository } from './repos/events.js';
+export type { SettingsRepository } from './repos/settings.js';
+export type { BmcRepository } from './repos/bmc.js';
+export type { DiscoveredRepository } from './repos/discovered.js';
+export type { TokenRepository } from './repos/tokens.js';
+export type { LockRepository } from './repos/locks.js';
+export type * from './types.js';
+export type { EngineInfo } from './sqlite.js';

@@ -1,0 +1,145 @@
+/**
+ * Numbered schema migrations, as code (no files are read at runtime).
+ *
+ * Rules: a migration, once released, is never edited; a change is a new
+ * entry (`002_...`). Names sort lexicographically, which is the order Kysely
+ * runs them in. Each runs inside one transaction together with its record in
+ * `kysely_migration`.
+ */
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+const m001: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('profiles')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('spec', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('credentials')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('username', 'text', (c) => c.notNull())
+      .addColumn('key_id', 'text', (c) => c.notNull())
+      .addColumn('secret_box', 'blob', (c) => c.notNull())
+      .addColumn('secret_digest', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('nodes')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      // RESTRICT: a profile still used by a node cannot be removed.
+      .addColumn('profile', 'text', (c) => c.notNull().references('profiles.name').onDelete('restrict'))
+      .addColumn('ip', 'text', (c) => c.unique())
+      .addColumn('pet', 'integer', (c) => c.notNull().defaultTo(0).check(sql`pet in (0, 1)`))
+      .addColumn('state', 'text', (c) => c.notNull().defaultTo('enrolled'))
+      .addColumn('state_since', 'text', (c) => c.notNull())
+      .addColumn('state_deadline', 'text')
+      .addColumn('armed', 'integer', (c) => c.notNull().defaultTo(0).check(sql`armed in (0, 1)`))
+      .addColumn('last_seen', 'text')
+      .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('nodes_state').on('nodes').column('state').execute();
+    await db.schema.createIndex('nodes_state_deadline').on('nodes').column('state_deadline').execute();
+    await db.schema.createIndex('nodes_profile').on('nodes').column('profile').execute();
+
+    await db.schema
+      .createTable('interfaces')
+      .addColumn('mac', 'text', (c) => c.primaryKey())
+      .addColumn('node', 'text', (c) => c.notNull().references('nodes.name').onDelete('cascade'))
+      .addColumn('is_primary', 'integer', (c) => c.notNull().defaultTo(0).check(sql`is_primary in (0, 1)`))
+      .addColumn('position', 'integer', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('interfaces_node').on('interfaces').column('node').execute();
+
+    await db.schema
+      .createTable('bmc_endpoints')
+      .addColumn('node', 'text', (c) => c.primaryKey().references('nodes.name').onDelete('cascade'))
+      .addColumn('address', 'text', (c) => c.notNull())
+      .addColumn('port', 'integer', (c) => c.notNull())
+      // No CHECK on protocol: a new provider must not need a table rebuild; the code validates.
+      .addColumn('protocol', 'text', (c) => c.notNull())
+      .addColumn('credentials', 'text', (c) => c.notNull().references('credentials.name').onDelete('restrict'))
+      .addColumn('tls_fingerprint', 'text')
+      .addColumn('last_provider', 'text')
+      .addColumn('last_answer_at', 'text')
+      .execute();
+    await db.schema.createIndex('bmc_endpoints_credentials').on('bmc_endpoints').column('credentials').execute();
+
+    // Append-only. No foreign key on node: the history of a removed node stays.
+    await db.schema
+      .createTable('events')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('node', 'text')
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('from_state', 'text')
+      .addColumn('to_state', 'text')
+      .addColumn('actor', 'text', (c) => c.notNull())
+      .addColumn('cause', 'text')
+      .addColumn('details', 'text')
+      .execute();
+    await db.schema.createIndex('events_node_id').on('events').columns(['node', 'id']).execute();
+    await db.schema.createIndex('events_time').on('events').column('time').execute();
+
+    await db.schema
+      .createTable('discovered')
+      .addColumn('mac', 'text', (c) => c.primaryKey())
+      .addColumn('ip', 'text')
+      .addColumn('hostname', 'text')
+      .addColumn('vendor_class', 'text')
+      .addColumn('arch', 'text')
+      .addColumn('pxe', 'integer', (c) => c.notNull().defaultTo(0).check(sql`pxe in (0, 1)`))
+      .addColumn('first_seen', 'text', (c) => c.notNull())
+      .addColumn('last_seen', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('discovered_last_seen').on('discovered').column('last_seen').execute();
+
+    await db.schema
+      .createTable('tokens')
+      .addColumn('hash', 'text', (c) => c.primaryKey())
+      .addColumn('node', 'text', (c) => c.notNull().references('nodes.name').onDelete('cascade'))
+      .addColumn('purpose', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .addColumn('used_at', 'text')
+      .execute();
+    await db.schema.createIndex('tokens_node').on('tokens').column('node').execute();
+    await db.schema.createIndex('tokens_expires_at').on('tokens').column('expires_at').execute();
+
+    // Per-node conductor locks with leases (DESIGN §6): a lock whose lease expired may be taken over.
+    await db.schema
+      .createTable('locks')
+      .addColumn('node', 'text', (c) => c.primaryKey().references('nodes.name').onDelete('cascade'))
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('acquired_at', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('locks_owner').on('locks').column('owner').execute();
+    await db.schema.createIndex('locks_expires_at').on('locks').column('expires_at').execute();
+  },
+};
+
+/** All migrations, by name. Add new ones at the end with the next number. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
+  '001_initial': m001,
+});
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return { ...MIGRATIONS };
+  },
+};

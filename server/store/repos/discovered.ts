@@ -1,0 +1,118 @@
+import type { Kysely } from 'kysely';
+import { FleetError } from '../../errors.js';
+import { appendEvent, bool, int, type StoreContext } from '../context.js';
+import type { DB } from '../schema.js';
+import type { DiscoveredMachine, DiscoveryObservation } from '../types.js';
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * Machines seen on the provisioning network (dnsmasq lease events, iPXE
+ * fetches). `node` tells whether a declared node owns the MAC.
+ */
+export class DiscoveredRepository {
+  constructor(private readonly ctx: StoreContext) {}
+
+  /**
+   * Records a sighting: inserts the machine (and a machine.discovered event)
+   * the first time, refreshes last_seen and the given fields afterwards.
+   */
+  async record(obs: DiscoveryObservation, at?: Date): Promise<{ firstSeen: boolean; machine: DiscoveredMachine }> {
+    const mac = obs.mac.toLowerCase();
+    if (!MAC_RE.test(mac)) throw new FleetError('request.invalid', `not a MAC address: ${obs.mac}`);
+    return this.ctx.write(async (trx) => {
+      const when = (at ?? this.ctx.now()).toISOString();
+      const existing = await trx.selectFrom('discovered').select('mac').where('mac', '=', mac).executeTakeFirst();
+      if (!existing) {
+        await trx
+          .insertInto('discovered')
+          .values({
+            mac,
+            ip: obs.ip ?? null,
+            hostname: obs.hostname ?? null,
+            vendor_class: obs.vendorClass ?? null,
+            arch: obs.arch ?? null,
+            pxe: int(obs.pxe === true),
+            first_seen: when,
+            last_seen: when,
+          })
+          .execute();
+        const owner = await trx.selectFrom('interfaces').select('node').where('mac', '=', mac).executeTakeFirst();
+        await appendEvent(trx, when, {
+          node: owner?.node ?? null,
+          kind: 'machine.discovered',
+          actor: 'netboot',
+          details: { mac, ip: obs.ip ?? null, vendorClass: obs.vendorClass ?? null, arch: obs.arch ?? null, pxe: obs.pxe === true },
+        });
+      } else {
+        await trx
+          .updateTable('discovered')
+          .set({
+            last_seen: when,
+            ...(obs.ip !== undefined ? { ip: obs.ip } : {}),
+            ...(obs.hostname !== undefined ? { hostname: obs.hostname } : {}),
+            ...(obs.vendorClass !== undefined ? { vendor_class: obs.vendorClass } : {}),
+            ...(obs.arch !== undefined ? { arch: obs.arch } : {}),
+            ...(obs.pxe !== undefined ? { pxe: int(obs.pxe) } : {}),
+          })
+          .where('mac', '=', mac)
+          .execute();
+      }
+      const machine = (await this.select(trx).where('discovered.mac', '=', mac).execute()).map(toMachine)[0]!;
+      return { firstSeen: !existing, machine };
+    });
+  }
+
+  /** Machines newest sighting first; unknownOnly leaves out MACs a node declares. */
+  async list(opts: { unknownOnly?: boolean; since?: string } = {}): Promise<DiscoveredMachine[]> {
+    let s = this.select(this.ctx.q);
+    if (opts.unknownOnly) s = s.where('interfaces.node', 'is', null);
+    if (opts.since !== undefined) s = s.where('discovered.last_seen', '>=', opts.since);
+    return (await s.orderBy('discovered.last_seen', 'desc').orderBy('discovered.mac').execute()).map(toMachine);
+  }
+
+  async get(mac: string): Promise<DiscoveredMachine | null> {
+    const rows = await this.select(this.ctx.q).where('discovered.mac', '=', mac.toLowerCase()).execute();
+    return rows.map(toMachine)[0] ?? null;
+  }
+
+  /** Forgets a machine (no event: discovery data is a cache of observations). Returns whether it was there. */
+  async remove(mac: string): Promise<boolean> {
+    return this.ctx.write(async (trx) => {
+      const res = await trx.deleteFrom('discovered').where('mac', '=', mac.toLowerCase()).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
+  }
+
+  private select(q: Kysely<DB>) {
+    return q
+      .selectFrom('discovered')
+      .leftJoin('interfaces', 'interfaces.mac', 'discovered.mac')
+      .selectAll('discovered')
+      .select('interfaces.node as node');
+  }
+}
+
+function toMachine(r: {
+  mac: string;
+  ip: string | null;
+  hostname: string | null;
+  vendor_class: string | null;
+  arch: string | null;
+  pxe: number;
+  first_seen: string;
+  last_seen: string;
+  node: string | null;
+}): DiscoveredMachine {
+  return {
+    mac: r.mac,
+    ip: r.ip,
+    hostname: r.hostname,
+    vendorClass: r.vendor_class,
+    arch: r.arch,
+    pxe: bool(r.pxe),
+    firstSeen: r.first_seen,
+    lastSeen: r.last_seen,
+    node: r.node,
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * Kysely table types: the database as the repositories see it.
+ *
+ * Conventions (kept portable to PostgreSQL, see docs/decisions/0001):
+ * - times are ISO-8601 UTC strings with milliseconds (`2024-05-01T10:00:00.000Z`),
+ *   which sort lexicographically in both engines;
+ * - booleans are INTEGER 0/1;
+ * - JSON documents are TEXT (jsonb is an optional later optimisation);
+ * - the only binary column is credentials.secret_box (bytea on PostgreSQL).
+ */
+import type { Generated } from 'kysely';
+
+export interface SettingsTable {
+  key: string;
+  /** JSON document. */
+  value: string;
+  updated_at: string;
+}
+
+export interface ProfilesTable {
+  name: string;
+  /** ProfileSpec as JSON. */
+  spec: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CredentialsTable {
+  name: string;
+  username: string;
+  /** Which secret key sealed the box (derived from the key, not the key). */
+  key_id: string;
+  /** version(1) | nonce(12) | GCM tag(16) | ciphertext. */
+  secret_box: Buffer;
+  /** HMAC-SHA256 of the secret under a key derived from the secret key: change detection without the plaintext. */
+  secret_digest: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NodesTable {
+  name: string;
+  profile: string;
+  ip: string | null;
+  pet: number;
+  state: Generated<string>;
+  state_since: string;
+  /** When the current state times out (set by the conductor); null: no timer. */
+  state_deadline: string | null;
+  armed: Generated<number>;
+  last_seen: string | null;
+  /** Bumped by every write to the node row except last_seen: optimistic concurrency. */
+  generation: Generated<number>;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface InterfacesTable {
+  mac: string;
+  node: string;
+  is_primary: number;
+  position: number;
+}
+
+export interface BmcEndpointsTable {
+  node: string;
+  address: string;
+  port: number;
+  protocol: string;
+  credentials: string;
+  tls_fingerprint: string | null;
+  last_provider: string | null;
+  last_answer_at: string | null;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  time: string;
+  node: string | null;
+  kind: string;
+  from_state: string | null;
+  to_state: string | null;
+  actor: string;
+  cause: string | null;
+  /** JSON document or null. */
+  details: string | null;
+}
+
+export interface DiscoveredTable {
+  mac: string;
+  ip: string | null;
+  hostname: string | null;
+  vendor_class: string | null;
+  arch: string | null;
+  pxe: number;
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface TokensTable {
+  /** SHA-256 (hex) of the token; the token itself is never stored. */
+  hash: string;
+  node: string;
+  purpose: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface LocksTable {
+  node: string;
+  owner: string;
+  acquired_at: string;
+  expires_at: string;
+}
+
+export interface DB {
+  settings: SettingsTable;
+  profiles: ProfilesTable;
+  credentials: CredentialsTable;
+  nodes: NodesTable;
+  interfaces: InterfacesTable;
+  bmc_endpoints: BmcEndpointsTable;
+  events: EventsTable;
+  discovered: DiscoveredTable;
+  tokens: TokensTable;
+  locks: LocksTable;
+}

@@ -1,0 +1,159 @@
+/**
+ * The SQLite engine under Kysely: better-sqlite3, pragmas, and a driver that
+ * takes the write lock without blocking the event loop.
+ *
+ * Everything SQLite-specific lives here (and in the `SQLITE_*` error mapping
+ * below); the repositories only speak Kysely. A PostgreSQL store would swap
+ * this file for one building a PostgresDialect (docs/decisions/0001).
+ */
+import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type Kysely, type SqliteDialectConfig } from 'kysely';
+import { FleetError } from '../errors.js';
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+export interface SqliteOpenOptions {
+  busyTimeoutMs: number;
+}
+
+/**
+ * Opens the database file (created 0600: it holds encrypted secrets and token
+ * hashes; SQLite gives its -wal and -shm files the same mode) and sets the
+ * pragmas fleet relies on.
+ */
+export function openSqlite(location: { file: string } | { memory: true }, opts: SqliteOpenOptions): Database.Database {
+  let file = ':memory:';
+  if ('file' in location) {
+    file = location.file;
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600));
+    } catch (e) {
+      throw new FleetError('config.unreadable', `cannot open database file ${file}: ${(e as Error).message}`, undefined, { cause: e });
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: opts.busyTimeoutMs });
+  } catch (e) {
+    throw new FleetError('config.unreadable', `cannot open database ${file}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  try {
+    // WAL: readers never block the writer and the writer never blocks readers.
+    db.pragma('journal_mode = WAL');
+    db.pragma(`busy_timeout = ${Math.trunc(opts.busyTimeoutMs)}`);
+    db.pragma('foreign_keys = ON');
+    // NORMAL is durable against process crashes in WAL mode; a power loss may lose the last commits, never corrupt.
+    db.pragma('synchronous = NORMAL');
+  } catch (e) {
+    db.close();
+    throw mapDbError(e);
+  }
+  return db;
+}
+
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/**
+ * Kysely's SQLite driver begins transactions with a deferred `BEGIN`: a
+ * transaction that reads and then writes can fail with SQLITE_BUSY at once
+ * when another connection wrote meanwhile. Every fleet transaction is a
+ * write, so this driver uses `BEGIN IMMEDIATE` (take the write lock first).
+ *
+ * And better-sqlite3 is synchronous: waiting for the lock through
+ * busy_timeout would freeze the whole process, and would deadlock two stores
+ * of one process (the holder cannot run while the waiter blocks the thread).
+ * So the lock is tried without waiting and retried on timers, up to the
+ * busy timeout; then the call fails with FleetError('unavailable').
+ */
+class FleetSqliteDriver extends SqliteDriver {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly raw: Database.Database,
+    private readonly busyTimeoutMs: number,
+  ) {
+    super(config);
+  }
+
+  override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
+    const deadline = Date.now() + this.busyTimeoutMs;
+    let delay = 1;
+    this.raw.pragma('busy_timeout = 0');
+    try {
+      for (;;) {
+        try {
+          this.raw.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (e) {
+          if (!isBusy(e)) throw e;
+          if (Date.now() >= deadline) {
+            throw new FleetError('unavailable', `the database stayed locked by another writer for ${this.busyTimeoutMs} ms`, undefined, { cause: e });
+          }
+          await sleep(delay);
+          delay = Math.min(delay * 2, 25);
+        }
+      }
+    } finally {
+      this.raw.pragma(`busy_timeout = ${Math.trunc(this.busyTimeoutMs)}`);
+    }
+  }
+}
+
+export class FleetSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly raw: Database.Database,
+    private readonly busyTimeoutMs: number,
+  ) {
+    super({ database: raw });
+  }
+
+  override createDriver(): Driver {
+    return new FleetSqliteDriver({ database: this.raw }, this.raw, this.busyTimeoutMs);
+  }
+}
+
+/**
+ * Maps engine errors to the catalogue. Constraint messages name tables and
+ * columns only, never values, so they are safe to show.
+ */
+export function mapDbError(e: unknown): unknown {
+  if (e instanceof FleetError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
+  const message = (e as Error).message;
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+    return new FleetError('conflict', `a referenced resource is missing or still in use (${message})`, undefined, { cause: e });
+  }
+  if (code.startsWith('SQLITE_CONSTRAINT')) {
+    return new FleetError('conflict', `the change conflicts with existing data (${message})`, undefined, { cause: e });
+  }
+  if (isBusy(e)) return new FleetError('unavailable', `the database is busy (${message})`, undefined, { cause: e });
+  return new FleetError('internal', `database error ${code}: ${message}`, undefined, { cause: e });
+}
+
+export interface EngineInfo {
+  engine: 'sqlite';
+  version: string;
+  journalMode: string;
+  busyTimeoutMs: number;
+  foreignKeys: boolean;
+  /** 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA */
+  synchronous: number;
+}
+
+/** The engine settings in force on the store's connection (for status pages and tests). */
+export async function sqliteInfo(db: Kysely<any>): Promise<EngineInfo> {
+  const one = async (q: ReturnType<typeof sql.raw>) => Object.values(((await q.execute(db)).rows[0] ?? {}) as Record<string, unknown>)[0];
+  return {
+    engine: 'sqlite',
+    version: String(await one(sql.raw('select sqlite_version()'))),
+    journalMode: String(await one(sql.raw('pragma journal_mode'))),
+    busyTimeoutMs: Number(await one(sql.raw('pragma busy_timeout'))),
+    foreignKeys: Number(await one(sql.raw('pragma foreign_keys'))) === 1,
+    synchronous: Number(await one(sql.raw('pragma synchronous'))),
+  };
+}

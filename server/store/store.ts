@@ -1,0 +1,151 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kysely, Migrator } from 'kysely';
+import { FleetError } from '../errors.js';
+import { StoreContext } from './context.js';
+import { deriveKeys, loadOrCreateSecretKey, SECRET_KEY_FILE } from './crypto.js';
+import { migrationProvider } from './migrations.js';
+import { BmcRepository } from './repos/bmc.js';
+import { CredentialRepository } from './repos/credentials.js';
+import { DiscoveredRepository } from './repos/discovered.js';
+import { EventRepository } from './repos/events.js';
+import { LockRepository } from './repos/locks.js';
+import { NodeRepository } from './repos/nodes.js';
+import { ProfileRepository } from './repos/profiles.js';
+import { SettingsRepository } from './repos/settings.js';
+import { TokenRepository } from './repos/tokens.js';
+import type { DB } from './schema.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, openSqlite, sqliteInfo, type EngineInfo } from './sqlite.js';
+
+export type StoreLocation = { file: string } | { memory: true };
+
+export interface StoreOptions {
+  /** 32 bytes (loadOrCreateSecretKey): seals BMC secrets. */
+  secretKey: Buffer;
+  /** Clock for every timestamp the store writes (tests pin it). Default: the system clock. */
+  clock?: () => Date;
+  /** How long a write waits for another writer's lock; also SQLite's busy_timeout. Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+export interface Store {
+  readonly nodes: NodeRepository;
+  readonly profiles: ProfileRepository;
+  readonly credentials: CredentialRepository;
+  readonly events: EventRepository;
+  readonly settings: SettingsRepository;
+  readonly bmc: BmcRepository;
+  readonly discovered: DiscoveredRepository;
+  readonly tokens: TokenRepository;
+  readonly locks: LockRepository;
+  /** The database file, or null for an in-memory store. */
+  readonly file: string | null;
+  /**
+   * Runs fn in one transaction: every repository call made inside it (through
+   * `tx` or this store, in fn's async context) commits or rolls back together.
+   * Nested calls join the outer transaction.
+   */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
+  /** Names of the migrations applied to this database, in order. */
+  appliedMigrations(): Promise<string[]>;
+  /** Engine settings in force (journal mode, busy timeout, ...). */
+  engineInfo(): Promise<EngineInfo>;
+  close(): Promise<void>;
+}
+
+class FleetStore implements Store {
+  readonly nodes: NodeRepository;
+  readonly profiles: ProfileRepository;
+  readonly credentials: CredentialRepository;
+  readonly events: EventRepository;
+  readonly settings: SettingsRepository;
+  readonly bmc: BmcRepository;
+  readonly discovered: DiscoveredRepository;
+  readonly tokens: TokenRepository;
+  readonly locks: LockRepository;
+  private closed = false;
+
+  constructor(
+    private readonly ctx: StoreContext,
+    readonly file: string | null,
+  ) {
+    this.nodes = new NodeRepository(ctx);
+    this.profiles = new ProfileRepository(ctx);
+    this.credentials = new CredentialRepository(ctx);
+    this.events = new EventRepository(ctx);
+    this.settings = new SettingsRepository(ctx);
+    this.bmc = new BmcRepository(ctx);
+    this.discovered = new DiscoveredRepository(ctx);
+    this.tokens = new TokenRepository(ctx);
+    this.locks = new LockRepository(ctx);
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return this.ctx.write(() => fn(this));
+  }
+
+  async appliedMigrations(): Promise<string[]> {
+    const migrations = await new Migrator({ db: this.ctx.db, provider: migrationProvider }).getMigrations();
+    return migrations.filter((m) => m.executedAt !== undefined).map((m) => m.name);
+  }
+
+  engineInfo(): Promise<EngineInfo> {
+    return sqliteInfo(this.ctx.q);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.ctx.db.destroy();
+  }
+}
+
+/**
+ * Opens (creating if needed) a store and brings its schema to the latest
+ * migration. SQLite runs with WAL, busy_timeout, foreign keys and
+ * synchronous=NORMAL.
+ */
+export async function openStore(location: StoreLocation, opts: StoreOptions): Promise<Store> {
+  const keys = deriveKeys(opts.secretKey);
+  const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const raw = openSqlite(location, { busyTimeoutMs });
+  const db = new Kysely<DB>({ dialect: new FleetSqliteDialect(raw, busyTimeoutMs) });
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new FleetError('internal', `database migration ${failed ?? ''} failed: ${message}`.replace('  ', ' '), undefined, { cause: error });
+  }
+  const ctx = new StoreContext(db, keys, opts.clock ?? (() => new Date()));
+  return new FleetStore(ctx, 'file' in location ? location.file : null);
+}
+
+export const DB_FILE = 'fleet.db';
+
+export interface DataDir {
+  store: Store;
+  dataDir: string;
+  /** DATA/fleet.db */
+  dbFile: string;
+  /** DATA/secret.key */
+  keyFile: string;
+}
+
+/**
+ * The server's data directory: creates it (0700) if missing, loads or
+ * creates DATA/secret.key (0600) and opens DATA/fleet.db.
+ */
+export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'secretKey'> = {}): Promise<DataDir> {
+  const dir = path.resolve(dataDir);
+  try {
+    await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new FleetError('config.unreadable', `cannot create data directory ${dir}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  const secretKey = await loadOrCreateSecretKey(dir);
+  const dbFile = path.join(dir, DB_FILE);
+  const store = await openStore({ file: dbFile }, { ...opts, secretKey });
+  return { store, dataDir: dir, dbFile, keyFile: path.join(dir, SECRET_KEY_FILE) };
+}
