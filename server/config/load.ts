@@ -1,0 +1,131 @@
+/**
+ * The I/O half of config: reading fleet.yaml and the secrets it references.
+ * Parsing stays pure in parse.ts (DESIGN.md §1).
+ *
+ * Errors name files and variables, never their content.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { FleetError } from '../errors.js';
+import type { ClusterSpec, CredentialSpec } from '../model.js';
+import { parseConfig } from './parse.js';
+
+/** fleet.yaml larger than this is refused before parsing. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+/** A password file larger than this is certainly not a password. */
+export const MAX_SECRET_BYTES = 4096;
+
+export interface LoadedConfig {
+  spec: ClusterSpec;
+  /** The file's text, as read (for diffs and for formatConfigIssues). */
+  text: string;
+  /** The path as given. */
+  path: string;
+  /** Directory of the file: relative password_file paths are resolved against it. */
+  baseDir: string;
+}
+
+function reason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    default:
+      return code ?? 'read failed';
+  }
+}
+
+/**
+ * Reads and parses fleet.yaml.
+ * @throws FleetError('config.unreadable') naming the path; FleetError('config.invalid') from parseConfig.
+ */
+export async function loadConfigFile(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    const st = await stat(file);
+    if (st.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new FleetError('config.unreadable', `cannot read config file ${file}: larger than ${MAX_CONFIG_BYTES} bytes`, { path: file });
+    }
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if (e instanceof FleetError) throw e;
+    throw new FleetError('config.unreadable', `cannot read config file ${file}: ${reason(e)}`, { path: file }, { cause: e });
+  }
+  const spec = parseConfig(text, { source: file });
+  return { spec, text, path: file, baseDir: path.dirname(path.resolve(file)) };
+}
+
+export interface ResolvedSecret {
+  secret: string;
+  /** Non-fatal findings, e.g. a world-readable password file. Never contain the secret. */
+  warnings: string[];
+}
+
+/**
+ * Reads the password of a credential set: `password_file` (relative to
+ * `baseDir`, the directory of fleet.yaml; one trailing newline stripped) or
+ * `password_env`.
+ * @throws FleetError('config.unreadable') naming the file or variable, never its content.
+ */
+export async function resolveSecretDetailed(
+  cred: CredentialSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  baseDir: string = process.cwd(),
+): Promise<ResolvedSecret> {
+  const warnings: string[] = [];
+  const what = `credentials ${cred.name}`;
+  if (cred.passwordEnv !== undefined) {
+    const v = env[cred.passwordEnv];
+    if (v === undefined) throw new FleetError('config.unreadable', `environment variable ${cred.passwordEnv} (password of ${what}) is not set`, { credentials: cred.name, env: cred.passwordEnv });
+    if (v === '') throw new FleetError('config.unreadable', `environment variable ${cred.passwordEnv} (password of ${what}) is empty`, { credentials: cred.name, env: cred.passwordEnv });
+    return { secret: v, warnings };
+  }
+  if (cred.passwordFile === undefined) {
+    throw new FleetError('config.unreadable', `${what} has neither password_file nor password_env`, { credentials: cred.name });
+  }
+  const file = path.resolve(baseDir, cred.passwordFile);
+  const fail = (why: string, cause?: unknown): FleetError =>
+    new FleetError('config.unreadable', `cannot read password file ${file} of ${what}: ${why}`, { credentials: cred.name, path: file }, cause === undefined ? undefined : { cause });
+  let buf: Buffer;
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) throw fail('not a regular file');
+    if (st.size > MAX_SECRET_BYTES) throw fail(`larger than ${MAX_SECRET_BYTES} bytes`);
+    if ((st.mode & 0o004) !== 0) {
+      warnings.push(`password file ${file} of ${what} is readable by everyone (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it`);
+    }
+    buf = await readFile(file);
+  } catch (e) {
+    if (e instanceof FleetError) throw e;
+    throw fail(reason(e), e);
+  }
+  let secret = buf.toString('utf8');
+  if (secret.endsWith('\r\n')) secret = secret.slice(0, -2);
+  else if (secret.endsWith('\n')) secret = secret.slice(0, -1);
+  if (secret === '') throw fail('the file is empty');
+  if (/[\r\n]/.test(secret)) throw fail('the file has more than one line');
+  return { secret, warnings };
+}
+
+/**
+ * Like resolveSecretDetailed, returning the secret only; warnings are pushed
+ * onto `warnings` when given.
+ */
+export async function resolveSecret(
+  cred: CredentialSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  baseDir: string = process.cwd(),
+  warnings?: string[],
+): Promise<string> {
+  const r = await resolveSecretDetailed(cred, env, baseDir);
+  warnings?.push(...r.warnings);
+  return r.secret;
+}

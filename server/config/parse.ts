@@ -1,0 +1,963 @@
+/**
+ * fleet.yaml → ClusterSpec. Pure: text in, spec out, no I/O.
+ *
+ * Every problem is collected with its YAML path and position, and one
+ * FleetError('config.invalid') listing them all is thrown at the end
+ * (DESIGN.md §1, §7 "changesets"). docs/configuration.md is the reference
+ * of every key.
+ */
+import { LineCounter, isScalar, isSeq, parseDocument, type Node } from 'yaml';
+import { FleetError } from '../errors.js';
+import type {
+  BmcProtocol,
+  ClusterInfo,
+  ClusterSpec,
+  CredentialSpec,
+  GroupSpec,
+  NetbootSpec,
+  Networks,
+  NfsMountSpec,
+  NodeBmcSpec,
+  NodeSpec,
+  ProfileSpec,
+  RepoSpec,
+  RolesSpec,
+  ServerSpec,
+  UserSpec,
+} from '../model.js';
+import { expandNodeSet, expandPattern } from '../nodeset/index.js';
+import { configInvalid } from './issues.js';
+import {
+  BMC_USERNAME,
+  CHRONY_MAKESTEP,
+  ENV_NAME,
+  INTERFACE_NAME,
+  MOUNT_OPTIONS,
+  OBJECT_NAME,
+  REPO_FILE_GLOB,
+  checkAbsolutePath,
+  checkCryptHash,
+  checkFilePath,
+  checkHttpUrl,
+  checkId,
+  checkKernelArg,
+  checkListen,
+  checkNfsSource,
+  checkNodeName,
+  checkPackageName,
+  checkPartitionLine,
+  checkPort,
+  checkPosixName,
+  checkRepoName,
+  checkSshKey,
+  checkTimezone,
+  cidrContains,
+  ipToInt,
+  isDomain,
+  isHostname,
+  isIPv4,
+  normalizeMac,
+  parseCidr,
+  show,
+  type Cidr,
+} from './patterns.js';
+import { Fields, Reader, closest } from './reader.js';
+
+export interface ParseOptions {
+  /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
+  source?: string;
+}
+
+export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
+export const DEFAULT_BMC_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmitool: 623, redfish: 443 };
+
+/** Most nodes one key (and one value range) may expand to. */
+export const MAX_NODES_PER_KEY = 100_000;
+
+const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server'] as const;
+
+/** Where a value was written, for cross-check issues. */
+interface Loc {
+  path: string;
+  node: Node | undefined;
+}
+
+interface NodeDraft {
+  name: string;
+  profile?: string;
+  ip?: string;
+  macs: string[];
+  bmc?: Partial<NodeBmcSpec>;
+  pet: boolean;
+  at: { key: Loc; ip?: Loc; macs: Loc[]; bmcAddress?: Loc; profile?: Loc; credentials?: Loc };
+}
+
+interface NetDraft {
+  subnet?: Cidr;
+  subnetText?: string;
+  unknown?: { start: string; end: string };
+  unknownAt?: Loc;
+  bmcSubnet?: Cidr;
+  bmcSubnetText?: string;
+  gateway?: string;
+  gatewayAt?: Loc;
+  ntp: string[];
+}
+
+const ipCheck = (s: string): string | undefined => (isIPv4(s) ? undefined : `${show(s)} is not a valid IPv4 address`);
+const hostOrIp = (s: string): string | undefined => (isIPv4(s) || isHostname(s) ? undefined : `${show(s)} is not a valid IPv4 address or host name`);
+const objectName = (what: string) => (s: string) =>
+  OBJECT_NAME.test(s) ? undefined : `${what} name ${show(s)} is not valid (letters, digits, '_', '.', '-'; starting with a letter or digit)`;
+const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? undefined : `${show(s)} is not a valid ${what}`);
+
+/**
+ * Parses fleet.yaml text into a ClusterSpec.
+ * @throws FleetError('config.invalid', '<source> has N errors', {source, errors: ConfigIssue[]})
+ */
+export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec {
+  const source = opts.source ?? 'fleet.yaml';
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, schema: 'core', merge: false, strict: true });
+  const r = new Reader(doc, lc);
+
+  if (doc.errors.length > 0) {
+    // The structure of a document with syntax errors cannot be trusted: report the syntax errors only.
+    for (const e of doc.errors) {
+      r.issues.push({ path: '', ...r.posOf(e.pos[0]), message: `YAML syntax error: ${e.message}` });
+    }
+    throw configInvalid(source, r.issues);
+  }
+
+  const root = r.resolve(doc.contents, '');
+  if (root === undefined) {
+    r.issues.push({ path: '', line: 1, column: 1, message: `${source} is empty` });
+    throw configInvalid(source, r.issues);
+  }
+  // Top-level x-* keys are free (anchors for aliases and << merges), as in docker compose.
+  const top = r.fields(root, '', TOP_KEYS, ['cluster', 'networks', 'profiles', 'nodes'], undefined, { extensions: true });
+  if (!top) throw configInvalid(source, r.issues);
+
+  if (top.get('version') !== undefined) {
+    const v = top.int('version');
+    if (v !== undefined && v !== 1) r.error('version', top.get('version'), `unsupported version ${v}; this fleet reads version 1`);
+  }
+
+  const { mgmtAt, ...cluster } = parseCluster(r, top);
+  const net = { ntp: [] } as NetDraft;
+  const networks = parseNetworks(r, top, net, cluster);
+  // Names declared, valid or not: a node naming a broken profile gets no second, misleading error.
+  const declaredCredentials = new Set<string>();
+  const declaredProfiles = new Set<string>();
+  const credentials = parseCredentials(r, top, declaredCredentials);
+  const profiles = parseProfiles(r, top, net, declaredProfiles);
+  const drafts = parseNodes(r, top);
+  const netboot = parseNetboot(r, top);
+  const server = parseServer(r, top);
+
+  crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
+
+  if (r.issues.length > 0) throw configInvalid(source, r.issues);
+
+  const spec: ClusterSpec = {
+    cluster: cluster as ClusterInfo,
+    networks: networks as Networks,
+    credentials,
+    profiles,
+    nodes: drafts.map(finishNode),
+  };
+  if (netboot) spec.netboot = netboot;
+  if (server) spec.server = server;
+  return spec;
+}
+
+function finishNode(d: NodeDraft): NodeSpec {
+  const n: NodeSpec = { name: d.name, profile: d.profile!, macs: d.macs, pet: d.pet };
+  if (d.ip !== undefined) n.ip = d.ip;
+  if (d.bmc) n.bmc = d.bmc as NodeBmcSpec;
+  return n;
+}
+
+// ---------------------------------------------------------------- cluster
+
+type ClusterDraft = Partial<ClusterInfo> & { mgmtAt?: Loc };
+
+function parseCluster(r: Reader, top: Fields): ClusterDraft {
+  const f = r.fields(top.get('cluster'), 'cluster', ['name', 'domain', 'timezone', 'management_address', 'management_name'], ['name', 'domain', 'timezone', 'management_address'], top.keyNode('cluster'));
+  if (!f) return {};
+  const out: ClusterDraft = {};
+  const name = f.string('name', (s) => (isDomain(s) && !s.includes('.') ? undefined : `cluster name ${show(s)} must be an RFC 1123 label (letters, digits, '-')`));
+  if (name !== undefined) out.name = name;
+  const domain = f.string('domain', (s) => (isDomain(s) ? undefined : `${show(s)} is not a valid DNS domain`));
+  if (domain !== undefined) out.domain = domain;
+  const tz = f.string('timezone', checkTimezone);
+  if (tz !== undefined) out.timezone = tz;
+  const mgmt = f.string('management_address', ipCheck);
+  if (mgmt !== undefined) {
+    out.managementAddress = mgmt;
+    out.mgmtAt = { path: f.p('management_address'), node: f.get('management_address') };
+  }
+  const mname = f.string('management_name', checkNodeName);
+  if (mname !== undefined) out.managementName = mname;
+  return out;
+}
+
+// ---------------------------------------------------------------- networks
+
+function parseNetworks(r: Reader, top: Fields, net: NetDraft, cluster: Partial<ClusterInfo>): Partial<Networks> {
+  const f = r.fields(top.get('networks'), 'networks', ['provisioning', 'bmc'], ['provisioning'], top.keyNode('networks'));
+  if (!f) return {};
+  const out: Partial<Networks> = {};
+  const p = r.fields(f.get('provisioning'), 'networks.provisioning', ['subnet', 'unknown_range', 'gateway', 'dns', 'ntp', 'interface'], ['subnet', 'unknown_range'], f.keyNode('provisioning'));
+  if (p) {
+    const subnetText = p.string('subnet');
+    if (subnetText !== undefined) {
+      const c = parseCidr(subnetText);
+      if (typeof c === 'string') r.error(p.p('subnet'), p.get('subnet'), c);
+      else {
+        net.subnet = c;
+        net.subnetText = subnetText;
+      }
+    }
+    const unknownRange = parseRange(r, p.get('unknown_range'), p.p('unknown_range'));
+    if (unknownRange) {
+      net.unknown = unknownRange;
+      net.unknownAt = { path: p.p('unknown_range'), node: p.get('unknown_range') };
+    }
+    const gateway = p.string('gateway', ipCheck);
+    if (gateway !== undefined) {
+      net.gateway = gateway;
+      net.gatewayAt = { path: p.p('gateway'), node: p.get('gateway') };
+    }
+    const mgmtDefault = cluster.managementAddress ? [cluster.managementAddress] : [];
+    const dns = p.has('dns') ? (p.stringList('dns', ipCheck) ?? []) : mgmtDefault;
+    const ntp = p.has('ntp') ? (p.stringList('ntp', hostOrIp) ?? []) : mgmtDefault;
+    net.ntp = ntp;
+    const iface = p.string('interface', patternCheck(INTERFACE_NAME, 'interface name'));
+    const prov: Networks['provisioning'] = {
+      subnet: subnetText ?? '',
+      unknownRange: unknownRange ?? { start: '', end: '' },
+      dns,
+      ntp,
+    };
+    if (gateway !== undefined) prov.gateway = gateway;
+    if (iface !== undefined) prov.interface = iface;
+    out.provisioning = prov;
+  }
+  if (f.get('bmc') !== undefined) {
+    const b = r.fields(f.get('bmc'), 'networks.bmc', ['subnet', 'gateway'], ['subnet'], f.keyNode('bmc'));
+    if (b) {
+      const subnetText = b.string('subnet');
+      if (subnetText !== undefined) {
+        const c = parseCidr(subnetText);
+        if (typeof c === 'string') r.error(b.p('subnet'), b.get('subnet'), c);
+        else {
+          net.bmcSubnet = c;
+          net.bmcSubnetText = subnetText;
+        }
+      }
+      const gw = b.string('gateway', ipCheck);
+      if (gw !== undefined && net.bmcSubnet && !cidrContains(net.bmcSubnet, gw)) {
+        r.error(b.p('gateway'), b.get('gateway'), `${gw} is outside ${net.bmcSubnetText}`);
+      }
+      out.bmc = { subnet: subnetText ?? '', ...(gw !== undefined ? { gateway: gw } : {}) };
+    }
+  }
+  return out;
+}
+
+/** "A-B" or {start, end}. */
+function parseRange(r: Reader, node: Node | undefined, path: string): { start: string; end: string } | undefined {
+  if (node === undefined) return undefined;
+  let start: string | undefined;
+  let end: string | undefined;
+  if (isScalar(node) && typeof node.value === 'string') {
+    const m = /^\s*([^\s-]+)\s*-\s*([^\s-]+)\s*$/.exec(node.value);
+    if (!m) {
+      r.error(path, node, `${show(node.value)} is not a range; expected START-END, e.g. 10.10.254.1-10.10.254.254`);
+      return undefined;
+    }
+    start = m[1];
+    end = m[2];
+    for (const ip of [start!, end!]) {
+      if (!isIPv4(ip)) {
+        r.error(path, node, `${show(ip)} is not a valid IPv4 address`);
+        return undefined;
+      }
+    }
+  } else {
+    const f = r.fields(node, path, ['start', 'end'], ['start', 'end']);
+    if (!f) return undefined;
+    start = f.string('start', ipCheck);
+    end = f.string('end', ipCheck);
+    if (start === undefined || end === undefined) return undefined;
+  }
+  if (ipToInt(start!) > ipToInt(end!)) {
+    r.error(path, node, `range ${start}-${end} is reversed: start is after end`);
+    return undefined;
+  }
+  return { start: start!, end: end! };
+}
+
+// ---------------------------------------------------------------- credentials
+
+function parseCredentials(r: Reader, top: Fields, declared: Set<string>): CredentialSpec[] {
+  const node = top.get('credentials');
+  if (node === undefined) return [];
+  const entries = r.map(node, 'credentials');
+  if (!entries) return [];
+  const out: CredentialSpec[] = [];
+  for (const e of entries) {
+    declared.add(e.key);
+    if (objectName('credential set')(e.key)) {
+      r.error(e.path, e.keyNode, objectName('credential set')(e.key)!);
+      continue;
+    }
+    if (e.value === undefined) {
+      r.error(e.path, e.keyNode, 'expected a mapping, got nothing');
+      continue;
+    }
+    const f = r.fields(e.value, e.path, ['username', 'password_file', 'password_env', 'password'], ['username'], e.keyNode);
+    if (!f) continue;
+    if (f.has('password')) {
+      // Never echo the value: this is a secret.
+      r.error(f.p('password'), f.keyNode('password'), 'inline passwords are not allowed: secrets must come from a file (password_file) or an environment variable (password_env)');
+      continue;
+    }
+    const username = f.string('username', patternCheck(BMC_USERNAME, 'BMC user name'));
+    const file = f.string('password_file', checkFilePath);
+    const env = f.string('password_env', (s) => (ENV_NAME.test(s) ? undefined : `${show(s)} is not a valid environment variable name`));
+    const nSet = (f.has('password_file') ? 1 : 0) + (f.has('password_env') ? 1 : 0);
+    if (nSet !== 1) {
+      r.error(e.path, e.keyNode, nSet === 0 ? 'set one of password_file or password_env' : 'set exactly one of password_file or password_env, not both');
+      continue;
+    }
+    if (username === undefined || (file === undefined && env === undefined)) continue;
+    out.push({ name: e.key, username, ...(file !== undefined ? { passwordFile: file } : {}), ...(env !== undefined ? { passwordEnv: env } : {}) });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- profiles
+
+const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
+const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
+
+function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>): ProfileSpec[] {
+  const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
+  if (!entries) return [];
+  const out: ProfileSpec[] = [];
+  for (const e of entries) {
+    declared.add(e.key);
+    const badName = objectName('profile')(e.key);
+    if (badName) {
+      r.error(e.path, e.keyNode, badName);
+      continue;
+    }
+    if (e.value === undefined) {
+      r.error(e.path, e.keyNode, 'expected a mapping, got nothing');
+      continue;
+    }
+    const f = r.fields(e.value, e.path, PROFILE_KEYS, ['os'], e.keyNode);
+    if (!f) continue;
+    const p: ProfileSpec = { name: e.key, os: { install: 'kickstart', tree: '' }, kernelArgs: [], packages: [], sshKeys: [], roles: {} };
+    const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
+    if (description !== undefined) p.description = description;
+    const os = r.fields(f.get('os'), f.p('os'), ['install', 'tree'], ['tree'], f.keyNode('os'));
+    if (os) {
+      os.string('install', (s) => (s === 'kickstart' ? undefined : `install method ${show(s)} is not supported; only 'kickstart' is`));
+      p.os.tree = os.string('tree', checkHttpUrl) ?? '';
+    }
+    p.kernelArgs = parseKernelArgs(r, f);
+    p.packages = f.stringList('packages', checkPackageName) ?? [];
+    const hash = f.string('root_password_hash', checkCryptHash);
+    if (hash !== undefined) p.rootPasswordHash = hash;
+    p.sshKeys = f.stringList('ssh_keys', checkSshKey) ?? [];
+    const parts = f.stringList('partitioning', checkPartitionLine);
+    if (parts !== undefined) p.partitioning = parts;
+    if (f.get('roles') !== undefined) p.roles = parseRoles(r, f.get('roles'), f.p('roles'), net, f.keyNode('roles'));
+    out.push(p);
+  }
+  return out;
+}
+
+/** A space-separated string or a list of single tokens. */
+function parseKernelArgs(r: Reader, f: Fields): string[] {
+  const node = f.get('kernel_args');
+  if (node === undefined) return [];
+  const path = f.p('kernel_args');
+  let items: { s: string; node: Node; path: string }[];
+  if (isScalar(node) && typeof node.value === 'string') {
+    items = node.value
+      .split(' ')
+      .filter((s) => s !== '')
+      .map((s) => ({ s, node, path }));
+  } else if (isSeq(node)) {
+    items = [];
+    for (const it of r.list(node, path) ?? []) {
+      const s = r.string(it.node, it.path, node);
+      if (s !== undefined) items.push({ s, node: it.node, path: it.path });
+    }
+  } else {
+    r.error(path, node, `expected a string or a list, got ${r.describe(node)}`);
+    return [];
+  }
+  const out: string[] = [];
+  for (const it of items) {
+    const bad = checkKernelArg(it.s);
+    if (bad) r.error(it.path, it.node, bad);
+    else out.push(it.s);
+  }
+  return out;
+}
+
+/** A role value: a mapping, `true` (defaults) or `false` (off). */
+function roleFields(r: Reader, node: Node | undefined, path: string, known: string[], required: string[] = [], at?: Node): Fields | undefined | false {
+  if (isScalar(node) && typeof node.value === 'boolean') {
+    if (!node.value) return false;
+    if (required.length > 0) {
+      r.error(path, node, `role needs settings: ${required.join(', ')}`);
+      return undefined;
+    }
+    return new Fields(r, path, node, new Map(), at);
+  }
+  // A role written as `hosts:` (empty): all defaults.
+  if (node === undefined) return new Fields(r, path, at, new Map(), at);
+  return r.fields(node, path, known, required, at);
+}
+
+function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDraft, at?: Node): RolesSpec {
+  const f = r.fields(node, path, ROLE_KEYS, [], at);
+  const roles: RolesSpec = {};
+  if (!f) return roles;
+  for (const role of ROLE_KEYS) {
+    if (!f.has(role)) continue;
+    const rp = f.p(role);
+    const v = f.get(role);
+    const kn = f.keyNode(role);
+    switch (role) {
+      case 'repos': {
+        const g = roleFields(r, v, rp, ['repos', 'remove'], [], kn);
+        if (!g) break;
+        const repos: RepoSpec[] = [];
+        const names = new Map<string, string>();
+        for (const it of (g.get('repos') !== undefined ? r.list(g.get('repos'), g.p('repos')) : []) ?? []) {
+          const rf = r.fields(it.node, it.path, ['name', 'baseurl', 'gpgcheck', 'enabled'], ['name', 'baseurl'], g.get('repos'));
+          if (!rf) continue;
+          const name = rf.string('name', checkRepoName);
+          const baseurl = rf.string('baseurl', checkHttpUrl);
+          if (name !== undefined && names.has(name)) r.error(rf.p('name'), rf.get('name'), `repository ${name} is already defined at ${names.get(name)}`);
+          if (name === undefined || baseurl === undefined) continue;
+          names.set(name, it.path);
+          repos.push({ name, baseurl, gpgcheck: rf.bool('gpgcheck') ?? true, enabled: rf.bool('enabled') ?? true });
+        }
+        roles.repos = { repos, remove: g.stringList('remove', patternCheck(REPO_FILE_GLOB, 'repo file name or glob (no "/")')) ?? [] };
+        break;
+      }
+      case 'hosts': {
+        const g = roleFields(r, v, rp, ['enabled'], [], kn);
+        if (g) roles.hosts = { enabled: g.bool('enabled') ?? true };
+        break;
+      }
+      case 'chrony': {
+        const g = roleFields(r, v, rp, ['servers', 'makestep'], [], kn);
+        if (!g) break;
+        const servers = g.has('servers') ? (g.stringList('servers', hostOrIp) ?? []) : net.ntp;
+        const makestep = g.string('makestep', (s) => (CHRONY_MAKESTEP.test(s) ? undefined : `makestep ${show(s)} must be "THRESHOLD LIMIT", e.g. "1.0 3"`)) ?? '1.0 3';
+        if (servers.length === 0 && !g.has('servers')) r.error(rp, v ?? kn, 'no NTP servers: set servers here or networks.provisioning.ntp');
+        roles.chrony = { servers, makestep };
+        break;
+      }
+      case 'nfs': {
+        const g = roleFields(r, v, rp, ['mounts'], [], kn);
+        if (!g) break;
+        const mounts: NfsMountSpec[] = [];
+        const targets = new Map<string, string>();
+        for (const it of (g.get('mounts') !== undefined ? r.list(g.get('mounts'), g.p('mounts')) : []) ?? []) {
+          const mf = r.fields(it.node, it.path, ['source', 'target', 'options'], ['source', 'target'], g.get('mounts'));
+          if (!mf) continue;
+          const source = mf.string('source', checkNfsSource);
+          const target = mf.string('target', checkAbsolutePath);
+          const options = mf.string('options', patternCheck(MOUNT_OPTIONS, 'mount option list (comma-separated, no spaces)')) ?? 'defaults';
+          if (target !== undefined && targets.has(target)) r.error(mf.p('target'), mf.get('target'), `${target} is already mounted by ${targets.get(target)}`);
+          if (source === undefined || target === undefined) continue;
+          targets.set(target, it.path);
+          mounts.push({ source, target, options });
+        }
+        roles.nfs = { mounts };
+        break;
+      }
+      case 'users': {
+        const g = roleFields(r, v, rp, ['groups', 'users'], [], kn);
+        if (g) roles.users = parseUsers(r, g);
+        break;
+      }
+      case 'gpu': {
+        const g = roleFields(r, v, rp, ['vendor', 'packages', 'blacklist_nouveau'], [], kn);
+        if (!g) break;
+        g.string('vendor', (s) => (s === 'nvidia' ? undefined : `GPU vendor ${show(s)} is not supported; only 'nvidia' is`));
+        roles.gpu = { vendor: 'nvidia', packages: g.stringList('packages', checkPackageName) ?? [], blacklistNouveau: g.bool('blacklist_nouveau') ?? true };
+        break;
+      }
+      case 'infiniband': {
+        const g = roleFields(r, v, rp, ['packages'], [], kn);
+        if (g) roles.infiniband = { packages: g.has('packages') ? (g.stringList('packages', checkPackageName) ?? []) : ['@infiniband'] };
+        break;
+      }
+    }
+  }
+  return roles;
+}
+
+function parseUsers(r: Reader, g: Fields): { groups: GroupSpec[]; users: UserSpec[] } {
+  const groups: GroupSpec[] = [];
+  const groupNames = new Map<string, GroupSpec>();
+  const gids = new Map<number, string>();
+  for (const it of (g.get('groups') !== undefined ? r.list(g.get('groups'), g.p('groups')) : []) ?? []) {
+    const f = r.fields(it.node, it.path, ['name', 'gid'], ['name', 'gid'], g.get('groups'));
+    if (!f) continue;
+    const name = f.string('name', (s) => checkPosixName(s, 'group name'));
+    const gid = f.int('gid');
+    if (gid !== undefined && checkId(gid, 'gid')) r.error(f.p('gid'), f.get('gid'), checkId(gid, 'gid')!);
+    if (name === undefined || gid === undefined || checkId(gid)) continue;
+    if (groupNames.has(name)) {
+      r.error(f.p('name'), f.get('name'), `group ${name} is defined twice`);
+      continue;
+    }
+    if (gids.has(gid)) {
+      r.error(f.p('gid'), f.get('gid'), `gid ${gid} is already used by group ${gids.get(gid)}`);
+      continue;
+    }
+    const spec = { name, gid };
+    groupNames.set(name, spec);
+    gids.set(gid, name);
+    groups.push(spec);
+  }
+  const users: UserSpec[] = [];
+  const userNames = new Set<string>();
+  const uids = new Map<number, string>();
+  for (const it of (g.get('users') !== undefined ? r.list(g.get('users'), g.p('users')) : []) ?? []) {
+    const f = r.fields(it.node, it.path, ['name', 'uid', 'gid', 'group', 'shell', 'home', 'ssh_keys'], ['name', 'uid'], g.get('users'));
+    if (!f) continue;
+    const name = f.string('name', (s) => checkPosixName(s, 'user name'));
+    const uid = f.int('uid');
+    if (uid !== undefined && checkId(uid, 'uid')) r.error(f.p('uid'), f.get('uid'), checkId(uid, 'uid')!);
+    let gid = f.int('gid');
+    if (gid !== undefined && checkId(gid, 'gid')) {
+      r.error(f.p('gid'), f.get('gid'), checkId(gid, 'gid')!);
+      gid = undefined;
+    }
+    const group = f.string('group', (s) => checkPosixName(s, 'group name'));
+    if (group !== undefined) {
+      const gs = groupNames.get(group);
+      if (!gs) {
+        const guess = closest(group, [...groupNames.keys()]);
+        r.error(f.p('group'), f.get('group'), `unknown group ${show(group)}${guess ? ` (did you mean '${guess}'?)` : ''}; declare it under groups`);
+      } else if (gid !== undefined && gid !== gs.gid) {
+        r.error(f.p('gid'), f.get('gid'), `gid ${gid} does not match group ${group} (gid ${gs.gid})`);
+      } else gid ??= gs.gid;
+    } else if (!f.has('gid')) {
+      f.missing('gid');
+    }
+    const shell = f.string('shell', checkAbsolutePath) ?? '/bin/bash';
+    const home = f.string('home', checkAbsolutePath) ?? (name !== undefined ? `/home/${name}` : '');
+    const sshKeys = f.stringList('ssh_keys', checkSshKey) ?? [];
+    if (name === undefined || uid === undefined || gid === undefined || checkId(uid)) continue;
+    if (userNames.has(name)) {
+      r.error(f.p('name'), f.get('name'), `user ${name} is defined twice`);
+      continue;
+    }
+    if (uids.has(uid)) {
+      r.error(f.p('uid'), f.get('uid'), `uid ${uid} is already used by user ${uids.get(uid)}`);
+      continue;
+    }
+    userNames.add(name);
+    uids.set(uid, name);
+    users.push({ name, uid, gid, ...(group !== undefined ? { group } : {}), shell, home, sshKeys });
+  }
+  return { groups, users };
+}
+
+// ---------------------------------------------------------------- nodes
+
+const NODE_KEYS = ['profile', 'ip', 'mac', 'macs', 'bmc', 'pet'];
+const BMC_KEYS = ['address', 'port', 'protocol', 'credentials'];
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Expands a node key; undefined (with an issue) when it is not a valid nodeset of valid node names. */
+function expandKey(r: Reader, key: string, keyNode: Node, path: string): string[] | undefined {
+  if (!/^[A-Za-z0-9\-[\],]+$/.test(key)) {
+    if (!/[[\],]/.test(key)) r.error(path, keyNode, checkNodeName(key) ?? `${show(key)} is not a valid node name`);
+    else r.error(path, keyNode, `bad nodeset key ${show(key)}: only letters, digits, '-', ranges in [] and ',' are allowed, and node names must be RFC 1123 labels`);
+    return undefined;
+  }
+  let names: string[];
+  try {
+    names = expandNodeSet(key, { limit: MAX_NODES_PER_KEY });
+  } catch (e) {
+    r.error(path, keyNode, `bad nodeset key ${show(key)}: ${errorMessage(e)}`);
+    return undefined;
+  }
+  if (names.length === 0) {
+    r.error(path, keyNode, `nodeset key ${show(key)} names no node`);
+    return undefined;
+  }
+  const bad = names.map(checkNodeName).filter((m): m is string => m !== undefined);
+  if (bad.length > 0) {
+    r.error(path, keyNode, bad[0]! + (bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''));
+    return undefined;
+  }
+  return names;
+}
+
+/** Expands one value pattern (10.10.3.[1-16]); a value without '[' is itself. */
+function expandValue(r: Reader, value: string, path: string, node: Node | undefined): string[] | undefined {
+  if (!value.includes('[')) return [value];
+  try {
+    return expandPattern(value, { limit: MAX_NODES_PER_KEY });
+  } catch (e) {
+    r.error(path, node, `bad range ${show(value)}: ${errorMessage(e)}`);
+    return undefined;
+  }
+}
+
+interface PerNodeOpts {
+  /** e.g. 'ip', 'mac', 'BMC address' (for messages). */
+  what: string;
+  /** The value must differ between nodes (a single value on a multi-node key is an error). */
+  unique: boolean;
+  /** Validates (and may normalise) one value: returns [value] or an error string. */
+  check: (v: string) => string | { ok: string };
+  /** A YAML list gives one value per node. */
+  allowList: boolean;
+  /** Accept a YAML number (ports). */
+  allowNumber?: boolean;
+  example: string;
+}
+
+/**
+ * Values of one field for the K nodes of a key (lockstep).
+ * Returns undefined (with issues) when anything is wrong, or when K is unknown.
+ */
+interface Valued extends Loc {
+  v: string;
+}
+
+function perNode(r: Reader, node: Node | undefined, path: string, k: number | undefined, o: PerNodeOpts): Valued[] | undefined {
+  let raw: Valued[] | undefined;
+  const single = !isSeq(node);
+  if (isScalar(node) && (typeof node.value === 'string' || (o.allowNumber && typeof node.value === 'number'))) {
+    const vals = expandValue(r, String(node.value), path, node);
+    if (!vals) return undefined;
+    raw = vals.map((v) => ({ v, node, path }));
+  } else if (o.allowList && isSeq(node)) {
+    raw = [];
+    for (const it of r.list(node, path) ?? []) {
+      if (isScalar(it.node) && (typeof it.node.value === 'string' || (o.allowNumber && typeof it.node.value === 'number'))) {
+        raw.push({ v: String(it.node.value), node: it.node, path: it.path });
+      } else {
+        r.error(it.path, it.node ?? node, `expected a string, got ${r.describe(it.node)}`);
+        return undefined;
+      }
+    }
+  } else {
+    r.error(path, node, `expected ${o.allowList ? 'a string, a range or a list' : o.allowNumber ? 'a number or a range' : 'a string or a range'}, got ${r.describe(node)}`);
+    return undefined;
+  }
+  const values: Valued[] = [];
+  const bad: { msg: string; at: Loc }[] = [];
+  for (const x of raw) {
+    const c = o.check(x.v);
+    if (typeof c === 'string') bad.push({ msg: c, at: x });
+    else values.push({ ...x, v: c.ok });
+  }
+  if (bad.length > 0) {
+    // One issue per field: a range usually repeats the same mistake for every node.
+    r.error(bad[0]!.at.path, bad[0]!.at.node, bad[0]!.msg + (bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''));
+    return undefined;
+  }
+  if (k === undefined) return undefined;
+  if (single && values.length === 1 && k > 1) {
+    if (o.unique) {
+      r.error(path, node, `a single ${o.what} cannot be shared by ${k} nodes; give a range such as ${o.example} or a list with one value per node`);
+      return undefined;
+    }
+    return Array<Valued>(k).fill(values[0]!);
+  }
+  if (values.length !== k) {
+    r.error(path, node, `nodeset/range length mismatch: ${k} node${k === 1 ? '' : 's'}, ${values.length} value${values.length === 1 ? '' : 's'}`);
+    return undefined;
+  }
+  return values;
+}
+
+const ipValue = (v: string): string | { ok: string } => (isIPv4(v) ? { ok: v } : `${show(v)} is not a valid IPv4 address`);
+const macValue = (v: string): string | { ok: string } => {
+  const m = normalizeMac(v);
+  return m ? { ok: m } : `${show(v)} is not a valid MAC address (expected six hex pairs like 08:00:27:18:68:bc, unicast)`;
+};
+const portValue = (v: string): string | { ok: string } => {
+  if (!/^\d{1,5}$/.test(v)) return `port ${show(v)} is not a number`;
+  const bad = checkPort(Number(v));
+  return bad ?? { ok: v };
+};
+
+function parseNodes(r: Reader, top: Fields): NodeDraft[] {
+  const entries = r.map(top.get('nodes'), 'nodes', top.keyNode('nodes'));
+  if (!entries) return [];
+  const drafts: NodeDraft[] = [];
+  const declaredBy = new Map<string, string>();
+  for (const e of entries) {
+    const names = expandKey(r, e.key, e.keyNode, e.path);
+    const duplicated = new Set<string>();
+    if (names) {
+      const dups = names.filter((n) => declaredBy.has(n));
+      for (const n of dups) duplicated.add(n);
+      if (dups.length > 0) {
+        const first = dups[0]!;
+        r.error(e.path, e.keyNode, `node ${first} is already declared by ${declaredBy.get(first)}${dups.length > 1 ? ` (and ${dups.length - 1} more nodes)` : ''}`);
+      }
+      for (const n of names) if (!declaredBy.has(n)) declaredBy.set(n, e.path);
+    }
+    const k = names?.length;
+    if (e.value === undefined) {
+      r.error(e.path, e.keyNode, "expected a mapping, got nothing (a node needs at least 'profile')");
+      continue;
+    }
+    const f = r.fields(e.value, e.path, NODE_KEYS, ['profile'], e.keyNode);
+    if (!f) continue;
+
+    const profile = f.string('profile', objectName('profile'));
+    const pet = f.bool('pet') ?? false;
+
+    const ips = f.get('ip') !== undefined ? perNode(r, f.get('ip'), f.p('ip'), k, { what: 'ip', unique: true, check: ipValue, allowList: true, example: '10.10.3.[1-16]' }) : undefined;
+
+    // MACs: `mac` (one per node) or `macs` (a list of NICs, each one value per node).
+    let macs: Valued[][] | undefined;
+    if (f.get('mac') !== undefined && f.get('macs') !== undefined) {
+      r.error(f.p('macs'), f.keyNode('macs'), "use either 'mac' or 'macs', not both");
+    } else if (f.get('mac') !== undefined) {
+      const m = perNode(r, f.get('mac'), f.p('mac'), k, { what: 'mac', unique: true, check: macValue, allowList: true, example: '08:00:27:00:03:[01-16]' });
+      if (m) macs = m.map((x) => [x]);
+    } else if (f.get('macs') !== undefined) {
+      const nics = r.list(f.get('macs'), f.p('macs'));
+      if (nics && k !== undefined) {
+        const cols: Valued[][] = [];
+        let ok = true;
+        for (const nic of nics) {
+          // For a single-node key, each list item is one NIC of that node.
+          const col = perNode(r, nic.node, nic.path, k, { what: 'mac', unique: true, check: macValue, allowList: true, example: '08:00:27:00:03:[01-16]' });
+          if (col) cols.push(col);
+          else ok = false;
+        }
+        if (ok) macs = Array.from({ length: k }, (_, i) => cols.map((c) => c[i]!));
+      }
+    }
+
+    let bmc: { address?: Valued[]; port?: Valued[]; protocol?: BmcProtocol; credentials?: string } | undefined;
+    const bf = f.get('bmc') !== undefined ? r.fields(f.get('bmc'), f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
+    if (bf) {
+      bmc = {};
+      const address = bf.get('address') === undefined ? undefined : perNode(r, bf.get('address'), bf.p('address'), k, { what: 'BMC address', unique: true, check: ipValue, allowList: true, example: '10.10.103.[1-16]' });
+      if (address) bmc.address = address;
+      const protoText = bf.string('protocol');
+      if (protoText !== undefined) {
+        if ((BMC_PROTOCOLS as readonly string[]).includes(protoText)) bmc.protocol = protoText as BmcProtocol;
+        else {
+          const guess = closest(protoText, BMC_PROTOCOLS);
+          r.error(bf.p('protocol'), bf.get('protocol'), `unknown BMC protocol ${show(protoText)}${guess ? ` (did you mean '${guess}'?)` : ''}; expected one of ${BMC_PROTOCOLS.join(', ')}`);
+        }
+      } else bmc.protocol = 'ipmi';
+      if (bf.get('port') !== undefined) {
+        const ports = perNode(r, bf.get('port'), bf.p('port'), k, { what: 'port', unique: false, check: portValue, allowList: true, allowNumber: true, example: '[9001-9016]' });
+        if (ports) bmc.port = ports;
+      } else if (bmc.protocol && k !== undefined) {
+        bmc.port = Array<Valued>(k).fill({ v: String(DEFAULT_BMC_PORT[bmc.protocol]), path: bf.p('port'), node: undefined });
+      }
+      const cred = bf.string('credentials', objectName('credential set'));
+      if (cred !== undefined) bmc.credentials = cred;
+    }
+
+    if (!names) continue;
+    names.forEach((name, i) => {
+      if (duplicated.has(name)) return; // reported above; do not cascade into address/MAC clashes
+      const nodeMacs = macs?.[i] ?? [];
+      const d: NodeDraft = { name, pet, macs: nodeMacs.map((m) => m.v), at: { key: { path: e.path, node: e.keyNode }, macs: nodeMacs } };
+      if (profile !== undefined) {
+        d.profile = profile;
+        d.at.profile = { path: f.p('profile'), node: f.get('profile') };
+      }
+      const ip = ips?.[i];
+      if (ip) {
+        d.ip = ip.v;
+        d.at.ip = ip;
+      }
+      if (bmc && bf) {
+        d.bmc = {
+          ...(bmc.address ? { address: bmc.address[i]!.v } : {}),
+          ...(bmc.port ? { port: Number(bmc.port[i]!.v) } : {}),
+          ...(bmc.protocol ? { protocol: bmc.protocol } : {}),
+          ...(bmc.credentials ? { credentials: bmc.credentials } : {}),
+        };
+        if (bmc.address) d.at.bmcAddress = bmc.address[i];
+        d.at.credentials = { path: bf.p('credentials'), node: bf.get('credentials') };
+      }
+      drafts.push(d);
+    });
+  }
+  return drafts;
+}
+
+// ---------------------------------------------------------------- netboot, server
+
+function parseNetboot(r: Reader, top: Fields): NetbootSpec | undefined {
+  if (top.get('netboot') === undefined) return undefined;
+  const f = r.fields(top.get('netboot'), 'netboot', ['dhcp', 'tftp_root', 'http'], [], top.keyNode('netboot'));
+  if (!f) return undefined;
+  const out: NetbootSpec = {};
+  if (f.get('dhcp') !== undefined) {
+    const d = r.fields(f.get('dhcp'), f.p('dhcp'), ['enabled', 'mode', 'interface'], [], f.keyNode('dhcp'));
+    if (d) {
+      const mode = d.string('mode', (s) => (s === 'authoritative' || s === 'proxy' ? undefined : `DHCP mode ${show(s)} must be 'authoritative' or 'proxy'`));
+      const iface = d.string('interface', patternCheck(INTERFACE_NAME, 'interface name'));
+      out.dhcp = { enabled: d.bool('enabled') ?? true, mode: (mode as 'authoritative' | 'proxy' | undefined) ?? 'authoritative', ...(iface !== undefined ? { interface: iface } : {}) };
+    }
+  }
+  const tftp = f.string('tftp_root', checkFilePath);
+  if (tftp !== undefined) out.tftpRoot = tftp;
+  if (f.get('http') !== undefined) {
+    const h = r.fields(f.get('http'), f.p('http'), ['listen'], [], f.keyNode('http'));
+    if (h) {
+      const listen = h.string('listen', checkListen);
+      out.http = listen !== undefined ? { listen } : {};
+    }
+  }
+  return out;
+}
+
+function parseServer(r: Reader, top: Fields): ServerSpec | undefined {
+  if (top.get('server') === undefined) return undefined;
+  const f = r.fields(top.get('server'), 'server', ['listen', 'data_dir'], [], top.keyNode('server'));
+  if (!f) return undefined;
+  const out: ServerSpec = {};
+  const listen = f.string('listen', checkListen);
+  if (listen !== undefined) out.listen = listen;
+  const dataDir = f.string('data_dir', checkFilePath);
+  if (dataDir !== undefined) out.dataDir = dataDir;
+  return out;
+}
+
+// ---------------------------------------------------------------- cross-checks
+
+interface CrossInput {
+  cluster: Partial<ClusterInfo>;
+  mgmtAt: Loc | undefined;
+  net: NetDraft;
+  declaredCredentials: Set<string>;
+  declaredProfiles: Set<string>;
+  drafts: NodeDraft[];
+}
+
+function crossCheck(r: Reader, x: CrossInput): void {
+  const { net, cluster } = x;
+  const inUnknown = (ip: string) => net.unknown !== undefined && ipToInt(ip) >= ipToInt(net.unknown.start) && ipToInt(ip) <= ipToInt(net.unknown.end);
+  const unknownText = net.unknown ? `${net.unknown.start}-${net.unknown.end}` : '';
+
+  // the unknown range and the gateway live in the provisioning subnet
+  if (net.subnet && net.unknown && net.unknownAt) {
+    for (const ip of [net.unknown.start, net.unknown.end]) {
+      if (!cidrContains(net.subnet, ip)) {
+        r.error(net.unknownAt.path, net.unknownAt.node, `unknown range ${unknownText} is outside ${net.subnetText}`);
+        break;
+      }
+    }
+  }
+  if (net.subnet && net.gateway && net.gatewayAt && !cidrContains(net.subnet, net.gateway)) {
+    r.error(net.gatewayAt.path, net.gatewayAt.node, `${net.gateway} is outside ${net.subnetText}`);
+  }
+
+  /** A static provisioning address: inside the subnet, not its network/broadcast address, not in the unknown range. */
+  const checkStatic = (ip: string, loc: Loc): void => {
+    if (!net.subnet) return;
+    if (!cidrContains(net.subnet, ip)) {
+      r.error(loc.path, loc.node, `${ip} is outside ${net.subnetText}`);
+      return;
+    }
+    const n = ipToInt(ip);
+    if (net.subnet.prefix <= 30 && (n === net.subnet.first || n === net.subnet.last)) {
+      r.error(loc.path, loc.node, `${ip} is the ${n === net.subnet.first ? 'network' : 'broadcast'} address of ${net.subnetText}`);
+      return;
+    }
+    if (inUnknown(ip)) r.error(loc.path, loc.node, `${ip} is inside the unknown range ${unknownText}, where undiscovered machines get leases`);
+  };
+
+  // every address is claimed once
+  const claims = new Map<string, { owner: string; path: string }>();
+  const claim = (ip: string, owner: string, loc: Loc): void => {
+    const prev = claims.get(ip);
+    if (prev) r.error(loc.path, loc.node, `${ip} of ${owner} is already used by ${prev.owner} (${prev.path})`);
+    else claims.set(ip, { owner, path: loc.path });
+  };
+
+  if (cluster.managementAddress && x.mgmtAt) {
+    checkStatic(cluster.managementAddress, x.mgmtAt);
+    claims.set(cluster.managementAddress, { owner: `the management node${cluster.managementName ? ` ${cluster.managementName}` : ''}`, path: x.mgmtAt.path });
+  }
+  if (net.gateway && net.gatewayAt && net.gateway !== cluster.managementAddress) claim(net.gateway, 'the gateway', net.gatewayAt);
+
+  const profileNames = [...x.declaredProfiles];
+  const credNames = [...x.declaredCredentials];
+  const reportedProfile = new Set<string>();
+  const reportedCred = new Set<string>();
+  const macOwner = new Map<string, { owner: string; path: string }>();
+  const mgmtName = cluster.managementName;
+
+  for (const d of x.drafts) {
+    if (mgmtName && d.name === mgmtName) r.error(d.at.key.path, d.at.key.node, `node ${d.name} has the name of the management node (cluster.management_name)`);
+    if (d.profile !== undefined && d.at.profile && !profileNames.includes(d.profile)) {
+      const key = `${d.at.profile.path}`;
+      if (!reportedProfile.has(key)) {
+        reportedProfile.add(key);
+        const guess = closest(d.profile, profileNames);
+        r.error(d.at.profile.path, d.at.profile.node, `unknown profile ${show(d.profile)}${guess ? ` (did you mean '${guess}'?)` : ''}; defined profiles: ${profileNames.join(', ') || 'none'}`);
+      }
+    }
+    if (d.bmc?.credentials !== undefined && d.at.credentials && !credNames.includes(d.bmc.credentials)) {
+      const key = d.at.credentials.path;
+      if (!reportedCred.has(key)) {
+        reportedCred.add(key);
+        const guess = closest(d.bmc.credentials, credNames);
+        r.error(key, d.at.credentials.node, `unknown credentials ${show(d.bmc.credentials)}${guess ? ` (did you mean '${guess}'?)` : ''}; defined credentials: ${credNames.join(', ') || 'none'}`);
+      }
+    }
+    if (d.ip !== undefined && d.at.ip) {
+      checkStatic(d.ip, d.at.ip);
+      claim(d.ip, d.name, d.at.ip);
+    }
+    if (d.bmc?.address !== undefined && d.at.bmcAddress) {
+      const a = d.bmc.address;
+      const loc = d.at.bmcAddress;
+      if (net.bmcSubnet) {
+        if (!cidrContains(net.bmcSubnet, a)) r.error(loc.path, loc.node, `${a} is outside the BMC network ${net.bmcSubnetText}`);
+      }
+      if (net.subnet && cidrContains(net.subnet, a)) {
+        if (inUnknown(a)) r.error(loc.path, loc.node, `${a} is inside the unknown range ${unknownText}, where undiscovered machines get leases`);
+      }
+      claim(a, `the BMC of ${d.name}`, loc);
+    }
+    d.macs.forEach((mac, i) => {
+      const loc = d.at.macs[i]!;
+      const prev = macOwner.get(mac);
+      if (prev) {
+        r.error(loc.path, loc.node, prev.owner === d.name ? `MAC ${mac} is listed twice for ${d.name}` : `MAC ${mac} of ${d.name} is already used by ${prev.owner} (${prev.path})`);
+      } else macOwner.set(mac, { owner: d.name, path: loc.path });
+    });
+  }
+}
+
+/** Whether `e` is the FleetError('config.invalid') parseConfig throws. */
+export function isConfigInvalid(e: unknown): e is FleetError {
+  return e instanceof FleetError && e.code === 'config.invalid';
+}
