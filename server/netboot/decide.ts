@@ -1,0 +1,251 @@
+/**
+ * The boot decision: what a machine that netboots into iPXE is told to do.
+ * A pure function of the machine's MAC, what fleet knows about the node and
+ * the node's profile; the caller (the HTTP boot endpoint) looks those up,
+ * renders the decision with render/ipxe.ts and writes any event.
+ *
+ * Order of checks (first match wins), in the manner of Tinkerbell smee:
+ *
+ *   1. The MAC must be a unicast MAC (aa:bb:.. or aa-bb-..), else
+ *      FleetError('request.invalid'). It is used in canonical form from here on.
+ *   2. No node declares this MAC                     -> `discover`: the script
+ *      shows the MAC, says it waits to be enrolled, sleeps and chains back to
+ *      boot.ipxe (the HTTP layer records the machine as discovered).
+ *   3. The node's install method is diskless or stateless -> `not-implemented`
+ *      with a clear message (these nodes always boot from the network, so the
+ *      armed flag does not apply to them).
+ *   4. The node is not armed                         -> `localboot` (the loop
+ *      breaker of DESIGN §3: a network-first boot order is harmless).
+ *      a. with `flag: 'boot-loop-suspect'` when the node should be booting
+ *         from its disk by now: it is in a post-install state (installed,
+ *         disk-armed, first-boot) or finished an install less than
+ *         `loopWindowSeconds` ago. The caller writes the event; the node is
+ *         never reinstalled for it.
+ *      b. with `method: 'sanboot'` when the same node is back less than
+ *         `bounceSeconds` after being told to `exit` (the firmware came straight
+ *         back to the network instead of booting the disk) and the platform is
+ *         not EFI; otherwise `method: 'exit'`.
+ *   5. The node is armed but its state does not allow an install (only
+ *      `installStates` do: pxe-armed, power-cycling, netbooting, installing)
+ *      -> `localboot`: being armed alone never starts an install.
+ *   6. Armed, install state, but the profile is missing or is not the node's
+ *      -> FleetError('config.invalid') (the store keeps them consistent, so
+ *      this is a bug or a race; the boot chain retries and then exits).
+ *   7. Otherwise                                     -> `install`: kernel and
+ *      initrd from the profile's OS tree (images/pxeboot/), the kickstart URL
+ *      and the kernel arguments (fleet's first, the profile's last).
+ *
+ * The decision does not validate profile values (tree, kernel args); the
+ * renderer checks every value it renders.
+ */
+import { FleetError } from '../errors.js';
+import type { ProfileSpec } from '../model.js';
+import { checkMac, normalizeMac, show } from './render/values.js';
+import { kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
+
+export type InstallMethod = 'kickstart' | 'diskless' | 'stateless';
+
+/** What the decision needs to know about a node (a NodeRecord plus a few derived facts). */
+export interface BootNode {
+  name: string;
+  /** Lifecycle state name. */
+  state: string;
+  armed: boolean;
+  /** Profile name. */
+  profile: string;
+  /** Overrides the profile's os.install (diskless/stateless are placeholders for now). */
+  installMethod?: InstallMethod;
+  /** When the node's last install finished (install-finished callback), if known. ISO string or Date. */
+  installedAt?: string | Date | null;
+  /** When fleet last served this node a local-boot script, if known. ISO string or Date. */
+  lastLocalbootAt?: string | Date | null;
+}
+
+export interface BootOptions {
+  /** States in which an armed node is given the installer. */
+  installStates: readonly string[];
+  /** States in which the node should boot from disk; netbooting then is a boot-loop suspect. */
+  postInstallStates: readonly string[];
+  /** A node back on the netboot path less than this after an install is a boot-loop suspect. */
+  loopWindowSeconds: number;
+  /** A node back less than this after a localboot `exit` gets `sanboot` instead (BIOS only). */
+  bounceSeconds: number;
+  /** How long an unknown machine waits before asking again. */
+  discoverRetrySeconds: number;
+}
+
+export const DEFAULT_BOOT_OPTIONS: BootOptions = {
+  installStates: ['pxe-armed', 'power-cycling', 'netbooting', 'installing'],
+  postInstallStates: ['installed', 'disk-armed', 'first-boot'],
+  loopWindowSeconds: 30 * 60,
+  bounceSeconds: 120,
+  discoverRetrySeconds: 30,
+};
+
+export interface BootInput {
+  /** The node that declares this MAC; absent when no node does. */
+  node?: BootNode;
+  /** The MAC the machine booted from (iPXE ${mac:hexhyp} or colon form). */
+  mac: string;
+  /** The node's profile (needed for an install). */
+  profile?: ProfileSpec;
+  /** The fleet server's base URL as nodes reach it, e.g. http://10.10.0.1:8080. */
+  server: string;
+  /** iPXE ${platform}: pcbios or efi, when the request carried it. */
+  platform?: string;
+  now?: Date;
+  options?: Partial<BootOptions>;
+}
+
+export interface InstallDecision {
+  kind: 'install';
+  node: string;
+  profile: string;
+  kernelUrl: string;
+  initrdUrl: string;
+  kickstartUrl: string;
+  /** Kernel command line after the kernel URL, one token each. */
+  kernelArgs: string[];
+}
+
+export interface LocalbootDecision {
+  kind: 'localboot';
+  node: string;
+  /** One line for the console, e.g. "valkyrie01 is not armed for install (state ready)". */
+  reason: string;
+  /** exit: back to the firmware boot order; sanboot: iPXE boots BIOS drive 0x80 (then exits if that fails). */
+  method: 'exit' | 'sanboot';
+  /** Set when the node should not be on the netboot path at all; the caller writes the event. */
+  flag?: 'boot-loop-suspect';
+}
+
+export interface DiscoverDecision {
+  kind: 'discover';
+  /** Canonical lower-case colon form. */
+  mac: string;
+  retrySeconds: number;
+}
+
+export interface NotImplementedDecision {
+  kind: 'not-implemented';
+  node: string;
+  method: 'diskless' | 'stateless';
+  message: string;
+}
+
+export type BootDecision = InstallDecision | LocalbootDecision | DiscoverDecision | NotImplementedDecision;
+
+const METHODS: readonly string[] = ['kickstart', 'diskless', 'stateless'];
+
+function toMs(t: string | Date | null | undefined): number | undefined {
+  if (t === undefined || t === null) return undefined;
+  const ms = t instanceof Date ? t.getTime() : Date.parse(t);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function ago(seconds: number): string {
+  if (seconds < 120) return `${Math.max(0, Math.round(seconds))} s`;
+  return `${Math.round(seconds / 60)} min`;
+}
+
+/** Decides what the machine with `input.mac` boots. See the order of checks above. */
+export function decideBoot(input: BootInput): BootDecision {
+  const opts: BootOptions = { ...DEFAULT_BOOT_OPTIONS, ...input.options };
+  const now = (input.now ?? new Date()).getTime();
+
+  // 1. a usable MAC
+  const mac = normalizeMac(input.mac);
+  if (mac === undefined) throw new FleetError('request.invalid', `boot request: ${checkMac(input.mac)}`, { mac: input.mac });
+
+  // 2. unknown machine
+  const node = input.node;
+  if (!node) return { kind: 'discover', mac, retrySeconds: opts.discoverRetrySeconds };
+
+  // 3. network-only install methods (not implemented yet)
+  const method = node.installMethod ?? input.profile?.os.install ?? 'kickstart';
+  if (!METHODS.includes(method)) {
+    throw new FleetError('config.invalid', `node ${node.name}: unknown install method ${show(method)}`, { node: node.name });
+  }
+  if (method === 'diskless' || method === 'stateless') {
+    return {
+      kind: 'not-implemented',
+      node: node.name,
+      method,
+      message: `${node.name} uses the ${method} boot method, which fleet does not implement yet`,
+    };
+  }
+
+  // 4. not armed: boot the local disk, flag a suspected loop
+  if (!node.armed) {
+    const decision: LocalbootDecision = {
+      kind: 'localboot',
+      node: node.name,
+      reason: `${node.name} is not armed for install (state ${node.state})`,
+      method: 'exit',
+    };
+    const installedAt = toMs(node.installedAt);
+    const sinceInstall = installedAt === undefined ? undefined : (now - installedAt) / 1000;
+    if (opts.postInstallStates.includes(node.state)) {
+      decision.flag = 'boot-loop-suspect';
+      decision.reason = `${node.name} is back on the network boot path in state ${node.state}: suspected boot loop, not reinstalling`;
+    } else if (sinceInstall !== undefined && sinceInstall >= 0 && sinceInstall < opts.loopWindowSeconds) {
+      decision.flag = 'boot-loop-suspect';
+      decision.reason = `${node.name} is back on the network boot path ${ago(sinceInstall)} after its install: suspected boot loop, not reinstalling`;
+    }
+    const lastLocal = toMs(node.lastLocalbootAt);
+    const sinceLocal = lastLocal === undefined ? undefined : (now - lastLocal) / 1000;
+    if (sinceLocal !== undefined && sinceLocal >= 0 && sinceLocal < opts.bounceSeconds && input.platform !== 'efi') {
+      decision.method = 'sanboot';
+      decision.reason += ` (back ${ago(sinceLocal)} after exit to the firmware, trying BIOS disk 0x80)`;
+    }
+    return decision;
+  }
+
+  // 5. armed, but not in a state that installs
+  if (!opts.installStates.includes(node.state)) {
+    return {
+      kind: 'localboot',
+      node: node.name,
+      reason: `${node.name} is armed but in state ${node.state}, which does not install`,
+      method: 'exit',
+    };
+  }
+
+  // 6. the profile must be there and be the node's
+  const profile = input.profile;
+  if (!profile) {
+    throw new FleetError('config.invalid', `node ${node.name} is armed for install but its profile ${show(node.profile)} was not found`, {
+      node: node.name,
+      profile: node.profile,
+    });
+  }
+  if (profile.name !== node.profile) {
+    throw new FleetError('config.invalid', `node ${node.name} has profile ${show(node.profile)}, but profile ${show(profile.name)} was given`, {
+      node: node.name,
+      profile: node.profile,
+    });
+  }
+
+  // 7. install
+  const tree = stripSlash(profile.os.tree);
+  const ks = kickstartUrl(input.server, node.name);
+  return {
+    kind: 'install',
+    node: node.name,
+    profile: profile.name,
+    kernelUrl: treeKernelUrl(tree),
+    initrdUrl: treeInitrdUrl(tree),
+    kickstartUrl: ks,
+    kernelArgs: [
+      // UEFI kernels find the initrd by this name (iPXE names the image after the URL's file name).
+      'initrd=initrd.img',
+      `inst.stage2=${tree}`,
+      `inst.repo=${tree}`,
+      `inst.ks=${ks}`,
+      'ip=dhcp',
+      // Only the NIC that booted: dracut and anaconda honour the pxelinux BOOTIF convention.
+      `BOOTIF=01-${mac.replace(/:/g, '-')}`,
+      ...profile.kernelArgs,
+    ],
+  };
+}

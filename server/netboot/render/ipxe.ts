@@ -1,0 +1,157 @@
+/**
+ * iPXE script renderers. Each takes the template text (loaded by
+ * templates.ts) and already-decided inputs, checks every value it will put
+ * into the script (values.ts; a bad value is an error, never escaped) and
+ * fills the template (template.ts). Pure: no I/O.
+ *
+ *   renderBootChain      ipxe/boot.ipxe             the entry script, the same for every machine
+ *   renderIpxe(decision) ipxe/install.ipxe          kind 'install'
+ *                        ipxe/localboot.ipxe        kind 'localboot'
+ *                        ipxe/discover.ipxe         kind 'discover'
+ *                        ipxe/not-implemented.ipxe  kind 'not-implemented'
+ */
+import type { BootDecision } from '../decide.js';
+import { fillTemplate } from './template.js';
+import { bootScriptUrl } from './urls.js';
+import {
+  checkBootArg,
+  checkConsoleText,
+  checkCount,
+  checkMac,
+  checkNodeName,
+  checkProfileName,
+  checkRenderUrl,
+  checkServerUrl,
+  normalizeMac,
+  Problems,
+} from './values.js';
+
+/** x86 COMMAND_LINE_SIZE is 2048 bytes including the terminating NUL. */
+export const MAX_KERNEL_CMDLINE = 2047;
+
+export interface BootChainOptions {
+  /** The fleet server's base URL as nodes reach it, e.g. http://10.10.0.1:8080. */
+  server: string;
+  /** Attempts to fetch the machine's script before giving up (default 5). */
+  maxAttempts?: number;
+  /** Seconds between attempts (default 5). */
+  retryDelaySeconds?: number;
+  /** Seconds the failure message stays on screen before returning to the firmware (default 30). */
+  failDelaySeconds?: number;
+}
+
+export interface IpxeOptions {
+  /** The fleet server's base URL (discover chains back to its boot.ipxe). */
+  server: string;
+  /** Seconds a failure or not-implemented message stays on screen (default 30). */
+  failDelaySeconds?: number;
+}
+
+export const IPXE_TEMPLATES = {
+  boot: 'boot.ipxe',
+  install: 'install.ipxe',
+  localboot: 'localboot.ipxe',
+  discover: 'discover.ipxe',
+  'not-implemented': 'not-implemented.ipxe',
+} as const;
+
+/** The template file (in ipxe/) that renders a decision. */
+export function ipxeTemplateName(decision: BootDecision): string {
+  return IPXE_TEMPLATES[decision.kind];
+}
+
+/** Renders ipxe/boot.ipxe: chain to /boot/${mac:hexhyp}.ipxe with bounded retries. */
+export function renderBootChain(template: string, opts: BootChainOptions): string {
+  const p = new Problems('iPXE boot chain');
+  const maxAttempts = opts.maxAttempts ?? 5;
+  const retryDelay = opts.retryDelaySeconds ?? 5;
+  const failDelay = opts.failDelaySeconds ?? 30;
+  p.check('server URL', opts.server, checkServerUrl);
+  const countProblem =
+    checkCount(maxAttempts, 1, 100, 'maxAttempts') ??
+    checkCount(retryDelay, 1, 3600, 'retryDelaySeconds') ??
+    checkCount(failDelay, 0, 3600, 'failDelaySeconds');
+  if (countProblem) p.add(countProblem);
+  p.throwIfAny();
+  return fillTemplate(IPXE_TEMPLATES.boot, template, {
+    server: opts.server,
+    max_attempts: String(maxAttempts),
+    retry_delay: String(retryDelay),
+    fail_delay: String(failDelay),
+  });
+}
+
+/** Renders the per-machine script for a boot decision with the decision's template. */
+export function renderIpxe(decision: BootDecision, template: string, opts: IpxeOptions): string {
+  const failDelay = opts.failDelaySeconds ?? 30;
+  const name = IPXE_TEMPLATES[decision.kind];
+  switch (decision.kind) {
+    case 'install': {
+      const p = new Problems(`iPXE install script for ${decision.node}`);
+      p.check('node name', decision.node, checkNodeName);
+      p.check('profile', decision.profile, checkProfileName);
+      p.check('kernel URL', decision.kernelUrl, checkRenderUrl);
+      p.check('initrd URL', decision.initrdUrl, checkRenderUrl);
+      p.check('kickstart URL', decision.kickstartUrl, checkRenderUrl);
+      addFailDelay(p, failDelay);
+      if (decision.kernelArgs.length === 0) p.add('kernel arguments: none (at least inst.ks= is needed)');
+      decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
+      const cmdline = decision.kernelArgs.join(' ');
+      if (cmdline.length > MAX_KERNEL_CMDLINE) {
+        p.add(`kernel command line is ${cmdline.length} characters, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts`);
+      }
+      p.throwIfAny();
+      return fillTemplate(name, template, {
+        node: decision.node,
+        profile: decision.profile,
+        kernel_url: decision.kernelUrl,
+        initrd_url: decision.initrdUrl,
+        kickstart_url: decision.kickstartUrl,
+        kernel_args: cmdline,
+        fail_delay: String(failDelay),
+      });
+    }
+    case 'localboot': {
+      const p = new Problems(`iPXE local-boot script for ${decision.node}`);
+      p.check('node name', decision.node, checkNodeName);
+      p.check('reason', decision.reason, checkConsoleText);
+      if (decision.method !== 'exit' && decision.method !== 'sanboot') p.add(`method ${String(decision.method)} is not exit or sanboot`);
+      p.throwIfAny();
+      return fillTemplate(name, template, { node: decision.node, reason: decision.reason, method: decision.method });
+    }
+    case 'discover': {
+      const p = new Problems(`iPXE discovery script for ${decision.mac}`, 'request.invalid');
+      p.check('MAC', decision.mac, checkMac);
+      p.check('server URL', opts.server, checkServerUrl);
+      const retry = checkCount(decision.retrySeconds, 1, 3600, 'retrySeconds');
+      if (retry) p.add(retry);
+      addFailDelay(p, failDelay);
+      p.throwIfAny();
+      return fillTemplate(name, template, {
+        mac: normalizeMac(decision.mac)!,
+        retry_seconds: String(decision.retrySeconds),
+        boot_url: bootScriptUrl(opts.server),
+        fail_delay: String(failDelay),
+      });
+    }
+    case 'not-implemented': {
+      const p = new Problems(`iPXE not-implemented script for ${decision.node}`);
+      p.check('node name', decision.node, checkNodeName);
+      p.check('message', decision.message, checkConsoleText);
+      if (decision.method !== 'diskless' && decision.method !== 'stateless') p.add(`method ${String(decision.method)} is not diskless or stateless`);
+      addFailDelay(p, failDelay);
+      p.throwIfAny();
+      return fillTemplate(name, template, {
+        node: decision.node,
+        message: decision.message,
+        method: decision.method,
+        fail_delay: String(failDelay),
+      });
+    }
+  }
+}
+
+function addFailDelay(p: Problems, failDelay: number): void {
+  const bad = checkCount(failDelay, 0, 3600, 'failDelaySeconds');
+  if (bad) p.add(bad);
+}
