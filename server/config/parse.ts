@@ -760,7 +760,9 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
     const bf = f.get('bmc') !== undefined ? r.fields(f.get('bmc'), f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
     if (bf) {
       bmc = {};
-      const address = bf.get('address') === undefined ? undefined : perNode(r, bf.get('address'), bf.p('address'), k, { what: 'BMC address', unique: true, check: ipValue, allowList: true, example: '10.10.103.[1-16]' });
+      // Several BMCs may share one address on distinct ports (simulators, chassis managers):
+      // uniqueness is checked on address:port below, not here.
+      const address = bf.get('address') === undefined ? undefined : perNode(r, bf.get('address'), bf.p('address'), k, { what: 'BMC address', unique: false, check: ipValue, allowList: true, example: '10.10.103.[1-16]' });
       if (address) bmc.address = address;
       const protoText = bf.string('protocol');
       if (protoText !== undefined) {
@@ -895,6 +897,8 @@ function crossCheck(r: Reader, x: CrossInput): void {
 
   // every address is claimed once
   const claims = new Map<string, { owner: string; path: string }>();
+  const bmcEndpoints = new Map<string, { owner: string; path: string }>();
+  const bmcAddresses = new Set<string>();
   const claim = (ip: string, owner: string, loc: Loc): void => {
     const prev = claims.get(ip);
     if (prev) r.error(loc.path, loc.node, `${ip} of ${owner} is already used by ${prev.owner} (${prev.path})`);
@@ -945,7 +949,16 @@ function crossCheck(r: Reader, x: CrossInput): void {
       if (net.subnet && cidrContains(net.subnet, a)) {
         if (inUnknown(a)) r.error(loc.path, loc.node, `${a} is inside the unknown range ${unknownText}, where undiscovered machines get leases`);
       }
-      claim(a, `the BMC of ${d.name}`, loc);
+      const endpoint = `${a}:${d.bmc.port}`;
+      const prevEndpoint = bmcEndpoints.get(endpoint);
+      if (prevEndpoint) {
+        r.error(loc.path, loc.node, `BMC ${endpoint} of ${d.name} is already the BMC of ${prevEndpoint.owner} (${prevEndpoint.path}); give each node its own address or port`);
+      } else {
+        // The address itself is claimed once, so it cannot also be a node's or another host's address.
+        if (!bmcAddresses.has(a)) claim(a, `the BMC of ${d.name}`, loc);
+        bmcAddresses.add(a);
+        bmcEndpoints.set(endpoint, { owner: d.name, path: loc.path });
+      }
     }
     d.macs.forEach((mac, i) => {
       const loc = d.at.macs[i]!;

@@ -344,9 +344,22 @@ describe('parseConfig', () => {
         expect(i.path).toBe(`nodes.valkyrie[01-02].${field}`);
         expect(i.message).toMatch(new RegExp(`^a single ${field} cannot be shared by 2 nodes; give a range such as`));
       }
+      // One BMC address on the same port would be two nodes on one BMC: refused on address:port.
       const o = base();
       o.nodes['valkyrie[01-02]'].bmc.address = '10.10.103.1';
-      expect(oneIssue(o).message).toMatch(/^a single BMC address cannot be shared by 2 nodes/);
+      const i = oneIssue(o);
+      expect(i.path).toBe('nodes.valkyrie[01-02].bmc.address');
+      expect(i.message).toMatch(/^BMC 10\.10\.103\.1:623 of valkyrie02 is already the BMC of valkyrie01/);
+    });
+
+    it('accepts BMCs sharing one address on distinct ports (simulators)', () => {
+      const o = base();
+      o.nodes['valkyrie[01-02]'].bmc = { address: '10.10.103.1', port: '[9001-9002]', protocol: 'ipmi', credentials: 'bmc-admin' };
+      const spec = parseConfig(stringify(o));
+      expect(spec.nodes.filter((n) => n.bmc).map((n) => `${n.name} ${n.bmc!.address}:${n.bmc!.port}`)).toEqual([
+        'valkyrie01 10.10.103.1:9001',
+        'valkyrie02 10.10.103.1:9002',
+      ]);
     });
   });
 
