@@ -133,9 +133,53 @@ const m001: Migration = {
   },
 };
 
+/**
+ * 002: the agent side (issue 5). `agents`: one row per enrolled node, the
+ * current node certificate (a re-enrolment replaces it, which revokes the
+ * old one) and the last boot/apply seen. `inventory_reports`: every inventory
+ * an agent reported, with its time (history kept; removed with the node).
+ */
+const m002: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('agents')
+      .addColumn('node', 'text', (c) => c.primaryKey().references('nodes.name').onDelete('cascade'))
+      .addColumn('cert_serial', 'text', (c) => c.notNull())
+      .addColumn('cert_fingerprint', 'text', (c) => c.notNull())
+      .addColumn('cert_pem', 'text', (c) => c.notNull())
+      .addColumn('cert_not_after', 'text', (c) => c.notNull())
+      // SHA-256 (hex) of the node's public key (SPKI): lets a retried Enroll with the same key get the same certificate.
+      .addColumn('key_sha256', 'text', (c) => c.notNull())
+      .addColumn('enrolled_at', 'text', (c) => c.notNull())
+      // MachineIdentity reported at enrolment, JSON.
+      .addColumn('identity', 'text', (c) => c.notNull())
+      .addColumn('agent_version', 'text')
+      .addColumn('boot_id', 'text')
+      .addColumn('booted_at', 'text')
+      .addColumn('applied_version', 'text')
+      .addColumn('applied_at', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('agents_cert_fingerprint').on('agents').column('cert_fingerprint').unique().execute();
+
+    await db.schema
+      .createTable('inventory_reports')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('node', 'text', (c) => c.notNull().references('nodes.name').onDelete('cascade'))
+      .addColumn('reported_at', 'text', (c) => c.notNull())
+      .addColumn('collected_at', 'text')
+      // SHA-256 (hex) of the canonical JSON of the inventory: equal digests, equal inventories.
+      .addColumn('digest', 'text', (c) => c.notNull())
+      .addColumn('inventory', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('inventory_reports_node_id').on('inventory_reports').columns(['node', 'id']).execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
+  '002_agent': m002,
 });
 
 export const migrationProvider: MigrationProvider = {

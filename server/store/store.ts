@@ -5,10 +5,12 @@ import { FleetError } from '../errors.js';
 import { StoreContext } from './context.js';
 import { deriveKeys, loadOrCreateSecretKey, SECRET_KEY_FILE } from './crypto.js';
 import { migrationProvider } from './migrations.js';
+import { AgentRepository } from './repos/agents.js';
 import { BmcRepository } from './repos/bmc.js';
 import { CredentialRepository } from './repos/credentials.js';
 import { DiscoveredRepository } from './repos/discovered.js';
 import { EventRepository } from './repos/events.js';
+import { InventoryRepository } from './repos/inventory.js';
 import { LockRepository } from './repos/locks.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
@@ -38,6 +40,10 @@ export interface Store {
   readonly discovered: DiscoveredRepository;
   readonly tokens: TokenRepository;
   readonly locks: LockRepository;
+  /** Enrolled agents and their node certificates (migration 002). */
+  readonly agents: AgentRepository;
+  /** Inventory reports of agents, history kept (migration 002). */
+  readonly inventory: InventoryRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -63,6 +69,8 @@ class FleetStore implements Store {
   readonly discovered: DiscoveredRepository;
   readonly tokens: TokenRepository;
   readonly locks: LockRepository;
+  readonly agents: AgentRepository;
+  readonly inventory: InventoryRepository;
   private closed = false;
 
   constructor(
@@ -78,6 +86,8 @@ class FleetStore implements Store {
     this.discovered = new DiscoveredRepository(ctx);
     this.tokens = new TokenRepository(ctx);
     this.locks = new LockRepository(ctx);
+    this.agents = new AgentRepository(ctx);
+    this.inventory = new InventoryRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

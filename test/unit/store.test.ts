@@ -87,14 +87,14 @@ describe('openStore', () => {
     const file = path.join(dir, 'fleet.db');
     const a = await open(file);
     await seed(a, 2);
-    expect(await a.appliedMigrations()).toEqual(['001_initial']);
+    expect(await a.appliedMigrations()).toEqual(['001_initial', '002_agent']);
     await a.close();
     const b = await open(file);
-    expect(await b.appliedMigrations()).toEqual(['001_initial']);
+    expect(await b.appliedMigrations()).toEqual(['001_initial', '002_agent']);
     expect((await b.nodes.list()).map((n) => n.name)).toEqual(['valkyrie01', 'valkyrie02']);
     const raw = new Database(file, { readonly: true });
     try {
-      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 1 });
+      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 2 });
     } finally {
       raw.close();
     }

@@ -1,0 +1,62 @@
+/**
+ * Reading a boot report (DESIGN §3, loop breaker layer 4). Pure: turns what
+ * the agent saw into facts the lifecycle can act on; it decides nothing.
+ */
+import type { ReportBootRequest } from '../../proto/gen/fleet/v1/agent.js';
+
+export type FirmwareVia = 'network' | 'disk' | 'other' | 'unknown' | 'legacy';
+
+export interface BootAssessment {
+  /** / is on a local block device (not NFS, tmpfs, overlay, a ramdisk). */
+  rootOnLocalDisk: boolean;
+  /** The EFI entry the firmware booted (BootCurrent), when known. */
+  firmwareEntry: { id: string; label: string } | null;
+  /** What that entry looks like: network (PXE/HTTP boot), disk, other; legacy when no EFI data. */
+  firmwareVia: FirmwareVia;
+  /** BootNext still set after booting: a one-time override is pending for the next boot. */
+  bootNextPending: string | null;
+  /** Whether BootOrder puts a network entry before the first disk entry. */
+  networkFirst: boolean | null;
+  notes: string[];
+}
+
+const NETWORK_LABEL = /pxe|ipv[46]|network|\bhttp|iscsi|\bnic\b|\blan\b|ethernet/i;
+const DISK_LABEL = /\b(disk|hdd|ssd|nvme|sata|sas|raid|hard ?drive|boot manager|grub|shim|almalinux|rocky|red ?hat|centos|fedora|debian|ubuntu|linux)\b/i;
+
+function classify(label: string): 'network' | 'disk' | 'other' {
+  if (NETWORK_LABEL.test(label)) return 'network';
+  if (DISK_LABEL.test(label)) return 'disk';
+  return 'other';
+}
+
+export function assessBoot(r: ReportBootRequest): BootAssessment {
+  const notes: string[] = [];
+  if (!r.rootOnLocalDisk) notes.push(`root is not on a local disk (${r.rootSource || 'unknown source'}${r.rootFstype ? `, ${r.rootFstype}` : ''})`);
+  const efi = r.efi;
+  if (!efi || efi.bootCurrent === '') {
+    return { rootOnLocalDisk: r.rootOnLocalDisk, firmwareEntry: null, firmwareVia: efi ? 'unknown' : 'legacy', bootNextPending: null, networkFirst: null, notes };
+  }
+  const labels = new Map(efi.entries.map((e) => [e.id.toUpperCase(), e.label]));
+  const current = efi.bootCurrent.toUpperCase();
+  const label = labels.get(current);
+  const firmwareVia: FirmwareVia = label === undefined ? 'unknown' : classify(label);
+  if (firmwareVia === 'network') notes.push(`the firmware booted the network entry ${current} (${label})`);
+  const bootNextPending = efi.bootNext !== '' ? efi.bootNext.toUpperCase() : null;
+  if (bootNextPending !== null) notes.push(`BootNext ${bootNextPending} is pending: the next boot will use it`);
+  let networkFirst: boolean | null = null;
+  const kinds = efi.bootOrder.map((id) => {
+    const l = labels.get(id.toUpperCase());
+    return l === undefined ? 'unknown' : classify(l);
+  });
+  const firstNet = kinds.indexOf('network');
+  const firstDisk = kinds.indexOf('disk');
+  if (firstNet !== -1 || firstDisk !== -1) networkFirst = firstNet !== -1 && (firstDisk === -1 || firstNet < firstDisk);
+  return {
+    rootOnLocalDisk: r.rootOnLocalDisk,
+    firmwareEntry: { id: current, label: label ?? '' },
+    firmwareVia,
+    bootNextPending,
+    networkFirst,
+    notes,
+  };
+}
