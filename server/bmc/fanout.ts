@@ -1,0 +1,219 @@
+/**
+ * The fan-out runner: one BMC operation applied to many nodes.
+ *
+ * - a global concurrency limit (default 64) across all nodes;
+ * - one operation at a time per BMC (targets sharing a `bmcKey` queue up);
+ * - a timeout per attempt, after which the attempt is abandoned (the caller's
+ *   `abort` hook closes the driver) and counted as bmc.timeout;
+ * - bounded retries with exponential backoff, only for errors worth retrying
+ *   (a wrong password is not retried: it would only lock the account);
+ * - optional staggering: at most N attempts *start* per interval (PDU inrush);
+ * - a per-node result table; one node's failure never affects another's.
+ *
+ * It knows nothing of protocols or the store: the operation is a function.
+ */
+import { FleetError, toFleetError, type ErrorCode } from '../errors.js';
+
+export interface FanoutTarget {
+  node: string;
+  /** Identity of the BMC (e.g. "10.10.103.1:623"): operations on one key never overlap. */
+  bmcKey: string;
+}
+
+export interface Stagger {
+  /** At most `count` starts ... */
+  count: number;
+  /** ... per this many milliseconds. */
+  intervalMs: number;
+}
+
+export interface FanoutOptions {
+  concurrency?: number;
+  /** Per attempt. Default 20 s. */
+  timeoutMs?: number;
+  /** Extra attempts after the first. Default 2. */
+  retries?: number;
+  /** First backoff; doubles each retry. Default 500 ms. */
+  backoffMs?: number;
+  stagger?: Stagger;
+  /** Error codes that are retried. Default: bmc.timeout, bmc.protocol, unavailable. */
+  retryOn?: ReadonlySet<ErrorCode>;
+  /** Injected for tests. */
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export interface AttemptRecord {
+  /** Which provider answered or failed (ipmi, redfish, ipmitool), as reported by the operation. */
+  provider: string;
+  durationMs: number;
+  outcome: 'ok' | ErrorCode;
+  message?: string;
+}
+
+export interface NodeResult<T> {
+  node: string;
+  ok: boolean;
+  value?: T;
+  error?: { code: ErrorCode; message: string };
+  attempts: AttemptRecord[];
+  durationMs: number;
+}
+
+/** What one attempt of an operation returns: its value and the provider that produced it. */
+export interface OpOutcome<T> {
+  value: T;
+  provider: string;
+  /** Attempts made inside (e.g. provider fallbacks), recorded before this one. */
+  inner?: AttemptRecord[];
+}
+
+export interface OpContext {
+  attempt: number;
+  signal: AbortSignal;
+}
+
+export type FanoutOp<T> = (target: FanoutTarget, ctx: OpContext) => Promise<OpOutcome<T>>;
+
+const DEFAULT_RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.timeout', 'bmc.protocol', 'unavailable']);
+
+const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A counting semaphore. */
+class Semaphore {
+  private waiters: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+/** Hands out start slots: at most `count` per `intervalMs`, in request order. */
+export class StaggerGate {
+  private readonly starts: number[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly s: Stagger,
+    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly now: () => number,
+  ) {
+    if (!(s.count >= 1) || !(s.intervalMs >= 0)) throw new FleetError('usage.invalid', 'stagger needs count >= 1 and interval >= 0');
+  }
+  slot(): Promise<void> {
+    const mine = this.chain.then(async () => {
+      for (;;) {
+        const t = this.now();
+        while (this.starts.length && this.starts[0]! <= t - this.s.intervalMs) this.starts.shift();
+        if (this.starts.length < this.s.count) {
+          this.starts.push(t);
+          return;
+        }
+        await this.sleep(this.starts[0]! + this.s.intervalMs - t);
+      }
+    });
+    this.chain = mine;
+    return mine;
+  }
+}
+
+/** Parses "10/2s", "5/500ms", "10/2" (seconds) into a Stagger. */
+export function parseStagger(text: string): Stagger {
+  const m = /^(\d{1,6})\/(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new FleetError('usage.invalid', `bad --stagger '${text}' (expected N/INTERVAL, e.g. 10/2s)`);
+  const count = Number(m[1]);
+  const unit = m[3] ?? 's';
+  const intervalMs = Number(m[2]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000);
+  if (count < 1) throw new FleetError('usage.invalid', `bad --stagger '${text}': N must be at least 1`);
+  return { count, intervalMs };
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, ctl: AbortController, label: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // Reject first so the race reports the timeout, not whatever the aborted operation throws.
+      reject(new FleetError('bmc.timeout', `${label}: no answer within ${ms} ms`));
+      ctl.abort();
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutOp<T>, opts: FanoutOptions = {}): Promise<NodeResult<T>[]> {
+  const concurrency = opts.concurrency ?? 64;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const retries = opts.retries ?? 2;
+  const backoffMs = opts.backoffMs ?? 500;
+  const retryOn = opts.retryOn ?? DEFAULT_RETRY_ON;
+  const sleep = opts.sleep ?? realSleep;
+  const now = opts.now ?? Date.now;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetError('usage.invalid', 'concurrency must be a positive integer');
+  const names = new Set<string>();
+  for (const t of targets) {
+    if (names.has(t.node)) throw new FleetError('usage.invalid', `node ${t.node} given twice`);
+    names.add(t.node);
+  }
+
+  const global = new Semaphore(concurrency);
+  const gate = opts.stagger ? new StaggerGate(opts.stagger, sleep, now) : undefined;
+  // Per-BMC serialisation: each key's operations chain one after another.
+  const perBmc = new Map<string, Promise<unknown>>();
+
+  const runOne = async (target: FanoutTarget): Promise<NodeResult<T>> => {
+    const started = now();
+    const attempts: AttemptRecord[] = [];
+    let last: FleetError | undefined;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1));
+      await global.acquire();
+      const t0 = now();
+      try {
+        if (gate) await gate.slot();
+        const ctl = new AbortController();
+        const out = await withTimeout(op(target, { attempt, signal: ctl.signal }), timeoutMs, ctl, target.node);
+        attempts.push(...(out.inner ?? []), { provider: out.provider, durationMs: now() - t0, outcome: 'ok' });
+        return { node: target.node, ok: true, value: out.value, attempts, durationMs: now() - started };
+      } catch (e) {
+        last = toFleetError(e);
+        const provider = (e as { provider?: string }).provider ?? '-';
+        const inner = (e as { attempts?: AttemptRecord[] }).attempts ?? [];
+        attempts.push(...inner, { provider, durationMs: now() - t0, outcome: last.code, message: last.message });
+        if (!retryOn.has(last.code)) break;
+      } finally {
+        global.release();
+      }
+    }
+    return {
+      node: target.node,
+      ok: false,
+      error: { code: last!.code, message: last!.message },
+      attempts,
+      durationMs: now() - started,
+    };
+  };
+
+  return Promise.all(
+    targets.map((t) => {
+      const prev = perBmc.get(t.bmcKey) ?? Promise.resolve();
+      const mine = prev.then(() => runOne(t));
+      perBmc.set(
+        t.bmcKey,
+        mine.catch(() => undefined),
+      );
+      return mine;
+    }),
+  );
+}

@@ -1,0 +1,113 @@
+/**
+ * The provider registry (after bmclib): a static map from protocol to a
+ * driver factory, and `withBmc`, which tries a node's providers in order
+ * (its configured protocol, then the fallbacks), records every attempt, and
+ * always closes the driver.
+ *
+ * Fallback happens only for errors another provider could fix (the BMC
+ * speaks the protocol oddly, or not at all); a wrong password or a BMC that
+ * does not answer is reported at once, since another client on the same BMC
+ * would fail the same way and cost the full timeout again.
+ */
+import { FleetError, toFleetError, type ErrorCode } from '../errors.js';
+import type { BmcProtocol } from '../model.js';
+import type { AttemptRecord } from './fanout.js';
+import { createIpmiDriver, type IpmiDriverOptions } from './ipmi/driver.js';
+import type { IpmiTransport } from './ipmi/transport.js';
+import { createIpmitoolDriver, type IpmitoolDriverOptions } from './ipmitool/driver.js';
+import { RedfishDriver, type RedfishDriverOptions } from './redfish/driver.js';
+import type { BmcDriver, BmcTarget } from './types.js';
+
+export interface ProviderContext {
+  /** The server's one IPMI UDP socket, shared by every IPMI session. */
+  ipmiTransport: IpmiTransport;
+  ipmi?: IpmiDriverOptions;
+  ipmitool?: IpmitoolDriverOptions;
+  redfish?: RedfishDriverOptions;
+}
+
+export interface ProviderInfo {
+  name: BmcProtocol;
+  protocol: 'IPMI 2.0 (RMCP+)' | 'Redfish' | 'IPMI 2.0 via ipmitool';
+  create(target: BmcTarget, ctx: ProviderContext, extra?: { onFirstContact?: (fp: string) => void }): BmcDriver;
+}
+
+export const PROVIDERS: Readonly<Record<BmcProtocol, ProviderInfo>> = {
+  ipmi: { name: 'ipmi', protocol: 'IPMI 2.0 (RMCP+)', create: (t, ctx) => createIpmiDriver(ctx.ipmiTransport, t, ctx.ipmi) },
+  ipmitool: { name: 'ipmitool', protocol: 'IPMI 2.0 via ipmitool', create: (t, ctx) => createIpmitoolDriver(t, ctx.ipmitool) },
+  redfish: {
+    name: 'redfish',
+    protocol: 'Redfish',
+    create: (t, ctx, extra) =>
+      new RedfishDriver(t, {
+        ...ctx.redfish,
+        // Trust on first use unless a CA or a pinned fingerprint is configured (DESIGN §2).
+        tls: { trustOnFirstUse: !t.tls?.fingerprint && !t.tls?.ca, ...ctx.redfish?.tls },
+        onFirstContact: extra?.onFirstContact,
+      }),
+  },
+};
+
+/** Default fallback order after a node's configured protocol. */
+export const FALLBACKS: Readonly<Record<BmcProtocol, BmcProtocol[]>> = {
+  ipmi: ['ipmitool'],
+  ipmitool: [],
+  redfish: [],
+};
+
+const FALLBACK_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.protocol', 'bmc.unsupported']);
+
+export interface BmcCall<T> {
+  value: T;
+  provider: BmcProtocol;
+  inner: AttemptRecord[];
+}
+
+/** An error that carries the provider attempts made before it. */
+export class BmcCallError extends FleetError {
+  constructor(
+    base: FleetError,
+    readonly provider: BmcProtocol,
+    readonly attempts: AttemptRecord[],
+  ) {
+    super(base.code, base.message, base.details, { cause: base });
+  }
+}
+
+/**
+ * Runs `fn` with a driver for the node's BMC, trying `[protocol, ...fallbacks]`.
+ * `signal` (from the fan-out's timeout) closes the driver in use, which ends
+ * its pending requests.
+ */
+export async function withBmc<T>(
+  protocols: readonly BmcProtocol[],
+  target: BmcTarget,
+  ctx: ProviderContext,
+  fn: (driver: BmcDriver) => Promise<T>,
+  opts: { signal?: AbortSignal; onFirstContact?: (fp: string) => void; now?: () => number } = {},
+): Promise<BmcCall<T>> {
+  const now = opts.now ?? Date.now;
+  const inner: AttemptRecord[] = [];
+  if (protocols.length === 0) throw new FleetError('bmc.unsupported', 'no BMC provider to try');
+  for (let i = 0; i < protocols.length; i++) {
+    const name = protocols[i]!;
+    const t0 = now();
+    const driver = PROVIDERS[name].create(target, ctx, { onFirstContact: opts.onFirstContact });
+    const onAbort = (): void => void driver.close().catch(() => undefined);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const value = await fn(driver);
+      return { value, provider: name, inner };
+    } catch (e) {
+      const fe = toFleetError(e);
+      const last = i === protocols.length - 1;
+      if (last || !FALLBACK_ON.has(fe.code)) throw new BmcCallError(fe, name, inner);
+      inner.push({ provider: name, durationMs: now() - t0, outcome: fe.code, message: fe.message });
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+      await driver.close().catch(() => undefined);
+    }
+  }
+  /* c8 ignore next */
+  throw new FleetError('internal', 'unreachable');
+}

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { parseStagger, runFanout, type FanoutTarget } from '../../server/bmc/fanout.js';
+import { FleetError } from '../../server/errors.js';
+
+const targets = (n: number, bmcs = n): FanoutTarget[] =>
+  Array.from({ length: n }, (_, i) => ({ node: `n${i + 1}`, bmcKey: `bmc${(i % bmcs) + 1}` }));
+const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('fan-out runner', () => {
+  it('never exceeds the global concurrency limit and returns one result per node in order', async () => {
+    let inFlight = 0;
+    let max = 0;
+    const res = await runFanout(
+      targets(50),
+      async (t) => {
+        inFlight++;
+        max = Math.max(max, inFlight);
+        await tick(2);
+        inFlight--;
+        return { value: t.node.toUpperCase(), provider: 'test' };
+      },
+      { concurrency: 7 },
+    );
+    expect(max).toBe(7);
+    expect(res.map((r) => r.node)).toEqual(targets(50).map((t) => t.node));
+    expect(res.every((r) => r.ok && r.value === r.node.toUpperCase())).toBe(true);
+    expect(res[0]!.attempts).toEqual([expect.objectContaining({ provider: 'test', outcome: 'ok' })]);
+  });
+
+  it('serialises operations on one BMC', async () => {
+    const busy = new Set<string>();
+    let overlaps = 0;
+    await runFanout(
+      targets(12, 3),
+      async (t) => {
+        if (busy.has(t.bmcKey)) overlaps++;
+        busy.add(t.bmcKey);
+        await tick(3);
+        busy.delete(t.bmcKey);
+        return { value: null, provider: 'test' };
+      },
+      { concurrency: 64 },
+    );
+    expect(overlaps).toBe(0);
+  });
+
+  it('fails one node with a reason while the others succeed', async () => {
+    const res = await runFanout(targets(4), async (t) => {
+      if (t.node === 'n2') throw new FleetError('bmc.auth_failed', 'authentication failed (bmc 10.0.0.2, ipmi)');
+      return { value: 'on', provider: 'ipmi' };
+    });
+    expect(res.filter((r) => r.ok).map((r) => r.node)).toEqual(['n1', 'n3', 'n4']);
+    expect(res[1]).toMatchObject({ ok: false, error: { code: 'bmc.auth_failed', message: 'authentication failed (bmc 10.0.0.2, ipmi)' } });
+    // auth failures are not retried: retrying only locks BMC accounts.
+    expect(res[1]!.attempts).toHaveLength(1);
+  });
+
+  it('times out a hung attempt, aborts it, retries with backoff, then reports bmc.timeout', async () => {
+    const aborted: number[] = [];
+    const sleeps: number[] = [];
+    const res = await runFanout(
+      targets(2),
+      (t, ctx) =>
+        t.node === 'n1'
+          ? new Promise<never>((_, reject) => {
+              ctx.signal.addEventListener('abort', () => {
+                aborted.push(ctx.attempt);
+                reject(new Error('aborted'));
+              });
+            })
+          : Promise.resolve({ value: 'ok', provider: 'test' }),
+      { timeoutMs: 30, retries: 2, backoffMs: 5, sleep: async (ms) => void sleeps.push(ms) },
+    );
+    expect(res[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(res[0]!.attempts.map((a) => a.outcome)).toEqual(['bmc.timeout', 'bmc.timeout', 'bmc.timeout']);
+    expect(aborted).toEqual([0, 1, 2]);
+    expect(sleeps).toEqual([5, 10]);
+    expect(res[1]!.ok).toBe(true);
+  });
+
+  it('succeeds on a retry after a transient protocol error', async () => {
+    let calls = 0;
+    const res = await runFanout(
+      targets(1),
+      async () => {
+        if (calls++ === 0) throw new FleetError('bmc.protocol', 'garbage');
+        return { value: 'on', provider: 'ipmi' };
+      },
+      { backoffMs: 1 },
+    );
+    expect(res[0]!.ok).toBe(true);
+    expect(res[0]!.attempts.map((a) => a.outcome)).toEqual(['bmc.protocol', 'ok']);
+  });
+
+  it('records inner provider attempts (fallbacks) before the final one', async () => {
+    const res = await runFanout(targets(1), async () => ({
+      value: 'on',
+      provider: 'ipmitool',
+      inner: [{ provider: 'ipmi', durationMs: 3, outcome: 'bmc.unsupported' as const, message: 'no' }],
+    }));
+    expect(res[0]!.attempts.map((a) => `${a.provider}:${a.outcome}`)).toEqual(['ipmi:bmc.unsupported', 'ipmitool:ok']);
+  });
+
+  it('staggers starts: at most N per interval', async () => {
+    const starts: number[] = [];
+    await runFanout(
+      targets(6),
+      async () => {
+        starts.push(Date.now());
+        return { value: null, provider: 'test' };
+      },
+      { stagger: { count: 2, intervalMs: 60 } },
+    );
+    starts.sort((a, b) => a - b);
+    // the 3rd start waits for the 1st to leave the window, the 5th for the 3rd.
+    expect(starts[2]! - starts[0]!).toBeGreaterThanOrEqual(55);
+    expect(starts[4]! - starts[2]!).toBeGreaterThanOrEqual(55);
+  });
+
+  it('parses stagger specs and refuses bad ones', () => {
+    expect(parseStagger('10/2s')).toEqual({ count: 10, intervalMs: 2000 });
+    expect(parseStagger('5/500ms')).toEqual({ count: 5, intervalMs: 500 });
+    expect(parseStagger('3/1')).toEqual({ count: 3, intervalMs: 1000 });
+    for (const bad of ['', '0/2s', '10', '/2s', 'a/b', '10/2h']) expect(() => parseStagger(bad)).toThrow(/stagger/);
+  });
+
+  it('refuses duplicate nodes and bad concurrency', async () => {
+    await expect(runFanout([{ node: 'a', bmcKey: 'x' }, { node: 'a', bmcKey: 'y' }], async () => ({ value: 1, provider: 't' }))).rejects.toThrow(/twice/);
+    await expect(runFanout(targets(1), async () => ({ value: 1, provider: 't' }), { concurrency: 0 })).rejects.toThrow(/concurrency/);
+  });
+});
