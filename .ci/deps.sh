@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages the tests need on a fresh Debian 12 machine (run as root).
+# Real peers: OpenIPMI ipmi_sim BMCs, ipmitool / FreeIPMI for cross-checks and
+# benchmarks, dnsmasq + DHCP clients for netboot, clustershell for nodeset
+# reference behaviour; a C++ toolchain because better-sqlite3 is built from
+# source when no prebuilt binary can be downloaded.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(
+  build-essential python3 protobuf-compiler
+  openipmi ipmitool freeipmi-tools
+  dnsmasq-base isc-dhcp-client udhcpc
+  clustershell
+  openssl iproute2 procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

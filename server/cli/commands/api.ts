@@ -1,0 +1,132 @@
+/** CLI commands that are thin clients of the REST API. */
+import { dirname, resolve } from 'node:path';
+import { Exit, FleetError } from '../../errors.js';
+import { loadConfigFile, resolveSecret } from '../../config/load.js';
+import { formatConfigIssues } from '../../config/index.js';
+import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../http/api-types.js';
+import { apiRequest } from '../client.js';
+import type { CliIo } from '../io.js';
+import { resolveClientSettings, type GlobalFlags } from '../settings.js';
+import { formatTable } from '../table.js';
+import { parseSince } from '../time.js';
+
+function bmcLabel(n: ApiNode): string {
+  if (!n.bmc) return '-';
+  return `${n.bmc.address}:${n.bmc.port} ${n.bmc.protocol}`;
+}
+
+export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean }, io: CliIo): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const q = nodeset ? `?nodeset=${encodeURIComponent(nodeset)}` : '';
+  const res = await apiRequest<NodesResponse>(settings, 'GET', `/api/v1/nodes${q}`);
+  if (opts.json) {
+    io.stdout(JSON.stringify(res.nodes, null, 2) + '\n');
+  } else {
+    io.stdout(
+      formatTable(
+        ['name', 'profile', 'ip', 'bmc', 'state'],
+        res.nodes.map((n) => [n.name, n.profile, n.ip ?? '-', bmcLabel(n), n.state]),
+      ) + '\n',
+    );
+  }
+  if (nodeset && res.missing.length > 0) {
+    io.stderr(`fleet: not in the store: ${res.missingFolded}\n`);
+    return Exit.FAILED;
+  }
+  return Exit.OK;
+}
+
+export async function cmdShow(flags: GlobalFlags, node: string, opts: { json?: boolean }, io: CliIo): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const n = await apiRequest<ApiNode>(settings, 'GET', `/api/v1/nodes/${encodeURIComponent(node)}`);
+  if (opts.json) {
+    io.stdout(JSON.stringify(n, null, 2) + '\n');
+    return Exit.OK;
+  }
+  const rows: [string, string][] = [
+    ['name', n.name],
+    ['profile', n.profile],
+    ['state', `${n.state} (since ${n.stateSince})`],
+    ['ip', n.ip ?? '-'],
+    ['macs', n.macs.length ? n.macs.join(', ') : '-'],
+    ['bmc', n.bmc ? `${n.bmc.address}:${n.bmc.port} ${n.bmc.protocol} (credentials ${n.bmc.credentials})` : '-'],
+    ['pet', n.pet ? 'yes (destructive operations need --force)' : 'no'],
+    ['armed', n.armed ? 'yes (next network boot installs)' : 'no'],
+    ['last seen', n.lastSeen ?? 'never'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  io.stdout(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
+  return Exit.OK;
+}
+
+function formatEvent(e: ApiEvent): string {
+  const transition = e.fromState || e.toState ? ` ${e.fromState ?? '-'} -> ${e.toState ?? '-'}` : '';
+  const details = e.details && Object.keys(e.details).length ? ' ' + JSON.stringify(e.details) : '';
+  return `${e.time}  ${e.node ?? '-'}  ${e.kind}${transition}  by ${e.actor}${details}`;
+}
+
+export async function cmdEvents(
+  flags: GlobalFlags,
+  nodeset: string | undefined,
+  opts: { since?: string; limit: string; json?: boolean },
+  io: CliIo,
+): Promise<number> {
+  const limit = Number(opts.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new FleetError('usage.invalid', '--limit must be an integer from 1 to 10000');
+  const settings = await resolveClientSettings(flags, io);
+  const params = new URLSearchParams();
+  if (nodeset) params.set('nodeset', nodeset);
+  if (opts.since) params.set('since', parseSince(opts.since));
+  const all: ApiEvent[] = [];
+  let after: number | undefined;
+  // Page through the server's cursor until the limit is reached or no page is left.
+  while (all.length < limit) {
+    params.set('limit', String(Math.min(1000, limit - all.length)));
+    if (after !== undefined) params.set('after', String(after));
+    const page = await apiRequest<EventsResponse>(settings, 'GET', `/api/v1/events?${params.toString()}`);
+    all.push(...page.events);
+    if (page.nextAfter === null || page.events.length === 0) break;
+    after = page.nextAfter;
+  }
+  io.stdout(opts.json ? JSON.stringify(all, null, 2) + '\n' : all.map(formatEvent).join('\n') + (all.length ? '\n' : ''));
+  return Exit.OK;
+}
+
+export async function cmdApply(flags: GlobalFlags, opts: { file: string; dryRun?: boolean; json?: boolean }, io: CliIo): Promise<number> {
+  const path = resolve(io.cwd, opts.file);
+  let loaded;
+  try {
+    loaded = await loadConfigFile(path);
+  } catch (e) {
+    if (e instanceof FleetError && e.code === 'config.invalid') {
+      const issues = (e.details as { errors?: Parameters<typeof formatConfigIssues>[1] } | undefined)?.errors ?? [];
+      io.stderr(`fleet: ${e.message}\n${formatConfigIssues(opts.file, issues)}\n`);
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+  const secrets: Record<string, string> = {};
+  for (const cred of loaded.spec.credentials) {
+    secrets[cred.name] = await resolveSecret(cred, io.env, dirname(path));
+  }
+  const settings = await resolveClientSettings(flags, io);
+  const body: ApplyRequest = { yaml: loaded.text, source: opts.file, secrets, dryRun: Boolean(opts.dryRun) };
+  let res: ApplyResponse;
+  try {
+    res = await apiRequest<ApplyResponse>(settings, 'POST', '/api/v1/apply', body);
+  } catch (e) {
+    if (e instanceof FleetError && e.code === 'config.invalid') {
+      const issues = (e.details as { errors?: Parameters<typeof formatConfigIssues>[1] } | undefined)?.errors ?? [];
+      io.stderr(`fleet: ${e.message}\n${formatConfigIssues(opts.file, issues)}\n`);
+      return Exit.USAGE;
+    }
+    throw e;
+  }
+  if (opts.json) {
+    io.stdout(JSON.stringify(res, null, 2) + '\n');
+  } else {
+    io.stdout(res.text + '\n');
+    io.stdout(res.changed ? (res.applied ? 'applied.\n' : 'dry run: nothing was changed.\n') : 'no changes.\n');
+  }
+  return Exit.OK;
+}

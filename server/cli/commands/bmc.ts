@@ -1,0 +1,60 @@
+/** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
+import { Exit, FleetError } from '../../errors.js';
+import type { BmcResponse } from '../../http/routes/bmc.js';
+import type { BmcOpResult } from '../../ops/bmc.js';
+import { apiRequest } from '../client.js';
+import type { CliIo } from '../io.js';
+import { resolveClientSettings, type GlobalFlags } from '../settings.js';
+
+/** Lines for a result table: successes in order, then failures with their reason. */
+export function formatBmcResults(results: BmcOpResult[], describeOk: (r: BmcOpResult) => string): string {
+  const ok = results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
+  const failed = results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
+  const lines = [...ok];
+  if (failed.length) lines.push(`-- ${failed.length} of ${results.length} failed:`, ...failed);
+  return lines.join('\n');
+}
+
+async function send(flags: GlobalFlags, io: CliIo, path: string, body: object, json: boolean | undefined, describeOk: (r: BmcOpResult) => string): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<BmcResponse>(settings, 'POST', path, body, 30 * 60_000);
+  io.stdout((json ? JSON.stringify(res, null, 2) : formatBmcResults(res.results, describeOk)) + '\n');
+  return res.summary.failed > 0 ? Exit.FAILED : Exit.OK;
+}
+
+export async function cmdPower(
+  flags: GlobalFlags,
+  op: string,
+  nodeset: string,
+  opts: { json?: boolean; stagger?: string; timeout?: string },
+  io: CliIo,
+): Promise<number> {
+  const ops = ['on', 'off', 'soft', 'cycle', 'reset', 'status'];
+  if (!ops.includes(op)) throw new FleetError('usage.invalid', `unknown power operation '${op}' (one of: ${ops.join(', ')})`);
+  const body = { nodeset, op, ...(opts.stagger ? { stagger: opts.stagger } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {}) };
+  return send(flags, io, '/api/v1/power', body, opts.json, (r) => r.power ?? (op === 'soft' ? 'soft shutdown requested' : 'ok'));
+}
+
+export async function cmdBootdev(
+  flags: GlobalFlags,
+  device: string,
+  nodeset: string,
+  opts: { json?: boolean; persistent?: boolean; uefi?: boolean; legacy?: boolean },
+  io: CliIo,
+): Promise<number> {
+  const devices = ['pxe', 'disk', 'cdrom', 'bios'];
+  if (!devices.includes(device)) throw new FleetError('usage.invalid', `unknown boot device '${device}' (one of: ${devices.join(', ')})`);
+  if (opts.uefi && opts.legacy) throw new FleetError('usage.invalid', '--uefi and --legacy exclude each other');
+  const mode = opts.uefi ? 'uefi' : opts.legacy ? 'legacy' : 'auto';
+  const body = { nodeset, device, persistent: Boolean(opts.persistent), mode };
+  return send(flags, io, '/api/v1/bootdev', body, opts.json, () => `boot device ${device}${opts.persistent ? ' (persistent)' : ' (next boot)'}`);
+}
+
+export async function cmdBmcInfo(flags: GlobalFlags, nodeset: string, opts: { json?: boolean }, io: CliIo): Promise<number> {
+  return send(flags, io, '/api/v1/bmc/info', { nodeset }, opts.json, (r) => {
+    const id = r.identity;
+    if (!id) return 'ok';
+    const parts = [id.manufacturer, id.model, id.serial && `serial ${id.serial}`, id.uuid && `uuid ${id.uuid}`, id.bmcFirmware && `fw ${id.bmcFirmware}`, id.macs.length ? `macs ${id.macs.join(',')}` : undefined];
+    return parts.filter(Boolean).join(', ') || 'no identity exposed';
+  });
+}

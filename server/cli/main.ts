@@ -1,0 +1,162 @@
+/**
+ * `fleet`: the command line. A thin client of the REST API, plus the
+ * offline commands (`nodeset`) and `fleet server` itself.
+ *
+ * Exit codes: 0 ok, 1 some targets failed, 2 usage or configuration error.
+ * Errors are one clear line on stderr; `--debug` adds the stack.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { Exit, FleetError, toFleetError } from '../errors.js';
+import { processIo, type CliIo } from './io.js';
+import type { GlobalFlags } from './settings.js';
+import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
+import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
+import { cmdNodeset } from './commands/nodeset.js';
+import { cmdServer } from './commands/server.js';
+
+/** Thrown by commands to end with a given exit code after having printed their output. */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
+  const program = new Command('fleet');
+  program
+    .description('fleet: bare-metal fleet lifecycle manager (server and CLI)')
+    .version('0.1.0')
+    .option('--url <url>', 'server URL (env FLEET_URL; default http://127.0.0.1:8080)')
+    .option('--token <token>', 'API token (prefer FLEET_TOKEN or --token-file: argv is visible to other users)')
+    .option('--token-file <path>', 'file holding the API token (env FLEET_TOKEN_FILE)')
+    .option('--data <dir>', 'server data dir, to find its api.token when on the same host (env FLEET_DATA)')
+    .option('--debug', 'show stack traces on errors')
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+    })
+    .exitOverride()
+    .showSuggestionAfterError(true);
+
+  const globals = (): GlobalFlags => program.opts<GlobalFlags>();
+  const run = (p: Promise<number>): Promise<void> => p.then(onExit);
+
+  program
+    .command('server')
+    .description('run the fleet server (HTTP API; later: DHCP/TFTP via dnsmasq, gRPC)')
+    .requiredOption('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start)')
+    .option('--data <dir>', 'data dir: SQLite file, secret key, API token', undefined)
+    .option('--listen <addr:port>', 'HTTP listen address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
+    .action((opts: { config: string; data?: string; listen?: string; logLevel: string }) =>
+      run(cmdServer({ ...opts, data: opts.data ?? globals().data }, io)),
+    );
+
+  program
+    .command('apply')
+    .description('import the cluster declared in fleet.yaml into the server (idempotent); prints the diff')
+    .requiredOption('-f, --file <file>', 'fleet.yaml')
+    .option('--dry-run', 'only print what would change')
+    .option('--json', 'print the plan as JSON')
+    .action((opts: { file: string; dryRun?: boolean; json?: boolean }) => run(cmdApply(globals(), opts, io)));
+
+  program
+    .command('nodes')
+    .description('list nodes (name, profile, ip, bmc, state)')
+    .argument('[nodeset]', 'clustershell nodeset, e.g. valkyrie[01-02]')
+    .option('--json', 'JSON output')
+    .action((nodeset: string | undefined, opts: { json?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
+
+  program
+    .command('show')
+    .description('show one node in detail')
+    .argument('<node>', 'node name')
+    .option('--json', 'JSON output')
+    .action((node: string, opts: { json?: boolean }) => run(cmdShow(globals(), node, opts, io)));
+
+  program
+    .command('events')
+    .description("the event log: who asked for what and what happened, oldest first")
+    .argument('[nodeset]', 'only events of these nodes')
+    .option('--since <time>', 'ISO time or a duration ago like 10m, 2h, 7d')
+    .option('--limit <n>', 'at most this many events', '200')
+    .option('--json', 'JSON output')
+    .action((nodeset: string | undefined, opts: { since?: string; limit: string; json?: boolean }) =>
+      run(cmdEvents(globals(), nodeset, opts, io)),
+    );
+
+  program
+    .command('power')
+    .description('power through the BMCs: on|off|soft|cycle|reset|status')
+    .argument('<op>', 'on, off (hard), soft (ACPI shutdown), cycle, reset, status')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--stagger <N/interval>', 'at most N power actions per interval, e.g. 10/2s (PDU inrush)')
+    .option('--timeout <seconds>', 'per-BMC timeout')
+    .option('--json', 'JSON output')
+    .action((op: string, nodeset: string, opts: { json?: boolean; stagger?: string; timeout?: string }) => run(cmdPower(globals(), op, nodeset, opts, io)));
+
+  program
+    .command('bootdev')
+    .description('set the boot device through the BMCs (next boot only unless --persistent)')
+    .argument('<device>', 'pxe, disk, cdrom, bios')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--persistent', 'keep it for every boot')
+    .option('--uefi', 'UEFI boot mode')
+    .option('--legacy', 'legacy BIOS boot mode')
+    .option('--json', 'JSON output')
+    .action((device: string, nodeset: string, opts: { json?: boolean; persistent?: boolean; uefi?: boolean; legacy?: boolean }) =>
+      run(cmdBootdev(globals(), device, nodeset, opts, io)),
+    );
+
+  program
+    .command('bmc')
+    .description('BMC information')
+    .command('info')
+    .description('identity through the BMC: manufacturer, model, serial, UUID, firmware, MACs')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--json', 'JSON output')
+    .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
+
+  program
+    .command('nodeset')
+    .description('clustershell-compatible nodeset tool: -e expand, -f fold, -c count')
+    .helpOption(false)
+    .allowUnknownOption(true)
+    .allowExcessArguments(true)
+    .argument('[args...]', 'options and nodesets, as clustershell nodeset takes them')
+    .action((args: string[]) => run(Promise.resolve(cmdNodeset(args, io))));
+
+  return program;
+}
+
+function printError(e: unknown, io: CliIo, debug: boolean): number {
+  const fe = toFleetError(e);
+  io.stderr(`fleet: ${fe.message}\n`);
+  const errors = (fe.details as { errors?: unknown } | undefined)?.errors;
+  if (Array.isArray(errors) && fe.code !== 'config.invalid') {
+    for (const x of errors) io.stderr(`  ${typeof x === 'string' ? x : JSON.stringify(x)}\n`);
+  }
+  if (debug && e instanceof Error && e.stack) io.stderr(e.stack + '\n');
+  return fe.exit;
+}
+
+/** Runs the CLI; resolves to the exit code. Never throws. */
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  let code: number = Exit.OK;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  const debug = argv.includes('--debug');
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit 0; every other commander error is a usage error, already printed.
+      return e.exitCode === 0 ? Exit.OK : Exit.USAGE;
+    }
+    if (e instanceof ExitCode) return e.code;
+    if (e instanceof FleetError || e instanceof Error) return printError(e, io, debug);
+    return printError(e, io, debug);
+  }
+}

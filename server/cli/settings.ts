@@ -1,0 +1,101 @@
+/**
+ * Where the CLI finds the server and its token. Order: flags, environment
+ * (FLEET_URL, FLEET_TOKEN, FLEET_TOKEN_FILE), ~/.config/fleet/config.yaml
+ * (url, token or token_file), then the local server's data dir token file
+ * (FLEET_DATA or ./fleet-data/api.token) so that an admin on the management
+ * node needs no setup.
+ */
+import { readFile } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { API_TOKEN_FILE } from '../auth/api-token.js';
+import { FleetError } from '../errors.js';
+import type { CliIo } from './io.js';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+export const DEFAULT_DATA_DIR = 'fleet-data';
+
+export interface GlobalFlags {
+  url?: string;
+  token?: string;
+  tokenFile?: string;
+  data?: string;
+}
+
+export interface ClientSettings {
+  url: string;
+  token?: string;
+  /** Where the token came from, for error messages (never the token itself). */
+  tokenSource?: string;
+  /** Who runs the command, recorded by the server in events (X-Fleet-Actor). */
+  actor?: string;
+}
+
+interface UserConfig {
+  url?: string;
+  token?: string;
+  token_file?: string;
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new FleetError('config.unreadable', `cannot read ${path}: ${code ?? String(e)}`);
+  }
+}
+
+async function readUserConfig(io: CliIo): Promise<UserConfig> {
+  const path = join(io.env.XDG_CONFIG_HOME ?? join(io.home, '.config'), 'fleet', 'config.yaml');
+  const text = await readIfExists(path);
+  if (text === undefined) return {};
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new FleetError('config.invalid', `${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new FleetError('config.invalid', `${path}: expected a mapping`);
+  const out: UserConfig = {};
+  for (const [k, v] of Object.entries(doc)) {
+    if (k !== 'url' && k !== 'token' && k !== 'token_file') {
+      throw new FleetError('config.invalid', `${path}: unknown key '${k}' (known: url, token, token_file)`);
+    }
+    if (typeof v !== 'string') throw new FleetError('config.invalid', `${path}: '${k}' must be a string`);
+    out[k] = v;
+  }
+  if (out.token_file !== undefined && !isAbsolute(out.token_file)) out.token_file = join(io.home, out.token_file);
+  return out;
+}
+
+async function tokenFromFile(path: string): Promise<string> {
+  const text = await readIfExists(path);
+  if (text === undefined) throw new FleetError('config.unreadable', `token file ${path} does not exist`);
+  return text.trim();
+}
+
+export async function resolveClientSettings(flags: GlobalFlags, io: CliIo): Promise<ClientSettings> {
+  const s = await resolveUrlAndToken(flags, io);
+  const actor = io.env.SUDO_USER ?? io.env.USER ?? io.env.LOGNAME;
+  return actor ? { ...s, actor } : s;
+}
+
+async function resolveUrlAndToken(flags: GlobalFlags, io: CliIo): Promise<ClientSettings> {
+  const user = await readUserConfig(io);
+  const url = (flags.url ?? io.env.FLEET_URL ?? user.url ?? DEFAULT_URL).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FleetError('usage.invalid', `bad server URL '${url}' (expected http://HOST:PORT)`);
+
+  if (flags.token) return { url, token: flags.token, tokenSource: '--token' };
+  if (flags.tokenFile) return { url, token: await tokenFromFile(resolve(io.cwd, flags.tokenFile)), tokenSource: flags.tokenFile };
+  if (io.env.FLEET_TOKEN) return { url, token: io.env.FLEET_TOKEN, tokenSource: 'FLEET_TOKEN' };
+  if (io.env.FLEET_TOKEN_FILE) return { url, token: await tokenFromFile(io.env.FLEET_TOKEN_FILE), tokenSource: 'FLEET_TOKEN_FILE' };
+  if (user.token) return { url, token: user.token, tokenSource: '~/.config/fleet/config.yaml' };
+  if (user.token_file) return { url, token: await tokenFromFile(user.token_file), tokenSource: user.token_file };
+  const dataDir = resolve(io.cwd, flags.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  const local = await readIfExists(join(dataDir, API_TOKEN_FILE));
+  if (local !== undefined) return { url, token: local.trim(), tokenSource: join(dataDir, API_TOKEN_FILE) };
+  return { url };
+}

@@ -1,0 +1,121 @@
+/**
+ * REST API v1 routes. Thin: parse and validate the request, call the store or
+ * an operation, shape the answer. Auth is checked by the app's onRequest hook.
+ */
+import type { FastifyInstance } from 'fastify';
+import { parseConfig } from '../../config/index.js';
+import { FleetError } from '../../errors.js';
+import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { applyConfig } from '../../ops/apply-config.js';
+import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
+import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../api-types.js';
+import { actorOf } from './actor.js';
+import * as S from './schemas.js';
+
+export interface ApiDeps {
+  store: Store;
+  /** Largest nodeset a request may expand to (default 1,000,000). */
+  nodesetLimit?: number;
+}
+
+export function toApiNode(n: NodeRecord): ApiNode {
+  return {
+    name: n.name,
+    profile: n.profile,
+    ip: n.ip,
+    macs: n.macs,
+    bmc: n.bmc ? { address: n.bmc.address, port: n.bmc.port, protocol: n.bmc.protocol, credentials: n.bmc.credentials } : null,
+    pet: n.pet,
+    state: n.state,
+    stateSince: n.stateSince,
+    armed: n.armed,
+    lastSeen: n.lastSeen,
+    createdAt: n.createdAt,
+    updatedAt: n.updatedAt,
+  };
+}
+
+export function toApiEvent(e: EventRecord): ApiEvent {
+  return {
+    id: e.id,
+    time: e.time,
+    node: e.node,
+    kind: e.kind,
+    fromState: e.fromState,
+    toState: e.toState,
+    actor: e.actor,
+    details: (e.details ?? null) as ApiEvent['details'],
+  };
+}
+
+export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
+  const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
+
+  api.get<{ Querystring: { nodeset?: string } }>(
+    '/nodes',
+    { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.nodesetQuery, response: { 200: S.nodesResponse } } },
+    async (req): Promise<NodesResponse> => {
+      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const nodes = await deps.store.nodes.list(names ? { names } : {});
+      const found = new Set(nodes.map((n) => n.name));
+      const missing = names ? names.filter((n) => !found.has(n)) : [];
+      return { nodes: nodes.map(toApiNode), missing, missingFolded: missing.length ? foldNames(missing) : '' };
+    },
+  );
+
+  api.get<{ Params: { name: string } }>(
+    '/nodes/:name',
+    { schema: { summary: 'One node', params: S.nodeParams, response: { 200: S.node } } },
+    async (req): Promise<ApiNode> => {
+      const n = await deps.store.nodes.get(req.params.name);
+      if (!n) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
+      return toApiNode(n);
+    },
+  );
+
+  api.get<{ Params: { name: string }; Querystring: { after?: number; limit?: number; since?: string } }>(
+    '/nodes/:name/events',
+    { schema: { summary: "One node's events, oldest first", params: S.nodeParams, querystring: S.eventsQuery, response: { 200: S.eventsResponse } } },
+    async (req): Promise<EventsResponse> => {
+      if (!(await deps.store.nodes.get(req.params.name))) {
+        // A removed node still has its history; only refuse names never seen.
+        const probe = await deps.store.events.list({ node: req.params.name, limit: 1 });
+        if (probe.events.length === 0) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
+      }
+      const page = await deps.store.events.list({
+        node: req.params.name,
+        afterId: req.query.after,
+        limit: req.query.limit ?? 100,
+        since: req.query.since,
+      });
+      return { events: page.events.map(toApiEvent), nextAfter: page.nextCursor };
+    },
+  );
+
+  api.get<{ Querystring: { nodeset?: string; after?: number; limit?: number; since?: string } }>(
+    '/events',
+    { schema: { summary: 'The event log, oldest first, paginated by id', querystring: S.eventsQuery, response: { 200: S.eventsResponse } } },
+    async (req): Promise<EventsResponse> => {
+      const nodes = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const page = await deps.store.events.list({
+        ...(nodes ? { nodes } : {}),
+        afterId: req.query.after,
+        limit: req.query.limit ?? 100,
+        since: req.query.since,
+      });
+      return { events: page.events.map(toApiEvent), nextAfter: page.nextCursor };
+    },
+  );
+
+  api.post<{ Body: ApplyRequest }>(
+    '/apply',
+    { schema: { summary: 'Apply a fleet.yaml (idempotent); dryRun only plans', body: S.applyRequest, response: { 200: S.applyResponse } } },
+    async (req): Promise<ApplyResponse> => {
+      const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml' });
+      const res = await applyConfig(deps.store, spec, req.body.secrets, { actor: actorOf(req), dryRun: req.body.dryRun });
+      req.log.info({ changed: res.changed, applied: res.applied, nodes: res.plan.nodes }, 'apply');
+      return res;
+    },
+  );
+}

@@ -1,0 +1,61 @@
+/**
+ * Applying a parsed fleet.yaml with the secrets its credential sets name:
+ * shared by `fleet server --config` (at start) and POST /api/v1/apply.
+ */
+import { applySpec, isEmptyPlan, type ApplyPlan, type Secrets } from '../apply/index.js';
+import { FleetError } from '../errors.js';
+import type { ApplyResponse } from '../http/api-types.js';
+import type { ClusterSpec } from '../model.js';
+import type { Store } from '../store/index.js';
+
+export async function applyConfig(
+  store: Store,
+  spec: ClusterSpec,
+  secrets: Record<string, string>,
+  opts: { actor: string; dryRun: boolean },
+): Promise<ApplyResponse> {
+  const map: Secrets = new Map();
+  const missing: string[] = [];
+  for (const cred of spec.credentials) {
+    const secret = secrets[cred.name];
+    if (typeof secret !== 'string' || secret === '') missing.push(cred.name);
+    else map.set(cred.name, { username: cred.username, secret });
+  }
+  if (missing.length > 0) {
+    throw new FleetError('request.invalid', `no secret given for credentials: ${missing.join(', ')}`, { credentials: missing });
+  }
+  const extra = Object.keys(secrets).filter((k) => !spec.credentials.some((c) => c.name === k));
+  if (extra.length > 0) {
+    throw new FleetError('request.invalid', `secrets given for credentials not in the file: ${extra.join(', ')}`, { credentials: extra });
+  }
+  const { plan, text, result } = await applySpec(store, spec, map, { actor: opts.actor, dryRun: opts.dryRun });
+  const changed = !isEmptyPlan(plan);
+  return { changed, applied: result !== null && changed, text, plan: publicPlan(plan) };
+}
+
+/** The plan as the API returns it: names and field changes, no keyed secret digests, no basis. */
+export function publicPlan(plan: ApplyPlan): ApplyResponse['plan'] {
+  return {
+    settings: { changed: plan.settings.changed, sections: plan.settings.sections },
+    credentials: {
+      added: plan.credentials.added.map((c) => c.name),
+      changed: plan.credentials.changed.map((c) => ({
+        name: c.name,
+        secretChanged: c.secretChanged,
+        ...(c.usernameFrom !== undefined ? { username: { from: c.usernameFrom, to: c.username } } : {}),
+      })),
+      removed: plan.credentials.removed,
+    },
+    profiles: {
+      added: plan.profiles.added.map((p) => p.name),
+      changed: plan.profiles.changed.map((p) => ({ name: p.name, fields: p.fields })),
+      removed: plan.profiles.removed,
+    },
+    nodes: {
+      added: plan.nodes.added.map((n) => n.name),
+      changed: plan.nodes.changed.map((n) => ({ name: n.name, changes: n.changes })),
+      removed: plan.nodes.removed.map((n) => n.name),
+      unchanged: plan.nodes.unchanged.length,
+    },
+  };
+}

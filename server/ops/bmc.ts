@@ -1,0 +1,206 @@
+/**
+ * BMC operations on a set of nodes: power, boot device, identity. Reads the
+ * nodes' BMC endpoints and secrets from the store, runs the fan-out, and
+ * writes one audit event per node (actor, operation, outcome, provider) — the
+ * drivers themselves never touch the store.
+ */
+import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
+import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
+import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, PowerState } from '../bmc/types.js';
+import { FleetError } from '../errors.js';
+import type { BmcProtocol } from '../model.js';
+import { DEFAULT_BMC_PORT } from '../config/index.js';
+import type { Store } from '../store/index.js';
+
+export const POWER_OPS = ['status', 'on', 'off', 'soft', 'cycle', 'reset'] as const;
+export type PowerOp = (typeof POWER_OPS)[number];
+export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios'] as const;
+
+export type BmcOperation =
+  | { kind: 'power'; op: PowerOp }
+  | { kind: 'bootdev'; device: Exclude<BootDevice, 'none'>; persistent: boolean; mode: BootMode }
+  | { kind: 'info' };
+
+export interface BmcOpResult {
+  node: string;
+  ok: boolean;
+  /** power: the state after the operation (status reads it; on/off imply it); info: the identity. */
+  power?: PowerState;
+  identity?: BmcIdentity;
+  bootdev?: { device: string; persistent: boolean };
+  provider?: string;
+  error?: { code: string; message: string };
+  bmc?: string;
+  attempts: NodeResult<unknown>['attempts'];
+  durationMs: number;
+}
+
+async function perform(op: BmcOperation, d: BmcDriver): Promise<Partial<BmcOpResult>> {
+  switch (op.kind) {
+    case 'power':
+      switch (op.op) {
+        case 'status':
+          return { power: await d.powerStatus() };
+        case 'on':
+          await d.powerOn();
+          return { power: 'on' };
+        case 'off':
+          await d.powerOff();
+          return { power: 'off' };
+        case 'soft':
+          await d.powerSoft();
+          return {};
+        case 'cycle':
+          await d.powerCycle();
+          return { power: 'on' };
+        case 'reset':
+          await d.powerReset();
+          return { power: 'on' };
+      }
+      break;
+    case 'bootdev':
+      await d.setBootDevice(op.device, { persistent: op.persistent, mode: op.mode });
+      return { bootdev: { device: op.device, persistent: op.persistent } };
+    case 'info':
+      return { identity: await d.identity() };
+  }
+  throw new FleetError('internal', 'unknown BMC operation');
+}
+
+const SHORT_REASON: Partial<Record<string, string>> = {
+  'bmc.auth_failed': 'authentication failed',
+  'bmc.timeout': 'no answer',
+  'bmc.protocol': 'unreadable answer',
+  'bmc.command_failed': 'command refused',
+  'bmc.unsupported': 'not supported',
+  'bmc.tls': 'TLS certificate not trusted',
+};
+
+/** "authentication failed (bmc 10.10.103.2, ipmi): <driver detail>" */
+export function reasonLine(e: FleetError, label: string): string {
+  const short = SHORT_REASON[e.code] ?? 'failed';
+  return `${short} (${label}): ${e.message}`;
+}
+
+function describe(op: BmcOperation): string {
+  if (op.kind === 'power') return `power ${op.op}`;
+  if (op.kind === 'bootdev') return `bootdev ${op.device}${op.persistent ? ' persistent' : ' once'}${op.mode === 'auto' ? '' : ' ' + op.mode}`;
+  return 'bmc info';
+}
+
+export interface RunBmcOptions extends FanoutOptions {
+  actor: string;
+  providers: ProviderContext;
+}
+
+/**
+ * Runs `op` on `names` (already expanded). Nodes not in the store or without
+ * a BMC fail alone with a clear reason. Results come back in `names` order.
+ */
+export async function runBmcOperation(store: Store, names: string[], op: BmcOperation, opts: RunBmcOptions): Promise<BmcOpResult[]> {
+  const prepared = new Map<string, { target: BmcTarget; protocol: BmcProtocol; label: string } | { error: FleetError }>();
+  const secrets = new Map<string, { username: string; secret: string }>();
+  for (const name of names) {
+    const node = await store.nodes.get(name);
+    if (!node) {
+      prepared.set(name, { error: new FleetError('node.not_found', 'not in the store') });
+      continue;
+    }
+    if (!node.bmc) {
+      prepared.set(name, { error: new FleetError('bmc.unsupported', 'no BMC declared for this node in fleet.yaml') });
+      continue;
+    }
+    let cred = secrets.get(node.bmc.credentials);
+    if (!cred) {
+      const revealed = await store.credentials.revealSecret(node.bmc.credentials);
+      cred = { username: revealed.username, secret: revealed.secret };
+      secrets.set(node.bmc.credentials, cred);
+    }
+    const endpoint = await store.bmc.get(name);
+    const fingerprint = endpoint?.tlsFingerprint ?? undefined;
+    prepared.set(name, {
+      protocol: node.bmc.protocol,
+      label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}, ${node.bmc.protocol}`,
+      target: {
+        address: node.bmc.address,
+        port: node.bmc.port,
+        username: cred.username,
+        password: cred.secret,
+        ...(fingerprint ? { tls: { fingerprint } } : {}),
+      },
+    });
+  }
+
+  const runnable = names.filter((n) => !('error' in prepared.get(n)!));
+  const fan = await runFanout(
+    runnable.map((node) => {
+      const p = prepared.get(node) as { target: BmcTarget };
+      return { node, bmcKey: `${p.target.address}:${p.target.port}` };
+    }),
+    async (t, ctx) => {
+      const p = prepared.get(t.node) as { target: BmcTarget; protocol: BmcProtocol; label: string };
+      try {
+        const call = await withBmc([p.protocol, ...FALLBACKS[p.protocol]], p.target, opts.providers, (d) => perform(op, d), {
+          signal: ctx.signal,
+          onFirstContact: (fp) => void store.bmc.trustFingerprint(t.node, fp, { actor: opts.actor, cause: 'first contact' }),
+        });
+        return { value: call.value, provider: call.provider, inner: call.inner };
+      } catch (e) {
+        // The reason as admins read it: "authentication failed (bmc 10.10.103.2, ipmi): <what the driver saw>".
+        if (e instanceof FleetError) {
+          const wrapped = new FleetError(e.code, reasonLine(e, p.label), e.details, { cause: e });
+          Object.assign(wrapped, { provider: (e as { provider?: string }).provider, attempts: (e as { attempts?: unknown }).attempts });
+          throw wrapped;
+        }
+        throw e;
+      }
+    },
+    opts,
+  );
+  const byNode = new Map(fan.map((r) => [r.node, r]));
+
+  const results: BmcOpResult[] = [];
+  for (const name of names) {
+    const p = prepared.get(name)!;
+    let result: BmcOpResult;
+    if ('error' in p) {
+      result = { node: name, ok: false, error: { code: p.error.code, message: p.error.message }, attempts: [], durationMs: 0 };
+    } else {
+      const r = byNode.get(name)!;
+      const provider = r.attempts.at(-1)?.provider;
+      result = {
+        node: name,
+        ok: r.ok,
+        bmc: `${p.target.address}:${p.target.port}`,
+        ...(provider && provider !== '-' ? { provider } : {}),
+        ...(r.ok ? (r.value as Partial<BmcOpResult>) : { error: r.error }),
+        attempts: r.attempts,
+        durationMs: r.durationMs,
+      };
+      if (r.ok && provider) await store.bmc.recordAnswer(name, provider);
+    }
+    results.push(result);
+  }
+
+  // Audit: every power and boot-device action, and its outcome (status reads and info are not actions).
+  const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
+  if (audited) {
+    for (const r of results) {
+      if (r.error?.code === 'node.not_found') continue;
+      await store.events.append({
+        node: r.node,
+        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
+        actor: opts.actor,
+        details: {
+          operation: describe(op),
+          outcome: r.ok ? 'ok' : 'failed',
+          ...(r.provider ? { provider: r.provider } : {}),
+          ...(r.error ? { error: r.error } : {}),
+          attempts: r.attempts.length,
+          durationMs: r.durationMs,
+        },
+      });
+    }
+  }
+  return results;
+}

@@ -1,0 +1,132 @@
+/**
+ * `fleet server`: load fleet.yaml, open the data dir, apply the file (it is
+ * the source of truth for the declared cluster), build the HTTP app and
+ * listen. Each start-up fact is one line, so an admin sees at once what
+ * listens where and what is missing.
+ */
+import { resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { loadOrCreateApiToken } from './auth/api-token.js';
+import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
+import { FleetError } from './errors.js';
+import { buildApp } from './http/app.js';
+import { IpmiTransport } from './bmc/ipmi/transport.js';
+import type { ProviderContext } from './bmc/registry.js';
+import { applyConfig } from './ops/apply-config.js';
+import { openDataDir, type Store } from './store/index.js';
+
+export const DEFAULT_LISTEN = '127.0.0.1:8080';
+export const DEFAULT_DATA_DIR = 'fleet-data';
+
+export interface StartOptions {
+  configPath: string;
+  /** Overrides fleet.yaml server.data_dir; default ./fleet-data */
+  dataDir?: string;
+  /** Overrides fleet.yaml server.listen; default 127.0.0.1:8080 */
+  listen?: string;
+  logLevel?: string;
+  logStream?: NodeJS.WritableStream;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** One line for the admin per start-up fact. */
+  say?: (line: string) => void;
+  /** Provider settings merged over the defaults (tests point Redfish at http doubles, ipmitool at a path). */
+  bmcProviders?: Omit<ProviderContext, 'ipmiTransport'>;
+  /** Fan-out defaults for BMC operations. */
+  bmc?: { concurrency?: number; timeoutMs?: number; retries?: number };
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  store: Store;
+  /** The address actually bound, e.g. http://127.0.0.1:8080 */
+  url: string;
+  dataDir: string;
+  tokenPath: string;
+  close(): Promise<void>;
+}
+
+/** "ADDR:PORT", "[v6]:PORT" or ":PORT" → host and port. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new FleetError('usage.invalid', `bad listen address '${listen}' (expected ADDR:PORT, e.g. 127.0.0.1:8080)`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const say = opts.say ?? (() => {});
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const configPath = resolve(cwd, opts.configPath);
+
+  const loaded = await loadConfigFile(configPath);
+  const spec = loaded.spec;
+  const dataDir = resolve(cwd, opts.dataDir ?? spec.server?.dataDir ?? DEFAULT_DATA_DIR);
+  const { host, port } = parseListen(opts.listen ?? spec.server?.listen ?? DEFAULT_LISTEN);
+
+  const secrets: Record<string, string> = {};
+  for (const cred of spec.credentials) {
+    const r = await resolveSecretDetailed(cred, env, loaded.baseDir);
+    for (const w of r.warnings) say(`warning: ${w}`);
+    secrets[cred.name] = r.secret;
+  }
+
+  const { store } = await openDataDir(dataDir);
+  let app: FastifyInstance | undefined;
+  let ipmiTransport: IpmiTransport | undefined;
+  try {
+    const token = await loadOrCreateApiToken(dataDir);
+    say(`data dir: ${dataDir} (SQLite ${store.file})`);
+    say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
+
+    const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false });
+    const n = applied.plan.nodes;
+    say(
+      applied.changed
+        ? `config ${configPath} applied: ${n.added.length} added, ${n.changed.length} changed, ${n.removed.length} removed, ${n.unchanged} unchanged nodes`
+        : `config ${configPath}: no changes (${n.unchanged} nodes)`,
+    );
+
+    // One UDP socket for every IPMI session of this server (DESIGN §2).
+    ipmiTransport = await IpmiTransport.open();
+    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
+    app = await buildApp({
+      store,
+      apiToken: token.token,
+      logLevel: opts.logLevel ?? 'info',
+      logStream: opts.logStream,
+      bmc: { providers, ...opts.bmc },
+    });
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const boundPort = typeof addr === 'object' && addr ? addr.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+    say(`HTTP API listening on ${url} (OpenAPI at ${url}/api/v1/openapi.json)`);
+    if (spec.netboot?.dhcp?.enabled) say('netboot: DHCP/TFTP supervision is not implemented yet (issue 4); nothing serves DHCP');
+    say('gRPC agent service: not implemented yet (issue 5)');
+
+    const running = app;
+    const transport = ipmiTransport;
+    let closed = false;
+    return {
+      app: running,
+      store,
+      url,
+      dataDir,
+      tokenPath: token.path,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await running.close();
+        await transport.close();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    await app?.close();
+    await ipmiTransport?.close();
+    await store.close();
+    throw e;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The CLI against a real `fleet server` listening on loopback TCP: the same
+ * code paths an admin uses, in-process for speed, plus the built binary for
+ * exit codes and one-line errors.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../server/cli/io.js';
+import { main } from '../../server/cli/main.js';
+import { startServer, type RunningServer } from '../../server/serve.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const EXAMPLE = join(ROOT, 'examples/seed-cluster.yaml');
+const FIVE_MISTAKES = join(ROOT, 'test/fixtures/config/five-mistakes.yaml');
+const run = promisify(execFile);
+
+interface Captured {
+  code: number;
+  out: string;
+  err: string;
+}
+
+describe('fleet CLI against a running server', () => {
+  let dir: string;
+  let server: RunningServer;
+  let serverLines: string[];
+  let demoSecret: string;
+
+  async function fleet(...args: string[]): Promise<Captured> {
+    let out = '';
+    let err = '';
+    const io: CliIo = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, isTTY: false, home: dir, cwd: ROOT };
+    const code = await main(['node', 'fleet', '--url', server.url, '--token-file', server.tokenPath, ...args], io);
+    return { code, out, err };
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-cli-'));
+    serverLines = [];
+    demoSecret = (await readFile(join(ROOT, 'examples/secrets/bmc-admin.password'), 'utf8')).trim();
+    server = await startServer({
+      configPath: EXAMPLE,
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      say: (l) => serverLines.push(l),
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('starts with one line per fact and the token location', () => {
+    expect(serverLines.join('\n')).toMatch(/API token created: .*api\.token/);
+    expect(serverLines.join('\n')).toMatch(/HTTP API listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(serverLines.join('\n')).toMatch(/applied: \d+ added/);
+  });
+
+  it('lists valkyrie[01-02] as JSON with IPs and BMC addresses', async () => {
+    const r = await fleet('nodes', 'valkyrie[01-02]', '--json');
+    expect(r.code, r.err).toBe(0);
+    const nodes = JSON.parse(r.out) as { name: string; ip: string; bmc: { address: string } }[];
+    expect(nodes.map((n) => [n.name, n.ip, n.bmc.address])).toEqual([
+      ['valkyrie01', '10.10.3.1', '10.10.103.1'],
+      ['valkyrie02', '10.10.3.2', '10.10.103.2'],
+    ]);
+    expect(r.out).not.toContain(demoSecret);
+  });
+
+  it('prints a table, a node, events; exit 1 when a named node is missing', async () => {
+    const t = await fleet('nodes');
+    expect(t.code).toBe(0);
+    expect(t.out.split('\n')[0]).toMatch(/^NAME\s+PROFILE\s+IP\s+BMC\s+STATE$/);
+    expect(t.out).toMatch(/^thor\s+storage\s+10\.10\.1\.1\s+/m);
+    const s = await fleet('show', 'thor');
+    expect(s.out).toMatch(/pet\s+yes/);
+    const e = await fleet('events', 'valkyrie01');
+    expect(e.code).toBe(0);
+    expect(e.out).toMatch(/valkyrie01\s+node\.added/);
+    const m = await fleet('nodes', 'valkyrie[01-02],ghost1');
+    expect(m.code).toBe(1);
+    expect(m.err).toContain('not in the store: ghost1');
+  });
+
+  it('applies idempotently: the second apply changes nothing', async () => {
+    const dry = await fleet('apply', '-f', EXAMPLE, '--dry-run');
+    expect(dry.code, dry.err).toBe(0);
+    expect(dry.out).toContain('no changes.');
+  });
+
+  it('reports all five mistakes of a bad file with paths and lines, exit 2', async () => {
+    const r = await fleet('apply', '-f', FIVE_MISTAKES);
+    expect(r.code).toBe(2);
+    const lines = r.err.trim().split('\n').slice(1);
+    expect(lines).toHaveLength(5);
+    for (const l of lines) expect(l).toMatch(/five-mistakes\.yaml:\d+:\d+ \S+/);
+  });
+
+  it('turns a bad token, a bad nodeset and an unreachable server into one-line errors', async () => {
+    let err = '';
+    const io: CliIo = { stdout: () => {}, stderr: (s) => (err += s), env: {}, isTTY: false, home: dir, cwd: dir };
+    expect(await main(['node', 'fleet', '--url', server.url, '--token', 'wrong', 'nodes'], io)).toBe(2);
+    expect(err).toBe('fleet: invalid API token\n');
+    err = '';
+    expect(await main(['node', 'fleet', '--url', server.url, '--token-file', server.tokenPath, 'nodes', 'n[1-'], io)).toBe(2);
+    expect(err.split('\n')).toHaveLength(2);
+    err = '';
+    expect(await main(['node', 'fleet', '--url', 'http://127.0.0.1:1', '--token', 'x', 'nodes'], io)).toBe(1);
+    expect(err).toMatch(/^fleet: cannot reach the fleet server at http:\/\/127\.0\.0\.1:1 .*\n$/);
+  });
+
+  it.runIf(existsSync(join(ROOT, 'dist/server/cli/main.js')))('the built binary keeps exit codes and prints no stack trace', async () => {
+    const ok = await run(process.execPath, [join(ROOT, 'bin/fleet.js'), 'nodeset', '-f', 'valkyrie01', 'valkyrie02', 'valkyrie03']);
+    expect(ok.stdout).toBe('valkyrie[01-03]\n');
+    const bad = (await run(process.execPath, [join(ROOT, 'bin/fleet.js'), 'nodeset', '-e', 'n[1-']).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    )) as { code: number; stderr: string };
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).not.toMatch(/\bat .*\.js:\d+/);
+  });
+});
