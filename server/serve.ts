@@ -14,6 +14,10 @@ import { IpmiTransport } from './bmc/ipmi/transport.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './ops/apply-config.js';
 import { openDataDir, type Store } from './store/index.js';
+import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert } from './pki/index.js';
+import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -24,6 +28,8 @@ export interface StartOptions {
   dataDir?: string;
   /** Overrides fleet.yaml server.listen; default 127.0.0.1:8080 */
   listen?: string;
+  /** gRPC agent service; default the HTTP host on port 50051 (port 0 when the HTTP port is 0). */
+  grpcListen?: string;
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
   env?: NodeJS.ProcessEnv;
@@ -39,6 +45,7 @@ export interface StartOptions {
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
+  grpc: AgentGrpcServer;
   /** The address actually bound, e.g. http://127.0.0.1:8080 */
   url: string;
   dataDir: string;
@@ -54,6 +61,17 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/** Port 0 means "any free port": pick one now, because boot scripts must name the port before listen(). */
+async function concretePort(host: string, port: number): Promise<number> {
+  if (port !== 0) return port;
+  const probe = createServer();
+  await new Promise<void>((res, rej) => probe.once('error', rej).listen(0, host, res));
+  const addr = probe.address();
+  await new Promise<void>((res) => probe.close(() => res()));
+  if (!addr || typeof addr === 'string') throw new FleetError('internal', 'could not pick a free port');
+  return addr.port;
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const say = opts.say ?? (() => {});
   const env = opts.env ?? process.env;
@@ -63,7 +81,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const loaded = await loadConfigFile(configPath);
   const spec = loaded.spec;
   const dataDir = resolve(cwd, opts.dataDir ?? spec.server?.dataDir ?? DEFAULT_DATA_DIR);
-  const { host, port } = parseListen(opts.listen ?? spec.server?.listen ?? DEFAULT_LISTEN);
+  const listen = parseListen(opts.listen ?? spec.server?.listen ?? DEFAULT_LISTEN);
+  const host = listen.host;
+  const port = await concretePort(host, listen.port);
 
   const secrets: Record<string, string> = {};
   for (const cred of spec.credentials) {
@@ -75,6 +95,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { store } = await openDataDir(dataDir);
   let app: FastifyInstance | undefined;
   let ipmiTransport: IpmiTransport | undefined;
+  let grpc: AgentGrpcServer | undefined;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -91,27 +112,47 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // One UDP socket for every IPMI session of this server (DESIGN §2).
     ipmiTransport = await IpmiTransport.open();
     const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
+    // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
+    const mgmt = spec.cluster.managementAddress;
+    const ca = await loadOrCreateCa(dataDir);
+    const names = [spec.cluster.managementName, spec.cluster.managementName && `${spec.cluster.managementName}.${spec.cluster.domain}`, 'localhost'];
+    const ips = [...new Set([mgmt, '127.0.0.1', ...(/^\d+\.\d+\.\d+\.\d+$/.test(host) && host !== '0.0.0.0' ? [host] : [])])];
+    const serverCert = await loadOrCreateServerCert(ca, dataDir, { dnsNames: names.filter((n): n is string => Boolean(n)), ips });
+    const grpcListen = opts.grpcListen ?? `${host.includes(':') ? `[${host}]` : host}:${listen.port === 0 ? 0 : 50051}`;
+    grpc = await startGrpcServer({ store, ca, listen: grpcListen, serverCert });
+    say(`gRPC agent service (TLS) listening on port ${grpc.port}; CA fingerprint ${caFingerprint(ca)}`);
+
+    const www = join(dataDir, 'www');
     app = await buildApp({
       store,
       apiToken: token.token,
       logLevel: opts.logLevel ?? 'info',
       logStream: opts.logStream,
       bmc: { providers, ...opts.bmc },
+      netboot: {
+        serverUrl: `http://${mgmt}:${port}`,
+        caFingerprint: caFingerprint(ca),
+        enrolServer: `${mgmt}:${grpc.port}`,
+        staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
+        agentDir: join(www, 'agent'),
+      },
     });
     await app.listen({ host, port });
     const addr = app.server.address();
     const boundPort = typeof addr === 'object' && addr ? addr.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
     say(`HTTP API listening on ${url} (OpenAPI at ${url}/api/v1/openapi.json)`);
-    if (spec.netboot?.dhcp?.enabled) say('netboot: DHCP/TFTP supervision is not implemented yet (issue 4); nothing serves DHCP');
-    say('gRPC agent service: not implemented yet (issue 5)');
+    say(`boot endpoints for nodes at http://${mgmt}:${boundPort}/boot.ipxe; static trees under ${www}/{repo,images,agent}`);
+    if (spec.netboot?.dhcp?.enabled) say('netboot: DHCP/TFTP supervision is not wired into the server yet (issue 4); nothing serves DHCP');
 
     const running = app;
     const transport = ipmiTransport;
+    const agentService = grpc;
     let closed = false;
     return {
       app: running,
       store,
+      grpc: agentService,
       url,
       dataDir,
       tokenPath: token.path,
@@ -119,12 +160,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         if (closed) return;
         closed = true;
         await running.close();
+        await agentService.close();
         await transport.close();
         await store.close();
       },
     };
   } catch (e) {
     await app?.close();
+    await grpc?.close();
     await ipmiTransport?.close();
     await store.close();
     throw e;

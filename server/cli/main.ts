@@ -11,6 +11,7 @@ import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
 import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
+import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
 
@@ -116,6 +117,33 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
+
+  program
+    .command('render')
+    .description('print exactly what a node would be served now (tokens replaced by placeholders)')
+    .argument('<what>', 'ipxe or kickstart')
+    .argument('<node>', 'node name')
+    .action((what: string, node: string) => run(cmdRender(globals(), what, node, io)));
+
+  program
+    .command('export')
+    .description('the cluster for other tools: hosts, dnsmasq, ansible-inventory, clustershell-groups')
+    .argument('<format>', 'hosts, dnsmasq, ansible-inventory or clustershell-groups')
+    .action((format: string) => run(cmdExport(globals(), format, io)));
+
+  program
+    .command('discovered')
+    .description('machines seen on the network (DHCP, PXE) that no node declares')
+    .option('--json', 'JSON output')
+    .action((opts: { json?: boolean }) => run(cmdDiscovered(globals(), opts, io)));
+
+  program
+    .command('enroll')
+    .description('turn a discovered machine into a node (not written to fleet.yaml: add it there too)')
+    .argument('<mac>', 'MAC of the discovered machine')
+    .requiredOption('--name <name>', 'node name')
+    .option('--profile <profile>', 'profile (default: the only one, if there is one)')
+    .action((mac: string, opts: { name: string; profile?: string }) => run(cmdEnroll(globals(), mac, opts, io)));
 
   program
     .command('nodeset')

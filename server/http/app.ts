@@ -13,6 +13,8 @@ import { installErrorHandling } from './errors.js';
 import { loggerOptions } from './logging.js';
 import { registerApiRoutes, type ApiDeps } from './routes/api.js';
 import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
+import { registerBootRoutes, type BootDeps } from './routes/boot.js';
+import { registerNetbootApiRoutes } from './routes/netboot-api.js';
 
 export interface AppDeps extends ApiDeps, BmcDeps {
   apiToken: string;
@@ -20,9 +22,13 @@ export interface AppDeps extends ApiDeps, BmcDeps {
   /** Where logs go (tests capture them to check that no secret is logged). */
   logStream?: NodeJS.WritableStream;
   version?: string;
+  /** Boot endpoints (iPXE scripts, kickstarts, install callbacks, static trees) and render/export/discovery API. */
+  netboot?: Omit<BootDeps, 'store'>;
 }
 
 const PUBLIC_PATHS = new Set(['/healthz', '/api/v1/openapi.json']);
+/** Install callbacks carry their node's install token (?token=) instead of the API token. */
+const NODE_TOKEN_PREFIX = '/api/v1/boot-events/';
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = fastify({
@@ -49,7 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? '';
-    if (!path.startsWith('/api/') || PUBLIC_PATHS.has(path)) return;
+    if (!path.startsWith('/api/') || PUBLIC_PATHS.has(path) || path.startsWith(NODE_TOKEN_PREFIX)) return;
     checkBearer(req.headers.authorization, deps.apiToken);
   });
 
@@ -60,8 +66,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (api) => {
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
+      if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot });
     },
     { prefix: '/api/v1' },
   );
+  if (deps.netboot) await registerBootRoutes(app, { store: deps.store, ...deps.netboot });
   return app;
 }

@@ -116,6 +116,31 @@ describe('fleet CLI against a running server', () => {
     expect(err).toMatch(/^fleet: cannot reach the fleet server at http:\/\/127\.0\.0\.1:1 .*\n$/);
   });
 
+  it('serves the boot chain; an unknown MAC is discovered; render and export work through the CLI', async () => {
+    const chain = await fetch(`${server.url}/boot.ipxe`);
+    expect(chain.status).toBe(200);
+    expect(await chain.text()).toMatch(/^#!ipxe\n[\s\S]*chain /);
+    const unknown = await (await fetch(`${server.url}/boot/52-54-00-aa-bb-cc.ipxe`)).text();
+    expect(unknown).toMatch(/^#!ipxe/);
+    expect(unknown).toContain('52:54:00:aa:bb:cc');
+    const d = await fleet('discovered', '--json');
+    expect(d.code, d.err).toBe(0);
+    expect(JSON.parse(d.out)).toEqual(expect.arrayContaining([expect.objectContaining({ mac: '52:54:00:aa:bb:cc', pxe: true })]));
+    // A known node that is not armed is told to boot its disk: the loop breaker's second layer.
+    const r = await fleet('render', 'ipxe', 'valkyrie01');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^#!ipxe/);
+    expect(r.out).toMatch(/\bexit\b|sanboot/);
+    const k = await fleet('render', 'kickstart', 'valkyrie01');
+    expect(k.code, k.err).toBe(0);
+    expect(k.out).toMatch(/^text$/m);
+    expect(k.out).toMatch(/network --bootproto=dhcp --hostname=valkyrie01\.cluster\.local/);
+    const h = await fleet('export', 'hosts');
+    expect(h.out).toMatch(/^10\.10\.0\.1\s+odin/m);
+    expect(h.out).toMatch(/^10\.10\.3\.1\s+valkyrie01\s+valkyrie01\.cluster\.local$/m);
+    expect(serverLines.join('\n')).toMatch(/gRPC agent service \(TLS\) listening on port \d+; CA fingerprint [0-9A-F:]{95}/);
+  });
+
   it.runIf(existsSync(join(ROOT, 'dist/server/cli/main.js')))('the built binary keeps exit codes and prints no stack trace', async () => {
     const ok = await run(process.execPath, [join(ROOT, 'bin/fleet.js'), 'nodeset', '-f', 'valkyrie01', 'valkyrie02', 'valkyrie03']);
     expect(ok.stdout).toBe('valkyrie[01-03]\n');

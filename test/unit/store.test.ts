@@ -477,6 +477,23 @@ describe('settings, discovered, tokens, locks', () => {
     expect(await s.tokens.purge()).toBe(2);
   });
 
+  it('verify checks a token without using it up or writing anything', async () => {
+    const s = await open();
+    await seed(s, 2);
+    const t = await s.tokens.issue('valkyrie01', { actor: 'netboot', ttlMs: 60_000, purpose: 'install' });
+    const before = await s.events.lastId();
+    expect(await s.tokens.verify(t.token, { node: 'valkyrie01', purpose: 'install' })).toMatchObject({ node: 'valkyrie01', purpose: 'install' });
+    expect(await s.tokens.verify(t.token, { node: 'valkyrie01', purpose: 'install' })).toMatchObject({ node: 'valkyrie01' });
+    expect(await s.events.lastId()).toBe(before);
+    await expectFleetError(s.tokens.verify(t.token, { node: 'valkyrie01' }), 'auth.invalid'); // other purpose
+    await expectFleetError(s.tokens.verify(t.token, { node: 'valkyrie02', purpose: 'install' }), 'token.wrong_node');
+    await s.tokens.consume(t.token, { node: 'valkyrie01', purpose: 'install' });
+    await expectFleetError(s.tokens.verify(t.token, { purpose: 'install' }), 'token.used');
+    const t2 = await s.tokens.issue('valkyrie01', { actor: 'netboot', ttlMs: 60_000, purpose: 'install' });
+    nowMs += 60_000;
+    await expectFleetError(s.tokens.verify(t2.token, { purpose: 'install' }), 'token.expired');
+  });
+
   it('locks are leases: exclusive until they expire, then taken over', async () => {
     const s = await open();
     await seed(s, 1);

@@ -33,6 +33,22 @@ export class TokenRepository {
   }
 
   /**
+   * Checks a token without using it up (install tokens authorise retried
+   * kickstart fetches and callbacks). Same errors as consume; writes nothing.
+   */
+  async verify(token: string, opts: { node?: string; purpose?: string } = {}): Promise<{ node: string; purpose: string; expiresAt: string }> {
+    const purpose = opts.purpose ?? DEFAULT_TOKEN_PURPOSE;
+    const row = await this.ctx.q.selectFrom('tokens').selectAll().where('hash', '=', hashToken(token)).executeTakeFirst();
+    if (!row || row.purpose !== purpose) throw new FleetError('auth.invalid', 'unknown token');
+    if (opts.node !== undefined && row.node !== opts.node) {
+      throw new FleetError('token.wrong_node', `the token does not belong to ${opts.node}`, { node: opts.node });
+    }
+    if (row.used_at !== null) throw new FleetError('token.used', `the token of ${row.node} was already used`, { node: row.node });
+    if (row.expires_at <= this.ctx.nowIso()) throw new FleetError('token.expired', `the token of ${row.node} expired at ${row.expires_at}`, { node: row.node });
+    return { node: row.node, purpose: row.purpose, expiresAt: row.expires_at };
+  }
+
+  /**
    * Uses a token up, atomically. Errors: auth.invalid (unknown, or another
    * purpose), token.wrong_node (node given and not the token's), token.used,
    * token.expired. Writes token.used.

@@ -1,0 +1,69 @@
+/**
+ * Netboot CLI commands, thin clients of the REST API:
+ *   fleet render ipxe|kickstart NODE       what the node would be served now (placeholder tokens)
+ *   fleet export FORMAT                     hosts, dnsmasq, ansible-inventory, clustershell-groups
+ *   fleet discovered [--json]               machines seen on the network that no node declares
+ *   fleet enroll MAC --name N [--profile P] a node from a discovered machine
+ */
+import { Exit, FleetError } from '../../errors.js';
+import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../http/routes/netboot-api.js';
+import { EXPORT_FORMATS, isExportFormat } from '../../ops/export.js';
+import { apiRequest } from '../client.js';
+import type { CliIo } from '../io.js';
+import { resolveClientSettings, type GlobalFlags } from '../settings.js';
+import { formatTable } from '../table.js';
+
+export const RENDER_KINDS = ['ipxe', 'kickstart'] as const;
+export type RenderKind = (typeof RENDER_KINDS)[number];
+
+function withNewline(s: string): string {
+  return s.endsWith('\n') ? s : `${s}\n`;
+}
+
+export async function cmdRender(flags: GlobalFlags, kind: string, node: string, io: CliIo): Promise<number> {
+  if (!(RENDER_KINDS as readonly string[]).includes(kind)) throw new FleetError('usage.invalid', `render what? ${JSON.stringify(kind)} is not one of ${RENDER_KINDS.join(', ')}`);
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<RenderResponse>(settings, 'GET', `/api/v1/render/${encodeURIComponent(node)}/${kind}`);
+  io.stdout(withNewline(res.text));
+  return Exit.OK;
+}
+
+export async function cmdExport(flags: GlobalFlags, format: string, io: CliIo): Promise<number> {
+  if (!isExportFormat(format)) throw new FleetError('usage.invalid', `unknown export format ${JSON.stringify(format)}: use one of ${EXPORT_FORMATS.join(', ')}`);
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<ExportResponse>(settings, 'GET', `/api/v1/export/${format}`);
+  io.stdout(withNewline(res.text));
+  return Exit.OK;
+}
+
+export async function cmdDiscovered(flags: GlobalFlags, opts: { json?: boolean }, io: CliIo): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<DiscoveredResponse>(settings, 'GET', '/api/v1/discovered');
+  if (opts.json) {
+    io.stdout(JSON.stringify(res.machines, null, 2) + '\n');
+    return Exit.OK;
+  }
+  if (res.machines.length === 0) {
+    io.stdout('no unknown machines seen\n');
+    return Exit.OK;
+  }
+  io.stdout(
+    formatTable(
+      ['mac', 'ip', 'vendor class', 'arch', 'pxe', 'first seen', 'last seen'],
+      res.machines.map((m) => [m.mac, m.ip ?? '-', m.vendorClass ?? '-', m.arch ?? '-', m.pxe ? 'yes' : 'no', m.firstSeen, m.lastSeen]),
+    ) + '\n',
+  );
+  return Exit.OK;
+}
+
+export async function cmdEnroll(flags: GlobalFlags, mac: string, opts: { name?: string; profile?: string }, io: CliIo): Promise<number> {
+  if (!opts.name) throw new FleetError('usage.invalid', 'enroll needs --name NAME for the new node');
+  const settings = await resolveClientSettings(flags, io);
+  const body: EnrollRequest = { mac, name: opts.name, ...(opts.profile !== undefined ? { profile: opts.profile } : {}) };
+  const res = await apiRequest<EnrollResponse>(settings, 'POST', '/api/v1/enroll', body);
+  const n = res.node;
+  io.stdout(`enrolled ${n.name}: profile ${n.profile}, MAC ${n.macs.join(', ')}, IP ${n.ip ?? 'none'}, state ${n.state}\n`);
+  if (res.ipNote) io.stdout(`note: no IP kept: ${res.ipNote}\n`);
+  io.stderr(`fleet: ${n.name} is not in fleet.yaml; add it there, or a later fleet apply of that file removes it\n`);
+  return Exit.OK;
+}

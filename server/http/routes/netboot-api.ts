@@ -1,0 +1,264 @@
+/**
+ * Netboot routes of the REST API (/api/v1, bearer-protected by the app):
+ *
+ *   GET  /render/:node/ipxe?platform=   what the node would be served now if its primary MAC booted
+ *   GET  /render/:node/kickstart        the node's kickstart, PLACEHOLDER_TOKEN for every token
+ *   GET  /export/:format                hosts | dnsmasq | ansible-inventory | clustershell-groups
+ *   GET  /discovered                    machines seen on the network that no node declares
+ *   POST /enroll {mac, name, profile?}  a node from a discovered machine
+ *
+ * Render and export answer text/plain, or `{..., text}` JSON when the client
+ * asks for application/json (the CLI does). Previews issue no token.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { checkNodeName, cidrContains, ipToInt, isIPv4, normalizeMac, parseCidr, show } from '../../config/patterns.js';
+import { FleetError } from '../../errors.js';
+import { EXPORT_FORMATS, exportAs, isExportFormat } from '../../ops/export.js';
+import { clusterInfo, previewIpxe, previewKickstart, type RenderDeps } from '../../ops/render.js';
+import type { DiscoveredMachine, Store } from '../../store/index.js';
+import type { ApiNode } from '../api-types.js';
+import { actorOf } from './actor.js';
+import { toApiNode } from './api.js';
+import * as S from './schemas.js';
+
+export type NetbootApiDeps = RenderDeps;
+
+export interface RenderResponse {
+  node: string;
+  kind: 'ipxe' | 'kickstart';
+  /** For ipxe: the decision's kind (install, localboot, discover, not-implemented). */
+  decision?: string;
+  text: string;
+}
+
+export interface ExportResponse {
+  format: string;
+  text: string;
+}
+
+export interface ApiDiscovered {
+  mac: string;
+  ip: string | null;
+  hostname: string | null;
+  vendorClass: string | null;
+  arch: string | null;
+  pxe: boolean;
+  firstSeen: string;
+  lastSeen: string;
+}
+
+export interface DiscoveredResponse {
+  machines: ApiDiscovered[];
+}
+
+export interface EnrollRequest {
+  mac: string;
+  name: string;
+  profile?: string;
+}
+
+export interface EnrollResponse {
+  node: ApiNode;
+  /** Why the discovered address was not kept as the node's IP, when it was not. */
+  ipNote?: string;
+}
+
+const str = { type: 'string' } as const;
+const nullableStr = { type: ['string', 'null'] } as const;
+
+const discoveredSchema = {
+  type: 'object',
+  properties: {
+    machines: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          mac: str,
+          ip: nullableStr,
+          hostname: nullableStr,
+          vendorClass: nullableStr,
+          arch: nullableStr,
+          pxe: { type: 'boolean' },
+          firstSeen: str,
+          lastSeen: str,
+        },
+        required: ['mac', 'ip', 'hostname', 'vendorClass', 'arch', 'pxe', 'firstSeen', 'lastSeen'],
+      },
+    },
+  },
+  required: ['machines'],
+} as const;
+
+const textResponse = {
+  type: 'object',
+  description: 'with Accept: application/json; otherwise the text itself as text/plain',
+  properties: { node: str, kind: str, decision: str, format: str, text: str },
+  required: ['text'],
+} as const;
+
+function wantsJson(req: FastifyRequest): boolean {
+  const accept = req.headers.accept;
+  return typeof accept === 'string' && /\bapplication\/json\b/.test(accept);
+}
+
+function answer<T extends { text: string }>(req: FastifyRequest, reply: FastifyReply, body: T): FastifyReply {
+  if (wantsJson(req)) return reply.send(body);
+  return reply.type('text/plain; charset=utf-8').send(body.text);
+}
+
+function toApiDiscovered(m: DiscoveredMachine): ApiDiscovered {
+  return {
+    mac: m.mac,
+    ip: m.ip,
+    hostname: m.hostname,
+    vendorClass: m.vendorClass,
+    arch: m.arch,
+    pxe: m.pxe,
+    firstSeen: m.firstSeen,
+    lastSeen: m.lastSeen,
+  };
+}
+
+/**
+ * The IP a node enrolled from a discovered machine keeps: its discovered
+ * address only when it lies in the provisioning subnet, outside the range
+ * for unknown machines (those leases are temporary) and is no other node's.
+ */
+async function enrolledIp(store: Store, discoveredIp: string | null): Promise<{ ip?: string; note?: string }> {
+  if (discoveredIp === null) return { note: 'no address was seen for this machine' };
+  if (!isIPv4(discoveredIp)) return { note: `the address seen (${show(discoveredIp)}) is not IPv4` };
+  const settings = await store.settings.getCluster();
+  const prov = settings?.networks?.provisioning;
+  if (!prov) return { note: 'no provisioning network in the applied settings' };
+  const cidr = parseCidr(prov.subnet);
+  if (typeof cidr === 'string' || !cidrContains(cidr, discoveredIp)) return { note: `${discoveredIp} is outside the provisioning subnet ${prov.subnet}` };
+  const n = ipToInt(discoveredIp);
+  if (isIPv4(prov.unknownRange.start) && isIPv4(prov.unknownRange.end) && n >= ipToInt(prov.unknownRange.start) && n <= ipToInt(prov.unknownRange.end)) {
+    return { note: `${discoveredIp} is in the range for unknown machines (${prov.unknownRange.start}-${prov.unknownRange.end}); give the node an IP in fleet.yaml` };
+  }
+  const owner = await store.nodes.findByIp(discoveredIp);
+  if (owner) return { note: `${discoveredIp} belongs to node ${owner.name}` };
+  return { ip: discoveredIp };
+}
+
+/** Creates a node from a discovered machine and forgets the machine, in one transaction. */
+export async function enrollMachine(store: Store, req: EnrollRequest, actor: string): Promise<EnrollResponse> {
+  const mac = normalizeMac(req.mac);
+  if (mac === undefined) throw new FleetError('request.invalid', `${show(req.mac)} is not a unicast MAC address (aa:bb:cc:dd:ee:ff)`);
+  const badName = checkNodeName(req.name);
+  if (badName) throw new FleetError('request.invalid', badName);
+
+  const profiles = (await store.profiles.list()).map((p) => p.name);
+  let profile = req.profile;
+  if (profile === undefined) {
+    if (profiles.length !== 1) {
+      throw new FleetError('request.invalid', `give the node a profile (${profiles.length ? `one of ${profiles.join(', ')}` : 'none is declared yet: run fleet apply'})`);
+    }
+    profile = profiles[0]!;
+  } else if (!profiles.includes(profile)) {
+    throw new FleetError('request.invalid', `no profile named ${show(profile)} (${profiles.length ? `profiles: ${profiles.join(', ')}` : 'none is declared yet'})`, { profile });
+  }
+
+  return store.transaction(async (tx) => {
+    const machine = await tx.discovered.get(mac);
+    if (!machine) throw new FleetError('not_found', `no discovered machine with MAC ${mac} (see fleet discovered)`, { mac });
+    const owner = await tx.nodes.findByMac(mac);
+    if (owner) throw new FleetError('conflict', `MAC ${mac} already belongs to node ${owner.name}`, { mac, node: owner.name });
+    if (await tx.nodes.get(req.name)) throw new FleetError('conflict', `a node named ${req.name} already exists`, { node: req.name });
+    const { ip, note } = await enrolledIp(tx, machine.ip);
+    const res = await tx.nodes.upsert({ name: req.name, profile: profile!, macs: [mac], ...(ip !== undefined ? { ip } : {}), pet: false }, { actor, cause: 'enroll' });
+    await tx.discovered.remove(mac);
+    return { node: toApiNode(res.node), ...(note !== undefined ? { ipNote: note } : {}) };
+  });
+}
+
+export async function registerNetbootApiRoutes(api: FastifyInstance, deps: NetbootApiDeps): Promise<void> {
+  const nodeParams = S.nodeParams;
+
+  api.get<{ Params: { name: string }; Querystring: { platform?: string } }>(
+    '/render/:name/ipxe',
+    {
+      schema: {
+        summary: 'The iPXE script the node would be served now (tokens replaced by a placeholder; nothing is issued)',
+        params: nodeParams,
+        querystring: { type: 'object', properties: { platform: { type: 'string', enum: ['pcbios', 'efi'] } }, additionalProperties: false },
+        response: { 200: textResponse },
+      },
+    },
+    async (req, reply) => {
+      const { decision, text } = await previewIpxe(deps, req.params.name, req.query.platform ? { platform: req.query.platform } : {});
+      return answer(req, reply, { node: req.params.name, kind: 'ipxe', decision: decision.kind, text } satisfies RenderResponse);
+    },
+  );
+
+  api.get<{ Params: { name: string } }>(
+    '/render/:name/kickstart',
+    {
+      schema: {
+        summary: "The node's kickstart (tokens replaced by a placeholder; served to the node only while it is armed)",
+        params: nodeParams,
+        response: { 200: textResponse },
+      },
+    },
+    async (req, reply) => {
+      const text = await previewKickstart(deps, req.params.name);
+      return answer(req, reply, { node: req.params.name, kind: 'kickstart', text } satisfies RenderResponse);
+    },
+  );
+
+  api.get<{ Params: { format: string } }>(
+    '/export/:format',
+    {
+      schema: {
+        summary: `The declared cluster for other tools: ${EXPORT_FORMATS.join(', ')}`,
+        params: { type: 'object', properties: { format: { type: 'string', enum: [...EXPORT_FORMATS] } }, required: ['format'] },
+        response: { 200: textResponse },
+      },
+    },
+    async (req, reply) => {
+      const format = req.params.format;
+      if (!isExportFormat(format)) throw new FleetError('request.invalid', `unknown export format ${show(format)} (${EXPORT_FORMATS.join(', ')})`);
+      const cluster = await clusterInfo(deps.store);
+      const nodes = await deps.store.nodes.list();
+      const text = exportAs(format, { cluster, nodes });
+      return answer(req, reply, { format, text } satisfies ExportResponse);
+    },
+  );
+
+  api.get(
+    '/discovered',
+    { schema: { summary: 'Machines seen on the provisioning network that no node declares, newest first', response: { 200: discoveredSchema } } },
+    async (): Promise<DiscoveredResponse> => {
+      const machines = await deps.store.discovered.list({ unknownOnly: true });
+      return { machines: machines.map(toApiDiscovered) };
+    },
+  );
+
+  api.post<{ Body: EnrollRequest }>(
+    '/enroll',
+    {
+      schema: {
+        summary: 'Create a node from a discovered machine (not written to fleet.yaml)',
+        body: {
+          type: 'object',
+          properties: {
+            mac: { type: 'string', maxLength: 64 },
+            name: { type: 'string', maxLength: 253 },
+            profile: { type: 'string', maxLength: 64 },
+          },
+          required: ['mac', 'name'],
+          additionalProperties: false,
+        },
+        response: {
+          200: { type: 'object', properties: { node: S.node, ipNote: str }, required: ['node'] },
+        },
+      },
+    },
+    async (req): Promise<EnrollResponse> => {
+      const res = await enrollMachine(deps.store, req.body, actorOf(req));
+      req.log.info({ node: res.node.name, mac: req.body.mac }, 'enrolled a discovered machine');
+      return res;
+    },
+  );
+}

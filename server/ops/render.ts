@@ -1,0 +1,168 @@
+/**
+ * The boot decision and the rendered scripts for a node, as the HTTP boot
+ * endpoints serve them and as `fleet render` shows them.
+ *
+ * The boot endpoints (server/http/routes/boot.ts) and the inspection API
+ * (server/http/routes/netboot-api.ts) share this code so that `fleet render`
+ * shows exactly what a node would be served: same facts from the store, same
+ * decision, same templates. The only difference is the tokens: the endpoints
+ * issue real ones, previews carry PLACEHOLDER_TOKEN and issue nothing.
+ */
+import { FleetError } from '../errors.js';
+import type { ClusterInfo, ProfileSpec } from '../model.js';
+import { decideBoot, type BootDecision, type BootNode, type InstallDecision } from '../netboot/decide.js';
+import {
+  ipxeTemplateName,
+  KICKSTART_TEMPLATE,
+  loadTemplate,
+  PLACEHOLDER_TOKEN,
+  renderBootChain,
+  renderIpxe,
+  renderKickstart,
+} from '../netboot/render/index.js';
+import type { NodeRecord, Store } from '../store/index.js';
+
+/** Event kinds written by the boot endpoints. */
+export const BOOT_EVENT_KINDS = {
+  scriptFetched: 'boot.script_fetched',
+  loopSuspect: 'boot.loop_suspect',
+  kickstartFetched: 'boot.kickstart_fetched',
+  kickstartRefused: 'boot.kickstart_refused',
+  installStarted: 'install.started',
+  installFailed: 'install.failed',
+  installFinished: 'install.finished',
+  callbackRefused: 'install.callback_refused',
+} as const;
+
+/** Token purposes. The enrolment token uses the store's default purpose, which the gRPC Enroll consumes. */
+export const INSTALL_TOKEN_PURPOSE = 'install';
+
+export interface RenderDeps {
+  store: Store;
+  /** The fleet server's base URL as nodes reach it, e.g. http://10.10.0.1:8080. */
+  serverUrl: string;
+  /** Directory holding ipxe/ and kickstart/ (default: found from the installation). */
+  templateRoot?: string;
+  /** SHA-256 fingerprint of the fleet CA certificate (needed for kickstarts). */
+  caFingerprint?: string;
+  /** What the agent enrols with (HOST:PORT of the gRPC service); default serverUrl. */
+  enrolServer?: string;
+  /** Clock for the boot decision (tests pin it). */
+  now?: () => Date;
+}
+
+function templateOpts(deps: RenderDeps): { root?: string } {
+  return deps.templateRoot !== undefined ? { root: deps.templateRoot } : {};
+}
+
+/** The newest event of a node of one of these kinds, or undefined. */
+async function lastEvent(store: Store, node: string, kinds: string[]) {
+  const page = await store.events.list({ node, kinds, order: 'desc', limit: 1 });
+  return page.events[0];
+}
+
+/**
+ * What the decision needs to know about a node: its record plus when its
+ * last install finished (the install.finished callback) and when it was last
+ * told to `exit` to its firmware (the last script served was localboot exit).
+ */
+export async function bootNodeOf(store: Store, node: NodeRecord): Promise<BootNode> {
+  const finished = await lastEvent(store, node.name, [BOOT_EVENT_KINDS.installFinished]);
+  const served = await lastEvent(store, node.name, [BOOT_EVENT_KINDS.scriptFetched]);
+  const d = (served?.details ?? {}) as { decision?: string; method?: string };
+  return {
+    name: node.name,
+    state: node.state,
+    armed: node.armed,
+    profile: node.profile,
+    installedAt: finished?.time ?? null,
+    lastLocalbootAt: served && d.decision === 'localboot' && d.method === 'exit' ? served.time : null,
+  };
+}
+
+/** The boot decision for a machine booting from `mac`, owned by `node` (null: no node declares it). */
+export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: string, opts: { platform?: string } = {}): Promise<BootDecision> {
+  let bootNode: BootNode | undefined;
+  let profile: ProfileSpec | undefined;
+  if (node) {
+    bootNode = await bootNodeOf(deps.store, node);
+    profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
+  }
+  return decideBoot({
+    ...(bootNode ? { node: bootNode } : {}),
+    ...(profile ? { profile } : {}),
+    mac,
+    server: deps.serverUrl,
+    ...(opts.platform ? { platform: opts.platform } : {}),
+    ...(deps.now ? { now: deps.now() } : {}),
+  });
+}
+
+/** The install decision with `?token=TOKEN` on its kickstart URL (and in the inst.ks= kernel argument). */
+export function withKickstartToken(decision: InstallDecision, token: string): InstallDecision {
+  const url = `${decision.kickstartUrl}?token=${token}`;
+  return {
+    ...decision,
+    kickstartUrl: url,
+    kernelArgs: decision.kernelArgs.map((a) => (a === `inst.ks=${decision.kickstartUrl}` ? `inst.ks=${url}` : a)),
+  };
+}
+
+/** Renders a decision with its template. */
+export async function renderDecision(deps: RenderDeps, decision: BootDecision): Promise<string> {
+  const template = await loadTemplate('ipxe', ipxeTemplateName(decision), templateOpts(deps));
+  return renderIpxe(decision, template, { server: deps.serverUrl });
+}
+
+/** The entry script of the chain (boot.ipxe). */
+export async function renderChain(deps: RenderDeps): Promise<string> {
+  const template = await loadTemplate('ipxe', 'boot.ipxe', templateOpts(deps));
+  return renderBootChain(template, { server: deps.serverUrl });
+}
+
+/** The cluster section of the applied settings; 'unavailable' before the first apply. */
+export async function clusterInfo(store: Store): Promise<ClusterInfo> {
+  const settings = await store.settings.getCluster();
+  if (!settings?.cluster) throw new FleetError('unavailable', 'no cluster settings in the store yet: run fleet apply first');
+  return settings.cluster;
+}
+
+/** The node's kickstart with the given tokens (real ones when served, PLACEHOLDER_TOKEN for a preview). */
+export async function renderNodeKickstart(deps: RenderDeps, node: NodeRecord, tokens: { token: string; callbackToken?: string }): Promise<string> {
+  const profile = await deps.store.profiles.get(node.profile);
+  if (!profile) throw new FleetError('config.invalid', `node ${node.name}: its profile ${node.profile} is not in the store`, { node: node.name });
+  const cluster = await clusterInfo(deps.store);
+  if (deps.caFingerprint === undefined) {
+    throw new FleetError('unavailable', 'the server has no CA fingerprint configured, so it cannot render kickstarts (the agent pins the CA with it)');
+  }
+  const template = await loadTemplate('kickstart', KICKSTART_TEMPLATE, templateOpts(deps));
+  return renderKickstart(template, {
+    node: { name: node.name },
+    profile,
+    cluster,
+    server: deps.serverUrl,
+    token: tokens.token,
+    ...(tokens.callbackToken !== undefined ? { callbackToken: tokens.callbackToken } : {}),
+    caFingerprint: deps.caFingerprint,
+    ...(deps.enrolServer !== undefined ? { enrolServer: deps.enrolServer } : {}),
+  });
+}
+
+/** Inspection: the iPXE script the node would get now if its primary MAC booted, tokens replaced by PLACEHOLDER_TOKEN. */
+export async function previewIpxe(deps: RenderDeps, name: string, opts: { platform?: string } = {}): Promise<{ decision: BootDecision; text: string }> {
+  const node = await deps.store.nodes.require(name);
+  const mac = node.macs[0];
+  if (mac === undefined) throw new FleetError('request.invalid', `node ${name} declares no MAC address, so it cannot boot from the network`, { node: name });
+  let decision = await decideFor(deps, node, mac, opts);
+  if (decision.kind === 'install') decision = withKickstartToken(decision, PLACEHOLDER_TOKEN);
+  return { decision, text: await renderDecision(deps, decision) };
+}
+
+/**
+ * Inspection: the node's kickstart with PLACEHOLDER_TOKEN for every token.
+ * Rendered whether or not the node is armed (it is served only while armed).
+ */
+export async function previewKickstart(deps: RenderDeps, name: string): Promise<string> {
+  const node = await deps.store.nodes.require(name);
+  return renderNodeKickstart(deps, node, { token: PLACEHOLDER_TOKEN });
+}
