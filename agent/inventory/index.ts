@@ -1,0 +1,18 @@
+/**
+ * Hardware inventory of the node: `collectRaw()` gathers (I/O, parallel,
+ * time-limited), `toInventory(raw)` maps (pure), `diffInventory(a, b)`
+ * compares (pure). `collectInventory()` is the two first in one call.
+ */
+import { collectRaw, type CollectOptions } from './collect.js';
+import { toInventory } from './map.js';
+import type { Inventory } from './types.js';
+
+export { collectRaw, NVIDIA_SMI_ARGS, type CollectOptions, type SiApi } from './collect.js';
+export { toInventory, parseNvidiaSmiCsv, normalizePciBus, VIRTUAL_NIC, VIRTUAL_BLOCK } from './map.js';
+export { diffInventory } from './diff.js';
+export type * from './types.js';
+
+/** Collects and maps in one call. Never throws; failed probes are in `warnings`. */
+export async function collectInventory(opts: CollectOptions = {}): Promise<Inventory> {
+  return toInventory(await collectRaw(opts));
+}

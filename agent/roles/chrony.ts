@@ -1,0 +1,58 @@
+/**
+ * chrony: the node's time client, pointed at the cluster's NTP servers.
+ *
+ * Writes /etc/chrony.conf (RHEL) or /etc/chrony/chrony.conf (Debian) whole,
+ * as in the seed's client section; restarts chronyd / chrony only when the
+ * file changed, and enables the service when its wants link is missing.
+ */
+import { commandStep, defineRole, emptySurvey, fileStep, rootFs } from './base.js';
+import type { RoleContext } from './types.js';
+
+export function chronyPaths(ctx: RoleContext): { conf: string; service: string; drift: string } {
+  return ctx.osFamily === 'rhel'
+    ? { conf: '/etc/chrony.conf', service: 'chronyd', drift: '/var/lib/chrony/drift' }
+    : { conf: '/etc/chrony/chrony.conf', service: 'chrony', drift: '/var/lib/chrony/chrony.drift' };
+}
+
+export function renderChrony(ctx: RoleContext, servers: string[], makestep: string): string {
+  const { drift } = chronyPaths(ctx);
+  const [threshold = '1.0', limit = '3'] = makestep.split(/\s+/);
+  return [
+    '# Managed by fleet: local changes are overwritten.',
+    '# Time sources',
+    ...servers.map((s) => `server ${s} iburst`),
+    '',
+    '# Record the rate at which the system clock gains/losses time.',
+    `driftfile ${drift}`,
+    '',
+    `# Allow the system clock to be stepped in the first ${limit} updates`,
+    `# if its offset is larger than ${threshold} second(s).`,
+    `makestep ${threshold} ${limit}`,
+    '',
+    '# Enable kernel synchronization of the real-time clock (RTC).',
+    'rtcsync',
+    '',
+    '# Specify directory for log files.',
+    'logdir /var/log/chrony',
+    '',
+  ].join('\n');
+}
+
+export const chronyRole = defineRole('chrony', async (ctx) => {
+  const s = emptySurvey();
+  const spec = ctx.settings.roles.chrony;
+  if (!spec) {
+    s.notes.push('not in the profile');
+    return s;
+  }
+  const fsr = rootFs(ctx);
+  const { conf, service } = chronyPaths(ctx);
+  const step = await fileStep(ctx, fsr, { path: conf, content: renderChrony(ctx, spec.servers, spec.makestep), mode: 0o644 });
+  const enabled = await fsr.lexists(`/etc/systemd/system/multi-user.target.wants/${service}.service`);
+  if (step) {
+    s.steps.push(step);
+    s.steps.push(commandStep(ctx, ['systemctl', 'restart', service]));
+  }
+  if (!enabled) s.steps.push(commandStep(ctx, ['systemctl', 'enable', '--now', service], { group: 'enable' }));
+  return s;
+});
