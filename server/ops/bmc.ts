@@ -100,8 +100,9 @@ export interface RunBmcOptions extends FanoutOptions {
 export async function runBmcOperation(store: Store, names: string[], op: BmcOperation, opts: RunBmcOptions): Promise<BmcOpResult[]> {
   const prepared = new Map<string, { target: BmcTarget; protocol: BmcProtocol; label: string } | { error: FleetError }>();
   const secrets = new Map<string, { username: string; secret: string }>();
+  const records = new Map((await store.nodes.list({ names })).map((n) => [n.name, n]));
   for (const name of names) {
-    const node = await store.nodes.get(name);
+    const node = records.get(name);
     if (!node) {
       prepared.set(name, { error: new FleetError('node.not_found', 'not in the store') });
       continue;
@@ -116,8 +117,8 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       cred = { username: revealed.username, secret: revealed.secret };
       secrets.set(node.bmc.credentials, cred);
     }
-    const endpoint = await store.bmc.get(name);
-    const fingerprint = endpoint?.tlsFingerprint ?? undefined;
+    // Only Redfish pins a certificate (trust on first use); IPMI needs no endpoint lookup.
+    const fingerprint = node.bmc.protocol === 'redfish' ? ((await store.bmc.get(name))?.tlsFingerprint ?? undefined) : undefined;
     prepared.set(name, {
       protocol: node.bmc.protocol,
       label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}, ${node.bmc.protocol}`,
@@ -160,6 +161,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
   const byNode = new Map(fan.map((r) => [r.node, r]));
 
   const results: BmcOpResult[] = [];
+  const answered: [string, string][] = [];
   for (const name of names) {
     const p = prepared.get(name)!;
     let result: BmcOpResult;
@@ -177,17 +179,20 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
         attempts: r.attempts,
         durationMs: r.durationMs,
       };
-      if (r.ok && provider) await store.bmc.recordAnswer(name, provider);
+      if (r.ok && provider) answered.push([name, provider]);
     }
     results.push(result);
   }
 
-  // Audit: every power and boot-device action, and its outcome (status reads and info are not actions).
+  // One transaction for the bookkeeping of the whole batch: which provider answered, and the audit trail
+  // of every power and boot-device action with its outcome (status reads and info are not actions).
   const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
-  if (audited) {
+  await store.transaction(async (tx) => {
+    for (const [name, provider] of answered) await tx.bmc.recordAnswer(name, provider);
+    if (!audited) return;
     for (const r of results) {
       if (r.error?.code === 'node.not_found') continue;
-      await store.events.append({
+      await tx.events.append({
         node: r.node,
         kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
         actor: opts.actor,
@@ -201,6 +206,6 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
         },
       });
     }
-  }
+  });
   return results;
 }
