@@ -17,6 +17,7 @@ import { openDataDir, type Store } from './store/index.js';
 import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { join } from 'node:path';
+import { startNetboot, type NetbootService } from './netboot/service.js';
 import { createServer } from 'node:net';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -40,12 +41,16 @@ export interface StartOptions {
   bmcProviders?: Omit<ProviderContext, 'ipmiTransport'>;
   /** Fan-out defaults for BMC operations. */
   bmc?: { concurrency?: number; timeoutMs?: number; retries?: number };
+  /** dnsmasq executable (tests); default from PATH. */
+  dnsmasqBinary?: string;
 }
 
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
   grpc: AgentGrpcServer;
+  /** null when DHCP/TFTP is off or refused (the start-up lines say why). */
+  netboot: NetbootService | null;
   /** The address actually bound, e.g. http://127.0.0.1:8080 */
   url: string;
   dataDir: string;
@@ -96,6 +101,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   let ipmiTransport: IpmiTransport | undefined;
   let grpc: AgentGrpcServer | undefined;
+  let netboot: NetbootService | null = null;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -136,6 +142,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
         agentDir: join(www, 'agent'),
       },
+      // DHCP reservations follow the store's nodes.
+      onNodesChanged: async () => netboot?.refresh(),
     });
     await app.listen({ host, port });
     const addr = app.server.address();
@@ -143,22 +151,33 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
     say(`HTTP API listening on ${url} (OpenAPI at ${url}/api/v1/openapi.json)`);
     say(`boot endpoints for nodes at http://${mgmt}:${boundPort}/boot.ipxe; static trees under ${www}/{repo,images,agent}`);
-    if (spec.netboot?.dhcp?.enabled) say('netboot: DHCP/TFTP supervision is not wired into the server yet (issue 4); nothing serves DHCP');
+    netboot = await startNetboot({
+      store,
+      spec,
+      dataDir,
+      serverUrl: `http://${mgmt}:${boundPort}`,
+      say,
+      logger: app.log,
+      ...(opts.dnsmasqBinary ? { binary: opts.dnsmasqBinary } : {}),
+    });
 
     const running = app;
     const transport = ipmiTransport;
     const agentService = grpc;
+    const dhcp = netboot;
     let closed = false;
     return {
       app: running,
       store,
       grpc: agentService,
+      netboot: dhcp,
       url,
       dataDir,
       tokenPath: token.path,
       async close() {
         if (closed) return;
         closed = true;
+        await dhcp?.stop();
         await running.close();
         await agentService.close();
         await transport.close();
@@ -166,6 +185,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     };
   } catch (e) {
+    await netboot?.stop();
     await app?.close();
     await grpc?.close();
     await ipmiTransport?.close();

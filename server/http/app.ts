@@ -22,6 +22,8 @@ export interface AppDeps extends ApiDeps, BmcDeps {
   /** Where logs go (tests capture them to check that no secret is logged). */
   logStream?: NodeJS.WritableStream;
   version?: string;
+  /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
+  onNodesChanged?: () => Promise<void>;
   /** Boot endpoints (iPXE scripts, kickstarts, install callbacks, static trees) and render/export/discovery API. */
   netboot?: Omit<BootDeps, 'store'>;
 }
@@ -66,7 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (api) => {
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
-      if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot });
+      if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
     },
     { prefix: '/api/v1' },
   );

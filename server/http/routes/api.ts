@@ -16,6 +16,8 @@ export interface ApiDeps {
   store: Store;
   /** Largest nodeset a request may expand to (default 1,000,000). */
   nodesetLimit?: number;
+  /** Called after apply changed the nodes (DHCP reservations follow). */
+  onNodesChanged?: () => Promise<void>;
 }
 
 export function toApiNode(n: NodeRecord): ApiNode {
@@ -115,6 +117,8 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
       const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml' });
       const res = await applyConfig(deps.store, spec, req.body.secrets, { actor: actorOf(req), dryRun: req.body.dryRun });
       req.log.info({ changed: res.changed, applied: res.applied, nodes: res.plan.nodes }, 'apply');
+      const n = res.plan.nodes;
+      if (res.applied && n.added.length + n.changed.length + n.removed.length > 0) await deps.onNodesChanged?.();
       return res;
     },
   );

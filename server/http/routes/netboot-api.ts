@@ -21,7 +21,10 @@ import { actorOf } from './actor.js';
 import { toApiNode } from './api.js';
 import * as S from './schemas.js';
 
-export type NetbootApiDeps = RenderDeps;
+export interface NetbootApiDeps extends RenderDeps {
+  /** Called after enroll created a node (DHCP reservations follow). */
+  onNodesChanged?: () => Promise<void>;
+}
 
 export interface RenderResponse {
   node: string;
@@ -258,6 +261,7 @@ export async function registerNetbootApiRoutes(api: FastifyInstance, deps: Netbo
     async (req): Promise<EnrollResponse> => {
       const res = await enrollMachine(deps.store, req.body, actorOf(req));
       req.log.info({ node: res.node.name, mac: req.body.mac }, 'enrolled a discovered machine');
+      await deps.onNodesChanged?.();
       return res;
     },
   );

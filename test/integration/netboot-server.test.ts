@@ -1,0 +1,116 @@
+/**
+ * The whole `fleet server` with netboot enabled, run as the built binary
+ * inside a network namespace (as on a management node): its supervised
+ * dnsmasq answers real DHCP clients on the cluster bridge, unknown machines
+ * show up in `fleet discovered`, and a node added by `fleet apply` gets its
+ * reserved address without a restart. Needs root, dnsmasq, udhcpc and dist/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNetnsLab, skipReason, udhcpc, type NetnsLab } from '../helpers/netns.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'bin/fleet.js');
+const why = skipReason(['dnsmasq', 'udhcpc', 'busybox']) ?? (existsSync(join(ROOT, 'dist/server/cli/main.js')) ? null : 'dist/ is not built (npm run build)');
+const suite = why ? describe.skip : describe;
+
+const yaml = (extra = ''): string => `
+cluster: {name: nb, domain: lab.local, timezone: UTC, management_name: odin, management_address: 10.77.0.1}
+networks:
+  provisioning: {subnet: 10.77.0.0/24, unknown_range: 10.77.0.200-10.77.0.250}
+netboot:
+  dhcp: {enabled: true, mode: authoritative, interface: br0}
+server: {listen: "10.77.0.1:8080"}
+profiles:
+  compute: {os: {tree: "http://10.77.0.1:8080/images/os"}}
+nodes:
+  valkyrie01: {profile: compute, ip: 10.77.0.11, mac: "52:54:00:77:00:01"}
+${extra}`;
+
+suite(why ? `fleet server with netboot in a namespace — SKIPPED: ${why}` : 'fleet server with netboot in a namespace', () => {
+  let lab: NetnsLab;
+  let dir: string;
+  let server: ChildProcess;
+  let log = '';
+
+  const fleet = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
+    const r = await lab.exec(lab.server, [process.execPath, BIN, '--url', 'http://10.77.0.1:8080', '--data', join(dir, 'data'), ...args], { timeoutMs: 20_000 });
+    return { code: r.code ?? -1, out: r.stdout, err: r.stderr };
+  };
+
+  beforeAll(async () => {
+    lab = await createNetnsLab({ address: '10.77.0.1/24' });
+    dir = await mkdtemp(join(tmpdir(), 'fleet-nbsrv-'));
+    await chmod(dir, 0o711); // dnsmasq drops root and must traverse to the data dir
+    await writeFile(join(dir, 'fleet.yaml'), yaml());
+    server = spawn('ip', ['netns', 'exec', lab.server, process.execPath, BIN, 'server', '--config', join(dir, 'fleet.yaml'), '--data', join(dir, 'data'), '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    server.stdout!.on('data', (b: Buffer) => (log += b.toString()));
+    server.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!/netboot: dnsmasq serving/.test(log)) {
+      if (Date.now() > deadline || server.exitCode !== null) {
+        await new Promise((r) => setTimeout(r, 200)); // let the last output arrive
+        throw new Error(`fleet server did not start netboot (exit ${server.exitCode}):\n${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+    await lab?.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives a known MAC its reserved address and the BIOS ROM its boot file; iPXE gets the HTTP script', async () => {
+    const nic = await lab.addClient('52:54:00:77:00:01');
+    const rom = await udhcpc(lab, nic, { arch: 0 });
+    expect(rom).toMatchObject({ ip: '10.77.0.11', siaddr: '10.77.0.1', bootFile: 'undionly.kpxe' });
+    const ipxe = await udhcpc(lab, nic, { arch: 7, userClass: 'iPXE', ipxeOption: true });
+    expect(ipxe).toMatchObject({ ip: '10.77.0.11', bootFile: 'http://10.77.0.1:8080/boot.ipxe' });
+  });
+
+  it('leases the unknown range to an unknown MAC and lists it in fleet discovered within 1 s', async () => {
+    const nic = await lab.addClient('52:54:00:77:00:99');
+    const lease = await udhcpc(lab, nic, { arch: 7 });
+    expect(lease?.ip).toMatch(/^10\.77\.0\.(2[0-4]\d|250)$/);
+    const t0 = Date.now();
+    let found = false;
+    while (!found && Date.now() - t0 < 1000) {
+      const d = await fleet('discovered', '--json');
+      found = (JSON.parse(d.out || '[]') as { mac: string; pxe: boolean }[]).some((m) => m.mac === '52:54:00:77:00:99');
+      if (!found) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(found).toBe(true);
+  });
+
+  it('reserves a node added by fleet apply without restarting dnsmasq', async () => {
+    const pidBefore = (await readFile(join(dir, 'data/dnsmasq/dnsmasq.pid'), 'utf8')).trim();
+    await writeFile(join(dir, 'fleet-v2.yaml'), yaml('  valkyrie02: {profile: compute, ip: 10.77.0.12, mac: "52:54:00:77:00:02"}'));
+    const a = await fleet('apply', '-f', join(dir, 'fleet-v2.yaml'));
+    expect(a.code, a.err).toBe(0);
+    expect(a.out).toMatch(/\+ valkyrie02/);
+    const nic = await lab.addClient('52:54:00:77:00:02');
+    let lease = null;
+    for (let i = 0; i < 5 && lease?.ip !== '10.77.0.12'; i++) lease = await udhcpc(lab, nic, { arch: 0 });
+    expect(lease?.ip).toBe('10.77.0.12');
+    expect((await readFile(join(dir, 'data/dnsmasq/dnsmasq.pid'), 'utf8')).trim()).toBe(pidBefore);
+  });
+
+  it('stops dnsmasq when the server stops', async () => {
+    const pid = Number((await readFile(join(dir, 'data/dnsmasq/dnsmasq.pid'), 'utf8')).trim());
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    expect(existsSync(`/proc/${pid}`)).toBe(false);
+  });
+});
