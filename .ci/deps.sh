@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the tests need on a fresh Debian 12 machine (run as root).
 # Real peers: OpenIPMI ipmi_sim BMCs, ipmitool / FreeIPMI for cross-checks and
-# benchmarks, dnsmasq + DHCP clients for netboot, clustershell for nodeset
+# benchmarks, dnsmasq + DHCP clients (udhcpc, dhclient, perfdhcp from
+# kea-admin) and Debian's iPXE binaries for netboot, QEMU with its iPXE NIC
+# ROMs for real PXE boots, clustershell for nodeset
 # reference behaviour; a C++ toolchain because better-sqlite3 is built from
 # source when no prebuilt binary can be downloaded.
 set -euo pipefail
@@ -9,7 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential python3 protobuf-compiler
   openipmi ipmitool freeipmi-tools
-  dnsmasq-base isc-dhcp-client udhcpc
+  dnsmasq-base isc-dhcp-client udhcpc kea-admin ipxe busybox-static
+  qemu-system-x86 ipxe-qemu
   clustershell
   openssl iproute2 procps
 )

@@ -5,18 +5,14 @@
  * show up in `fleet discovered`, and a node added by `fleet apply` gets its
  * reserved address without a restart. Needs root, dnsmasq, udhcpc and dist/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { distMissing, startFleetInNetns, type FleetInNetns } from '../helpers/fleet-server.js';
 import { createNetnsLab, skipReason, udhcpc, type NetnsLab } from '../helpers/netns.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'bin/fleet.js');
-const why = skipReason(['dnsmasq', 'udhcpc', 'busybox']) ?? (existsSync(join(ROOT, 'dist/server/cli/main.js')) ? null : 'dist/ is not built (npm run build)');
+const why = skipReason(['dnsmasq', 'udhcpc', 'busybox']) ?? distMissing();
 const suite = why ? describe.skip : describe;
 
 const yaml = (extra = ''): string => `
@@ -34,42 +30,19 @@ ${extra}`;
 
 suite(why ? `fleet server with netboot in a namespace — SKIPPED: ${why}` : 'fleet server with netboot in a namespace', () => {
   let lab: NetnsLab;
+  let fleetd: FleetInNetns;
   let dir: string;
-  let server: ChildProcess;
-  let log = '';
-
-  const fleet = async (...args: string[]): Promise<{ code: number; out: string; err: string }> => {
-    const r = await lab.exec(lab.server, [process.execPath, BIN, '--url', 'http://10.77.0.1:8080', '--data', join(dir, 'data'), ...args], { timeoutMs: 20_000 });
-    return { code: r.code ?? -1, out: r.stdout, err: r.stderr };
-  };
+  const fleet = (...args: string[]) => fleetd.cli(...args);
 
   beforeAll(async () => {
     lab = await createNetnsLab({ address: '10.77.0.1/24' });
-    dir = await mkdtemp(join(tmpdir(), 'fleet-nbsrv-'));
-    await chmod(dir, 0o711); // dnsmasq drops root and must traverse to the data dir
-    await writeFile(join(dir, 'fleet.yaml'), yaml());
-    server = spawn('ip', ['netns', 'exec', lab.server, process.execPath, BIN, 'server', '--config', join(dir, 'fleet.yaml'), '--data', join(dir, 'data'), '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    server.stdout!.on('data', (b: Buffer) => (log += b.toString()));
-    server.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-    const deadline = Date.now() + 30_000;
-    while (!/netboot: dnsmasq serving/.test(log)) {
-      if (Date.now() > deadline || server.exitCode !== null) {
-        await new Promise((r) => setTimeout(r, 200)); // let the last output arrive
-        throw new Error(`fleet server did not start netboot (exit ${server.exitCode}):\n${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    fleetd = await startFleetInNetns(lab, yaml(), { url: 'http://10.77.0.1:8080', readyLine: /netboot: dnsmasq serving/ });
+    dir = fleetd.dir;
   }, 60_000);
 
   afterAll(async () => {
-    if (server && server.exitCode === null) {
-      server.kill('SIGTERM');
-      await new Promise((r) => server.once('exit', r));
-    }
+    await fleetd?.cleanup();
     await lab?.destroy();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('gives a known MAC its reserved address and the BIOS ROM its boot file; iPXE gets the HTTP script', async () => {
@@ -109,8 +82,7 @@ suite(why ? `fleet server with netboot in a namespace — SKIPPED: ${why}` : 'fl
 
   it('stops dnsmasq when the server stops', async () => {
     const pid = Number((await readFile(join(dir, 'data/dnsmasq/dnsmasq.pid'), 'utf8')).trim());
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    await fleetd.stop();
     expect(existsSync(`/proc/${pid}`)).toBe(false);
   });
 });
