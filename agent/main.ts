@@ -2,19 +2,24 @@
  * `fleet-agent`: the node agent.
  *
  *   fleet-agent enroll --server HOST:PORT --token T --ca-fingerprint F [--state-dir DIR]
- *   fleet-agent run [--state-dir DIR]
- *   fleet-agent inventory --json      (not implemented yet)
- *   fleet-agent plan                  (not implemented yet)
+ *   fleet-agent run [--state-dir DIR] [--root DIR] [--once]
+ *   fleet-agent inventory [--json]             (local, no server)
+ *   fleet-agent plan [--root DIR] [--config FILE] (dry run of the roles)
  *
  * Exit codes: 0 ok, 1 failed, 2 usage or configuration error. Errors are one
  * line on stderr.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { Exit, FleetError, toFleetError } from '../server/errors.js';
+import { loadCachedConfig, readConfigFile } from './cache.js';
 import { enroll } from './enroll.js';
-import { runAgent, type AgentHandlers } from './run.js';
+import { formatArgv, systemRunner, type Runner } from './exec.js';
+import { collectInventory } from './inventory/index.js';
+import type { Inventory } from './inventory/types.js';
+import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
+import type { RoleResult } from './roles/types.js';
+import { runAgent, runCycle, type CycleResult } from './run.js';
 import { DEFAULT_STATE_DIR } from './state.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -49,19 +54,65 @@ async function readToken(opts: { token?: string; tokenFile?: string }): Promise<
   return token.trim();
 }
 
-/** What `run` does with server commands until roles and inventory exist. */
-function defaultHandlers(io: AgentIo): AgentHandlers {
-  return {
-    async reboot(ctx) {
-      io.stderr(`fleet-agent: rebooting (${ctx.reason || 'asked by the server'})\n`);
-      const child = spawn('systemctl', ['reboot'], { stdio: 'ignore', detached: true });
-      child.on('error', (e) => io.stderr(`fleet-agent: cannot reboot: ${e.message}\n`));
-      child.unref();
-    },
-  };
+const GiB = 1024 ** 3;
+const gib = (b: number): string => `${+(b / GiB).toFixed(b >= 100 * GiB ? 0 : 1)} GiB`;
+
+/** A few lines for people (`fleet-agent inventory` without --json). */
+export function formatInventoryText(inv: Inventory): string {
+  const rows: [string, string][] = [
+    ['system', [inv.system.manufacturer, inv.system.model].filter((x) => x).join(' ') || '-'],
+    ['serial', inv.system.serial || '-'],
+    ['bios', [inv.bios.vendor, inv.bios.version, inv.bios.date ? `(${inv.bios.date})` : '', inv.bios.uefi ? 'UEFI' : ''].filter((x) => x).join(' ') || '-'],
+    ['cpus', `${inv.cpus.sockets}x ${inv.cpus.model || '?'}, ${inv.cpus.cores} cores, ${inv.cpus.threads} threads`],
+    ['memory', `${gib(inv.memory.totalBytes)}${inv.memory.dimms.length ? ` in ${inv.memory.dimms.length} DIMMs` : ''}`],
+    ['disks', inv.disks.map((d) => `${d.name} ${gib(d.sizeBytes)}${d.model ? ` ${d.model}` : ''}`).join(', ') || '-'],
+    ['nics', inv.nics.map((n) => `${n.name} ${n.mac}${n.speedMbps ? ` ${n.speedMbps}Mb/s` : ''}`).join(', ') || '-'],
+    ['gpus', inv.gpus.map((g) => g.model).join(', ') || '-'],
+    ['infiniband', inv.infiniband.map((h) => `${h.name} ${h.ports.map((p) => `${p.port}:${p.state}`).join(' ')}`).join(', ') || '-'],
+    ['os', `${inv.os.distro} ${inv.os.release} ${inv.os.kernel} ${inv.os.arch}`.trim()],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  for (const x of inv.warnings) lines.push(`warning: ${x}`);
+  return lines.join('\n') + '\n';
 }
 
-export function buildProgram(io: AgentIo, onExit: (code: number) => void): Command {
+/** What a dry run would change, role by role, with the file diffs. */
+export function formatPlan(results: RoleResult[]): string {
+  const out: string[] = [];
+  for (const r of results) {
+    out.push(`${r.role}: ${r.status}${r.message ? ` - ${r.message}` : ''}`);
+    for (const c of r.changes) {
+      const what = c.path ?? (c.command ? formatArgv(c.command[0] ?? '', c.command.slice(1)) : '');
+      out.push(`  ${c.action} ${what}${c.summary && c.summary !== what ? ` (${c.summary})` : ''}`.trimEnd());
+      if (c.diff) out.push(...c.diff.replace(/\n$/, '').split('\n').map((l) => `    ${l}`));
+    }
+  }
+  if (results.length === 0) out.push('the profile declares no roles');
+  return out.join('\n') + '\n';
+}
+
+function formatCycle(r: CycleResult): string {
+  const lines = [
+    `node ${r.node}: boot ${r.bootReported ? 'reported' : 'not reported'}, inventory ${r.inventoryReported ? 'reported' : 'not reported'}`,
+    `config: ${r.config}${r.configVersion ? ` ${r.configVersion}` : ''}; apply ${r.applyReported ? 'reported' : 'not reported'}`,
+    ...r.results.map((x) => `  ${x.role}: ${x.status}${x.message ? ` - ${x.message}` : ''}`),
+    ...r.errors.map((e) => `error: ${e}`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export interface ProgramOptions {
+  /** Runner for roles and reboot (tests); default the real one. */
+  runner?: Runner;
+  /** Inventory collection (tests); default collectInventory(). */
+  collectInventory?: () => Promise<Inventory>;
+}
+
+export function buildProgram(io: AgentIo, onExit: (code: number) => void, popts: ProgramOptions = {}): Command {
+  const runner = popts.runner ?? systemRunner;
+  const collect = popts.collectInventory ?? (() => collectInventory({ runner }));
+  const log = (line: string) => io.stderr(`fleet-agent: ${line}\n`);
   const program = new Command('fleet-agent');
   program
     .description('fleet node agent: enrols with the fleet server, reports boot and inventory, applies configuration')
@@ -91,7 +142,7 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void): Comma
         attempts: positiveInt('attempts', o.attempts, 10),
         backoff: { initialMs: 1000, maxMs: positiveInt('max-delay', o.maxDelay, 30) * 1000 },
         timeoutMs: positiveInt('timeout', o.timeout, 20) * 1000,
-        log: (line) => io.stderr(`fleet-agent: ${line}\n`),
+        log,
       });
       io.stdout(`enrolled as ${res.node}\n`);
       onExit(Exit.OK);
@@ -99,22 +150,27 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void): Comma
 
   program
     .command('run')
-    .description('run the agent: report boot, heartbeat, follow server commands (until SIGTERM)')
-    .option('--state-dir <dir>', 'where the credential is kept', DEFAULT_STATE_DIR)
+    .description('run the agent: report boot and inventory, apply the config (cached when the server is away), heartbeat, follow server commands (until SIGTERM)')
+    .option('--state-dir <dir>', 'where the credential and the config cache are kept', DEFAULT_STATE_DIR)
+    .option('--root <dir>', 'the system the roles configure', '/')
     .option('--heartbeat <seconds>', 'heartbeat interval', '60')
-    .action(async (o: { stateDir: string; heartbeat: string }) => {
+    .option('--once', 'one cycle (boot, inventory, config, roles, apply report), each call tried once, then exit')
+    .option('--json', 'with --once: print the cycle as JSON')
+    .action(async (o: { stateDir: string; root: string; heartbeat: string; once?: boolean; json?: boolean }) => {
+      const heartbeatMs = positiveInt('heartbeat', o.heartbeat, 60) * 1000;
+      const work = { root: o.root, runner, collectInventory: collect };
+      if (o.once) {
+        const r = await runCycle({ stateDir: o.stateDir, work, log });
+        io.stdout(o.json ? JSON.stringify(r, null, 2) + '\n' : formatCycle(r));
+        onExit(r.errors.length > 0 || r.results.some((x) => x.status === 'failed') ? Exit.FAILED : Exit.OK);
+        return;
+      }
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        await runAgent({
-          stateDir: o.stateDir,
-          signal: ac.signal,
-          heartbeatMs: positiveInt('heartbeat', o.heartbeat, 60) * 1000,
-          handlers: defaultHandlers(io),
-          log: (line) => io.stderr(`fleet-agent: ${line}\n`),
-        });
+        await runAgent({ stateDir: o.stateDir, signal: ac.signal, heartbeatMs, work, log });
       } finally {
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);
@@ -124,28 +180,45 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void): Comma
 
   program
     .command('inventory')
-    .description('collect and print this node\'s hardware inventory (not implemented yet)')
+    .description("collect and print this node's hardware inventory (local, no server)")
     .option('--json', 'JSON output')
-    .action(() => {
-      throw new FleetError('not_implemented', 'inventory collection is not implemented yet');
+    .action(async (o: { json?: boolean }) => {
+      const inv = await collect();
+      io.stdout(o.json ? JSON.stringify(inv, null, 2) + '\n' : formatInventoryText(inv));
+      onExit(Exit.OK);
     });
 
   program
     .command('plan')
-    .description('show what applying this node\'s configuration would change (not implemented yet)')
-    .action(() => {
-      throw new FleetError('not_implemented', 'configuration roles are not implemented yet');
+    .description("dry run: what applying this node's configuration would change, role by role (the cached config, or --config FILE)")
+    .option('--state-dir <dir>', 'where the config cache is kept', DEFAULT_STATE_DIR)
+    .option('--config <file>', 'a config JSON file instead of the cache (the cache format, a GetConfig answer, or {roles, cluster})')
+    .option('--root <dir>', 'the system to compare with', '/')
+    .option('--json', 'JSON output')
+    .action(async (o: { stateDir: string; config?: string; root: string; json?: boolean }) => {
+      const cfg = o.config !== undefined ? await readConfigFile(o.config) : await loadCachedConfig(o.stateDir);
+      if (!cfg) {
+        throw new FleetError('config.unreadable', `no cached config in ${o.stateDir} (fleet-agent run caches it once the server answered); give --config FILE`);
+      }
+      const ctx = await makeRoleContext({ root: o.root, settings: cfg.settings, runner, log: () => {} });
+      const results = await runRoles(rolesFor(cfg.settings.roles), ctx, { dryRun: true });
+      io.stdout(o.json ? JSON.stringify({ version: cfg.version, profile: cfg.profile, root: o.root, results }, null, 2) + '\n' : formatPlan(results));
+      onExit(results.some((r) => r.status === 'failed') ? Exit.FAILED : Exit.OK);
     });
 
   return program;
 }
 
 /** Runs the agent CLI; resolves to the exit code. Never throws. */
-export async function main(argv: string[], io: AgentIo = processIo): Promise<number> {
+export async function main(argv: string[], io: AgentIo = processIo, popts: ProgramOptions = {}): Promise<number> {
   let code: number = Exit.OK;
-  const program = buildProgram(io, (c) => {
-    code = c;
-  });
+  const program = buildProgram(
+    io,
+    (c) => {
+      code = c;
+    },
+    popts,
+  );
   try {
     await program.parseAsync(argv);
     return code;

@@ -12,6 +12,7 @@ import type { GlobalFlags } from './settings.js';
 import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
+import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
 
@@ -117,6 +118,19 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
+
+  const inventory = program
+    .command('inventory')
+    .description('hardware inventory reported by the agents: model, serial, CPUs, memory, disks, NICs, GPUs, IB, BIOS')
+    .argument('[nodeset]', 'clustershell nodeset (default: every node)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv', 'html']).default('table'))
+    .action((nodeset: string | undefined, opts: { format: string }) => run(cmdInventory(globals(), nodeset, opts, io)));
+  inventory
+    .command('diff')
+    .description('hardware changes between the last two inventory reports of a node (e.g. a DIMM gone)')
+    .argument('<node>', 'node name')
+    .option('--json', 'JSON output')
+    .action((node: string, opts: { json?: boolean }) => run(cmdInventoryDiff(globals(), node, opts, io)));
 
   program
     .command('render')

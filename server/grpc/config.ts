@@ -1,22 +1,52 @@
 /**
  * What GetConfig answers: a node's roles and their settings, from its
- * profile, versioned. Pure.
+ * profile, plus the cluster facts the roles need (hosts, chrony), versioned.
+ * `nodeConfig` and `clusterFactsOf` are pure; `configForNode` reads the store.
  *
  * Encoding (docs/decisions/0004): the settings travel as one JSON object
  * (`roles_json`, shaped as RolesSpec in server/model.ts, schema
  * "fleet.roles/v1") rather than as proto messages, so that the role settings
- * have one schema (fleet.yaml's) instead of two kept in step. The version is
- * the SHA-256 of the canonical JSON of schema + roles: equal versions, equal
- * configs, whatever the profile is called.
+ * have one schema (fleet.yaml's) instead of two kept in step. The cluster
+ * facts travel beside them (`cluster_json`). The version is the SHA-256 of
+ * the canonical JSON of schema + roles + cluster facts: equal versions, equal
+ * configs, whatever the profile is called — and a node added to the cluster
+ * (a new /etc/hosts line) is a new version for every node.
  */
 import crypto from 'node:crypto';
-import type { ProfileSpec, RolesSpec } from '../model.js';
+import type { ClusterInfo, ProfileSpec, RolesSpec } from '../model.js';
+import { FleetError } from '../errors.js';
+import type { Store } from '../store/index.js';
 import { canonicalJson } from '../store/json.js';
 
 export const ROLES_SCHEMA = 'fleet.roles/v1';
 
-/** Apply order: repositories before packages that need them, users before NFS homes are used, drivers last. */
-export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'gpu', 'infiniband'];
+/**
+ * Apply order, as the agent applies them (agent/roles/types.ts ROLE_ORDER):
+ * repositories before packages that need them, users before NFS homes are
+ * used, drivers last (the GPU role may want a reboot).
+ */
+export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+
+/** One /etc/hosts entry. */
+export interface ClusterHost {
+  /** Short name, e.g. valkyrie01. */
+  name: string;
+  address: string;
+  /** name.domain */
+  fqdn: string;
+}
+
+/**
+ * The cluster facts in `cluster_json`; the agent reads them as its
+ * ClusterFacts (agent/roles/types.ts), which this shape extends.
+ */
+export interface ClusterFactsJson {
+  domain: string;
+  managementAddress: string;
+  managementName?: string;
+  /** The management node (when it has a name) first, then every node with an address, in name order. */
+  hosts: ClusterHost[];
+}
 
 export interface NodeConfig {
   version: string;
@@ -25,14 +55,45 @@ export interface NodeConfig {
   roles: string[];
   rolesJson: string;
   schema: string;
+  /** JSON of ClusterFactsJson, or '' when the cluster settings are unknown (before the first apply). */
+  clusterJson: string;
 }
 
-export function nodeConfig(profile: Pick<ProfileSpec, 'name' | 'roles'>): NodeConfig {
+/** The cluster facts from the cluster info and the nodes (those without an address are left out). */
+export function clusterFactsOf(
+  cluster: Pick<ClusterInfo, 'domain' | 'managementAddress' | 'managementName'>,
+  nodes: readonly { name: string; ip?: string | null }[],
+): ClusterFactsJson {
+  const fqdn = (n: string) => (cluster.domain ? `${n}.${cluster.domain}` : n);
+  const hosts: ClusterHost[] = [];
+  if (cluster.managementName) hosts.push({ name: cluster.managementName, address: cluster.managementAddress, fqdn: fqdn(cluster.managementName) });
+  for (const n of nodes) if (n.ip) hosts.push({ name: n.name, address: n.ip, fqdn: fqdn(n.name) });
+  return {
+    domain: cluster.domain,
+    managementAddress: cluster.managementAddress,
+    ...(cluster.managementName ? { managementName: cluster.managementName } : {}),
+    hosts,
+  };
+}
+
+export function nodeConfig(profile: Pick<ProfileSpec, 'name' | 'roles'>, cluster?: ClusterFactsJson | null): NodeConfig {
   const roles = (profile.roles ?? {}) as Record<string, unknown>;
   const present = Object.keys(roles).filter((k) => roles[k] !== undefined && roles[k] !== null);
   const known = ROLE_ORDER.filter((r) => present.includes(r));
   const unknown = present.filter((r) => !(ROLE_ORDER as readonly string[]).includes(r)).sort();
   const rolesJson = canonicalJson(roles);
-  const version = 'sha256:' + crypto.createHash('sha256').update(canonicalJson({ schema: ROLES_SCHEMA, roles })).digest('hex');
-  return { version, profile: profile.name, roles: [...known, ...unknown], rolesJson, schema: ROLES_SCHEMA };
+  // Without cluster facts the hashed object is the one of the first contract, so versions stay comparable.
+  const hashed = cluster ? { schema: ROLES_SCHEMA, roles, cluster } : { schema: ROLES_SCHEMA, roles };
+  const version = 'sha256:' + crypto.createHash('sha256').update(canonicalJson(hashed)).digest('hex');
+  return { version, profile: profile.name, roles: [...known, ...unknown], rolesJson, schema: ROLES_SCHEMA, clusterJson: cluster ? canonicalJson(cluster) : '' };
+}
+
+/** The config of one node as GetConfig and Heartbeat answer it. */
+export async function configForNode(store: Store, node: string): Promise<NodeConfig> {
+  const rec = await store.nodes.require(node);
+  const profile = await store.profiles.get(rec.profile);
+  if (!profile) throw new FleetError('not_found', `node ${node}'s profile ${rec.profile} does not exist`, { node, profile: rec.profile });
+  const settings = await store.settings.getCluster();
+  const cluster = settings?.cluster ? clusterFactsOf(settings.cluster, await store.nodes.list()) : null;
+  return nodeConfig(profile, cluster);
 }

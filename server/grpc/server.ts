@@ -55,7 +55,7 @@ import { issueServerCert, parseCsr, issueNodeCert, verifyNodeCertificate, type F
 import type { AgentIdentity, AgentRecord, Store, WriteContext } from '../store/index.js';
 import { assessBoot, type BootAssessment } from './boot.js';
 import { agentServerCredentials } from './credentials.js';
-import { nodeConfig } from './config.js';
+import { configForNode } from './config.js';
 import { toGrpcError } from './errors.js';
 
 /** What every grpc-js server call has (grpc-js does not export ServerSurfaceCall). */
@@ -487,12 +487,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
     return { recordedAtMs: Date.parse(rec.reportedAt) };
   });
 
-  async function configOf(node: string) {
-    const rec = await store.nodes.require(node);
-    const profile = await store.profiles.get(rec.profile);
-    if (!profile) throw new FleetError('not_found', `node ${node}'s profile ${rec.profile} does not exist`, { node, profile: rec.profile });
-    return nodeConfig(profile);
-  }
+  const configOf = (node: string) => configForNode(store, node);
 
   const getConfig = unary<GetConfigRequest, GetConfigResponse>('getConfig', async (req, node) => {
     const cfg = await configOf(node);
@@ -505,6 +500,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
       roles: cfg.roles,
       rolesJson: unchanged ? '' : cfg.rolesJson,
       schema: cfg.schema,
+      clusterJson: unchanged ? '' : cfg.clusterJson,
     };
   });
 

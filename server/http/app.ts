@@ -15,6 +15,7 @@ import { registerApiRoutes, type ApiDeps } from './routes/api.js';
 import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
 import { registerNetbootApiRoutes } from './routes/netboot-api.js';
+import { registerInventoryRoutes } from './routes/inventory.js';
 
 export interface AppDeps extends ApiDeps, BmcDeps {
   apiToken: string;
@@ -68,6 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (api) => {
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
+      await registerInventoryRoutes(api, deps);
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
     },
     { prefix: '/api/v1' },

@@ -262,11 +262,10 @@ describe('fleet-agent CLI', () => {
     return { code, out, err };
   }
 
-  it('inventory and plan say they are not implemented yet (exit 1)', async () => {
-    const inv = await run('inventory', '--json');
-    expect(inv.code).toBe(1);
-    expect(inv.err).toMatch(/not implemented yet/);
-    expect((await run('plan')).code).toBe(1);
+  it('plan without a cached config or --config is a configuration error (exit 2)', async () => {
+    const r = await run('plan', '--state-dir', path.join(tmp(), 'none'));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/no cached config/);
   });
 
   it('usage errors exit 2 before touching the network', async () => {

@@ -271,6 +271,8 @@ export interface InfinibandPort {
   linkLayer: string;
   portGuid: string;
   lid: number;
+  /** LinkUp, Polling, Disabled, ... */
+  physState: string;
 }
 
 export interface InfinibandHca {
@@ -333,7 +335,7 @@ export interface GetConfigRequest {
 export interface GetConfigResponse {
   /**
    * Opaque version of this config ("sha256:<hex>" of the canonical JSON of
-   * profile name + roles); equal versions mean equal configs.
+   * schema + roles + cluster facts); equal versions mean equal configs.
    */
   version: string;
   unchanged: boolean;
@@ -347,6 +349,13 @@ export interface GetConfigResponse {
   rolesJson: string;
   /** "fleet.roles/v1" */
   schema: string;
+  /**
+   * Facts about the cluster the roles need beyond the profile (hosts, chrony):
+   * a JSON object {domain, managementAddress, managementName?, hosts: [{name,
+   * address, fqdn}]}, management node first. Covered by `version`; empty when
+   * unchanged = true.
+   */
+  clusterJson: string;
 }
 
 export interface RoleResult {
@@ -2102,7 +2111,7 @@ export const Gpu: MessageFns<Gpu> = {
 };
 
 function createBaseInfinibandPort(): InfinibandPort {
-  return { number: 0, state: "", rate: "", linkLayer: "", portGuid: "", lid: 0 };
+  return { number: 0, state: "", rate: "", linkLayer: "", portGuid: "", lid: 0, physState: "" };
 }
 
 export const InfinibandPort: MessageFns<InfinibandPort> = {
@@ -2124,6 +2133,9 @@ export const InfinibandPort: MessageFns<InfinibandPort> = {
     }
     if (message.lid !== 0) {
       writer.uint32(48).uint32(message.lid);
+    }
+    if (message.physState !== "") {
+      writer.uint32(58).string(message.physState);
     }
     return writer;
   },
@@ -2189,6 +2201,14 @@ export const InfinibandPort: MessageFns<InfinibandPort> = {
             message.lid = reader.uint32();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.physState = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2217,6 +2237,11 @@ export const InfinibandPort: MessageFns<InfinibandPort> = {
         ? globalThis.String(object.port_guid)
         : "",
       lid: isSet(object.lid) ? globalThis.Number(object.lid) : 0,
+      physState: isSet(object.physState)
+        ? globalThis.String(object.physState)
+        : isSet(object.phys_state)
+        ? globalThis.String(object.phys_state)
+        : "",
     };
   },
 
@@ -2240,6 +2265,9 @@ export const InfinibandPort: MessageFns<InfinibandPort> = {
     if (message.lid !== 0) {
       obj.lid = Math.round(message.lid);
     }
+    if (message.physState !== "") {
+      obj.physState = message.physState;
+    }
     return obj;
   },
 
@@ -2254,6 +2282,7 @@ export const InfinibandPort: MessageFns<InfinibandPort> = {
     message.linkLayer = object.linkLayer ?? "";
     message.portGuid = object.portGuid ?? "";
     message.lid = object.lid ?? 0;
+    message.physState = object.physState ?? "";
     return message;
   },
 };
@@ -3034,7 +3063,7 @@ export const GetConfigRequest: MessageFns<GetConfigRequest> = {
 };
 
 function createBaseGetConfigResponse(): GetConfigResponse {
-  return { version: "", unchanged: false, profile: "", roles: [], rolesJson: "", schema: "" };
+  return { version: "", unchanged: false, profile: "", roles: [], rolesJson: "", schema: "", clusterJson: "" };
 }
 
 export const GetConfigResponse: MessageFns<GetConfigResponse> = {
@@ -3056,6 +3085,9 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
     }
     if (message.schema !== "") {
       writer.uint32(50).string(message.schema);
+    }
+    if (message.clusterJson !== "") {
+      writer.uint32(58).string(message.clusterJson);
     }
     return writer;
   },
@@ -3121,6 +3153,14 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
             message.schema = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.clusterJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3145,6 +3185,11 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
         ? globalThis.String(object.roles_json)
         : "",
       schema: isSet(object.schema) ? globalThis.String(object.schema) : "",
+      clusterJson: isSet(object.clusterJson)
+        ? globalThis.String(object.clusterJson)
+        : isSet(object.cluster_json)
+        ? globalThis.String(object.cluster_json)
+        : "",
     };
   },
 
@@ -3168,6 +3213,9 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
     if (message.schema !== "") {
       obj.schema = message.schema;
     }
+    if (message.clusterJson !== "") {
+      obj.clusterJson = message.clusterJson;
+    }
     return obj;
   },
 
@@ -3182,6 +3230,7 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
     message.roles = object.roles?.map((e) => e) || [];
     message.rolesJson = object.rolesJson ?? "";
     message.schema = object.schema ?? "";
+    message.clusterJson = object.clusterJson ?? "";
     return message;
   },
 };
