@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../server/cli/io.js';
-import { main } from '../../server/cli/main.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
+import { cliAgainst } from '../helpers/cli.js';
 import { IPMITOOL, IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
 
 const READY = IPMI_SIM !== null && IPMITOOL !== null;
@@ -25,13 +24,7 @@ suite(READY ? 'fleet power/bootdev on 20 ipmi_sim BMCs' : 'fleet power/bootdev â
   let server: RunningServer;
   let logs = '';
 
-  async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io: CliIo = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: { USER: 'tester' }, isTTY: false, home: dir, cwd: dir };
-    const code = await main(['node', 'fleet', '--url', server.url, '--token-file', server.tokenPath, ...args], io);
-    return { code, out, err };
-  }
+  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-bmc-'));

@@ -8,9 +8,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../server/cli/io.js';
-import { main } from '../../server/cli/main.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
+import { cliAgainst } from '../helpers/cli.js';
 import { makeTestPki, RedfishDouble, type TestPki } from '../helpers/redfish-double.js';
 
 const PASSWORD = 'Redfish-Bmc-Pw-2207';
@@ -21,13 +20,7 @@ describe('fleet power/bmc info on a Redfish BMC (DMTF mockup double over HTTPS)'
   let bmc: RedfishDouble;
   let server: RunningServer;
 
-  async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    let out = '';
-    let err = '';
-    const io: CliIo = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: { USER: 'tester' }, isTTY: false, home: dir, cwd: dir };
-    const code = await main(['node', 'fleet', '--url', server.url, '--token-file', server.tokenPath, ...args], io);
-    return { code, out, err };
-  }
+  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-redfish-'));

@@ -14,17 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../server/cli/io.js';
 import { main } from '../../server/cli/main.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
+import { cliAgainst, type CliResult } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples/seed-cluster.yaml');
 const FIVE_MISTAKES = join(ROOT, 'test/fixtures/config/five-mistakes.yaml');
 const run = promisify(execFile);
-
-interface Captured {
-  code: number;
-  out: string;
-  err: string;
-}
 
 describe('fleet CLI against a running server', () => {
   let dir: string;
@@ -32,13 +27,7 @@ describe('fleet CLI against a running server', () => {
   let serverLines: string[];
   let demoSecret: string;
 
-  async function fleet(...args: string[]): Promise<Captured> {
-    let out = '';
-    let err = '';
-    const io: CliIo = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {}, isTTY: false, home: dir, cwd: ROOT };
-    const code = await main(['node', 'fleet', '--url', server.url, '--token-file', server.tokenPath, ...args], io);
-    return { code, out, err };
-  }
+  const fleet = (...args: string[]): Promise<CliResult> => cliAgainst(server, dir)(...args);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-cli-'));
