@@ -3,7 +3,8 @@
 # Real peers: OpenIPMI ipmi_sim BMCs, ipmitool / FreeIPMI for cross-checks and
 # benchmarks, dnsmasq + DHCP clients (udhcpc, dhclient, perfdhcp from
 # kea-admin) and Debian's iPXE binaries for netboot, QEMU with its iPXE NIC
-# ROMs for real PXE boots, clustershell for nodeset
+# ROMs for real PXE boots, a Debian kernel + extlinux + mkfs/sfdisk for the
+# lab's stand-in installer, clustershell for nodeset
 # reference behaviour; a C++ toolchain because better-sqlite3 is built from
 # source when no prebuilt binary can be downloaded.
 set -euo pipefail
@@ -13,6 +14,7 @@ PKGS=(
   openipmi ipmitool freeipmi-tools
   dnsmasq-base isc-dhcp-client udhcpc kea-admin ipxe busybox-static
   qemu-system-x86 ipxe-qemu
+  linux-image-amd64 syslinux-common extlinux e2fsprogs fdisk kmod
   clustershell
   openssl iproute2 procps
 )

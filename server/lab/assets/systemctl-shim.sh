@@ -1,0 +1,8 @@
+#!/bin/sh
+# fleet lab "OS": the few systemctl verbs the fleet agent uses, for a system
+# without systemd.
+case "${1:-}" in
+  reboot) sync; exec reboot -f ;;
+  poweroff|halt) sync; exec poweroff -f ;;
+  *) echo "systemctl (fleet lab shim): $* is not supported" >&2; exit 1 ;;
+esac

@@ -1,0 +1,123 @@
+/**
+ * One lab BMC: an OpenIPMI `ipmi_sim` on 127.0.0.1:PORT of the lab namespace's
+ * loopback (the fleet server runs inside that namespace too), whose
+ * chassis_control program (assets/chassis-control.sh) drives the VM's QEMU.
+ * Recipe: shared/LAB-NOTES.md "ipmi_sim". ipmitool needs `-C 3` against it.
+ *
+ *   VMDIR/bmc/lan.conf, bmc.emu   configuration (lan.conf holds the password: 0600)
+ *   VMDIR/bmc/                    ipmi_sim's persistent state (-s)
+ *   VMDIR/ipmi_sim.pid, .log      the process
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FleetError } from '../errors.js';
+import { killPid, pidMatches, readPidFile, run, sleep } from './exec.js';
+
+export interface BmcSpec {
+  name: string;
+  /** The VM's directory (the hook's argument). */
+  vmDir: string;
+  address: string;
+  port: number;
+  username: string;
+  password: string;
+  /** Absolute path of the chassis hook (no blanks). */
+  hook: string;
+}
+
+function quote(s: string): string {
+  if (/["\n\\]/.test(s)) throw new FleetError('usage.invalid', `ipmi_sim config: unsupported character in ${JSON.stringify(s)}`);
+  return `"${s}"`;
+}
+
+/** A stable 32-hex-digit GUID per BMC name. */
+export function guidFor(name: string): string {
+  return createHash('sha256').update(`fleet-lab-bmc:${name}`).digest('hex').slice(0, 32);
+}
+
+export function renderLanConf(b: BmcSpec): string {
+  if (/\s/.test(b.hook) || /\s/.test(b.vmDir)) throw new FleetError('usage.invalid', 'ipmi_sim splits chassis_control on blanks: lab paths must not contain any');
+  return [
+    `name ${quote(b.name)}`,
+    'set_working_mc 0x20',
+    '  startlan 1',
+    `    addr ${b.address} ${b.port}`,
+    '    priv_limit admin',
+    '    allowed_auths_callback none md2 md5 straight',
+    '    allowed_auths_user none md2 md5 straight',
+    '    allowed_auths_operator none md2 md5 straight',
+    '    allowed_auths_admin none md2 md5 straight',
+    `    guid ${guidFor(b.name)}`,
+    '  endlan',
+    `  chassis_control ${quote(`/bin/bash ${b.hook} ${b.vmDir}`)}`,
+    `user 2 true ${quote(b.username)} ${quote(b.password)} admin 10 none md2 md5 straight`,
+    '',
+  ].join('\n');
+}
+
+export const BMC_EMU = [
+  'mc_setbmc 0x20',
+  'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
+  'sel_enable 0x20 1000 0x0a',
+  'mc_enable 0x20',
+  '',
+].join('\n');
+
+/** Runs ipmitool against a lab BMC from inside the namespace (lanplus, -C 3, password via IPMI_PASSWORD). */
+export function labIpmitool(netns: string | undefined, ipmitool: string, b: Pick<BmcSpec, 'address' | 'port' | 'username' | 'password'>, args: string[], timeoutMs = 15_000) {
+  const argv = ['-I', 'lanplus', '-C', '3', '-H', b.address, '-p', String(b.port), '-U', b.username, '-E', ...args];
+  return run(netns ? 'ip' : ipmitool, netns ? ['netns', 'exec', netns, ipmitool, ...argv] : argv, {
+    env: { ...process.env, IPMI_PASSWORD: b.password },
+    timeoutMs,
+  });
+}
+
+/**
+ * Starts ipmi_sim for `b` inside `netns`, detached (it outlives this process:
+ * `fleet lab up` returns, `fleet lab down` stops it by PID). Waits until it
+ * answers ipmitool (when `ipmitool` is given) or at least stays up.
+ */
+export async function startBmc(netns: string | undefined, ipmiSim: string, b: BmcSpec, ipmitool?: string | null): Promise<number> {
+  const dir = join(b.vmDir, 'bmc');
+  await mkdir(dir, { recursive: true });
+  const lan = join(dir, 'lan.conf');
+  await writeFile(lan, renderLanConf(b), { mode: 0o600 });
+  await chmod(lan, 0o600);
+  await writeFile(join(dir, 'bmc.emu'), BMC_EMU);
+  const logFd = openSync(join(b.vmDir, 'ipmi_sim.log'), 'a');
+  const simArgs = ['-n', '-c', lan, '-f', join(dir, 'bmc.emu'), '-s', dir];
+  const child = spawn(netns ? 'ip' : ipmiSim, netns ? ['netns', 'exec', netns, ipmiSim, ...simArgs] : simArgs, {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new FleetError('internal', `ipmi_sim for ${b.name} did not start`);
+  await writeFile(join(b.vmDir, 'ipmi_sim.pid'), `${pid}\n`);
+  // `ip netns exec` execs ipmi_sim in place: the PID is ipmi_sim's.
+  for (let i = 0; i < 40; i++) {
+    if (child.exitCode !== null) break;
+    if (ipmitool) {
+      const r = await labIpmitool(netns, ipmitool, b, ['-R', '1', '-N', '1', 'chassis', 'power', 'status'], 5000);
+      if (r.code === 0) return pid;
+    } else if (i >= 4 && pidMatches(pid, lan)) {
+      return pid;
+    }
+    await sleep(100);
+  }
+  await stopBmc(b.vmDir);
+  throw new FleetError('unavailable', `ipmi_sim for ${b.name} on ${b.address}:${b.port} did not come up (see ${join(b.vmDir, 'ipmi_sim.log')})`);
+}
+
+export function bmcPid(vmDir: string): number | undefined {
+  const pid = readPidFile(join(vmDir, 'ipmi_sim.pid'));
+  return pid !== undefined && pidMatches(pid, join(vmDir, 'bmc', 'lan.conf')) ? pid : undefined;
+}
+
+export async function stopBmc(vmDir: string): Promise<void> {
+  await killPid(readPidFile(join(vmDir, 'ipmi_sim.pid')), join(vmDir, 'bmc', 'lan.conf'));
+}

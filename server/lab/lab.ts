@@ -1,0 +1,468 @@
+/**
+ * The lab: N VMs with IPMI BMCs on one isolated network, for running fleet
+ * end to end on one machine (docs/lab.md, docs/decisions/0006-lab.md).
+ *
+ * labUp({dir, nodes}) creates
+ *   - a network namespace `fleet-lab-<id>` with a bridge br0 (10.77.0.1/24 and
+ *     fd77::1/64, the ULA lets dnsmasq send the router advertisements iPXE
+ *     waits for) and one tap per VM; nothing is linked to the host's network;
+ *   - per VM valkyrieNN: VMDIR = DIR/vms/valkyrieNN with an empty 256 MiB
+ *     qcow2, MAC 52:54:00:77:00:NN, IP 10.77.0.(10+N), SMBIOS serial/uuid,
+ *     and an ipmi_sim BMC on 127.0.0.1:(9000+N) of the namespace whose
+ *     chassis hook starts/stops the VM's QEMU (powered off at first);
+ *   - DIR/lab.yaml (a fleet.yaml for the lab) and DIR/secrets/lab.password;
+ *   - DIR/lab.json, the state labStatus() and labDown() read.
+ * Everything the lab starts is detached and recorded by PID; labDown() stops
+ * it by PID and deletes the namespace. The fleet server itself (dnsmasq, the
+ * boot HTTP endpoints) is not started here: run it inside the namespace
+ * (`ip netns exec fleet-lab-<id> fleet serve -f DIR/lab.yaml`).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FleetError } from '../errors.js';
+import { bmcPid, startBmc, stopBmc } from './bmc.js';
+import { findExecutable, killPid, run, runOk } from './exec.js';
+import { assetPath, buildLabImages, labImagePrerequisites, type LabImages } from './images.js';
+import { prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
+
+export const LAB_SUBNET = '10.77.0.0/24';
+export const LAB_GATEWAY = '10.77.0.1';
+export const LAB_IPV6 = 'fd77::1/64';
+export const LAB_BRIDGE = 'br0';
+export const LAB_MAX_NODES = 32;
+const NETNS_PATTERN = /^fleet-(lab|test)-[a-z0-9][a-z0-9-]{0,30}$/;
+
+export interface LabUpOptions {
+  /** Lab directory (absolute path without blanks), e.g. DATA/lab. */
+  dir: string;
+  /** Number of VMs, 1-32. */
+  nodes: number;
+  /** Namespace name: fleet-lab-<id> or fleet-test-<id> (default fleet-lab-<hash of dir>). */
+  netns?: string;
+  /** Prebuilt images; by default built (or reused) in `imagesDir`. */
+  images?: LabImages;
+  /** Image cache (default DIR/images). */
+  imagesDir?: string;
+  /** Tree shared as 9p `fleetsrc` (default: this fleet checkout). */
+  sourceDir?: string;
+  /** Port of the fleet server on 10.77.0.1 (default 8080). */
+  serverPort?: number;
+  /** BMC of VM N listens on 127.0.0.1:(bmcPortBase+N) (default 9000). */
+  bmcPortBase?: number;
+  memoryMiB?: number;
+  diskMiB?: number;
+  /** Keep existing VM disks (default: fresh, empty disks). */
+  keepDisks?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LabNode {
+  name: string;
+  index: number;
+  mac: string;
+  ip: string;
+  tap: string;
+  vmDir: string;
+  serial: string;
+  uuid: string;
+  bmc: { address: string; port: number; pid: number };
+}
+
+export interface LabState {
+  version: 1;
+  dir: string;
+  netns: string;
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  ipv6: string;
+  /** Base URL the VMs reach the fleet server at. */
+  server: string;
+  /** OS tree URL of the lab profile (serve LabImages.tree there). */
+  treeUrl: string;
+  images: { key: string; tree: string; kernel: string; initrd: string; agentWrapper: string; runtime: string };
+  sourceDir: string;
+  hook: string;
+  configFile: string;
+  credentials: { name: 'lab'; username: string; passwordFile: string };
+  nodes: LabNode[];
+  createdAt: string;
+}
+
+export interface LabNodeStatus {
+  name: string;
+  ip: string;
+  mac: string;
+  power: 'on' | 'off';
+  qemuPid?: number;
+  nextBoot: string;
+  bmc: { address: string; port: number; pid?: number; up: boolean };
+  console: string;
+}
+
+export interface LabStatus {
+  dir: string;
+  up: boolean;
+  netns?: string;
+  netnsExists: boolean;
+  server?: string;
+  configFile?: string;
+  nodes: LabNodeStatus[];
+}
+
+/** What this host lacks to run a lab ([] when nothing): root, tools, kernel. */
+export function labPrerequisites(): string[] {
+  const missing: string[] = [];
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) missing.push('root (network namespaces, taps)');
+  const need = (name: string, pkg: string) => {
+    if (!findExecutable(name)) missing.push(`${name} (${pkg})`);
+  };
+  need('ip', 'iproute2');
+  need('qemu-system-x86_64', 'qemu-system-x86');
+  need('ipmi_sim', 'openipmi');
+  if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun');
+  if (!existsSync('/usr/lib/ipxe/qemu/efi-virtio.rom') && !existsSync('/usr/share/qemu/efi-virtio.rom')) missing.push('efi-virtio.rom (ipxe-qemu)');
+  missing.push(...labImagePrerequisites());
+  return missing;
+}
+
+/** This fleet checkout's root (holds package.json and bin/fleet-agent.js). */
+export function fleetSourceRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'fleet-agent.js'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new FleetError('internal', 'cannot find the fleet source tree (package.json with bin/fleet-agent.js) above server/lab');
+}
+
+export function defaultNetns(dir: string): string {
+  return `fleet-lab-${createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 8)}`;
+}
+
+function checkDir(dir: string): string {
+  if (!isAbsolute(dir)) throw new FleetError('usage.invalid', `lab directory ${dir} must be an absolute path`);
+  if (/[\s"'\\]/.test(dir)) throw new FleetError('usage.invalid', `lab directory ${JSON.stringify(dir)} must not contain blanks, quotes or backslashes`);
+  return resolve(dir);
+}
+
+export function labNodeName(i: number): string {
+  return `valkyrie${String(i).padStart(2, '0')}`;
+}
+
+/** Node i (1-based): MAC 52:54:00:77:00:NN (NN = i in decimal digits), IP 10.77.0.(10+i). */
+export function labNodeAddresses(i: number): { name: string; mac: string; ip: string } {
+  const nn = String(i).padStart(2, '0');
+  return { name: labNodeName(i), mac: `52:54:00:77:00:${nn}`, ip: `10.77.0.${10 + i}` };
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}
+
+/** fleet.yaml for the lab (see docs/configuration.md). */
+export function renderLabConfig(s: Pick<LabState, 'server' | 'treeUrl' | 'nodes' | 'gateway'>, passwordFile = 'secrets/lab.password'): string {
+  const n = s.nodes.length;
+  const range = (a: number, b: number) => (a === b ? `${a}` : `[${a}-${b}]`);
+  const first = s.nodes[0]!;
+  const last = s.nodes[n - 1]!;
+  const nn = (x: LabNode) => String(x.index).padStart(2, '0');
+  const key = n === 1 ? first.name : `valkyrie[${nn(first)}-${nn(last)}]`;
+  const ipRange = n === 1 ? first.ip : `10.77.0.[${10 + first.index}-${10 + last.index}]`;
+  const macRange = n === 1 ? first.mac : `52:54:00:77:00:[${nn(first)}-${nn(last)}]`;
+  const portRange = n === 1 ? `${first.bmc.port}` : `"${range(first.bmc.port, last.bmc.port)}"`;
+  const listen = new URL(s.server).host;
+  return `# fleet.yaml of the fleet lab, written by \`fleet lab up\` (server/lab/lab.ts).
+# It is regenerated by every lab up: edit a copy. docs/lab.md explains the lab.
+version: 1
+
+cluster:
+  name: lab
+  domain: lab.local
+  timezone: UTC
+  management_name: fleet
+  management_address: ${s.gateway}
+
+networks:
+  provisioning:
+    subnet: ${LAB_SUBNET}
+    unknown_range: 10.77.0.200-10.77.0.250
+    dns: [${s.gateway}]
+    ntp: [${s.gateway}]
+    interface: ${LAB_BRIDGE}
+
+netboot:
+  dhcp:
+    enabled: true
+    mode: authoritative
+    interface: ${LAB_BRIDGE}
+
+server:
+  listen: "${listen}"
+
+credentials:
+  lab:
+    username: admin
+    password_file: ${passwordFile}
+
+profiles:
+  lab:
+    description: Lab VM installed by the stand-in installer (server/lab)
+    os:
+      install: kickstart
+      # Serve the lab images' tree/ here: images/pxeboot/vmlinuz and initrd.img.
+      tree: ${s.treeUrl}
+    kernel_args: console=ttyS0
+
+nodes:
+  ${key}:
+    profile: lab
+    ip: ${ipRange}
+    mac: ${macRange}
+    bmc: { address: 127.0.0.1, port: ${portRange}, protocol: ipmi, credentials: lab }
+`;
+}
+
+function stateFile(dir: string): string {
+  return join(dir, 'lab.json');
+}
+
+export function readLabState(dir: string): LabState | undefined {
+  const f = stateFile(dir);
+  if (!existsSync(f)) return undefined;
+  return JSON.parse(readFileSync(f, 'utf8')) as LabState;
+}
+
+async function ipns(netns: string, args: string[]): Promise<void> {
+  await runOk('ip', ['-n', netns, ...args], { timeoutMs: 10_000 });
+}
+
+/** Creates the lab. On failure, whatever was started is stopped again. */
+export async function labUp(o: LabUpOptions): Promise<LabState> {
+  const log = o.log ?? (() => {});
+  const dir = checkDir(o.dir);
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > LAB_MAX_NODES) {
+    throw new FleetError('usage.invalid', `lab nodes must be 1-${LAB_MAX_NODES}, got ${o.nodes}`);
+  }
+  const netns = o.netns ?? defaultNetns(dir);
+  if (!NETNS_PATTERN.test(netns)) throw new FleetError('usage.invalid', `lab namespace ${netns} must be named fleet-lab-<id> or fleet-test-<id>`);
+  const missing = labPrerequisites();
+  if (missing.length > 0) throw new FleetError('unavailable', `the lab needs: ${missing.join(', ')}`);
+  const existing = readLabState(dir);
+  if (existing && (netnsExists(existing.netns) || existing.nodes.some((n) => vmPid(n.vmDir) || bmcPid(n.vmDir)))) {
+    throw new FleetError('conflict', `a lab is already up in ${dir} (namespace ${existing.netns}): run lab down first`);
+  }
+  if (netnsExists(netns)) throw new FleetError('conflict', `network namespace ${netns} already exists`);
+
+  const qemu = findExecutable('qemu-system-x86_64')!;
+  const ipmiSim = findExecutable('ipmi_sim')!;
+  const ipmitool = findExecutable('ipmitool');
+  const images = o.images ?? (await buildLabImages({ cacheDir: o.imagesDir ?? join(dir, 'images'), log }));
+  const sourceDir = o.sourceDir ?? fleetSourceRoot();
+  const port = o.serverPort ?? 8080;
+  const server = `http://${LAB_GATEWAY}:${port}`;
+  const bmcBase = o.bmcPortBase ?? 9000;
+
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await mkdir(join(dir, 'secrets'), { recursive: true, mode: 0o700 });
+  await chmod(join(dir, 'secrets'), 0o700);
+  const hook = join(dir, 'bin', 'chassis-control.sh');
+  await copyFile(assetPath('chassis-control.sh'), hook);
+  await chmod(hook, 0o755);
+  const passwordFile = join(dir, 'secrets', 'lab.password');
+  const password = randomBytes(12).toString('base64').replace(/[^A-Za-z0-9]/g, 'x').slice(0, 16);
+  await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  await chmod(passwordFile, 0o600);
+
+  const nodes: LabNode[] = [];
+  for (let i = 1; i <= o.nodes; i++) {
+    const a = labNodeAddresses(i);
+    nodes.push({
+      ...a,
+      index: i,
+      tap: `tap${String(i).padStart(2, '0')}`,
+      vmDir: join(dir, 'vms', a.name),
+      serial: `LAB-${a.name.toUpperCase()}`,
+      uuid: uuidFor(a.name),
+      bmc: { address: '127.0.0.1', port: bmcBase + i, pid: 0 },
+    });
+  }
+  const state: LabState = {
+    version: 1,
+    dir,
+    netns,
+    bridge: LAB_BRIDGE,
+    subnet: LAB_SUBNET,
+    gateway: LAB_GATEWAY,
+    ipv6: LAB_IPV6,
+    server,
+    treeUrl: `${server}/images/lab`,
+    images: { key: images.key, tree: images.tree, kernel: images.kernel, initrd: images.initrd, agentWrapper: images.agentWrapper, runtime: images.runtime },
+    sourceDir,
+    hook,
+    configFile: join(dir, 'lab.yaml'),
+    credentials: { name: 'lab', username: 'admin', passwordFile },
+    nodes,
+    createdAt: new Date().toISOString(),
+  };
+  const save = () => writeFile(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`);
+  await save();
+
+  try {
+    log(`lab: namespace ${netns}, bridge ${LAB_BRIDGE} ${LAB_GATEWAY}/24`);
+    await runOk('ip', ['netns', 'add', netns], { timeoutMs: 10_000 });
+    await ipns(netns, ['link', 'set', 'lo', 'up']);
+    await ipns(netns, ['link', 'add', LAB_BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+    await ipns(netns, ['addr', 'add', `${LAB_GATEWAY}/24`, 'dev', LAB_BRIDGE]);
+    await ipns(netns, ['-6', 'addr', 'add', LAB_IPV6, 'dev', LAB_BRIDGE, 'nodad']);
+    await ipns(netns, ['link', 'set', LAB_BRIDGE, 'up']);
+    for (const n of nodes) {
+      await ipns(netns, ['tuntap', 'add', 'dev', n.tap, 'mode', 'tap']);
+      await ipns(netns, ['link', 'set', n.tap, 'master', LAB_BRIDGE]);
+      await ipns(netns, ['link', 'set', n.tap, 'up']);
+      await mkdir(n.vmDir, { recursive: true });
+      const vm: VmSpec = {
+        name: n.name,
+        dir: n.vmDir,
+        mac: n.mac,
+        tap: n.tap,
+        serial: n.serial,
+        uuid: n.uuid,
+        runtimeDir: images.runtime,
+        sourceDir,
+        qemu,
+        ...(o.memoryMiB !== undefined ? { memoryMiB: o.memoryMiB } : {}),
+        ...(o.diskMiB !== undefined ? { diskMiB: o.diskMiB } : {}),
+      };
+      await prepareVm(vm, { keepDisk: o.keepDisks === true });
+      await writeFile(join(n.vmDir, 'chassis.state'), 'default\n');
+    }
+    await Promise.all(
+      nodes.map(async (n) => {
+        n.bmc.pid = await startBmc(
+          netns,
+          ipmiSim,
+          { name: n.name, vmDir: n.vmDir, address: n.bmc.address, port: n.bmc.port, username: 'admin', password, hook },
+          ipmitool,
+        );
+      }),
+    );
+    await writeFile(state.configFile, renderLabConfig(state));
+    await save();
+    log(`lab: ${nodes.length} VM(s) with BMCs on 127.0.0.1:${nodes[0]!.bmc.port}-${nodes[nodes.length - 1]!.bmc.port}; config ${state.configFile}`);
+    return state;
+  } catch (e) {
+    await labDown({ dir }).catch(() => undefined);
+    throw e;
+  }
+}
+
+export interface LabDownResult {
+  netns?: string;
+  /** VMs whose QEMU was stopped. */
+  vmsStopped: string[];
+  /** BMCs whose ipmi_sim was stopped. */
+  bmcsStopped: string[];
+  netnsDeleted: boolean;
+  /** PIDs still in the namespace that the lab did not start (left alone). */
+  foreignPids: number[];
+}
+
+/** Stops every VM and BMC of the lab by PID and deletes its namespace. Safe to call twice. */
+export async function labDown(o: { dir: string; purge?: boolean }): Promise<LabDownResult> {
+  const dir = checkDir(o.dir);
+  const state = readLabState(dir);
+  const res: LabDownResult = { vmsStopped: [], bmcsStopped: [], netnsDeleted: false, foreignPids: [] };
+  if (!state) return res;
+  res.netns = state.netns;
+  // BMCs first, so that no hook call starts a VM again while we stop it.
+  await Promise.all(
+    state.nodes.map(async (n) => {
+      if (bmcPid(n.vmDir) !== undefined) {
+        await stopBmc(n.vmDir);
+        res.bmcsStopped.push(n.name);
+      }
+    }),
+  );
+  await Promise.all(
+    state.nodes.map(async (n) => {
+      if (await killPid(vmPid(n.vmDir), `${n.vmDir}/`)) res.vmsStopped.push(n.name);
+      await rm(join(n.vmDir, 'qemu.pid'), { force: true });
+    }),
+  );
+  if (netnsExists(state.netns)) {
+    const pids = await run('ip', ['netns', 'pids', state.netns], { timeoutMs: 10_000 });
+    res.foreignPids = pids.stdout.split(/\s+/).filter(Boolean).map(Number);
+    const del = await run('ip', ['netns', 'del', state.netns], { timeoutMs: 10_000 });
+    res.netnsDeleted = del.code === 0;
+  }
+  if (o.purge) await rm(dir, { recursive: true, force: true });
+  return res;
+}
+
+/** The lab's state: namespace, and per VM its power (QEMU PID), next boot device and BMC. */
+export async function labStatus(o: { dir: string }): Promise<LabStatus> {
+  const dir = checkDir(o.dir);
+  const state = readLabState(dir);
+  if (!state) return { dir, up: false, netnsExists: false, nodes: [] };
+  const nodes: LabNodeStatus[] = state.nodes.map((n) => {
+    const qemuPid = vmPid(n.vmDir);
+    const bPid = bmcPid(n.vmDir);
+    return {
+      name: n.name,
+      ip: n.ip,
+      mac: n.mac,
+      power: qemuPid !== undefined ? 'on' : 'off',
+      ...(qemuPid !== undefined ? { qemuPid } : {}),
+      nextBoot: vmNextBoot(n.vmDir),
+      bmc: { address: n.bmc.address, port: n.bmc.port, ...(bPid !== undefined ? { pid: bPid } : {}), up: bPid !== undefined },
+      console: join(n.vmDir, 'console.log'),
+    };
+  });
+  const exists = netnsExists(state.netns);
+  return {
+    dir,
+    up: exists && nodes.every((n) => n.bmc.up),
+    netns: state.netns,
+    netnsExists: exists,
+    server: state.server,
+    configFile: state.configFile,
+    nodes,
+  };
+}
+
+/** The lab's BMC password (from DIR/secrets/lab.password). */
+export async function labPassword(state: LabState): Promise<string> {
+  return (await readFile(state.credentials.passwordFile, 'utf8')).trim();
+}
+
+/**
+ * Last-resort cleanup for an exiting process (no async work possible): SIGKILLs
+ * the lab's BMCs and VMs by PID (checked against their command lines) and
+ * deletes its namespace. Prefer labDown().
+ */
+export function labKillSync(dir: string): void {
+  const state = readLabState(resolve(dir));
+  if (!state) return;
+  for (const n of state.nodes) {
+    for (const pid of [bmcPid(n.vmDir), vmPid(n.vmDir)]) {
+      if (pid === undefined) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  if (netnsExists(state.netns)) {
+    try {
+      execFileSync('ip', ['netns', 'del', state.netns], { timeout: 5000, stdio: 'ignore' });
+    } catch {
+      // best effort
+    }
+  }
+}

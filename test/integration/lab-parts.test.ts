@@ -1,0 +1,275 @@
+/**
+ * The lab's parts, each on its own (server/lab): the generated lab.yaml, the
+ * qcow2 and initramfs writers, the vm.env quoting, the curl shim of the
+ * stand-in installer, and an ipmi_sim BMC driving its chassis hook with a
+ * stand-in QEMU (no VM: that is lab-installer.test.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../server/config/parse.js';
+import { labIpmitool, startBmc, stopBmc } from '../../server/lab/bmc.js';
+import { CpioArchive } from '../../server/lab/cpio.js';
+import { findExecutable, killPid, type Reaper, readPidFile, run, runOk, startReaper } from '../../server/lab/exec.js';
+import { assetPath } from '../../server/lab/images.js';
+import { labNodeAddresses, type LabNode, renderLabConfig } from '../../server/lab/lab.js';
+import { emptyQcow2, qemuArgs, renderVmEnv, type VmSpec } from '../../server/lab/vm.js';
+
+function labNodes(n: number): LabNode[] {
+  return Array.from({ length: n }, (_, k) => {
+    const i = k + 1;
+    const a = labNodeAddresses(i);
+    return { ...a, index: i, tap: `tap0${i}`, vmDir: `/x/${a.name}`, serial: 's', uuid: 'u', bmc: { address: '127.0.0.1', port: 9000 + i, pid: 0 } };
+  });
+}
+
+describe('lab.yaml', () => {
+  it.each([1, 3, 12])('is a valid fleet.yaml for %i node(s)', (n) => {
+    const text = renderLabConfig({ server: 'http://10.77.0.1:8080', treeUrl: 'http://10.77.0.1:8080/images/lab', gateway: '10.77.0.1', nodes: labNodes(n) });
+    const spec = parseConfig(text, { source: 'lab.yaml' });
+    expect(spec.nodes.map((x) => x.name)).toEqual(labNodes(n).map((x) => x.name));
+    expect(spec.nodes.at(-1)).toMatchObject({
+      name: `valkyrie${String(n).padStart(2, '0')}`,
+      profile: 'lab',
+      ip: `10.77.0.${10 + n}`,
+      macs: [`52:54:00:77:00:${String(n).padStart(2, '0')}`],
+      bmc: { address: '127.0.0.1', port: 9000 + n, protocol: 'ipmi', credentials: 'lab' },
+    });
+    expect(spec.profiles[0]).toMatchObject({ name: 'lab', os: { install: 'kickstart', tree: 'http://10.77.0.1:8080/images/lab' }, kernelArgs: ['console=ttyS0'] });
+    expect(spec.netboot?.dhcp).toMatchObject({ enabled: true, mode: 'authoritative', interface: 'br0' });
+    expect(spec.credentials[0]).toMatchObject({ name: 'lab', username: 'admin' });
+  });
+});
+
+describe('disk and initramfs writers', () => {
+  it('writes an empty qcow2 v2 image with consistent tables', () => {
+    const b = emptyQcow2(256 * 1024 * 1024);
+    expect(b.length).toBe(4 * 65536);
+    expect(b.subarray(0, 4).toString('latin1')).toBe('QFI\xfb');
+    expect(b.readUInt32BE(4)).toBe(2);
+    expect(b.readUInt32BE(20)).toBe(16);
+    expect(b.readBigUInt64BE(24)).toBe(256n * 1024n * 1024n);
+    expect(b.readUInt32BE(36)).toBe(1); // one L1 entry maps 512 MiB
+    expect(b.readBigUInt64BE(40)).toBe(3n * 65536n);
+    expect(b.readBigUInt64BE(48)).toBe(65536n);
+    expect(b.readBigUInt64BE(65536)).toBe(2n * 65536n);
+    expect([0, 1, 2, 3, 4].map((c) => b.readUInt16BE(2 * 65536 + 2 * c))).toEqual([1, 1, 1, 1, 0]);
+    expect(() => emptyQcow2(1000)).toThrow();
+  });
+
+  it.skipIf(!findExecutable('cpio'))('builds a newc archive that cpio reads back (dirs first, modes, links, devices)', async () => {
+    const a = new CpioArchive();
+    a.charDevice('dev/console', 5, 1);
+    a.file('usr/bin/tool', '#!/bin/sh\necho hi\n', 0o755);
+    a.symlink('bin/sh', 'busybox');
+    a.dir('tmp', 0o1777);
+    a.file('etc/odd', Buffer.from([0, 1, 2]));
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-lab-cpio-'));
+    try {
+      writeFileSync(join(dir, 'a.cpio'), a.toBuffer());
+      const r = await runOk('cpio', ['-itv', '-F', join(dir, 'a.cpio')]);
+      const lines = r.trim().split('\n');
+      const names = lines.map((l) => l.replace(/^.* 1970 /, ''));
+      expect(names).toEqual(['dev', 'dev/console', 'usr', 'usr/bin', 'usr/bin/tool', 'bin', 'bin/sh -> busybox', 'tmp', 'etc', 'etc/odd']);
+      expect(lines[1]).toMatch(/^crw-------/);
+      expect(lines[4]).toMatch(/^-rwxr-xr-x/);
+      expect(lines[7]).toMatch(/^drwxrwxrwt/);
+      expect(() => a.file('../x', '')).toThrow();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('quotes QEMU arguments so that bash gets them back verbatim', async () => {
+    const vm: VmSpec = {
+      name: 'valkyrie01',
+      dir: "/tmp/it's/valkyrie01",
+      mac: '52:54:00:77:00:01',
+      tap: 'tap01',
+      serial: 'LAB-VALKYRIE01',
+      uuid: '00000000-0000-4000-8000-000000000001',
+      runtimeDir: '/rt',
+      sourceDir: '/src $HOME',
+      qemu: '/usr/bin/qemu-system-x86_64',
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-lab-env-'));
+    try {
+      writeFileSync(join(dir, 'vm.env'), renderVmEnv(vm));
+      const out = await runOk('bash', ['-c', 'set -u; . "$1"; printf "%s\\n" "$QEMU" "${QEMU_ARGS[@]}"', 'x', join(dir, 'vm.env')]);
+      expect(out.trimEnd().split('\n')).toEqual([vm.qemu, ...qemuArgs(vm)]);
+      expect(qemuArgs(vm)).toEqual(expect.arrayContaining(['-accel', 'tcg,tb-size=64', '-machine', 'pc', '-m', '256']));
+      expect(qemuArgs(vm).join(' ')).toMatch(/mount_tag=fleetrt,security_model=none,readonly=on,multidevs=remap/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const BUSYBOX = findExecutable('busybox');
+describe.skipIf(!BUSYBOX)('curl shim (busybox wget)', () => {
+  let dir = '';
+  let httpd: ChildProcess | undefined;
+  let base = '';
+  const reqs: { method: string; path: string; query: string; body?: string }[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-lab-curl-'));
+    await mkdir(join(dir, 'bin'));
+    await mkdir(join(dir, 'www'));
+    await writeFile(join(dir, 'www', 'agent'), 'agent bytes\n');
+    for (const a of ['wget', 'timeout', 'mktemp', 'cat', 'rm', 'sleep']) await symlink(BUSYBOX!, join(dir, 'bin', a));
+    httpd = spawn(process.execPath, [assetPath('lab-httpd.mjs'), '--listen', '127.0.0.1:0', '--root', join(dir, 'www')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Port 0: read the real port from the server's first line.
+    base = await new Promise<string>((resolve, reject) => {
+      const rl = createInterface({ input: httpd!.stdout! });
+      rl.on('line', (line) => {
+        const o = JSON.parse(line) as { listening?: string; method: string; path: string; query: string; body?: string };
+        if (o.listening) resolve(`http://${o.listening}`);
+        else reqs.push(o);
+      });
+      httpd!.once('exit', () => reject(new Error('lab-httpd exited')));
+    });
+  });
+  afterAll(async () => {
+    if (httpd?.pid) await killPid(httpd.pid, 'lab-httpd');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const curl = (args: string[], input?: string) =>
+    run('/bin/sh', [assetPath('curl-shim.sh'), ...args], { env: { PATH: join(dir, 'bin') }, timeoutMs: 20_000, ...(input !== undefined ? { input } : {}) });
+  const last = async (n: number) => {
+    for (let i = 0; i < 50 && reqs.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    return reqs[n - 1];
+  };
+
+  it('does what fleet\'s kickstart asks of curl', async () => {
+    expect((await curl(['-fsS', '-m', '10', '--retry', '3', '-X', 'POST', `${base}/api/v1/boot-events/n/install-started?token=T`])).code).toBe(0);
+    expect(await last(1)).toMatchObject({ method: 'POST', path: '/api/v1/boot-events/n/install-started', query: '?token=T', body: '' });
+
+    const r = await curl(['-fsS', '-m', '20', '--retry', '3', '-X', 'POST', '-H', 'Content-Type: text/plain', '--data-binary', '@-', `${base}/failed`], 'log tail\n');
+    expect(r.code).toBe(0);
+    expect(await last(2)).toMatchObject({ method: 'POST', path: '/failed', body: 'log tail\n' });
+
+    const out = join(dir, 'fleet-agent');
+    expect((await curl(['-fsS', '-m', '120', '--retry', '5', '--retry-delay', '2', '-o', out, `${base}/agent`])).code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toBe('agent bytes\n');
+  });
+
+  it('fails on HTTP errors after its retries, leaves no partial file, refuses unknown options', async () => {
+    const out = join(dir, 'missing');
+    const r = await curl(['-fsS', '--retry', '1', '--retry-delay', '0', '-o', out, `${base}/missing`]);
+    expect(r.code).toBe(22);
+    expect(existsSync(out)).toBe(false);
+    expect(reqs.filter((x) => x.path === '/missing')).toHaveLength(2);
+    const k = await curl(['-k', `${base}/x`]);
+    expect(k.code).toBe(2);
+    expect(k.stderr).toMatch(/unsupported option -k/);
+    expect((await curl([`https://x/`])).code).toBe(2);
+  });
+});
+
+// ---------------------------------------------------------------- BMC + chassis hook, stand-in QEMU
+const IPMI_SIM = findExecutable('ipmi_sim');
+const IPMITOOL = findExecutable('ipmitool');
+const ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+const BMC_READY = IPMI_SIM !== null && IPMITOOL !== null && ROOT && findExecutable('ip') !== null;
+
+/** Does what the hook needs from QEMU -daemonize: a long-lived process naming VMDIR, its PID in -pidfile. */
+const FAKE_QEMU = `#!/bin/bash
+pf="" boot=""
+while [ $# -gt 0 ]; do
+  case "$1" in -pidfile) pf="$2"; shift ;; -boot) boot="$2"; shift ;; esac
+  shift
+done
+d="$(dirname "$pf")"
+echo "$boot" >> "$d/boots"
+( exec -a "fake-qemu $d/" sleep 120 ) < /dev/null > /dev/null 2>&1 &
+echo $! > "$pf"
+`;
+
+describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in a namespace)${BMC_READY ? '' : ' — SKIPPED: needs root, ip, ipmi_sim and ipmitool'}`, () => {
+  const netns = `fleet-test-${randomBytes(4).toString('hex')}`;
+  let dir = '';
+  let vmDir = '';
+  let reaper: Reaper | undefined;
+  const b = { name: 'valkyrie01', address: '127.0.0.1', port: 9001, username: 'admin', password: 'lab-Test-Pw1', hook: '', vmDir: '' };
+  const ipmi = (args: string[]) => labIpmitool(netns, IPMITOOL!, b, args);
+  const boots = () => (existsSync(join(vmDir, 'boots')) ? readFileSync(join(vmDir, 'boots'), 'utf8').trim().split('\n') : []);
+  const fakePid = () => readPidFile(join(vmDir, 'qemu.pid'));
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-lab-bmc-'));
+    vmDir = join(dir, 'vms', 'valkyrie01');
+    await mkdir(vmDir, { recursive: true });
+    reaper = startReaper({ pidFiles: [join(vmDir, 'ipmi_sim.pid'), join(vmDir, 'qemu.pid')], mark: dir, netns, maxSeconds: 300, removeDir: dir });
+    const fake = join(dir, 'fake-qemu');
+    writeFileSync(fake, FAKE_QEMU);
+    chmodSync(fake, 0o755);
+    writeFileSync(join(vmDir, 'vm.env'), `QEMU='${fake}'\nQEMU_ARGS=(-name x)\n`);
+    writeFileSync(join(vmDir, 'chassis.state'), 'default\n');
+    Object.assign(b, { hook: assetPath('chassis-control.sh'), vmDir });
+    await runOk('ip', ['netns', 'add', netns]);
+    await runOk('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    await startBmc(netns, IPMI_SIM!, b, IPMITOOL);
+  });
+  afterAll(async () => {
+    if (vmDir) {
+      await stopBmc(vmDir);
+      await killPid(fakePid(), `${vmDir}/`);
+    }
+    await run('ip', ['netns', 'del', netns]);
+    reaper?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('maps power and boot device onto the VM process, each call well under a second', async () => {
+    const timed = async (args: string[]) => {
+      const t = Date.now();
+      const r = await ipmi(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(Date.now() - t).toBeLessThan(1500);
+      return r.stdout;
+    };
+    expect(await timed(['chassis', 'power', 'status'])).toMatch(/is off/);
+    await timed(['chassis', 'bootdev', 'pxe']);
+    expect(await timed(['chassis', 'bootparam', 'get', '5'])).toMatch(/Force PXE/);
+    await timed(['chassis', 'power', 'on']);
+    expect(await timed(['chassis', 'power', 'status'])).toMatch(/is on/);
+    expect(boots()).toEqual(['once=n,order=c']);
+    // One-time: consumed by the power on.
+    expect(readFileSync(join(vmDir, 'chassis.state'), 'utf8').trim()).toBe('none');
+    const first = fakePid();
+
+    await timed(['chassis', 'power', 'off']);
+    expect(await timed(['chassis', 'power', 'status'])).toMatch(/is off/);
+    expect(first !== undefined && existsSync(`/proc/${first}`) && readFileSync(`/proc/${first}/cmdline`, 'utf8').includes(vmDir)).toBe(false);
+
+    await timed(['chassis', 'power', 'on']);
+    expect(boots()).toEqual(['once=n,order=c', 'order=c']);
+    const second = fakePid();
+    await timed(['chassis', 'power', 'reset']);
+    expect(await timed(['chassis', 'power', 'status'])).toMatch(/is on/);
+    expect(fakePid()).not.toBe(second);
+    await timed(['chassis', 'bootdev', 'pxe']);
+    // ipmi_sim turns a cycle into 'set power 0' now and 'set power 1' about a second later.
+    await timed(['chassis', 'power', 'cycle']);
+    let status = '';
+    for (let i = 0; i < 30 && !/is on/.test(status); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = await timed(['chassis', 'power', 'status']);
+    }
+    expect(status).toMatch(/is on/);
+    expect(boots().at(-1)).toBe('once=n,order=c');
+    await timed(['chassis', 'power', 'soft']);
+    expect(await timed(['chassis', 'power', 'status'])).toMatch(/is off/);
+
+    // ipmitool never had to resend (a resend would show as a duplicated hook call).
+    const sets = readFileSync(join(vmDir, 'chassis.log'), 'utf8').split('\n').filter((l) => / set /.test(l)).map((l) => l.replace(/^\S+ /, ''));
+    expect(sets).toEqual(['set boot pxe', 'set power 1', 'set power 0', 'set power 1', 'set reset 1', 'set boot pxe', 'set power 0', 'set power 1', 'set shutdown 1']);
+  }, 60_000);
+});
