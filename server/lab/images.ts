@@ -65,6 +65,8 @@ export interface LabImages {
   osInitrd: string;
   /** The fleet-agent wrapper to serve at SERVER/agent/fleet-agent. */
   agentWrapper: string;
+  /** The agent's systemd unit, served at SERVER/agent/fleet-agent.service (the kickstart installs it). */
+  agentUnit: string;
   /** node + its libraries: the 9p share `fleetrt`. */
   runtime: string;
   /** True when an existing build was reused. */
@@ -87,6 +89,11 @@ export function labAssetsDir(): string {
 
 export function assetPath(name: string): string {
   return join(labAssetsDir(), name);
+}
+
+/** The agent's systemd unit in the checkout (agent/fleet-agent.service). */
+function agentUnitPath(): string {
+  return join(labAssetsDir(), '..', '..', '..', 'agent', 'fleet-agent.service');
 }
 
 /** Kernel versions with both /boot/vmlinuz-KVER and /lib/modules/KVER, newest first. */
@@ -315,6 +322,7 @@ export async function buildLabImages(o: LabImageOptions): Promise<LabImages> {
   }
   if (existsSync('/etc/mke2fs.conf')) h.update(stamp('/etc/mke2fs.conf'));
   for (const n of ASSETS) h.update(n).update(assets[n]);
+  h.update(await readFile(agentUnitPath()));
   const key = h.digest('hex').slice(0, 16);
   const dir = join(o.cacheDir, key);
   const paths = {
@@ -323,6 +331,7 @@ export async function buildLabImages(o: LabImageOptions): Promise<LabImages> {
     initrd: join(dir, 'tree', 'images', 'pxeboot', 'initrd.img'),
     osInitrd: join(dir, 'os-initrd.gz'),
     agentWrapper: join(dir, 'fleet-agent'),
+    agentUnit: join(dir, 'fleet-agent.service'),
   };
   const result = (reused: boolean): LabImages => ({
     key,
@@ -379,6 +388,7 @@ export async function buildLabImages(o: LabImageOptions): Promise<LabImages> {
   await writeFile(join(tmp, 'os-initrd.gz'), osGz);
   await writeFile(join(tmp, 'fleet-agent'), renderAgentWrapper());
   await chmod(join(tmp, 'fleet-agent'), 0o755);
+  await copyFile(agentUnitPath(), join(tmp, 'fleet-agent.service'));
   await writeFile(
     join(tmp, 'manifest.json'),
     `${JSON.stringify({ format: FORMAT, key, kernelVersion: kver, modules, libraries: libs, runtime, builtAt: new Date().toISOString() }, null, 2)}\n`,

@@ -156,6 +156,7 @@ suite(title, () => {
     await writeFile(join(www, 'boot', `${MAC.replace(/:/g, '-')}.ipxe`), renderIpxe(decision, await loadTemplate('ipxe', 'install.ipxe'), { server: SERVER }));
     await writeFile(join(www, 'kickstart', `${NODE}.ks`), await kickstart(TOKEN));
     await copyFile(images.agentWrapper, join(www, 'agent', 'fleet-agent'));
+    await copyFile(images.agentUnit, join(www, 'agent', 'fleet-agent.service'));
 
     // A plain dnsmasq: DHCP with a reservation, iPXE (option 175) gets boot.ipxe, RAs so iPXE does not wait for IPv6.
     const conf = join(work, 'dnsmasq.conf');

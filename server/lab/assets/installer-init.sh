@@ -270,7 +270,8 @@ for d in bin sbin lib lib64 usr etc; do
 done
 rm -f "$SYSROOT/etc/resolv.conf"
 mkdir -p "$SYSROOT/boot" "$SYSROOT/dev" "$SYSROOT/proc" "$SYSROOT/sys" "$SYSROOT/run" "$SYSROOT/tmp" \
-  "$SYSROOT/root" "$SYSROOT/var/lib" "$SYSROOT/var/log" "$SYSROOT/usr/local/bin" "$SYSROOT/mnt" "$SYSROOT/etc/fleet-lab"
+  "$SYSROOT/root" "$SYSROOT/var/lib" "$SYSROOT/var/log" "$SYSROOT/usr/local/bin" "$SYSROOT/mnt" "$SYSROOT/etc/fleet-lab" \
+  "$SYSROOT/etc/systemd/system"
 chmod 1777 "$SYSROOT/tmp"
 chmod 0700 "$SYSROOT/root"
 cp /usr/share/fleet-lab/os-init "$SYSROOT/sbin/init" && chmod 0755 "$SYSROOT/sbin/init" || fail "cannot install /sbin/init"
