@@ -1,0 +1,459 @@
+/**
+ * `fleet reinstall`, `fleet status`, `fleet watch`, `fleet cancel`: thin
+ * clients of the lifecycle API. One line per node, failures grouped last
+ * with their reason, --json for scripts, exit 1 when any node failed.
+ */
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { parseStagger } from '../../bmc/fanout.js';
+import { Exit, FleetError } from '../../errors.js';
+import type { ApiEvent } from '../../http/api-types.js';
+import type { LifecycleActionResponse, StatusResponse } from '../../http/routes/lifecycle.js';
+import type { NodeStatus } from '../../lifecycle/status.js';
+import { foldNames, NodeSet } from '../../nodeset/index.js';
+import { apiRequest } from '../client.js';
+import type { CliIo } from '../io.js';
+import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
+import { formatTable } from '../table.js';
+
+/** What a node rests in: watch ends when every node rests. */
+const RESTING = new Set(['ready', 'failed', 'enrolled']);
+
+export interface LifecycleCliDeps {
+  /** Asks a yes/no question; default: on the terminal (stdin and stdout must be TTYs). */
+  confirm?: (question: string) => Promise<boolean>;
+  /** Clock (ms) for elapsed times. */
+  now?: () => number;
+  /** Redraw period of the live view on a terminal. Default 500 ms. */
+  redrawMs?: number;
+}
+
+/** 45s, 4m12s, 1h55m, 2d3h */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
+
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
+  if (!m) throw new FleetError('usage.invalid', `bad --timeout '${text}' (e.g. 90s, 45m, 2h)`);
+  const n = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  if (n <= 0) throw new FleetError('usage.invalid', '--timeout must be positive');
+  return n * 1000;
+}
+
+async function ttyConfirm(io: CliIo, question: string): Promise<boolean> {
+  if (!io.isTTY || !process.stdin.isTTY) {
+    throw new FleetError('usage.invalid', 'reinstall erases disks and there is no terminal to ask for confirmation: pass --yes');
+  }
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(question);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+async function getStatus(settings: ClientSettings, nodeset: string | undefined): Promise<StatusResponse> {
+  const q = nodeset !== undefined ? `?nodeset=${encodeURIComponent(nodeset)}` : '';
+  return apiRequest<StatusResponse>(settings, 'GET', `/api/v1/nodes/status${q}`);
+}
+
+function ago(iso: string, now: number): string {
+  return `${formatDuration((now - Date.parse(iso)) / 1000)} ago`;
+}
+
+// ---------------------------------------------------------------- status
+
+/** The status table: one line per node, failed nodes last with step and reason, flags after. */
+export function formatStatus(res: StatusResponse, now: number): string {
+  const ok = res.nodes.filter((n) => n.state !== 'failed');
+  const failed = res.nodes.filter((n) => n.state === 'failed');
+  const row = (n: NodeStatus): string[] => [
+    n.name,
+    n.state,
+    formatDuration(n.inStateSeconds),
+    n.timeoutInSeconds === null ? '-' : n.timeoutInSeconds < 0 ? `overdue ${formatDuration(-n.timeoutInSeconds)}` : formatDuration(n.timeoutInSeconds),
+    n.lastEvent ? `${n.lastEvent.kind}${n.lastEvent.toState ? ` -> ${n.lastEvent.toState}` : ''} (${ago(n.lastEvent.time, now)})` : '-',
+    n.flags.join(',') || '-',
+  ];
+  const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
+  if (failed.length) {
+    lines.push(`-- ${failed.length} of ${res.nodes.length} failed:`);
+    for (const n of failed) lines.push(`${n.name}: ${n.failure ? `${n.failure.step}: ${n.failure.reason}` : 'failed'}`);
+  }
+  const flagged = res.nodes.filter((n) => n.flags.length);
+  if (flagged.length) {
+    lines.push(`-- ${flagged.length} flagged:`);
+    for (const n of flagged) for (const f of n.flags) lines.push(`${n.name}: ${f}: ${n.flagReasons[f] ?? ''}`);
+  }
+  const states = Object.entries(res.summary.byState)
+    .map(([s, c]) => `${c} ${s}`)
+    .join(', ');
+  lines.push(`${res.summary.total} node${res.summary.total === 1 ? '' : 's'}${states ? `: ${states}` : ''}`);
+  return lines.join('\n');
+}
+
+export async function cmdStatus(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean }, io: CliIo, deps: LifecycleCliDeps = {}): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const res = await getStatus(settings, nodeset);
+  io.stdout((opts.json ? JSON.stringify(res, null, 2) : formatStatus(res, (deps.now ?? Date.now)())) + '\n');
+  if (res.missing.length) io.stderr(`fleet: not in the store: ${res.missingFolded}\n`);
+  return res.missing.length || res.summary.failed ? Exit.FAILED : Exit.OK;
+}
+
+// ------------------------------------------------------------------ watch
+
+interface WatchedNode {
+  name: string;
+  state: string;
+  /** When its run started (elapsed counts from there), else when watching started. */
+  startMs: number;
+  endMs: number | null;
+  failure?: string;
+  flag?: string;
+}
+
+/** Reads server-sent events from a fetch body; yields {id, event, data}. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id?: string; event?: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buf += decoder.decode(chunk, { stream: true });
+    for (;;) {
+      const end = buf.indexOf('\n\n');
+      if (end === -1) break;
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const msg: { id?: string; event?: string; data: string } = { data: '' };
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const i = line.indexOf(':');
+        const field = i === -1 ? line : line.slice(0, i);
+        const value = i === -1 ? '' : line.slice(i + 1).replace(/^ /, '');
+        if (field === 'id') msg.id = value;
+        else if (field === 'event') msg.event = value;
+        else if (field === 'data') data.push(value);
+      }
+      if (data.length === 0) continue;
+      msg.data = data.join('\n');
+      yield msg;
+    }
+  }
+}
+
+export interface WatchOptions {
+  /** Stop after this long (ms) even if nodes are still in progress (exit 1). */
+  timeoutMs?: number;
+  json?: boolean;
+  /** The status to start from (reinstall --watch passes the nodes it started). */
+  initial?: StatusResponse;
+  /** Stream the events after this id (default: the newest event of the watched nodes). */
+  after?: number;
+}
+
+/**
+ * Follows nodes until every one rests (ready, failed, enrolled): on a
+ * terminal one live line per node (state, elapsed) and a summary; otherwise
+ * one plain line per event. Exit 1 when any node failed or the timeout hit.
+ */
+export async function watchNodes(settings: ClientSettings, nodeset: string, io: CliIo, opts: WatchOptions = {}, deps: LifecycleCliDeps = {}): Promise<number> {
+  const now = deps.now ?? Date.now;
+  const started = now();
+  const status = opts.initial ?? (await getStatus(settings, nodeset));
+  const nodes = new Map<string, WatchedNode>();
+  let cursor = 0;
+  for (const n of status.nodes) {
+    const runStart = n.runStartedAt ? Date.parse(n.runStartedAt) : NaN;
+    nodes.set(n.name, {
+      name: n.name,
+      state: n.state,
+      startMs: Number.isFinite(runStart) ? runStart : started,
+      endMs: RESTING.has(n.state) ? Date.parse(n.since) : null,
+      ...(n.failure ? { failure: `${n.failure.step}: ${n.failure.reason}` } : {}),
+      ...(n.flags.length ? { flag: n.flags.join(',') } : {}),
+    });
+    if (n.lastEvent && n.lastEvent.id > cursor) cursor = n.lastEvent.id;
+  }
+  if (opts.after !== undefined) cursor = opts.after;
+  if (status.missing.length) io.stderr(`fleet: not in the store: ${status.missingFolded}\n`);
+  const live = io.isTTY && !opts.json;
+  let drawn = 0;
+  const allResting = (): boolean => [...nodes.values()].every((n) => RESTING.has(n.state));
+
+  const render = (final: boolean): void => {
+    if (!live) return;
+    const t = now();
+    const list = [...nodes.values()];
+    const active = list.filter((n) => !RESTING.has(n.state));
+    const rest = list.filter((n) => RESTING.has(n.state));
+    const shown = [...active, ...rest].slice(0, 40);
+    const rows = shown.map((n) => [n.name, n.state, formatDuration(((n.endMs ?? t) - n.startMs) / 1000), n.failure ?? n.flag ?? '']);
+    const lines = formatTable(['node', 'state', 'elapsed', ''], rows).split('\n');
+    if (list.length > shown.length) lines.push(`... and ${list.length - shown.length} more`);
+    lines.push(summaryLine(list, t - started) + (final ? '' : ' (watching; Ctrl-C stops watching, not the reinstall)'));
+    io.stdout((drawn ? `\x1b[${drawn}F\x1b[J` : '') + lines.join('\n') + '\n');
+    drawn = lines.length;
+  };
+
+  const onEvent = (e: ApiEvent): void => {
+    const n = e.node ? nodes.get(e.node) : undefined;
+    if (opts.json) io.stdout(JSON.stringify(e) + '\n');
+    else if (!live) io.stdout(formatEventLine(e) + '\n');
+    if (!n) return;
+    if (e.kind === 'state.changed' && e.toState) {
+      n.state = e.toState;
+      const d = (e.details ?? {}) as { step?: unknown; reason?: unknown };
+      if (e.toState === 'pxe-armed') {
+        n.startMs = Date.parse(e.time);
+        delete n.failure;
+        delete n.flag;
+      }
+      n.endMs = RESTING.has(e.toState) ? Date.parse(e.time) : null;
+      if (e.toState === 'failed') n.failure = `${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
+    } else if (e.kind === 'boot.loop_suspect') {
+      n.flag = 'boot-loop-suspect';
+    }
+  };
+
+  render(false);
+  const timer = live ? setInterval(() => render(false), deps.redrawMs ?? 500) : undefined;
+  let timedOut = false;
+  try {
+    // Bounded: the nodes come to rest, the timeout, or too many failed reconnects.
+    for (let failures = 0; !allResting() && failures < 30; ) {
+      if (opts.timeoutMs !== undefined && now() - started >= opts.timeoutMs) {
+        timedOut = true;
+        break;
+      }
+      const ctl = new AbortController();
+      const left = opts.timeoutMs !== undefined ? opts.timeoutMs - (now() - started) : undefined;
+      const stop = left !== undefined ? setTimeout(() => ctl.abort(), left) : undefined;
+      try {
+        const headers: Record<string, string> = { accept: 'text/event-stream' };
+        if (settings.token) headers.authorization = `Bearer ${settings.token}`;
+        if (settings.actor) headers['x-fleet-actor'] = settings.actor;
+        const res = await fetch(`${settings.url}/api/v1/events/stream?nodeset=${encodeURIComponent(nodeset)}&after=${cursor}`, { headers, signal: ctl.signal });
+        if (!res.ok || !res.body) {
+          const text = await res.text().catch(() => '');
+          let message = `HTTP ${res.status}`;
+          try {
+            message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
+          } catch {
+            /* not JSON */
+          }
+          throw new FleetError(res.status === 401 ? 'auth.invalid' : 'unavailable', `event stream: ${message}`);
+        }
+        failures = 0;
+        for await (const msg of sseEvents(res.body)) {
+          if (msg.event === 'error') continue;
+          const e = JSON.parse(msg.data) as ApiEvent;
+          if (e.id > cursor) cursor = e.id;
+          onEvent(e);
+          if (allResting()) break;
+        }
+      } catch (e) {
+        if (e instanceof FleetError && e.code === 'auth.invalid') throw e;
+        if (ctl.signal.aborted) continue;
+        failures++;
+        await new Promise((r) => setTimeout(r, 1000));
+      } finally {
+        if (stop) clearTimeout(stop);
+        ctl.abort();
+      }
+    }
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  render(true);
+  const list = [...nodes.values()];
+  const failed = list.filter((n) => n.state === 'failed');
+  if (!live) {
+    if (opts.json) io.stdout(JSON.stringify({ summary: summaryCounts(list), failed: failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })) }) + '\n');
+    else {
+      if (failed.length) {
+        io.stdout(`-- ${failed.length} of ${list.length} failed:\n`);
+        for (const n of failed) io.stdout(`${n.name}: ${n.failure ?? 'failed'}\n`);
+      }
+      io.stdout(summaryLine(list, now() - started) + '\n');
+    }
+  } else if (failed.length) {
+    io.stdout(`-- ${failed.length} of ${list.length} failed:\n`);
+    for (const n of failed) io.stdout(`${n.name}: ${n.failure ?? 'failed'}\n`);
+  }
+  if (timedOut) io.stderr(`fleet: stopped watching after the timeout; ${list.filter((n) => !RESTING.has(n.state)).length} nodes still in progress\n`);
+  return failed.length || timedOut || status.missing.length ? Exit.FAILED : Exit.OK;
+}
+
+function summaryCounts(list: WatchedNode[]): Record<string, number> {
+  const by: Record<string, number> = {};
+  for (const n of list) by[n.state] = (by[n.state] ?? 0) + 1;
+  return by;
+}
+
+function summaryLine(list: WatchedNode[], elapsedMs: number): string {
+  const by = summaryCounts(list);
+  const ready = by.ready ?? 0;
+  const failed = by.failed ?? 0;
+  const busy = list.filter((n) => !RESTING.has(n.state)).length;
+  return `${list.length} node${list.length === 1 ? '' : 's'}: ${ready} ready, ${failed} failed, ${busy} in progress (${formatDuration(elapsedMs / 1000)})`;
+}
+
+export function formatEventLine(e: ApiEvent): string {
+  const transition = e.fromState || e.toState ? ` ${e.fromState ?? '-'} -> ${e.toState ?? '-'}` : '';
+  const d = (e.details ?? {}) as Record<string, unknown>;
+  const why = typeof d.reason === 'string' ? ` (${d.step ? `${String(d.step)}: ` : ''}${d.reason})` : typeof d.event === 'string' ? ` (${d.event})` : '';
+  return `${e.time}  ${e.node ?? '-'}  ${e.kind}${transition}${why}`;
+}
+
+export async function cmdWatch(flags: GlobalFlags, nodeset: string, opts: { timeout?: string; json?: boolean }, io: CliIo, deps: LifecycleCliDeps = {}): Promise<number> {
+  const timeoutMs = parseTimeout(opts.timeout);
+  const settings = await resolveClientSettings(flags, io);
+  return watchNodes(settings, nodeset, io, { ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(opts.json ? { json: true } : {}) }, deps);
+}
+
+// -------------------------------------------------------- reinstall, cancel
+
+function formatActions(res: LifecycleActionResponse, describeOk: (r: LifecycleActionResponse['results'][number]) => string): string {
+  const ok = res.results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
+  const failed = res.results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
+  const lines = [...ok];
+  if (failed.length) lines.push(`-- ${failed.length} of ${res.results.length} refused:`, ...failed);
+  return lines.join('\n');
+}
+
+export interface ReinstallFlags {
+  profile?: string;
+  stagger?: string;
+  watch?: boolean;
+  yes?: boolean;
+  force?: boolean;
+  json?: boolean;
+  timeout?: string;
+}
+
+export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: ReinstallFlags, io: CliIo, deps: LifecycleCliDeps = {}): Promise<number> {
+  if (opts.stagger) parseStagger(opts.stagger); // usage errors before anything else
+  const timeoutMs = parseTimeout(opts.timeout);
+  NodeSet.parse(nodeset); // a bad nodeset is a usage error here, not after the question
+  const settings = await resolveClientSettings(flags, io);
+  const status = await getStatus(settings, nodeset);
+  if (status.missing.length) io.stderr(`fleet: not in the store: ${status.missingFolded}\n`);
+  if (status.nodes.length === 0) throw new FleetError('usage.invalid', `no node of ${nodeset} is in the store`);
+  const pets = status.nodes.filter((n) => n.pet);
+  const busy = status.nodes.filter((n) => !RESTING.has(n.state));
+  const targets = status.nodes.filter((n) => (!n.pet || opts.force) && RESTING.has(n.state));
+  if (pets.length && !opts.force) io.stderr(`fleet: ${foldNames(pets.map((n) => n.name))} ${pets.length === 1 ? 'is a pet' : 'are pets'}: not reinstalled without --force\n`);
+  if (busy.length) io.stderr(`fleet: ${busy.map((n) => `${n.name} is ${n.state}`).join(', ')}: cancel first (fleet cancel)\n`);
+  if (targets.length === 0) {
+    io.stderr('fleet: nothing to reinstall\n');
+    return Exit.FAILED;
+  }
+  if (!opts.yes) {
+    const names = foldNames(targets.map((n) => n.name));
+    const question = `Reinstall ${targets.length} node${targets.length === 1 ? '' : 's'} ${names}${opts.profile ? ` with profile ${opts.profile}` : ''}? Their disks are erased. [y/N] `;
+    const ok = await (deps.confirm ?? ((q: string) => ttyConfirm(io, q)))(question);
+    if (!ok) {
+      io.stderr('fleet: not confirmed; nothing was changed\n');
+      return Exit.FAILED;
+    }
+  }
+  const body = {
+    nodeset: foldNames(targets.map((n) => n.name)),
+    ...(opts.profile ? { profile: opts.profile } : {}),
+    ...(opts.stagger ? { stagger: opts.stagger } : {}),
+    ...(opts.force ? { force: true } : {}),
+  };
+  const res = await apiRequest<LifecycleActionResponse>(settings, 'POST', '/api/v1/nodes/reinstall', body);
+  const refusedLocally = status.nodes.length - targets.length;
+  if (opts.json && !opts.watch) {
+    io.stdout(JSON.stringify(res, null, 2) + '\n');
+  } else if (!opts.json) {
+    io.stdout(
+      formatActions(res, (r) => `reinstalling (${r.from ?? '?'} -> ${r.state ?? '?'}${r.notBefore ? `, starts at ${new Date(r.notBefore).toLocaleTimeString()}` : ''})`) + '\n',
+    );
+  }
+  let code: number = res.summary.failed || refusedLocally || status.missing.length ? Exit.FAILED : Exit.OK;
+  const accepted = res.results.filter((r) => r.ok).map((r) => r.node);
+  if (opts.watch && accepted.length) {
+    // Start from what the request did, and stream every event since the status read before it.
+    const byNode = new Map(res.results.filter((r) => r.ok).map((r) => [r.node, r]));
+    const after = Math.max(0, ...status.nodes.map((n) => n.lastEvent?.id ?? 0));
+    const startedAt = new Date((deps.now ?? Date.now)()).toISOString();
+    const initial: StatusResponse = {
+      ...status,
+      missing: [],
+      missingFolded: '',
+      nodes: status.nodes
+        .filter((n) => byNode.has(n.name))
+        .map((n) => ({ ...n, state: byNode.get(n.name)?.state ?? n.state, runStartedAt: startedAt, failure: null, flags: [], flagReasons: {} })),
+    };
+    const w = await watchNodes(
+      settings,
+      foldNames(accepted),
+      io,
+      { initial, after, ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(opts.json ? { json: true } : {}) },
+      deps,
+    );
+    if (w !== Exit.OK) code = Exit.FAILED;
+  }
+  return code;
+}
+
+export async function cmdCancel(flags: GlobalFlags, nodeset: string, opts: { json?: boolean }, io: CliIo): Promise<number> {
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<LifecycleActionResponse>(settings, 'POST', '/api/v1/nodes/cancel', { nodeset });
+  io.stdout((opts.json ? JSON.stringify(res, null, 2) : formatActions(res, (r) => `cancelled in ${r.from ?? '?'}, now ${r.state ?? '?'} (disarmed)`)) + '\n');
+  return res.summary.failed ? Exit.FAILED : Exit.OK;
+}
+
+/**
+ * Adds the four commands to the program (cli/main.ts):
+ *   registerLifecycleCommands(program, { io, globals, run });
+ */
+export function registerLifecycleCommands(
+  program: Command,
+  ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void>; deps?: LifecycleCliDeps },
+): void {
+  const { io, globals, run } = ctx;
+  program
+    .command('reinstall')
+    .description('reinstall nodes (erases their disks): one-time PXE boot, install, boot the disk, configure')
+    .argument('<nodeset>', 'clustershell nodeset, e.g. valkyrie[01-02]')
+    .option('--profile <name>', 'install this profile (changes the node\'s profile; update fleet.yaml too)')
+    .option('--stagger <N/SECONDS>', 'at most N nodes power-cycle per interval, e.g. 10/30 or 10/30s (PDU inrush)')
+    .option('--watch', 'follow the nodes until they are ready or failed')
+    .option('--timeout <duration>', 'with --watch: stop watching after this long (e.g. 2h)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--force', 'also reinstall pets')
+    .option('--json', 'JSON output')
+    .action((nodeset: string, opts: ReinstallFlags) => run(cmdReinstall(globals(), nodeset, opts, io, ctx.deps)));
+
+  program
+    .command('status')
+    .description('lifecycle status: state, time in state, next timeout, last event, failure reason, flags')
+    .argument('[nodeset]', 'clustershell nodeset (default: every node)')
+    .option('--json', 'JSON output')
+    .action((nodeset: string | undefined, opts: { json?: boolean }) => run(cmdStatus(globals(), nodeset, opts, io, ctx.deps)));
+
+  program
+    .command('watch')
+    .description('follow nodes live until each is ready or failed (plain event lines when not on a terminal)')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--timeout <duration>', 'stop watching after this long (e.g. 2h)')
+    .option('--json', 'one JSON event per line')
+    .action((nodeset: string, opts: { timeout?: string; json?: boolean }) => run(cmdWatch(globals(), nodeset, opts, io, ctx.deps)));
+
+  program
+    .command('cancel')
+    .description('cancel the lifecycle of nodes: back to enrolled, disarmed, boot device disk')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--json', 'JSON output')
+    .action((nodeset: string, opts: { json?: boolean }) => run(cmdCancel(globals(), nodeset, opts, io)));
+}

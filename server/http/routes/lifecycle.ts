@@ -1,0 +1,271 @@
+/**
+ * Lifecycle REST routes (under /api/v1):
+ *
+ *   POST /nodes/reinstall   {nodeset, profile?, stagger?: "10/30s", force?}  per-node results
+ *   POST /nodes/cancel      {nodeset}                                        per-node results
+ *   GET  /nodes/status?nodeset=                                              state, time in state, last event, next timeout, flags
+ *   GET  /events/stream?nodeset=&after=&kinds=&maxEvents=&maxSeconds=        server-sent events
+ *
+ * The stream polls the events table by id cursor (so it also works with
+ * several servers sharing one database): `id:` is the event id (reconnect
+ * with Last-Event-ID or ?after=), `event:` its kind, `data:` the ApiEvent
+ * JSON. Without a cursor it starts with the events written after the
+ * request. It ends after maxEvents events or maxSeconds (at most 1 h), when
+ * the client goes away, or when the server closes.
+ */
+import type { FastifyInstance } from 'fastify';
+import { parseStagger } from '../../bmc/fanout.js';
+import { FleetError } from '../../errors.js';
+import type { Conductor, NodeActionResult } from '../../lifecycle/conductor.js';
+import { nodeStatuses, type NodeStatus } from '../../lifecycle/status.js';
+import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
+import { actorOf } from './actor.js';
+import { toApiEvent } from './api.js';
+
+export interface LifecycleRouteDeps {
+  store: Store;
+  /** Absent: reinstall and cancel answer not_implemented (status and the stream still work). */
+  conductor?: Conductor;
+  nodesetLimit?: number;
+  stream?: {
+    /** How often the events table is polled. Default 500 ms. */
+    pollMs?: number;
+    /** Comment line sent when nothing happened for this long. Default 15 s. */
+    heartbeatMs?: number;
+    /** Longest life of one stream (clients reconnect). Default and maximum 3600 s. */
+    maxSeconds?: number;
+  };
+  /** Clock of status times. Default: the system clock. */
+  clock?: () => Date;
+}
+
+export interface LifecycleActionResponse {
+  results: NodeActionResult[];
+  summary: { total: number; ok: number; failed: number };
+}
+
+export interface StatusResponse {
+  nodes: NodeStatus[];
+  missing: string[];
+  missingFolded: string;
+  summary: { total: number; byState: Record<string, number>; failed: number; flagged: number };
+}
+
+/** The event store's node filter takes at most this many names; larger nodesets are filtered here. */
+const STORE_NODE_FILTER_MAX = 10_000;
+const MAX_STREAM_SECONDS = 3600;
+
+const nodeset = { type: 'string', minLength: 1, maxLength: 65536 } as const;
+const actionResponse = {
+  type: 'object',
+  properties: {
+    results: { type: 'array', items: { type: 'object', additionalProperties: true } },
+    summary: { type: 'object', properties: { total: { type: 'integer' }, ok: { type: 'integer' }, failed: { type: 'integer' } } },
+  },
+} as const;
+
+function summarise(results: NodeActionResult[]): LifecycleActionResponse {
+  const ok = results.filter((r) => r.ok).length;
+  return { results, summary: { total: results.length, ok, failed: results.length - ok } };
+}
+
+export async function registerLifecycleRoutes(api: FastifyInstance, deps: LifecycleRouteDeps): Promise<void> {
+  const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
+  const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
+  const conductor = (): Conductor => {
+    if (!deps.conductor) throw new FleetError('not_implemented', 'this server runs without the lifecycle conductor');
+    return deps.conductor;
+  };
+  let closing = false;
+  const wakers = new Set<() => void>();
+  // preClose runs before the server waits for its connections: open streams end at once.
+  api.addHook('preClose', async () => {
+    closing = true;
+    for (const w of wakers) w();
+  });
+
+  api.post<{ Body: { nodeset: string; profile?: string; stagger?: string; force?: boolean } }>(
+    '/nodes/reinstall',
+    {
+      schema: {
+        summary: 'Reinstall nodes (erases their disks): arm a one-time PXE boot, power-cycle, install, boot the disk, configure. Pets need force.',
+        body: {
+          type: 'object',
+          properties: {
+            nodeset,
+            profile: { type: 'string', minLength: 1, maxLength: 128 },
+            stagger: { type: 'string', maxLength: 32, description: 'at most N nodes start per interval: "10/30s", "10/30" (seconds)' },
+            force: { type: 'boolean', default: false, description: 'also reinstall pets' },
+          },
+          required: ['nodeset'],
+          additionalProperties: false,
+        },
+        response: { 200: actionResponse },
+      },
+    },
+    async (req): Promise<LifecycleActionResponse> => {
+      const c = conductor();
+      const names = expand(req.body.nodeset);
+      const results = await c.reinstall(names, {
+        actor: actorOf(req),
+        force: req.body.force ?? false,
+        ...(req.body.profile !== undefined ? { profile: req.body.profile } : {}),
+        ...(req.body.stagger ? { stagger: parseStagger(req.body.stagger) } : {}),
+      });
+      const res = summarise(results);
+      req.log.info({ nodes: names.length, ...res.summary }, 'reinstall');
+      return res;
+    },
+  );
+
+  api.post<{ Body: { nodeset: string } }>(
+    '/nodes/cancel',
+    {
+      schema: {
+        summary: 'Cancel the lifecycle of nodes: back to enrolled, disarmed, boot device disk (best effort)',
+        body: { type: 'object', properties: { nodeset }, required: ['nodeset'], additionalProperties: false },
+        response: { 200: actionResponse },
+      },
+    },
+    async (req): Promise<LifecycleActionResponse> => summarise(await conductor().cancel(expand(req.body.nodeset), { actor: actorOf(req) })),
+  );
+
+  api.get<{ Querystring: { nodeset?: string } }>(
+    '/nodes/status',
+    {
+      schema: {
+        summary: 'Lifecycle status: state, time in state, last event, next timeout, failure reason, flags',
+        querystring: { type: 'object', properties: { nodeset }, additionalProperties: false },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              nodes: { type: 'array', items: { type: 'object', additionalProperties: true } },
+              missing: { type: 'array', items: { type: 'string' } },
+              missingFolded: { type: 'string' },
+              summary: { type: 'object', additionalProperties: true },
+            },
+          },
+        },
+      },
+    },
+    async (req): Promise<StatusResponse> => {
+      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const { nodes, missing } = await nodeStatuses(deps.store, names, (deps.clock ?? (() => new Date()))());
+      const byState: Record<string, number> = {};
+      for (const n of nodes) byState[n.state] = (byState[n.state] ?? 0) + 1;
+      return {
+        nodes,
+        missing,
+        missingFolded: missing.length ? foldNames(missing) : '',
+        summary: { total: nodes.length, byState, failed: byState.failed ?? 0, flagged: nodes.filter((n) => n.flags.length > 0).length },
+      };
+    },
+  );
+
+  api.get<{ Querystring: { nodeset?: string; after?: number; kinds?: string; maxEvents?: number; maxSeconds?: number } }>(
+    '/events/stream',
+    {
+      schema: {
+        summary: 'Server-sent events: the event log as it grows (id: event id, event: kind, data: the event JSON)',
+        querystring: {
+          type: 'object',
+          properties: {
+            nodeset,
+            after: { type: 'integer', minimum: 0, description: 'start after this event id (default: now; or the Last-Event-ID header)' },
+            kinds: { type: 'string', maxLength: 2048, description: 'comma-separated event kinds' },
+            maxEvents: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            maxSeconds: { type: 'integer', minimum: 1, maximum: MAX_STREAM_SECONDS },
+          },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req, reply) => {
+      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const nameSet = names && names.length > STORE_NODE_FILTER_MAX ? new Set(names) : undefined;
+      const kinds = req.query.kinds
+        ?.split(',')
+        .map((k) => k.trim())
+        .filter(Boolean);
+      const lastEventId = req.headers['last-event-id'];
+      const fromHeader = typeof lastEventId === 'string' && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : undefined;
+      let cursor = req.query.after ?? fromHeader ?? (await deps.store.events.lastId());
+      const maxEvents = req.query.maxEvents ?? Number.MAX_SAFE_INTEGER;
+      const maxMs = Math.min(req.query.maxSeconds ?? MAX_STREAM_SECONDS, deps.stream?.maxSeconds ?? MAX_STREAM_SECONDS, MAX_STREAM_SECONDS) * 1000;
+      const pollMs = deps.stream?.pollMs ?? 500;
+      const heartbeatMs = deps.stream?.heartbeatMs ?? 15_000;
+
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      raw.write(`retry: 2000\n: fleet events after ${cursor}\n\n`);
+      let gone = false;
+      let wake: (() => void) | undefined;
+      const onGone = (): void => {
+        gone = true;
+        wake?.();
+      };
+      const onClosing = (): void => wake?.();
+      wakers.add(onClosing);
+      // The response's close: the client went away (the request's close only says its body was read).
+      raw.on('close', onGone);
+      const started = Date.now();
+      let lastWrite = started;
+      let sent = 0;
+      const send = (e: EventRecord): void => {
+        raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(toApiEvent(e))}\n\n`);
+        sent++;
+        lastWrite = Date.now();
+      };
+      try {
+        // Bounded: maxSeconds, maxEvents, the client, the server's close.
+        while (!gone && !closing && sent < maxEvents && Date.now() - started < maxMs) {
+          for (let pages = 0; pages < 20 && sent < maxEvents && !gone; pages++) {
+            const page = await deps.store.events.list({
+              ...(names && !nameSet ? { nodes: names } : {}),
+              ...(kinds?.length ? { kinds } : {}),
+              afterId: cursor,
+              limit: MAX_EVENT_LIMIT,
+            });
+            for (const e of page.events) {
+              cursor = e.id;
+              if (nameSet && (e.node === null || !nameSet.has(e.node))) continue;
+              send(e);
+              if (sent >= maxEvents) break;
+            }
+            if (page.nextCursor === null) break;
+          }
+          if (sent >= maxEvents || gone) break;
+          if (Date.now() - lastWrite >= heartbeatMs) {
+            raw.write(': keep-alive\n\n');
+            lastWrite = Date.now();
+          }
+          const left = maxMs - (Date.now() - started);
+          if (left <= 0) break;
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, Math.min(pollMs, left));
+            wake = () => {
+              clearTimeout(t);
+              r();
+            };
+          });
+          wake = undefined;
+        }
+      } catch (err) {
+        req.log.error({ err }, 'event stream failed');
+        if (!gone) raw.write(`event: error\ndata: ${JSON.stringify({ message: 'the event stream failed; reconnect' })}\n\n`);
+      } finally {
+        wakers.delete(onClosing);
+        raw.off('close', onGone);
+        if (!raw.writableEnded) raw.end();
+      }
+    },
+  );
+}

@@ -1,0 +1,133 @@
+/**
+ * The closed sets of lifecycle states and events (DESIGN §1, §3), declared
+ * apart from the transition table (table.ts), in the manner of Ironic's
+ * states.py: states are nouns (where the node is), events are verbs (what
+ * moves it).
+ */
+
+/** Lifecycle states. Names are shared with netboot/decide.ts (installStates, postInstallStates). */
+export const S = {
+  /** Known to fleet (declared in fleet.yaml), not verified to be in service. The store's default state. */
+  enrolled: 'enrolled',
+  /** Installed, configured, in service. */
+  ready: 'ready',
+  /** A lifecycle step failed; the node rests until an operator acts (the event says which step and why). */
+  failed: 'failed',
+  /** Reinstall requested: the one-time PXE boot override is being set through the BMC (maybe after a stagger wait). */
+  pxeArmed: 'pxe-armed',
+  /** Armed; the node is power-cycled and expected to fetch its iPXE install script. */
+  powerCycling: 'power-cycling',
+  /** The node fetched its iPXE install script; kernel and installer are loading. */
+  netbooting: 'netbooting',
+  /** The installer fetched its kickstart / reported install-started. */
+  installing: 'installing',
+  /** The installer reported install-finished; the node was disarmed and the boot device is being set to disk. */
+  installed: 'installed',
+  /** Boot device is the disk (persistent); waiting for the node's first boot and its agent's boot report. */
+  diskArmed: 'disk-armed',
+  /** The agent reported a boot from the local disk; its enrolment is being checked. */
+  firstBoot: 'first-boot',
+  /** The agent applies the profile's roles. */
+  configuring: 'configuring',
+} as const;
+
+export type LifecycleState = (typeof S)[keyof typeof S];
+
+/** Lifecycle events: verbs. */
+export const E = {
+  /** Operator: reinstall the node (erases its disk). */
+  reinstall: 'reinstall',
+  /** Step arm-pxe done: arm the node and power-cycle it. */
+  cycle: 'cycle',
+  /** The node fetched its iPXE install script. */
+  netboot: 'netboot',
+  /** The installer fetched its kickstart or reported install-started. */
+  install: 'install',
+  /** The installer reported install-finished. */
+  finish: 'finish',
+  /** Step flip-to-disk done: the BMC boots the disk from now on. */
+  flip: 'flip',
+  /** The agent reported a boot from the local disk. */
+  boot: 'boot',
+  /** Step check-agent done: the agent enrolled during this install. */
+  configure: 'configure',
+  /** The agent applied every role. */
+  complete: 'complete',
+  /** A step failed (after its retries), the installer or agent reported a failure, or the state timed out. */
+  fail: 'fail',
+  /** Operator: stop the lifecycle and put the node back to rest. */
+  cancel: 'cancel',
+} as const;
+
+export type LifecycleEvent = (typeof E)[keyof typeof E];
+
+/** States in which a node rests: no step runs, no timer. */
+export const RESTING_STATES: readonly LifecycleState[] = [S.enrolled, S.ready, S.failed];
+
+/** States a node passes through; each has a timeout, and `fail` and `cancel` leave every one of them. */
+export const TRANSIENT_STATES: readonly LifecycleState[] = [
+  S.pxeArmed,
+  S.powerCycling,
+  S.netbooting,
+  S.installing,
+  S.installed,
+  S.diskArmed,
+  S.firstBoot,
+  S.configuring,
+];
+
+export const ALL_STATES: readonly LifecycleState[] = [...RESTING_STATES, ...TRANSIENT_STATES];
+export const ALL_EVENTS: readonly LifecycleEvent[] = Object.values(E);
+
+/** The happy path of a reinstall, from a resting state back to ready. */
+export const REINSTALL_PATH: readonly LifecycleState[] = [
+  S.pxeArmed,
+  S.powerCycling,
+  S.netbooting,
+  S.installing,
+  S.installed,
+  S.diskArmed,
+  S.firstBoot,
+  S.configuring,
+  S.ready,
+];
+
+export function isLifecycleState(s: string): s is LifecycleState {
+  return (ALL_STATES as readonly string[]).includes(s);
+}
+
+export function isLifecycleEvent(s: string): s is LifecycleEvent {
+  return (ALL_EVENTS as readonly string[]).includes(s);
+}
+
+export function isTransient(s: string): boolean {
+  return (TRANSIENT_STATES as readonly string[]).includes(s);
+}
+
+export function isResting(s: string): boolean {
+  return (RESTING_STATES as readonly string[]).includes(s);
+}
+
+/** Steps the conductor runs on entering a state (side effects through the injected Steps, or store checks). */
+export const STEP = {
+  armPxe: 'arm-pxe',
+  powerCycle: 'power-cycle',
+  flipToDisk: 'flip-to-disk',
+  checkAgent: 'check-agent',
+  checkApplied: 'check-applied',
+} as const;
+export type StepName = (typeof STEP)[keyof typeof STEP];
+
+/** Event kinds the conductor writes besides state.changed (which the store writes with each transition). */
+export const LIFECYCLE_EVENT_KINDS = {
+  stepStarted: 'lifecycle.step_started',
+  stepDone: 'lifecycle.step_done',
+  stepFailed: 'lifecycle.step_failed',
+  recovered: 'lifecycle.recovered',
+  cleanupFailed: 'lifecycle.cleanup_failed',
+  /** Same kind as the boot endpoint's: one flag, whoever saw it. */
+  loopSuspect: 'boot.loop_suspect',
+} as const;
+
+/** The flag a node carries when it came back to the netboot path after its install (DESIGN §3 layer 4). */
+export const BOOT_LOOP_SUSPECT = 'boot-loop-suspect';

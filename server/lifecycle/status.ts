@@ -1,0 +1,93 @@
+/**
+ * `fleet status`: per node, its state, time in state, last event, next
+ * timeout, failure (step and reason) and flags (boot-loop-suspect). Read-only.
+ */
+import type { EventRecord, NodeRecord, Store } from '../store/index.js';
+import { BOOT_LOOP_SUSPECT, LIFECYCLE_EVENT_KINDS as K, S, isTransient } from './states.js';
+import { stateSpec } from './table.js';
+
+export interface NodeStatus {
+  name: string;
+  profile: string;
+  pet: boolean;
+  state: string;
+  /** When the node entered its state (ISO). */
+  since: string;
+  inStateSeconds: number;
+  armed: boolean;
+  /** When the state times out (ISO), null: no timer. */
+  deadline: string | null;
+  /** Seconds until the timeout (negative: overdue), null: no timer. */
+  timeoutInSeconds: number | null;
+  /** What a node in a transient state waits for. */
+  waitingFor: string | null;
+  /** When the current (or last) reinstall started. */
+  runStartedAt: string | null;
+  lastEvent: { id: number; time: string; kind: string; fromState: string | null; toState: string | null; actor: string } | null;
+  /** For failed nodes: which step and why. */
+  failure: { step: string; reason: string; time: string } | null;
+  /** e.g. boot-loop-suspect: the node came back to the netboot path after its install (cleared by the next reinstall). */
+  flags: string[];
+  flagReasons: Record<string, string>;
+}
+
+/** How far back the flag and run start are looked for. */
+const HISTORY = 40;
+
+export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new Date()): Promise<NodeStatus> {
+  const nowMs = now.getTime();
+  const [lastPage, histPage] = await Promise.all([
+    store.events.list({ node: node.name, order: 'desc', limit: 1 }),
+    store.events.list({ node: node.name, kinds: ['state.changed', K.loopSuspect], order: 'desc', limit: HISTORY }),
+  ]);
+  const last = lastPage.events[0];
+  let runStartedAt: string | null = null;
+  const flags: string[] = [];
+  const flagReasons: Record<string, string> = {};
+  let failure: NodeStatus['failure'] = null;
+  let latestChange: EventRecord | undefined;
+  for (const e of histPage.events) {
+    if (e.kind === 'state.changed') {
+      latestChange ??= e;
+      if (e.toState === S.pxeArmed) {
+        runStartedAt = e.time;
+        break;
+      }
+    } else if (e.kind === K.loopSuspect && !flags.includes(BOOT_LOOP_SUSPECT)) {
+      flags.push(BOOT_LOOP_SUSPECT);
+      const reason = (e.details as { reason?: unknown } | null)?.reason;
+      flagReasons[BOOT_LOOP_SUSPECT] = typeof reason === 'string' ? reason : 'back on the netboot path after its install';
+    }
+  }
+  if (node.state === S.failed && latestChange?.toState === S.failed) {
+    const d = (latestChange.details ?? {}) as { step?: unknown; reason?: unknown };
+    failure = { step: typeof d.step === 'string' ? d.step : 'unknown', reason: typeof d.reason === 'string' ? d.reason : 'unknown', time: latestChange.time };
+  }
+  const deadlineMs = node.stateDeadline ? Date.parse(node.stateDeadline) : NaN;
+  return {
+    name: node.name,
+    profile: node.profile,
+    pet: node.pet,
+    state: node.state,
+    since: node.stateSince,
+    inStateSeconds: Math.max(0, Math.round((nowMs - Date.parse(node.stateSince)) / 1000)),
+    armed: node.armed,
+    deadline: node.stateDeadline,
+    timeoutInSeconds: Number.isFinite(deadlineMs) ? Math.round((deadlineMs - nowMs) / 1000) : null,
+    waitingFor: isTransient(node.state) ? (stateSpec(node.state)?.waitsFor ?? null) : null,
+    runStartedAt,
+    lastEvent: last ? { id: last.id, time: last.time, kind: last.kind, fromState: last.fromState, toState: last.toState, actor: last.actor } : null,
+    failure,
+    flags,
+    flagReasons,
+  };
+}
+
+/** Statuses of the named nodes (natural order) and the names not in the store. */
+export async function nodeStatuses(store: Store, names: string[] | undefined, now: Date = new Date()): Promise<{ nodes: NodeStatus[]; missing: string[] }> {
+  const nodes = await store.nodes.list(names ? { names } : {});
+  const found = new Set(nodes.map((n) => n.name));
+  const out: NodeStatus[] = [];
+  for (const n of nodes) out.push(await nodeStatus(store, n, now));
+  return { nodes: out, missing: names ? names.filter((n) => !found.has(n)) : [] };
+}
