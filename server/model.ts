@@ -7,6 +7,8 @@
  * flag, last seen, events).
  */
 
+import type { LifecycleSettings } from './lifecycle/settings.js';
+
 export type BmcProtocol = 'ipmi' | 'redfish' | 'ipmitool';
 
 export interface ClusterInfo {
@@ -168,4 +170,6 @@ export interface ClusterSpec {
   nodes: NodeSpec[];
   netboot?: NetbootSpec;
   server?: ServerSpec;
+  /** Per-state timeouts and step retries (server/lifecycle/settings.ts); defaults when absent. */
+  lifecycle?: LifecycleSettings;
 }

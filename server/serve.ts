@@ -18,6 +18,8 @@ import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert } from './pki/ind
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { join } from 'node:path';
 import { startNetboot, type NetbootService } from './netboot/service.js';
+import { BmcSteps, Conductor, resolveLifecycleSettings } from './lifecycle/index.js';
+import { RoleOutcome } from '../proto/gen/fleet/v1/agent.js';
 import { createServer } from 'node:net';
 
 export const DEFAULT_LISTEN = '127.0.0.1:8080';
@@ -49,6 +51,7 @@ export interface RunningServer {
   app: FastifyInstance;
   store: Store;
   grpc: AgentGrpcServer;
+  conductor: Conductor;
   /** null when DHCP/TFTP is off or refused (the start-up lines say why). */
   netboot: NetbootService | null;
   /** The address actually bound, e.g. http://127.0.0.1:8080 */
@@ -102,6 +105,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let ipmiTransport: IpmiTransport | undefined;
   let grpc: AgentGrpcServer | undefined;
   let netboot: NetbootService | null = null;
+  let conductor: Conductor | undefined;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -125,7 +129,28 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const ips = [...new Set([mgmt, '127.0.0.1', ...(/^\d+\.\d+\.\d+\.\d+$/.test(host) && host !== '0.0.0.0' ? [host] : [])])];
     const serverCert = await loadOrCreateServerCert(ca, dataDir, { dnsNames: names.filter((n): n is string => Boolean(n)), ips });
     const grpcListen = opts.grpcListen ?? `${host.includes(':') ? `[${host}]` : host}:${listen.port === 0 ? 0 : 50051}`;
-    grpc = await startGrpcServer({ store, ca, listen: grpcListen, serverCert });
+    // The lifecycle: one conductor per server; BMC steps go through the same providers as `fleet power`.
+    const lifecycle = new Conductor({
+      store,
+      steps: new BmcSteps(store, { providers, ...(opts.bmc?.timeoutMs ? { timeoutMs: opts.bmc.timeoutMs } : {}) }),
+      settings: resolveLifecycleSettings(spec.lifecycle),
+    });
+    conductor = lifecycle;
+    const signal = (node: string, kind: string, details: Record<string, unknown>): Promise<void> => lifecycle.signal(node, kind, details).then(() => undefined);
+    grpc = await startGrpcServer({
+      store,
+      ca,
+      listen: grpcListen,
+      serverCert,
+      hooks: {
+        // The fourth layer of the loop breaker: the agent says how the node booted.
+        boot: (node, report, assessment, isNewBoot) => signal(node, 'agent.boot', { bootId: report.bootId, assessment, isNewBoot }),
+        applied: (node, r) => {
+          const failed = r.results.filter((x) => x.outcome === RoleOutcome.ROLE_OUTCOME_FAILED).map((x) => x.role);
+          return signal(node, failed.length ? 'agent.apply_failed' : 'agent.applied', { version: r.configVersion, failed });
+        },
+      },
+    });
     say(`gRPC agent service (TLS) listening on port ${grpc.port}; CA fingerprint ${caFingerprint(ca)}`);
 
     const www = join(dataDir, 'www');
@@ -141,10 +166,16 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         enrolServer: `${mgmt}:${grpc.port}`,
         staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
         agentDir: join(www, 'agent'),
+        // Script fetches, kickstart fetches and install callbacks move nodes along.
+        onSignal: (sig) => signal(sig.node, sig.kind, sig.details),
       },
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),
+      conductor: lifecycle,
     });
+    lifecycle.setLogger(app.log);
+    const recovered = await lifecycle.start();
+    say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
     await app.listen({ host, port });
     const addr = app.server.address();
     const boundPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -165,18 +196,21 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const transport = ipmiTransport;
     const agentService = grpc;
     const dhcp = netboot;
+    const theConductor = lifecycle;
     let closed = false;
     return {
       app: running,
       store,
       grpc: agentService,
       netboot: dhcp,
+      conductor: theConductor,
       url,
       dataDir,
       tokenPath: token.path,
       async close() {
         if (closed) return;
         closed = true;
+        await theConductor.stop();
         await dhcp?.stop();
         await running.close();
         await agentService.close();
@@ -185,6 +219,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     };
   } catch (e) {
+    await conductor?.stop();
     await netboot?.stop();
     await app?.close();
     await grpc?.close();

@@ -13,6 +13,7 @@ import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
+import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
 
@@ -118,6 +119,8 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
+
+  registerLifecycleCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

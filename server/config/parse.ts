@@ -7,6 +7,7 @@
  * of every key.
  */
 import { LineCounter, isScalar, isSeq, parseDocument, type Node } from 'yaml';
+import { parseLifecycleConfig, type LifecycleSettings } from '../lifecycle/settings.js';
 import { FleetError } from '../errors.js';
 import type {
   BmcProtocol,
@@ -74,7 +75,7 @@ export const DEFAULT_BMC_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmito
 /** Most nodes one key (and one value range) may expand to. */
 export const MAX_NODES_PER_KEY = 100_000;
 
-const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server'] as const;
+const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle'] as const;
 
 /** Where a value was written, for cross-check issues. */
 interface Loc {
@@ -153,6 +154,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
+  const lifecycle = parseLifecycle(r, top);
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
 
@@ -167,7 +169,17 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
   };
   if (netboot) spec.netboot = netboot;
   if (server) spec.server = server;
+  if (lifecycle) spec.lifecycle = lifecycle;
   return spec;
+}
+
+/** `lifecycle:` (timeouts, retries): parsed by the lifecycle module, its issues reported at the section. */
+function parseLifecycle(r: Reader, top: Fields): LifecycleSettings | undefined {
+  const node = top.get('lifecycle');
+  if (node === undefined) return undefined;
+  const { settings, issues } = parseLifecycleConfig((node as { toJSON(): unknown }).toJSON());
+  for (const i of issues) r.error(i.path, node, i.message);
+  return settings;
 }
 
 function finishNode(d: NodeDraft): NodeSpec {

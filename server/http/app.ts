@@ -16,6 +16,8 @@ import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
 import { registerNetbootApiRoutes } from './routes/netboot-api.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
+import { registerLifecycleRoutes } from './routes/lifecycle.js';
+import type { Conductor } from '../lifecycle/index.js';
 
 export interface AppDeps extends ApiDeps, BmcDeps {
   apiToken: string;
@@ -23,6 +25,8 @@ export interface AppDeps extends ApiDeps, BmcDeps {
   /** Where logs go (tests capture them to check that no secret is logged). */
   logStream?: NodeJS.WritableStream;
   version?: string;
+  /** The lifecycle conductor (reinstall, cancel); absent: those routes answer not_implemented. */
+  conductor?: Conductor;
   /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
   onNodesChanged?: () => Promise<void>;
   /** Boot endpoints (iPXE scripts, kickstarts, install callbacks, static trees) and render/export/discovery API. */
@@ -70,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
       await registerInventoryRoutes(api, deps);
+      await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor });
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
     },
     { prefix: '/api/v1' },

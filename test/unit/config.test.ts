@@ -766,3 +766,26 @@ nodes:
     expect(oneIssue(o)).toMatchObject({ path: 'version', message: 'unsupported version 2; this fleet reads version 1' });
   });
 });
+
+describe('lifecycle section', () => {
+  const minimal = readFileSync(fileURLToPath(new URL('../fixtures/config/minimal.yaml', import.meta.url)), 'utf8');
+
+  it('overlays timeouts and retries on the defaults', () => {
+    const spec = parseConfig(minimal + '\nlifecycle:\n  timeouts: {installing: 90m, power-cycling: 10m}\n  retries: {power-cycle: 1}\n');
+    expect(spec.lifecycle?.timeouts['installing']).toBe(5400);
+    expect(spec.lifecycle?.timeouts['power-cycling']).toBe(600);
+    expect(spec.lifecycle?.retries['power-cycle']).toBe(1);
+    expect(parseConfig(minimal).lifecycle).toBeUndefined();
+  });
+
+  it('reports bad entries with their path and the line of the section', () => {
+    try {
+      parseConfig(minimal + '\nlifecycle:\n  timeouts: {installing: forever, ready: 5m}\n  retrys: 3\n', { source: 'fleet.yaml' });
+      expect.unreachable();
+    } catch (e) {
+      const issues = configIssuesOf(e);
+      expect(issues.map((i) => i.path).sort()).toEqual(['lifecycle.retrys', 'lifecycle.timeouts.installing', 'lifecycle.timeouts.ready']);
+      expect(issues.every((i) => typeof i.line === 'number' && i.line > 15)).toBe(true);
+    }
+  });
+});
