@@ -147,6 +147,8 @@ export interface NetbootSpec {
     /** authoritative: fleet's dnsmasq is the DHCP server; proxy: proxyDHCP next to the site's DHCP. */
     mode: 'authoritative' | 'proxy';
     interface?: string;
+    /** Send IPv6 router advertisements (RA only) on the interface: iPXE otherwise waits ~13 s for IPv6 autoconfiguration. Needs an IPv6 address on it. Default false. */
+    routerAdvertisements?: boolean;
   };
   /** Directory served over TFTP (iPXE binaries), as written in fleet.yaml. */
   tftpRoot?: string;

@@ -832,11 +832,17 @@ function parseNetboot(r: Reader, top: Fields): NetbootSpec | undefined {
   if (!f) return undefined;
   const out: NetbootSpec = {};
   if (f.get('dhcp') !== undefined) {
-    const d = r.fields(f.get('dhcp'), f.p('dhcp'), ['enabled', 'mode', 'interface'], [], f.keyNode('dhcp'));
+    const d = r.fields(f.get('dhcp'), f.p('dhcp'), ['enabled', 'mode', 'interface', 'router_advertisements'], [], f.keyNode('dhcp'));
     if (d) {
       const mode = d.string('mode', (s) => (s === 'authoritative' || s === 'proxy' ? undefined : `DHCP mode ${show(s)} must be 'authoritative' or 'proxy'`));
       const iface = d.string('interface', patternCheck(INTERFACE_NAME, 'interface name'));
-      out.dhcp = { enabled: d.bool('enabled') ?? true, mode: (mode as 'authoritative' | 'proxy' | undefined) ?? 'authoritative', ...(iface !== undefined ? { interface: iface } : {}) };
+      const ra = d.bool('router_advertisements');
+      out.dhcp = {
+        enabled: d.bool('enabled') ?? true,
+        mode: (mode as 'authoritative' | 'proxy' | undefined) ?? 'authoritative',
+        ...(iface !== undefined ? { interface: iface } : {}),
+        ...(ra !== undefined ? { routerAdvertisements: ra } : {}),
+      };
     }
   }
   const tftp = f.string('tftp_root', checkFilePath);

@@ -760,6 +760,16 @@ nodes:
     ]);
   });
 
+  it('netboot.dhcp.router_advertisements: a boolean, absent by default', () => {
+    const o = base();
+    o.netboot = { dhcp: { interface: 'br0', router_advertisements: true } };
+    expect(parseConfig(yamlOf(o)).netboot).toEqual({ dhcp: { enabled: true, mode: 'authoritative', interface: 'br0', routerAdvertisements: true } });
+    o.netboot.dhcp.router_advertisements = false;
+    expect(parseConfig(yamlOf(o)).netboot?.dhcp?.routerAdvertisements).toBe(false);
+    o.netboot.dhcp.router_advertisements = 'yes';
+    expect(issues(o).map((i) => i.path)).toEqual(['netboot.dhcp.router_advertisements']);
+  });
+
   it('rejects an unsupported version', () => {
     const o = base();
     o.version = 2;

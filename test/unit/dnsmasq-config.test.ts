@@ -157,6 +157,17 @@ describe('renderDnsmasqConfig: seed 000 golden files', () => {
     expect(dnsHosts.get('thor')).toBe('10.10.1.1 thor.cluster.local thor\n');
   });
 
+  it('router advertisements follow netboot.dhcp.router_advertisements (off by default)', () => {
+    const on = dnsmasqSettingsFromCluster({ ...SEED, netboot: { dhcp: { enabled: true, mode: 'authoritative', routerAdvertisements: true } } });
+    expect(on.routerAdvertisements).toBe(true);
+    const conf = renderDnsmasqConfig({ ...on, paths: { ...PATHS }, user: 'dnsmasq', hosts: [] }).conf;
+    expect(conf).toContain('\nenable-ra\n');
+    expect(conf).toContain(`dhcp-range=::,constructor:${on.interface},ra-only`);
+    const off = dnsmasqSettingsFromCluster({ ...SEED, netboot: { dhcp: { enabled: true, mode: 'authoritative' } } });
+    expect(off.routerAdvertisements).toBeUndefined();
+    expect(renderDnsmasqConfig({ ...off, paths: { ...PATHS }, user: 'dnsmasq', hosts: [] }).conf).not.toContain('enable-ra');
+  });
+
   it('boot script URL follows netboot.http.listen', () => {
     const s = dnsmasqSettingsFromCluster({ ...SEED, netboot: { dhcp: { enabled: true, mode: 'authoritative' }, http: { listen: '0.0.0.0:8081' } } });
     expect(s.bootScriptUrl).toBe('http://10.10.0.1:8081/boot.ipxe');

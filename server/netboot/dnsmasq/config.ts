@@ -519,7 +519,8 @@ export function dnsmasqSettingsFromCluster(
   if (opts.pingCheck !== undefined) s.pingCheck = opts.pingCheck;
   if (opts.logDhcp !== undefined) s.logDhcp = opts.logDhcp;
   if (opts.dnsServer !== undefined) s.dnsServer = opts.dnsServer;
-  if (opts.routerAdvertisements !== undefined) s.routerAdvertisements = opts.routerAdvertisements;
+  const ra = opts.routerAdvertisements ?? spec.netboot?.dhcp?.routerAdvertisements;
+  if (ra !== undefined) s.routerAdvertisements = ra;
   return s;
 }
 
