@@ -26,7 +26,9 @@ import { CpioArchive } from './cpio.js';
 import { findExecutable, run, runOk } from './exec.js';
 
 /** Bumped when the image layout or build recipe changes (forces a rebuild). */
-const FORMAT = 'lab-images-3';
+const FORMAT = 'lab-images-4';
+/** /etc/os-release of the lab "OS" (a busybox userland on Debian's kernel): Debian family for the agent's roles. */
+export const LAB_OS_RELEASE = 'PRETTY_NAME="fleet lab OS (busybox on Debian)"\nNAME="fleet lab OS"\nID=fleet-lab\nID_LIKE=debian\nVERSION_ID=12\n';
 
 /** Kernel modules loaded, with their dependencies, in this order (virtio_pci is a module in Debian's kernel). */
 export const LAB_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'ext4', '9p', '9pnet_virtio'] as const;
@@ -369,6 +371,9 @@ export async function buildLabImages(o: LabImageOptions): Promise<LabImages> {
   inst.file('usr/bin/install', readFileSync(t.install), 0o755);
   for (const l of libs) inst.file(l, readFileSync(realpathSync(l)), 0o755);
   if (existsSync('/etc/mke2fs.conf')) inst.file('etc/mke2fs.conf', readFileSync('/etc/mke2fs.conf'));
+  // Copied to the installed disk with the rest of /etc: the agent's configuration roles need an
+  // OS family (RHEL or Debian) and refuse to apply anything without one. Debian's kernel and busybox.
+  inst.file('etc/os-release', LAB_OS_RELEASE);
   addModules(inst, kver, modules);
   inst.file('usr/bin/curl', assets['curl-shim.sh'], 0o755);
   inst.file('usr/bin/systemctl', assets['systemctl-shim.sh'], 0o755);

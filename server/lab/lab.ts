@@ -15,7 +15,7 @@
  * Everything the lab starts is detached and recorded by PID; labDown() stops
  * it by PID and deletes the namespace. The fleet server itself (dnsmasq, the
  * boot HTTP endpoints) is not started here: run it inside the namespace
- * (`ip netns exec fleet-lab-<id> fleet serve -f DIR/lab.yaml`).
+ * (`fleet lab up` runs `fleet server --config DIR/lab.yaml --data DIR/data` in it).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -33,6 +33,8 @@ export const LAB_SUBNET = '10.77.0.0/24';
 export const LAB_GATEWAY = '10.77.0.1';
 export const LAB_IPV6 = 'fd77::1/64';
 export const LAB_BRIDGE = 'br0';
+/** A veth port of the bridge (its peer stays unbridged): keeps br0 up (carrier) while every VM is off. */
+export const LAB_CARRIER = 'carrier0';
 export const LAB_MAX_NODES = 32;
 const NETNS_PATTERN = /^fleet-(lab|test)-[a-z0-9][a-z0-9-]{0,30}$/;
 
@@ -200,6 +202,8 @@ netboot:
     enabled: true
     mode: authoritative
     interface: ${LAB_BRIDGE}
+    # The bridge has ${LAB_IPV6}: RAs spare iPXE ~13 s of IPv6 autoconfiguration per boot.
+    router_advertisements: true
 
 server:
   listen: "${listen}"
@@ -319,6 +323,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     await ipns(netns, ['link', 'add', LAB_BRIDGE, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
     await ipns(netns, ['addr', 'add', `${LAB_GATEWAY}/24`, 'dev', LAB_BRIDGE]);
     await ipns(netns, ['-6', 'addr', 'add', LAB_IPV6, 'dev', LAB_BRIDGE, 'nodad']);
+    // A port keeps the bridge's carrier up while every VM is off: without it br0 is NO-CARRIER,
+    // the kernel reports it not RUNNING, Node's networkInterfaces() omits it and fleet's netboot
+    // refuses to start DHCP ("br0 does not exist here or has no IPv4 address").
+    // (A veth pair, both ends in the namespace: the dummy driver is not always available.)
+    await ipns(netns, ['link', 'add', LAB_CARRIER, 'type', 'veth', 'peer', 'name', `${LAB_CARRIER}p`]);
+    await ipns(netns, ['link', 'set', LAB_CARRIER, 'master', LAB_BRIDGE]);
+    await ipns(netns, ['link', 'set', LAB_CARRIER, 'up']);
+    await ipns(netns, ['link', 'set', `${LAB_CARRIER}p`, 'up']);
     await ipns(netns, ['link', 'set', LAB_BRIDGE, 'up']);
     for (const n of nodes) {
       await ipns(netns, ['tuntap', 'add', 'dev', n.tap, 'mode', 'tap']);

@@ -8,7 +8,8 @@
 #   curl -fsS -m 120 --retry 5 --retry-delay 2 -o FILE URL      (download)
 #   -d/--data/--data-binary/--data-raw STR|@FILE|@-, -H (repeatable), -L, -X GET|POST
 #
-# Differences from curl: any failure is retried (curl retries only transient
+# Differences from curl: an empty POST carries `Content-Type: text/plain` (busybox
+# wget cannot send a POST without one; curl sends none), any failure is retried (curl retries only transient
 # errors), an HTTP error always fails (as with -f), -m bounds each attempt
 # (with the timeout applet: busybox 1.35's wget -T crashes).
 # Server: http:// only (busybox wget here has no TLS verification).
@@ -70,6 +71,12 @@ tmp=""
 cleanup() { [ -n "$tmp" ] && rm -f "$tmp"; }
 trap cleanup EXIT
 if [ "$method" = POST ]; then
+  # curl -X POST without data sends no body and no Content-Type; busybox wget always sends one,
+  # application/x-www-form-urlencoded unless told otherwise, which fleet's callback endpoints
+  # refuse (400 "unsupported content type"). An empty text/plain body is what they accept.
+  if [ $hasdata = 0 ] && ! printf '%s' "$hdrs" | grep -qi '^content-type:'; then
+    hdrs="${hdrs}Content-Type: text/plain$NL"
+  fi
   tmp="$(mktemp /tmp/curl-shim.XXXXXX)" || exit 2
   if [ $stdin = 1 ]; then cat > "$tmp"
   elif [ -n "$datafile" ]; then cat "$datafile" > "$tmp" || exit 26
