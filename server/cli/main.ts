@@ -13,6 +13,7 @@ import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
+import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
@@ -121,6 +122,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
 
   registerLifecycleCommands(program, { io, globals, run });
+  registerLabCommands(program, { io, run });
 
   const inventory = program
     .command('inventory')

@@ -1,0 +1,350 @@
+/**
+ * `fleet lab up|down|status|exec|demo`: the lab (server/lab, docs/lab.md)
+ * with the real fleet server running inside its namespace.
+ *
+ *   up      build the images, labUp (namespace, bridge, VMs powered off, BMCs),
+ *           place the images and the agent under DIR/data/www, start
+ *           `fleet server --config DIR/lab.yaml --data DIR/data` inside the
+ *           namespace, detached (DIR/server.log, DIR/server.pid), and wait
+ *           until its dnsmasq serves.
+ *   exec    run the fleet CLI inside the namespace against that server.
+ *   down    stop the server (by PID, command line checked), then labDown.
+ *   status  labStatus and whether the server runs.
+ *   demo    up (unless already up) + exec reinstall 'valkyrie[..]' --yes --watch.
+ *
+ * Root only (namespaces, taps). Every wait is bounded.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmod, copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Exit, FleetError } from '../../errors.js';
+import { buildLabImages, fleetSourceRoot, labDown, labStatus, labUp, readLabState, type LabState } from '../../lab/index.js';
+import { killPid, pidMatches, readPidFile, sleep } from '../../lab/exec.js';
+import type { CliIo } from '../io.js';
+
+export const DEFAULT_LAB_DIR = 'fleet-lab';
+/** The server log line that says DHCP/TFTP is up: the lab is usable from then on. */
+export const LAB_READY_LINE = /netboot: dnsmasq serving/;
+
+export interface LabPaths {
+  dir: string;
+  dataDir: string;
+  www: string;
+  serverLog: string;
+  serverPid: string;
+}
+
+export function labPaths(dir: string): LabPaths {
+  const d = resolve(dir);
+  return { dir: d, dataDir: join(d, 'data'), www: join(d, 'data', 'www'), serverLog: join(d, 'server.log'), serverPid: join(d, 'server.pid') };
+}
+
+export interface LabCliDeps {
+  /** Whether this process runs as root (tests). */
+  isRoot?: () => boolean;
+}
+
+function requireRoot(deps: LabCliDeps): void {
+  const root = deps.isRoot ? deps.isRoot() : typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root) {
+    throw new FleetError('usage.invalid', 'the lab needs root (network namespaces, taps, a DHCP server): run it as root, e.g. sudo node bin/fleet.js lab up');
+  }
+}
+
+function fleetBin(): string {
+  return join(fleetSourceRoot(), 'bin', 'fleet.js');
+}
+
+/** PID of the lab's fleet server when it runs (command line checked), else undefined. */
+export function labServerPid(p: LabPaths): number | undefined {
+  const pid = readPidFile(p.serverPid);
+  return pid !== undefined && pidMatches(pid, join(p.dir, 'lab.yaml')) ? pid : undefined;
+}
+
+function tail(file: string, lines = 25): string {
+  if (!existsSync(file)) return '';
+  return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+}
+
+/** Copies the lab images and the agent where the fleet server serves them (DATA/www/images/lab, DATA/www/agent). */
+async function placeImages(state: LabState, p: LabPaths, agentUnit: string): Promise<void> {
+  const imagesDir = join(p.www, 'images', 'lab');
+  await rm(imagesDir, { recursive: true, force: true });
+  await mkdir(join(p.www, 'images'), { recursive: true });
+  await cp(state.images.tree, imagesDir, { recursive: true });
+  const agentDir = join(p.www, 'agent');
+  await mkdir(agentDir, { recursive: true });
+  await copyFile(state.images.agentWrapper, join(agentDir, 'fleet-agent'));
+  await copyFile(agentUnit, join(agentDir, 'fleet-agent.service'));
+}
+
+/** Starts `fleet server` in the lab's namespace, detached; resolves with its PID once dnsmasq serves. */
+export async function startLabServer(state: LabState, p: LabPaths, o: { timeoutMs?: number; logLevel?: string; appendLog?: boolean } = {}): Promise<number> {
+  const running = labServerPid(p);
+  if (running !== undefined) throw new FleetError('conflict', `the lab's fleet server already runs (pid ${running})`);
+  const offset = o.appendLog && existsSync(p.serverLog) ? readFileSync(p.serverLog).length : 0;
+  if (!o.appendLog) await writeFile(p.serverLog, '');
+  const fd = openSync(p.serverLog, 'a');
+  let pid: number | undefined;
+  try {
+    // `ip netns exec` execs the command: the PID is node's. setsid (detached) so it outlives this CLI.
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', state.netns, process.execPath, fleetBin(), 'server', '--config', state.configFile, '--data', p.dataDir, '--log-level', o.logLevel ?? 'info'],
+      { detached: true, stdio: ['ignore', fd, fd], cwd: p.dir },
+    );
+    pid = child.pid;
+    child.unref();
+  } finally {
+    closeSync(fd);
+  }
+  if (pid === undefined) throw new FleetError('internal', 'could not start the fleet server');
+  await writeFile(p.serverPid, `${pid}\n`);
+  const deadline = Date.now() + (o.timeoutMs ?? 60_000);
+  for (;;) {
+    const log = existsSync(p.serverLog) ? readFileSync(p.serverLog).subarray(offset).toString('utf8') : '';
+    if (LAB_READY_LINE.test(log)) return pid;
+    const alive = pidMatches(pid, 'server');
+    if (!alive || Date.now() > deadline) {
+      await killPid(pid, 'server', 5000);
+      throw new FleetError('unavailable', `the lab's fleet server ${alive ? 'did not start DHCP in time' : 'exited'}; ${p.serverLog}:\n${tail(p.serverLog)}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** Stops the lab's fleet server (SIGTERM, then SIGKILL) and a dnsmasq it may have left behind. */
+export async function stopLabServer(p: LabPaths): Promise<{ server: boolean; dnsmasq: boolean }> {
+  const pid = labServerPid(p);
+  const server = pid !== undefined ? await killPid(pid, join(p.dir, 'lab.yaml'), 15_000) : false;
+  // A server killed with SIGKILL leaves its dnsmasq: its PID file and command line name the data dir.
+  const dpidFile = join(p.dataDir, 'dnsmasq', 'dnsmasq.pid');
+  const dnsmasq = await killPid(readPidFile(dpidFile), p.dataDir, 5000);
+  await rm(p.serverPid, { force: true });
+  return { server, dnsmasq };
+}
+
+export interface LabUpFlags {
+  nodes?: string;
+  dir?: string;
+  imagesDir?: string;
+}
+
+function parseNodes(text: string | undefined): number {
+  const n = Number(text ?? '2');
+  if (!Number.isInteger(n) || n < 1 || n > 32) throw new FleetError('usage.invalid', `--nodes must be 1-32, got ${text}`);
+  return n;
+}
+
+/** How to call this CLI again, as printed for the user: `sudo node bin/fleet.js` from the checkout. */
+function fleetCmd(io: CliIo): string {
+  const bin = fleetBin();
+  return `sudo node ${bin === join(resolve(io.cwd), 'bin', 'fleet.js') ? 'bin/fleet.js' : bin}`;
+}
+
+function execHint(io: CliIo, p: LabPaths, defaultDir: string): string {
+  return `${fleetCmd(io)} lab exec${p.dir === defaultDir ? '' : ` --dir ${p.dir}`} --`;
+}
+
+export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = {}): Promise<number> {
+  requireRoot(deps);
+  const nodes = parseNodes(flags.nodes);
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  const t0 = Date.now();
+  const say = (line: string) => io.stderr(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}\n`);
+  await mkdir(p.dir, { recursive: true });
+  // dnsmasq drops root and must traverse DIR to reach DIR/data (files keep their own modes).
+  await chmod(p.dir, 0o711);
+  say(`building the lab images (cached in ${flags.imagesDir ?? join(p.dir, 'images')}; the first build takes ~30 s)`);
+  const images = await buildLabImages({ cacheDir: resolve(io.cwd, flags.imagesDir ?? join(p.dir, 'images')), log: say });
+  const state = await labUp({ dir: p.dir, nodes, images, log: say });
+  // Fresh VMs (empty disks) get a fresh fleet server: no store, CA or enrolments of an earlier lab.
+  await rm(p.dataDir, { recursive: true, force: true });
+  try {
+    await placeImages(state, p, images.agentUnit);
+    say(`images under ${join(p.www, 'images', 'lab')}, agent under ${join(p.www, 'agent')}`);
+    say(`starting fleet server in namespace ${state.netns} (log ${p.serverLog})`);
+    const pid = await startLabServer(state, p);
+    say(`fleet server running (pid ${pid}) on ${state.server}; DHCP/TFTP on br0`);
+  } catch (e) {
+    await stopLabServer(p).catch(() => undefined);
+    await labDown({ dir: p.dir }).catch(() => undefined);
+    throw e;
+  }
+  const x = execHint(io, p, resolve(io.cwd, DEFAULT_LAB_DIR));
+  const f = fleetCmd(io);
+  const first = state.nodes[0]!.name;
+  const set = state.nodes.length === 1 ? first : `valkyrie[${first.slice(-2)}-${state.nodes[state.nodes.length - 1]!.name.slice(-2)}]`;
+  io.stdout(
+    [
+      `lab up: ${state.nodes.length} VM(s) (powered off), fleet server at ${state.server} in namespace ${state.netns}`,
+      '',
+      'Use it (as root):',
+      `  ${x} reinstall '${set}' --yes --watch     # PXE, install, disk boot, agent: ~1-2 min under TCG`,
+      `  ${x} status`,
+      `  ${x} events ${first}`,
+      `  ${f} lab status${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`}                    # VMs, BMCs, server`,
+      `  tail -f ${join(state.nodes[0]!.vmDir, 'console.log')}   # a VM's serial console`,
+      `  tail -f ${p.serverLog}`,
+      `Or directly: sudo ip netns exec ${state.netns} node ${fleetBin()} --url ${state.server} --data ${p.dataDir} status`,
+      `Tear down: ${f} lab down${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`}`,
+      '',
+    ].join('\n'),
+  );
+  return Exit.OK;
+}
+
+export async function cmdLabDown(flags: { dir?: string; purge?: boolean }, io: CliIo, deps: LabCliDeps = {}): Promise<number> {
+  requireRoot(deps);
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  if (!readLabState(p.dir)) {
+    io.stdout(`no lab in ${p.dir}\n`);
+    return Exit.OK;
+  }
+  const s = await stopLabServer(p);
+  const d = await labDown({ dir: p.dir, ...(flags.purge ? { purge: true } : {}) });
+  io.stdout(
+    [
+      `fleet server: ${s.server ? 'stopped' : 'was not running'}${s.dnsmasq ? ' (and a dnsmasq it left behind)' : ''}`,
+      `VMs stopped: ${d.vmsStopped.join(', ') || '-'}; BMCs stopped: ${d.bmcsStopped.join(', ') || '-'}`,
+      `namespace ${d.netns ?? '-'}: ${d.netnsDeleted ? 'deleted' : 'not present'}`,
+      ...(d.foreignPids.length ? [`warning: processes still in the namespace (not started by the lab, left alone): ${d.foreignPids.join(' ')}`] : []),
+      flags.purge ? `removed ${p.dir}` : `kept ${p.dir} (disks, logs, images cache; --purge removes it)`,
+      '',
+    ].join('\n'),
+  );
+  return Exit.OK;
+}
+
+export async function cmdLabStatus(flags: { dir?: string; json?: boolean }, io: CliIo): Promise<number> {
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  const st = await labStatus({ dir: p.dir });
+  const pid = labServerPid(p);
+  if (flags.json) {
+    io.stdout(JSON.stringify({ ...st, fleetServer: { running: pid !== undefined, ...(pid !== undefined ? { pid } : {}), log: p.serverLog, dataDir: p.dataDir } }, null, 2) + '\n');
+    return st.up && pid !== undefined ? Exit.OK : Exit.FAILED;
+  }
+  if (!st.netns) {
+    io.stdout(`no lab in ${p.dir} (fleet lab up creates one)\n`);
+    return Exit.FAILED;
+  }
+  const lines = [
+    `lab ${p.dir}: ${st.up ? 'up' : 'DOWN'}; namespace ${st.netns} ${st.netnsExists ? 'exists' : 'missing'}`,
+    `fleet server: ${pid !== undefined ? `running (pid ${pid}) at ${st.server}` : 'not running'}; log ${p.serverLog}`,
+    ...st.nodes.map(
+      (n) =>
+        `  ${n.name}  ${n.ip}  ${n.mac}  power ${n.power}${n.qemuPid ? ` (qemu ${n.qemuPid})` : ''}  next boot ${n.nextBoot}  BMC ${n.bmc.address}:${n.bmc.port} ${n.bmc.up ? 'up' : 'DOWN'}`,
+    ),
+  ];
+  io.stdout(lines.join('\n') + '\n');
+  return st.up && pid !== undefined ? Exit.OK : Exit.FAILED;
+}
+
+/** Runs `fleet ARGS` inside the lab's namespace against its server; resolves to its exit code. */
+export async function runInLab(p: LabPaths, args: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
+  const state = readLabState(p.dir);
+  if (!state) throw new FleetError('not_found', `no lab in ${p.dir} (fleet lab up creates one)`);
+  const argv = ['netns', 'exec', state.netns, process.execPath, fleetBin(), '--url', state.server, '--data', p.dataDir, ...args];
+  return new Promise((resolveRun, reject) => {
+    const child = spawn('ip', argv, { stdio: o.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+    const timer = o.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), o.timeoutMs) : undefined;
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolveRun({ code: code ?? (signal ? 128 : 1), out, err });
+    });
+  });
+}
+
+function stripDashes(args: string[]): string[] {
+  return args[0] === '--' ? args.slice(1) : args;
+}
+
+export async function cmdLabExec(flags: { dir?: string }, args: string[], io: CliIo, deps: LabCliDeps = {}): Promise<number> {
+  requireRoot(deps);
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  const a = stripDashes(args);
+  if (a.length === 0) throw new FleetError('usage.invalid', 'fleet lab exec -- <fleet arguments>, e.g. fleet lab exec -- status');
+  if (labServerPid(p) === undefined) io.stderr(`fleet: warning: the lab's fleet server is not running (fleet lab status)\n`);
+  return (await runInLab(p, a)).code;
+}
+
+export async function cmdLabDemo(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = {}): Promise<number> {
+  requireRoot(deps);
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  const st = readLabState(p.dir) ? await labStatus({ dir: p.dir }) : undefined;
+  if (st?.up && labServerPid(p) !== undefined) {
+    io.stderr(`lab already up in ${p.dir}: reusing it\n`);
+  } else {
+    if (st) {
+      io.stderr(`a lab in ${p.dir} is partly up: taking it down first\n`);
+      await stopLabServer(p);
+      await labDown({ dir: p.dir });
+    }
+    const up = await cmdLabUp(flags, io, deps);
+    if (up !== Exit.OK) return up;
+  }
+  const state = readLabState(p.dir)!;
+  const first = state.nodes[0]!.name;
+  const set = state.nodes.length === 1 ? first : `valkyrie[${first.slice(-2)}-${state.nodes[state.nodes.length - 1]!.name.slice(-2)}]`;
+  io.stderr(`\nfleet reinstall '${set}' --yes --watch   (inside the lab; each VM: one-time PXE, install, disk boot, agent)\n\n`);
+  const code = (await runInLab(p, ['reinstall', set, '--yes', '--watch', '--timeout', '15m'])).code;
+  const dirFlag = p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`;
+  io.stdout(
+    [
+      '',
+      code === 0 ? `done: ${set} installed and ready. The lab stays up.` : `the reinstall did not end well (exit ${code}); the lab stays up for a look.`,
+      `  ${fleetCmd(io)} lab exec${dirFlag} -- status      (or: events ${first}, power status '${set}', watch '${set}')`,
+      `  ${fleetCmd(io)} lab status${dirFlag}`,
+      `Tear down: ${fleetCmd(io)} lab down${dirFlag}   (add --purge to delete ${p.dir})`,
+      '',
+    ].join('\n'),
+  );
+  return code === 0 ? Exit.OK : Exit.FAILED;
+}
+
+export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p: Promise<number>) => Promise<void>; deps?: LabCliDeps }): void {
+  const { io, run } = ctx;
+  const lab = program.command('lab').description('the lab: QEMU VMs with IPMI BMCs in a network namespace, served by a real fleet server (root; docs/lab.md)');
+  const dirOpt = ['--dir <dir>', `lab directory (default ./${DEFAULT_LAB_DIR})`] as const;
+  lab
+    .command('up')
+    .description('create the lab (namespace, VMs powered off, BMCs) and start fleet server inside it')
+    .option('--nodes <n>', 'number of VMs, 1-32', '2')
+    .option(...dirOpt)
+    .option('--images-dir <dir>', 'image cache (default DIR/images)')
+    .action((opts: LabUpFlags) => run(cmdLabUp(opts, io, ctx.deps)));
+  lab
+    .command('down')
+    .description('stop the lab\'s fleet server, VMs and BMCs, delete its namespace')
+    .option(...dirOpt)
+    .option('--purge', 'also delete the lab directory')
+    .action((opts: { dir?: string; purge?: boolean }) => run(cmdLabDown(opts, io, ctx.deps)));
+  lab
+    .command('status')
+    .description('the lab\'s VMs (power, next boot device), BMCs and fleet server')
+    .option(...dirOpt)
+    .option('--json', 'JSON output')
+    .action((opts: { dir?: string; json?: boolean }) => run(cmdLabStatus(opts, io)));
+  lab
+    .command('exec')
+    .description('run the fleet CLI inside the lab against its server: fleet lab exec -- status')
+    .option(...dirOpt)
+    .argument('[args...]', 'fleet arguments, after --')
+    .allowUnknownOption(true)
+    .allowExcessArguments(true)
+    .action((args: string[], opts: { dir?: string }) => run(cmdLabExec(opts, args, io, ctx.deps)));
+  lab
+    .command('demo')
+    .description('lab up (unless up) and reinstall every lab VM, watching; the lab stays up (npm run lab)')
+    .option('--nodes <n>', 'number of VMs, 1-32', '2')
+    .option(...dirOpt)
+    .option('--images-dir <dir>', 'image cache (default DIR/images)')
+    .action((opts: LabUpFlags) => run(cmdLabDemo(opts, io, ctx.deps)));
+}

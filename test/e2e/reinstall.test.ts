@@ -1,0 +1,291 @@
+/**
+ * End to end: `fleet lab up` (QEMU VMs behind ipmi_sim BMCs in a namespace)
+ * with the REAL fleet server inside it, driven by the real CLI
+ * (`fleet lab exec -- …`). One lab is reused by the three tests, in order:
+ *
+ *   a. reinstall valkyrie[01-02] → both ready; each node's events show
+ *      bootdev pxe once → script (install) → install.started → install.finished
+ *      → bootdev disk persistent → agent.boot → ready; the BMCs report the
+ *      disk; a forced PXE boot of a ready node is answered `localboot` and the
+ *      node stays ready;
+ *   b. the server is SIGKILLed while both nodes install and restarted on the
+ *      same data dir: both reach ready, with exactly one power action each;
+ *   c. valkyrie02's BMC credentials are wrong: it ends failed (authentication),
+ *      valkyrie01 ready, and `fleet status` explains it in one line.
+ *
+ * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool and
+ * dist/ (npm run build). Skips with the reason otherwise. `npm run test:e2e`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../server/cli/commands/lab.js';
+import type { ApiEvent } from '../../server/http/api-types.js';
+import type { StatusResponse } from '../../server/http/routes/lifecycle.js';
+import { labIpmitool } from '../../server/lab/bmc.js';
+import { findExecutable, type Reaper, startReaper } from '../../server/lab/exec.js';
+import { defaultNetns, labKillSync, labPassword, labPrerequisites, readLabState, type LabState } from '../../server/lab/lab.js';
+import { distMissing, FLEET_BIN } from '../helpers/fleet-server.js';
+
+const missing = [...labPrerequisites()];
+if (!findExecutable('dnsmasq')) missing.push('dnsmasq (dnsmasq-base)');
+if (!findExecutable('ipmitool')) missing.push('ipmitool (ipmitool)');
+const dist = distMissing();
+if (dist) missing.push(dist);
+const SKIP = missing.length > 0 ? `needs ${missing.join(', ')}` : '';
+const suite = SKIP ? describe.skip : describe;
+if (SKIP) console.warn(`e2e reinstall.test.ts skipped: ${SKIP}`);
+
+const NODES = ['valkyrie01', 'valkyrie02'];
+const SET = 'valkyrie[01-02]';
+/** Image cache shared with test/integration/lab-installer.test.ts (rebuilt only when inputs change). */
+const CACHE = join(tmpdir(), 'fleet-lab-images');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall in the lab with the real fleet server', () => {
+  let work = '';
+  let p: LabPaths;
+  let lab: LabState;
+  let password = '';
+  let reaper: Reaper | undefined;
+  const timings: string[] = [];
+  const emergency = () => {
+    const pid = p ? labServerPid(p) : undefined;
+    if (pid) process.kill(pid, 'SIGKILL');
+    if (work) labKillSync(join(work, 'lab'));
+  };
+
+  /** `fleet ARGS` inside the lab's namespace against its server. */
+  async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    return runInLab(p, args, { stdio: 'pipe', timeoutMs: 30_000 });
+  }
+  /** The `fleet lab …` command itself (up/down/status). */
+  function labCli(args: string[], timeoutMs: number): Promise<{ code: number; out: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [FLEET_BIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('exit', (code) => {
+        clearTimeout(t);
+        resolve({ code: code ?? -1, out });
+      });
+    });
+  }
+  async function events(node: string, afterId = 0): Promise<ApiEvent[]> {
+    const r = await fleet('events', node, '--json', '--limit', '2000');
+    if (r.code !== 0) throw new Error(`fleet events ${node}: ${r.err}`);
+    return (JSON.parse(r.out) as ApiEvent[]).filter((e) => e.id > afterId);
+  }
+  async function lastEventId(): Promise<number> {
+    let max = 0;
+    for (const n of NODES) for (const e of await events(n)) max = Math.max(max, e.id);
+    return max;
+  }
+  async function status(): Promise<StatusResponse> {
+    const r = await fleet('status', '--json');
+    return JSON.parse(r.out) as StatusResponse;
+  }
+  /** Polls `fleet status --json` until every node rests as wanted (or any rests otherwise). */
+  async function waitStates(want: Record<string, string>, timeoutMs: number): Promise<StatusResponse> {
+    const deadline = Date.now() + timeoutMs;
+    let s: StatusResponse | undefined;
+    while (Date.now() < deadline) {
+      s = await status();
+      const rest = s.nodes.filter((n) => ['ready', 'failed', 'enrolled'].includes(n.state));
+      if (rest.length === s.nodes.length) break;
+      await sleep(2000);
+    }
+    const got = Object.fromEntries((s?.nodes ?? []).map((n) => [n.name, n.state]));
+    expect(got, `states after ${secs(timeoutMs)}; server log tail:\n${tail(p.serverLog, 30)}\n${consoles()}`).toEqual(want);
+    return s!;
+  }
+  function tail(file: string, n: number): string {
+    return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-n).join('\n') : '';
+  }
+  function consoles(): string {
+    return lab.nodes.map((n) => `--- ${n.name} console:\n${tail(join(n.vmDir, 'console.log'), 15)}`).join('\n');
+  }
+  const bmc = (node: string) => {
+    const n = lab.nodes.find((x) => x.name === node)!;
+    return { address: n.bmc.address, port: n.bmc.port, username: 'admin', password };
+  };
+  const ipmi = (node: string, args: string[]) => labIpmitool(lab.netns, findExecutable('ipmitool')!, bmc(node), args);
+  const reinstall = async () => {
+    const r = await fleet('reinstall', SET, '--yes');
+    expect(r.code, r.out + r.err).toBe(0);
+  };
+  const isBootdev = (e: ApiEvent, op: string) => e.kind === 'bmc.bootdev' && e.details?.operation === op && e.details?.outcome === 'ok';
+
+  beforeAll(async () => {
+    process.once('exit', emergency);
+    work = await mkdtemp(join(tmpdir(), 'fleet-e2e-'));
+    await chmod(work, 0o711); // dnsmasq drops root and traverses to the data dir
+    const dir = join(work, 'lab');
+    p = labPaths(dir);
+    // If the worker dies without afterAll: SIGKILL what the lab started (command line names `work`), delete the namespace.
+    reaper = startReaper({
+      pidFiles: [p.serverPid, join(p.dataDir, 'dnsmasq', 'dnsmasq.pid'), ...NODES.flatMap((n) => [join(dir, 'vms', n, 'qemu.pid'), join(dir, 'vms', n, 'ipmi_sim.pid')])],
+      mark: work,
+      netns: defaultNetns(dir),
+      maxSeconds: 1200,
+      ...(process.env.FLEET_LAB_KEEP ? {} : { removeDir: work }),
+    });
+    const t0 = Date.now();
+    const up = await labCli(['up', '--nodes', '2', '--dir', dir, '--images-dir', CACHE], 170_000);
+    expect(up.code, up.out).toBe(0);
+    expect(up.out).toMatch(/fleet server running \(pid \d+\)/);
+    timings.push(`lab up: ${secs(Date.now() - t0)}`);
+    lab = readLabState(dir)!;
+    password = await labPassword(lab);
+    const st = await labCli(['status', '--dir', dir], 20_000);
+    expect(st.code, st.out).toBe(0);
+    expect(st.out).toMatch(/fleet server: running/);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (p) {
+      const down = await labCli(['down', '--dir', p.dir], 60_000);
+      console.log(`fleet lab down:\n${down.out}`);
+      expect(down.out).not.toMatch(/processes still in the namespace/);
+    }
+    process.off('exit', emergency);
+    reaper?.stop();
+    if (work && !process.env.FLEET_LAB_KEEP) await rm(work, { recursive: true, force: true });
+    console.log(`e2e timings:\n  ${timings.join('\n  ')}`);
+  }, 90_000);
+
+  it('a. reinstall valkyrie[01-02]: PXE once, install, disk flip, disk boot, ready; a forced PXE boot of a ready node is refused', async () => {
+    const t0 = Date.now();
+    const mark = await lastEventId();
+    await reinstall();
+    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, 240_000);
+    const tReady = Date.now();
+    timings.push(`a. reinstall of 2 VMs to ready: ${secs(tReady - t0)}`);
+
+    for (const node of NODES) {
+      const ev = await events(node, mark);
+      const at = (pred: (e: ApiEvent) => boolean, what: string): number => {
+        const i = ev.findIndex(pred);
+        expect(i, `${node}: no ${what} in ${ev.map((e) => e.kind).join(', ')}`).toBeGreaterThanOrEqual(0);
+        return i;
+      };
+      const order = [
+        at((e) => isBootdev(e, 'bootdev pxe once'), 'bmc.bootdev pxe once'),
+        at((e) => e.kind === 'boot.script_fetched' && e.details?.decision === 'install', 'boot.script_fetched (install)'),
+        at((e) => e.kind === 'install.started', 'install.started'),
+        at((e) => e.kind === 'install.finished', 'install.finished'),
+        at((e) => isBootdev(e, 'bootdev disk persistent'), 'bmc.bootdev disk persistent'),
+        at((e) => e.kind === 'agent.boot', 'agent.boot'),
+        at((e) => e.kind === 'state.changed' && e.toState === 'ready', 'state.changed -> ready'),
+      ];
+      expect(order, `${node}: event order`).toEqual([...order].sort((x, y) => x - y));
+      expect(ev.filter((e) => e.kind === 'bmc.power'), `${node}: one power action`).toHaveLength(1);
+      expect(ev.filter((e) => isBootdev(e, 'bootdev pxe once'))).toHaveLength(1);
+      // The BMC's boot device is the disk (ipmi_sim reports the device, not the persistent flag: LAB-NOTES).
+      const bp = await ipmi(node, ['chassis', 'bootparam', 'get', '5']);
+      expect(bp.code, bp.stderr).toBe(0);
+      expect(bp.stdout).toMatch(/Boot Device Selector : Force Boot from default Hard-Drive/);
+    }
+
+    // The loop breaker: force a PXE boot of a ready node through its BMC.
+    const before = await lastEventId();
+    const tPxe = Date.now();
+    expect((await ipmi('valkyrie01', ['chassis', 'bootdev', 'pxe'])).code).toBe(0);
+    expect((await ipmi('valkyrie01', ['chassis', 'power', 'reset'])).code).toBe(0);
+    let fetched: ApiEvent | undefined;
+    let booted: ApiEvent | undefined;
+    for (const end = Date.now() + 90_000; Date.now() < end && !(fetched && booted); ) {
+      await sleep(1500);
+      const ev = await events('valkyrie01', before);
+      fetched = ev.find((e) => e.kind === 'boot.script_fetched');
+      booted = ev.find((e) => e.kind === 'agent.boot');
+    }
+    expect(fetched, `no script fetch after the forced PXE boot\n${consoles()}`).toBeDefined();
+    expect(fetched!.details).toMatchObject({ decision: 'localboot' });
+    expect(booted, 'the node booted its disk again (agent.boot)').toBeDefined();
+    timings.push(`a. forced PXE of a ready node -> localboot ${secs(Date.parse(fetched!.time) - tPxe)}, disk boot ${secs(Date.parse(booted!.time) - tPxe)}`);
+    const after = await events('valkyrie01', before);
+    expect(after.filter((e) => e.kind === 'state.changed'), 'no state change').toEqual([]);
+    expect(after.some((e) => e.kind === 'boot.kickstart_fetched' || e.kind === 'install.started')).toBe(false);
+    const s = await status();
+    const v1 = s.nodes.find((n) => n.name === 'valkyrie01')!;
+    expect(v1.state).toBe('ready');
+    expect(v1.flags).toContain('boot-loop-suspect');
+  }, 420_000);
+
+  it('b. the server is SIGKILLed while both nodes install; restarted, both reach ready with one power action each', async () => {
+    const t0 = Date.now();
+    const mark = await lastEventId();
+    await reinstall();
+    // Wait until both installers reported install-started (and neither finished).
+    let started = false;
+    for (const end = Date.now() + 180_000; Date.now() < end && !started; ) {
+      await sleep(500);
+      const evs = await Promise.all(NODES.map((n) => events(n, mark)));
+      started = evs.every((ev) => ev.some((e) => e.kind === 'install.started'));
+      if (started) expect(evs.some((ev) => ev.some((e) => e.kind === 'install.finished')), 'killed too late: an install already finished').toBe(false);
+    }
+    expect(started, `both nodes should report install-started\n${consoles()}`).toBe(true);
+    const pid = labServerPid(p)!;
+    expect(pid).toBeGreaterThan(1);
+    const tKill = Date.now();
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && labServerPid(p) === pid; i++) await sleep(50);
+    expect(labServerPid(p)).toBeUndefined();
+    const newPid = await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
+    const tBack = Date.now();
+    expect(newPid).not.toBe(pid);
+    timings.push(`b. SIGKILL ${secs(tKill - t0)} after reinstall; server serving DHCP again ${secs(tBack - tKill)} later`);
+
+    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, 240_000);
+    timings.push(`b. reinstall with a server crash, to ready: ${secs(Date.now() - t0)}`);
+    for (const node of NODES) {
+      const ev = await events(node, mark);
+      expect(ev.filter((e) => e.kind === 'bmc.power'), `${node}: exactly one power action`).toHaveLength(1);
+      expect(ev.filter((e) => e.kind === 'lifecycle.step_started' && e.details?.step === 'power-cycle'), `${node}: one power-cycle step`).toHaveLength(1);
+      expect(ev.some((e) => e.kind === 'lifecycle.recovered'), `${node}: recovered after the restart`).toBe(true);
+      expect(ev.filter((e) => e.kind === 'install.finished')).toHaveLength(1);
+      expect(ev.some((e) => e.kind === 'state.changed' && e.toState === 'failed')).toBe(false);
+    }
+  }, 420_000);
+
+  it('c. a wrong BMC password: that node fails with the reason, the other reaches ready', async () => {
+    const t0 = Date.now();
+    // A second credential set with a wrong password for valkyrie02; the server applies fleet.yaml at start.
+    await stopLabServer(p);
+    const yaml = await readFile(lab.configFile, 'utf8');
+    await writeFile(join(p.dir, 'secrets', 'wrong.password'), 'not-the-password\n', { mode: 0o600 });
+    const n1 = lab.nodes[0]!;
+    const n2 = lab.nodes[1]!;
+    const node = (n: typeof n1, cred: string) =>
+      `  ${n.name}:\n    profile: lab\n    ip: ${n.ip}\n    mac: "${n.mac}"\n    bmc: { address: ${n.bmc.address}, port: ${n.bmc.port}, protocol: ipmi, credentials: ${cred} }\n`;
+    const edited = yaml
+      .replace(/(    password_file: secrets\/lab\.password\n)/, '$1  wrong:\n    username: admin\n    password_file: secrets/wrong.password\n')
+      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${node(n1, 'lab')}${node(n2, 'wrong')}`);
+    expect(edited).toContain('credentials: wrong');
+    await writeFile(lab.configFile, edited);
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
+
+    const mark = await lastEventId();
+    await reinstall();
+    const s = await waitStates({ valkyrie01: 'ready', valkyrie02: 'failed' }, 240_000);
+    timings.push(`c. reinstall with one wrong BMC password, both at rest: ${secs(Date.now() - t0)}`);
+    const v2 = s.nodes.find((n) => n.name === 'valkyrie02')!;
+    expect(v2.failure?.reason).toMatch(/auth/i);
+    // No power action and no install for the node whose BMC refused us.
+    const ev2 = await events('valkyrie02', mark);
+    expect(ev2.some((e) => e.kind === 'bmc.power' || e.kind === 'boot.script_fetched')).toBe(false);
+    const human = await fleet('status');
+    expect(human.code).toBe(1); // a node failed
+    const line = human.out.split('\n').filter((l) => l.startsWith('valkyrie02: '));
+    expect(line, human.out).toHaveLength(1);
+    expect(line[0]).toMatch(/^valkyrie02: arm-pxe: .*auth/i);
+    console.log(`fleet status with a wrong BMC password:\n${human.out}`);
+  }, 420_000);
+});
