@@ -69,15 +69,19 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-/** Port 0 means "any free port": pick one now, because boot scripts must name the port before listen(). */
-async function concretePort(host: string, port: number): Promise<number> {
-  if (port !== 0) return port;
+/** A TCP port that is free on `host` right now (the kernel picks it). */
+export async function pickFreePort(host: string): Promise<number> {
   const probe = createServer();
   await new Promise<void>((res, rej) => probe.once('error', rej).listen(0, host, res));
   const addr = probe.address();
   await new Promise<void>((res) => probe.close(() => res()));
   if (!addr || typeof addr === 'string') throw new FleetError('internal', 'could not pick a free port');
   return addr.port;
+}
+
+/** Port 0 means "any free port": pick one now, because boot scripts must name the port before listen(). */
+async function concretePort(host: string, port: number): Promise<number> {
+  return port === 0 ? pickFreePort(host) : port;
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {

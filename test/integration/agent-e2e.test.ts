@@ -13,7 +13,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +36,8 @@ import { applyConfig } from '../../server/ops/apply-config.js';
 import { INVENTORY_COLUMNS } from '../../server/ops/inventory-report.js';
 import { loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
+import { pickFreePort } from '../../server/serve.js';
+import { until } from '../helpers/wait.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/inventory');
 const fixture = (name: string): Inventory => toInventory(JSON.parse(fs.readFileSync(path.join(FIX, name), 'utf8')) as RawInventory);
@@ -109,21 +110,6 @@ const boot = (bootId: string): (() => Promise<ReportBootRequest>) => async () =>
   kernel: '5.14.0-427.el9.x86_64',
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function cliIo(home: string): CliIo & { out: () => string; err: () => string } {
   let out = '';
@@ -217,7 +203,7 @@ describe('fleet-agent end to end', () => {
     const applied = await applyConfig(store, parseConfig(FLEET_YAML), {}, { actor: 'test', dryRun: false });
     expect(applied.applied).toBe(true);
     ca = await loadOrCreateCa(path.join(tmp, 'data'));
-    listen = `127.0.0.1:${await freePort()}`;
+    listen = `127.0.0.1:${await pickFreePort('127.0.0.1')}`;
     grpc = await startGrpcServer({ store, ca, listen, serverNames: names });
     http = fastify({ logger: false });
     installErrorHandling(http);

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,8 @@ import { startGrpcServer, type AgentGrpcServer } from '../../server/grpc/index.j
 import type { ProfileSpec } from '../../server/model.js';
 import { loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
+import { pickFreePort } from '../../server/serve.js';
+import { until } from '../helpers/wait.js';
 
 const MAC1 = '52:54:00:00:01:01';
 
@@ -50,21 +51,6 @@ const boot = (bootId: string): ReportBootRequest => ({
   },
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('an enrolled agent', () => {
   let store: Store;
@@ -244,7 +230,7 @@ describe('the run loop and an absent server', () => {
       await store.profiles.upsert(profile, { actor: 'test' });
       await store.nodes.upsert({ name: 'node1', profile: 'compute', macs: [MAC1], pet: false }, { actor: 'test' });
       const ca = await loadOrCreateCa(dataDir);
-      const port = await freePort();
+      const port = await pickFreePort('127.0.0.1');
       const listen = `127.0.0.1:${port}`;
       const names = { dnsNames: ['localhost'], ips: ['127.0.0.1'] };
       server = await startGrpcServer({ store, ca, listen, serverNames: names });
