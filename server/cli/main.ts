@@ -6,7 +6,8 @@
  * Errors are one clear line on stderr; `--debug` adds the stack.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { Exit, FleetError, toFleetError } from '../errors.js';
+import { configIssuesOf, formatConfigIssues } from '../config/index.js';
+import { Exit, toFleetError } from '../errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
 import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
@@ -17,13 +18,6 @@ import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
-
-/** Thrown by commands to end with a given exit code after having printed their output. */
-export class ExitCode extends Error {
-  constructor(readonly code: number) {
-    super(`exit ${code}`);
-  }
-}
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -179,8 +173,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 function printError(e: unknown, io: CliIo, debug: boolean): number {
   const fe = toFleetError(e);
   io.stderr(`fleet: ${fe.message}\n`);
-  const errors = (fe.details as { errors?: unknown } | undefined)?.errors;
-  if (Array.isArray(errors) && fe.code !== 'config.invalid') {
+  const issues = configIssuesOf(fe);
+  const errors = (fe.details as { errors?: unknown; source?: unknown } | undefined)?.errors;
+  if (issues.length > 0) {
+    // fleet.yaml errors, compiler style: one line each with file:line:column and the YAML path.
+    const source = (fe.details as { source?: unknown }).source;
+    io.stderr(formatConfigIssues(typeof source === 'string' ? source : 'fleet.yaml', issues) + '\n');
+  } else if (Array.isArray(errors)) {
     for (const x of errors) io.stderr(`  ${typeof x === 'string' ? x : JSON.stringify(x)}\n`);
   }
   if (debug && e instanceof Error && e.stack) io.stderr(e.stack + '\n');
@@ -202,8 +201,6 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
       // help and version exit 0; every other commander error is a usage error, already printed.
       return e.exitCode === 0 ? Exit.OK : Exit.USAGE;
     }
-    if (e instanceof ExitCode) return e.code;
-    if (e instanceof FleetError || e instanceof Error) return printError(e, io, debug);
     return printError(e, io, debug);
   }
 }

@@ -92,6 +92,17 @@ describe('fleet CLI against a running server', () => {
     for (const l of lines) expect(l).toMatch(/five-mistakes\.yaml:\d+:\d+ \S+/);
   });
 
+  it('fleet server with a bad file reports all five mistakes the same way and exits 2 without starting', async () => {
+    let err = '';
+    const io: CliIo = { stdout: () => {}, stderr: (s) => (err += s), env: {}, isTTY: false, home: dir, cwd: dir };
+    expect(await main(['node', 'fleet', 'server', '--config', FIVE_MISTAKES, '--data', join(dir, 'never')], io)).toBe(2);
+    const lines = err.trim().split('\n');
+    expect(lines[0]).toMatch(/^fleet: .*five-mistakes\.yaml has 5 errors$/);
+    expect(lines.slice(1)).toHaveLength(5);
+    for (const l of lines.slice(1)) expect(l).toMatch(/five-mistakes\.yaml:\d+:\d+ \S+/);
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  });
+
   it('turns a bad token, a bad nodeset and an unreachable server into one-line errors', async () => {
     let err = '';
     const io: CliIo = { stdout: () => {}, stderr: (s) => (err += s), env: {}, isTTY: false, home: dir, cwd: dir };

@@ -2,7 +2,6 @@
 import { dirname, resolve } from 'node:path';
 import { Exit, FleetError } from '../../errors.js';
 import { loadConfigFile, resolveSecret } from '../../config/load.js';
-import { formatConfigIssues } from '../../config/index.js';
 import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../http/api-types.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
@@ -94,34 +93,15 @@ export async function cmdEvents(
 
 export async function cmdApply(flags: GlobalFlags, opts: { file: string; dryRun?: boolean; json?: boolean }, io: CliIo): Promise<number> {
   const path = resolve(io.cwd, opts.file);
-  let loaded;
-  try {
-    loaded = await loadConfigFile(path);
-  } catch (e) {
-    if (e instanceof FleetError && e.code === 'config.invalid') {
-      const issues = (e.details as { errors?: Parameters<typeof formatConfigIssues>[1] } | undefined)?.errors ?? [];
-      io.stderr(`fleet: ${e.message}\n${formatConfigIssues(opts.file, issues)}\n`);
-      return Exit.USAGE;
-    }
-    throw e;
-  }
+  // Parsed here first so fleet.yaml errors are reported (by main's error printer) before anything is sent.
+  const loaded = await loadConfigFile(path);
   const secrets: Record<string, string> = {};
   for (const cred of loaded.spec.credentials) {
     secrets[cred.name] = await resolveSecret(cred, io.env, dirname(path));
   }
   const settings = await resolveClientSettings(flags, io);
   const body: ApplyRequest = { yaml: loaded.text, source: opts.file, secrets, dryRun: Boolean(opts.dryRun) };
-  let res: ApplyResponse;
-  try {
-    res = await apiRequest<ApplyResponse>(settings, 'POST', '/api/v1/apply', body);
-  } catch (e) {
-    if (e instanceof FleetError && e.code === 'config.invalid') {
-      const issues = (e.details as { errors?: Parameters<typeof formatConfigIssues>[1] } | undefined)?.errors ?? [];
-      io.stderr(`fleet: ${e.message}\n${formatConfigIssues(opts.file, issues)}\n`);
-      return Exit.USAGE;
-    }
-    throw e;
-  }
+  const res = await apiRequest<ApplyResponse>(settings, 'POST', '/api/v1/apply', body);
   if (opts.json) {
     io.stdout(JSON.stringify(res, null, 2) + '\n');
   } else {

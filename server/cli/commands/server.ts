@@ -1,5 +1,4 @@
-import { Exit, FleetError } from '../../errors.js';
-import { formatConfigIssues } from '../../config/index.js';
+import { Exit } from '../../errors.js';
 import { startServer } from '../../serve.js';
 import type { CliIo } from '../io.js';
 
@@ -12,25 +11,15 @@ export interface ServerFlags {
 
 /** `fleet server`: runs until SIGINT/SIGTERM, then stops cleanly. */
 export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> {
-  let server;
-  try {
-    server = await startServer({
-      configPath: flags.config,
-      dataDir: flags.data ?? io.env.FLEET_DATA,
-      listen: flags.listen,
-      logLevel: flags.logLevel,
-      env: io.env,
-      cwd: io.cwd,
-      say: (line) => io.stderr(line + '\n'),
-    });
-  } catch (e) {
-    if (e instanceof FleetError && e.code === 'config.invalid') {
-      const issues = (e.details as { errors?: Parameters<typeof formatConfigIssues>[1] } | undefined)?.errors ?? [];
-      io.stderr(`fleet: ${e.message}\n${formatConfigIssues(flags.config, issues)}\n`);
-      return Exit.USAGE;
-    }
-    throw e;
-  }
+  const server = await startServer({
+    configPath: flags.config,
+    dataDir: flags.data ?? io.env.FLEET_DATA,
+    listen: flags.listen,
+    logLevel: flags.logLevel,
+    env: io.env,
+    cwd: io.cwd,
+    say: (line) => io.stderr(line + '\n'),
+  });
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       io.stderr(`fleet: ${signal} received, stopping\n`);
