@@ -74,12 +74,13 @@ export async function startNetboot(o: NetbootServiceOptions): Promise<NetbootSer
   // dnsmasq drops root for its own user, which must pass through the data dir (files inside stay 0600).
   await chmod(o.dataDir, 0o711);
   const paths = dnsmasqPaths(o.dataDir);
+  const settings = dnsmasqSettingsFromCluster(o.spec, { serverUrl: o.serverUrl });
   const consumer = new DiscoveryConsumer({ store: o.store, logger: o.logger });
   const listener = new DiscoveryListener({ fifo: paths.eventsFifo, sink: consumer, logger: o.logger });
   await listener.start();
   const supervisor = new DnsmasqSupervisor({
     paths,
-    settings: dnsmasqSettingsFromCluster(o.spec, { serverUrl: o.serverUrl }),
+    settings,
     hosts: reservationsOf(await o.store.nodes.list()),
     hookEnv: listener.hookEnv(),
     binary,
@@ -92,7 +93,6 @@ export async function startNetboot(o: NetbootServiceOptions): Promise<NetbootSer
     await consumer.stop();
     throw e;
   }
-  const settings = dnsmasqSettingsFromCluster(o.spec, { serverUrl: o.serverUrl });
   o.say(`netboot: dnsmasq serving ${settings.mode} DHCP and TFTP on ${settings.interface} (pid ${supervisor.status().pid ?? '?'})`);
   return {
     supervisor,
