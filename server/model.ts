@@ -157,8 +157,12 @@ export interface NetbootSpec {
 
 /** fleet.yaml `server:` (optional). */
 export interface ServerSpec {
-  /** "ADDR:PORT" of the REST API. */
+  /** "ADDR:PORT" of the admin API (default 127.0.0.1:8080; never the provisioning network unless said here). */
   listen?: string;
+  /** "ADDR:PORT" of the gRPC agent service (default: the boot endpoints' address, port 50051). */
+  grpcListen?: string;
+  /** TLS for the admin API: a certificate issued by the fleet CA, or PEM files (paths as written in fleet.yaml). */
+  tls?: 'fleet-ca' | { cert: string; key: string };
   /** State directory (SQLite, CA, tokens), as written in fleet.yaml. */
   dataDir?: string;
 }

@@ -4,34 +4,39 @@
  * listen. Each start-up fact is one line, so an admin sees at once what
  * listens where and what is missing.
  */
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadOrCreateApiToken } from './auth/api-token.js';
 import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
 import { FleetError } from './errors.js';
-import { buildApp } from './http/app.js';
+import { buildAdminApp, buildBootApp } from './http/app.js';
+import { DEFAULT_ADMIN_LISTEN, advertised, formatHostPort, isLoopback, parseListen, planListeners } from './listeners.js';
+import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './ops/apply-config.js';
 import { openDataDir, type Store } from './store/index.js';
-import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert } from './pki/index.js';
+import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, type ServerCertOptions } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
-import { join } from 'node:path';
 import { startNetboot, type NetbootService } from './netboot/service.js';
 import { BmcSteps, Conductor, resolveLifecycleSettings } from './lifecycle/index.js';
 import { RoleOutcome } from '../proto/gen/fleet/v1/agent.js';
 import { createServer } from 'node:net';
 
-export const DEFAULT_LISTEN = '127.0.0.1:8080';
+export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
+export { parseListen };
 
 export interface StartOptions {
   configPath: string;
   /** Overrides fleet.yaml server.data_dir; default ./fleet-data */
   dataDir?: string;
-  /** Overrides fleet.yaml server.listen; default 127.0.0.1:8080 */
+  /** Admin API; overrides fleet.yaml server.listen; default 127.0.0.1:8080 */
   listen?: string;
-  /** gRPC agent service; default the HTTP host on port 50051 (port 0 when the HTTP port is 0). */
+  /** Boot endpoints; overrides fleet.yaml netboot.http.listen; default the management address, port 8080. */
+  bootListen?: string;
+  /** gRPC agent service; overrides fleet.yaml server.grpc_listen; default the boot address, port 50051 (port 0 when the admin port is 0). */
   grpcListen?: string;
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
@@ -48,25 +53,22 @@ export interface StartOptions {
 }
 
 export interface RunningServer {
+  /** The admin face (REST API). */
   app: FastifyInstance;
+  /** The boot face (iPXE scripts, kickstarts, install callbacks, static trees); null when not served. */
+  bootApp: FastifyInstance | null;
   store: Store;
   grpc: AgentGrpcServer;
   conductor: Conductor;
   /** null when DHCP/TFTP is off or refused (the start-up lines say why). */
   netboot: NetbootService | null;
-  /** The address actually bound, e.g. http://127.0.0.1:8080 */
+  /** The admin API's address actually bound, e.g. http://127.0.0.1:8080 (https:// with server.tls). */
   url: string;
+  /** The boot endpoints' address as nodes are told it, e.g. http://10.10.0.1:8080; null when not served. */
+  bootUrl: string | null;
   dataDir: string;
   tokenPath: string;
   close(): Promise<void>;
-}
-
-/** "ADDR:PORT", "[v6]:PORT" or ":PORT" → host and port. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(listen.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new FleetError('usage.invalid', `bad listen address '${listen}' (expected ADDR:PORT, e.g. 127.0.0.1:8080)`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
 /** A TCP port that is free on `host` right now (the kernel picks it). */
@@ -79,9 +81,43 @@ export async function pickFreePort(host: string): Promise<number> {
   return addr.port;
 }
 
+/** Whether `host` is an address of this host (in this network namespace): a socket can be bound to it. */
+async function hostIsLocal(host: string): Promise<boolean> {
+  try {
+    await pickFreePort(host);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL') return false;
+    throw e;
+  }
+}
+
 /** Port 0 means "any free port": pick one now, because boot scripts must name the port before listen(). */
 async function concretePort(host: string, port: number): Promise<number> {
   return port === 0 ? pickFreePort(host) : port;
+}
+
+/** The admin API's TLS certificate: PEM files named in fleet.yaml, or one issued by the fleet CA. */
+async function adminTls(
+  tls: NonNullable<ServerSpec['tls']>,
+  ca: FleetCa,
+  dataDir: string,
+  baseDir: string,
+  names: ServerCertOptions,
+): Promise<{ cert: string; key: string; source: string }> {
+  if (tls === 'fleet-ca') {
+    const issued = await loadOrCreateServerCert(ca, dataDir, names, { certFile: 'admin.crt', keyFile: 'admin.key' });
+    return { cert: issued.certPem, key: issued.keyPem, source: `issued by the fleet CA (${join(dataDir, 'pki', 'admin.crt')})` };
+  }
+  const read = async (file: string): Promise<string> => {
+    const p = resolve(baseDir, file);
+    try {
+      return await readFile(p, 'utf8');
+    } catch (e) {
+      throw new FleetError('config.unreadable', `server.tls: cannot read ${p}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
+  };
+  return { cert: await read(tls.cert), key: await read(tls.key), source: `${resolve(baseDir, tls.cert)}` };
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
@@ -93,9 +129,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const loaded = await loadConfigFile(configPath);
   const spec = loaded.spec;
   const dataDir = resolve(cwd, opts.dataDir ?? spec.server?.dataDir ?? DEFAULT_DATA_DIR);
-  const listen = parseListen(opts.listen ?? spec.server?.listen ?? DEFAULT_LISTEN);
-  const host = listen.host;
-  const port = await concretePort(host, listen.port);
+  const mgmt = spec.cluster.managementAddress;
+  const plan = planListeners({
+    flags: { listen: opts.listen, bootListen: opts.bootListen, grpcListen: opts.grpcListen },
+    config: { listen: spec.server?.listen, bootListen: spec.netboot?.http?.listen, grpcListen: spec.server?.grpcListen },
+    managementAddress: mgmt,
+  });
+  // The default boot address is tried, not demanded (server/listeners.ts).
+  const bootServed = !plan.bootImplicit || (await hostIsLocal(plan.boot.host));
+  const grpcHost = bootServed || opts.grpcListen !== undefined || spec.server?.grpcListen !== undefined ? plan.grpc.host : plan.admin.host;
+  const admin = { host: plan.admin.host, port: await concretePort(plan.admin.host, plan.admin.port) };
+  const boot = bootServed ? { host: plan.boot.host, port: await concretePort(plan.boot.host, plan.boot.port) } : null;
 
   const secrets: Record<string, string> = {};
   for (const cred of spec.credentials) {
@@ -106,6 +150,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const { store } = await openDataDir(dataDir);
   let app: FastifyInstance | undefined;
+  let bootApp: FastifyInstance | undefined;
   let ipmiTransport: IpmiTransport | undefined;
   let grpc: AgentGrpcServer | undefined;
   let netboot: NetbootService | null = null;
@@ -114,6 +159,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
+    for (const w of plan.warnings) say(`warning: ${w}`);
 
     const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false });
     const n = applied.plan.nodes;
@@ -127,12 +173,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     ipmiTransport = await IpmiTransport.open();
     const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
     // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
-    const mgmt = spec.cluster.managementAddress;
     const ca = await loadOrCreateCa(dataDir);
-    const names = [spec.cluster.managementName, spec.cluster.managementName && `${spec.cluster.managementName}.${spec.cluster.domain}`, 'localhost'];
-    const ips = [...new Set([mgmt, '127.0.0.1', ...(/^\d+\.\d+\.\d+\.\d+$/.test(host) && host !== '0.0.0.0' ? [host] : [])])];
-    const serverCert = await loadOrCreateServerCert(ca, dataDir, { dnsNames: names.filter((n): n is string => Boolean(n)), ips });
-    const grpcListen = opts.grpcListen ?? `${host.includes(':') ? `[${host}]` : host}:${listen.port === 0 ? 0 : 50051}`;
+    const certNames = (hosts: string[]): ServerCertOptions => {
+      const names = [spec.cluster.managementName, spec.cluster.managementName && `${spec.cluster.managementName}.${spec.cluster.domain}`, 'localhost'];
+      const ips = [...new Set([mgmt, '127.0.0.1', ...hosts.filter((h) => /^\d+\.\d+\.\d+\.\d+$/.test(h) && h !== '0.0.0.0')])];
+      return { dnsNames: names.filter((x): x is string => Boolean(x)), ips };
+    };
+    const serverCert = await loadOrCreateServerCert(ca, dataDir, certNames([grpcHost]));
     // The lifecycle: one conductor per server; BMC steps go through the same providers as `fleet power`.
     const lifecycle = new Conductor({
       store,
@@ -144,7 +191,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     grpc = await startGrpcServer({
       store,
       ca,
-      listen: grpcListen,
+      listen: formatHostPort({ host: grpcHost, port: plan.grpc.port }),
       serverCert,
       hooks: {
         // The fourth layer of the loop breaker: the agent says how the node booted.
@@ -155,48 +202,59 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         },
       },
     });
-    say(`gRPC agent service (TLS) listening on port ${grpc.port}; CA fingerprint ${caFingerprint(ca)}`);
+    say(`gRPC agent service (TLS) listening on ${formatHostPort({ host: grpcHost, port: grpc.port })}; CA fingerprint ${caFingerprint(ca)}`);
 
     const www = join(dataDir, 'www');
-    app = await buildApp({
+    const bootUrl = boot ? `http://${formatHostPort({ host: plan.advertise.boot, port: boot.port })}` : null;
+    // What the renderers need, on both faces: the boot face serves it, the admin face renders it (`fleet render`).
+    const netbootDeps = {
+      serverUrl: bootUrl ?? `http://${formatHostPort({ host: mgmt, port: plan.boot.port || 8080 })}`,
+      caFingerprint: caFingerprint(ca),
+      enrolServer: formatHostPort({ host: advertised(grpcHost, mgmt), port: grpc.port }),
+      staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
+      agentDir: join(www, 'agent'),
+      // Script fetches, kickstart fetches and install callbacks move nodes along.
+      onSignal: (sig: { node: string; kind: string; details: Record<string, unknown> }) => signal(sig.node, sig.kind, sig.details),
+    };
+    const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
+    app = await buildAdminApp({
       store,
       apiToken: token.token,
       logLevel: opts.logLevel ?? 'info',
       logStream: opts.logStream,
       bmc: { providers, ...opts.bmc },
-      netboot: {
-        serverUrl: `http://${mgmt}:${port}`,
-        caFingerprint: caFingerprint(ca),
-        enrolServer: `${mgmt}:${grpc.port}`,
-        staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
-        agentDir: join(www, 'agent'),
-        // Script fetches, kickstart fetches and install callbacks move nodes along.
-        onSignal: (sig) => signal(sig.node, sig.kind, sig.details),
-      },
+      netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),
       conductor: lifecycle,
+      ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
-    await app.listen({ host, port });
-    const addr = app.server.address();
-    const boundPort = typeof addr === 'object' && addr ? addr.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
-    say(`HTTP API listening on ${url} (OpenAPI at ${url}/api/v1/openapi.json)`);
-    say(`boot endpoints for nodes at http://${mgmt}:${boundPort}/boot.ipxe; static trees under ${www}/{repo,images,agent}`);
+    await app.listen({ host: admin.host, port: admin.port });
+    const url = `${tls ? 'https' : 'http'}://${formatHostPort({ host: admin.host, port: boundPort(app, admin.port) })}`;
+    say(`HTTP API listening on ${url} (OpenAPI at ${url}/api/v1/openapi.json)${tls ? `; TLS certificate ${tls.source}` : ''}`);
+    if (!isLoopback(admin.host) && !tls) say(`warning: the admin API is served without TLS on ${url}; set server.tls`);
+    if (bootApp && boot) {
+      await bootApp.listen({ host: boot.host, port: boot.port });
+      say(`boot endpoints listening on ${formatHostPort(boot)}: nodes fetch ${bootUrl}/boot.ipxe; static trees under ${www}/{repo,images,agent}`);
+    } else {
+      say(`boot endpoints not served: the management address ${mgmt} is not on this host (set netboot.http.listen or --boot-listen)`);
+    }
     netboot = await startNetboot({
       store,
       spec,
       dataDir,
-      serverUrl: `http://${mgmt}:${boundPort}`,
+      serverUrl: netbootDeps.serverUrl,
       say,
       logger: app.log,
       ...(opts.dnsmasqBinary ? { binary: opts.dnsmasqBinary } : {}),
     });
 
     const running = app;
+    const bootFace = bootApp ?? null;
     const transport = ipmiTransport;
     const agentService = grpc;
     const dhcp = netboot;
@@ -204,11 +262,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     let closed = false;
     return {
       app: running,
+      bootApp: bootFace,
       store,
       grpc: agentService,
       netboot: dhcp,
       conductor: theConductor,
       url,
+      bootUrl,
       dataDir,
       tokenPath: token.path,
       async close() {
@@ -216,6 +276,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         closed = true;
         await theConductor.stop();
         await dhcp?.stop();
+        await bootFace?.close();
         await running.close();
         await agentService.close();
         await transport.close();
@@ -225,10 +286,16 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   } catch (e) {
     await conductor?.stop();
     await netboot?.stop();
+    await bootApp?.close();
     await app?.close();
     await grpc?.close();
     await ipmiTransport?.close();
     await store.close();
     throw e;
   }
+}
+
+function boundPort(app: FastifyInstance, fallback: number): number {
+  const addr = app.server.address();
+  return typeof addr === 'object' && addr ? addr.port : fallback;
 }

@@ -65,3 +65,8 @@ export function checkBearer(header: string | undefined, expected: string): void 
     throw new FleetError('auth.invalid', 'invalid API token');
   }
 }
+
+/** A short, non-secret name for a token (first 8 hex digits of its SHA-256), recorded as the API caller's credential. */
+export function tokenId(token: string): string {
+  return digest(token).toString('hex').slice(0, 8);
+}

@@ -1,6 +1,24 @@
 /** The CLI's REST client: one function, errors turned back into FleetErrors from the server's catalogue body. */
+import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
 import { CATALOGUE, FleetError, type ErrorCode } from '../errors.js';
 import type { ClientSettings } from './settings.js';
+
+const agents = new Map<string, Agent>();
+
+/**
+ * fetch() towards the fleet server: with a CA (https:// to a server whose
+ * certificate the fleet CA issued) through an undici Agent that trusts it,
+ * else Node's fetch with the system's CAs.
+ */
+export async function serverFetch(settings: Pick<ClientSettings, 'ca'>, url: string, init: RequestInit): Promise<Response> {
+  if (!settings.ca) return fetch(url, init);
+  let agent = agents.get(settings.ca);
+  if (!agent) {
+    agent = new Agent({ connect: { ca: settings.ca } });
+    agents.set(settings.ca, agent);
+  }
+  return (await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher: agent })) as unknown as Response;
+}
 
 export async function apiRequest<T>(
   settings: ClientSettings,
@@ -15,7 +33,7 @@ export async function apiRequest<T>(
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(settings.url + path, {
+    res = await serverFetch(settings, settings.url + path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -28,6 +28,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--token <token>', 'API token (prefer FLEET_TOKEN or --token-file: argv is visible to other users)')
     .option('--token-file <path>', 'file holding the API token (env FLEET_TOKEN_FILE)')
     .option('--data <dir>', 'server data dir, to find its api.token when on the same host (env FLEET_DATA)')
+    .option('--ca-file <path>', 'CA certificate an https:// server must chain to (env FLEET_CA_FILE; default: the local data dir\'s fleet CA, else the system CAs)')
     .option('--debug', 'show stack traces on errors')
     .configureOutput({
       writeOut: (s) => io.stdout(s),
@@ -41,12 +42,14 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   program
     .command('server')
-    .description('run the fleet server (HTTP API; later: DHCP/TFTP via dnsmasq, gRPC)')
+    .description('run the fleet server: admin API, boot endpoints, gRPC for agents, DHCP/TFTP via dnsmasq, the lifecycle')
     .requiredOption('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start)')
     .option('--data <dir>', 'data dir: SQLite file, secret key, API token', undefined)
-    .option('--listen <addr:port>', 'HTTP listen address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
+    .option('--listen <addr:port>', 'admin API address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
+    .option('--boot-listen <addr:port>', 'boot endpoints address (default from fleet.yaml netboot.http.listen, else the management address, port 8080)')
+    .option('--grpc-listen <addr:port>', 'gRPC agent service address (default from fleet.yaml server.grpc_listen, else the boot address, port 50051)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-    .action((opts: { config: string; data?: string; listen?: string; logLevel: string }) =>
+    .action((opts: { config: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
       run(cmdServer({ ...opts, data: opts.data ?? globals().data }, io)),
     );
 

@@ -20,6 +20,7 @@ export interface GlobalFlags {
   token?: string;
   tokenFile?: string;
   data?: string;
+  caFile?: string;
 }
 
 export interface ClientSettings {
@@ -27,15 +28,20 @@ export interface ClientSettings {
   token?: string;
   /** Where the token came from, for error messages (never the token itself). */
   tokenSource?: string;
-  /** Who runs the command, recorded by the server in events (X-Fleet-Actor). */
+  /** Who runs the command, recorded by the server in events (X-Fleet-Actor) beside the credential. */
   actor?: string;
+  /** CA certificate (PEM) that an https:// server's certificate must chain to (default: the system's CAs). */
+  ca?: string;
 }
 
 interface UserConfig {
   url?: string;
   token?: string;
   token_file?: string;
+  ca_file?: string;
 }
+
+const USER_KEYS = ['url', 'token', 'token_file', 'ca_file'] as const;
 
 async function readIfExists(path: string): Promise<string | undefined> {
   try {
@@ -61,13 +67,14 @@ async function readUserConfig(io: CliIo): Promise<UserConfig> {
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new FleetError('config.invalid', `${path}: expected a mapping`);
   const out: UserConfig = {};
   for (const [k, v] of Object.entries(doc)) {
-    if (k !== 'url' && k !== 'token' && k !== 'token_file') {
-      throw new FleetError('config.invalid', `${path}: unknown key '${k}' (known: url, token, token_file)`);
+    if (!(USER_KEYS as readonly string[]).includes(k)) {
+      throw new FleetError('config.invalid', `${path}: unknown key '${k}' (known: ${USER_KEYS.join(', ')})`);
     }
     if (typeof v !== 'string') throw new FleetError('config.invalid', `${path}: '${k}' must be a string`);
-    out[k] = v;
+    out[k as (typeof USER_KEYS)[number]] = v;
   }
   if (out.token_file !== undefined && !isAbsolute(out.token_file)) out.token_file = join(io.home, out.token_file);
+  if (out.ca_file !== undefined && !isAbsolute(out.ca_file)) out.ca_file = join(io.home, out.ca_file);
   return out;
 }
 
@@ -78,13 +85,30 @@ async function tokenFromFile(path: string): Promise<string> {
 }
 
 export async function resolveClientSettings(flags: GlobalFlags, io: CliIo): Promise<ClientSettings> {
-  const s = await resolveUrlAndToken(flags, io);
+  const user = await readUserConfig(io);
+  const s = await resolveUrlAndToken(flags, io, user);
+  const ca = await resolveCa(flags, io, user, s.url);
   const actor = io.env.SUDO_USER ?? io.env.USER ?? io.env.LOGNAME;
-  return actor ? { ...s, actor } : s;
+  return { ...s, ...(actor ? { actor } : {}), ...(ca ? { ca } : {}) };
 }
 
-async function resolveUrlAndToken(flags: GlobalFlags, io: CliIo): Promise<ClientSettings> {
-  const user = await readUserConfig(io);
+/**
+ * The CA an https:// server must chain to: --ca-file, FLEET_CA_FILE, ca_file in
+ * ~/.config/fleet/config.yaml, else the local server's fleet CA (DATA/pki/ca.crt)
+ * when there is one; none: the system's CAs.
+ */
+async function resolveCa(flags: GlobalFlags, io: CliIo, user: UserConfig, url: string): Promise<string | undefined> {
+  if (!url.startsWith('https://')) return undefined;
+  const named = flags.caFile ? resolve(io.cwd, flags.caFile) : (io.env.FLEET_CA_FILE ?? user.ca_file);
+  if (named !== undefined) {
+    const pem = await readIfExists(named);
+    if (pem === undefined) throw new FleetError('config.unreadable', `CA file ${named} does not exist`);
+    return pem;
+  }
+  return readIfExists(join(resolve(io.cwd, flags.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR), 'pki', 'ca.crt'));
+}
+
+async function resolveUrlAndToken(flags: GlobalFlags, io: CliIo, user: UserConfig): Promise<ClientSettings> {
   const url = (flags.url ?? io.env.FLEET_URL ?? user.url ?? DEFAULT_URL).replace(/\/+$/, '');
   if (!/^https?:\/\/[^\s/]+/.test(url)) throw new FleetError('usage.invalid', `bad server URL '${url}' (expected http://HOST:PORT)`);
 

@@ -859,14 +859,34 @@ function parseNetboot(r: Reader, top: Fields): NetbootSpec | undefined {
 
 function parseServer(r: Reader, top: Fields): ServerSpec | undefined {
   if (top.get('server') === undefined) return undefined;
-  const f = r.fields(top.get('server'), 'server', ['listen', 'data_dir'], [], top.keyNode('server'));
+  const f = r.fields(top.get('server'), 'server', ['listen', 'grpc_listen', 'tls', 'data_dir'], [], top.keyNode('server'));
   if (!f) return undefined;
   const out: ServerSpec = {};
   const listen = f.string('listen', checkListen);
   if (listen !== undefined) out.listen = listen;
+  const grpcListen = f.string('grpc_listen', checkListen);
+  if (grpcListen !== undefined) out.grpcListen = grpcListen;
+  const tls = parseServerTls(r, f);
+  if (tls !== undefined) out.tls = tls;
   const dataDir = f.string('data_dir', checkFilePath);
   if (dataDir !== undefined) out.dataDir = dataDir;
   return out;
+}
+
+/** `server.tls`: `fleet-ca` (a certificate issued by the fleet CA) or `{cert: FILE, key: FILE}`. */
+function parseServerTls(r: Reader, f: Fields): ServerSpec['tls'] {
+  const node = f.get('tls');
+  if (node === undefined) return undefined;
+  if (isScalar(node)) {
+    if (node.value === 'fleet-ca') return 'fleet-ca';
+    r.error(f.p('tls'), node, `expected 'fleet-ca' or a mapping {cert: FILE, key: FILE}`);
+    return undefined;
+  }
+  const t = r.fields(node, f.p('tls'), ['cert', 'key'], ['cert', 'key'], f.keyNode('tls'));
+  if (!t) return undefined;
+  const cert = t.string('cert', checkFilePath);
+  const key = t.string('key', checkFilePath);
+  return cert !== undefined && key !== undefined ? { cert, key } : undefined;
 }
 
 // ---------------------------------------------------------------- cross-checks

@@ -1,13 +1,24 @@
 /**
- * The fastify app, built by a function and kept apart from listen() so tests
- * use inject(). Routes:
+ * The two faces of the server (DESIGN §9), each a fastify app built by a
+ * function and kept apart from listen() so tests use inject().
+ *
+ * Admin face (`buildAdminApp`), for operators, the CLI and the dashboard:
  *   GET  /healthz                       no auth
  *   GET  /api/v1/openapi.json           no auth (the API's shape is not a secret)
  *   *    /api/v1/...                    Authorization: Bearer TOKEN
+ *
+ * Authentication is a hook of the plugin scope every admin route lives in,
+ * so it runs for whatever route the router matched, however the path was
+ * spelt (percent-encoding, dot segments, …). Nothing here reads the raw URL
+ * to decide who may pass.
+ *
+ * Boot face (`buildBootApp`), for machines on the provisioning network:
+ * iPXE scripts, kickstarts, install callbacks, static trees. It has no admin
+ * route at all, so no spelling of an admin path can reach one through it.
  */
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
-import { checkBearer } from '../auth/api-token.js';
+import { checkBearer, tokenId } from '../auth/api-token.js';
 import { CATALOGUE } from '../errors.js';
 import { installErrorHandling } from './errors.js';
 import { loggerOptions } from './logging.js';
@@ -19,7 +30,10 @@ import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerLifecycleRoutes } from './routes/lifecycle.js';
 import type { Conductor } from '../lifecycle/index.js';
 
-export interface AppDeps extends ApiDeps, BmcDeps {
+/** Paths of the admin face that answer without a token. */
+export const PUBLIC_ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/v1/openapi.json']);
+
+export interface AdminAppDeps extends ApiDeps, BmcDeps {
   apiToken: string;
   logLevel?: string;
   /** Where logs go (tests capture them to check that no secret is logged). */
@@ -29,20 +43,54 @@ export interface AppDeps extends ApiDeps, BmcDeps {
   conductor?: Conductor;
   /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
   onNodesChanged?: () => Promise<void>;
-  /** Boot endpoints (iPXE scripts, kickstarts, install callbacks, static trees) and render/export/discovery API. */
+  /** Render/export/discovery/enroll API (needs the boot settings the renderers use). */
   netboot?: Omit<BootDeps, 'store'>;
+  /** TLS for the admin listener (PEM); absent: plain HTTP. */
+  https?: { cert: string; key: string };
 }
 
-const PUBLIC_PATHS = new Set(['/healthz', '/api/v1/openapi.json']);
-/** Install callbacks carry their node's install token (?token=) instead of the API token. */
-const NODE_TOKEN_PREFIX = '/api/v1/boot-events/';
+export interface BootAppDeps extends BootDeps {
+  logLevel?: string;
+  logStream?: NodeJS.WritableStream;
+}
 
-export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+/** One admin route as the router knows it. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who presented a valid credential (set by the admin scope's auth hook), e.g. `api-token:1a2b3c4d`. */
+    principal?: string;
+  }
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Every route registered on an app built here, as the router has it (tests derive their tables from it). */
+export function routesOf(app: FastifyInstance): readonly RouteEntry[] {
+  return routeTables.get(app) ?? [];
+}
+
+function baseApp(logLevel: string | undefined, logStream: NodeJS.WritableStream | undefined, extra: Record<string, unknown> = {}): FastifyInstance {
   const app = fastify({
-    logger: loggerOptions(deps.logLevel ?? 'info', deps.logStream),
+    logger: loggerOptions(logLevel ?? 'info', logStream),
     bodyLimit: 8 * 1024 * 1024,
+    ...extra,
+  } as FastifyServerOptions) as unknown as FastifyInstance;
+  const routes: RouteEntry[] = [];
+  routeTables.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
   });
   installErrorHandling(app);
+  return app;
+}
+
+export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance> {
+  const app = baseApp(deps.logLevel, deps.logStream, deps.https ? { https: { cert: deps.https.cert, key: deps.https.key } } : {});
 
   await app.register(swagger, {
     openapi: {
@@ -60,17 +108,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?')[0] ?? '';
-    if (!path.startsWith('/api/') || PUBLIC_PATHS.has(path) || path.startsWith(NODE_TOKEN_PREFIX)) return;
-    checkBearer(req.headers.authorization, deps.apiToken);
-  });
-
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+  const principal = `api-token:${tokenId(deps.apiToken)}`;
   await app.register(
     async (api) => {
+      // First in the scope, so it guards every route below: fastify runs it for the matched route.
+      api.addHook('onRequest', async (req: FastifyRequest) => {
+        checkBearer(req.headers.authorization, deps.apiToken);
+        req.principal = principal;
+      });
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
       await registerInventoryRoutes(api, deps);
@@ -79,6 +127,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     { prefix: '/api/v1' },
   );
-  if (deps.netboot) await registerBootRoutes(app, { store: deps.store, ...deps.netboot });
+  return app;
+}
+
+export async function buildBootApp(deps: BootAppDeps): Promise<FastifyInstance> {
+  const { logLevel, logStream, ...boot } = deps;
+  const app = baseApp(logLevel, logStream);
+  await registerBootRoutes(app, boot);
   return app;
 }

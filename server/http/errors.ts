@@ -20,18 +20,26 @@ function fromFastifyError(e: FastifyError): FleetError | undefined {
   return undefined;
 }
 
+/** Every error answer names its catalogue code in this header too (HEAD answers have no body to read it from). */
+export const ERROR_CODE_HEADER = 'x-fleet-error';
+/** The header's value when no route matched (a handler's own 404 carries its domain code, e.g. node.not_found). */
+export const NO_ROUTE = 'not_found; no-route';
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
     const fe = err instanceof FleetError ? err : (fromFastifyError(err as FastifyError) ?? toFleetError(err));
     if (fe.code === 'internal') {
       req.log.error({ err }, 'internal error');
       // Never leak internals (paths, SQL) to clients.
-      void reply.status(500).send(new FleetError('internal', 'internal error; see the server log').toJSON());
+      void reply.status(500).header(ERROR_CODE_HEADER, 'internal').send(new FleetError('internal', 'internal error; see the server log').toJSON());
       return;
     }
-    void reply.status(fe.http).send(fe.toJSON());
+    void reply.status(fe.http).header(ERROR_CODE_HEADER, fe.code).send(fe.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply.status(404).send(new FleetError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
+    void reply
+      .status(404)
+      .header(ERROR_CODE_HEADER, NO_ROUTE)
+      .send(new FleetError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`).toJSON());
   });
 }

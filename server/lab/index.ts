@@ -1,5 +1,5 @@
 /** The fleet lab: VMs with IPMI BMCs on an isolated network, and the stand-in installer they install with (docs/lab.md). */
-export { labDown, labKillSync, labPassword, labPrerequisites, labStatus, labUp, readLabState, renderLabConfig, fleetSourceRoot, labNodeAddresses, LAB_GATEWAY, LAB_SUBNET } from './lab.js';
+export { labDown, labKillSync, labPassword, labPrerequisites, labStatus, labUp, readLabState, renderLabConfig, labAdminUrl, fleetSourceRoot, labNodeAddresses, LAB_GATEWAY, LAB_SUBNET } from './lab.js';
 export type { LabDownResult, LabNode, LabNodeStatus, LabState, LabStatus, LabUpOptions } from './lab.js';
 export { buildLabImages, labImagePrerequisites, renderAgentWrapper, RUNTIME_MOUNT, RUNTIME_TAG, SOURCE_MOUNT, SOURCE_TAG } from './images.js';
 export type { LabImageOptions, LabImages } from './images.js';

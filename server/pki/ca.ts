@@ -325,11 +325,16 @@ function sameNames(cert: NodeX509, opts: ServerCertOptions): boolean {
  * name exactly these DNS names and IPs and have more than 30 days left;
  * issued anew otherwise.
  */
-export async function loadOrCreateServerCert(ca: FleetCa, dataDir: string, opts: ServerCertOptions): Promise<IssuedCert & { keyPem: string }> {
+export async function loadOrCreateServerCert(
+  ca: FleetCa,
+  dataDir: string,
+  opts: ServerCertOptions,
+  files: { certFile: string; keyFile: string } = { certFile: SERVER_CERT_FILE, keyFile: SERVER_KEY_FILE },
+): Promise<IssuedCert & { keyPem: string }> {
   checkNames(opts);
   const dir = await ensurePkiDir(dataDir);
-  const certFile = path.join(dir, SERVER_CERT_FILE);
-  const keyFile = path.join(dir, SERVER_KEY_FILE);
+  const certFile = path.join(dir, files.certFile);
+  const keyFile = path.join(dir, files.keyFile);
   const now = (opts.now ?? (() => new Date()))();
   if ((await exists(certFile)) && (await exists(keyFile))) {
     try {

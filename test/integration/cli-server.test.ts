@@ -37,6 +37,8 @@ describe('fleet CLI against a running server', () => {
       configPath: EXAMPLE,
       dataDir: join(dir, 'data'),
       listen: '127.0.0.1:0',
+      // The example's management address (10.10.0.1) is not on this host: serve the boot endpoints on loopback.
+      bootListen: '127.0.0.1:0',
       logLevel: 'warn',
       say: (l) => serverLines.push(l),
     });
@@ -117,10 +119,12 @@ describe('fleet CLI against a running server', () => {
   });
 
   it('serves the boot chain; an unknown MAC is discovered; render and export work through the CLI', async () => {
-    const chain = await fetch(`${server.url}/boot.ipxe`);
+    expect(server.bootUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(server.bootUrl).not.toBe(server.url);
+    const chain = await fetch(`${server.bootUrl}/boot.ipxe`);
     expect(chain.status).toBe(200);
     expect(await chain.text()).toMatch(/^#!ipxe\n[\s\S]*chain /);
-    const unknown = await (await fetch(`${server.url}/boot/52-54-00-aa-bb-cc.ipxe`)).text();
+    const unknown = await (await fetch(`${server.bootUrl}/boot/52-54-00-aa-bb-cc.ipxe`)).text();
     expect(unknown).toMatch(/^#!ipxe/);
     expect(unknown).toContain('52:54:00:aa:bb:cc');
     const d = await fleet('discovered', '--json');
@@ -138,7 +142,7 @@ describe('fleet CLI against a running server', () => {
     const h = await fleet('export', 'hosts');
     expect(h.out).toMatch(/^10\.10\.0\.1\s+odin/m);
     expect(h.out).toMatch(/^10\.10\.3\.1\s+valkyrie01\s+valkyrie01\.cluster\.local$/m);
-    expect(serverLines.join('\n')).toMatch(/gRPC agent service \(TLS\) listening on port \d+; CA fingerprint [0-9A-F:]{95}/);
+    expect(serverLines.join('\n')).toMatch(/gRPC agent service \(TLS\) listening on 127\.0\.0\.1:\d+; CA fingerprint [0-9A-F:]{95}/);
   });
 
   it.runIf(existsSync(join(ROOT, 'dist/server/cli/main.js')))('the built binary keeps exit codes and prints no stack trace', async () => {

@@ -20,7 +20,8 @@ networks:
   provisioning: {subnet: 10.77.0.0/24, unknown_range: 10.77.0.200-10.77.0.250}
 netboot:
   dhcp: {enabled: true, mode: authoritative, interface: br0}
-server: {listen: "10.77.0.1:8080"}
+# The admin API on the namespace's loopback; the boot endpoints default to the management address, port 8080.
+server: {listen: "127.0.0.1:8080"}
 profiles:
   compute: {os: {tree: "http://10.77.0.1:8080/images/os"}}
 nodes:
@@ -41,7 +42,7 @@ suite(why ? `PXE boot of a QEMU VM through fleet — SKIPPED: ${why}` : 'PXE boo
 
   beforeAll(async () => {
     lab = await createNetnsLab({ address: '10.77.0.1/24' });
-    fleetd = await startFleetInNetns(lab, yaml, { url: 'http://10.77.0.1:8080', readyLine: /netboot: dnsmasq serving/ });
+    fleetd = await startFleetInNetns(lab, yaml, { url: 'http://127.0.0.1:8080', readyLine: /netboot: dnsmasq serving/ });
     for (const argv of [
       ['ip', '-n', lab.server, 'tuntap', 'add', 'tap0', 'mode', 'tap'],
       ['ip', '-n', lab.server, 'link', 'set', 'tap0', 'master', 'br0', 'up'],

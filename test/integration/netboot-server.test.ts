@@ -21,7 +21,8 @@ networks:
   provisioning: {subnet: 10.77.0.0/24, unknown_range: 10.77.0.200-10.77.0.250}
 netboot:
   dhcp: {enabled: true, mode: authoritative, interface: br0}
-server: {listen: "10.77.0.1:8080"}
+  http: {listen: "10.77.0.1:8080"}
+server: {listen: "127.0.0.1:8080"}
 profiles:
   compute: {os: {tree: "http://10.77.0.1:8080/images/os"}}
 nodes:
@@ -36,7 +37,7 @@ suite(why ? `fleet server with netboot in a namespace — SKIPPED: ${why}` : 'fl
 
   beforeAll(async () => {
     lab = await createNetnsLab({ address: '10.77.0.1/24' });
-    fleetd = await startFleetInNetns(lab, yaml(), { url: 'http://10.77.0.1:8080', readyLine: /netboot: dnsmasq serving/ });
+    fleetd = await startFleetInNetns(lab, yaml(), { url: 'http://127.0.0.1:8080', readyLine: /netboot: dnsmasq serving/ });
     dir = fleetd.dir;
   }, 60_000);
 

@@ -1,22 +1,20 @@
 /**
  * Netboot API (render, discovered, enroll) and its CLI commands, against a
- * real in-memory store and a fastify app wired the way app.ts is meant to
- * wire them: bearer on /api/v1 except the boot callbacks.
+ * real in-memory store and the two faces built as fleet server builds them:
+ * the admin app (bearer on /api/v1) and the boot app (scripts, callbacks).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { checkBearer } from '../../server/auth/api-token.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from '../../server/cli/commands/netboot.js';
 import type { CliIo } from '../../server/cli/io.js';
 import { FleetError } from '../../server/errors.js';
-import { installErrorHandling } from '../../server/http/errors.js';
-import { registerBootRoutes } from '../../server/http/routes/boot.js';
-import { registerNetbootApiRoutes } from '../../server/http/routes/netboot-api.js';
+import { tokenId } from '../../server/auth/api-token.js';
+import { buildAdminApp, buildBootApp } from '../../server/http/app.js';
 import { PLACEHOLDER_TOKEN } from '../../server/netboot/render/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { CA_FP, CLUSTER, PROFILES, SERVER } from '../fixtures/golden/harness.js';
@@ -31,6 +29,7 @@ const hyp = (mac: string) => mac.replace(/:/g, '-');
 describe('netboot API and CLI', () => {
   let store: Store;
   let app: FastifyInstance;
+  let bootApp: FastifyInstance;
   let home: string;
 
   beforeEach(async () => {
@@ -47,22 +46,17 @@ describe('netboot API and CLI', () => {
     await store.nodes.upsert({ name: 'valkyrie01', profile: 'compute', ip: '10.10.3.1', macs: [MAC1], pet: false }, ACTOR);
     await store.nodes.upsert({ name: 'nomac', profile: 'compute', macs: [], pet: false }, ACTOR);
 
-    app = fastify();
-    installErrorHandling(app);
-    // What app.ts does, plus the exemption of the boot callbacks.
-    app.addHook('onRequest', async (req) => {
-      const path = req.url.split('?')[0] ?? '';
-      if (!path.startsWith('/api/') || path.startsWith('/api/v1/boot-events/')) return;
-      checkBearer(req.headers.authorization, API_TOKEN);
-    });
-    const deps = { store, serverUrl: SERVER, caFingerprint: CA_FP };
-    await registerBootRoutes(app, { ...deps, rateLimit: { max: 10_000, timeWindow: 60_000 } });
-    await app.register((api) => registerNetbootApiRoutes(api, deps), { prefix: '/api/v1' });
+    // The two faces as fleet server builds them.
+    const deps = { serverUrl: SERVER, caFingerprint: CA_FP };
+    app = await buildAdminApp({ store, apiToken: API_TOKEN, logLevel: 'silent', netboot: deps });
+    bootApp = await buildBootApp({ store, ...deps, logLevel: 'silent', rateLimit: { max: 10_000, timeWindow: 60_000 } });
+    await bootApp.ready();
     await app.ready();
     home = mkdtempSync(join(tmpdir(), 'fleet-cli-'));
   });
   afterEach(async () => {
     await app.close();
+    await bootApp.close();
     await store.close();
     rmSync(home, { recursive: true, force: true });
   });
@@ -92,7 +86,7 @@ describe('netboot API and CLI', () => {
       expect(preview.body).toContain(`inst.ks=${SERVER}/kickstart/valkyrie01.ks?token=${PLACEHOLDER_TOKEN}`);
       expect(await kinds()).toEqual(before);
 
-      const served = await app.inject({ url: `/boot/${hyp(MAC1)}.ipxe` });
+      const served = await bootApp.inject({ url: `/boot/${hyp(MAC1)}.ipxe` });
       const real = /\?token=([A-Za-z0-9_-]+)/.exec(served.body)![1]!;
       expect(served.body.replaceAll(real, PLACEHOLDER_TOKEN)).toBe(preview.body);
 
@@ -120,10 +114,8 @@ describe('netboot API and CLI', () => {
     });
 
     it('without a CA fingerprint the kickstart cannot be rendered (503, clear message)', async () => {
-      const bare = fastify();
-      installErrorHandling(bare);
-      await bare.register((api) => registerNetbootApiRoutes(api, { store, serverUrl: SERVER }), { prefix: '/api/v1' });
-      const res = await bare.inject({ url: '/api/v1/render/valkyrie01/kickstart' });
+      const bare = await buildAdminApp({ store, apiToken: API_TOKEN, logLevel: 'silent', netboot: { serverUrl: SERVER } });
+      const res = await bare.inject({ url: '/api/v1/render/valkyrie01/kickstart', headers: auth });
       expect(res.statusCode).toBe(503);
       expect(res.json().error.message).toMatch(/CA fingerprint/);
       await bare.close();
@@ -132,7 +124,7 @@ describe('netboot API and CLI', () => {
 
   describe('discovery and enrolment', () => {
     it('lists machines no node declares', async () => {
-      await app.inject({ url: `/boot/${hyp(NEW)}.ipxe?arch=x86_64` });
+      await bootApp.inject({ url: `/boot/${hyp(NEW)}.ipxe?arch=x86_64` });
       await store.discovered.record({ mac: MAC1, ip: '10.10.3.1', pxe: true }); // declared: not listed
       const res = await app.inject({ url: '/api/v1/discovered', headers: auth });
       expect(res.statusCode).toBe(200);
@@ -142,7 +134,7 @@ describe('netboot API and CLI', () => {
     });
 
     it('enrolls a discovered machine: a node with its MAC, the discovered record gone, its next boot known', async () => {
-      await app.inject({ url: `/boot/${hyp(NEW)}.ipxe` });
+      await bootApp.inject({ url: `/boot/${hyp(NEW)}.ipxe` });
       const res = await app.inject({ method: 'POST', url: '/api/v1/enroll', headers: { ...auth, 'x-fleet-actor': 'alice' }, payload: { mac: hyp(NEW).toUpperCase(), name: 'valkyrie05', profile: 'compute' } });
       expect(res.statusCode, res.body).toBe(200);
       const body = res.json();
@@ -150,9 +142,9 @@ describe('netboot API and CLI', () => {
       expect(body.ipNote).toMatch(/outside the provisioning subnet/);
       expect(await store.discovered.get(NEW)).toBeNull();
       const added = (await store.events.list({ node: 'valkyrie05', kinds: ['node.added'] })).events[0]!;
-      expect(added.actor).toBe('alice@127.0.0.1');
+      expect(added.actor).toBe(`alice@127.0.0.1 via api-token:${tokenId(API_TOKEN)}`);
       expect(added.cause).toBe('enroll');
-      const boot = await app.inject({ url: `/boot/${hyp(NEW)}.ipxe` });
+      const boot = await bootApp.inject({ url: `/boot/${hyp(NEW)}.ipxe` });
       expect(boot.body).toContain('valkyrie05 is not armed');
     });
 
@@ -260,7 +252,7 @@ describe('netboot API and CLI', () => {
       expect(out).toMatch(/note: no IP kept: .*range for unknown machines/);
       expect(err).toMatch(/not in fleet.yaml/);
       const added = (await store.events.list({ node: 'valkyrie05', kinds: ['node.added'] })).events[0]!;
-      expect(added.actor).toBe('alice@127.0.0.1');
+      expect(added.actor).toBe(`alice@127.0.0.1 via api-token:${tokenId(API_TOKEN)}`);
       await expect(cmdEnroll(flags(), NEW, { name: 'valkyrie06', profile: 'compute' }, io)).rejects.toMatchObject({ code: 'not_found' });
       await expect(cmdEnroll(flags(), NEW, { profile: 'compute' }, io)).rejects.toMatchObject({ code: 'usage.invalid' });
     });

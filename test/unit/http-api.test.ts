@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../../server/http/app.js';
+import { buildAdminApp as buildApp } from '../../server/http/app.js';
 import type { ApiNode, ApplyResponse, EventsResponse, NodesResponse } from '../../server/http/api-types.js';
 import { openStore, type Store } from '../../server/store/index.js';
 

@@ -20,7 +20,7 @@ import { chmod, copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Exit, FleetError } from '../../errors.js';
-import { buildLabImages, fleetSourceRoot, labDown, labStatus, labUp, readLabState, type LabState } from '../../lab/index.js';
+import { buildLabImages, fleetSourceRoot, labAdminUrl, labDown, labStatus, labUp, readLabState, type LabState } from '../../lab/index.js';
 import { killPid, pidMatches, readPidFile, sleep } from '../../lab/exec.js';
 import type { CliIo } from '../io.js';
 
@@ -188,7 +188,7 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
       `  ${f} lab status${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`}                    # VMs, BMCs, server`,
       `  tail -f ${join(state.nodes[0]!.vmDir, 'console.log')}   # a VM's serial console`,
       `  tail -f ${p.serverLog}`,
-      `Or directly: sudo ip netns exec ${state.netns} node ${fleetBin()} --url ${state.server} --data ${p.dataDir} status`,
+      `Or directly: sudo ip netns exec ${state.netns} node ${fleetBin()} --url ${labAdminUrl(state)} --data ${p.dataDir} status`,
       `Tear down: ${f} lab down${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`}`,
       '',
     ].join('\n'),
@@ -246,7 +246,7 @@ export async function cmdLabStatus(flags: { dir?: string; json?: boolean }, io: 
 export async function runInLab(p: LabPaths, args: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
   const state = readLabState(p.dir);
   if (!state) throw new FleetError('not_found', `no lab in ${p.dir} (fleet lab up creates one)`);
-  const argv = ['netns', 'exec', state.netns, process.execPath, fleetBin(), '--url', state.server, '--data', p.dataDir, ...args];
+  const argv = ['netns', 'exec', state.netns, process.execPath, fleetBin(), '--url', labAdminUrl(state), '--data', p.dataDir, ...args];
   return new Promise((resolveRun, reject) => {
     const child = spawn('ip', argv, { stdio: o.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
     let out = '';

@@ -11,7 +11,7 @@ import type { ApiEvent } from '../../http/api-types.js';
 import type { LifecycleActionResponse, StatusResponse } from '../../http/routes/lifecycle.js';
 import type { NodeStatus } from '../../lifecycle/status.js';
 import { foldNames, NodeSet } from '../../nodeset/index.js';
-import { apiRequest } from '../client.js';
+import { apiRequest, serverFetch } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
@@ -239,7 +239,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
         const headers: Record<string, string> = { accept: 'text/event-stream' };
         if (settings.token) headers.authorization = `Bearer ${settings.token}`;
         if (settings.actor) headers['x-fleet-actor'] = settings.actor;
-        const res = await fetch(`${settings.url}/api/v1/events/stream?nodeset=${encodeURIComponent(nodeset)}&after=${cursor}`, { headers, signal: ctl.signal });
+        const res = await serverFetch(settings, `${settings.url}/api/v1/events/stream?nodeset=${encodeURIComponent(nodeset)}&after=${cursor}`, { headers, signal: ctl.signal });
         if (!res.ok || !res.body) {
           const text = await res.text().catch(() => '');
           let message = `HTTP ${res.status}`;

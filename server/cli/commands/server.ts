@@ -6,6 +6,8 @@ export interface ServerFlags {
   config: string;
   data?: string;
   listen?: string;
+  bootListen?: string;
+  grpcListen?: string;
   logLevel: string;
 }
 
@@ -15,6 +17,8 @@ export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> 
     configPath: flags.config,
     dataDir: flags.data ?? io.env.FLEET_DATA,
     listen: flags.listen,
+    bootListen: flags.bootListen,
+    grpcListen: flags.grpcListen,
     logLevel: flags.logLevel,
     env: io.env,
     cwd: io.cwd,

@@ -167,6 +167,8 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
   api.get<{ Querystring: { nodeset?: string; after?: number; kinds?: string; maxEvents?: number; maxSeconds?: number } }>(
     '/events/stream',
     {
+      // A HEAD of an endless stream would hold its socket until the stream's own limits end it.
+      exposeHeadRoute: false,
       schema: {
         summary: 'Server-sent events: the event log as it grows (id: event id, event: kind, data: the event JSON)',
         querystring: {
