@@ -18,6 +18,7 @@ import { startGrpcServer, type AgentGrpcServer, type GrpcLimits } from '../../se
 import { createCa, issueNodeCert, loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import type { ProfileSpec } from '../../server/model.js';
+import { inInstall } from '../helpers/install-phase.js';
 
 const MAC1 = '52:54:00:00:00:01';
 const MAC2 = '52:54:00:00:00:02';
@@ -57,6 +58,7 @@ async function setup(limits: Partial<GrpcLimits> = {}): Promise<Env> {
   await store.nodes.upsert({ name: 'node1', profile: 'compute', macs: [MAC1], pet: false }, { actor: 'test' });
   await store.nodes.upsert({ name: 'node2', profile: 'compute', macs: [MAC2], pet: false }, { actor: 'test' });
   await store.nodes.upsert({ name: 'bare', profile: 'compute', macs: [], pet: false }, { actor: 'test' });
+  await inInstall(store, 'node1', 'node2', 'bare');
   const dataDir = tmpDir('fleet-grpc-');
   const ca = await loadOrCreateCa(dataDir);
   const server = await startGrpcServer({

@@ -115,7 +115,18 @@ describe('boot endpoints', () => {
     expect(token).not.toBe(PLACEHOLDER_TOKEN);
 
     const [ev] = await events('boot.script_fetched', 'valkyrie01');
-    expect(ev!.details).toEqual({ decision: 'install', profile: 'compute', mac: MAC1, ip: '127.0.0.1', arch: 'x86_64', platform: 'efi', serial: 'VMW-1234', uuid: '4c4c4544-0042' });
+    expect(ev!.details).toEqual({
+      decision: 'install',
+      profile: 'compute',
+      installToken: 'issued',
+      installTokenExpiresAt: new Date(clock + 2 * 60 * 60 * 1000).toISOString(),
+      mac: MAC1,
+      ip: '127.0.0.1',
+      arch: 'x86_64',
+      platform: 'efi',
+      serial: 'VMW-1234',
+      uuid: '4c4c4544-0042',
+    });
     const [issued] = await events('token.issued', 'valkyrie01');
     expect((issued!.details as { purpose: string }).purpose).toBe('install');
     const all = JSON.stringify((await store.events.list({ limit: 1000 })).events);
@@ -202,7 +213,7 @@ describe('boot endpoints', () => {
   });
 
   describe('kickstart', () => {
-    it('an armed node with its install token gets its kickstart, with a fresh enrolment token; fetching again works', async () => {
+    it('an armed node with its install token gets its kickstart, with an enrolment token; fetching again serves the same one', async () => {
       await arm('valkyrie01');
       const token = await installToken(MAC1);
       const res = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
@@ -215,10 +226,14 @@ describe('boot endpoints', () => {
       expect(enrol).not.toBe(PLACEHOLDER_TOKEN);
       expect(res.body).toContain(`--ca-fingerprint "${CA_FP}"`);
 
-      // Installers retry: the install token is not used up by a fetch.
+      // Installers retry: the install token is not used up by a fetch, and the retry gets the
+      // same kickstart (the same enrolment token), not a second live token.
       const again = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
       expect(again.statusCode).toBe(200);
-      expect((await events('boot.kickstart_fetched', 'valkyrie01')).length).toBe(2);
+      expect(again.body).toBe(res.body);
+      const fetched = await events('boot.kickstart_fetched', 'valkyrie01');
+      expect(fetched.map((e) => (e.details as { enrolToken: string }).enrolToken)).toEqual(['issued', 'reused']);
+      expect((await store.tokens.outstandingOf('valkyrie01')).map((t) => t.purpose)).toEqual(['enrol', 'install']);
 
       // The enrolment token is the one the gRPC Enroll consumes (store default purpose), bound to the node, one-time.
       await expect(store.tokens.consume(enrol, { node: 'valkyrie01' })).resolves.toMatchObject({ node: 'valkyrie01' });
