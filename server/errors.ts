@@ -62,6 +62,8 @@ export const CATALOGUE = {
   'token.expired': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, exit: Exit.FAILED, summary: 'The one-time token has expired' },
   'token.used': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, exit: Exit.FAILED, summary: 'The one-time token was already used' },
   'token.wrong_node': { http: 403, grpc: GrpcStatus.PERMISSION_DENIED, exit: Exit.FAILED, summary: 'The token belongs to another node' },
+  'token.revoked': { http: 401, grpc: GrpcStatus.UNAUTHENTICATED, exit: Exit.FAILED, summary: 'The token was revoked (install finished, cancelled or reinstalled)' },
+  'enroll.not_installing': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION, exit: Exit.FAILED, summary: 'The node is not in an install phase, so its agent cannot enrol' },
   // --- resources
   'node.not_found': { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: Exit.FAILED, summary: 'No such node' },
   'not_found': { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: Exit.FAILED, summary: 'No such resource' },

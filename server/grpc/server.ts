@@ -3,8 +3,10 @@
  *
  * - Enroll needs no client certificate: a one-time token bound to a node,
  *   checked against the machine's identity, buys a node certificate for the
- *   agent's own key (CSR). Every refusal is an `agent.enroll_refused` event
- *   (reason = catalogue code; never the token).
+ *   agent's own key (CSR), and only while the node is in an install phase
+ *   (enroll-policy.ts). Every refusal is an `agent.enroll_refused` event
+ *   (reason = catalogue code; never the token); the token's use is a
+ *   `token.used` event with the peer address.
  * - Every other method requires the node certificate: verified in the
  *   handshake against the fleet CA, then here (issuer, validity, clientAuth,
  *   CN) and against the store (it must be the node's *current* certificate:
@@ -54,6 +56,7 @@ import { FleetError, isFleetError, toFleetError } from '../errors.js';
 import { issueServerCert, parseCsr, issueNodeCert, verifyNodeCertificate, type FleetCa } from '../pki/index.js';
 import type { AgentIdentity, AgentRecord, Store, WriteContext } from '../store/index.js';
 import { assessBoot, type BootAssessment } from './boot.js';
+import { enrolmentRefusal } from './enroll-policy.js';
 import { agentServerCredentials } from './credentials.js';
 import { configForNode } from './config.js';
 import { toGrpcError } from './errors.js';
@@ -401,20 +404,30 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
       const agentVersion = short(req.agentVersion, 64);
       const id = identity;
       const res = await store.transaction(async (tx) => {
+        // Refused outside an install phase; thrown inside the transaction, so the token is not used up.
+        const inInstall = async (name: string) => {
+          const n = await tx.nodes.require(name);
+          const refused = enrolmentRefusal(n);
+          if (refused) throw refused;
+          return n;
+        };
         let consumed: { node: string };
         try {
-          consumed = await tx.tokens.consume(req.token, { ...(claimed !== undefined ? { node: claimed } : {}), actor: 'agent' });
+          consumed = await tx.tokens.consume(req.token, { ...(claimed !== undefined ? { node: claimed } : {}), actor: 'agent', ip: peer });
         } catch (e) {
           // A retried Enroll (the answer was lost) with the same key gets the same certificate back.
           if (isFleetError(e) && e.code === 'token.used') {
             const n = (e.details as { node?: string } | undefined)?.node;
             const agent = n !== undefined ? await tx.agents.get(n) : null;
-            if (agent && agent.keySha256 === csr.keySha256) return { agent, repeated: true };
+            if (agent && agent.keySha256 === csr.keySha256) {
+              await inInstall(agent.node);
+              return { agent, repeated: true };
+            }
           }
           throw e;
         }
         tokenNode = consumed.node;
-        const node = await tx.nodes.require(consumed.node);
+        const node = await inInstall(consumed.node);
         if (claimed === undefined && node.macs.length > 0) {
           throw new FleetError('auth.forbidden', `none of the reported MAC addresses is one of node ${node.name}'s`, { node: node.name });
         }

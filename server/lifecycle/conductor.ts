@@ -29,6 +29,9 @@ import { RETRYABLE_STEP_ERRORS, type Steps } from './steps.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, S, STEP, TRANSIENT_STATES, isResting, type LifecycleEvent, type StepName } from './states.js';
 import { next, stateSpec, tryNext } from './table.js';
 
+/** Events after which a node has no outstanding install or enrolment token (docs/netboot.md, "Install tokens"). */
+export const TOKEN_REVOKING_EVENTS: ReadonlySet<LifecycleEvent> = new Set<LifecycleEvent>([E.reinstall, E.cancel, E.fail, E.finish]);
+
 export interface ConductorLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -841,6 +844,8 @@ export class Conductor {
         if (out.armed !== want) out = await tx.nodes.setArmed(rec.name, want, { actor: ctx.actor, cause: `lifecycle ${event}` });
       }
       for (const x of ctx.extraEvents ?? []) await tx.events.append({ node: rec.name, kind: x.kind, actor: ctx.actor, cause: ctx.cause, details: x.details });
+      // A run that ends or starts again leaves no token of an earlier run usable (install, enrolment).
+      if (TOKEN_REVOKING_EVENTS.has(event)) await tx.tokens.revokeAll(rec.name, { actor: ctx.actor, cause: ctx.cause, reason: event });
       return out;
     });
   }

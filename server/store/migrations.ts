@@ -176,10 +176,41 @@ const m002: Migration = {
   },
 };
 
+/**
+ * 005: install tokens (issue 9). At most one outstanding (unused, unrevoked)
+ * token per node and purpose, enforced by a partial unique index; the
+ * plaintext sealed with the data dir's key (AES-256-GCM, bound to the row's
+ * hash) so that a repeated script or kickstart fetch is served the live
+ * token again instead of a second one; revocation (install-finished, cancel,
+ * a new reinstall) with its reason; the address of the token's last use.
+ * Tokens of older data dirs have no sealed plaintext: they stay valid, and a
+ * fetch that needs their plaintext revokes them and issues a new one.
+ */
+const m005: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema.alterTable('tokens').addColumn('sealed', 'blob').execute();
+    await db.schema.alterTable('tokens').addColumn('key_id', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('revoked_at', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('revoked_reason', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('last_ip', 'text').execute();
+    await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
+    // Older servers issued a token per fetch: keep the newest outstanding one per node and purpose.
+    await sql`
+      UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), revoked_reason = 'superseded (migration 005)'
+      WHERE used_at IS NULL AND rowid NOT IN (
+        SELECT (SELECT t2.rowid FROM tokens t2 WHERE t2.node = t1.node AND t2.purpose = t1.purpose AND t2.used_at IS NULL
+                ORDER BY t2.created_at DESC, t2.rowid DESC LIMIT 1)
+        FROM tokens t1 WHERE t1.used_at IS NULL GROUP BY t1.node, t1.purpose)
+    `.execute(db);
+    await sql`CREATE UNIQUE INDEX tokens_one_outstanding ON tokens (node, purpose) WHERE used_at IS NULL AND revoked_at IS NULL`.execute(db);
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
   '002_agent': m002,
+  '005_install_tokens': m005,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -98,13 +98,23 @@ export interface DiscoveredTable {
 }
 
 export interface TokensTable {
-  /** SHA-256 (hex) of the token; the token itself is never stored. */
+  /** SHA-256 (hex) of the token; the plaintext is stored only sealed (below). */
   hash: string;
   node: string;
   purpose: string;
   created_at: string;
   expires_at: string;
   used_at: string | null;
+  /** The plaintext sealed with the data dir's key (AES-256-GCM, bound to the hash); null for tokens of older servers. */
+  sealed: Buffer | null;
+  /** Key id of the key that sealed it. */
+  key_id: string | null;
+  /** When the token was revoked (install-finished, cancel, reinstall, superseded), and why. */
+  revoked_at: string | null;
+  revoked_reason: string | null;
+  /** Source address and time of the token's last use (kickstart fetch, callback, enrolment). */
+  last_ip: string | null;
+  last_used_at: string | null;
 }
 
 export interface LocksTable {

@@ -169,7 +169,7 @@ export interface LockRecord {
 }
 
 export interface IssuedToken {
-  /** The plaintext token: returned once, only its hash is stored. */
+  /** The plaintext token (stored only hashed, and sealed with the data dir key). */
   token: string;
   node: string;
   purpose: string;

@@ -37,6 +37,7 @@ import { INVENTORY_COLUMNS } from '../../server/ops/inventory-report.js';
 import { loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { pickFreePort } from '../../server/serve.js';
+import { inInstall } from '../helpers/install-phase.js';
 import { until } from '../helpers/wait.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/inventory');
@@ -223,6 +224,7 @@ describe('fleet-agent end to end', () => {
   });
 
   it('a token issued for a node enrols its agent once', async () => {
+    await inInstall(store, 'valkyrie01', 'valkyrie02');
     const { token } = await store.tokens.issue('valkyrie01', { ttlMs: 60_000, actor: 'test' });
     const res = await enroll({ server: listen, token, caFingerprint: ca.fingerprint, stateDir: state1, identity: { serial: 'S1', uuid: '', macs: [MAC1], hostname: 'valkyrie01' }, attempts: 1 });
     expect(res.node).toBe('valkyrie01');

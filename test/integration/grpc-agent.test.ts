@@ -18,6 +18,7 @@ import type { ProfileSpec } from '../../server/model.js';
 import { loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { pickFreePort } from '../../server/serve.js';
+import { inInstall } from '../helpers/install-phase.js';
 import { until } from '../helpers/wait.js';
 
 const MAC1 = '52:54:00:00:01:01';
@@ -64,6 +65,7 @@ describe('an enrolled agent', () => {
     store = await openStore({ memory: true }, { secretKey: randomBytes(32) });
     await store.profiles.upsert(profile, { actor: 'test' });
     await store.nodes.upsert({ name: 'node1', profile: 'compute', macs: [MAC1], pet: false }, { actor: 'test' });
+    await inInstall(store, 'node1');
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-grpc-agent-'));
     dirs.push(dataDir);
     ca = await loadOrCreateCa(dataDir);
@@ -229,6 +231,7 @@ describe('the run loop and an absent server', () => {
     try {
       await store.profiles.upsert(profile, { actor: 'test' });
       await store.nodes.upsert({ name: 'node1', profile: 'compute', macs: [MAC1], pet: false }, { actor: 'test' });
+      await inInstall(store, 'node1');
       const ca = await loadOrCreateCa(dataDir);
       const port = await pickFreePort('127.0.0.1');
       const listen = `127.0.0.1:${port}`;

@@ -18,6 +18,7 @@ import { startGrpcServer, type AgentGrpcServer, type GrpcLimits } from '../../se
 import { createCa, issueNodeCert, loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import type { ProfileSpec } from '../../server/model.js';
+import { inInstall } from '../helpers/install-phase.js';
 
 const MAC1 = '52:54:00:00:00:01';
 const MAC2 = '52:54:00:00:00:02';
@@ -57,6 +58,7 @@ async function setup(limits: Partial<GrpcLimits> = {}): Promise<Env> {
   await store.nodes.upsert({ name: 'node1', profile: 'compute', macs: [MAC1], pet: false }, { actor: 'test' });
   await store.nodes.upsert({ name: 'node2', profile: 'compute', macs: [MAC2], pet: false }, { actor: 'test' });
   await store.nodes.upsert({ name: 'bare', profile: 'compute', macs: [], pet: false }, { actor: 'test' });
+  await inInstall(store, 'node1', 'node2', 'bare');
   const dataDir = tmpDir('fleet-grpc-');
   const ca = await loadOrCreateCa(dataDir);
   const server = await startGrpcServer({
@@ -264,6 +266,69 @@ describe('enrolment', () => {
     }
     expect(env.server.stats().calls.enroll ?? 0).toBe(0);
     expect(await tokenUsed(env.store, 'node1')).toBe(false);
+  });
+
+  it('the token use is recorded with the peer address (token.used, agent.enrolled)', async () => {
+    const { token } = await env.store.tokens.issue('node1', { ttlMs: 60_000, actor: 'test' });
+    await enroll(enrollOpts(env, token));
+    const [used] = await eventsOf(env.store, 'token.used');
+    expect(used).toMatchObject({ node: 'node1', actor: 'agent', details: { purpose: 'enrol', ip: '127.0.0.1' } });
+    const [enrolled] = await eventsOf(env.store, 'agent.enrolled');
+    expect((enrolled!.details as { peer: string }).peer).toBe('127.0.0.1');
+  });
+
+  it('a revoked token (install finished, cancelled, reinstalled) is refused (token.revoked) with the reason', async () => {
+    const { token } = await env.store.tokens.issue('node1', { ttlMs: 60_000, actor: 'test' });
+    await env.store.tokens.revokeAll('node1', { actor: 'netboot', reason: 'install-finished' });
+    const e = await expectFleetError(enroll(enrollOpts(env, token)), 'token.revoked');
+    expect(e.message).toMatch(/revoked at .*\(install-finished\)/);
+    expect((e.details as { grpc: number }).grpc).toBe(status.UNAUTHENTICATED);
+    expect(await env.store.agents.get('node1')).toBeNull();
+    const [refused] = await eventsOf(env.store, 'agent.enroll_refused');
+    expect(refused).toMatchObject({ node: 'node1', details: { reason: 'token.revoked', peer: '127.0.0.1' } });
+  });
+
+  it('outside an install phase enrolment is refused (enroll.not_installing, FAILED_PRECONDITION); the token stays unused', async () => {
+    const { token } = await env.store.tokens.issue('node1', { ttlMs: 60_000, actor: 'test' });
+    // Every resting and post-install state (the agent runs from the installed disk there), and
+    // installing without the armed flag.
+    const outside: [string, boolean][] = [
+      ...['ready', 'enrolled', 'failed', 'pxe-armed', 'installed', 'disk-armed', 'first-boot', 'configuring'].map((st): [string, boolean] => [st, true]),
+      ['installing', false],
+    ];
+    for (const [state, armed] of outside) {
+      await env.store.nodes.setState('node1', state, { actor: 'test' });
+      await env.store.nodes.setArmed('node1', armed, { actor: 'test' });
+      const e = await expectFleetError(enroll(enrollOpts(env, token)), 'enroll.not_installing');
+      expect((e.details as { grpc: number }).grpc, state).toBe(status.FAILED_PRECONDITION);
+      expect(e.message, state).toMatch(armed ? new RegExp(`node1 is ${state}, not installing`) : /not armed/);
+    }
+    expect(await tokenUsed(env.store, 'node1')).toBe(false);
+    expect(await env.store.agents.get('node1')).toBeNull();
+    const refused = await eventsOf(env.store, 'agent.enroll_refused');
+    expect(refused).toHaveLength(outside.length);
+    for (const r of refused) expect(r).toMatchObject({ node: 'node1', details: { reason: 'enroll.not_installing', peer: '127.0.0.1' } });
+    expect(JSON.stringify(refused)).not.toContain(token);
+    // Back in the install (the %post of a kickstart): the same token enrols, in each install state.
+    for (const state of ['power-cycling', 'netbooting']) {
+      await env.store.nodes.setState('node1', state, { actor: 'test' });
+      await env.store.nodes.setArmed('node1', true, { actor: 'test' });
+      const t = await env.store.tokens.issue('node2', { ttlMs: 60_000, actor: 'test' });
+      await env.store.nodes.setState('node2', state, { actor: 'test' });
+      expect((await enroll(enrollOpts(env, t.token, [MAC2], { force: true }))).node, state).toBe('node2');
+    }
+    await env.store.nodes.setState('node1', 'installing', { actor: 'test' });
+    expect((await enroll(enrollOpts(env, token))).node).toBe('node1');
+  });
+
+  it('a retried Enroll (same key) after the install ended is refused too', async () => {
+    const { token } = await env.store.tokens.issue('node1', { ttlMs: 60_000, actor: 'test' });
+    const key = await makeKeyAndCsr('n');
+    const req = { token, identity: identity([MAC1]), csrPem: key.csrPem, agentVersion: 't' };
+    await rawEnroll(env, req);
+    await env.store.nodes.setState('node1', 'ready', { actor: 'test' });
+    await env.store.nodes.setArmed('node1', false, { actor: 'test' });
+    await expectFleetError(rawEnroll(env, req), 'enroll.not_installing');
   });
 
   it('an agent that cannot reach the server gives up after the configured attempts, with backoff', async () => {

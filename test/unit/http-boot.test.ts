@@ -115,7 +115,18 @@ describe('boot endpoints', () => {
     expect(token).not.toBe(PLACEHOLDER_TOKEN);
 
     const [ev] = await events('boot.script_fetched', 'valkyrie01');
-    expect(ev!.details).toEqual({ decision: 'install', profile: 'compute', mac: MAC1, ip: '127.0.0.1', arch: 'x86_64', platform: 'efi', serial: 'VMW-1234', uuid: '4c4c4544-0042' });
+    expect(ev!.details).toEqual({
+      decision: 'install',
+      profile: 'compute',
+      installToken: 'issued',
+      installTokenExpiresAt: new Date(clock + 2 * 60 * 60 * 1000).toISOString(),
+      mac: MAC1,
+      ip: '127.0.0.1',
+      arch: 'x86_64',
+      platform: 'efi',
+      serial: 'VMW-1234',
+      uuid: '4c4c4544-0042',
+    });
     const [issued] = await events('token.issued', 'valkyrie01');
     expect((issued!.details as { purpose: string }).purpose).toBe('install');
     const all = JSON.stringify((await store.events.list({ limit: 1000 })).events);
@@ -202,7 +213,7 @@ describe('boot endpoints', () => {
   });
 
   describe('kickstart', () => {
-    it('an armed node with its install token gets its kickstart, with a fresh enrolment token; fetching again works', async () => {
+    it('an armed node with its install token gets its kickstart, with an enrolment token; fetching again serves the same one', async () => {
       await arm('valkyrie01');
       const token = await installToken(MAC1);
       const res = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
@@ -215,10 +226,14 @@ describe('boot endpoints', () => {
       expect(enrol).not.toBe(PLACEHOLDER_TOKEN);
       expect(res.body).toContain(`--ca-fingerprint "${CA_FP}"`);
 
-      // Installers retry: the install token is not used up by a fetch.
+      // Installers retry: the install token is not used up by a fetch, and the retry gets the
+      // same kickstart (the same enrolment token), not a second live token.
       const again = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
       expect(again.statusCode).toBe(200);
-      expect((await events('boot.kickstart_fetched', 'valkyrie01')).length).toBe(2);
+      expect(again.body).toBe(res.body);
+      const fetched = await events('boot.kickstart_fetched', 'valkyrie01');
+      expect(fetched.map((e) => (e.details as { enrolToken: string }).enrolToken)).toEqual(['issued', 'reused']);
+      expect((await store.tokens.outstandingOf('valkyrie01')).map((t) => t.purpose)).toEqual(['enrol', 'install']);
 
       // The enrolment token is the one the gRPC Enroll consumes (store default purpose), bound to the node, one-time.
       await expect(store.tokens.consume(enrol, { node: 'valkyrie01' })).resolves.toMatchObject({ node: 'valkyrie01' });
@@ -366,6 +381,118 @@ describe('boot endpoints', () => {
       ]);
       expect((await app.inject({ method: 'POST', url: `/api/v1/boot-events/valkyrie01/install-rebooted?token=${other}` })).statusCode).toBe(400);
       expect((await app.inject({ method: 'POST', url: `/api/v1/boot-events/nosuch/install-started?token=${other}` })).statusCode).toBe(404);
+    });
+  });
+
+  describe('install tokens (issue 9)', () => {
+    /** The script of a machine, fetched from `ip`. */
+    const script = (mac: string, ip = '10.10.3.1') => app.inject({ url: `/boot/${hyp(mac)}.ipxe`, remoteAddress: ip });
+    const tokenOf = (body: string) => /\.ks\?token=([A-Za-z0-9_-]+)/.exec(body)![1]!;
+    const enrolOf = (body: string) => /--token "([A-Za-z0-9_-]+)"/.exec(body)![1]!;
+    const post = (event: string, token: string, ip = '10.10.3.1') =>
+      app.inject({ method: 'POST', url: `/api/v1/boot-events/valkyrie01/${event}?token=${token}`, remoteAddress: ip });
+
+    it('a repeated script fetch is served the same install token: one outstanding per node, one token.issued', async () => {
+      await arm('valkyrie01');
+      const first = await script(MAC1);
+      expect(first.statusCode, first.body).toBe(200);
+      clock += 5 * 60_000;
+      const second = await script(MAC1);
+      expect(second.body).toBe(first.body);
+      const byName = await app.inject({ url: '/boot/valkyrie01.ipxe' });
+      expect(tokenOf(byName.body)).toBe(tokenOf(first.body));
+      expect((await store.tokens.outstandingOf('valkyrie01')).map((t) => t.purpose)).toEqual(['install']);
+      expect(await events('token.issued', 'valkyrie01')).toHaveLength(1);
+      const fetched = await events('boot.script_fetched', 'valkyrie01');
+      expect(fetched.map((e) => (e.details as { installToken: string }).installToken)).toEqual(['issued', 'reused', 'reused']);
+      // Another node gets its own.
+      await arm('valkyrie02');
+      expect(tokenOf((await script(MAC2)).body)).not.toBe(tokenOf(first.body));
+    });
+
+    it('install-finished revokes every other token of the node: the kickstart copy on disk opens nothing', async () => {
+      await arm('valkyrie01');
+      const token = tokenOf((await script(MAC1)).body);
+      const ks = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}`, remoteAddress: '10.10.3.1' });
+      expect(ks.statusCode, ks.body).toBe(200);
+      const enrol = enrolOf(ks.body);
+      expect((await store.tokens.outstandingOf('valkyrie01')).map((t) => t.purpose)).toEqual(['enrol', 'install']);
+
+      expect((await post('install-finished', token)).statusCode).toBe(200);
+      expect(await store.tokens.outstandingOf('valkyrie01')).toEqual([]);
+      // The enrolment token the agent did not use is dead (the gRPC Enroll consumes it the same way).
+      await expect(store.tokens.consume(enrol, { node: 'valkyrie01' })).rejects.toMatchObject({ code: 'token.revoked', message: expect.stringMatching(/install-finished/) });
+      // The install token is spent: a replayed callback or kickstart fetch is refused, and says why.
+      const replay = await post('install-finished', token);
+      expect(replay.statusCode).toBe(403);
+      expect(replay.json().error.message).toMatch(/already used/);
+      const again = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
+      expect(again.statusCode).toBe(403);
+      expect(await events('install.finished', 'valkyrie01')).toHaveLength(1);
+      const [rev] = await events('token.revoked', 'valkyrie01');
+      expect(rev!.details).toEqual({ reason: 'install-finished', purposes: ['enrol'], count: 1 });
+      // The next install (armed again) gets new tokens, never the old ones.
+      const next = tokenOf((await script(MAC1)).body);
+      expect(next).not.toBe(token);
+    });
+
+    it('a revoked token (cancel, reinstall) is refused on the kickstart and every callback with the reason; the next fetch gets a new one', async () => {
+      await arm('valkyrie01');
+      const token = tokenOf((await script(MAC1)).body);
+      expect(await store.tokens.revokeAll('valkyrie01', { actor: 'tester', reason: 'cancel' })).toBe(1);
+      const ks = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}` });
+      expect(ks.statusCode).toBe(403);
+      expect(ks.json().error.message).toMatch(/kickstart for valkyrie01 refused: the token was revoked: cancel/);
+      for (const event of ['install-started', 'install-failed', 'install-finished']) {
+        const res = await post(event, token);
+        expect(res.statusCode, event).toBe(403);
+        expect(res.json().error.message).toMatch(/revoked: cancel/);
+      }
+      const refused = [...(await events('boot.kickstart_refused', 'valkyrie01')), ...(await events('install.callback_refused', 'valkyrie01'))];
+      expect(refused.map((e) => (e.details as { reason: string }).reason)).toEqual(Array(4).fill('the token was revoked: cancel'));
+      expect(await events('install.started', 'valkyrie01')).toEqual([]);
+      expect(JSON.stringify(refused)).not.toContain(token);
+      const fresh = tokenOf((await script(MAC1)).body);
+      expect(fresh).not.toBe(token);
+      expect((await app.inject({ url: `/kickstart/valkyrie01.ks?token=${fresh}` })).statusCode).toBe(200);
+    });
+
+    it('every token use records its source address; a use from another address than the last names both', async () => {
+      await arm('valkyrie01');
+      const token = tokenOf((await script(MAC1, '10.10.3.1')).body);
+      const [issued] = await events('token.issued', 'valkyrie01');
+      expect(issued!.details).toMatchObject({ purpose: 'install', ip: '10.10.3.1' });
+      expect((await app.inject({ url: `/kickstart/valkyrie01.ks?token=${token}`, remoteAddress: '10.10.3.1' })).statusCode).toBe(200);
+      expect((await post('install-started', token, '10.10.3.1')).statusCode).toBe(200);
+      expect((await post('install-started', token, '10.10.9.9')).statusCode).toBe(200);
+      expect((await post('install-finished', token, '10.10.3.1')).statusCode).toBe(200);
+
+      const [ks] = await events('boot.kickstart_fetched', 'valkyrie01');
+      expect(ks!.details).toMatchObject({ ip: '10.10.3.1', enrolToken: 'issued' });
+      expect(ks!.details).not.toHaveProperty('previousIp');
+      const started = await events('install.started', 'valkyrie01');
+      expect(started.map((e) => e.details)).toEqual([{ ip: '10.10.3.1' }, { ip: '10.10.9.9', previousIp: '10.10.3.1' }]);
+      const [fin] = await events('install.finished', 'valkyrie01');
+      expect(fin!.details).toEqual({ ip: '10.10.3.1', previousIp: '10.10.9.9' });
+      const [used] = await events('token.used', 'valkyrie01');
+      expect(used!.details).toEqual({ purpose: 'install', ip: '10.10.3.1', previousIp: '10.10.9.9' });
+      // Refusals carry the address too.
+      const bad = await app.inject({ url: `/kickstart/valkyrie01.ks?token=${'B'.repeat(43)}`, remoteAddress: '10.10.7.7' });
+      expect(bad.statusCode).toBe(403);
+      const [refused] = await events('boot.kickstart_refused', 'valkyrie01');
+      expect(refused!.details).toEqual({ reason: 'unknown token', ip: '10.10.7.7' });
+    });
+
+    it("another node's install token is refused on the callbacks and stays valid for its node", async () => {
+      await arm('valkyrie01');
+      await arm('valkyrie02');
+      const other = tokenOf((await script(MAC2)).body);
+      const res = await post('install-finished', other);
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.message).toMatch(/belongs to another node/);
+      expect(await events('install.finished')).toEqual([]);
+      const ok = await app.inject({ method: 'POST', url: `/api/v1/boot-events/valkyrie02/install-finished?token=${other}` });
+      expect(ok.statusCode).toBe(200);
     });
   });
 

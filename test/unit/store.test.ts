@@ -87,14 +87,14 @@ describe('openStore', () => {
     const file = path.join(dir, 'fleet.db');
     const a = await open(file);
     await seed(a, 2);
-    expect(await a.appliedMigrations()).toEqual(['001_initial', '002_agent']);
+    expect(await a.appliedMigrations()).toEqual(['001_initial', '002_agent', '005_install_tokens']);
     await a.close();
     const b = await open(file);
-    expect(await b.appliedMigrations()).toEqual(['001_initial', '002_agent']);
+    expect(await b.appliedMigrations()).toEqual(['001_initial', '002_agent', '005_install_tokens']);
     expect((await b.nodes.list()).map((n) => n.name)).toEqual(['valkyrie01', 'valkyrie02']);
     const raw = new Database(file, { readonly: true });
     try {
-      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 2 });
+      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 3 });
     } finally {
       raw.close();
     }
@@ -455,7 +455,7 @@ describe('settings, discovered, tokens, locks', () => {
     expect(await s.discovered.remove('aa:bb:cc:00:00:01')).toBe(true);
   });
 
-  it('one-time tokens: hash only, bound to a node, expire, single use', async () => {
+  it('one-time tokens: hashed and sealed (never in clear), bound to a node, expire, single use', async () => {
     const s = await open();
     await seed(s, 2);
     const t = await s.tokens.issue('valkyrie01', { actor: 'netboot', ttlMs: 60_000 });
@@ -469,7 +469,7 @@ describe('settings, discovered, tokens, locks', () => {
     }
     await expectFleetError(s.tokens.consume('bogus'), 'auth.invalid');
     await expectFleetError(s.tokens.consume(t.token, { node: 'valkyrie02' }), 'token.wrong_node');
-    expect(await s.tokens.consume(t.token, { node: 'valkyrie01' })).toEqual({ node: 'valkyrie01', purpose: 'enrol' });
+    expect(await s.tokens.consume(t.token, { node: 'valkyrie01' })).toMatchObject({ node: 'valkyrie01', purpose: 'enrol' });
     await expectFleetError(s.tokens.consume(t.token), 'token.used');
     const t2 = await s.tokens.issue('valkyrie01', { actor: 'netboot', ttlMs: 60_000 });
     nowMs += 60_000;

@@ -9,16 +9,21 @@
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /repo/*, /images/*                       static trees (deps.staticRoots), not rate-limited
  *
- * Tokens (DESIGN §4):
- * - install token (purpose 'install'): issued when a node is served its
- *   install script, put on the kickstart URL (inst.ks=...?token=T). It
- *   authorises the kickstart fetch and the install callbacks for that node
- *   only, until it expires (installTokenTtlMs). Fetches do not use it up
- *   (installers retry); install-finished does, so the copy of the kickstart
- *   left on the installed system carries a dead token.
+ * Tokens (DESIGN §4, docs/netboot.md "Install tokens"): a node has at most
+ * one outstanding token of each kind, and every use records its source address.
+ * - install token (purpose 'install'): handed out with the node's install
+ *   script and put on the kickstart URL (inst.ks=...?token=T). It authorises
+ *   the kickstart fetch and the install callbacks for that node only, until
+ *   it expires (installTokenTtlMs). A repeated script fetch is served the
+ *   same token again (store: tokens.current), never a second one. Fetches
+ *   and callbacks do not use it up (installers retry); install-finished does,
+ *   and revokes every other outstanding token of the node in the same
+ *   transaction, so the copy of the kickstart left on the installed system
+ *   carries dead tokens.
  * - enrolment token (the store's default purpose, which the gRPC Enroll
- *   consumes): one-time, issued each time a kickstart is served and embedded
- *   in its %post for `fleet-agent enroll`.
+ *   consumes): handed out with the kickstart (the same one again on a
+ *   repeated fetch) and embedded in its %post for `fleet-agent enroll`.
+ * - cancel, fail and a new reinstall revoke both (the conductor).
  *
  * Every script response is text/plain; an error on an .ipxe route is itself
  * an iPXE script that prints the problem and returns to the firmware (never
@@ -127,14 +132,21 @@ function refusal(e: unknown): string | undefined {
       return 'the token was already used (the install finished)';
     case 'token.expired':
       return 'the token expired (arm the node again to reinstall)';
+    case 'token.revoked':
+      return `the token was revoked: ${String((e.details as { reason?: unknown } | undefined)?.reason ?? 'no reason recorded')}`;
     default:
       return undefined;
   }
 }
 
-/** Checks an install token without using it up: installers retry kickstart fetches and callbacks. */
-export async function verifyInstallToken(store: Store, token: string, node: string): Promise<void> {
-  await store.tokens.verify(token, { node, purpose: INSTALL_TOKEN_PURPOSE });
+/**
+ * Checks an install token without using it up (installers retry kickstart
+ * fetches and callbacks) and records the use's address on the token. Returns
+ * the address of the previous use when it was another one (for the event).
+ */
+export async function verifyInstallToken(store: Store, token: string, node: string, ip: string): Promise<{ previousIp?: string }> {
+  const use = await store.tokens.verify(token, { node, purpose: INSTALL_TOKEN_PURPOSE, ip });
+  return use.previousIp !== null && use.previousIp !== ip ? { previousIp: use.previousIp } : {};
 }
 
 const TOKEN_QUERY = {
@@ -232,16 +244,19 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
           return sendText(reply, await renderDecision(deps, decision));
         }
 
+        let installToken: Record<string, unknown> = {};
         if (decision.kind === 'install') {
-          const issued = await store.tokens.issue(decision.node, { ttlMs: installTtlMs, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR });
-          decision = withKickstartToken(decision, issued.token);
+          // One outstanding install token per node: a repeated fetch is served the live one again.
+          const t = await store.tokens.current(decision.node, { ttlMs: installTtlMs, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR, ip });
+          decision = withKickstartToken(decision, t.token);
+          installToken = { installToken: t.reused ? 'reused' : 'issued', installTokenExpiresAt: t.expiresAt };
         }
         const script = await renderDecision(deps, decision);
         const details: Record<string, unknown> = {
           decision: decision.kind,
           ...(decision.kind === 'localboot' ? { reason: decision.reason, method: decision.method, ...(decision.flag ? { flag: decision.flag } : {}) } : {}),
           ...(decision.kind === 'not-implemented' ? { reason: decision.message } : {}),
-          ...(decision.kind === 'install' ? { profile: decision.profile } : {}),
+          ...(decision.kind === 'install' ? { profile: decision.profile, ...installToken } : {}),
           ...facts,
         };
         const nodeName = decision.node;
@@ -268,8 +283,9 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         };
         const token = req.query.token;
         if (!token) return refuse('no token (the URL comes from the node\'s iPXE install script: inst.ks=...?token=...)');
+        let use: { previousIp?: string };
         try {
-          await verifyInstallToken(store, token, name);
+          use = await verifyInstallToken(store, token, name, ip);
         } catch (e) {
           const why = refusal(e);
           if (why === undefined) throw e;
@@ -280,9 +296,10 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         if (deps.caFingerprint === undefined) {
           throw new FleetError('unavailable', 'the server has no CA fingerprint configured, so it cannot render kickstarts (the agent pins the CA with it)');
         }
-        const enrol = await store.tokens.issue(name, { ttlMs: tokenTtlMs, actor: ACTOR });
+        // One outstanding enrolment token per node: a repeated fetch gets the same kickstart.
+        const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
         const ks = await renderNodeKickstart(deps, node, { token: enrol.token, callbackToken: token });
-        const details = { ip, enrolTokenExpiresAt: enrol.expiresAt };
+        const details = { ip, ...use, enrolToken: enrol.reused ? 'reused' : 'issued', enrolTokenExpiresAt: enrol.expiresAt };
         await appendNodeEvent(store, name, BOOT_EVENT_KINDS.kickstartFetched, details);
         await signal(req, deps, { node: name, kind: BOOT_EVENT_KINDS.kickstartFetched, details });
         return sendText(reply, ks);
@@ -315,13 +332,17 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         if (!token) return refuse('no token');
         try {
           if (event === 'install-finished') {
-            // The install is over: the install token is used up with the event, in one transaction.
+            // The install is over: the install token is used up, every other token of the node
+            // (the enrolment token of the kickstart copy left on disk) revoked, and the event
+            // written, in one transaction.
             await store.transaction(async (tx) => {
-              await tx.tokens.consume(token, { node: name, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR });
+              const use = await tx.tokens.consume(token, { node: name, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR, ip });
+              if (use.previousIp !== null && use.previousIp !== ip) details.previousIp = use.previousIp;
+              await tx.tokens.revokeAll(name, { actor: ACTOR, cause: kind, reason: 'install-finished' });
               await tx.events.append({ node: name, kind, actor: ACTOR, details });
             });
           } else {
-            await verifyInstallToken(store, token, name);
+            Object.assign(details, await verifyInstallToken(store, token, name, ip));
             await appendNodeEvent(store, name, kind, details);
           }
         } catch (e) {
