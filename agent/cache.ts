@@ -12,8 +12,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { GetConfigResponse } from '../proto/gen/fleet/v1/agent.js';
-import { FleetError } from '../server/errors.js';
-import type { RolesSpec } from '../server/model.js';
+import { FleetError } from '../common/errors.js';
+import type { RolesSpec } from '../common/model.js';
 import type { ClusterFacts, RoleSettings } from './roles/types.js';
 
 export const CONFIG_CACHE_FILE = 'config.json';

@@ -6,8 +6,8 @@
  */
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { AgentServiceClient } from '../proto/gen/fleet/v1/agent.js';
-import { CATALOGUE, FleetError, type ErrorCode } from '../server/errors.js';
-import { ERROR_CODE_TRAILER } from '../server/grpc/errors.js';
+import { CATALOGUE, FleetError, type ErrorCode } from '../common/errors.js';
+import { ERROR_CODE_TRAILER } from '../common/wire.js';
 import { checkServerIdentity } from './tls.js';
 /** Largest answer the agent accepts. */
 export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;

@@ -15,8 +15,8 @@
 import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { EnrollResponse, MachineIdentity } from '../proto/gen/fleet/v1/agent.js';
-import { FleetError } from '../server/errors.js';
-import { normaliseFingerprint } from '../server/pki/fingerprint.js';
+import { FleetError } from '../common/errors.js';
+import { normaliseFingerprint } from '../common/fingerprint.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { callUnary, isTransient, makeClient } from './client.js';
 import { collectIdentity } from './identity.js';

@@ -11,12 +11,12 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { Exit, FleetError, toFleetError } from '../server/errors.js';
+import { Exit, FleetError, toFleetError } from '../common/errors.js';
 import { loadCachedConfig, readConfigFile } from './cache.js';
 import { enroll } from './enroll.js';
 import { formatArgv, systemRunner, type Runner } from './exec.js';
 import { collectInventory } from './inventory/index.js';
-import type { Inventory } from './inventory/types.js';
+import type { Inventory } from '../common/inventory/types.js';
 import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
 import type { RoleResult } from './roles/types.js';
 import { runAgent, runCycle, type CycleResult } from './run.js';

@@ -33,15 +33,15 @@ import {
   type ReportApplyRequest,
   type ReportBootRequest,
 } from '../proto/gen/fleet/v1/agent.js';
-import { FleetError } from '../server/errors.js';
+import { FleetError } from '../common/errors.js';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
 import { collectBootFacts } from './boot.js';
 import { configFromResponse, loadCachedConfig, saveCachedConfig, type CachedConfig } from './cache.js';
 import { callUnary, fromGrpcError, isTransient, makeClient } from './client.js';
 import { describeFailure, systemRunner, type Runner } from './exec.js';
 import { collectInventory } from './inventory/index.js';
-import { inventoryToProto } from './inventory/proto.js';
-import type { Inventory } from './inventory/types.js';
+import { inventoryToProto } from '../common/inventory/proto.js';
+import type { Inventory } from '../common/inventory/types.js';
 import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
 import type { RoleResult, RoleSettings } from './roles/types.js';
 import { loadCredential } from './state.js';

@@ -9,7 +9,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FleetError } from '../server/errors.js';
+import { FleetError } from '../common/errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/fleet-agent';
 export const STATE_FILE = 'agent.json';

@@ -10,8 +10,8 @@
 import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls, { type DetailedPeerCertificate, type PeerCertificate } from 'node:tls';
-import { FleetError } from '../server/errors.js';
-import { normaliseFingerprint } from '../server/pki/fingerprint.js';
+import { FleetError } from '../common/errors.js';
+import { normaliseFingerprint } from '../common/fingerprint.js';
 
 const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 

@@ -25,7 +25,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { PowerState } from '../server/bmc/types.js';
-import { FleetError } from '../server/errors.js';
+import { FleetError } from '../common/errors.js';
 import { Conductor, type ConductorOptions } from '../server/lifecycle/conductor.js';
 import { SIGNAL } from '../server/lifecycle/signals.js';
 import { LIFECYCLE_EVENT_KINDS, REINSTALL_PATH, S, STEP, TRANSIENT_STATES } from '../server/lifecycle/states.js';

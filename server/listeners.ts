@@ -16,7 +16,7 @@
  * Port 0 (tests) means "any free port"; the default boot and gRPC ports
  * follow an admin port 0 so that two test servers never collide.
  */
-import { FleetError } from './errors.js';
+import { FleetError } from '../common/errors.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_BOOT_PORT = 8080;

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadOrCreateApiToken } from './auth/api-token.js';
 import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
-import { FleetError } from './errors.js';
+import { FleetError } from '../common/errors.js';
 import { buildAdminApp, buildBootApp } from './http/app.js';
 import { DEFAULT_ADMIN_LISTEN, advertised, formatHostPort, isLoopback, parseListen, planListeners } from './listeners.js';
 import type { ServerSpec } from './model.js';

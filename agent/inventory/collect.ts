@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as si from 'systeminformation';
 import { describeFailure, systemRunner, type Runner } from '../exec.js';
-import type { RawBlockSys, RawIbPort, RawIbSys, RawInventory, RawNetSys, RawPciDevice, RawSi } from './types.js';
+import type { RawBlockSys, RawIbPort, RawIbSys, RawInventory, RawNetSys, RawPciDevice, RawSi } from '../../common/inventory/types.js';
 
 /** The systeminformation calls we use (injectable for tests). */
 export interface SiApi {

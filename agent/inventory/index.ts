@@ -5,12 +5,12 @@
  */
 import { collectRaw, type CollectOptions } from './collect.js';
 import { toInventory } from './map.js';
-import type { Inventory } from './types.js';
+import type { Inventory } from '../../common/inventory/types.js';
 
 export { collectRaw, NVIDIA_SMI_ARGS, type CollectOptions, type SiApi } from './collect.js';
 export { toInventory, parseNvidiaSmiCsv, normalizePciBus, VIRTUAL_NIC, VIRTUAL_BLOCK } from './map.js';
-export { diffInventory } from './diff.js';
-export type * from './types.js';
+export { diffInventory } from '../../common/inventory/diff.js';
+export type * from '../../common/inventory/types.js';
 
 /** Collects and maps in one call. Never throws; failed probes are in `warnings`. */
 export async function collectInventory(opts: CollectOptions = {}): Promise<Inventory> {

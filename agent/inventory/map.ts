@@ -3,7 +3,7 @@
  * to the typed Inventory. No I/O, no clock: the same raw data always gives
  * the same inventory, which is what the fixtures test.
  */
-import type { Dimm, Disk, Gpu, InfinibandHca, Inventory, Nic, RawBlockSys, RawInventory, RawNetSys, RawPciDevice } from './types.js';
+import type { Dimm, Disk, Gpu, InfinibandHca, Inventory, Nic, RawBlockSys, RawInventory, RawNetSys, RawPciDevice } from '../../common/inventory/types.js';
 
 /** Interfaces that are not hardware: loopback, containers, bridges, tunnels. */
 export const VIRTUAL_NIC = /^(lo|docker.*|veth.*|br-.*|virbr.*|ifb\d*|dummy\d*|tun\d*|tap.*|vnet\d*|cni\d*|flannel\..*|cali.*|kube-ipvs\d*)$/;

@@ -10,7 +10,7 @@
  * the others still go ahead.
  */
 import { StepError, commandStep, defineRole, emptySurvey, fileStep, rootFs, textLines, type Step } from './base.js';
-import type { NfsMountSpec } from '../../server/model.js';
+import type { NfsMountSpec } from '../../common/model.js';
 
 export const FSTAB_PATH = '/etc/fstab';
 export const MOUNT_TIMEOUT_MS = 60_000;

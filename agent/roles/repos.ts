@@ -8,7 +8,7 @@
  * are deleted too (they are fleet's). After any change: `dnf clean all` /
  * `apt-get update`.
  */
-import type { RepoSpec } from '../../server/model.js';
+import type { RepoSpec } from '../../common/model.js';
 import { commandStep, defineRole, deleteStep, emptySurvey, fileStep, rootFs, TIMEOUT } from './base.js';
 import type { RoleContext } from './types.js';
 

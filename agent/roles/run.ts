@@ -2,8 +2,8 @@
  * Running the roles: context, selection, order.
  */
 import path from 'node:path';
-import type { ClusterSpec, RolesSpec } from '../../server/model.js';
-import { FleetError } from '../../server/errors.js';
+import type { ClusterSpec, RolesSpec } from '../../common/model.js';
+import { FleetError } from '../../common/errors.js';
 import { systemRunner, type Runner } from '../exec.js';
 import { RootFs } from './fsroot.js';
 import { chronyRole } from './chrony.js';

@@ -2,13 +2,13 @@
  * Configuration roles: the contract.
  *
  * A role brings one part of the node to the state its profile declares
- * (server/model.ts RolesSpec). `plan` says what would change and changes
+ * (common/model.ts RolesSpec). `plan` says what would change and changes
  * nothing; `apply` makes the changes and reports them. Both are idempotent:
  * on a node already as declared, plan is [] and apply reports 'ok' with no
  * changes and runs no command that changes anything.
  */
 import type { Runner } from '../exec.js';
-import type { RolesSpec } from '../../server/model.js';
+import type { RolesSpec } from '../../common/model.js';
 
 export type OsFamily = 'rhel' | 'debian';
 

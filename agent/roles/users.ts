@@ -18,7 +18,7 @@
  * mounted), and is a failure otherwise.
  */
 import path from 'node:path';
-import type { UserSpec } from '../../server/model.js';
+import type { UserSpec } from '../../common/model.js';
 import { commandStep, defineRole, emptySurvey, fileStep, rootFs, textLines, type Survey } from './base.js';
 import { setBlock } from './block.js';
 import type { RootFs } from './fsroot.js';

@@ -2,7 +2,7 @@
  * `fleet apply`, writing part: one transaction through the store's
  * repositories, each of which writes its own event rows.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec } from '../model.js';
 import { nodeSpecOf, type Store } from '../store/index.js';
 import { formatPlan } from './format.js';

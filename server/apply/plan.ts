@@ -4,7 +4,7 @@
  * the store, and secrets come in only as keyed digests.
  */
 import crypto from 'node:crypto';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, NodeSpec, ProfileSpec } from '../model.js';
 import {
   canonicalJson,

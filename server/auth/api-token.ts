@@ -6,7 +6,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 export const API_TOKEN_FILE = 'api.token';
 

@@ -12,7 +12,7 @@
  *
  * It knows nothing of protocols or the store: the operation is a function.
  */
-import { FleetError, toFleetError, type ErrorCode } from '../errors.js';
+import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 
 export interface FanoutTarget {
   node: string;

@@ -9,7 +9,7 @@
  * does not answer is reported at once, since another client on the same BMC
  * would fail the same way and cost the full timeout again.
  */
-import { FleetError, toFleetError, type ErrorCode } from '../errors.js';
+import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 import type { BmcProtocol } from '../model.js';
 import type { AttemptRecord } from './fanout.js';
 import { createIpmiDriver, type IpmiDriverOptions } from './ipmi/driver.js';

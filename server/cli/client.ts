@@ -1,6 +1,6 @@
 /** The CLI's REST client: one function, errors turned back into FleetErrors from the server's catalogue body. */
 import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
-import { CATALOGUE, FleetError, type ErrorCode } from '../errors.js';
+import { CATALOGUE, FleetError, type ErrorCode } from '../../common/errors.js';
 import type { ClientSettings } from './settings.js';
 
 const agents = new Map<string, Agent>();

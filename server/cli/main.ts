@@ -7,7 +7,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { configIssuesOf, formatConfigIssues } from '../config/index.js';
-import { Exit, toFleetError } from '../errors.js';
+import { Exit, toFleetError } from '../../common/errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
 import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';

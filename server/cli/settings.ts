@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { API_TOKEN_FILE } from '../auth/api-token.js';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { CliIo } from './io.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';

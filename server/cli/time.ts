@@ -1,4 +1,4 @@
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 /** Accepts an ISO time or a duration ago: 30s, 10m, 2h, 7d. */
 export function parseSince(since: string, now: Date = new Date()): string {

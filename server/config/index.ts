@@ -5,4 +5,4 @@
 export { parseConfig, isConfigInvalid, BMC_PROTOCOLS, DEFAULT_BMC_PORT, type ParseOptions } from './parse.js';
 export { formatConfigIssues, configIssuesOf, type ConfigIssue, type ConfigInvalidDetails } from './issues.js';
 export { loadConfigFile, resolveSecret, resolveSecretDetailed, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, type LoadedConfig, type ResolvedSecret } from './load.js';
-export * as patterns from './patterns.js';
+export * as patterns from '../../common/patterns.js';

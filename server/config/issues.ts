@@ -3,7 +3,7 @@
  * and position. parseConfig throws them all at once inside one
  * FleetError('config.invalid', ..., { errors: ConfigIssue[] }).
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 export interface ConfigIssue {
   /** YAML path, e.g. nodes.valkyrie[01-02].ip; '' for document-level problems. */

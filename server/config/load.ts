@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, CredentialSpec } from '../model.js';
 import { parseConfig } from './parse.js';
 

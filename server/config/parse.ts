@@ -8,7 +8,7 @@
  */
 import { LineCounter, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { parseLifecycleConfig, type LifecycleSettings } from '../lifecycle/settings.js';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type {
   BmcProtocol,
   ClusterInfo,
@@ -61,7 +61,7 @@ import {
   parseCidr,
   show,
   type Cidr,
-} from './patterns.js';
+} from '../../common/patterns.js';
 import { Fields, Reader, closest } from './reader.js';
 
 export interface ParseOptions {

@@ -7,7 +7,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type YAMLMap } from 'yaml';
 import type { ConfigIssue } from './issues.js';
-import { show } from './patterns.js';
+import { show } from '../../common/patterns.js';
 
 /** Most alias dereferences one document may make (guards against alias bombs). */
 const MAX_ALIAS_RESOLUTIONS = 10_000;

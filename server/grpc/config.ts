@@ -4,7 +4,7 @@
  * `nodeConfig` and `clusterFactsOf` are pure; `configForNode` reads the store.
  *
  * Encoding (docs/decisions/0004): the settings travel as one JSON object
- * (`roles_json`, shaped as RolesSpec in server/model.ts, schema
+ * (`roles_json`, shaped as RolesSpec in common/model.ts, schema
  * "fleet.roles/v1") rather than as proto messages, so that the role settings
  * have one schema (fleet.yaml's) instead of two kept in step. The cluster
  * facts travel beside them (`cluster_json`). The version is the SHA-256 of
@@ -14,7 +14,7 @@
  */
 import crypto from 'node:crypto';
 import type { ClusterInfo, ProfileSpec, RolesSpec } from '../model.js';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { Store } from '../store/index.js';
 import { canonicalJson } from '../store/json.js';
 

@@ -12,7 +12,7 @@
  * the enrolment token anyway. The node must be armed too (the kickstart is
  * served only while it is). Pure.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { S } from '../lifecycle/states.js';
 
 export const ENROLMENT_STATES: readonly string[] = [S.powerCycling, S.netbooting, S.installing];

@@ -1,13 +1,11 @@
 /**
  * The one place where fleet errors become gRPC statuses (DESIGN §1: grpc/).
- * The status code comes from the catalogue (server/errors.ts); the catalogue
- * code travels in the `fleet-error-code` trailer so the agent can tell
- * token.used from token.expired although both are UNAUTHENTICATED.
+ * The status code comes from the catalogue (common/errors.ts); the catalogue
+ * code travels in the trailer named in common/wire.ts.
  */
 import { Metadata, type ServerErrorResponse } from '@grpc/grpc-js';
-import { CATALOGUE, FleetError, toFleetError, type ErrorCode } from '../errors.js';
-
-export const ERROR_CODE_TRAILER = 'fleet-error-code';
+import { CATALOGUE, toFleetError } from '../../common/errors.js';
+import { ERROR_CODE_TRAILER } from '../../common/wire.js';
 
 /** Turns anything thrown into the error a grpc-js handler passes to its callback (or emits on a stream). */
 export function toGrpcError(e: unknown): ServerErrorResponse {
@@ -18,11 +16,3 @@ export function toGrpcError(e: unknown): ServerErrorResponse {
   metadata.set(ERROR_CODE_TRAILER, fe.code);
   return Object.assign(new Error(details), { code: CATALOGUE[fe.code].grpc, details, metadata });
 }
-
-/** Reads the catalogue code back from a gRPC error's trailers (agent side); undefined when absent or unknown. */
-export function errorCodeOf(metadata: Metadata | undefined): ErrorCode | undefined {
-  const v = metadata?.get(ERROR_CODE_TRAILER)[0];
-  return typeof v === 'string' && Object.hasOwn(CATALOGUE, v) ? (v as ErrorCode) : undefined;
-}
-
-export { FleetError };

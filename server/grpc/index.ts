@@ -4,7 +4,8 @@
  */
 export { startGrpcServer, defaultServerNames, redactCmdline, DEFAULT_AGENT_PORT, DEFAULT_GRPC_LIMITS } from './server.js';
 export type { AgentGrpcServer, AgentCommandKind, AgentHooks, GrpcLimits, GrpcLogger, GrpcServerOptions } from './server.js';
-export { toGrpcError, errorCodeOf, ERROR_CODE_TRAILER } from './errors.js';
+export { toGrpcError } from './errors.js';
+export { errorCodeOf, ERROR_CODE_TRAILER } from '../../common/wire.js';
 export { nodeConfig, ROLE_ORDER, ROLES_SCHEMA } from './config.js';
 export type { NodeConfig } from './config.js';
 export { assessBoot } from './boot.js';

@@ -52,7 +52,7 @@ import {
   type ReportInventoryResponse,
   type WatchRequest,
 } from '../../proto/gen/fleet/v1/agent.js';
-import { FleetError, isFleetError, toFleetError } from '../errors.js';
+import { FleetError, isFleetError, toFleetError } from '../../common/errors.js';
 import { issueServerCert, parseCsr, issueNodeCert, verifyNodeCertificate, type FleetCa } from '../pki/index.js';
 import type { AgentIdentity, AgentRecord, Store, WriteContext } from '../store/index.js';
 import { assessBoot, type BootAssessment } from './boot.js';

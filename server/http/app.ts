@@ -19,7 +19,7 @@
 import fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { checkBearer, tokenId } from '../auth/api-token.js';
-import { CATALOGUE } from '../errors.js';
+import { CATALOGUE } from '../../common/errors.js';
 import { installErrorHandling } from './errors.js';
 import { loggerOptions } from './logging.js';
 import { registerApiRoutes, type ApiDeps } from './routes/api.js';

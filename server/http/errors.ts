@@ -3,7 +3,7 @@
  * `{error: {code, message, details?}}` with the catalogue's status.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { FleetError, toFleetError } from '../errors.js';
+import { FleetError, toFleetError } from '../../common/errors.js';
 
 function fromFastifyError(e: FastifyError): FleetError | undefined {
   if (e.validation) {

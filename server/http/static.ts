@@ -25,7 +25,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 /** Content types by extension; everything else is application/octet-stream. */
 const CONTENT_TYPES: Record<string, string> = {

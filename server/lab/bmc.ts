@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { killPid, pidMatches, readPidFile, run, sleep } from './exec.js';
 
 export interface BmcSpec {

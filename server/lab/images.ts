@@ -21,7 +21,7 @@ import { existsSync, linkSync, readdirSync, readFileSync, realpathSync, statSync
 import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { CpioArchive } from './cpio.js';
 import { findExecutable, run, runOk } from './exec.js';
 

@@ -23,7 +23,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { bmcPid, startBmc, stopBmc } from './bmc.js';
 import { findExecutable, killPid, run, runOk } from './exec.js';
 import { assetPath, buildLabImages, labImagePrerequisites, type LabImages } from './images.js';

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { pidMatches, readPidFile, run } from './exec.js';
 import { RUNTIME_TAG, SOURCE_TAG } from './images.js';
 

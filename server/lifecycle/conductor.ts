@@ -21,7 +21,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { FleetError, isFleetError, toFleetError } from '../errors.js';
+import { FleetError, isFleetError, toFleetError } from '../../common/errors.js';
 import { nodeSpecOf, type EventRecord, type NodeRecord, type Store } from '../store/index.js';
 import { resolveLifecycleSettings, type LifecycleSettings } from './settings.js';
 import { eventForSignal, SIGNAL, SIGNAL_KINDS, isSignalKind, applyFailureReason } from './signals.js';

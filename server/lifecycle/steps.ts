@@ -9,7 +9,7 @@
  */
 import type { ProviderContext } from '../bmc/registry.js';
 import type { BootMode, PowerState } from '../bmc/types.js';
-import { FleetError, type ErrorCode } from '../errors.js';
+import { FleetError, type ErrorCode } from '../../common/errors.js';
 import { runBmcOperation, type BmcOperation, type BmcOpResult } from '../ops/bmc.js';
 import type { Store } from '../store/index.js';
 

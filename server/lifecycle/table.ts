@@ -4,7 +4,7 @@
  * what it does to the armed flag, and why. `next()` is pure. The doc table in
  * docs/lifecycle.md is generated from these arrays (doc.ts).
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { E, S, STEP, TRANSIENT_STATES, type LifecycleEvent, type LifecycleState, type StepName } from './states.js';
 
 export interface StateSpec {

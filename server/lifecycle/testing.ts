@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { PowerState } from '../bmc/types.js';
-import type { FleetError } from '../errors.js';
+import type { FleetError } from '../../common/errors.js';
 import { Conductor, type ConductorOptions } from './conductor.js';
 import type { Steps } from './steps.js';
 import type { ProfileSpec } from '../model.js';

@@ -38,7 +38,7 @@
  * The decision does not validate profile values (tree, kernel args); the
  * renderer checks every value it renders.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../model.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
 import { kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';

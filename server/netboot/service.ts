@@ -10,7 +10,7 @@
  */
 import { chmod } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
-import { cidrContains, parseCidr } from '../config/patterns.js';
+import { cidrContains, parseCidr } from '../../common/patterns.js';
 import type { ClusterSpec } from '../model.js';
 import type { Store } from '../store/index.js';
 import { DiscoveryConsumer, DiscoveryListener } from './discovery/index.js';

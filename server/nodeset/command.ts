@@ -10,7 +10,7 @@
  * --groupsconf, --groupsources), -R/--rangeset, --axis, --pick, and reading
  * nodesets from standard input ("-" or no nodeset argument).
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { Ctx, RangeSyntaxError, parseError, tooLarge, type NodeSetOptions } from './context.js';
 import * as core from './core.js';
 import { parseCore } from './parse.js';

@@ -5,7 +5,7 @@
  * to) and every evaluation by a *work budget*, so that hostile input fails
  * fast with a FleetError instead of exhausting memory or CPU.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 export const DEFAULT_EXPAND_LIMIT = 1_000_000;
 

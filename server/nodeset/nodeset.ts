@@ -1,7 +1,7 @@
 /**
  * The public NodeSet value object.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { Ctx, RangeSyntaxError, badRange, parseError, type NodeSetOptions } from './context.js';
 import * as core from './core.js';
 import { parseCore } from './parse.js';

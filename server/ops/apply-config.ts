@@ -3,7 +3,7 @@
  * shared by `fleet server --config` (at start) and POST /api/v1/apply.
  */
 import { applySpec, isEmptyPlan, type ApplyPlan, type Secrets } from '../apply/index.js';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ApplyResponse } from '../http/api-types.js';
 import type { ClusterSpec } from '../model.js';
 import type { Store } from '../store/index.js';

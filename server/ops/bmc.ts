@@ -7,7 +7,7 @@
 import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
 import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
 import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, PowerState } from '../bmc/types.js';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { BmcProtocol } from '../model.js';
 import { DEFAULT_BMC_PORT } from '../config/index.js';
 import type { Store } from '../store/index.js';

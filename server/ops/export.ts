@@ -10,8 +10,8 @@
  * Every value is re-checked before it is written (DESIGN §4); a value that
  * does not match its pattern is an error naming the node, never escaped.
  */
-import { isDomain, isIPv4, MAC_CANONICAL, NODE_NAME, OBJECT_NAME, show } from '../config/patterns.js';
-import { FleetError } from '../errors.js';
+import { isDomain, isIPv4, MAC_CANONICAL, NODE_NAME, OBJECT_NAME, show } from '../../common/patterns.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo } from '../model.js';
 import { foldNames } from '../nodeset/index.js';
 

@@ -11,7 +11,7 @@
  * - HTML: one file, no script, no external asset (inline CSS, a CSP that
  *   forbids everything else), every value escaped.
  */
-import type { Inventory, InventoryChange } from '../../agent/inventory/types.js';
+import type { Inventory, InventoryChange } from '../../common/inventory/types.js';
 
 export type InventoryFormat = 'table' | 'json' | 'csv' | 'html';
 export const INVENTORY_FORMATS: readonly InventoryFormat[] = ['table', 'json', 'csv', 'html'];

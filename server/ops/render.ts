@@ -8,7 +8,7 @@
  * decision, same templates. The only difference is the tokens: the endpoints
  * issue real ones, previews carry PLACEHOLDER_TOKEN and issue nothing.
  */
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
 import { decideBoot, type BootDecision, type BootNode, type InstallDecision } from '../netboot/decide.js';
 import {

@@ -14,8 +14,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { FleetError } from '../errors.js';
-import { fingerprintOfDer } from './fingerprint.js';
+import { FleetError } from '../../common/errors.js';
+import { fingerprintOfDer } from '../../common/fingerprint.js';
 
 /** WebCrypto as @peculiar/x509 types it (the DOM Crypto, structurally Node's webcrypto). */
 const wc = webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.create>[1] & typeof webcrypto;

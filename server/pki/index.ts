@@ -27,4 +27,4 @@ export {
   SERVER_KEY_FILE,
 } from './ca.js';
 export type { CaOptions, CsrInfo, FleetCa, IssuedCert, NodeCertOptions, ServerCertOptions } from './ca.js';
-export { fingerprintOfDer, fingerprintOfPem, normaliseFingerprint, sameFingerprint } from './fingerprint.js';
+export { fingerprintOfDer, fingerprintOfPem, normaliseFingerprint, sameFingerprint } from '../../common/fingerprint.js';

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 export const SECRET_KEY_BYTES = 32;
 export const SECRET_KEY_FILE = 'secret.key';

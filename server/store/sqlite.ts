@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type Kysely, type SqliteDialectConfig } from 'kysely';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Kysely, Migrator } from 'kysely';
-import { FleetError } from '../errors.js';
+import { FleetError } from '../../common/errors.js';
 import { StoreContext } from './context.js';
 import { deriveKeys, loadOrCreateSecretKey, SECRET_KEY_FILE } from './crypto.js';
 import { migrationProvider } from './migrations.js';

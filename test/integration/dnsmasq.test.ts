@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeSpec } from '../../server/model.js';
 import { reservationsOf } from '../../server/netboot/dnsmasq/index.js';
-import { ipToInt } from '../../server/config/patterns.js';
+import { ipToInt } from '../../common/patterns.js';
 import { type NetbootLab, skipReason, startNetbootLab, tftpGet, udhcpc } from '../helpers/netns.js';
 
 const reason =

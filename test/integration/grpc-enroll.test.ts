@@ -13,7 +13,7 @@ import { makeClient, callUnary } from '../../agent/client.js';
 import { enroll, makeKeyAndCsr } from '../../agent/enroll.js';
 import { loadCredential } from '../../agent/state.js';
 import { AgentServiceClient, EnrollRequest, type EnrollResponse } from '../../proto/gen/fleet/v1/agent.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { startGrpcServer, type AgentGrpcServer, type GrpcLimits } from '../../server/grpc/index.js';
 import { createCa, issueNodeCert, loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';

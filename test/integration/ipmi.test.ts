@@ -12,7 +12,7 @@ import { createIpmiDriver } from '../../server/bmc/ipmi/driver.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { createIpmitoolDriver } from '../../server/bmc/ipmitool/driver.js';
 import type { BmcDriver, BmcTarget, BootDevice } from '../../server/bmc/types.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { IPMITOOL, IPMI_SIM, type IpmiSimLab, type SimBmc, startIpmiSims } from '../helpers/ipmisim.js';
 
 const READY = IPMI_SIM !== null && IPMITOOL !== null;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FleetError, isFleetError } from '../../server/errors.js';
+import { FleetError, isFleetError } from '../../common/errors.js';
 import { RedfishDriver, type RedfishDriverOptions } from '../../server/bmc/redfish/driver.js';
 import type { BmcTarget } from '../../server/bmc/types.js';
 import { makeTestPki, RedfishDouble, type RedfishDoubleOptions, type TestPki } from '../helpers/redfish-double.js';

@@ -7,7 +7,7 @@ import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { fromGrpcError, isTransient } from '../../agent/client.js';
 import type { ReportBootRequest } from '../../proto/gen/fleet/v1/agent.js';
-import { CATALOGUE, FleetError, type ErrorCode } from '../../server/errors.js';
+import { CATALOGUE, FleetError, type ErrorCode } from '../../common/errors.js';
 import { assessBoot, nodeConfig, redactCmdline, toGrpcError, ERROR_CODE_TRAILER } from '../../server/grpc/index.js';
 
 describe('nodeConfig', () => {

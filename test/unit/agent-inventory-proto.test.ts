@@ -1,5 +1,5 @@
 /**
- * agent/inventory/proto.ts: the agent's Inventory ↔ the wire message, on the
+ * common/inventory/proto.ts: the agent's Inventory ↔ the wire message, on the
  * recorded fixtures (NVIDIA GPUs, InfiniBand, a plain VM): field by field,
  * through real protobuf bytes and through the JSON form the server stores.
  */
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { toInventory, type Inventory, type RawInventory } from '../../agent/inventory/index.js';
-import { inventoryFromProto, inventoryFromStored, inventoryToProto, inventoryToStored } from '../../agent/inventory/proto.js';
+import { inventoryFromProto, inventoryFromStored, inventoryToProto, inventoryToStored } from '../../common/inventory/proto.js';
 import { Inventory as PbInventory } from '../../proto/gen/fleet/v1/agent.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/inventory');

@@ -14,7 +14,7 @@ import { cleanDmi, collectIdentity } from '../../agent/identity.js';
 import { main } from '../../agent/main.js';
 import { loadCredential, readStateInfo, saveCredential } from '../../agent/state.js';
 import { checkServerIdentity, parseServerAddress, pickPinnedCa } from '../../agent/tls.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { createCa, issueNodeCert, issueServerCert } from '../../server/pki/index.js';
 
 const dirs: string[] = [];

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkBearer, loadOrCreateApiToken, tokenMatches } from '../../server/auth/api-token.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 describe('API token', () => {
   let dir: string;

@@ -14,7 +14,7 @@ import {
   planApply,
   type Secrets,
 } from '../../server/apply/index.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, NodeSpec, ProfileSpec } from '../../server/model.js';
 import { openStore, type Store } from '../../server/store/index.js';
 

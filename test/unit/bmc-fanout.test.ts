@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseStagger, runFanout, type FanoutTarget } from '../../server/bmc/fanout.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 const targets = (n: number, bmcs = n): FanoutTarget[] =>
   Array.from({ length: n }, (_, i) => ({ node: `n${i + 1}`, bmcKey: `bmc${(i % bmcs) + 1}` }));

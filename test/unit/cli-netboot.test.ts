@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from '../../server/cli/commands/netboot.js';
 import type { CliIo } from '../../server/cli/io.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { tokenId } from '../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp } from '../../server/http/app.js';
 import { PLACEHOLDER_TOKEN } from '../../server/netboot/render/index.js';

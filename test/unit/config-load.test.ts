@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { configIssuesOf, loadConfigFile, resolveSecret, resolveSecretDetailed } from '../../server/config/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

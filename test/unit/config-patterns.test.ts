@@ -19,7 +19,7 @@ import {
   normalizeMac,
   parseCidr,
   show,
-} from '../../server/config/patterns.js';
+} from '../../common/patterns.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqpyyh44Hz3gvhISaIE9yJ/ao8fBLNo7qwPJcYjQdIl';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { configIssuesOf, formatConfigIssues, parseConfig, type ConfigIssue } from '../../server/config/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

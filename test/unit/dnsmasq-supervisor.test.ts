@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { DnsmasqSupervisor, type DnsmasqSettings, type DnsmasqSupervisorOptions, dnsmasqPaths } from '../../server/netboot/dnsmasq/index.js';
 
 const SETTINGS: DnsmasqSettings = {

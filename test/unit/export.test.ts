@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { installErrorHandling } from '../../server/http/errors.js';
 import { registerNetbootApiRoutes } from '../../server/http/routes/netboot-api.js';
 import { exportAs, exportClustershellGroups, exportHosts, type ExportInput } from '../../server/ops/export.js';

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { ENROLMENT_STATES, enrolmentRefusal } from '../../server/grpc/enroll-policy.js';
 import { TOKEN_REVOKING_EVENTS } from '../../server/lifecycle/conductor.js';
 import { SIGNAL } from '../../server/lifecycle/signals.js';

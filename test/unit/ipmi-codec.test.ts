@@ -49,7 +49,7 @@ import {
   setSystemBootOption,
   verifyIpmi20Integrity,
 } from '../../server/bmc/ipmi/codec.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

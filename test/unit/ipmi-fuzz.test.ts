@@ -47,7 +47,7 @@ import {
   verifyIpmi20Integrity,
 } from '../../server/bmc/ipmi/codec.js';
 import { parseBootParam5, parseFruPrint, parseGuid, parseMcInfo, parsePowerStatus } from '../../server/bmc/ipmitool/parse.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 /** mulberry32: deterministic, so a failure reproduces. */
 function rng(seed: number): () => number {

@@ -21,7 +21,7 @@ import {
 } from '../../server/bmc/ipmi/codec.js';
 import { createIpmiDriver } from '../../server/bmc/ipmi/driver.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 type Mode = 'ok' | 'silent' | 'garbage' | 'bad-authcode' | 'no-cipher' | 'unknown-user' | 'refuse-privilege';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIpmitoolDriver } from '../../server/bmc/ipmitool/driver.js';
 import { mapFailure, parseBootParam5, parseFruPrint, parseGuid, parseMcInfo, parsePowerStatus } from '../../server/bmc/ipmitool/parse.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 const SECRET = 'Pa55-w0rd-NOT-in-argv';
 

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { Conductor } from '../../server/lifecycle/conductor.js';
 import { S } from '../../server/lifecycle/states.js';
 import { BmcSteps, RETRYABLE_STEP_ERRORS } from '../../server/lifecycle/steps.js';

@@ -12,7 +12,7 @@ import { SimWorld, SIM_PROFILE, simMac } from '../../bench/lifecycle.js';
 import { checkBearer } from '../../server/auth/api-token.js';
 import { cmdCancel, cmdReinstall, cmdStatus, cmdWatch, formatDuration } from '../../server/cli/commands/lifecycle.js';
 import type { CliIo } from '../../server/cli/io.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { installErrorHandling } from '../../server/http/errors.js';
 import { registerLifecycleRoutes } from '../../server/http/routes/lifecycle.js';
 import type { Conductor } from '../../server/lifecycle/conductor.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { SIGNAL } from '../../server/lifecycle/signals.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, REINSTALL_PATH, S, TRANSIENT_STATES } from '../../server/lifecycle/states.js';
 import { nodeStatus } from '../../server/lifecycle/status.js';

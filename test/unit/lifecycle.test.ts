@@ -1,7 +1,7 @@
 /** The lifecycle table, next(), the signal translation, settings and the generated doc (pure). */
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { generatedSection, renderStateTableMarkdown, syncLifecycleDoc } from '../../server/lifecycle/doc.js';
 import { parseLifecycleConfig, resolveLifecycleSettings } from '../../server/lifecycle/settings.js';
 import { eventForSignal, SIGNAL } from '../../server/lifecycle/signals.js';

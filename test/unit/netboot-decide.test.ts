@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../../server/model.js';
 import { decideBoot, DEFAULT_BOOT_OPTIONS, type BootDecision, type BootInput, type BootNode } from '../../server/netboot/decide.js';
 

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import { runNodesetCommand } from '../../server/nodeset/index.js';
 
 interface Vector {

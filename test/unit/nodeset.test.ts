@@ -4,7 +4,7 @@
  * seeded property tests (round trip, set algebra against plain JS Sets).
  */
 import { describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import {
   DEFAULT_EXPAND_LIMIT,
   NodeSet,

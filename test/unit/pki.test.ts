@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeKeyAndCsr } from '../../agent/enroll.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import {
   caFingerprint,
   createCa,

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decideBootPatch, planPower, STANDARD_RESET_TYPES, type BootRequest, type PowerVerb } from '../../server/bmc/redfish/decide.js';
 import { NO_QUIRKS, type RedfishQuirks } from '../../server/bmc/redfish/quirks.js';
 import type { PowerState } from '../../server/bmc/types.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 const MOCKUP_RESET = ['On', 'ForceOff', 'GracefulShutdown', 'GracefulRestart', 'ForceRestart', 'Nmi', 'ForceOn', 'PushPowerButton'];
 

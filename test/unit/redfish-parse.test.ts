@@ -14,7 +14,7 @@ import {
 } from '../../server/bmc/redfish/parse.js';
 import { DEFAULT_QUIRK_TABLE, NO_QUIRKS, resolveQuirks } from '../../server/bmc/redfish/quirks.js';
 import { normaliseFingerprint } from '../../server/bmc/redfish/tls.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 
 function code(fn: () => unknown): string | undefined {
   try {

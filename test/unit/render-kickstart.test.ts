@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../../server/model.js';
 import { loadTemplate, PLACEHOLDER_TOKEN, renderKickstart, type KickstartInput } from '../../server/netboot/render/index.js';
 import { CA_FP, CLUSTER, expectGolden, GPU_ARGS, NODE_OF, PROFILES, SERVER, SSH_KEY, TOKEN } from '../fixtures/golden/harness.js';

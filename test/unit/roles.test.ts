@@ -28,7 +28,7 @@ import {
   clusterFacts,
 } from '../../agent/roles/index.js';
 import type { RoleContext, RoleSettings } from '../../agent/roles/types.js';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { RolesSpec } from '../../server/model.js';
 
 // ------------------------------------------------------------------ the lab

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { NodeSpec } from '../../server/model.js';
 import { openStore, type Store } from '../../server/store/index.js';
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FleetError } from '../../server/errors.js';
+import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, NodeSpec, ProfileSpec } from '../../server/model.js';
 import { loadOrCreateSecretKey, openDataDir, openStore, type Store } from '../../server/store/index.js';
 

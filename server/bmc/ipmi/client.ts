@@ -4,7 +4,7 @@
  * The transport (one UDP socket, many sessions) lives in transport.ts and the
  * RAKP handshake in session.ts; both are re-exported here.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import {
   BootParam,
   type BootFlags,

@@ -4,7 +4,7 @@
  * only FleetError('bmc.protocol').
  */
 import type { BootDevice } from '../types.js';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { NetFn } from './message.js';
 import { Reader, protocolError } from './reader.js';
 

@@ -4,7 +4,7 @@
  * confidentiality. Pure functions over node:crypto.
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { Reader, protocolError } from './reader.js';
 
 export type HashName = 'sha1' | 'sha256';

@@ -9,7 +9,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { FleetError, isFleetError } from '../../errors.js';
+import { FleetError, isFleetError } from '../../../common/errors.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { IpmiClient } from './client.js';
 import { ChassisControl, type ChassisControlCode, encodeBootFlags } from './commands.js';

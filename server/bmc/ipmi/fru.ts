@@ -3,7 +3,7 @@
  * common header, board info area and product info area, decoded into the
  * strings fleet cares about. Encoder included for tests and simulated BMCs.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { Reader, checksum, protocolError } from './reader.js';
 
 export interface FruHeader {

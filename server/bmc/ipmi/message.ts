@@ -3,7 +3,7 @@
  *   rsAddr, netFn/rsLUN, checksum 1, rqAddr, rqSeq/rqLUN, cmd, data…, checksum 2
  * and the response mirror image (rqAddr first, completion code first data byte).
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { Reader, checksum, protocolError } from './reader.js';
 
 export const BMC_SLAVE_ADDR = 0x20;

@@ -4,7 +4,7 @@
  * pre-session Get Channel Authentication Capabilities) and the IPMI v2.0 /
  * RMCP+ session wrapper with integrity trailer.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { type CipherSuite, integrityAuthCode, safeEqual } from './crypto.js';
 import { Reader, protocolError, u16le, u32le } from './reader.js';
 

@@ -3,7 +3,7 @@
  * Open Session Request/Response and RAKP messages 1–4. Encoders and decoders
  * for both directions, so tests and fakes can play the BMC side.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { Reader, protocolError, u32le } from './reader.js';
 
 export const Privilege = { CALLBACK: 1, USER: 2, OPERATOR: 3, ADMINISTRATOR: 4, OEM: 5 } as const;

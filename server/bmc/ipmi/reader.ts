@@ -3,7 +3,7 @@
  * reads through a Reader, so a short or malformed packet can only ever raise
  * FleetError('bmc.protocol'), never a RangeError.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export function protocolError(message: string): FleetError {
   return new FleetError('bmc.protocol', message);

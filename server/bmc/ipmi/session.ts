@@ -6,7 +6,7 @@
  * and encrypted (AES-CBC-128): cipher suites 3 and 17.
  */
 import { randomBytes } from 'node:crypto';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { type CommandSpec, closeSession, getChannelAuthCaps, parseChannelAuthCaps, setSessionPrivilege } from './commands.js';
 import {
   type CipherSuite,

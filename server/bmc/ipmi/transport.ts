@@ -14,7 +14,7 @@
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { isIP } from 'node:net';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { type IpmiResponse, decodeIpmiResponse } from './message.js';
 import { type AsfPong, type Ipmi20Packet, type RmcpPacket, PayloadType, decodeAsfPong, decodeRmcpPacket, encodeAsfPing } from './packet.js';
 import { protocolError } from './reader.js';

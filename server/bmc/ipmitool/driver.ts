@@ -4,7 +4,7 @@
  * does not get along with. The password is passed ONLY through the
  * IPMI_PASSWORD environment variable (`-E`), never in argv.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { mapFailure, parseBootParam5, parseFruPrint, parseGuid, parseMcInfo, parsePowerStatus } from './parse.js';
 import { ProcessGroup, type RunResult } from './run.js';

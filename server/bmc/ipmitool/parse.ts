@@ -2,7 +2,7 @@
  * Parsers for ipmitool 1.8.x output, and the mapping of its failures to the
  * error catalogue. Pure functions.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BootDeviceSetting, PowerState } from '../types.js';
 import { decodeBootFlags } from '../ipmi/commands.js';
 

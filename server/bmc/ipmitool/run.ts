@@ -5,7 +5,7 @@
  * instead of waiting for pipes a stray grandchild may hold open.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export interface RunResult {
   code: number | null;

@@ -13,7 +13,7 @@
  * Messages never contain the password or the session token.
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
-import { FleetError, isFleetError } from '../../errors.js';
+import { FleetError, isFleetError } from '../../../common/errors.js';
 import { extractRedfishError, isObject, linkOf, linksOf, obj, resolveLink, str, type JsonObject } from './parse.js';
 import { trustingConnector, type RedfishTlsOptions, type TrustState } from './tls.js';
 

@@ -4,7 +4,7 @@
  * are the system's JSON (or parts of it), the resolved quirks and the
  * request; outputs are plain data. No I/O here: unit-tested table-style.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BootDevice, BootDeviceOptions, PowerState } from '../types.js';
 import { DEVICE_TO_TARGET, obj, str, strArray, type JsonObject } from './parse.js';
 import type { RedfishQuirks } from './quirks.js';

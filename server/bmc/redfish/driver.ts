@@ -5,7 +5,7 @@
  * decides with the pure functions of decide.ts; vendor differences come from
  * the quirks table (quirks.ts), never from code paths per vendor.
  */
-import { FleetError, isFleetError } from '../../errors.js';
+import { FleetError, isFleetError } from '../../../common/errors.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { RedfishClient, type RedfishClientOptions } from './client.js';
 import { decideBootPatch, planPower, type BootFollowUp, type BootPatchDecision, type PowerVerb } from './decide.js';

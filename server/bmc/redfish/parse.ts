@@ -3,7 +3,7 @@
  * BMC sends: optional properties of the wrong type read as undefined, and
  * properties the driver cannot work without raise bmc.protocol.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BootDevice, BootDeviceSetting, BootMode, PowerState } from '../types.js';
 
 export type JsonObject = { [key: string]: unknown };

@@ -17,7 +17,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export interface RedfishTlsOptions {
   /** CA bundle (PEM) the BMC certificate must chain to. */

@@ -1,6 +1,6 @@
 /** CLI commands that are thin clients of the REST API. */
 import { dirname, resolve } from 'node:path';
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import { loadConfigFile, resolveSecret } from '../../config/load.js';
 import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../http/api-types.js';
 import { apiRequest } from '../client.js';

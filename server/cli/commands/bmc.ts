@@ -1,5 +1,5 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import type { BmcResponse } from '../../http/routes/bmc.js';
 import type { BmcOpResult } from '../../ops/bmc.js';
 import { apiRequest } from '../client.js';

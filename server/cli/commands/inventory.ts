@@ -2,7 +2,7 @@
  * `fleet inventory [NODESET] [--format table|json|csv|html]` and
  * `fleet inventory diff NODE [--json]`: thin clients of GET /api/v1/inventory.
  */
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import type { InventoryResponse } from '../../http/routes/inventory.js';
 import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryDiffReport, type InventoryFormat } from '../../ops/inventory-report.js';
 import { apiRequest } from '../client.js';

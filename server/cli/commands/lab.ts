@@ -19,7 +19,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import { buildLabImages, fleetSourceRoot, labAdminUrl, labDown, labStatus, labUp, readLabState, type LabState } from '../../lab/index.js';
 import { killPid, pidMatches, readPidFile, sleep } from '../../lab/exec.js';
 import type { CliIo } from '../io.js';

@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { parseStagger } from '../../bmc/fanout.js';
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import type { ApiEvent } from '../../http/api-types.js';
 import type { LifecycleActionResponse, StatusResponse } from '../../http/routes/lifecycle.js';
 import type { NodeStatus } from '../../lifecycle/status.js';

@@ -5,7 +5,7 @@
  *   fleet discovered [--json]               machines seen on the network that no node declares
  *   fleet enroll MAC --name N [--profile P] a node from a discovered machine
  */
-import { Exit, FleetError } from '../../errors.js';
+import { Exit, FleetError } from '../../../common/errors.js';
 import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../http/routes/netboot-api.js';
 import { EXPORT_FORMATS, isExportFormat } from '../../ops/export.js';
 import { apiRequest } from '../client.js';

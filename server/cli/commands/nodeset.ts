@@ -1,5 +1,5 @@
 import { runNodesetCommand } from '../../nodeset/index.js';
-import { Exit } from '../../errors.js';
+import { Exit } from '../../../common/errors.js';
 import type { CliIo } from '../io.js';
 
 /** `fleet nodeset -e|-f|-c EXPR...`: same output as clustershell's nodeset. Works offline. */

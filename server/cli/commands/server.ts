@@ -1,4 +1,4 @@
-import { Exit } from '../../errors.js';
+import { Exit } from '../../../common/errors.js';
 import { startServer } from '../../serve.js';
 import type { CliIo } from '../io.js';
 

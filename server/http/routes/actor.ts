@@ -5,7 +5,7 @@
  * beside it, sanitised, and never stands for the caller alone:
  * `alice@127.0.0.1 via api-token:1a2b3c4d`.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export function actorOf(req: { ip: string; headers: Record<string, unknown>; principal?: string }): string {
   if (!req.principal) throw new FleetError('internal', 'actorOf() on a request that no credential authenticated');

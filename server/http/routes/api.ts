@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../config/index.js';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { applyConfig } from '../../ops/apply-config.js';
 import type { EventRecord, NodeRecord, Store } from '../../store/index.js';

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseStagger } from '../../bmc/fanout.js';
 import type { ProviderContext } from '../../bmc/registry.js';
 import type { BootMode } from '../../bmc/types.js';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { NodeSet } from '../../nodeset/index.js';
 import { BOOT_DEVICES, POWER_OPS, runBmcOperation, type BmcOperation, type BmcOpResult } from '../../ops/bmc.js';
 import type { Store } from '../../store/index.js';

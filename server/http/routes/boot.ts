@@ -31,8 +31,8 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { NODE_NAME, normalizeMac, show } from '../../config/patterns.js';
-import { FleetError, isFleetError } from '../../errors.js';
+import { NODE_NAME, normalizeMac, show } from '../../../common/patterns.js';
+import { FleetError, isFleetError } from '../../../common/errors.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
 import {
   BOOT_EVENT_KINDS,

@@ -4,14 +4,14 @@
  *   GET /api/v1/inventory/:name/history?limit=N  a node's reports, newest first
  *   GET /api/v1/inventory/:name/diff             hardware changes between its last two reports
  * Reports are stored as the wire message's JSON; the answers carry the
- * agent's Inventory shape (agent/inventory/types.ts), which is what
+ * agent's Inventory shape (common/inventory/types.ts), which is what
  * `fleet inventory` formats.
  */
 import type { FastifyInstance } from 'fastify';
-import { diffInventory } from '../../../agent/inventory/diff.js';
-import { inventoryFromStored } from '../../../agent/inventory/proto.js';
-import type { Inventory } from '../../../agent/inventory/types.js';
-import { FleetError } from '../../errors.js';
+import { diffInventory } from '../../../common/inventory/diff.js';
+import { inventoryFromStored } from '../../../common/inventory/proto.js';
+import type { Inventory } from '../../../common/inventory/types.js';
+import { FleetError } from '../../../common/errors.js';
 import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js';
 import type { InventoryDiffReport, InventoryRow } from '../../ops/inventory-report.js';
 import { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY, type Store } from '../../store/index.js';

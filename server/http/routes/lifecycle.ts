@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { parseStagger } from '../../bmc/fanout.js';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { Conductor, NodeActionResult } from '../../lifecycle/conductor.js';
 import { nodeStatuses, type NodeStatus } from '../../lifecycle/status.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';

@@ -11,8 +11,8 @@
  * asks for application/json (the CLI does). Previews issue no token.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { checkNodeName, cidrContains, ipToInt, isIPv4, normalizeMac, parseCidr, show } from '../../config/patterns.js';
-import { FleetError } from '../../errors.js';
+import { checkNodeName, cidrContains, ipToInt, isIPv4, normalizeMac, parseCidr, show } from '../../../common/patterns.js';
+import { FleetError } from '../../../common/errors.js';
 import { EXPORT_FORMATS, exportAs, isExportFormat } from '../../ops/export.js';
 import { clusterInfo, previewIpxe, previewKickstart, type RenderDeps } from '../../ops/render.js';
 import type { DiscoveredMachine, Store } from '../../store/index.js';

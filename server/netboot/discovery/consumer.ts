@@ -19,7 +19,7 @@
  * throws.
  */
 import { EventEmitter } from 'node:events';
-import { isFleetError } from '../../errors.js';
+import { isFleetError } from '../../../common/errors.js';
 import type { DiscoveryObservation, Store } from '../../store/index.js';
 import { type NetbootLogger, silentLogger } from '../dnsmasq/logger.js';
 import type { LeaseEvent } from './protocol.js';

@@ -24,7 +24,7 @@ import { constants, open as openCallback, promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { type NetbootLogger, silentLogger } from '../dnsmasq/logger.js';
 import { HOOK_ENV } from '../hook/script.js';
 import type { DiscoverySink } from './consumer.js';

@@ -4,7 +4,7 @@
  * thrown: the listener counts and logs it and goes on.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { isHostname, isIPv4, normalizeMac } from '../../config/patterns.js';
+import { isHostname, isIPv4, normalizeMac } from '../../../common/patterns.js';
 import { HOOK_FIELDS, HOOK_MAGIC } from '../hook/script.js';
 
 export type LeaseAction = 'add' | 'old' | 'del';

@@ -25,7 +25,7 @@
  * does not match is an error (FleetError config.invalid listing every
  * problem), never escaped into the file.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import {
   INTERFACE_NAME,
   NODE_NAME,
@@ -39,7 +39,7 @@ import {
   parseCidr,
   show,
   type Cidr,
-} from '../../config/patterns.js';
+} from '../../../common/patterns.js';
 import type { ClusterSpec, IpRange } from '../../model.js';
 import { bootScriptUrl } from '../render/urls.js';
 

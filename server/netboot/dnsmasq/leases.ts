@@ -1,5 +1,5 @@
 /** dnsmasq's lease file (dhcp-leasefile): one lease per line, `EXPIRY MAC IP HOSTNAME|* CLIENTID|*`. Pure. */
-import { isIPv4, normalizeMac } from '../../config/patterns.js';
+import { isIPv4, normalizeMac } from '../../../common/patterns.js';
 
 export interface DnsmasqLease {
   /** Seconds since the epoch; 0: infinite. */

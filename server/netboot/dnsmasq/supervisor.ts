@@ -30,7 +30,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { writeHookScript } from '../hook/script.js';
 import {
   type DnsmasqConfigInput,

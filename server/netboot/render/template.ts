@@ -18,7 +18,7 @@
  *
  * Pure: reading template files is templates.ts.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export type TemplateValues = Readonly<Record<string, string>>;
 

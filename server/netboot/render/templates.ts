@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 export type TemplateKind = 'ipxe' | 'kickstart';
 

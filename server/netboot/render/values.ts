@@ -3,7 +3,7 @@
  * in an iPXE script or a kickstart is checked against a strict pattern right
  * before rendering. A value that does not match is an error, never escaped.
  *
- * The shared patterns live in server/config/patterns.ts (the config parser
+ * The shared patterns live in common/patterns.ts (the config parser
  * uses the same ones); this file adds what only the renderers need (tokens,
  * fingerprints, console text, URLs inside kernel arguments, ...) and a small
  * collector that gathers every problem of one render into one FleetError.
@@ -23,8 +23,8 @@ import {
   normalizeMac,
   OBJECT_NAME,
   show,
-} from '../../config/patterns.js';
-import { FleetError, type ErrorCode } from '../../errors.js';
+} from '../../../common/patterns.js';
+import { FleetError, type ErrorCode } from '../../../common/errors.js';
 
 export {
   checkCryptHash,

@@ -1,4 +1,4 @@
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BmcProtocol } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import type { BmcEndpointRecord, WriteContext } from '../types.js';

@@ -1,4 +1,4 @@
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { appendEvent, naturalCompare, type StoreContext } from '../context.js';
 import type { CredentialInfo, RevealedCredential, WriteContext } from '../types.js';
 

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
 import type { DiscoveredMachine, DiscoveryObservation } from '../types.js';

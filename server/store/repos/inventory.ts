@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import { canonicalJson, parseJson } from '../json.js';
 import type { DB } from '../schema.js';

@@ -1,4 +1,4 @@
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { type StoreContext } from '../context.js';
 import type { LockRecord } from '../types.js';
 

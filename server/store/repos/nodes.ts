@@ -1,5 +1,5 @@
 import type { Kysely, Selectable } from 'kysely';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { BmcProtocol, NodeSpec } from '../../model.js';
 import { appendEvent, bool, chunks, int, naturalCompare, type StoreContext } from '../context.js';
 import type { DB, NodesTable } from '../schema.js';

@@ -1,4 +1,4 @@
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import type { ProfileSpec } from '../../model.js';
 import { appendEvent, naturalCompare, type StoreContext } from '../context.js';
 import { canonicalJson } from '../json.js';

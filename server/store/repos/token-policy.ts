@@ -4,7 +4,7 @@
  * the outstanding one again or a new one. The repository (tokens.ts) reads
  * the rows and writes what these decide.
  */
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 
 /** What the rules need of a token row. */
 export interface TokenFacts {

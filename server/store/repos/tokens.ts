@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
-import { FleetError } from '../../errors.js';
+import { FleetError } from '../../../common/errors.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import { hashToken } from '../crypto.js';
 import type { DB, TokensTable } from '../schema.js';

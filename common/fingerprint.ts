@@ -8,7 +8,7 @@
  * Pure; shared by the server (server/pki) and the agent (agent/).
  */
 import crypto, { X509Certificate } from 'node:crypto';
-import { FleetError } from '../errors.js';
+import { FleetError } from './errors.js';
 
 /** Canonical form (AB:CD:...) of a SHA-256 fingerprint; FleetError usage.invalid when it is not 64 hex digits. */
 export function normaliseFingerprint(fp: string): string {

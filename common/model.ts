@@ -1,0 +1,179 @@
+/**
+ * The domain model shared by config (which produces it from fleet.yaml),
+ * store (which persists it), everything that reads nodes, and the agent
+ * (role settings). The server's ClusterSpec adds its lifecycle settings
+ * (server/model.ts).
+ *
+ * These are plain data types: no behaviour, no I/O. A ClusterSpec is the
+ * *desired* cluster as declared; the store adds runtime facts (state, armed
+ * flag, last seen, events).
+ */
+
+export type BmcProtocol = 'ipmi' | 'redfish' | 'ipmitool';
+
+export interface ClusterInfo {
+  name: string;
+  /** DNS domain of the cluster network, e.g. cluster.local */
+  domain: string;
+  /** IANA timezone, e.g. Europe/Brussels */
+  timezone: string;
+  /** Address of the management node (odin) on the provisioning network. */
+  managementAddress: string;
+  /** Host name of the management node (e.g. odin), for /etc/hosts and DNS; optional. */
+  managementName?: string;
+}
+
+export interface IpRange {
+  start: string;
+  end: string;
+}
+
+export interface ProvisioningNetwork {
+  /** CIDR, e.g. 10.10.0.0/16 */
+  subnet: string;
+  /** Where machines fleet does not know yet get leases, e.g. 10.10.254.1-10.10.254.254 */
+  unknownRange: IpRange;
+  gateway?: string;
+  dns: string[];
+  ntp: string[];
+  /** Host interface dnsmasq binds to (netboot issue). */
+  interface?: string;
+}
+
+export interface BmcNetwork {
+  subnet: string;
+  gateway?: string;
+}
+
+export interface Networks {
+  provisioning: ProvisioningNetwork;
+  bmc?: BmcNetwork;
+}
+
+/** A BMC credential set: the secret is referenced, never inline. */
+export interface CredentialSpec {
+  name: string;
+  username: string;
+  /** Exactly one of passwordFile / passwordEnv is set. */
+  passwordFile?: string;
+  passwordEnv?: string;
+}
+
+export interface RepoSpec {
+  /** Section/file name: [A-Za-z0-9_.-]+ */
+  name: string;
+  baseurl: string;
+  gpgcheck: boolean;
+  enabled: boolean;
+}
+
+export interface NfsMountSpec {
+  /** server:/export */
+  source: string;
+  /** absolute mount point */
+  target: string;
+  options: string;
+}
+
+export interface UserSpec {
+  name: string;
+  uid: number;
+  gid: number;
+  group?: string;
+  shell: string;
+  home: string;
+  sshKeys: string[];
+}
+
+export interface GroupSpec {
+  name: string;
+  gid: number;
+}
+
+/** Agent roles and their settings; each role is optional. */
+export interface RolesSpec {
+  repos?: { repos: RepoSpec[]; remove: string[] };
+  hosts?: { enabled: boolean };
+  chrony?: { servers: string[]; makestep: string };
+  nfs?: { mounts: NfsMountSpec[] };
+  users?: { groups: GroupSpec[]; users: UserSpec[] };
+  gpu?: { vendor: 'nvidia'; packages: string[]; blacklistNouveau: boolean };
+  infiniband?: { packages: string[] };
+}
+
+export interface ProfileSpec {
+  name: string;
+  description?: string;
+  os: {
+    /** Install method: only kickstart for now. */
+    install: 'kickstart';
+    /** URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os */
+    tree: string;
+  };
+  kernelArgs: string[];
+  packages: string[];
+  /** crypt(3) SHA-512 hash ($6$...) */
+  rootPasswordHash?: string;
+  sshKeys: string[];
+  /** Optional partitioning override (kickstart lines); default is clearpart + autopart plain ext4. */
+  partitioning?: string[];
+  roles: RolesSpec;
+}
+
+export interface NodeBmcSpec {
+  address: string;
+  /** Defaults: 623 for ipmi/ipmitool, 443 for redfish. */
+  port: number;
+  protocol: BmcProtocol;
+  /** Name of a CredentialSpec. */
+  credentials: string;
+}
+
+export interface NodeSpec {
+  name: string;
+  profile: string;
+  ip?: string;
+  /** Boot/provisioning NIC MAC addresses, lower-case colon form. */
+  macs: string[];
+  bmc?: NodeBmcSpec;
+  /** Pets need --force for destructive operations (reinstall). */
+  pet: boolean;
+}
+
+/** fleet.yaml `netboot:` (optional; later issues extend it). */
+export interface NetbootSpec {
+  dhcp?: {
+    enabled: boolean;
+    /** authoritative: fleet's dnsmasq is the DHCP server; proxy: proxyDHCP next to the site's DHCP. */
+    mode: 'authoritative' | 'proxy';
+    interface?: string;
+    /** Send IPv6 router advertisements (RA only) on the interface: iPXE otherwise waits ~13 s for IPv6 autoconfiguration. Needs an IPv6 address on it. Default false. */
+    routerAdvertisements?: boolean;
+  };
+  /** Directory served over TFTP (iPXE binaries), as written in fleet.yaml. */
+  tftpRoot?: string;
+  http?: { listen?: string };
+}
+
+/** fleet.yaml `server:` (optional). */
+export interface ServerSpec {
+  /** "ADDR:PORT" of the admin API (default 127.0.0.1:8080; never the provisioning network unless said here). */
+  listen?: string;
+  /** "ADDR:PORT" of the gRPC agent service (default: the boot endpoints' address, port 50051). */
+  grpcListen?: string;
+  /** TLS for the admin API: a certificate issued by the fleet CA, or PEM files (paths as written in fleet.yaml). */
+  tls?: 'fleet-ca' | { cert: string; key: string };
+  /** State directory (SQLite, CA, tokens), as written in fleet.yaml. */
+  dataDir?: string;
+}
+
+export interface ClusterSpec {
+  cluster: ClusterInfo;
+  networks: Networks;
+  credentials: CredentialSpec[];
+  profiles: ProfileSpec[];
+  /** Expanded, one entry per node, in fleet.yaml order. */
+  nodes: NodeSpec[];
+  netboot?: NetbootSpec;
+  server?: ServerSpec;
+}
