@@ -2,8 +2,9 @@
 # Builds the agent bundle the fleet server serves under /agent/:
 #
 #   OUT/fleet-agent           one self-extracting file (POSIX sh launcher +
-#                             tar.gz of the agent, its npm packages and a
-#                             Node.js runtime); the kickstart downloads it
+#                             tar.gz of the agent bundled by esbuild, its npm
+#                             packages and a Node.js runtime); the kickstart
+#                             downloads it
 #   OUT/fleet-agent.service   the systemd unit
 #   OUT/fleet-agent.sha256    checksums of both
 #
@@ -16,10 +17,11 @@
 #                   binary, and of the nodes' architecture
 #   --system-node   bundle no runtime: nodes then need nodejs >= 20 from the
 #                   cluster's repository (e.g. %packages @nodejs:20)
-#   --dist DIR      use already compiled JavaScript instead of running tsc
+#   --dist DIR      bundle already compiled JavaScript (DIR/agent/main.js)
+#                   instead of the TypeScript sources
 #
 # Needs only what the build tree has: node, npm packages in node_modules
-# (npm ci), tsc (devDependency), tar, gzip. Never touches the network.
+# (npm ci), esbuild (devDependency), tar, gzip. Never touches the network.
 set -eu
 
 ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --node) NODE_BIN=$2; shift 2 ;;
     --system-node) SYSTEM_NODE=1; shift ;;
     --dist) DIST=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -46,20 +48,16 @@ command -v node >/dev/null 2>&1 || die "node not found"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fleet-agent-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
-# 1. compiled JavaScript
-if [ -z "$DIST" ]; then
-  say "compiling (tsc)"
-  # Type errors elsewhere in the tree do not stop the emit; the agent's own
-  # modules are checked by the test suite (npm run lint).
-  "$ROOT/node_modules/.bin/tsc" -p "$ROOT/tsconfig.json" --outDir "$WORK/dist" --sourceMap false >"$WORK/tsc.log" 2>&1 || say "tsc reported errors (see below); continuing with what it emitted" 
-  [ -s "$WORK/tsc.log" ] && sed 's/^/  tsc: /' "$WORK/tsc.log" | head -n 20 >&2
-  DIST=$WORK/dist
-fi
-[ -f "$DIST/agent/main.js" ] || die "$DIST/agent/main.js is missing"
-
-# 2. the agent and its npm packages
+# 1-2. the agent bundled by esbuild (agent/, common/, proto/gen/ in one
+# module) and the npm packages it imports. esbuild does not type-check: the
+# agent's modules are checked by the test suite (npm run lint).
+[ -x "$ROOT/node_modules/.bin/esbuild" ] || die "esbuild is missing from node_modules (npm ci: it is a devDependency)"
 mkdir -p "$WORK/stage"
-node "$ROOT/agent/package/stage.mjs" --dist "$DIST" --root "$ROOT" --out "$WORK/stage/app" >"$WORK/stage.json"
+if [ -n "$DIST" ]; then
+  node "$ROOT/agent/package/stage.mjs" --root "$ROOT" --dist "$DIST" --out "$WORK/stage/app" >"$WORK/stage.json"
+else
+  node "$ROOT/agent/package/stage.mjs" --root "$ROOT" --out "$WORK/stage/app" >"$WORK/stage.json"
+fi
 
 # 3. the runtime
 ARCH=$(uname -m)

@@ -2,42 +2,40 @@
 /**
  * Stages what the agent needs to run, for agent/package/build.sh:
  *
- *   node agent/package/stage.mjs --dist DIST --root REPO --out STAGE/app [--entry agent/main.js]
+ *   node agent/package/stage.mjs --root REPO --out STAGE/app [--dist DIST] [--entry agent/main]
  *
- * - the compiled modules reachable from DIST/agent/main.js through relative
- *   imports (agent/, proto/gen/, the few server/ modules the agent shares),
- *   copied with the same layout (no source maps);
- * - the npm packages they import, and the packages those depend on
- *   (dependencies + optionalDependencies but @types/*, resolved as Node does, from
- *   REPO/node_modules), each copied whole minus TypeScript sources, maps and
- *   its own node_modules (nested packages are copied where Node finds them);
+ * - the agent bundled by esbuild (docs/decisions/0007-esbuild-agent-bundle.md)
+ *   into one ES module, STAGE/app/agent/main.js: everything reachable from
+ *   the entry (agent/, common/, proto/gen/) resolved by the bundler, not
+ *   by a scan of the text. The entry is REPO/agent/main.ts, or with --dist the
+ *   already compiled DIST/agent/main.js;
+ * - the npm packages the bundle imports (from esbuild's metafile), and the
+ *   packages those depend on (dependencies + optionalDependencies but @types/*,
+ *   resolved as Node does, from REPO/node_modules), each copied whole minus
+ *   TypeScript sources, maps and its own node_modules (nested packages are
+ *   copied where Node finds them). They stay packages rather than being
+ *   bundled, so they load exactly as in a checkout (native and optional
+ *   parts, their own files);
  * - package.json (name fleet, the version, type module) and bin/fleet-agent.js.
  * Prints one JSON line: {modules, packages}. No network: everything comes
  * from the build tree.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 
 function args() {
   const a = process.argv.slice(2);
   const o = {};
   for (let i = 0; i < a.length; i += 2) {
-    if (!a[i].startsWith('--') || a[i + 1] === undefined) throw new Error(`usage: stage.mjs --dist DIR --root DIR --out DIR [--entry agent/main.js]`);
+    if (!a[i].startsWith('--') || a[i + 1] === undefined) throw new Error(`usage: stage.mjs --root DIR --out DIR [--dist DIR] [--entry agent/main]`);
     o[a[i].slice(2)] = a[i + 1];
   }
-  if (!o.dist || !o.root || !o.out) throw new Error('usage: stage.mjs --dist DIR --root DIR --out DIR');
-  return { dist: path.resolve(o.dist), root: path.resolve(o.root), out: path.resolve(o.out), entry: o.entry ?? 'agent/main.js' };
+  if (!o.root || !o.out) throw new Error('usage: stage.mjs --root DIR --out DIR [--dist DIR]');
+  return { dist: o.dist ? path.resolve(o.dist) : null, root: path.resolve(o.root), out: path.resolve(o.out), entry: (o.entry ?? 'agent/main').replace(/\.(ts|js)$/, '') };
 }
 
-const IMPORT_RE = /(?:^|[;\s})])(?:import|export)\s*(?:[\w*{}\s,$]+\s*from\s*)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 const BUILTIN = new Set(builtinModules);
-
-function specifiers(code) {
-  const out = new Set();
-  for (const m of code.matchAll(IMPORT_RE)) out.add(m[1] ?? m[2]);
-  return [...out];
-}
 
 function packageName(spec) {
   const parts = spec.split('/');
@@ -71,31 +69,41 @@ function copyPackage(src, dst) {
   }
 }
 
-function main() {
+async function main() {
   const { dist, root, out, entry } = args();
   const nm = path.join(root, 'node_modules');
   if (!fs.existsSync(nm)) throw new Error(`${nm} does not exist (npm ci first)`);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
 
-  // 1. our modules
-  const seen = new Set();
+  // 1. our modules, bundled
+  const entryFile = dist ? path.join(dist, `${entry}.js`) : path.join(root, `${entry}.ts`);
+  if (!fs.existsSync(entryFile)) throw new Error(`missing entry ${entryFile}${dist ? ' (build with tsc first)' : ''}`);
+  // esbuild comes from the build tree (devDependency), like tsc did.
+  const esbuild = createRequire(path.join(root, 'package.json'))('esbuild');
+  const result = await esbuild.build({
+    entryPoints: [entryFile],
+    outfile: path.join(out, `${entry}.js`),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    metafile: true,
+    sourcemap: false,
+    logLevel: 'silent',
+  });
+  for (const w of result.warnings) process.stderr.write(`stage: esbuild: ${w.text}\n`);
   const bare = new Set();
-  const todo = [path.join(dist, entry)];
-  while (todo.length) {
-    const file = todo.pop();
-    if (seen.has(file)) continue;
-    if (!fs.existsSync(file)) throw new Error(`missing compiled module ${path.relative(dist, file)} (build with tsc first)`);
-    seen.add(file);
-    const code = fs.readFileSync(file, 'utf8');
-    for (const spec of specifiers(code)) {
-      if (spec.startsWith('.')) todo.push(path.resolve(path.dirname(file), spec));
-      else if (spec.startsWith('node:') || BUILTIN.has(spec)) continue;
-      else bare.add(packageName(spec));
+  const modules = Object.keys(result.metafile.inputs).length;
+  for (const o of Object.values(result.metafile.outputs)) {
+    for (const imp of o.imports) {
+      if (!imp.external) continue;
+      const spec = imp.path;
+      if (spec.startsWith('node:') || BUILTIN.has(spec)) continue;
+      if (spec.startsWith('.') || spec.startsWith('/')) throw new Error(`the bundle imports a file it did not include: ${spec}`);
+      bare.add(packageName(spec));
     }
-    const rel = path.relative(dist, file);
-    fs.mkdirSync(path.dirname(path.join(out, rel)), { recursive: true });
-    fs.copyFileSync(file, path.join(out, rel));
   }
 
   // 2. npm packages, transitively
@@ -125,7 +133,7 @@ function main() {
     JSON.stringify({ name: 'fleet', version: rootPkg.version, private: true, type: 'module', description: 'fleet-agent runtime bundle' }, null, 2) + '\n',
   );
   fs.mkdirSync(path.join(out, 'bin'), { recursive: true });
-  const entryRel = path.posix.join('..', entry.split(path.sep).join('/'));
+  const entryRel = path.posix.join('..', `${entry.split(path.sep).join('/')}.js`);
   fs.writeFileSync(
     path.join(out, 'bin', 'fleet-agent.js'),
     [
@@ -140,12 +148,10 @@ function main() {
     ].join('\n'),
     { mode: 0o755 },
   );
-  process.stdout.write(JSON.stringify({ modules: seen.size, packages: [...copied.values()].map((r) => r.slice('node_modules/'.length)).sort() }) + '\n');
+  process.stdout.write(JSON.stringify({ modules, packages: [...copied.values()].map((r) => r.slice('node_modules/'.length)).sort() }) + '\n');
 }
 
-try {
-  main();
-} catch (e) {
+main().catch((e) => {
   process.stderr.write(`stage: ${e.message}\n`);
   process.exit(1);
-}
+});
