@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { MachineIdentity } from '../proto/gen/fleet/v1/agent.js';
+import { MAC_CANONICAL } from '../common/patterns.js';
 
 /** Values firmware vendors put in unset DMI fields. */
 const PLACEHOLDER = /^(|0+|none|n\/a|na|default string|not specified|not applicable|to be filled by o\.e\.m\.|system serial number|system product name|0123456789|123456789|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff|03000200-0400-0500-0006-000700080009)$/i;
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 async function readTrim(file: string): Promise<string> {
   try {
@@ -43,12 +43,12 @@ export async function physicalMacs(root = '/'): Promise<string[]> {
     if ((await readTrim(path.join(dir, 'type'))) !== '1') continue; // ARPHRD_ETHER only (not InfiniBand)
     const perm = (await readTrim(path.join(dir, 'bonding_slave/perm_hwaddr'))).toLowerCase();
     const mac = perm || (await readTrim(path.join(dir, 'address'))).toLowerCase();
-    if (MAC_RE.test(mac) && mac !== '00:00:00:00:00:00') macs.add(mac);
+    if (MAC_CANONICAL.test(mac) && mac !== '00:00:00:00:00:00') macs.add(mac);
   }
   if (macs.size === 0 && root === '/') {
     // No sysfs (containers): whatever Node sees.
     for (const list of Object.values(os.networkInterfaces())) {
-      for (const a of list ?? []) if (!a.internal && MAC_RE.test(a.mac) && a.mac !== '00:00:00:00:00:00') macs.add(a.mac.toLowerCase());
+      for (const a of list ?? []) if (!a.internal && MAC_CANONICAL.test(a.mac) && a.mac !== '00:00:00:00:00:00') macs.add(a.mac.toLowerCase());
     }
   }
   return [...macs].sort();

@@ -35,8 +35,10 @@ export const BMC_USERNAME = /^[A-Za-z0-9._@+-]{1,64}$/;
 export const MOUNT_OPTIONS = /^[A-Za-z0-9_=.,:/+-]+$/;
 /** chrony makestep: "THRESHOLD LIMIT", e.g. "1.0 3" (limit -1 = always). */
 export const CHRONY_MAKESTEP = /^\d+(?:\.\d+)? -?\d+$/;
-/** Lower-case colon MAC, the canonical form fleet stores. */
+/** Lower-case colon MAC, the canonical form fleet stores (and the agent reports). */
 export const MAC_CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
+/** A MAC as people and firmware write it: six hex pairs, any case, all separated by ':' or all by '-'. */
+export const MAC_INPUT = /^[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}$/;
 /** SSH public key types accepted in authorized_keys. */
 export const SSH_KEY_TYPES = [
   'ssh-ed25519',
@@ -230,7 +232,7 @@ export function checkTimezone(tz: string): string | undefined {
 
 /** Accepts aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff (any case); returns lower-case colon form or undefined. */
 export function normalizeMac(s: string): string | undefined {
-  if (!/^[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}$/.test(s)) return undefined;
+  if (!MAC_INPUT.test(s)) return undefined;
   const mac = s.toLowerCase().replace(/-/g, ':');
   if (mac === '00:00:00:00:00:00' || mac === 'ff:ff:ff:ff:ff:ff') return undefined;
   // multicast bit set: not a NIC address

@@ -17,36 +17,11 @@
  * follow an admin port 0 so that two test servers never collide.
  */
 import { FleetError } from '../common/errors.js';
+import { formatHostPort, isWildcard, parseListen, type HostPort } from '../common/listen.js';
 
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_BOOT_PORT = 8080;
 export const DEFAULT_GRPC_PORT = 50051;
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-/** "ADDR:PORT", "[v6]:PORT", "*:PORT" or ":PORT" → host and port ("*" and "" are every IPv4 address). */
-export function parseListen(listen: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(listen.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new FleetError('usage.invalid', `bad listen address '${listen}' (expected ADDR:PORT, e.g. 127.0.0.1:8080)`);
-  const host = m[1] ?? m[2] ?? '';
-  return { host: host === '' || host === '*' ? '0.0.0.0' : host, port };
-}
-
-export function formatHostPort(h: HostPort): string {
-  return `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`;
-}
-
-export function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::';
-}
-
-export function isLoopback(host: string): boolean {
-  return /^127\./.test(host) || host === '::1' || host === 'localhost';
-}
 
 export interface ListenInputs {
   /** Flags (StartOptions) win over fleet.yaml. */

@@ -11,7 +11,8 @@ import { loadOrCreateApiToken } from './auth/api-token.js';
 import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
 import { FleetError } from '../common/errors.js';
 import { buildAdminApp, buildBootApp } from './http/app.js';
-import { DEFAULT_ADMIN_LISTEN, advertised, formatHostPort, isLoopback, parseListen, planListeners } from './listeners.js';
+import { formatHostPort, isLoopback } from '../common/listen.js';
+import { DEFAULT_ADMIN_LISTEN, advertised, planListeners } from './listeners.js';
 import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import type { ProviderContext } from './bmc/registry.js';
@@ -26,7 +27,6 @@ import { createServer } from 'node:net';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
-export { parseListen };
 
 export interface StartOptions {
   configPath: string;

@@ -60,6 +60,8 @@ import { enrolmentRefusal } from './enroll-policy.js';
 import { agentServerCredentials } from './credentials.js';
 import { configForNode } from './config.js';
 import { toGrpcError } from './errors.js';
+import { parseListen } from '../../common/listen.js';
+import { MAC_CANONICAL } from '../../common/patterns.js';
 
 /** What every grpc-js server call has (grpc-js does not export ServerSurfaceCall). */
 type ServerSurfaceCall = Pick<ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext'>;
@@ -162,7 +164,6 @@ class BadRequest {
 
 type Req<T> = T | BadRequest;
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,256}$/;
 const MAX_MACS = 64;
 const MAX_FIELD = 256;
@@ -175,13 +176,6 @@ function short(s: string, max = MAX_FIELD): string {
 /** Kernel command lines may carry secrets (a kickstart URL with a token, a password): keep the key, drop the value. */
 export function redactCmdline(cmdline: string): string {
   return cmdline.replace(/([\w.-]*(?:token|passw(?:or)?d|secret|key|pass|pw)[\w.-]*)=([^\s&]+)/gi, '$1=<redacted>');
-}
-
-function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(listen.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new FleetError('config.invalid', `listen address ${listen} is not ADDR:PORT`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
 function peerAddress(call: ServerSurfaceCall): string {
@@ -199,7 +193,7 @@ function checkIdentity(id: EnrollRequest['identity']): AgentIdentity {
   if (!id) throw new FleetError('request.invalid', 'the enrolment carries no machine identity');
   if (id.macs.length > MAX_MACS) throw new FleetError('request.invalid', `at most ${MAX_MACS} MAC addresses`);
   const macs = [...new Set(id.macs.map((m) => m.trim().toLowerCase().replace(/-/g, ':')))];
-  const bad = macs.filter((m) => !MAC_RE.test(m));
+  const bad = macs.filter((m) => !MAC_CANONICAL.test(m));
   if (bad.length > 0) throw new FleetError('request.invalid', `not MAC addresses: ${bad.slice(0, 3).map((m) => JSON.stringify(short(m, 40))).join(', ')}`);
   for (const [k, v] of [
     ['serial', id.serial],

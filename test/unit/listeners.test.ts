@@ -4,7 +4,8 @@
  * fleet.yaml, and one socket is never asked to serve two faces.
  */
 import { describe, expect, it } from 'vitest';
-import { parseListen, planListeners, type ListenInputs } from '../../server/listeners.js';
+import { parseListen } from '../../common/listen.js';
+import { planListeners, type ListenInputs } from '../../server/listeners.js';
 
 const base = (over: Partial<ListenInputs> = {}): ListenInputs => ({ flags: {}, config: {}, managementAddress: '10.10.0.1', ...over });
 

@@ -31,7 +31,7 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { NODE_NAME, normalizeMac, show } from '../../../common/patterns.js';
+import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../../common/patterns.js';
 import { FleetError, isFleetError } from '../../../common/errors.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
 import {
@@ -179,8 +179,6 @@ interface MachineQuery {
 const SERIAL = /^[A-Za-z0-9 ._:/+-]{1,64}$/;
 const UUID = /^[0-9A-Fa-f-]{1,36}$/;
 
-const MAC_SHAPE = /^[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}$/;
-
 async function sendText(reply: FastifyReply, text: string): Promise<FastifyReply> {
   return reply.type('text/plain; charset=utf-8').send(text);
 }
@@ -215,7 +213,7 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         const q = req.query;
         let node: NodeRecord | null;
         let mac: string;
-        if (MAC_SHAPE.test(id)) {
+        if (MAC_INPUT.test(id)) {
           mac = id;
           const canonical = normalizeMac(id);
           node = canonical ? await store.nodes.findByMac(canonical) : null; // a bad MAC is refused by the decision

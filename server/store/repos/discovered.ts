@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
+import { MAC_CANONICAL } from '../../../common/patterns.js';
 import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
 import type { DiscoveredMachine, DiscoveryObservation } from '../types.js';
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /**
  * Machines seen on the provisioning network (dnsmasq lease events, iPXE
@@ -19,7 +19,7 @@ export class DiscoveredRepository {
    */
   async record(obs: DiscoveryObservation, at?: Date): Promise<{ firstSeen: boolean; machine: DiscoveredMachine }> {
     const mac = obs.mac.toLowerCase();
-    if (!MAC_RE.test(mac)) throw new FleetError('request.invalid', `not a MAC address: ${obs.mac}`);
+    if (!MAC_CANONICAL.test(mac)) throw new FleetError('request.invalid', `not a MAC address: ${obs.mac}`);
     return this.ctx.write(async (trx) => {
       const when = (at ?? this.ctx.now()).toISOString();
       const existing = await trx.selectFrom('discovered').select('mac').where('mac', '=', mac).executeTakeFirst();
