@@ -8,10 +8,10 @@
  * the cache's own format, a GetConfig answer in its JSON form
  * (`{rolesJson, clusterJson, ...}`), or role settings (`{roles, cluster}`).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { GetConfigResponse } from '../proto/gen/fleet/v1/agent.js';
+import { writeFileAtomic } from '../common/atomic-write.js';
 import { FleetError } from '../common/errors.js';
 import type { RolesSpec } from '../common/model.js';
 import type { ClusterFacts, RoleSettings } from './roles/types.js';
@@ -86,13 +86,9 @@ export function configFromResponse(res: Pick<GetConfigResponse, 'version' | 'pro
 /** Writes config.json (0600, atomically) in the state directory. */
 export async function saveCachedConfig(dir: string, cfg: CachedConfig): Promise<void> {
   const file = path.join(dir, CONFIG_CACHE_FILE);
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   try {
-    await fs.promises.writeFile(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-    await fs.promises.chmod(tmp, 0o600);
-    await fs.promises.rename(tmp, file);
+    await writeFileAtomic(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
   } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
     throw new FleetError('config.unreadable', `cannot write ${file}: ${(e as Error).message}`, undefined, { cause: e });
   }
 }

@@ -6,9 +6,9 @@
  *   agent.json server address, node name, CA fingerprint, times              0600
  * agent.json is written last: its presence marks a complete enrolment.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../common/atomic-write.js';
 import { FleetError } from '../common/errors.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/fleet-agent';
@@ -34,17 +34,7 @@ export interface AgentCredential extends AgentStateInfo {
   caPem: string;
 }
 
-async function writePrivate(file: string, data: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  await fs.promises.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
-  try {
-    await fs.promises.chmod(tmp, 0o600);
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
-    throw e;
-  }
-}
+const PRIVATE = { mode: 0o600 } as const;
 
 /** Writes the credential (key, certificate, CA, then agent.json), each 0600, in a 0700 directory. */
 export async function saveCredential(dir: string, c: AgentCredential): Promise<void> {
@@ -52,9 +42,9 @@ export async function saveCredential(dir: string, c: AgentCredential): Promise<v
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
     await fs.promises.chmod(dir, 0o700);
     await fs.promises.rm(path.join(dir, STATE_FILE), { force: true });
-    await writePrivate(path.join(dir, KEY_FILE), c.keyPem);
-    await writePrivate(path.join(dir, CERT_FILE), c.certPem);
-    await writePrivate(path.join(dir, CA_FILE), c.caPem);
+    await writeFileAtomic(path.join(dir, KEY_FILE), c.keyPem, PRIVATE);
+    await writeFileAtomic(path.join(dir, CERT_FILE), c.certPem, PRIVATE);
+    await writeFileAtomic(path.join(dir, CA_FILE), c.caPem, PRIVATE);
     const info: AgentStateInfo = {
       version: 1,
       server: c.server,
@@ -63,7 +53,7 @@ export async function saveCredential(dir: string, c: AgentCredential): Promise<v
       enrolledAt: c.enrolledAt,
       certNotAfter: c.certNotAfter,
     };
-    await writePrivate(path.join(dir, STATE_FILE), JSON.stringify(info, null, 2) + '\n');
+    await writeFileAtomic(path.join(dir, STATE_FILE), JSON.stringify(info, null, 2) + '\n', PRIVATE);
   } catch (e) {
     throw new FleetError('config.unreadable', `cannot write the agent credential to ${dir}: ${(e as Error).message}`, undefined, { cause: e });
   }

@@ -13,9 +13,9 @@
  * keeps the original under /var/lib/fleet-agent/backup/<path> (inside the
  * root) and never overwrites that copy.
  */
-import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-write.js';
 
 export const BACKUP_DIR = '/var/lib/fleet-agent/backup';
 
@@ -196,22 +196,8 @@ export class RootFs {
     await this.mkdirp(path.posix.dirname(p), opts.dirMode ?? 0o755, undefined, ro);
     // A link inside the root is written through (rename replaces the file it points to).
     const target = await this.resolve(p, ro);
-    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.fleet-${process.pid}-${randomBytes(4).toString('hex')}`);
-    let fh: import('node:fs/promises').FileHandle | undefined;
-    try {
-      fh = await fs.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, opts.mode);
-      await fh.writeFile(content, 'utf8');
-      await fh.chmod(opts.mode);
-      if (opts.uid !== undefined && opts.gid !== undefined && process.getuid?.() === 0) await fh.chown(opts.uid, opts.gid);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await fs.rename(tmp, target);
-    } catch (e) {
-      await fh?.close().catch(() => {});
-      await fs.unlink(tmp).catch(() => {});
-      throw e;
-    }
+    const owner = opts.uid !== undefined && opts.gid !== undefined && process.getuid?.() === 0 ? { uid: opts.uid, gid: opts.gid } : undefined;
+    await writeFileAtomic(target, content, { mode: opts.mode, ...(owner ? { owner } : {}) });
   }
 
   /** Sets mode (and owner as root) of an existing path, without following a final link. */

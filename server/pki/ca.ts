@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { writeFileAtomic } from '../../common/atomic-write.js';
 import { FleetError } from '../../common/errors.js';
 import { fingerprintOfDer } from '../../common/fingerprint.js';
 
@@ -161,18 +162,6 @@ export async function caFromPem(certPem: string, keyPem: string, dir: string | n
   return { certPem, cert, fingerprint: fingerprintOfDer(cert.raw), privateKey, dir };
 }
 
-async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  await fs.promises.writeFile(tmp, data, { mode, flag: 'wx' });
-  try {
-    await fs.promises.chmod(tmp, mode);
-    await fs.promises.rename(tmp, file);
-  } catch (e) {
-    await fs.promises.rm(tmp, { force: true });
-    throw e;
-  }
-}
-
 async function exists(file: string): Promise<boolean> {
   try {
     await fs.promises.access(file);
@@ -227,8 +216,8 @@ export async function loadOrCreateCa(dataDir: string, opts: CaOptions = {}): Pro
   }
   const created = await createCa(opts);
   // Key first: a crash between the two writes leaves a key without a certificate, which the check above reports.
-  await writeFileAtomic(keyFile, created.keyPem, 0o600);
-  await writeFileAtomic(certFile, created.certPem, 0o644);
+  await writeFileAtomic(keyFile, created.keyPem, { mode: 0o600 });
+  await writeFileAtomic(certFile, created.certPem, { mode: 0o644 });
   const { keyPem: _keyPem, ...ca } = created;
   return { ...ca, dir, privateKey: await importSigningKey(created.keyPem) };
 }
@@ -359,8 +348,8 @@ export async function loadOrCreateServerCert(
     }
   }
   const issued = await issueServerCert(ca, opts);
-  await writeFileAtomic(keyFile, issued.keyPem, 0o600);
-  await writeFileAtomic(certFile, issued.certPem, 0o644);
+  await writeFileAtomic(keyFile, issued.keyPem, { mode: 0o600 });
+  await writeFileAtomic(certFile, issued.certPem, { mode: 0o644 });
   return issued;
 }
 

@@ -30,6 +30,7 @@ import { EventEmitter } from 'node:events';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { writeFileAtomic } from '../../../common/atomic-write.js';
 import { FleetError } from '../../../common/errors.js';
 import { writeHookScript } from '../hook/script.js';
 import {
@@ -144,14 +145,6 @@ const STARTED = /dnsmasq\[\d+\]: started, version/;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function writeAtomic(file: string, text: string, mode: number): Promise<void> {
-  // A leading dot: dnsmasq's inotify ignores dotfiles, so it never reads a half-written reservation.
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  await fs.writeFile(tmp, text, { mode });
-  await fs.chmod(tmp, mode);
-  await fs.rename(tmp, file);
 }
 
 function alive(pid: number): boolean {
@@ -338,7 +331,7 @@ export class DnsmasqSupervisor extends EventEmitter {
     if (this.opts.hookEnv) await writeHookScript(p.hookScript);
 
     const rendered = renderDnsmasqConfig(this.configInput());
-    await writeAtomic(p.confFile, rendered.conf, 0o644);
+    await writeFileAtomic(p.confFile, rendered.conf, { mode: 0o644 });
     this.currentHosts = await this.syncDir(p.hostsDir, rendered.hosts, null);
     this.currentDnsHosts = this.opts.settings.dnsServer ? await this.syncDir(p.dnsHostsDir, rendered.dnsHosts, null) : new Map();
   }
@@ -360,7 +353,7 @@ export class DnsmasqSupervisor extends EventEmitter {
         have.set(name, await fs.readFile(path.join(dir, name), 'utf8').catch(() => ''));
       }
     }
-    for (const [name, text] of want) if (have.get(name) !== text) await writeAtomic(path.join(dir, name), text, 0o644);
+    for (const [name, text] of want) if (have.get(name) !== text) await writeFileAtomic(path.join(dir, name), text, { mode: 0o644 });
     for (const name of have.keys()) if (!want.has(name)) await fs.rm(path.join(dir, name), { force: true });
     return new Map(want);
   }

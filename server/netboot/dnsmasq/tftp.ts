@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../../../common/atomic-write.js';
 
 export const DEFAULT_IPXE_SOURCE = '/usr/lib/ipxe';
 /** Binaries fleet hands out: BIOS, UEFI x86-64 (own drivers / firmware's SNP). */
@@ -93,12 +94,7 @@ export async function prepareTftpRoot(opts: PrepareTftpOptions): Promise<TftpRoo
     const dstStat = await fs.lstat(dst).catch(() => null);
     const upToDate = dstStat?.isFile() === true && (await digest(dst)) === srcDigest;
     if (!upToDate) {
-      const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
-      await fs.rm(tmp, { force: true });
-      await fs.copyFile(src, tmp);
-      if (owner) await fs.chown(tmp, owner.uid, owner.gid);
-      await fs.chmod(tmp, 0o444);
-      await fs.rename(tmp, dst);
+      await writeFileAtomic(dst, await fs.readFile(src), { mode: 0o444, ...(owner ? { owner } : {}) });
       report.copied.push(name);
     } else {
       if (owner && (dstStat!.uid !== owner.uid || dstStat!.gid !== owner.gid)) await fs.chown(dst, owner.uid, owner.gid);

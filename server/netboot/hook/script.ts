@@ -8,7 +8,7 @@
  * parser of this build (server/netboot/discovery/protocol.ts) and needs no
  * path lookup at run time (dist/ holds no .sh files).
  */
-import { promises as fs } from 'node:fs';
+import { writeFileAtomic } from '../../../common/atomic-write.js';
 
 /** Environment variables the supervisor gives dnsmasq (which passes its environment on to the script). */
 export const HOOK_ENV = { fifo: 'FLEET_HOOK_FIFO', secret: 'FLEET_HOOK_SECRET' } as const;
@@ -76,8 +76,5 @@ exit 0
 
 /** Writes the script (0700, atomically). */
 export async function writeHookScript(file: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, HOOK_SCRIPT, { mode: 0o700 });
-  await fs.chmod(tmp, 0o700);
-  await fs.rename(tmp, file);
+  await writeFileAtomic(file, HOOK_SCRIPT, { mode: 0o700 });
 }
