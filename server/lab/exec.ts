@@ -1,34 +1,13 @@
 /**
- * Small process helpers for the lab: finding executables, running commands
+ * Small process helpers for the lab: running commands
  * with a hard timeout, checking and signalling PIDs (always by PID, checked
  * against /proc/PID/cmdline so that a reused PID is never killed).
  */
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FleetError } from '../../common/errors.js';
-
-const EXTRA_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-
-/** The first executable `name` on PATH (plus the sbin directories), or null. */
-export function findExecutable(name: string): string | null {
-  if (name.includes('/')) return isExecutable(name) ? name : null;
-  for (const d of [...(process.env.PATH ?? '').split(delimiter), ...EXTRA_PATH]) {
-    if (!d) continue;
-    const p = join(d, name);
-    if (isExecutable(p)) return p;
-  }
-  return null;
-}
-
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { findExecutable } from '../../common/executable.js';
 
 /** Like findExecutable, but a missing program is a FleetError('unavailable') naming the Debian package. */
 export function requireExecutable(name: string, pkg: string): string {

@@ -23,7 +23,8 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
 import { CpioArchive } from './cpio.js';
-import { findExecutable, run, runOk } from './exec.js';
+import { findExecutable } from '../../common/executable.js';
+import { run, runOk } from './exec.js';
 
 /** Bumped when the image layout or build recipe changes (forces a rebuild). */
 const FORMAT = 'lab-images-4';

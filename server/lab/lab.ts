@@ -25,7 +25,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
 import { bmcPid, startBmc, stopBmc } from './bmc.js';
-import { findExecutable, killPid, run, runOk } from './exec.js';
+import { findExecutable } from '../../common/executable.js';
+import { killPid, run, runOk } from './exec.js';
 import { assetPath, buildLabImages, labImagePrerequisites, type LabImages } from './images.js';
 import { prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
 

@@ -14,7 +14,8 @@ import { cidrContains, parseCidr } from '../../common/patterns.js';
 import type { ClusterSpec } from '../model.js';
 import type { Store } from '../store/index.js';
 import { DiscoveryConsumer, DiscoveryListener } from './discovery/index.js';
-import { DnsmasqSupervisor, dnsmasqPaths, dnsmasqSettingsFromCluster, findExecutable, reservationsOf, type NetbootLogger } from './dnsmasq/index.js';
+import { findExecutable } from '../../common/executable.js';
+import { DnsmasqSupervisor, dnsmasqPaths, dnsmasqSettingsFromCluster, reservationsOf, type NetbootLogger } from './dnsmasq/index.js';
 
 export interface NetbootServiceOptions {
   store: Store;

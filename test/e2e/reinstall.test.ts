@@ -26,7 +26,8 @@ import { labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type L
 import type { ApiEvent } from '../../server/http/api-types.js';
 import type { StatusResponse } from '../../server/http/routes/lifecycle.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
-import { findExecutable, type Reaper, startReaper } from '../../server/lab/exec.js';
+import { findExecutable } from '../../common/executable.js';
+import { type Reaper, startReaper } from '../../server/lab/exec.js';
 import { defaultNetns, labKillSync, labPassword, labPrerequisites, readLabState, type LabState } from '../../server/lab/lab.js';
 import { distMissing, FLEET_BIN } from '../helpers/fleet-server.js';
 

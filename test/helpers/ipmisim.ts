@@ -19,10 +19,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import {
-  accessSync,
   appendFileSync,
   closeSync,
-  constants,
   existsSync,
   mkdirSync,
   openSync,
@@ -35,27 +33,15 @@ import {
 } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findExecutable } from '../../common/executable.js';
 import type { BmcTarget } from '../../server/bmc/types.js';
 import { type Fru, encodeFru } from '../../server/bmc/ipmi/fru.js';
 
 const CHASSIS_SCRIPT = fileURLToPath(new URL('./ipmisim-chassis.sh', import.meta.url));
 
-export function findExecutable(name: string): string | null {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
+export { findExecutable };
 
 export const IPMI_SIM = findExecutable('ipmi_sim');
 export const IPMITOOL = findExecutable('ipmitool');

@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { NodeSpec } from '../../server/model.js';
 import { DnsmasqSupervisor, type DnsmasqPaths, type DnsmasqSettings, dnsmasqPaths, reservationsOf } from '../../server/netboot/dnsmasq/index.js';
-import { findExecutable } from '../../server/netboot/dnsmasq/system.js';
+import { findExecutable } from '../../common/executable.js';
 import { DiscoveryConsumer, DiscoveryListener } from '../../server/netboot/discovery/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 

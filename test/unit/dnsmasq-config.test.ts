@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
+import { findExecutable } from '../../common/executable.js';
 import type { ClusterSpec, NodeSpec } from '../../server/model.js';
 import {
   type DnsmasqConfigInput,
   dnsmasqPaths,
   dnsmasqSettingsFromCluster,
-  findExecutable,
   renderDnsmasqConfig,
   reservationsOf,
 } from '../../server/netboot/dnsmasq/index.js';

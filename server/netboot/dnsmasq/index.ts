@@ -32,5 +32,5 @@ export { DnsmasqSupervisor, dnsmasqPaths } from './supervisor.js';
 export type { DnsmasqPaths, DnsmasqStatus, DnsmasqExit, DnsmasqSupervisorOptions, HostsUpdate, SupervisorState } from './supervisor.js';
 export { parseLeaseFile } from './leases.js';
 export type { DnsmasqLease } from './leases.js';
-export { lookupUser, findExecutable } from './system.js';
+export { lookupUser } from './system.js';
 export type { NetbootLogger } from './logger.js';

@@ -44,7 +44,8 @@ import {
   reservationLines,
 } from './config.js';
 import { type NetbootLogger, silentLogger } from './logger.js';
-import { findExecutable, lookupUser, type SystemUser, unreachableReason } from './system.js';
+import { findExecutable } from '../../../common/executable.js';
+import { lookupUser, type SystemUser, unreachableReason } from './system.js';
 import { prepareTftpRoot, type TftpRootReport } from './tftp.js';
 
 const execFileP = promisify(execFile);

@@ -1,5 +1,5 @@
 /** Small host lookups the supervisor needs: users, executables, directory reachability. */
-import { accessSync, constants, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface SystemUser {
@@ -22,30 +22,6 @@ export function lookupUser(name: string, passwdFile = '/etc/passwd'): SystemUser
       const uid = Number(f[2]);
       const gid = Number(f[3]);
       if (Number.isInteger(uid) && Number.isInteger(gid)) return { name, uid, gid };
-    }
-  }
-  return null;
-}
-
-/** An executable by name on PATH plus the sbin directories (dnsmasq lives in /usr/sbin, often off a user's PATH). */
-export function findExecutable(name: string): string | null {
-  if (name.includes('/')) {
-    try {
-      accessSync(name, constants.X_OK);
-      return name;
-    } catch {
-      return null;
-    }
-  }
-  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin', '/bin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = path.join(d, name);
-    try {
-      accessSync(p, constants.X_OK);
-      return p;
-    } catch {
-      // next
     }
   }
   return null;
