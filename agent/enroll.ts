@@ -17,7 +17,7 @@ import * as x509 from '@peculiar/x509';
 import type { EnrollResponse, MachineIdentity } from '../proto/gen/fleet/v1/agent.js';
 import { FleetError } from '../common/errors.js';
 import { normaliseFingerprint } from '../common/fingerprint.js';
-import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { backoffDelay, sleep, type BackoffOptions } from '../common/backoff.js';
 import { callUnary, isTransient, makeClient } from './client.js';
 import { collectIdentity } from './identity.js';
 import { readStateInfo, saveCredential, type AgentCredential } from './state.js';

@@ -34,7 +34,7 @@ import {
   type ReportBootRequest,
 } from '../proto/gen/fleet/v1/agent.js';
 import { FleetError } from '../common/errors.js';
-import { backoffDelay, sleep, type BackoffOptions } from './backoff.js';
+import { backoffDelay, sleep, type BackoffOptions } from '../common/backoff.js';
 import { collectBootFacts } from './boot.js';
 import { configFromResponse, loadCachedConfig, saveCachedConfig, type CachedConfig } from './cache.js';
 import { callUnary, fromGrpcError, isTransient, makeClient } from './client.js';

@@ -12,6 +12,7 @@
  *
  * It knows nothing of protocols or the store: the operation is a function.
  */
+import { exponentialDelay } from '../../common/backoff.js';
 import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 
 export interface FanoutTarget {
@@ -177,7 +178,7 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
     const attempts: AttemptRecord[] = [];
     let last: FleetError | undefined;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1));
+      if (attempt > 0) await sleep(exponentialDelay(attempt - 1, { initialMs: backoffMs }));
       await global.acquire();
       const t0 = now();
       try {

@@ -21,6 +21,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { exponentialDelay } from '../../common/backoff.js';
 import { FleetError, isFleetError, toFleetError } from '../../common/errors.js';
 import { nodeSpecOf, type EventRecord, type NodeRecord, type Store } from '../store/index.js';
 import { resolveLifecycleSettings, type LifecycleSettings } from './settings.js';
@@ -962,7 +963,7 @@ export class Conductor {
         const willRetry = RETRYABLE_STEP_ERRORS.has(fe.code) && attempt < max;
         await this.append(rec.name, K.stepFailed, { step, attempt, code: fe.code, reason: fe.message, willRetry });
         if (!willRetry) return { kind: 'event', event: E.fail, details: { step, reason: fe.message, attempts: attempt } };
-        await this.sleep(this.settings.retryDelayMs * 2 ** (attempt - 1));
+        await this.sleep(exponentialDelay(attempt - 1, { initialMs: this.settings.retryDelayMs }));
         const fresh = await this.store.nodes.get(rec.name);
         if (!fresh || fresh.generation !== rec.generation) return { kind: 'superseded' };
       }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { backoffDelay, sleep } from '../../agent/backoff.js';
+import { backoffDelay, sleep } from '../../common/backoff.js';
 import { collectBootFacts, parseEfiBootOrder, parseEfiLoadOption, parseEfiUint16, parseRootMount, readEfiBoot, EFI_GLOBAL_GUID } from '../../agent/boot.js';
 import { makeKeyAndCsr, checkEnrollResponse } from '../../agent/enroll.js';
 import { cleanDmi, collectIdentity } from '../../agent/identity.js';

@@ -31,6 +31,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { writeFileAtomic } from '../../../common/atomic-write.js';
+import { exponentialDelay } from '../../../common/backoff.js';
 import { FleetError } from '../../../common/errors.js';
 import { writeHookScript } from '../hook/script.js';
 import {
@@ -540,7 +541,7 @@ export class DnsmasqSupervisor extends EventEmitter {
     const initial = r.initialDelayMs ?? 500;
     const max = r.maxDelayMs ?? 30_000;
     if (ranMs >= (r.stableMs ?? 30_000)) this.consecutiveFailures = 0;
-    const delay = Math.min(max, initial * 2 ** this.consecutiveFailures);
+    const delay = exponentialDelay(this.consecutiveFailures, { initialMs: initial, maxMs: max });
     this.consecutiveFailures++;
     this.nextDelay = delay;
     this.state = 'backoff';

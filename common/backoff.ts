@@ -1,6 +1,7 @@
 /**
- * Exponential backoff with full jitter, and an abortable sleep. Pure apart
- * from the timer.
+ * The one exponential backoff (the agent's retries with full jitter; the BMC
+ * fan-out, the lifecycle steps and the dnsmasq supervisor without), and an
+ * abortable sleep. Pure apart from the timer.
  */
 export interface BackoffOptions {
   /** First delay. Default 1000 ms. */
@@ -13,12 +14,14 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
-/** Delay before retry number `attempt` (0-based): uniform in [d/2, d], d = min(max, initial * factor^attempt). */
+/** Delay before retry number `attempt` (0-based), without jitter: min(max, initial * factor^attempt). Defaults: factor 2, no ceiling. */
+export function exponentialDelay(attempt: number, opts: { initialMs: number; maxMs?: number; factor?: number }): number {
+  return Math.min(opts.maxMs ?? Infinity, opts.initialMs * Math.pow(opts.factor ?? 2, Math.max(0, attempt)));
+}
+
+/** Delay before retry number `attempt` (0-based) with full jitter: uniform in [d/2, d], d = exponentialDelay (defaults 1 s, 30 s, ×2). */
 export function backoffDelay(attempt: number, opts: BackoffOptions = {}): number {
-  const initial = opts.initialMs ?? 1000;
-  const max = opts.maxMs ?? 30_000;
-  const factor = opts.factor ?? 2;
-  const d = Math.min(max, initial * Math.pow(factor, Math.max(0, attempt)));
+  const d = exponentialDelay(attempt, { initialMs: opts.initialMs ?? 1000, maxMs: opts.maxMs ?? 30_000, factor: opts.factor ?? 2 });
   const r = (opts.random ?? Math.random)();
   return Math.round(d / 2 + (d / 2) * r);
 }
