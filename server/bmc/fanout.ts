@@ -13,6 +13,7 @@
  * It knows nothing of protocols or the store: the operation is a function.
  */
 import { exponentialDelay } from '../../common/backoff.js';
+import { parseDurationMs } from '../../common/duration.js';
 import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 
 export interface FanoutTarget {
@@ -128,11 +129,10 @@ export class StaggerGate {
 
 /** Parses "10/2s", "5/500ms", "10/2" (seconds) into a Stagger. */
 export function parseStagger(text: string): Stagger {
-  const m = /^(\d{1,6})\/(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new FleetError('usage.invalid', `bad --stagger '${text}' (expected N/INTERVAL, e.g. 10/2s)`);
+  const m = /^(\d{1,6})\/(\S+)$/.exec(text.trim());
+  const intervalMs = m ? parseDurationMs(m[2]!, { defaultUnit: 's', units: ['ms', 's', 'm'] }) : undefined;
+  if (!m || intervalMs === undefined) throw new FleetError('usage.invalid', `bad --stagger '${text}' (expected N/INTERVAL, e.g. 10/2s)`);
   const count = Number(m[1]);
-  const unit = m[3] ?? 's';
-  const intervalMs = Number(m[2]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000);
   if (count < 1) throw new FleetError('usage.invalid', `bad --stagger '${text}': N must be at least 1`);
   return { count, intervalMs };
 }

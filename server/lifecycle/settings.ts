@@ -13,6 +13,7 @@
  * The parser returns every problem with its path (ConfigIssue-shaped), so
  * the config loader can merge them into its one config.invalid error.
  */
+import { parseDurationMs } from '../../common/duration.js';
 import { STATE_SPECS } from './table.js';
 import { STEP, TRANSIENT_STATES, type StepName } from './states.js';
 
@@ -60,12 +61,8 @@ export interface LifecycleIssue {
 export function parseDurationSeconds(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? v : undefined;
   if (typeof v !== 'string') return undefined;
-  const mt = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(v.trim());
-  if (!mt) return undefined;
-  const n = Number(mt[1]);
-  const unit = mt[2] ?? 's';
-  const secs = unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : unit === 'h' ? n * 3600 : n * 86400;
-  return secs > 0 ? secs : undefined;
+  const ms = parseDurationMs(v, { defaultUnit: 's' });
+  return ms !== undefined && ms > 0 ? ms / 1000 : undefined;
 }
 
 const MAX_TIMEOUT_S = 7 * 86400;

@@ -6,6 +6,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { parseStagger } from '../../bmc/fanout.js';
+import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import type { ApiEvent } from '../../http/api-types.js';
 import type { LifecycleActionResponse, StatusResponse } from '../../http/routes/lifecycle.js';
@@ -39,11 +40,10 @@ export function formatDuration(seconds: number): string {
 
 function parseTimeout(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());
-  if (!m) throw new FleetError('usage.invalid', `bad --timeout '${text}' (e.g. 90s, 45m, 2h)`);
-  const n = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-  if (n <= 0) throw new FleetError('usage.invalid', '--timeout must be positive');
-  return n * 1000;
+  const ms = parseDurationMs(text, { defaultUnit: 's', units: ['s', 'm', 'h'] });
+  if (ms === undefined) throw new FleetError('usage.invalid', `bad --timeout '${text}' (e.g. 90s, 45m, 2h)`);
+  if (ms <= 0) throw new FleetError('usage.invalid', '--timeout must be positive');
+  return ms;
 }
 
 async function ttyConfirm(io: CliIo, question: string): Promise<boolean> {
