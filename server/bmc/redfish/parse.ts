@@ -4,6 +4,7 @@
  * properties the driver cannot work without raise bmc.protocol.
  */
 import { FleetError } from '../../../common/errors.js';
+import { MAC_CANONICAL } from '../../../common/patterns.js';
 import type { BootDevice, BootDeviceSetting, BootMode, PowerState } from '../types.js';
 
 export type JsonObject = { [key: string]: unknown };
@@ -211,8 +212,8 @@ export function parseBootSetting(system: unknown): BootDeviceSetting & { rawTarg
 export function normaliseMac(v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
   const hex = v.replace(/[:\-.\s]/g, '').toLowerCase();
-  if (!/^[0-9a-f]{12}$/.test(hex) || /^0{12}$/.test(hex)) return undefined;
-  return hex.match(/../g)!.join(':');
+  const mac = hex.length === 12 ? hex.match(/../g)!.join(':') : '';
+  return MAC_CANONICAL.test(mac) && mac !== '00:00:00:00:00:00' ? mac : undefined;
 }
 
 export interface ProcessorInfo {
