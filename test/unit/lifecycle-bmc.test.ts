@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../server/errors.js';
 import { Conductor } from '../../server/lifecycle/conductor.js';
-import { S } from '../../server/lifecycle/states.js';
+import { E, S } from '../../server/lifecycle/states.js';
 import { BmcSteps, RETRYABLE_STEP_ERRORS } from '../../server/lifecycle/steps.js';
 import { PROFILE } from '../../server/lifecycle/testing.js';
 import { openStore, type Store } from '../../server/store/index.js';
@@ -54,6 +54,30 @@ describe('BmcSteps (Redfish double)', () => {
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
     await steps.flipToDisk('rack01');
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+  });
+
+  it('a BMC that stores the one-time PXE override as Continuous: the quirk is audited, and the disk is back after the install', async () => {
+    bmc.switches.onceAsContinuous = true;
+    const c = new Conductor({ store, steps, tickMs: 60_000, sweepIntervalMs: 0 });
+    await c.reinstall(['rack01'], { actor: 't' });
+    await c.tick();
+    await c.idle();
+    expect(await store.nodes.require('rack01')).toMatchObject({ state: S.powerCycling, armed: true });
+    // Once was sent, Continuous stored: on record in the audit event of the arm.
+    const arm = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events[0];
+    expect(arm?.details).toMatchObject({ operation: 'bootdev pxe once', outcome: 'ok', stored: { target: 'Pxe', enabled: 'Continuous' }, quirks: ['onceStoredAsContinuous'] });
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
+    // The install boot, then install-finished: the flip-to-disk step replaces the Continuous PXE override.
+    for (const ev of [E.netboot, E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
+    await c.idle();
+    expect(await store.nodes.require('rack01')).toMatchObject({ state: S.diskArmed, armed: false });
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    const flip = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.at(-1);
+    expect(flip?.details).toMatchObject({ operation: 'bootdev disk persistent', stored: { target: 'Hdd', enabled: 'Continuous' }, quirks: [] });
+    // The next boots come from the disk, not the network.
+    await steps.powerCycle('rack01');
+    expect(bmc.boots.map((b) => b.target)).toEqual(['Pxe', 'Hdd']);
+    await c.stop();
   });
 
   it('fails with catalogue errors: no BMC (not retried), wrong password (not retried)', async () => {
