@@ -50,6 +50,10 @@ export interface RedfishDoubleSwitches {
   maxSessions?: number;
   /** Accept HTTP basic auth (default true). */
   basicAuth?: boolean;
+  /** A session login (POST to Sessions) answers this status with an error body instead of creating a session. */
+  sessionLoginStatus?: number;
+  /** The service root answers without credentials (default true, as DSP0266 requires); false: 401 like any resource. */
+  anonymousRoot?: boolean;
   /** Replaces ResetType@Redfish.AllowableValues of every system. */
   resetTypes?: string[];
   /** The next N PATCHes carrying If-Match get 412 as if the resource had changed underneath (counts down). */
@@ -345,8 +349,12 @@ export class RedfishDouble {
     if (!this.sessionService && (path === '/redfish/v1/SessionService' || path.startsWith('/redfish/v1/SessionService/'))) {
       return reply(404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
     }
+    if (method === 'POST' && path === this.sessionsPath && sw.sessionLoginStatus !== undefined) {
+      return reply(sw.sessionLoginStatus, errorBody('OperationNotAllowed', `The HTTP method POST is not allowed on ${path}.`));
+    }
     if (method === 'POST' && path === this.sessionsPath) return this.login(body, reply);
-    if (!(method === 'GET' && OPEN_PATHS.has(path))) {
+    const open = method === 'GET' && OPEN_PATHS.has(path) && !(sw.anonymousRoot === false && path === '/redfish/v1');
+    if (!open) {
       if (!this.authorised(req)) {
         return reply(401, errorBody('NoValidSession', 'There is no valid session established with the implementation.'), {
           'www-authenticate': 'Basic realm="fleet-double"',

@@ -549,6 +549,23 @@ describe('a service without SessionService (HTTP Basic, issue 9)', () => {
     expect(full.sessionsCreated).toBe(1);
   });
 
+  it('auto falls back to Basic when a SessionService refuses logins (405) or the root wants credentials', async () => {
+    const refusing = await bmcDouble({ sessionLoginStatus: 405 });
+    const d1 = driver(refusing);
+    await d1.powerOff();
+    expect(refusing.system()['PowerState']).toBe('Off');
+    expect(d1.client.authInUse).toEqual({ mode: 'basic', reason: 'the session login answered HTTP 405' });
+    expect(refusing.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/Sessions'))).toHaveLength(1);
+    // A configured session mode does not fall back.
+    await failsWith(driver(refusing, { auth: 'session' }).powerStatus(), 'bmc.unsupported', refusing);
+
+    const closed = await bmcDouble({ anonymousRoot: false });
+    const d2 = driver(closed);
+    expect(await d2.powerStatus()).toBe('on');
+    expect(d2.client.authInUse).toEqual({ mode: 'basic', reason: 'the service root refuses anonymous reads' });
+    expect(closed.sessionsCreated).toBe(0);
+  });
+
   it('a wrong password with Basic → bmc.auth_failed without the password', async () => {
     const bmc = await bmcDouble({ sessionService: false });
     await failsWith(driver(bmc, {}, { password: 'wrong-basic-pw' }).powerOff(), 'bmc.auth_failed', bmc);

@@ -142,16 +142,8 @@ export class RedfishClient {
   /** Decides auto from the service root (read without credentials). */
   private async authMode(): Promise<'session' | 'basic'> {
     if (this.decided) return this.decided.mode;
-    let root: JsonObject;
-    try {
-      root = await this.serviceRoot();
-    } catch (e) {
-      // A root that wants credentials says nothing about sessions: Basic is the one way left to know.
-      if (!isFleetError(e) || e.code !== 'bmc.auth_failed') throw e;
-      this.decided = { mode: 'basic', reason: 'the service root refuses anonymous reads' };
-      return this.decided.mode;
-    }
-    this.decided = decideAuth('auto', root);
+    const root = await this.serviceRoot();
+    if (!this.decided) this.decided = decideAuth('auto', root);
     return this.decided.mode;
   }
 
@@ -165,7 +157,15 @@ export class RedfishClient {
   /** GET /redfish/v1/ (cached). */
   async serviceRoot(): Promise<JsonObject> {
     // The root is readable without credentials (DSP0266); Basic sends them only where Basic is the choice.
-    if (!this.root) this.root = (await this.getJson(SERVICE_ROOT, { anonymous: this.decided?.mode !== 'basic' })).body;
+    if (this.root) return this.root;
+    try {
+      this.root = (await this.getJson(SERVICE_ROOT, { anonymous: this.decided?.mode !== 'basic' })).body;
+    } catch (e) {
+      // auto: a root that wants credentials says nothing about sessions; Basic is the one way left.
+      if (this.decided || !isFleetError(e) || e.code !== 'bmc.auth_failed') throw e;
+      this.decided = { mode: 'basic', reason: 'the service root refuses anonymous reads' };
+      this.root = (await this.getJson(SERVICE_ROOT)).body;
+    }
     return this.root;
   }
 
