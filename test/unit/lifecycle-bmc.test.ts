@@ -49,6 +49,21 @@ describe('BmcSteps (Redfish double)', () => {
     expect(audit).toEqual(['power on', 'power cycle']);
   });
 
+  it('a BMC that keeps Once: nothing is set at the install boot (one PXE arm, one flip after install-finished)', async () => {
+    const c = new Conductor({ store, steps, tickMs: 60_000, sweepIntervalMs: 0 });
+    await c.reinstall(['rack01'], { actor: 't' });
+    await c.tick();
+    await c.idle();
+    await c.fire('rack01', E.netboot, { actor: 't' });
+    await c.idle();
+    const ops = async () => (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.map((e) => (e.details as { operation: string }).operation);
+    expect(await ops()).toEqual(['bootdev pxe once']);
+    for (const ev of [E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
+    await c.idle();
+    expect(await ops()).toEqual(['bootdev pxe once', 'bootdev disk persistent']);
+    await c.stop();
+  });
+
   it('sets the one-time PXE override, then the persistent disk boot', async () => {
     await steps.armPxe('rack01');
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
@@ -67,8 +82,17 @@ describe('BmcSteps (Redfish double)', () => {
     const arm = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events[0];
     expect(arm?.details).toMatchObject({ operation: 'bootdev pxe once', outcome: 'ok', stored: { target: 'Pxe', enabled: 'Continuous' }, quirks: ['onceStoredAsContinuous'] });
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
-    // The install boot, then install-finished: the flip-to-disk step replaces the Continuous PXE override.
-    for (const ev of [E.netboot, E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
+    // The install boot has started (the node fetched its install script): the disk is set at once, so the
+    // installer's reboot does not netboot again.
+    await c.fire('rack01', E.netboot, { actor: 't' });
+    await c.idle();
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    expect((await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.map((e) => (e.details as { operation: string }).operation)).toEqual([
+      'bootdev pxe once',
+      'bootdev disk persistent',
+    ]);
+    // install-finished: the flip-to-disk step sets it again (idempotent).
+    for (const ev of [E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
     await c.idle();
     expect(await store.nodes.require('rack01')).toMatchObject({ state: S.diskArmed, armed: false });
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
