@@ -10,7 +10,12 @@ const DEFAULT_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmitool: 623, re
 function bmcText(b: NodeBmcSpec | null | undefined, withCredentials = false): string {
   if (!b) return 'none';
   const port = b.port === DEFAULT_PORT[b.protocol] ? '' : `:${b.port}`;
-  return `${b.address}${port} ${b.protocol}${withCredentials ? ` (${b.credentials})` : ''}`;
+  const redfish = [
+    ...(b.system !== undefined ? [`system ${b.system}`] : []),
+    ...(b.auth !== undefined && b.auth !== 'auto' ? [`auth ${b.auth}`] : []),
+    ...(b.powerWait !== undefined ? [`power_wait ${b.powerWait}s`] : []),
+  ];
+  return `${b.address}${port} ${b.protocol}${redfish.length ? ' ' + redfish.join(' ') : ''}${withCredentials ? ` (${b.credentials})` : ''}`;
 }
 
 function nodeSummary(n: NodeSpec): string {

@@ -11,6 +11,7 @@ import { parseLifecycleConfig, type LifecycleSettings } from '../lifecycle/setti
 import { FleetError } from '../errors.js';
 import type {
   BmcProtocol,
+  RedfishAuth,
   ClusterInfo,
   ClusterSpec,
   CredentialSpec,
@@ -71,6 +72,11 @@ export interface ParseOptions {
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
 export const DEFAULT_BMC_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmitool: 623, redfish: 443 };
+export const REDFISH_AUTH_MODES: readonly RedfishAuth[] = ['auto', 'session', 'basic'];
+/** Upper bound of bmc.power_wait, seconds: a BMC that takes longer is broken, and a caller waits this long per node. */
+export const MAX_POWER_WAIT_SECONDS = 600;
+/** A Redfish resource Id as fleet accepts it in bmc.system (the last segment of the member's @odata.id). */
+const REDFISH_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /** Most nodes one key (and one value range) may expand to. */
 export const MAX_NODES_PER_KEY = 100_000;
@@ -90,7 +96,7 @@ interface NodeDraft {
   macs: string[];
   bmc?: Partial<NodeBmcSpec>;
   pet: boolean;
-  at: { key: Loc; ip?: Loc; macs: Loc[]; bmcAddress?: Loc; profile?: Loc; credentials?: Loc };
+  at: { key: Loc; ip?: Loc; macs: Loc[]; bmcAddress?: Loc; profile?: Loc; credentials?: Loc; bmcSystem?: Loc };
 }
 
 interface NetDraft {
@@ -592,7 +598,9 @@ function parseUsers(r: Reader, g: Fields): { groups: GroupSpec[]; users: UserSpe
 // ---------------------------------------------------------------- nodes
 
 const NODE_KEYS = ['profile', 'ip', 'mac', 'macs', 'bmc', 'pet'];
-const BMC_KEYS = ['address', 'port', 'protocol', 'credentials'];
+const BMC_KEYS = ['address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait'];
+/** Keys of a node's bmc block that only a Redfish BMC understands. */
+const REDFISH_ONLY_KEYS = ['system', 'auth', 'power_wait'];
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -710,6 +718,8 @@ const macValue = (v: string): string | { ok: string } => {
   const m = normalizeMac(v);
   return m ? { ok: m } : `${show(v)} is not a valid MAC address (expected six hex pairs like 08:00:27:18:68:bc, unicast)`;
 };
+const systemValue = (v: string): string | { ok: string } =>
+  REDFISH_ID.test(v) ? { ok: v } : `${show(v)} is not a Redfish system Id (letters, digits, '.', '_', ':', '-'; at most 64; e.g. the Id of /redfish/v1/Systems/Blade1 is Blade1)`;
 const portValue = (v: string): string | { ok: string } => {
   if (!/^\d{1,5}$/.test(v)) return `port ${show(v)} is not a number`;
   const bad = checkPort(Number(v));
@@ -768,7 +778,19 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
       }
     }
 
-    let bmc: { address?: Valued[]; port?: Valued[]; protocol?: BmcProtocol; credentials?: string } | undefined;
+    let bmc:
+      | {
+          address?: Valued[];
+          port?: Valued[];
+          protocol?: BmcProtocol;
+          credentials?: string;
+          system?: Valued[];
+          /** bmc.system was written but is wrong (reported): skip the uniqueness check rather than cascade. */
+          systemBad?: boolean;
+          auth?: RedfishAuth;
+          powerWait?: number;
+        }
+      | undefined;
     const bf = f.get('bmc') !== undefined ? r.fields(f.get('bmc'), f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
     if (bf) {
       bmc = {};
@@ -792,6 +814,28 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
       }
       const cred = bf.string('credentials', objectName('credential set'));
       if (cred !== undefined) bmc.credentials = cred;
+      // Redfish settings: refused on other protocols rather than silently ignored.
+      if (bmc.protocol !== undefined && bmc.protocol !== 'redfish') {
+        for (const key of REDFISH_ONLY_KEYS) {
+          if (bf.get(key) !== undefined) r.error(bf.p(key), bf.get(key), `bmc.${key} is a Redfish setting; this BMC's protocol is ${bmc.protocol}`);
+        }
+      } else {
+        if (bf.get('system') !== undefined) {
+          // One system per node: a blade chassis names Blade[1-4] for valkyrie[01-04] on one address.
+          const systems = perNode(r, bf.get('system'), bf.p('system'), k, { what: 'BMC system', unique: true, check: systemValue, allowList: true, example: 'Blade[1-16]' });
+          if (systems) bmc.system = systems;
+          else bmc.systemBad = true;
+        }
+        const auth = bf.string('auth', (s) =>
+          (REDFISH_AUTH_MODES as readonly string[]).includes(s) ? undefined : `unknown Redfish auth ${show(s)}; expected one of ${REDFISH_AUTH_MODES.join(', ')}`,
+        );
+        if (auth !== undefined) bmc.auth = auth as RedfishAuth;
+        const wait = bf.int('power_wait');
+        if (wait !== undefined) {
+          if (wait < 0 || wait > MAX_POWER_WAIT_SECONDS) r.error(bf.p('power_wait'), bf.get('power_wait'), `power_wait ${wait} must be 0-${MAX_POWER_WAIT_SECONDS} seconds`);
+          else bmc.powerWait = wait;
+        }
+      }
     }
 
     if (!names) continue;
@@ -814,8 +858,12 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
           ...(bmc.port ? { port: Number(bmc.port[i]!.v) } : {}),
           ...(bmc.protocol ? { protocol: bmc.protocol } : {}),
           ...(bmc.credentials ? { credentials: bmc.credentials } : {}),
+          ...(bmc.system ? { system: bmc.system[i]!.v } : {}),
+          ...(bmc.auth ? { auth: bmc.auth } : {}),
+          ...(bmc.powerWait !== undefined ? { powerWait: bmc.powerWait } : {}),
         };
-        if (bmc.address) d.at.bmcAddress = bmc.address[i];
+        if (bmc.address && !bmc.systemBad) d.at.bmcAddress = bmc.address[i];
+        if (bmc.system) d.at.bmcSystem = bmc.system[i];
         d.at.credentials = { path: bf.p('credentials'), node: bf.get('credentials') };
       }
       drafts.push(d);
@@ -935,7 +983,8 @@ function crossCheck(r: Reader, x: CrossInput): void {
 
   // every address is claimed once
   const claims = new Map<string, { owner: string; path: string }>();
-  const bmcEndpoints = new Map<string, { owner: string; path: string }>();
+  /** address:port → the nodes on that BMC (with the system each names, if any). */
+  const bmcEndpoints = new Map<string, { owner: string; path: string; system?: string }[]>();
   const bmcAddresses = new Set<string>();
   const claim = (ip: string, owner: string, loc: Loc): void => {
     const prev = claims.get(ip);
@@ -988,14 +1037,27 @@ function crossCheck(r: Reader, x: CrossInput): void {
         if (inUnknown(a)) r.error(loc.path, loc.node, `${a} is inside the unknown range ${unknownText}, where undiscovered machines get leases`);
       }
       const endpoint = `${a}:${d.bmc.port}`;
-      const prevEndpoint = bmcEndpoints.get(endpoint);
-      if (prevEndpoint) {
-        r.error(loc.path, loc.node, `BMC ${endpoint} of ${d.name} is already the BMC of ${prevEndpoint.owner} (${prevEndpoint.path}); give each node its own address or port`);
+      const sharing = bmcEndpoints.get(endpoint) ?? [];
+      // One BMC drives several nodes only when each names its own system (a blade chassis): unique as address:port:system.
+      const system = d.bmc.system;
+      const clash = sharing.find((p) => system === undefined || p.system === undefined || p.system === system);
+      if (clash) {
+        const sysLoc = d.at.bmcSystem ?? loc;
+        if (system !== undefined && clash.system === system) {
+          r.error(sysLoc.path, sysLoc.node, `BMC ${endpoint} system ${system} of ${d.name} is already the system of ${clash.owner} (${clash.path}); give each node its own system`);
+        } else {
+          r.error(
+            loc.path,
+            loc.node,
+            `BMC ${endpoint} of ${d.name} is already the BMC of ${clash.owner} (${clash.path}); give each node its own address or port, or, on a Redfish BMC that manages several systems, name each node's system (bmc.system)`,
+          );
+        }
       } else {
         // The address itself is claimed once, so it cannot also be a node's or another host's address.
         if (!bmcAddresses.has(a)) claim(a, `the BMC of ${d.name}`, loc);
         bmcAddresses.add(a);
-        bmcEndpoints.set(endpoint, { owner: d.name, path: loc.path });
+        sharing.push({ owner: d.name, path: (d.at.bmcSystem ?? loc).path, ...(system !== undefined ? { system } : {}) });
+        bmcEndpoints.set(endpoint, sharing);
       }
     }
     d.macs.forEach((mac, i) => {

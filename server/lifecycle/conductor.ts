@@ -830,7 +830,7 @@ export class Conductor {
     const timeoutS = stateSpec(t.to)?.kind === 'transient' ? this.settings.timeouts[t.to] : undefined;
     const base = ctx.notBeforeMs !== undefined && ctx.notBeforeMs > now ? ctx.notBeforeMs : now;
     const deadline = timeoutS !== undefined ? new Date(base + timeoutS * 1000).toISOString() : null;
-    return this.store.transaction(async (tx) => {
+    const out = await this.store.transaction(async (tx) => {
       let out = await tx.nodes.setState(rec.name, t.to, {
         expectedFrom: rec.state,
         expectedGeneration: rec.generation,
@@ -848,6 +848,30 @@ export class Conductor {
       if (TOKEN_REVOKING_EVENTS.has(event)) await tx.tokens.revokeAll(rec.name, { actor: ctx.actor, cause: ctx.cause, reason: event });
       return out;
     });
+    // The install boot has started: a BMC that stored the one-time PXE override as Continuous gets the disk now.
+    if (rec.state === S.powerCycling && out.state === S.netbooting) this.track(this.limited(() => this.restoreDiskAfterInstallBoot(rec.name)));
+    return out;
+  }
+
+  /**
+   * Best effort, once the install boot has started: if the BMC stored the PXE override of this run as
+   * Continuous (quirk onceStoredAsContinuous in the arm's bmc.bootdev event), set the disk, so that the
+   * installer's reboot, or any boot after a failure, does not netboot again. flip-to-disk does it again after
+   * install-finished either way.
+   */
+  private async restoreDiskAfterInstallBoot(name: string): Promise<void> {
+    if (this.halted) return;
+    const arm = (await this.store.events.list({ node: name, kinds: ['bmc.bootdev'], order: 'desc', limit: 1 })).events[0];
+    const quirks = (arm?.details as { quirks?: unknown } | null | undefined)?.quirks;
+    if (!Array.isArray(quirks) || !quirks.includes('onceStoredAsContinuous')) return;
+    try {
+      await this.steps.flipToDisk(name);
+    } catch (e) {
+      const fe = toFleetError(e);
+      await this.store.events
+        .append({ node: name, kind: K.cleanupFailed, actor: this.actor, cause: 'install boot', details: { step: STEP.flipToDisk, reason: fe.message } })
+        .catch(() => undefined);
+    }
   }
 
   private async fireTimeout(rec: NodeRecord, note: string): Promise<NodeRecord> {

@@ -6,9 +6,10 @@
  */
 import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
 import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
-import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, PowerState } from '../bmc/types.js';
+import { DEFAULT_POWER_WAIT_MS } from '../bmc/redfish/driver.js';
+import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from '../bmc/types.js';
 import { FleetError } from '../errors.js';
-import type { BmcProtocol } from '../model.js';
+import type { BmcProtocol, NodeBmcSpec } from '../model.js';
 import { DEFAULT_BMC_PORT } from '../config/index.js';
 import type { Store } from '../store/index.js';
 
@@ -27,12 +28,34 @@ export interface BmcOpResult {
   /** power: the state after the operation (status reads it; on/off imply it); info: the identity. */
   power?: PowerState;
   identity?: BmcIdentity;
-  bootdev?: { device: string; persistent: boolean };
+  /** bootdev: what was asked, and (drivers that read it back: Redfish) what the BMC stored and the quirks seen. */
+  bootdev?: { device: string; persistent: boolean; stored?: BootSetReport['stored']; quirks?: string[] };
   provider?: string;
   error?: { code: string; message: string };
   bmc?: string;
   attempts: NodeResult<unknown>['attempts'];
   durationMs: number;
+}
+
+/**
+ * The fan-out's per-node time limit: a Redfish power action waits for PowerState up to power_wait after each
+ * Reset (twice for a ForceOff+On cycle), so the limit is raised to cover that (plus the requests); the limit
+ * must never cut a wait short, or a Reset that landed would be reported as a timeout.
+ */
+export function operationTimeoutMs(op: BmcOperation, targets: readonly BmcTarget[], base: number | undefined): number | undefined {
+  if (op.kind !== 'power' || op.op === 'status' || op.op === 'soft') return base;
+  const waits = targets.filter((t) => t.redfish !== undefined).map((t) => t.redfish?.powerWaitMs ?? DEFAULT_POWER_WAIT_MS);
+  if (waits.length === 0) return base;
+  return Math.max(base ?? 20_000, 2 * Math.max(...waits) + 20_000);
+}
+
+/** The Redfish settings of a node's bmc block, as the driver takes them. */
+function redfishTarget(bmc: NodeBmcSpec): NonNullable<BmcTarget['redfish']> {
+  return {
+    ...(bmc.system !== undefined ? { system: bmc.system } : {}),
+    ...(bmc.auth !== undefined ? { auth: bmc.auth } : {}),
+    ...(bmc.powerWait !== undefined ? { powerWaitMs: bmc.powerWait * 1000 } : {}),
+  };
 }
 
 async function perform(op: BmcOperation, d: BmcDriver): Promise<Partial<BmcOpResult>> {
@@ -59,8 +82,10 @@ async function perform(op: BmcOperation, d: BmcDriver): Promise<Partial<BmcOpRes
       }
       break;
     case 'bootdev':
-      await d.setBootDevice(op.device, { persistent: op.persistent, mode: op.mode });
-      return { bootdev: { device: op.device, persistent: op.persistent } };
+    {
+      const report = await d.setBootDevice(op.device, { persistent: op.persistent, mode: op.mode });
+      return { bootdev: { device: op.device, persistent: op.persistent, ...(report ? { stored: report.stored, quirks: report.quirks } : {}) } };
+    }
     case 'info':
       return { identity: await d.identity() };
   }
@@ -121,18 +146,24 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
     const fingerprint = node.bmc.protocol === 'redfish' ? ((await store.bmc.get(name))?.tlsFingerprint ?? undefined) : undefined;
     prepared.set(name, {
       protocol: node.bmc.protocol,
-      label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}, ${node.bmc.protocol}`,
+      label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}${node.bmc.system ? ' system ' + node.bmc.system : ''}, ${node.bmc.protocol}`,
       target: {
         address: node.bmc.address,
         port: node.bmc.port,
         username: cred.username,
         password: cred.secret,
         ...(fingerprint ? { tls: { fingerprint } } : {}),
+        ...(node.bmc.protocol === 'redfish' ? { redfish: redfishTarget(node.bmc) } : {}),
       },
     });
   }
 
   const runnable = names.filter((n) => !('error' in prepared.get(n)!));
+  const timeoutMs = operationTimeoutMs(
+    op,
+    runnable.map((n) => (prepared.get(n) as { target: BmcTarget }).target),
+    opts.timeoutMs,
+  );
   const fan = await runFanout(
     runnable.map((node) => {
       const p = prepared.get(node) as { target: BmcTarget };
@@ -156,7 +187,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
         throw e;
       }
     },
-    opts,
+    { ...opts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
   );
   const byNode = new Map(fan.map((r) => [r.node, r]));
 
@@ -201,6 +232,8 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
           outcome: r.ok ? 'ok' : 'failed',
           ...(r.provider ? { provider: r.provider } : {}),
           ...(r.error ? { error: r.error } : {}),
+          // What the BMC really stored, and quirks of this BMC seen on the read-back (e.g. Once stored as Continuous).
+          ...(r.bootdev?.stored ? { stored: r.bootdev.stored, quirks: r.bootdev.quirks ?? [] } : {}),
           attempts: r.attempts.length,
           durationMs: r.durationMs,
         },

@@ -177,6 +177,22 @@ const m002: Migration = {
 };
 
 /**
+ * 003: Redfish settings of a node's BMC (issue 9): the ComputerSystem it is
+ * on a BMC that manages several (blade chassis), how to authenticate, and how
+ * long to wait for a power change. NULL means the default (no system named,
+ * auto, 30 s). Uniqueness of address:port[:system] is checked by the
+ * fleet.yaml parser, not by an index (an apply that moves a BMC between nodes
+ * passes through states an index would refuse).
+ */
+const m003: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema.alterTable('bmc_endpoints').addColumn('system', 'text').execute();
+    await db.schema.alterTable('bmc_endpoints').addColumn('auth', 'text').execute();
+    await db.schema.alterTable('bmc_endpoints').addColumn('power_wait', 'integer').execute();
+  },
+};
+
+/**
  * 005: install tokens (issue 9). At most one outstanding (unused, unrevoked)
  * token per node and purpose, enforced by a partial unique index; the
  * plaintext sealed with the data dir's key (AES-256-GCM, bound to the row's
@@ -210,6 +226,7 @@ const m005: Migration = {
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
   '002_agent': m002,
+  '003_bmc_system': m003,
   '005_install_tokens': m005,
 });
 

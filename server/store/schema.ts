@@ -71,6 +71,10 @@ export interface BmcEndpointsTable {
   tls_fingerprint: string | null;
   last_provider: string | null;
   last_answer_at: string | null;
+  /** 003_bmc_system: Redfish ComputerSystem Id, auth mode, power wait (seconds); NULL: default. */
+  system: string | null;
+  auth: string | null;
+  power_wait: number | null;
 }
 
 export interface EventsTable {

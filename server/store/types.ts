@@ -2,7 +2,7 @@
  * Public record types of the store: what the API and CLI show. None of them
  * carries a secret.
  */
-import type { BmcProtocol, ClusterSpec, NodeBmcSpec } from '../model.js';
+import type { BmcProtocol, ClusterSpec, NodeBmcSpec, RedfishAuth } from '../model.js';
 
 /**
  * A lifecycle state name. The closed set and the transition table belong to
@@ -16,7 +16,7 @@ export interface NodeRecord {
   ip: string | null;
   /** Boot NICs, primary first. */
   macs: string[];
-  bmc?: { address: string; port: number; protocol: BmcProtocol; credentials: string };
+  bmc?: NodeBmcSpec;
   pet: boolean;
   state: NodeState;
   stateSince: string;
@@ -134,6 +134,12 @@ export interface BmcEndpointRecord {
   credentials: string;
   /** Pinned SHA-256 certificate fingerprint (trust on first use), if any. */
   tlsFingerprint: string | null;
+  /** Redfish: the ComputerSystem Id named in fleet.yaml (blade chassis); null: the BMC's only system. */
+  system: string | null;
+  /** Redfish auth mode; null: auto. */
+  auth: RedfishAuth | null;
+  /** Redfish: seconds to wait for PowerState after a Reset; null: the default. */
+  powerWait: number | null;
   /** Provider that answered last (e.g. 'ipmi', 'ipmitool'). */
   lastProvider: string | null;
   lastAnswerAt: string | null;

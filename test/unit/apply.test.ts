@@ -340,4 +340,12 @@ describe('planApply / executeApply', () => {
       '= 4 unchanged',
     ]);
   });
+
+  it("shows a Redfish node's system, auth and power wait in the plan", async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    const spec = fixture();
+    spec.nodes[4] = node(5, { profile: 'gpu', bmc: { address: '10.10.103.5', port: 443, protocol: 'redfish', credentials: 'redfish-admin', system: 'Blade2', auth: 'basic', powerWait: 60 } });
+    const text = formatPlan(await plan(spec));
+    expect(text.split('\n')).toEqual(['~ valkyrie05: bmc 10.10.103.5 redfish → 10.10.103.5 redfish system Blade2 auth basic power_wait 60s', '= 5 unchanged']);
+  });
 });

@@ -363,6 +363,59 @@ describe('parseConfig', () => {
     });
   });
 
+  describe('Redfish bmc settings: system, auth, power_wait (issue 9)', () => {
+    const chassis = (over: Obj = {}): Obj => {
+      const o = base();
+      o.nodes = {
+        'blade[1-4]': {
+          profile: 'compute',
+          bmc: { address: '10.10.103.50', protocol: 'redfish', credentials: 'bmc-admin', system: 'Blade[1-4]', ...over },
+        },
+      };
+      return o;
+    };
+
+    it('lets four nodes share one Redfish BMC, each naming its system (unique as address:port:system)', () => {
+      const spec = parseConfig(stringify(chassis({ auth: 'basic', power_wait: 45 })));
+      expect(spec.nodes.map((n) => n.bmc)).toEqual(
+        [1, 2, 3, 4].map((i) => ({ address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'bmc-admin', system: `Blade${i}`, auth: 'basic', powerWait: 45 })),
+      );
+    });
+
+    it('leaves defaults out: no system, auth or power_wait when not written', () => {
+      const o = base();
+      o.nodes['valkyrie[01-02]'].bmc.protocol = 'redfish';
+      expect(parseConfig(stringify(o)).nodes[0]!.bmc).toEqual({ address: '10.10.103.1', port: 443, protocol: 'redfish', credentials: 'bmc-admin' });
+    });
+
+    it('refuses two nodes on one BMC without distinct systems', () => {
+      // one system for both
+      const same = chassis({ system: ['Blade1', 'Blade1', 'Blade2', 'Blade3'] });
+      const i1 = oneIssue(same);
+      expect(i1.path).toBe('nodes.blade[1-4].bmc.system[1]');
+      expect(i1.message).toMatch(/^BMC 10\.10\.103\.50:443 system Blade1 of blade2 is already the system of blade1/);
+      // a single system for four nodes
+      expect(oneIssue(chassis({ system: 'Blade1' })).message).toMatch(/^a single BMC system cannot be shared by 4 nodes/);
+      // one node names a system, another on the same BMC does not
+      const o = chassis();
+      o.nodes['blade[1-4]'].bmc.system = 'Blade[1-4]';
+      o.nodes.spare = { profile: 'compute', bmc: { address: '10.10.103.50', protocol: 'redfish', credentials: 'bmc-admin' } };
+      const i2 = oneIssue(o);
+      expect(i2.path).toBe('nodes.spare.bmc.address');
+      expect(i2.message).toMatch(/^BMC 10\.10\.103\.50:443 of spare is already the BMC of blade1 .*name each node's system \(bmc\.system\)/);
+    });
+
+    it('refuses Redfish settings on an IPMI BMC, unknown auth modes, bad waits and bad system Ids', () => {
+      const o = base();
+      o.nodes['valkyrie[01-02]'].bmc.system = 'System[1-2]';
+      expect(oneIssue(o)).toMatchObject({ path: 'nodes.valkyrie[01-02].bmc.system', message: "bmc.system is a Redfish setting; this BMC's protocol is ipmi" });
+      expect(oneIssue(chassis({ auth: 'digest' }))).toMatchObject({ path: 'nodes.blade[1-4].bmc.auth', message: 'unknown Redfish auth digest; expected one of auto, session, basic' });
+      expect(oneIssue(chassis({ power_wait: 601 })).message).toBe('power_wait 601 must be 0-600 seconds');
+      expect(oneIssue(chassis({ power_wait: '30s' })).path).toBe('nodes.blade[1-4].bmc.power_wait');
+      expect(oneIssue(chassis({ system: ['Blade1', 'Blade2', 'Blade3', '../x'] })).message).toMatch(/^\.\.\/x is not a Redfish system Id/);
+    });
+  });
+
   describe('lockstep ranges', () => {
     it('steps every range with the expanded node names', () => {
       const o = base();

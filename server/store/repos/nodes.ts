@@ -1,9 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../errors.js';
-import type { BmcProtocol, NodeSpec } from '../../model.js';
+import type { BmcProtocol, NodeSpec, RedfishAuth } from '../../model.js';
 import { appendEvent, bool, chunks, int, naturalCompare, type StoreContext } from '../context.js';
 import type { DB, NodesTable } from '../schema.js';
-import { diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
+import { bmcColumns, diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
 import type { NodeChanges, NodeRecord, NodeState, WriteContext } from '../types.js';
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
@@ -173,7 +173,7 @@ export class NodeRepository {
           if (s.bmc) {
             await trx
               .insertInto('bmc_endpoints')
-              .values({ node: s.name, ...s.bmc, tls_fingerprint: null, last_provider: null, last_answer_at: null })
+              .values({ node: s.name, ...bmcColumns(s.bmc), tls_fingerprint: null, last_provider: null, last_answer_at: null })
               .execute();
           }
           const { name: _name, ...details } = s;
@@ -199,7 +199,7 @@ export class NodeRepository {
             } else if (!from) {
               await trx
                 .insertInto('bmc_endpoints')
-                .values({ node: s.name, ...to, tls_fingerprint: null, last_provider: null, last_answer_at: null })
+                .values({ node: s.name, ...bmcColumns(to), tls_fingerprint: null, last_provider: null, last_answer_at: null })
                 .execute();
             } else {
               // Another address, port or protocol is another BMC: forget what was learnt about the old one.
@@ -207,7 +207,7 @@ export class NodeRepository {
               await trx
                 .updateTable('bmc_endpoints')
                 .set({
-                  ...to,
+                  ...bmcColumns(to),
                   ...(moved ? { tls_fingerprint: null, last_provider: null, last_answer_at: null } : {}),
                 })
                 .where('node', '=', s.name)
@@ -360,7 +360,7 @@ export class NodeRepository {
     const macs = new Map<string, string[]>();
     const bmcs = new Map<string, NonNullable<NodeRecord['bmc']>>();
     const ifaceQuery = () => q.selectFrom('interfaces').select(['node', 'mac']).orderBy('node').orderBy('position');
-    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(['node', 'address', 'port', 'protocol', 'credentials']);
+    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(['node', 'address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait']);
     const ifaceRows = [];
     const bmcRows = [];
     if (all) {
@@ -378,7 +378,15 @@ export class NodeRepository {
       else macs.set(r.node, [r.mac]);
     }
     for (const r of bmcRows) {
-      bmcs.set(r.node, { address: r.address, port: r.port, protocol: r.protocol as BmcProtocol, credentials: r.credentials });
+      bmcs.set(r.node, {
+        address: r.address,
+        port: r.port,
+        protocol: r.protocol as BmcProtocol,
+        credentials: r.credentials,
+        ...(r.system !== null ? { system: r.system } : {}),
+        ...(r.auth !== null ? { auth: r.auth as RedfishAuth } : {}),
+        ...(r.power_wait !== null ? { powerWait: r.power_wait } : {}),
+      });
     }
     return rows
       .map((r): NodeRecord => {
