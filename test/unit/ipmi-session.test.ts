@@ -22,6 +22,7 @@ import {
 import { createIpmiDriver } from '../../server/bmc/ipmi/driver.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../server/errors.js';
+import { mayRetry, provedNotRun, unconfirmedOf } from '../../server/bmc/retry.js';
 
 type Mode = 'ok' | 'silent' | 'garbage' | 'bad-authcode' | 'no-cipher' | 'unknown-user' | 'refuse-privilege';
 
@@ -48,6 +49,11 @@ class FakeBmc {
   power = false;
   mode: Mode = 'ok';
   dropFirst = 0;
+  /** Drop this many Get Chassis Status requests (after decrypting them: their bytes go to `dropped`). */
+  dropStatus = 0;
+  readonly dropped: Buffer[] = [];
+  /** Chassis Control: 'answer' (default), 'silent' (acts, never answers), 'busy' (refuses with 0xC0, does not act). */
+  control: 'answer' | 'silent' | 'busy' = 'answer';
   readonly sessions = new Map<number, FakeSession>();
   readonly log: string[] = [];
   private readonly guid = randomBytes(16);
@@ -164,13 +170,24 @@ class FakeBmc {
       d.setAutoPadding(false);
       const plain = Buffer.concat([d.update(p.payload.subarray(16)), d.final()]);
       const q = decodeIpmiRequest(plain.subarray(0, plain.length - 1 - plain[plain.length - 1]!));
+      if (this.dropStatus > 0 && q.netFn === 0 && q.cmd === 0x01) {
+        this.dropStatus--;
+        this.dropped.push(Buffer.from(msg));
+        this.log.push('dropped-status');
+        return;
+      }
       this.log.push(`cmd:${q.netFn}:${q.cmd}`);
+      if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'silent') {
+        this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
+        return;
+      }
       let cc = 0;
       let data = Buffer.alloc(0);
       if (q.netFn === 6 && q.cmd === 0x3b) {
         if (this.mode === 'refuse-privilege') cc = 0x81;
         else data = Buffer.from([q.data[0]!]);
       } else if (q.netFn === 0 && q.cmd === 0x01) data = Buffer.from([this.power ? 1 : 0, 0, 0]);
+      else if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'busy') cc = 0xc0;
       else if (q.netFn === 0 && q.cmd === 0x02) this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
       else if (q.netFn === 6 && q.cmd === 0x3c) this.sessions.delete(p.sessionId);
       else cc = 0xc1;
@@ -293,6 +310,46 @@ describe('session failures', () => {
     expect(took).toBeGreaterThanOrEqual(1400);
     expect(took).toBeLessThan(2500);
     expect(transport.stats.retransmits - before).toBeGreaterThanOrEqual(2); // 0, 400, 1200 ms
+  });
+
+  it('a retransmit is the same datagram: same session sequence number, same rqSeq, same bytes', async () => {
+    const f = await fake(3);
+    const d = createIpmiDriver(transport, target(f), { timeoutMs: 5000 });
+    expect(await d.powerStatus()).toBe('off'); // session open
+    f.dropStatus = 2;
+    expect(await d.powerStatus()).toBe('off'); // answered on the third copy
+    await d.close();
+    expect(f.dropped).toHaveLength(2);
+    expect(f.log.filter((l) => l === 'cmd:0:1')).toHaveLength(2);
+    // The third copy (answered) is not kept, but the two dropped ones must be identical byte for byte:
+    // a BMC that de-duplicates by session sequence number sees one request.
+    expect(f.dropped[1]!.equals(f.dropped[0]!)).toBe(true);
+    const seq = (b: Buffer) => b.readUInt32LE(4 + 6);
+    expect(seq(f.dropped[0]!)).toBeGreaterThan(0);
+  });
+
+  it('a hard reset that gets no answer is sent once, never again; the power is read back and the error says so', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'silent';
+    const t0 = Date.now();
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerReset());
+    expect(Date.now() - t0).toBeLessThan(4500);
+    expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(1);
+    expect(e.code).toBe('bmc.timeout');
+    expect(unconfirmedOf(e)).toEqual({ power: 'on' });
+    expect(e.message).toMatch(/hard reset.*not sent again.*power read back: on/);
+    expect(mayRetry('power.reset', e)).toBe(false);
+  });
+
+  it('a power cycle refused by completion code is marked as not run (the caller may retry it)', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'busy';
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerCycle());
+    expect(e.code).toBe('bmc.command_failed');
+    expect(provedNotRun(e)).toBe(true);
+    expect(mayRetry('power.cycle', e)).toBe(true);
   });
 
   it('lost datagrams are retransmitted (400 ms, then 800 ms)', async () => {
