@@ -11,6 +11,7 @@ import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
 import { FleetError } from './errors.js';
 import { buildApp } from './http/app.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
+import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './ops/apply-config.js';
 import { openDataDir, type Store } from './store/index.js';
@@ -125,7 +126,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
     // One UDP socket for every IPMI session of this server (DESIGN §2).
     ipmiTransport = await IpmiTransport.open();
-    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
+    // ... and one per-BMC queue: `fleet power` and the lifecycle never drive one BMC at the same time.
+    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport, queue: new BmcQueue() };
     // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
     const mgmt = spec.cluster.managementAddress;
     const ca = await loadOrCreateCa(dataDir);
