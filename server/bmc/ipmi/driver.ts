@@ -170,6 +170,7 @@ export class IpmiDriver implements BmcDriver {
       if (code === ChassisControl.POWER_UP) return c.chassisControl(code);
       const readBackMs = this.opts.readBackMs ?? Math.min(3000, Math.floor(this.timeoutMs / 3));
       const answerBy = Math.max(Date.now() + 500, deadline - readBackMs);
+      const sentAt = Date.now();
       try {
         await c.chassisControlOnce(code, answerBy);
       } catch (e) {
@@ -177,15 +178,15 @@ export class IpmiDriver implements BmcDriver {
         // A completion code: the BMC answered and refused; the action did not run.
         if ((e.details as { completionCode?: unknown } | undefined)?.completionCode !== undefined) throw markNotRun(e);
         if (e.code !== 'bmc.timeout') throw e;
-        throw await this.readBack(c, code, e, Math.max(deadline, Date.now() + 1000));
+        throw await this.readBack(c, code, Date.now() - sentAt, Math.max(deadline, Date.now() + 1000));
       }
     });
   }
 
   /** After a once-only Chassis Control got no answer: what does the BMC show now? Never sends the action again. */
-  private async readBack(c: IpmiClient, code: ChassisControlCode, timeout: FleetError, deadline: number): Promise<FleetError> {
+  private async readBack(c: IpmiClient, code: ChassisControlCode, waitedMs: number, deadline: number): Promise<FleetError> {
     const action = ACTION_NAME[code] ?? `chassis control ${code}`;
-    const head = `IPMI Chassis Control (${action}) to ${this.label}: no answer (${timeout.message}); not sent again, it may or may not have run`;
+    const head = `IPMI Chassis Control (${action}) to ${this.label}: sent once, no answer within ${waitedMs} ms; not sent again, it may or may not have run`;
     try {
       const status = await c.chassisStatus(deadline);
       const power = status.powerOn ? 'on' : 'off';

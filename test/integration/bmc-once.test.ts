@@ -1,0 +1,137 @@
+/**
+ * Issue 9 item 4's acceptance with real peers: ipmi_sim BMCs whose chassis
+ * hook is slowed past the IPMI retransmit interval are reset exactly once per
+ * `fleet power reset` (counted from the hook's own call log), through the real
+ * server and CLI. Twelve BMCs answer after 1.5 s (past the 400/800 ms
+ * retransmits, inside the wait for an answer): reset once, reported ok. Four
+ * answer after 4.5 s (past the wait): reset once, never resent, the power read
+ * back and reported as unconfirmed. Audit events land per node while the
+ * slow ones are still running.
+ *
+ * Before the fix the native client retransmitted Chassis Control with a
+ * fresh sequence number and ipmi_sim ran each copy: every slowed BMC was
+ * reset twice.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../server/serve.js';
+import { cliAgainst } from '../helpers/cli.js';
+import { IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
+
+const FAST = 12;
+const SLOW = 4;
+const PASSWORD = 'Sim-Once-Pw-5521';
+if (!IPMI_SIM && process.env.CI === 'true') throw new Error('ipmi_sim is required in CI (.ci/deps.sh installs it)');
+const suite = IPMI_SIM ? describe : describe.skip;
+
+suite(IPMI_SIM ? `fleet power reset on ${FAST + SLOW} slowed ipmi_sim BMCs` : 'fleet power reset on slowed BMCs — SKIPPED: ipmi_sim not installed', () => {
+  let dir: string;
+  let fast: IpmiSimLab;
+  let slow: IpmiSimLab;
+  let server: RunningServer;
+  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const resets = (lab: IpmiSimLab) => lab.bmcs.map((b) => b.calls().filter((c) => c === 'set reset 1').length);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-bmc-once-'));
+    fast = await startIpmiSims(FAST, { password: PASSWORD, initial: () => ({ power: 'on' }) });
+    slow = await startIpmiSims(SLOW, { password: PASSWORD, initial: () => ({ power: 'on' }) });
+    const yaml = `
+cluster: {name: oncelab, domain: lab.local, timezone: UTC, management_address: 10.78.0.1}
+networks:
+  provisioning: {subnet: 10.78.0.0/16, unknown_range: 10.78.254.1-10.78.254.254}
+credentials:
+  sim: {username: admin, password_env: SIM_BMC_PASSWORD}
+profiles:
+  compute: {os: {tree: "http://10.78.0.1/os"}}
+nodes:
+  fast[01-${FAST}]:
+    profile: compute
+    bmc: {address: 127.0.0.1, port: [${fast.bmcs.map((b) => b.port).join(', ')}], protocol: ipmi, credentials: sim}
+  slow[01-0${SLOW}]:
+    profile: compute
+    bmc: {address: 127.0.0.1, port: [${slow.bmcs.map((b) => b.port).join(', ')}], protocol: ipmi, credentials: sim}
+`;
+    await writeFile(join(dir, 'fleet.yaml'), yaml);
+    server = await startServer({
+      configPath: join(dir, 'fleet.yaml'),
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      env: { SIM_BMC_PASSWORD: PASSWORD },
+      // Fan-out: 10 s per attempt and retries allowed (they must not be used for a reset).
+      // Native IPMI: 6 s per operation, of which the last 2.5 s are kept to read the power back,
+      // so Chassis Control waits ~3.5 s for its answer: the 1.5 s BMCs answer in time, the 4.5 s ones do not.
+      bmc: { timeoutMs: 10_000, retries: 2 },
+      bmcProviders: { ipmi: { timeoutMs: 6000, readBackMs: 2500 } },
+    });
+    // Sessions are open and every BMC answers before the hooks are slowed.
+    const r = await fleet('power', 'status', `fast[01-${FAST}],slow[01-0${SLOW}]`);
+    expect(r.code, r.out + r.err).toBe(0);
+    for (const b of fast.bmcs) b.setHookDelay(1.5);
+    for (const b of slow.bmcs) b.setHookDelay(4.5);
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await fast?.stop();
+    await slow?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('resets every BMC exactly once; the unanswered ones are read back, reported unconfirmed, and audited as each lands', async () => {
+    let cliDone = false;
+    const t0 = Date.now();
+    const run = fleet('power', 'reset', `fast[01-${FAST}],slow[01-0${SLOW}]`).finally(() => (cliDone = true));
+
+    // The fast nodes' audit events are in the store while the slow BMCs are still busy.
+    let fastEvents = 0;
+    for (let i = 0; i < 100 && fastEvents < FAST && !cliDone; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const page = await server.store.events.list({ kinds: ['bmc.power'] });
+      fastEvents = page.events.filter((e) => e.node?.startsWith('fast')).length;
+    }
+    expect(fastEvents).toBe(FAST);
+    expect(cliDone).toBe(false);
+    const slowEventsThen = (await server.store.events.list({ kinds: ['bmc.power'] })).events.filter((e) => e.node?.startsWith('slow')).length;
+    expect(slowEventsThen).toBe(0);
+
+    const r = await run;
+    const took = Date.now() - t0;
+    console.log(`fleet power reset on ${FAST}+${SLOW} slowed BMCs: ${took} ms; exit ${r.code}\n${r.out}${r.err}`);
+
+    // The acceptance: each BMC's hook saw exactly one reset.
+    expect(resets(fast)).toEqual(fast.bmcs.map(() => 1));
+    expect(resets(slow)).toEqual(slow.bmcs.map(() => 1));
+    for (const b of [...fast.bmcs, ...slow.bmcs]) expect(b.state().resets).toBe(1);
+
+    expect(r.code).toBe(1);
+    const lines = r.out.trim().split('\n');
+    for (let i = 1; i <= FAST; i++) expect(lines).toContain(`fast${String(i).padStart(2, '0')}: on`);
+    expect(lines).toContain(`-- ${SLOW} of ${FAST + SLOW} failed:`);
+    for (let i = 1; i <= SLOW; i++) {
+      const line = lines.find((l) => l.startsWith(`slow0${i}: `));
+      expect(line).toMatch(/sent once, unconfirmed .*hard reset.*not sent again.*power read back: on/);
+    }
+
+    const events = (await server.store.events.list({ kinds: ['bmc.power'] })).events;
+    const slowAudit = events.filter((e) => e.node?.startsWith('slow')).map((e) => e.details as Record<string, unknown>);
+    expect(slowAudit).toHaveLength(SLOW);
+    for (const d of slowAudit) expect(d).toMatchObject({ operation: 'power reset', outcome: 'unconfirmed', powerReadBack: 'on', attempts: 1 });
+    const fastAudit = events.filter((e) => e.node?.startsWith('fast')).map((e) => e.details as Record<string, unknown>);
+    for (const d of fastAudit) expect(d).toMatchObject({ operation: 'power reset', outcome: 'ok', attempts: 1 });
+  }, 60_000);
+
+  it('the JSON result says unconfirmed and what was read; a second reset is again exactly one more per BMC', async () => {
+    const r = await fleet('power', 'reset', 'fast01,slow01', '--json');
+    const json = JSON.parse(r.out) as { results: { node: string; ok: boolean; unconfirmed?: { power: string }; error?: { code: string } }[] };
+    const bySlow = json.results.find((x) => x.node === 'slow01')!;
+    expect(bySlow).toMatchObject({ ok: false, unconfirmed: { power: 'on' }, error: { code: 'bmc.timeout' } });
+    expect(json.results.find((x) => x.node === 'fast01')).toMatchObject({ ok: true });
+    expect(resets(fast)[0]).toBe(2);
+    expect(resets(slow)[0]).toBe(2);
+    expect(resets(fast).slice(1)).toEqual(fast.bmcs.slice(1).map(() => 1));
+  }, 60_000);
+});
