@@ -50,6 +50,11 @@ export interface FanoutOptions {
    * always passes the rule for its action.
    */
   retryable?: (error: FleetError) => boolean;
+  /**
+   * How long an attempt abandoned at its timeout may keep its BMC (and its
+   * concurrency slot) while its driver winds down. Default max(timeoutMs, 30 s).
+   */
+  settleMs?: number;
   /** The per-BMC queue shared across the server; default a queue of this fan-out only. */
   queue?: BmcQueue;
   /** Called once per node as its result lands (before the whole fan-out ends), outside the BMC's queue slot. */
@@ -152,6 +157,13 @@ export function parseStagger(text: string): Stagger {
   return { count, intervalMs };
 }
 
+/** Waits until `p` settles or `ms` pass, whichever comes first; never throws. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number, ctl: AbortController, label: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -174,6 +186,7 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
   const retries = opts.retries ?? 2;
   const backoffMs = opts.backoffMs ?? 500;
   const retryable = opts.retryable ?? defaultRetryable;
+  const settleMs = opts.settleMs ?? Math.max(timeoutMs, 30_000);
   const sleep = opts.sleep ?? realSleep;
   const now = opts.now ?? Date.now;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetError('usage.invalid', 'concurrency must be a positive integer');
@@ -196,10 +209,13 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
       if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1));
       await global.acquire();
       const t0 = now();
+      let running: Promise<unknown> | undefined;
       try {
         if (gate) await gate.slot();
         const ctl = new AbortController();
-        const out = await withTimeout(op(target, { attempt, signal: ctl.signal }), timeoutMs, ctl, target.node);
+        const p = op(target, { attempt, signal: ctl.signal });
+        running = p;
+        const out = await withTimeout(p, timeoutMs, ctl, target.node);
         attempts.push(...(out.inner ?? []), { provider: out.provider, durationMs: now() - t0, outcome: 'ok' });
         return { node: target.node, ok: true, value: out.value, attempts, durationMs: now() - started };
       } catch (e) {
@@ -207,6 +223,9 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
         const provider = (e as { provider?: string }).provider ?? '-';
         const inner = (e as { attempts?: AttemptRecord[] }).attempts ?? [];
         attempts.push(...inner, { provider, durationMs: now() - t0, outcome: last.code, message: last.message });
+        // An abandoned attempt may still be talking to the BMC (its driver ends at its own deadline):
+        // keep the BMC's queue slot until it has settled, bounded, so the next caller never overlaps it.
+        if (running) await settledWithin(running, settleMs);
         if (!retryable(last)) break;
       } finally {
         global.release();

@@ -165,6 +165,26 @@ describe('fan-out runner', () => {
     expect(queue.busy).toBe(0);
   });
 
+  it('an attempt abandoned at its timeout keeps the BMC until it has really ended: the next caller never overlaps it', async () => {
+    const queue = new BmcQueue();
+    let inside = 0;
+    let overlap = 0;
+    // A driver that ignores the abort and finishes 80 ms after the 20 ms timeout.
+    const slow = async () => {
+      if (++inside > 1) overlap++;
+      await tick(100);
+      inside--;
+      return { value: 'late', provider: 'test' };
+    };
+    const first = runFanout([{ node: 'a', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 20, retries: 0 });
+    await tick(5);
+    const second = runFanout([{ node: 'b', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 1000 });
+    const [r1, r2] = await Promise.all([first, second]);
+    expect(r1[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(r2[0]).toMatchObject({ ok: true });
+    expect(overlap).toBe(0);
+  });
+
   it('hands each result to onResult as it lands, before the whole fan-out ends', async () => {
     const seen: string[] = [];
     let finished = false;
