@@ -11,6 +11,10 @@
  * Before the fix the native client retransmitted Chassis Control with a
  * fresh sequence number and ipmi_sim ran each copy: every slowed BMC was
  * reset twice.
+ *
+ * And a Redfish BMC (the DMTF-mockup double) that answers a Reset after the
+ * attempt timeout gets one Reset POST, not three (the fan-out used to retry
+ * every timeout).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst } from '../helpers/cli.js';
 import { IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
+import { RedfishDouble } from '../helpers/redfish-double.js';
 
 const FAST = 12;
 const SLOW = 4;
@@ -134,4 +139,63 @@ nodes:
     expect(resets(slow)[0]).toBe(2);
     expect(resets(fast).slice(1)).toEqual(fast.bmcs.slice(1).map(() => 1));
   }, 60_000);
+});
+
+describe('fleet power cycle on a slow Redfish BMC (DMTF mockup double)', () => {
+  let dir: string;
+  let bmc: RedfishDouble;
+  let server: RunningServer;
+  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const resetPosts = () => bmc.requests.filter((r) => r.method === 'POST' && /ComputerSystem\.Reset$/.test(r.path)).length;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-rf-once-'));
+    bmc = await RedfishDouble.start({ username: 'root', password: PASSWORD, scheme: 'http' });
+    bmc.setPowerState('On');
+    await writeFile(
+      join(dir, 'fleet.yaml'),
+      `
+cluster: {name: rfonce, domain: lab.local, timezone: UTC, management_address: 10.79.0.1}
+networks:
+  provisioning: {subnet: 10.79.0.0/16, unknown_range: 10.79.254.1-10.79.254.254}
+credentials:
+  rf: {username: root, password_env: RF_PASSWORD}
+profiles:
+  compute: {os: {tree: "http://10.79.0.1/os"}}
+nodes:
+  rack01:
+    profile: compute
+    bmc: {address: 127.0.0.1, port: ${bmc.port}, protocol: redfish, credentials: rf}
+`,
+    );
+    server = await startServer({
+      configPath: join(dir, 'fleet.yaml'),
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      env: { RF_PASSWORD: PASSWORD },
+      // Two retries allowed and a 1.5 s attempt timeout: a cycle must still be sent only once.
+      bmc: { timeoutMs: 1500, retries: 2 },
+      bmcProviders: { redfish: { scheme: 'insecure-http' } },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await bmc?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a cycle whose answer does not come in time is not sent again by the fan-out', async () => {
+    bmc.switches.slowMs = 4000;
+    bmc.switches.slowPaths = [/ComputerSystem\.Reset$/];
+    const r = await fleet('power', 'cycle', 'rack01', '--json');
+    const res = (JSON.parse(r.out) as { results: { ok: boolean; error?: { code: string }; attempts: unknown[] }[] }).results[0]!;
+    expect(res).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(res.attempts).toHaveLength(1);
+    expect(resetPosts()).toBe(1);
+    bmc.switches.slowMs = 0;
+    // A status read on the same node is still retried where needed and works.
+    expect((await fleet('power', 'status', 'rack01')).code).toBe(0);
+  }, 30_000);
 });
