@@ -23,6 +23,10 @@ import { createIpmiDriver } from '../../server/bmc/ipmi/driver.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../server/errors.js';
 import { mayRetry, provedNotRun, unconfirmedOf } from '../../server/bmc/retry.js';
+import { withBmc } from '../../server/bmc/registry.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type Mode = 'ok' | 'silent' | 'garbage' | 'bad-authcode' | 'no-cipher' | 'unknown-user' | 'refuse-privilege';
 
@@ -53,7 +57,7 @@ class FakeBmc {
   dropStatus = 0;
   readonly dropped: Buffer[] = [];
   /** Chassis Control: 'answer' (default), 'silent' (acts, never answers), 'busy' (refuses with 0xC0, does not act). */
-  control: 'answer' | 'silent' | 'busy' = 'answer';
+  control: 'answer' | 'silent' | 'busy' | 'garbage' = 'answer';
   readonly sessions = new Map<number, FakeSession>();
   readonly log: string[] = [];
   private readonly guid = randomBytes(16);
@@ -177,6 +181,10 @@ class FakeBmc {
         return;
       }
       this.log.push(`cmd:${q.netFn}:${q.cmd}`);
+      if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'garbage') {
+        this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
+        return this.send(randomBytes(7), r);
+      }
       if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'silent') {
         this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
         return;
@@ -367,6 +375,38 @@ describe('session failures', () => {
     const e = await codeOf(createIpmiDriver(transport, { address: '127.0.0.1', port: 70000, username: 'a', password: 'b' }, { timeoutMs: 3000 }).powerStatus());
     expect(e.code).toBe('bmc.timeout');
     expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it('a reset that fails while the session opens was never sent: marked not run, so it may fall back or be retried', async () => {
+    const f = await fake(3);
+    f.mode = 'garbage';
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerReset());
+    expect(e.code).toBe('bmc.protocol');
+    expect(provedNotRun(e)).toBe(true);
+    expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(0);
+  });
+
+  it('registry: a reset whose answer is unreadable is not handed to the ipmitool fallback; a status read is', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'garbage';
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-fallback-'));
+    try {
+      const tool = join(dir, 'ipmitool');
+      writeFileSync(tool, `#!/bin/sh\necho "$*" >> ${join(dir, 'calls')}\necho "Chassis Power is on"\n`, { mode: 0o755 });
+      const ctx = { ipmiTransport: transport, ipmi: { timeoutMs: 3000 }, ipmitool: { ipmitoolPath: tool } };
+      const e = await codeOf(withBmc(['ipmi', 'ipmitool'], target(f), ctx, (d) => d.powerReset(), { action: 'power.reset' }));
+      expect(e.code).toBe('bmc.protocol');
+      expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(1);
+      expect(existsSync(join(dir, 'calls'))).toBe(false);
+      // The same trouble on a read falls back (ipmi_sim-independent: the fake answers garbage to everything).
+      f.mode = 'garbage';
+      const read = await withBmc(['ipmi', 'ipmitool'], target(f), ctx, (d) => d.powerStatus(), { action: 'power.status' });
+      expect(read).toMatchObject({ value: 'on', provider: 'ipmitool' });
+      expect(readFileSync(join(dir, 'calls'), 'utf8')).toContain('chassis power status');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('garbage replies → bmc.protocol quickly', async () => {

@@ -209,7 +209,7 @@ export class IpmiDriver implements BmcDriver {
     try {
       const previous = this.session;
       const idle = Date.now() - this.lastUsed;
-      let session = await this.ensureSession(deadline);
+      let session = await this.sessionBeforeCommands(deadline);
       const reused = session === previous && idle >= (this.opts.staleAfterMs ?? 5000);
       const firstDeadline = reused ? { firstDeadline: Date.now() + (this.opts.staleProbeMs ?? 1500) } : {};
       const client = new IpmiClient(session, { deadline, ...retransmit, ...firstDeadline });
@@ -220,7 +220,7 @@ export class IpmiDriver implements BmcDriver {
         if (!client.firstCommandFailed || Date.now() >= deadline) throw e;
         // The BMC forgot the session (rebooted, expired it early): start over in a new one.
         this.dropSession();
-        session = await this.ensureSession(deadline);
+        session = await this.sessionBeforeCommands(deadline);
         result = await fn(new IpmiClient(session, { deadline, ...retransmit }), deadline);
       }
       this.lastUsed = Date.now();
@@ -229,6 +229,15 @@ export class IpmiDriver implements BmcDriver {
       const err = this.asFleetError(e);
       if (err.code === 'bmc.timeout' || err.code === 'bmc.protocol') this.dropSession();
       throw err;
+    }
+  }
+
+  /** The session for an operation; a failure here comes before any command of it was sent (retry.ts: not run). */
+  private async sessionBeforeCommands(deadline: number): Promise<IpmiSession> {
+    try {
+      return await this.ensureSession(deadline);
+    } catch (e) {
+      throw isFleetError(e) ? markNotRun(e) : e;
     }
   }
 
