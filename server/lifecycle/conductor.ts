@@ -565,7 +565,8 @@ export class Conductor {
             // The last attempt provably did not act (retry.ts allowed a retry) and attempts are left: retry.
             cur = await this.runEntrySteps(ctl, rec, failed.length + 1);
             action = 'step retried';
-          } else if (lastFailed && failed.length >= maxAttempts) {
+          } else if (lastFailed && (lastRetry === false || failed.length >= maxAttempts)) {
+            // The dead conductor had decided to fail the node (no retry allowed, or none left): finish that.
             cur = await this.apply(rec, E.fail, { actor: this.actor, cause: 'recovery', details: { step, reason: lastFailed.reason ?? 'failed', attempts: failed.length } });
             action = 'failed (no attempts left)';
           } else {

@@ -295,6 +295,26 @@ describe('conductor: recovery after a crash', () => {
     expect((await nodeStatus(h.store, n)).failure).toMatchObject({ step: 'power-cycle', reason: expect.stringContaining('power state unreadable') });
   });
 
+  it.each([
+    [true, 'step retried', ['powerCycle n1']],
+    [false, 'failed (no attempts left)', []],
+  ] as const)('power-cycling, crashed right after a failed attempt (willRetry %s): %s, never a blind repeat', async (willRetry, action, calls) => {
+    h = await harness();
+    await h.put('n1', S.powerCycling, { armed: true, deadlineSeconds: 900 });
+    await h.store.events.append({ node: 'n1', kind: K.stepStarted, actor: 'A', details: { step: 'power-cycle', attempt: 1, state: S.powerCycling } });
+    await h.store.events.append({
+      node: 'n1',
+      kind: K.stepFailed,
+      actor: 'A',
+      details: { step: 'power-cycle', attempt: 1, code: 'bmc.command_failed', reason: 'command refused (bmc 10.0.0.1, ipmi): busy', willRetry },
+    });
+    const report = await h.c.start();
+    await h.c.idle();
+    expect(report.actions).toEqual({ [action]: 1 });
+    expect(h.bmc.calls).toEqual(calls);
+    if (!willRetry) expect((await h.store.nodes.require('n1')).state).toBe(S.failed);
+  });
+
   it('power-cycling before the step started: runs the power cycle (the first power action)', async () => {
     h = await harness();
     await h.put('n1', S.powerCycling, { armed: true, deadlineSeconds: 900 });
