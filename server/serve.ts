@@ -14,6 +14,7 @@ import { buildAdminApp, buildBootApp } from './http/app.js';
 import { DEFAULT_ADMIN_LISTEN, advertised, formatHostPort, isLoopback, parseListen, planListeners } from './listeners.js';
 import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
+import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './ops/apply-config.js';
 import { openDataDir, type Store } from './store/index.js';
@@ -171,7 +172,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
     // One UDP socket for every IPMI session of this server (DESIGN §2).
     ipmiTransport = await IpmiTransport.open();
-    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
+    // ... and one per-BMC queue: `fleet power` and the lifecycle never drive one BMC at the same time.
+    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport, queue: new BmcQueue() };
     // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
     const ca = await loadOrCreateCa(dataDir);
     const certNames = (hosts: string[]): ServerCertOptions => {

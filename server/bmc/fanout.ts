@@ -2,17 +2,24 @@
  * The fan-out runner: one BMC operation applied to many nodes.
  *
  * - a global concurrency limit (default 64) across all nodes;
- * - one operation at a time per BMC (targets sharing a `bmcKey` queue up);
+ * - one operation at a time per BMC: targets sharing a `bmcKey` queue up in
+ *   the server's BmcQueue (shared with the lifecycle) or, without one, in a
+ *   queue of this fan-out;
  * - a timeout per attempt, after which the attempt is abandoned (the caller's
  *   `abort` hook closes the driver) and counted as bmc.timeout;
- * - bounded retries with exponential backoff, only for errors worth retrying
- *   (a wrong password is not retried: it would only lock the account);
+ * - bounded retries with exponential backoff, only where the caller's
+ *   `retryable` rule allows (ops/bmc.ts passes retry.ts's `mayRetry` for its
+ *   action: a timed-out reset is never sent again; a wrong password is never
+ *   retried: it would only lock the account);
  * - optional staggering: at most N attempts *start* per interval (PDU inrush);
- * - a per-node result table; one node's failure never affects another's.
+ * - a per-node result table, each result also handed to `onResult` as it
+ *   lands; one node's failure never affects another's.
  *
  * It knows nothing of protocols or the store: the operation is a function.
  */
 import { FleetError, toFleetError, type ErrorCode } from '../errors.js';
+import { BmcQueue } from './queue.js';
+import { TRANSIENT_ERRORS } from './retry.js';
 
 export interface FanoutTarget {
   node: string;
@@ -36,8 +43,22 @@ export interface FanoutOptions {
   /** First backoff; doubles each retry. Default 500 ms. */
   backoffMs?: number;
   stagger?: Stagger;
-  /** Error codes that are retried. Default: bmc.timeout, bmc.protocol, unavailable. */
-  retryOn?: ReadonlySet<ErrorCode>;
+  /**
+   * Whether a failed attempt may be made again (retry.ts `mayRetry` for the
+   * operation's action). Default: transient errors only, which is right for
+   * reads and idempotent sets and wrong for once-only actions: ops/bmc.ts
+   * always passes the rule for its action.
+   */
+  retryable?: (error: FleetError) => boolean;
+  /**
+   * How long an attempt abandoned at its timeout may keep its BMC (and its
+   * concurrency slot) while its driver winds down. Default max(timeoutMs, 30 s).
+   */
+  settleMs?: number;
+  /** The per-BMC queue shared across the server; default a queue of this fan-out only. */
+  queue?: BmcQueue;
+  /** Called once per node as its result lands (before the whole fan-out ends), outside the BMC's queue slot. */
+  onResult?: (result: NodeResult<unknown>) => Promise<void> | void;
   /** Injected for tests. */
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
@@ -55,7 +76,7 @@ export interface NodeResult<T> {
   node: string;
   ok: boolean;
   value?: T;
-  error?: { code: ErrorCode; message: string };
+  error?: { code: ErrorCode; message: string; details?: unknown };
   attempts: AttemptRecord[];
   durationMs: number;
 }
@@ -75,7 +96,7 @@ export interface OpContext {
 
 export type FanoutOp<T> = (target: FanoutTarget, ctx: OpContext) => Promise<OpOutcome<T>>;
 
-const DEFAULT_RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.timeout', 'bmc.protocol', 'unavailable']);
+const defaultRetryable = (e: FleetError): boolean => TRANSIENT_ERRORS.has(e.code);
 
 const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -136,6 +157,13 @@ export function parseStagger(text: string): Stagger {
   return { count, intervalMs };
 }
 
+/** Waits until `p` settles or `ms` pass, whichever comes first; never throws. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number, ctl: AbortController, label: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -157,7 +185,8 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
   const timeoutMs = opts.timeoutMs ?? 20_000;
   const retries = opts.retries ?? 2;
   const backoffMs = opts.backoffMs ?? 500;
-  const retryOn = opts.retryOn ?? DEFAULT_RETRY_ON;
+  const retryable = opts.retryable ?? defaultRetryable;
+  const settleMs = opts.settleMs ?? Math.max(timeoutMs, 30_000);
   const sleep = opts.sleep ?? realSleep;
   const now = opts.now ?? Date.now;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetError('usage.invalid', 'concurrency must be a positive integer');
@@ -169,8 +198,8 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
 
   const global = new Semaphore(concurrency);
   const gate = opts.stagger ? new StaggerGate(opts.stagger, sleep, now) : undefined;
-  // Per-BMC serialisation: each key's operations chain one after another.
-  const perBmc = new Map<string, Promise<unknown>>();
+  // Per-BMC serialisation: each key's operations (retries included) run one after another.
+  const queue = opts.queue ?? new BmcQueue();
 
   const runOne = async (target: FanoutTarget): Promise<NodeResult<T>> => {
     const started = now();
@@ -180,10 +209,13 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
       if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1));
       await global.acquire();
       const t0 = now();
+      let running: Promise<unknown> | undefined;
       try {
         if (gate) await gate.slot();
         const ctl = new AbortController();
-        const out = await withTimeout(op(target, { attempt, signal: ctl.signal }), timeoutMs, ctl, target.node);
+        const p = op(target, { attempt, signal: ctl.signal });
+        running = p;
+        const out = await withTimeout(p, timeoutMs, ctl, target.node);
         attempts.push(...(out.inner ?? []), { provider: out.provider, durationMs: now() - t0, outcome: 'ok' });
         return { node: target.node, ok: true, value: out.value, attempts, durationMs: now() - started };
       } catch (e) {
@@ -191,7 +223,10 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
         const provider = (e as { provider?: string }).provider ?? '-';
         const inner = (e as { attempts?: AttemptRecord[] }).attempts ?? [];
         attempts.push(...inner, { provider, durationMs: now() - t0, outcome: last.code, message: last.message });
-        if (!retryOn.has(last.code)) break;
+        // An abandoned attempt may still be talking to the BMC (its driver ends at its own deadline):
+        // keep the BMC's queue slot until it has settled, bounded, so the next caller never overlaps it.
+        if (running) await settledWithin(running, settleMs);
+        if (!retryable(last)) break;
       } finally {
         global.release();
       }
@@ -199,21 +234,28 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
     return {
       node: target.node,
       ok: false,
-      error: { code: last!.code, message: last!.message },
+      error: { code: last!.code, message: last!.message, ...(last!.details === undefined ? {} : { details: last!.details }) },
       attempts,
       durationMs: now() - started,
     };
   };
 
-  return Promise.all(
-    targets.map((t) => {
-      const prev = perBmc.get(t.bmcKey) ?? Promise.resolve();
-      const mine = prev.then(() => runOne(t));
-      perBmc.set(
-        t.bmcKey,
-        mine.catch(() => undefined),
-      );
-      return mine;
+  // A failing onResult (the store, for audit events) does not stop the other nodes: every BMC action
+  // already started finishes, then the first such error is thrown.
+  let hookError: unknown;
+  const results = await Promise.all(
+    targets.map(async (t) => {
+      const r = await queue.run(t.bmcKey, () => runOne(t));
+      if (opts.onResult) {
+        try {
+          await opts.onResult(r);
+        } catch (e) {
+          hookError ??= e;
+        }
+      }
+      return r;
     }),
   );
+  if (hookError !== undefined) throw hookError;
+  return results;
 }

@@ -25,7 +25,8 @@ import { FleetError, isFleetError, toFleetError } from '../errors.js';
 import { nodeSpecOf, type EventRecord, type NodeRecord, type Store } from '../store/index.js';
 import { resolveLifecycleSettings, type LifecycleSettings } from './settings.js';
 import { eventForSignal, SIGNAL, SIGNAL_KINDS, isSignalKind, applyFailureReason } from './signals.js';
-import { RETRYABLE_STEP_ERRORS, type Steps } from './steps.js';
+import { mayRetry, provedNotRun, TRANSIENT_ERRORS, type BmcAction } from '../bmc/retry.js';
+import type { Steps } from './steps.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, S, STEP, TRANSIENT_STATES, isResting, type LifecycleEvent, type StepName } from './states.js';
 import { next, stateSpec, tryNext } from './table.js';
 
@@ -163,6 +164,13 @@ function seconds(s: number): string {
   if (s < 7200) return `${Math.round(s / 60)} min`;
   return `${Math.round((s / 3600) * 10) / 10} h`;
 }
+
+/** What each BMC step does, for retry.ts's rule (the one rule the fan-out and the registry use too). */
+const STEP_ACTION: Partial<Record<StepName, BmcAction>> = {
+  [STEP.armPxe]: 'bootdev.set',
+  [STEP.powerCycle]: 'power.cycle',
+  [STEP.flipToDisk]: 'bootdev.set',
+};
 
 export class Conductor {
   readonly owner: string;
@@ -555,11 +563,13 @@ export class Conductor {
           }
         } else if (step === STEP.powerCycle) {
           const lastFailed = last?.kind === K.stepFailed ? (last.details as { code?: string; reason?: string }) : undefined;
-          if (lastFailed && lastFailed.code !== 'bmc.timeout' && failed.length < maxAttempts) {
-            // The BMC refused the last attempt (it did not act) and attempts are left: retry.
+          const lastRetry = last?.kind === K.stepFailed ? (last.details as { willRetry?: boolean }).willRetry : undefined;
+          if (lastFailed && lastRetry === true && failed.length < maxAttempts) {
+            // The last attempt provably did not act (retry.ts allowed a retry) and attempts are left: retry.
             cur = await this.runEntrySteps(ctl, rec, failed.length + 1);
             action = 'step retried';
-          } else if (lastFailed && failed.length >= maxAttempts) {
+          } else if (lastFailed && (lastRetry === false || failed.length >= maxAttempts)) {
+            // The dead conductor had decided to fail the node (no retry allowed, or none left): finish that.
             cur = await this.apply(rec, E.fail, { actor: this.actor, cause: 'recovery', details: { step, reason: lastFailed.reason ?? 'failed', attempts: failed.length } });
             action = 'failed (no attempts left)';
           } else {
@@ -931,8 +941,9 @@ export class Conductor {
           try {
             did = await this.steps.powerCycle(name);
           } catch (e) {
-            // A timed-out power action may have happened: read the power instead of repeating it.
-            if (!isFleetError(e) || e.code !== 'bmc.timeout') throw e;
+            // A power action that got no clear answer (timeout, unreadable reply) may have happened: read
+            // the power instead of repeating it. Only a failure that proves it did not run is retried (bmcStep).
+            if (!isFleetError(e) || provedNotRun(e) || !TRANSIENT_ERRORS.has(e.code)) throw e;
             let power: string;
             try {
               power = await this.steps.powerStatus(name);
@@ -942,7 +953,8 @@ export class Conductor {
               return { kind: 'event', event: E.fail, details: { step, reason, attempts: attempt } };
             }
             if (power === 'off') await this.steps.powerOn(name);
-            did = power === 'off' ? 'on (after a timed-out cycle left it off)' : 'none (timed out; power is on, not repeated)';
+            const why = e.code === 'bmc.timeout' ? 'timed out' : `unconfirmed: ${e.code}`;
+            did = power === 'off' ? `on (after a ${why} cycle left it off)` : `none (${why}; power is on, not repeated)`;
           }
           await this.append(name, K.stepDone, { step, attempt, action: did });
           return { kind: 'wait' };
@@ -983,7 +995,7 @@ export class Conductor {
       } catch (e) {
         if (e instanceof Halted) throw e;
         const fe = toFleetError(e);
-        const willRetry = RETRYABLE_STEP_ERRORS.has(fe.code) && attempt < max;
+        const willRetry = mayRetry(STEP_ACTION[step] ?? 'power.cycle', fe) && attempt < max;
         await this.append(rec.name, K.stepFailed, { step, attempt, code: fe.code, reason: fe.message, willRetry });
         if (!willRetry) return { kind: 'event', event: E.fail, details: { step, reason: fe.message, attempts: attempt } };
         await this.sleep(this.settings.retryDelayMs * 2 ** (attempt - 1));

@@ -1,12 +1,19 @@
 /**
  * BMC operations on a set of nodes: power, boot device, identity. Reads the
  * nodes' BMC endpoints and secrets from the store, runs the fan-out, and
- * writes one audit event per node (actor, operation, outcome, provider) — the
- * drivers themselves never touch the store.
+ * writes one audit event per node (actor, operation, outcome, provider) as
+ * each node's result lands — the drivers themselves never touch the store.
+ *
+ * Retries and provider fallbacks follow retry.ts's one rule for the
+ * operation's action (a timed-out reset is never sent again), and every BMC
+ * is driven through the server's per-BMC queue when the provider context has
+ * one (shared with the lifecycle).
  */
 import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
+import { bmcKey } from '../bmc/queue.js';
 import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
 import { DEFAULT_POWER_WAIT_MS } from '../bmc/redfish/driver.js';
+import { mayRetry, unconfirmedOf, type BmcAction } from '../bmc/retry.js';
 import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from '../bmc/types.js';
 import { FleetError } from '../errors.js';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';
@@ -31,7 +38,14 @@ export interface BmcOpResult {
   /** bootdev: what was asked, and (drivers that read it back: Redfish) what the BMC stored and the quirks seen. */
   bootdev?: { device: string; persistent: boolean; stored?: BootSetReport['stored']; quirks?: string[] };
   provider?: string;
-  error?: { code: string; message: string };
+  /** details: what the driver attached (e.g. notRun: the action provably did not run), for the retry rule. */
+  error?: { code: string; message: string; details?: unknown };
+  /**
+   * A once-only action (off, soft, cycle, reset) was sent, got no answer and
+   * was not sent again: it may or may not have run. `power` is what the BMC
+   * showed when read back afterwards (null: unreadable).
+   */
+  unconfirmed?: { power: PowerState | null };
   bmc?: string;
   attempts: NodeResult<unknown>['attempts'];
   durationMs: number;
@@ -103,8 +117,15 @@ const SHORT_REASON: Partial<Record<string, string>> = {
 
 /** "authentication failed (bmc 10.10.103.2, ipmi): <driver detail>" */
 export function reasonLine(e: FleetError, label: string): string {
-  const short = SHORT_REASON[e.code] ?? 'failed';
+  const short = unconfirmedOf(e) ? 'sent once, unconfirmed' : (SHORT_REASON[e.code] ?? 'failed');
   return `${short} (${label}): ${e.message}`;
+}
+
+/** The action an operation performs, for the retry rule. */
+export function actionOf(op: BmcOperation): BmcAction {
+  if (op.kind === 'power') return op.op === 'status' ? 'power.status' : `power.${op.op}`;
+  if (op.kind === 'bootdev') return 'bootdev.set';
+  return 'info';
 }
 
 function describe(op: BmcOperation): string {
@@ -113,7 +134,7 @@ function describe(op: BmcOperation): string {
   return 'bmc info';
 }
 
-export interface RunBmcOptions extends FanoutOptions {
+export interface RunBmcOptions extends Omit<FanoutOptions, 'retryable' | 'queue' | 'onResult'> {
   actor: string;
   providers: ProviderContext;
 }
@@ -158,21 +179,73 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
     });
   }
 
+  const action = actionOf(op);
+  // Status reads and info are not actions: only power and boot-device changes are audited.
+  const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
+  const toResult = (name: string, r: NodeResult<unknown>): BmcOpResult => {
+    const p = prepared.get(name) as { target: BmcTarget };
+    const provider = r.attempts.at(-1)?.provider;
+    const readBack = r.ok ? undefined : unconfirmedOf(new FleetError(r.error!.code, r.error!.message, r.error!.details));
+    return {
+      node: name,
+      ok: r.ok,
+      bmc: `${p.target.address}:${p.target.port}`,
+      ...(provider && provider !== '-' ? { provider } : {}),
+      ...(r.ok ? (r.value as Partial<BmcOpResult>) : { error: r.error! }),
+      ...(readBack ? { unconfirmed: { power: readBack.power } } : {}),
+      attempts: r.attempts,
+      durationMs: r.durationMs,
+    };
+  };
+  const audit = async (r: BmcOpResult): Promise<void> => {
+    await store.transaction(async (tx) => {
+      if (r.ok && r.provider) await tx.bmc.recordAnswer(r.node, r.provider);
+      if (!audited || r.error?.code === 'node.not_found') return;
+      await tx.events.append({
+        node: r.node,
+        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
+        actor: opts.actor,
+        details: {
+          operation: describe(op),
+          outcome: r.ok ? 'ok' : r.unconfirmed ? 'unconfirmed' : 'failed',
+          ...(r.provider ? { provider: r.provider } : {}),
+          ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}),
+          ...(r.unconfirmed ? { powerReadBack: r.unconfirmed.power } : {}),
+          // What the BMC really stored, and quirks of this BMC seen on the read-back (e.g. Once stored as Continuous).
+          ...(r.bootdev?.stored ? { stored: r.bootdev.stored, quirks: r.bootdev.quirks ?? [] } : {}),
+          attempts: r.attempts.length,
+          durationMs: r.durationMs,
+        },
+      });
+    });
+  };
+
+  const results = new Map<string, BmcOpResult>();
+  // Nodes that cannot be reached fail alone, audited before any BMC is touched.
+  for (const name of names) {
+    const p = prepared.get(name)!;
+    if (!('error' in p)) continue;
+    const r: BmcOpResult = { node: name, ok: false, error: { code: p.error.code, message: p.error.message }, attempts: [], durationMs: 0 };
+    results.set(name, r);
+    await audit(r);
+  }
+
   const runnable = names.filter((n) => !('error' in prepared.get(n)!));
   const timeoutMs = operationTimeoutMs(
     op,
     runnable.map((n) => (prepared.get(n) as { target: BmcTarget }).target),
     opts.timeoutMs,
   );
-  const fan = await runFanout(
+  await runFanout(
     runnable.map((node) => {
       const p = prepared.get(node) as { target: BmcTarget };
-      return { node, bmcKey: `${p.target.address}:${p.target.port}` };
+      return { node, bmcKey: bmcKey(p.target.address, p.target.port) };
     }),
     async (t, ctx) => {
       const p = prepared.get(t.node) as { target: BmcTarget; protocol: BmcProtocol; label: string };
       try {
         const call = await withBmc([p.protocol, ...FALLBACKS[p.protocol]], p.target, opts.providers, (d) => perform(op, d), {
+          action,
           signal: ctx.signal,
           onFirstContact: (fp) => void store.bmc.trustFingerprint(t.node, fp, { actor: opts.actor, cause: 'first contact' }),
         });
@@ -187,58 +260,18 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
         throw e;
       }
     },
-    { ...opts, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+    {
+      ...opts,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      retryable: (e) => mayRetry(action, e),
+      ...(opts.providers.queue ? { queue: opts.providers.queue } : {}),
+      // Each node's bookkeeping and audit event are written as its result lands, not after the whole fan-out.
+      onResult: async (r) => {
+        const result = toResult(r.node, r);
+        results.set(r.node, result);
+        await audit(result);
+      },
+    },
   );
-  const byNode = new Map(fan.map((r) => [r.node, r]));
-
-  const results: BmcOpResult[] = [];
-  const answered: [string, string][] = [];
-  for (const name of names) {
-    const p = prepared.get(name)!;
-    let result: BmcOpResult;
-    if ('error' in p) {
-      result = { node: name, ok: false, error: { code: p.error.code, message: p.error.message }, attempts: [], durationMs: 0 };
-    } else {
-      const r = byNode.get(name)!;
-      const provider = r.attempts.at(-1)?.provider;
-      result = {
-        node: name,
-        ok: r.ok,
-        bmc: `${p.target.address}:${p.target.port}`,
-        ...(provider && provider !== '-' ? { provider } : {}),
-        ...(r.ok ? (r.value as Partial<BmcOpResult>) : { error: r.error }),
-        attempts: r.attempts,
-        durationMs: r.durationMs,
-      };
-      if (r.ok && provider) answered.push([name, provider]);
-    }
-    results.push(result);
-  }
-
-  // One transaction for the bookkeeping of the whole batch: which provider answered, and the audit trail
-  // of every power and boot-device action with its outcome (status reads and info are not actions).
-  const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
-  await store.transaction(async (tx) => {
-    for (const [name, provider] of answered) await tx.bmc.recordAnswer(name, provider);
-    if (!audited) return;
-    for (const r of results) {
-      if (r.error?.code === 'node.not_found') continue;
-      await tx.events.append({
-        node: r.node,
-        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
-        actor: opts.actor,
-        details: {
-          operation: describe(op),
-          outcome: r.ok ? 'ok' : 'failed',
-          ...(r.provider ? { provider: r.provider } : {}),
-          ...(r.error ? { error: r.error } : {}),
-          // What the BMC really stored, and quirks of this BMC seen on the read-back (e.g. Once stored as Continuous).
-          ...(r.bootdev?.stored ? { stored: r.bootdev.stored, quirks: r.bootdev.quirks ?? [] } : {}),
-          attempts: r.attempts.length,
-          durationMs: r.durationMs,
-        },
-      });
-    }
-  });
-  return results;
+  return names.map((n) => results.get(n)!);
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseStagger, runFanout, type FanoutTarget } from '../../server/bmc/fanout.js';
+import { BmcQueue } from '../../server/bmc/queue.js';
+import { mayRetry } from '../../server/bmc/retry.js';
 import { FleetError } from '../../server/errors.js';
 
 const targets = (n: number, bmcs = n): FanoutTarget[] =>
@@ -122,6 +124,88 @@ describe('fan-out runner', () => {
     expect(parseStagger('5/500ms')).toEqual({ count: 5, intervalMs: 500 });
     expect(parseStagger('3/1')).toEqual({ count: 3, intervalMs: 1000 });
     for (const bad of ['', '0/2s', '10', '/2s', 'a/b', '10/2h']) expect(() => parseStagger(bad)).toThrow(/stagger/);
+  });
+
+  it('never retries a once-only action after a timeout: the retry rule decides, not the error code alone', async () => {
+    let calls = 0;
+    const res = await runFanout(
+      targets(1),
+      (_t, ctx) =>
+        new Promise<never>((_, reject) => {
+          calls++;
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+      { timeoutMs: 20, retries: 3, backoffMs: 1, retryable: (e) => mayRetry('power.reset', e) },
+    );
+    expect(calls).toBe(1);
+    expect(res[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(res[0]!.attempts).toHaveLength(1);
+  });
+
+  it('two fan-outs sharing the server queue never drive one BMC at once; other BMCs run in parallel', async () => {
+    const queue = new BmcQueue();
+    const busy = new Map<string, string>();
+    let overlaps = 0;
+    let peak = 0;
+    const op = (who: string) => async (t: FanoutTarget) => {
+      if (busy.has(t.bmcKey)) overlaps++;
+      busy.set(t.bmcKey, who);
+      peak = Math.max(peak, busy.size);
+      await tick(15);
+      busy.delete(t.bmcKey);
+      return { value: who, provider: 'test' };
+    };
+    // The CLI's fan-out and the lifecycle's single-node call both want bmc1..bmc4.
+    await Promise.all([
+      runFanout(targets(4), op('cli'), { queue }),
+      runFanout(targets(4).map((t) => ({ ...t, node: `x-${t.node}` })), op('lifecycle'), { queue }),
+    ]);
+    expect(overlaps).toBe(0);
+    expect(peak).toBe(4);
+    expect(queue.busy).toBe(0);
+  });
+
+  it('an attempt abandoned at its timeout keeps the BMC until it has really ended: the next caller never overlaps it', async () => {
+    const queue = new BmcQueue();
+    let inside = 0;
+    let overlap = 0;
+    // A driver that ignores the abort and finishes 80 ms after the 20 ms timeout.
+    const slow = async () => {
+      if (++inside > 1) overlap++;
+      await tick(100);
+      inside--;
+      return { value: 'late', provider: 'test' };
+    };
+    const first = runFanout([{ node: 'a', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 20, retries: 0 });
+    await tick(5);
+    const second = runFanout([{ node: 'b', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 1000 });
+    const [r1, r2] = await Promise.all([first, second]);
+    expect(r1[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(r2[0]).toMatchObject({ ok: true });
+    expect(overlap).toBe(0);
+  });
+
+  it('hands each result to onResult as it lands, before the whole fan-out ends', async () => {
+    const seen: string[] = [];
+    let finished = false;
+    const run = runFanout(
+      targets(3),
+      async (t) => {
+        await tick(t.node === 'n3' ? 120 : 5);
+        return { value: t.node, provider: 'test' };
+      },
+      {
+        onResult: (r) => {
+          expect(finished).toBe(false);
+          seen.push(r.node);
+        },
+      },
+    );
+    await tick(60);
+    expect(seen.sort()).toEqual(['n1', 'n2']);
+    await run;
+    finished = true;
+    expect(seen).toContain('n3');
   });
 
   it('refuses duplicate nodes and bad concurrency', async () => {

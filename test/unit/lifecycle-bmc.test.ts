@@ -5,7 +5,8 @@ import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../server/errors.js';
 import { Conductor } from '../../server/lifecycle/conductor.js';
 import { E, S } from '../../server/lifecycle/states.js';
-import { BmcSteps, RETRYABLE_STEP_ERRORS } from '../../server/lifecycle/steps.js';
+import { BmcSteps } from '../../server/lifecycle/steps.js';
+import { mayRetry } from '../../server/bmc/retry.js';
 import { PROFILE } from '../../server/lifecycle/testing.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { RedfishDouble } from '../helpers/redfish-double.js';
@@ -110,7 +111,7 @@ describe('BmcSteps (Redfish double)', () => {
     const err = await steps.powerStatus('rack01').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FleetError);
     expect((err as FleetError).code).toBe('bmc.auth_failed');
-    expect(RETRYABLE_STEP_ERRORS.has((err as FleetError).code)).toBe(false);
+    expect(mayRetry('power.status', err)).toBe(false);
     expect((err as FleetError).message).not.toContain('wrong');
   });
 
