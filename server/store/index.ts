@@ -24,4 +24,5 @@ export type { AgentRepository, AgentRecord, AgentIdentity, Enrolment } from './r
 export type { InventoryRepository, InventoryReport } from './repos/inventory.js';
 export { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY } from './repos/inventory.js';
 export type * from './types.js';
+export { NODE_ORIGINS } from './types.js';
 export type { EngineInfo } from './sqlite.js';

@@ -99,6 +99,13 @@ export const applyRequest = {
       description: 'credential set name -> secret, read by the client from the files/env the YAML names',
     },
     dryRun: { type: 'boolean', default: false },
+    prune: { type: 'boolean', default: false, description: 'also remove pets and nodes that are mid-operation' },
+    confirmRemovals: {
+      type: 'array',
+      maxItems: 100000,
+      items: { type: 'string', maxLength: 253 },
+      description: 'the nodes the client confirmed to remove; a plan removing any other node is refused',
+    },
   },
   required: ['yaml', 'secrets'],
   additionalProperties: false,
