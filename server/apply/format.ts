@@ -38,7 +38,7 @@ export function formatPlan(plan: ApplyPlan): string {
   const lines: string[] = [];
   const { settings, credentials: c, profiles: p, nodes: n } = plan;
   const changes = c.added.length + c.changed.length + c.removed.length + p.added.length + p.changed.length + p.removed.length;
-  if (!settings.changed && changes + n.added.length + n.changed.length + n.removed.length + n.adopted.length === 0) lines.push('No changes.');
+  if (!settings.changed && changes + n.added.length + n.changed.length + n.removed.length + n.adopted.length + n.held.length === 0) lines.push('No changes.');
 
   if (settings.changed) lines.push(`~ settings: ${settings.sections.join(', ')}`);
 

@@ -143,14 +143,14 @@ export async function cmdApply(flags: GlobalFlags, opts: ApplyFlags, io: CliIo, 
   const removals = planned.plan.nodes.removed;
   let res = planned;
   let shown = false;
+  if (!opts.dryRun && held.length > 0) {
+    // The plan shows each held node as "would remove (use --prune)".
+    io.stdout((opts.json ? JSON.stringify(planned, null, 2) : planned.text) + '\n');
+    const what = held.map((h) => `${h.name} (${h.reasons.map((r) => (r === 'pet' ? 'pet' : h.state)).join(', ')})`).join(', ');
+    io.stderr(`fleet: fleet.yaml no longer declares ${what}: removed only with --prune; nothing was changed\n`);
+    return Exit.FAILED;
+  }
   if (!opts.dryRun && planned.changed) {
-    if (held.length > 0) {
-      // The plan shows each held node as "would remove (use --prune)".
-      io.stdout(planned.text + '\n');
-      const what = held.map((h) => `${h.name} (${h.reasons.map((r) => (r === 'pet' ? 'pet' : h.state)).join(', ')})`).join(', ');
-      io.stderr(`fleet: fleet.yaml no longer declares ${what}: removed only with --prune; nothing was changed\n`);
-      return Exit.FAILED;
-    }
     if (removals.length > 0 && !opts.yes) {
       if (!opts.json) io.stdout(planned.text + '\n');
       shown = !opts.json;
