@@ -30,14 +30,14 @@ export function openSqlite(location: { file: string } | { memory: true }, opts: 
     try {
       fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600));
     } catch (e) {
-      throw new FleetError('config.unreadable', `cannot open database file ${file}: ${(e as Error).message}`, undefined, { cause: e });
+      throw mapStorageError(e, `cannot open database file ${file}`);
     }
   }
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: opts.busyTimeoutMs });
   } catch (e) {
-    throw new FleetError('config.unreadable', `cannot open database ${file}: ${(e as Error).message}`, undefined, { cause: e });
+    throw mapStorageError(e, `cannot open database ${file}`);
   }
   try {
     // WAL: readers never block the writer and the writer never blocks readers.
@@ -79,6 +79,18 @@ class FleetSqliteDriver extends SqliteDriver {
     super(config);
   }
 
+  /**
+   * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+   * SQLITE_IOERR, SQLITE_NOMEM, ...). Kysely then issues its own ROLLBACK,
+   * which failed with "cannot rollback - no transaction is active" and
+   * replaced the error that mattered (a full disk looked like a bug). Roll
+   * back only what is still open.
+   */
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (!this.raw.inTransaction) return;
+    await super.rollbackTransaction(connection);
+  }
+
   override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
     const deadline = Date.now() + this.busyTimeoutMs;
     let delay = 1;
@@ -116,12 +128,46 @@ export class FleetSqliteDialect extends SqliteDialect {
   }
 }
 
+/** SQLite result codes and errno codes that mean the disk is full or the quota is spent. */
+const FULL_CODES = new Set(['SQLITE_FULL', 'ENOSPC', 'EDQUOT']);
+/** ... and those that mean the data directory cannot be written. */
+const READ_ONLY_PREFIXES = ['SQLITE_READONLY', 'EROFS'];
+
+/**
+ * The one place where storage failures get their clear errors: a full disk
+ * (SQLITE_FULL, ENOSPC, EDQUOT) is FleetError('store.disk_full') and a
+ * read-only file system or database (SQLITE_READONLY*, EROFS) is
+ * FleetError('store.read_only'), whichever layer saw them first (SQLite,
+ * or Node's fs for the key, lock and certificate files). `what` says what
+ * was being done; null when the error is neither (the caller maps it).
+ */
+export function storageFailure(e: unknown, what?: string): FleetError | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  const doing = what ? `${what}: ` : '';
+  if (FULL_CODES.has(code)) {
+    return new FleetError('store.disk_full', `${doing}the disk holding the data directory is full (${code}); free space, then retry — nothing was written`, { code }, { cause: e });
+  }
+  if (READ_ONLY_PREFIXES.some((p) => code.startsWith(p))) {
+    return new FleetError('store.read_only', `${doing}the data directory is read-only (${code}); remount it read-write or fix its permissions`, { code }, { cause: e });
+  }
+  return null;
+}
+
+/** storageFailure, else a FleetError('config.unreadable') with the original message (for opening files). */
+export function mapStorageError(e: unknown, what: string): FleetError {
+  if (e instanceof FleetError) return e;
+  return storageFailure(e, what) ?? new FleetError('config.unreadable', `${what}: ${(e as Error).message}`, undefined, { cause: e });
+}
+
 /**
  * Maps engine errors to the catalogue. Constraint messages name tables and
  * columns only, never values, so they are safe to show.
  */
 export function mapDbError(e: unknown): unknown {
   if (e instanceof FleetError) return e;
+  const storage = storageFailure(e);
+  if (storage) return storage;
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
   const message = (e as Error).message;
