@@ -150,4 +150,15 @@ describe('apply and restarts keep what fleet.yaml does not declare', () => {
     expect(server!.conductor.settings.retries['power-cycle']).toBe(0);
     expect(await installingDeadline('valkyrie02')).toBe(420);
   });
+
+  it('the apply at server start keeps a pet the file dropped, says so, and applies the rest', async () => {
+    const noThor = await variant('no-thor.yaml', (y) => y.replace(/  thor:\n(    .*\n)+/, '').replace('ip: 10.10.2.1', 'ip: 10.10.2.9'));
+    await server!.close();
+    server = undefined;
+    lines.length = 0;
+    server = await startServer({ configPath: noThor, dataDir: join(dir, 'data'), listen: '127.0.0.1:0', logLevel: 'warn', say: (l) => lines.push(l) });
+    expect(lines).toContain(`warning: thor is no longer in ${noThor} but is a pet: kept (fleet apply --prune removes it)`);
+    expect((await server.store.nodes.get('thor'))?.pet).toBe(true);
+    expect((await server.store.nodes.get('heimdall'))?.ip).toBe('10.10.2.9');
+  });
 });

@@ -453,3 +453,21 @@ describe('apply removes only what it may (issue 9)', () => {
     expect((await plan(fixture())).nodes.removed.map((n) => n.name)).toEqual(['odin']);
   });
 });
+
+describe('migration 004_node_origin', () => {
+  it('marks nodes whose latest node.added came from an enrolment as enrolled, the rest as config', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    await store.nodes.upsert({ name: 'odin', profile: 'gpu', macs: ['52:54:00:00:09:01'], pet: false }, { actor: 'x', cause: 'enroll' }, { origin: 'enroll' });
+    const file = store.file!;
+    await store.close();
+    // The database as it was before 004: no origin column, no record of the migration.
+    const raw = new Database(file);
+    raw.exec("ALTER TABLE nodes DROP COLUMN origin; DELETE FROM kysely_migration WHERE name = '004_node_origin'");
+    raw.close();
+    store = await openStore({ file }, { secretKey: crypto.randomBytes(32) });
+    expect((await store.nodes.list()).map((n) => [n.name, n.origin])).toEqual([
+      ['odin', 'enroll'],
+      ...fixture().nodes.map((n) => [n.name, 'config']),
+    ]);
+  });
+});
