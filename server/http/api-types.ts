@@ -12,6 +12,8 @@ export interface ApiNode {
   macs: string[];
   bmc: { address: string; port: number; protocol: BmcProtocol; credentials: string } | null;
   pet: boolean;
+  /** Where the node came from: config (fleet.yaml) or enroll (fleet enroll; apply never removes it). */
+  origin: 'config' | 'enroll';
   state: string;
   stateSince: string;
   armed: boolean;

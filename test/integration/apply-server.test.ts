@@ -68,7 +68,8 @@ describe('apply and restarts keep what fleet.yaml does not declare', () => {
     expect(lines.join('\n')).toMatch(/config .* no changes/);
     const n = await fleet('nodes', 'valkyrie50', '--json');
     expect(n.code, n.err).toBe(0);
-    expect(JSON.parse(n.out)).toMatchObject([{ name: 'valkyrie50', profile: 'compute', ip: '10.10.3.50', macs: ['52:54:00:aa:bb:01'] }]);
+    expect(JSON.parse(n.out)).toMatchObject([{ name: 'valkyrie50', profile: 'compute', ip: '10.10.3.50', macs: ['52:54:00:aa:bb:01'], origin: 'enroll' }]);
+    expect((await fleet('show', 'valkyrie50')).out).toMatch(/^origin\s+fleet enroll \(not in fleet\.yaml; apply keeps it\)$/m);
   });
 
   it('apply of a file that drops a node in installing refuses without --prune', async () => {

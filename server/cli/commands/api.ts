@@ -52,6 +52,7 @@ export async function cmdShow(flags: GlobalFlags, node: string, opts: { json?: b
     ['macs', n.macs.length ? n.macs.join(', ') : '-'],
     ['bmc', n.bmc ? `${n.bmc.address}:${n.bmc.port} ${n.bmc.protocol} (credentials ${n.bmc.credentials})` : '-'],
     ['pet', n.pet ? 'yes (destructive operations need --force)' : 'no'],
+    ['origin', n.origin === 'enroll' ? 'fleet enroll (not in fleet.yaml; apply keeps it)' : 'fleet.yaml'],
     ['armed', n.armed ? 'yes (next network boot installs)' : 'no'],
     ['last seen', n.lastSeen ?? 'never'],
   ];

@@ -31,6 +31,7 @@ export function toApiNode(n: NodeRecord): ApiNode {
     macs: n.macs,
     bmc: n.bmc ? { address: n.bmc.address, port: n.bmc.port, protocol: n.bmc.protocol, credentials: n.bmc.credentials } : null,
     pet: n.pet,
+    origin: n.origin,
     state: n.state,
     stateSince: n.stateSince,
     armed: n.armed,

@@ -47,6 +47,7 @@ export const node = {
       ],
     },
     pet: { type: 'boolean' },
+    origin: { type: 'string', enum: ['config', 'enroll'], description: 'config: declared in fleet.yaml; enroll: fleet enroll (apply never removes it)' },
     state: str,
     stateSince: str,
     armed: { type: 'boolean' },
