@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import { FleetError } from '../errors.js';
+import { RESTING_STATES } from '../lifecycle/states.js';
 import type { ClusterSpec, NodeSpec, ProfileSpec } from '../model.js';
 import {
   canonicalJson,
@@ -19,8 +20,8 @@ import {
   type NodeOrigin,
 } from '../store/index.js';
 
-/** States in which a node rests (server/lifecycle/states.ts RESTING_STATES): apply may remove it without --prune. */
-export const REMOVABLE_STATES: readonly string[] = ['enrolled', 'ready', 'failed'];
+/** States in which a node rests (enrolled, ready, failed): apply may remove it without --prune. */
+export const REMOVABLE_STATES: readonly string[] = RESTING_STATES;
 
 /** What apply needs to know of a node besides its spec: where it came from and where it is in its lifecycle. */
 export interface NodeMeta {
