@@ -39,19 +39,24 @@ function snapshot(d: string): Record<string, string> {
   return out;
 }
 
+/** Children still running, killed after the suite whatever happened. */
+const children = new Set<ReturnType<typeof spawn>>();
+
 /** Runs `fleet server` as a child; resolves on exit, or once `ready` matches (then the caller kills it). */
 function fleetServer(config: string, data: string, ready?: RegExp): Promise<{ code: number | null; out: string; pid: number; child: ReturnType<typeof spawn> }> {
   const child = spawn(process.execPath, [FLEET_BIN, 'server', '--config', config, '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`fleet server neither exited nor became ready in 30 s:\n${out}`));
-    }, 30_000);
+      reject(new Error(`fleet server neither exited nor became ready in 60 s:\n${out}`));
+    }, 60_000);
     if (ready) {
       child.stdout!.on('data', () => ready.test(out) && (clearTimeout(timer), resolve({ code: null, out, pid: child.pid!, child })));
       child.stderr!.on('data', () => ready.test(out) && (clearTimeout(timer), resolve({ code: null, out, pid: child.pid!, child })));
@@ -77,6 +82,7 @@ describe('one fleet server per data directory (two processes)', () => {
     await writeFile(config, yaml);
   });
   afterAll(async () => {
+    for (const c of children) c.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
 
