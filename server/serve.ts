@@ -162,8 +162,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
     for (const w of plan.warnings) say(`warning: ${w}`);
 
-    const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false });
+    // Nodes gone from the file that are pets or mid-operation stay (fleet apply --prune removes them); enrolled nodes are never removed.
+    const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false, held: 'keep' });
     const n = applied.plan.nodes;
+    for (const h of n.held) say(`warning: ${h.name} is no longer in ${configPath} but is ${h.reasons.map((r) => (r === 'pet' ? 'a pet' : h.state)).join(' and ')}: kept (fleet apply --prune removes it)`);
     say(
       applied.changed
         ? `config ${configPath} applied: ${n.added.length} added, ${n.changed.length} changed, ${n.removed.length} removed, ${n.unchanged} unchanged nodes`

@@ -174,7 +174,8 @@ const STEP_ACTION: Partial<Record<StepName, BmcAction>> = {
 
 export class Conductor {
   readonly owner: string;
-  readonly settings: LifecycleSettings;
+  /** Replaced as a whole by setSettings; every decision reads it through the getter, never a copy. */
+  private current: LifecycleSettings;
   private readonly store: Store;
   private readonly steps: Steps;
   private readonly clock: () => Date;
@@ -208,11 +209,25 @@ export class Conductor {
   private lastSweep = 0;
   private sweepAfter = '';
 
+  /** Timeouts and retries in force (fleet.yaml `lifecycle:`, defaults filled in). */
+  get settings(): LifecycleSettings {
+    return this.current;
+  }
+
+  /**
+   * New settings from an apply while running: they take effect at once for
+   * every later decision (the next attempt of a step, the deadline of the
+   * next state); deadlines already set keep the timeout they were set with.
+   */
+  setSettings(settings: Partial<LifecycleSettings> | undefined): void {
+    this.current = resolveLifecycleSettings(settings);
+  }
+
   constructor(opts: ConductorOptions) {
     this.store = opts.store;
     this.steps = opts.steps;
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    this.settings = resolveLifecycleSettings(opts.settings);
+    this.current = resolveLifecycleSettings(opts.settings);
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.log ?? silent;
     this.actor = opts.actor ?? 'conductor';

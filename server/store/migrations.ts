@@ -193,6 +193,27 @@ const m003: Migration = {
 };
 
 /**
+ * 004: where each node came from (issue 9). `config`: declared in fleet.yaml
+ * and applied; `enroll`: created by `fleet enroll` from a discovered machine.
+ * Apply only ever removes `config` nodes: the others are not in fleet.yaml
+ * and must survive every apply, including the one at each server start.
+ * Nodes that existed before this migration are `config`, except those whose
+ * latest node.added event was written by an enrolment.
+ */
+const m004: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .alterTable('nodes')
+      .addColumn('origin', 'text', (c) => c.notNull().defaultTo('config'))
+      .execute();
+    await sql`
+      update nodes set origin = 'enroll'
+      where (select e.cause from events e where e.node = nodes.name and e.kind = 'node.added' order by e.id desc limit 1) = 'enroll'
+    `.execute(db);
+  },
+};
+
+/**
  * 005: install tokens (issue 9). At most one outstanding (unused, unrevoked)
  * token per node and purpose, enforced by a partial unique index; the
  * plaintext sealed with the data dir's key (AES-256-GCM, bound to the row's
@@ -227,6 +248,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
   '002_agent': m002,
   '003_bmc_system': m003,
+  '004_node_origin': m004,
   '005_install_tokens': m005,
 });
 

@@ -51,6 +51,8 @@ export interface NodesTable {
   last_seen: string | null;
   /** Bumped by every write to the node row except last_seen: optimistic concurrency. */
   generation: Generated<number>;
+  /** Where the node came from (NodeOrigin): only 'config' nodes are removed by apply (migration 004). */
+  origin: Generated<string>;
   created_at: string;
   updated_at: string;
 }

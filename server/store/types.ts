@@ -10,6 +10,15 @@ import type { BmcProtocol, ClusterSpec, NodeBmcSpec, RedfishAuth } from '../mode
  */
 export type NodeState = string;
 
+/**
+ * Where a node came from: `config` (declared in fleet.yaml and applied) or
+ * `enroll` (`fleet enroll` of a discovered machine; not in fleet.yaml).
+ * Apply removes only `config` nodes; declaring an enrolled node in fleet.yaml
+ * adopts it (its origin becomes `config`).
+ */
+export type NodeOrigin = 'config' | 'enroll';
+export const NODE_ORIGINS: readonly NodeOrigin[] = ['config', 'enroll'];
+
 export interface NodeRecord {
   name: string;
   profile: string;
@@ -26,6 +35,8 @@ export interface NodeRecord {
   lastSeen: string | null;
   /** Optimistic-concurrency counter, bumped by every change except lastSeen. */
   generation: number;
+  /** Where the node came from; apply removes only `config` nodes. */
+  origin: NodeOrigin;
   createdAt: string;
   updatedAt: string;
 }
