@@ -169,7 +169,7 @@ profiles:
 nodes:
   rack01:
     profile: compute
-    bmc: {address: 127.0.0.1, port: ${bmc.port}, protocol: redfish, credentials: rf}
+    bmc: {address: 127.0.0.1, port: ${bmc.port}, protocol: redfish, credentials: rf, power_wait: 2}
 `,
     );
     server = await startServer({
@@ -178,9 +178,10 @@ nodes:
       listen: '127.0.0.1:0',
       logLevel: 'warn',
       env: { RF_PASSWORD: PASSWORD },
-      // Two retries allowed and a 1.5 s attempt timeout: a cycle must still be sent only once.
+      // Two retries allowed and a 1.5 s request timeout: a cycle must still be sent only once. (The
+      // operation's own limit grows with the Redfish power wait, so the request timeout is what expires.)
       bmc: { timeoutMs: 1500, retries: 2 },
-      bmcProviders: { redfish: { scheme: 'insecure-http' } },
+      bmcProviders: { redfish: { scheme: 'insecure-http', timeoutMs: 1500 } },
     });
   }, 60_000);
 

@@ -468,9 +468,13 @@ describe('migration 004_node_origin', () => {
     await store.nodes.upsert({ name: 'odin', profile: 'gpu', macs: ['52:54:00:00:09:01'], pet: false }, { actor: 'x', cause: 'enroll' }, { origin: 'enroll' });
     const file = store.file!;
     await store.close();
-    // The database as it was before 004: no origin column, no record of the migration.
+    // The database as it was before 004: no origin column, no record of the migration — nor of
+    // the later ones (Kysely runs migrations in order), so 005's columns and index go too.
     const raw = new Database(file);
-    raw.exec("ALTER TABLE nodes DROP COLUMN origin; DELETE FROM kysely_migration WHERE name = '004_node_origin'");
+    raw.exec(`ALTER TABLE nodes DROP COLUMN origin;
+      DROP INDEX tokens_one_outstanding;
+      ${['sealed', 'key_id', 'revoked_at', 'revoked_reason', 'last_ip', 'last_used_at'].map((c) => `ALTER TABLE tokens DROP COLUMN ${c};`).join('\n')}
+      DELETE FROM kysely_migration WHERE name >= '004'`);
     raw.close();
     store = await openStore({ file }, { secretKey: crypto.randomBytes(32) });
     expect((await store.nodes.list()).map((n) => [n.name, n.origin])).toEqual([
