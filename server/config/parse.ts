@@ -62,7 +62,7 @@ import {
   show,
   type Cidr,
 } from './patterns.js';
-import { Fields, Reader, closest } from './reader.js';
+import { AliasBombError, Fields, Reader, closest } from './reader.js';
 
 export interface ParseOptions {
   /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
@@ -74,6 +74,10 @@ export const DEFAULT_BMC_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmito
 
 /** Most nodes one key (and one value range) may expand to. */
 export const MAX_NODES_PER_KEY = 100_000;
+/** Most nodes one fleet.yaml may declare in all (the default nodeset expansion limit). */
+export const MAX_NODES = 100_000;
+/** fleet.yaml larger than this is refused before parsing. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle'] as const;
 
@@ -117,19 +121,36 @@ const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? 
  */
 export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec {
   const source = opts.source ?? 'fleet.yaml';
+  if (text.length > MAX_CONFIG_BYTES || Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
+    throw configInvalid(source, [{ path: '', message: `${source} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, schema: 'core', merge: false, strict: true });
+  // uniqueKeys: false because yaml's check is quadratic in the keys of a mapping; the Reader finds repeated keys in one pass.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, schema: 'core', merge: false, strict: true });
   const r = new Reader(doc, lc);
+  for (const key of r.duplicateKeys) {
+    r.error('', key, 'YAML syntax error: Map keys must be unique');
+  }
 
-  if (doc.errors.length > 0) {
+  if (doc.errors.length > 0 || r.issues.length > 0) {
     // The structure of a document with syntax errors cannot be trusted: report the syntax errors only.
     for (const e of doc.errors) {
       r.issues.push({ path: '', ...r.posOf(e.pos[0]), message: `YAML syntax error: ${e.message}` });
     }
     throw configInvalid(source, r.issues);
   }
+  try {
+    return parseTree(r, doc.contents, source);
+  } catch (e) {
+    // An alias bomb: its one issue says so; whatever else was found is noise.
+    if (e instanceof AliasBombError) throw configInvalid(source, [e.issue]);
+    throw e;
+  }
+}
 
-  const root = r.resolve(doc.contents, '');
+function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
+
+  const root = r.resolve(contents, '');
   if (root === undefined) {
     r.issues.push({ path: '', line: 1, column: 1, message: `${source} is empty` });
     throw configInvalid(source, r.issues);
@@ -723,6 +744,11 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
   const declaredBy = new Map<string, string>();
   for (const e of entries) {
     const names = expandKey(r, e.key, e.keyNode, e.path);
+    if (names && declaredBy.size + names.length > MAX_NODES) {
+      // Every node costs memory in the plan and the store: the rest of the file is not read.
+      r.error(e.path, e.keyNode, `more than ${MAX_NODES} nodes are declared up to here, the most one fleet.yaml may declare`);
+      break;
+    }
     const duplicated = new Set<string>();
     if (names) {
       const dups = names.filter((n) => declaredBy.has(n));

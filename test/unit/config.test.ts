@@ -777,6 +777,61 @@ nodes:
   });
 });
 
+describe('hostile YAML', () => {
+  const head = `cluster: { name: lab, domain: cluster.local, timezone: UTC, management_address: 10.10.0.1 }
+networks: { provisioning: { subnet: 10.10.0.0/16, unknown_range: 10.10.254.1-10.10.254.254 } }
+profiles: { compute: { os: { tree: http://10.10.0.1/os } } }
+`;
+  /** Parses and returns the issues and the time taken. */
+  const timed = (text: string): { list: ConfigIssue[]; ms: number } => {
+    const t0 = Date.now();
+    const list = issues(text);
+    return { list, ms: Date.now() - t0 };
+  };
+  // Generous time bounds: without the bounds these take minutes (yaml's Alias.resolve walks the
+  // whole document per alias) or run out of memory, on any machine; with them, well under a second.
+
+  it('refuses 20,000 aliases with one clear issue, quickly', () => {
+    const text = `x-a: &a { profile: compute }\n${head}nodes:\n  n1:\n    <<: [${Array(20_000).fill('*a').join(', ')}]\n`;
+    const { list, ms } = timed(text);
+    expect(list).toHaveLength(1);
+    expect(list[0]!.message).toMatch(/^too many alias references \(more than 10000\): refusing the document/);
+    expect(list[0]!.path).toBe('nodes.n1');
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('refuses merge keys that multiply one big mapping (a billion laughs of <<), quickly', () => {
+    // 20,000 keys, merged 90 x 90 times: 162 million entries to walk with 8,190 aliases (under the alias bound).
+    const keys = Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join(', ');
+    const level1 = `x-m1: &m1 { <<: [${Array(90).fill('*m0').join(', ')}] }`;
+    const text = `x-m0: &m0 { ${keys} }\n${level1}\n${head}nodes:\n  n1:\n    profile: compute\n    <<: [${Array(90).fill('*m1').join(', ')}]\n`;
+    const { list, ms } = timed(text);
+    expect(list).toHaveLength(1);
+    expect(list[0]!.message).toMatch(/^aliases and merge keys expand this document past \d+ entries/);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('still reports repeated keys (found in one pass, not by the quadratic check of yaml)', () => {
+    const text = `${head}nodes:\n  n1: { profile: compute }\n  n2: { profile: compute }\n  n1: { profile: compute }\n`;
+    expect(oneIssue(text)).toMatchObject({ line: 7, column: 3, message: 'YAML syntax error: Map keys must be unique' });
+    // a flow mapping and a key repeated with another spelling of the same string
+    expect(oneIssue(`${head}nodes: { n1: { profile: compute, profile: compute } }\n`).message).toBe('YAML syntax error: Map keys must be unique');
+    expect(oneIssue(`${head}nodes:\n  n1: { profile: compute }\n  "n1": { profile: compute }\n`).line).toBe(6);
+    // 1 and "1" are different keys, as in yaml
+    expect(parseConfig(`${head}nodes:\n  n1: { profile: compute }\nx-k: { 1: a, "1": b }\n`).nodes).toHaveLength(1);
+  });
+
+  it('refuses a file that declares more than 100,000 nodes', () => {
+    const text = `${head}nodes:\n  a[1-60000]: { profile: compute }\n  b[1-60000]: { profile: compute }\n`;
+    expect(oneIssue(text)).toMatchObject({ path: 'nodes.b[1-60000]', message: 'more than 100000 nodes are declared up to here, the most one fleet.yaml may declare' });
+  });
+
+  it('refuses a document larger than 16 MiB before parsing it', () => {
+    const text = `${head}# ${'x'.repeat(16 * 1024 * 1024)}\n`;
+    expect(oneIssue(text).message).toBe('fleet.yaml is larger than 16777216 bytes');
+  });
+});
+
 describe('lifecycle section', () => {
   const minimal = readFileSync(fileURLToPath(new URL('../fixtures/config/minimal.yaml', import.meta.url)), 'utf8');
 
