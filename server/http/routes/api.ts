@@ -14,7 +14,7 @@ import * as S from './schemas.js';
 
 export interface ApiDeps {
   store: Store;
-  /** Largest nodeset a request may expand to (default 1,000,000). */
+  /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
   /** Called after apply changed the nodes (DHCP reservations follow). */
   onNodesChanged?: () => Promise<void>;

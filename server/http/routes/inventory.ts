@@ -19,7 +19,7 @@ import * as S from './schemas.js';
 
 export interface InventoryRouteDeps {
   store: Store;
-  /** Largest nodeset a request may expand to (default 1,000,000). */
+  /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
 }
 
