@@ -27,6 +27,9 @@ import type {
   UserSpec,
 } from '../model.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
+import { installKernelArgs } from '../netboot/decide.js';
+import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
+import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
 import {
   BMC_USERNAME,
@@ -171,13 +174,15 @@ function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
   const declaredCredentials = new Set<string>();
   const declaredProfiles = new Set<string>();
   const credentials = parseCredentials(r, top, declaredCredentials);
-  const profiles = parseProfiles(r, top, net, declaredProfiles);
+  const kernelArgsAt = new Map<string, Loc>();
+  const profiles = parseProfiles(r, top, net, declaredProfiles, kernelArgsAt);
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
   const lifecycle = parseLifecycle(r, top);
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
+  checkCommandLines(r, profiles, drafts, kernelArgsAt);
 
   if (r.issues.length > 0) throw configInvalid(source, r.issues);
 
@@ -375,7 +380,7 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
 const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
 
-function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>): ProfileSpec[] {
+function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
   if (!entries) return [];
   const out: ProfileSpec[] = [];
@@ -393,6 +398,7 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const f = r.fields(e.value, e.path, PROFILE_KEYS, ['os'], e.keyNode);
     if (!f) continue;
     const p: ProfileSpec = { name: e.key, os: { install: 'kickstart', tree: '' }, kernelArgs: [], packages: [], sshKeys: [], roles: {} };
+    kernelArgsAt.set(e.key, f.has('kernel_args') ? { path: f.p('kernel_args'), node: f.where('kernel_args') } : { path: e.path, node: e.keyNode });
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
     const os = r.fields(f.get('os'), f.p('os'), ['install', 'tree'], ['tree'], f.keyNode('os'));
@@ -904,6 +910,43 @@ interface CrossInput {
   declaredCredentials: Set<string>;
   declaredProfiles: Set<string>;
   drafts: NodeDraft[];
+}
+
+/** The longest server URL a node can be told (any IPv4 address, any port): the check holds whatever the server listens on. */
+const LONGEST_SERVER_URL = 'http://255.255.255.255:65535';
+/** An install token as the kickstart URL carries it (32 random bytes, base64url: server/store/repos/tokens.ts). */
+const TOKEN_PLACEHOLDER = 'x'.repeat(43);
+
+/**
+ * Each node's installer command line must fit the kernel's 2047 bytes: found
+ * here, at apply, rather than by a node that powers up into an installer
+ * with a truncated command line. Built with the boot script's own functions
+ * (installKernelArgs, installCommandLine), with the longest server URL and a
+ * token of the real length; only the node name varies within a profile, so
+ * each profile is checked with its longest node name.
+ */
+function checkCommandLines(r: Reader, profiles: readonly ProfileSpec[], drafts: readonly NodeDraft[], kernelArgsAt: ReadonlyMap<string, Loc>): void {
+  const longest = new Map<string, NodeDraft>();
+  for (const d of drafts) {
+    if (d.profile === undefined) continue;
+    const cur = longest.get(d.profile);
+    if (!cur || d.name.length > cur.name.length) longest.set(d.profile, d);
+  }
+  for (const p of profiles) {
+    const d = longest.get(p.name);
+    if (!d || !p.os.tree) continue;
+    const ks = `${kickstartUrl(LONGEST_SERVER_URL, d.name)}?token=${TOKEN_PLACEHOLDER}`;
+    const args = installKernelArgs(p.os.tree, ks, d.macs[0] ?? '00:00:00:00:00:00', p.kernelArgs);
+    const bytes = Buffer.byteLength(installCommandLine(treeKernelUrl(p.os.tree), args));
+    if (bytes > MAX_KERNEL_CMDLINE) {
+      const at = kernelArgsAt.get(p.name);
+      r.error(
+        at?.path ?? `profiles.${p.name}`,
+        at?.node,
+        `the installer kernel command line of node ${d.name} (profile ${p.name}) would be up to ${bytes} bytes, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts: shorten kernel_args or the OS tree URL`,
+      );
+    }
+  }
 }
 
 function crossCheck(r: Reader, x: CrossInput): void {

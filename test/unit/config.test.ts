@@ -4,6 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { FleetError } from '../../server/errors.js';
 import { configIssuesOf, formatConfigIssues, parseConfig, type ConfigIssue } from '../../server/config/index.js';
+import { installKernelArgs } from '../../server/netboot/decide.js';
+import { renderIpxe } from '../../server/netboot/render/ipxe.js';
+import { loadTemplate } from '../../server/netboot/render/templates.js';
+import { kickstartUrl, treeInitrdUrl, treeKernelUrl } from '../../server/netboot/render/urls.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (rel: string) => readFileSync(root + rel, 'utf8');
@@ -774,6 +778,69 @@ nodes:
     const o = base();
     o.version = 2;
     expect(oneIssue(o)).toMatchObject({ path: 'version', message: 'unsupported version 2; this fleet reads version 1' });
+  });
+});
+
+describe('kernel command line length (checked at apply, as the boot script renders it)', () => {
+  const SERVER = 'http://255.255.255.255:65535'; // the longest a node can be told
+  const TOKEN = 'A'.repeat(43); // 32 random bytes in base64url, as the store mints them
+  const withFiller = (n: number): Obj => {
+    const o = base();
+    o.profiles.compute.kernel_args = ['console=ttyS0', `x=${'a'.repeat(n)}`];
+    o.nodes = { 'valkyrie[01-02]': o.nodes['valkyrie[01-02]'], 'valkyrie-long-name-07': { profile: 'compute', mac: '08:00:27:00:03:07' } };
+    return o;
+  };
+  /** What the server would put in the iPXE script for the node, rendered for real: its kernel line, minus "kernel URL ". */
+  const rendered = async (profile: { os: { tree: string }; kernelArgs: string[] }): Promise<{ line?: string; error?: string }> => {
+    const ks = `${kickstartUrl(SERVER, 'valkyrie-long-name-07')}?token=${TOKEN}`;
+    const kernelUrl = treeKernelUrl(profile.os.tree);
+    const template = await loadTemplate('ipxe', 'install.ipxe');
+    try {
+      const script = renderIpxe(
+        {
+          kind: 'install',
+          node: 'valkyrie-long-name-07',
+          profile: 'compute',
+          kernelUrl,
+          initrdUrl: treeInitrdUrl(profile.os.tree),
+          kickstartUrl: ks,
+          kernelArgs: installKernelArgs(profile.os.tree, ks, '08:00:27:00:03:07', profile.kernelArgs),
+        },
+        template,
+        { server: SERVER },
+      );
+      const line = script.split('\n').find((l) => l.startsWith('kernel '))!;
+      return { line: line.slice('kernel '.length, -' || goto failed'.length) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+
+  it('accepts exactly 2047 bytes and refuses 2048, naming the node and the profile; the boot script agrees at the boundary', async () => {
+    // The command line the kernel gets on UEFI: the image name, then the arguments.
+    const probe = await rendered(parseConfig(yamlOf(withFiller(100))).profiles[0]!);
+    const words = probe.line!.split(' ');
+    const cmdline = (line: string) => `${line.split(' ')[0]!.split('/').pop()} ${line.split(' ').slice(1).join(' ')}`;
+    const fits = 100 + (2047 - cmdline(probe.line!).length);
+    expect(words.length).toBeGreaterThan(5);
+
+    const ok = parseConfig(yamlOf(withFiller(fits))).profiles[0]!;
+    expect(ok.kernelArgs[1]).toHaveLength(fits + 2);
+    const atLimit = await rendered(ok);
+    expect(atLimit.error).toBeUndefined();
+    expect(cmdline(atLimit.line!)).toHaveLength(2047);
+
+    const over = withFiller(fits + 1);
+    const issue = oneIssue(over);
+    expect(issue).toMatchObject({
+      path: 'profiles.compute.kernel_args',
+      message:
+        'the installer kernel command line of node valkyrie-long-name-07 (profile compute) would be up to 2048 bytes, more than the 2047 the kernel accepts: shorten kernel_args or the OS tree URL',
+    });
+    expect(issue.line).toBe(lineOf(yamlOf(over), 'kernel_args') + 1);
+    // and the renderer, fed the same node and one more byte, refuses it too
+    const refused = await rendered({ os: ok.os, kernelArgs: [ok.kernelArgs[0]!, `${ok.kernelArgs[1]!}a`] });
+    expect(refused.error).toMatch(/kernel command line is 2048 bytes, more than the 2047 the kernel accepts/);
   });
 });
 
