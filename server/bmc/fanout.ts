@@ -45,8 +45,8 @@ export interface FanoutOptions {
   signal?: AbortSignal;
   /** Error codes that are retried. Default: bmc.timeout, bmc.protocol, unavailable. */
   retryOn?: ReadonlySet<ErrorCode>;
-  /** Injected for tests. */
-  sleep?: (ms: number) => Promise<void>;
+  /** Injected for tests. Given the fan-out's signal: a sleep should end (and free its timer) when it aborts. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }
 
@@ -84,7 +84,18 @@ export type FanoutOp<T> = (target: FanoutTarget, ctx: OpContext) => Promise<OpOu
 
 const DEFAULT_RETRY_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.timeout', 'bmc.protocol', 'unavailable']);
 
-const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** setTimeout as a promise; an abort clears the timer, so a stopped server is not kept alive by an hour-long stagger wait. */
+const realSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 /** Largest N of a stagger: more starts per interval than the largest nodeset is no stagger at all. */
 export const MAX_STAGGER_COUNT = 100_000;
@@ -133,7 +144,7 @@ export class StaggerGate {
   private chain: Promise<void> = Promise.resolve();
   constructor(
     private readonly s: Stagger,
-    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
     private readonly now: () => number,
   ) {
     checkStagger(s);
@@ -150,7 +161,7 @@ export class StaggerGate {
           this.starts.push(t);
           return;
         }
-        await unlessAborted(this.sleep(Math.max(1, this.starts[0]! + this.s.intervalMs - t)), signal);
+        await unlessAborted(this.sleep(Math.max(1, this.starts[0]! + this.s.intervalMs - t), signal), signal);
       }
       throw new FleetError('internal', 'stagger gate: no slot after a million waits');
     });
@@ -235,7 +246,7 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
     let last: FleetError | undefined;
     for (let attempt = 0; attempt <= retries; attempt++) {
       try {
-        if (attempt > 0) await unlessAborted(sleep(backoffMs * 2 ** (attempt - 1)), signal);
+        if (attempt > 0) await unlessAborted(sleep(backoffMs * 2 ** (attempt - 1), signal), signal);
         const permit = global.acquire();
         await unlessAborted(permit, signal).catch((e: unknown) => {
           // A waiting acquire cannot be withdrawn: hand the permit back once it is granted.

@@ -5,9 +5,12 @@
  * nodes still waiting for their stagger slot are never sent anything and
  * say why. Real peers: three ipmi_sim BMCs, the CLI over a socket.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst } from '../helpers/cli.js';
@@ -18,6 +21,11 @@ const READY = IPMI_SIM !== null && IPMITOOL !== null;
 if (!READY && process.env.CI === 'true') throw new Error('ipmi_sim/ipmitool are missing and CI=true: .ci/deps.sh installs them');
 const suite = READY ? describe : describe.skip;
 const PASSWORD = 'Sim-Admin-Pw-5520';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+// bin/fleet.js runs the compiled CLI (npm ci builds dist/ through `prepare`; locally: npm run build).
+const BUILT = existsSync(join(ROOT, 'dist/server/cli/main.js'));
+// Without a build it is skipped locally; under CI=true it runs (and fails) so a missing build is seen.
+const itBuilt = BUILT || process.env.CI === 'true' ? it : it.skip;
 
 suite(READY ? 'stagger bounds and abort through the server (3 ipmi_sim BMCs)' : 'stagger bounds and abort — SKIPPED: ipmi_sim/ipmitool not installed', () => {
   let dir: string;
@@ -92,4 +100,34 @@ nodes:
       expect(b.calls().filter((c) => c.startsWith('set power'))).toEqual([]);
     }
   });
+
+  itBuilt('the first SIGTERM stops a `fleet server` process in the middle of a staggered power-on (no hour-long timer left behind)', async () => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/fleet.js'), 'server', '--config', join(dir, 'fleet.yaml'), '--data', join(dir, 'data-cli'), '--listen', '127.0.0.1:0'], {
+      env: { ...process.env, SIM_BMC_PASSWORD: PASSWORD, FLEET_DATA: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await until(() => /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.test(err) || child.exitCode !== null, 60_000);
+      const url = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1];
+      expect(url, err).toBeDefined();
+      const fleet = cliAgainst({ url: url!, tokenPath: join(dir, 'data-cli', 'api.token') }, dir, { USER: 'tester' });
+      const run = fleet('power', 'on', 'sim[02-03]', '--stagger', '1/60m');
+      await until(() => lab.bmcs[1]!.state().power === 'on', 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 15_000))]);
+      expect(code, "still running 15 s after one SIGTERM").toBe(0);
+      console.log(`fleet server exited ${Date.now() - t0} ms after SIGTERM with a staggered fan-out in progress`);
+      const r = await run;
+      expect(r.out).toBe('sim02: on\n-- 1 of 2 failed:\nsim03: not done: the server is stopping\n');
+      expect(lab.bmcs[2]!.state().power).toBe('off');
+      expect(err).toContain('SIGTERM received, stopping');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 90_000);
 });
