@@ -11,7 +11,12 @@
  *   `retryable` rule allows (ops/bmc.ts passes retry.ts's `mayRetry` for its
  *   action: a timed-out reset is never sent again; a wrong password is never
  *   retried: it would only lock the account);
- * - optional staggering: at most N attempts *start* per interval (PDU inrush);
+ * - optional staggering: at most N attempts *start* per interval (PDU inrush),
+ *   both bounded (parseStagger: N <= 100,000, interval <= 1 h);
+ * - an optional AbortSignal (the server's shutdown): once aborted, no attempt
+ *   starts, stagger and backoff waits end at once, attempts in flight are
+ *   abandoned (their driver closed, never resent) and every node not done
+ *   reports the abort's reason;
  * - a per-node result table, each result also handed to `onResult` as it
  *   lands; one node's failure never affects another's.
  *
@@ -59,8 +64,10 @@ export interface FanoutOptions {
   queue?: BmcQueue;
   /** Called once per node as its result lands (before the whole fan-out ends), outside the BMC's queue slot. */
   onResult?: (result: NodeResult<unknown>) => Promise<void> | void;
-  /** Injected for tests. */
-  sleep?: (ms: number) => Promise<void>;
+  /** Aborts the fan-out (see the file comment); a FleetError reason is what unfinished nodes report. */
+  signal?: AbortSignal;
+  /** Injected for tests. Given the fan-out's signal: a sleep should end (and free its timer) when it aborts. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }
 
@@ -98,7 +105,41 @@ export type FanoutOp<T> = (target: FanoutTarget, ctx: OpContext) => Promise<OpOu
 
 const defaultRetryable = (e: FleetError): boolean => TRANSIENT_ERRORS.has(e.code);
 
-const realSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** setTimeout as a promise; an abort clears the timer, so a stopped server is not kept alive by an hour-long stagger wait. */
+const realSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** Largest N of a stagger: more starts per interval than the largest nodeset is no stagger at all. */
+export const MAX_STAGGER_COUNT = 100_000;
+/** Longest stagger interval: 1 hour. */
+export const MAX_STAGGER_INTERVAL_MS = 3_600_000;
+
+/** The error a fan-out aborted by `signal` reports. */
+export function abortError(signal: AbortSignal): FleetError {
+  const r: unknown = signal.reason;
+  return r instanceof FleetError ? r : new FleetError('unavailable', 'the operation was cancelled');
+}
+
+/** Resolves when `p` settles or rejects with abortError as soon as `signal` aborts. */
+function unlessAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
 
 /** A counting semaphore. */
 class Semaphore {
@@ -124,37 +165,53 @@ export class StaggerGate {
   private chain: Promise<void> = Promise.resolve();
   constructor(
     private readonly s: Stagger,
-    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
     private readonly now: () => number,
   ) {
-    if (!(s.count >= 1) || !(s.intervalMs >= 0)) throw new FleetError('usage.invalid', 'stagger needs count >= 1 and interval >= 0');
+    checkStagger(s);
   }
-  slot(): Promise<void> {
+  /** Waits for a start slot; rejects with abortError when `signal` aborts first. */
+  slot(signal?: AbortSignal): Promise<void> {
     const mine = this.chain.then(async () => {
-      for (;;) {
+      // Bounded: each pass either takes a slot or sleeps until the oldest start leaves the window.
+      for (let pass = 0; pass < 1_000_000; pass++) {
+        if (signal?.aborted) throw abortError(signal);
         const t = this.now();
         while (this.starts.length && this.starts[0]! <= t - this.s.intervalMs) this.starts.shift();
         if (this.starts.length < this.s.count) {
           this.starts.push(t);
           return;
         }
-        await this.sleep(this.starts[0]! + this.s.intervalMs - t);
+        await unlessAborted(this.sleep(Math.max(1, this.starts[0]! + this.s.intervalMs - t), signal), signal);
       }
+      throw new FleetError('internal', 'stagger gate: no slot after a million waits');
     });
-    this.chain = mine;
+    // The next caller waits for this one to be served, whether it got its slot or was aborted.
+    this.chain = mine.catch(() => undefined);
     return mine;
   }
 }
 
-/** Parses "10/2s", "5/500ms", "10/2" (seconds) into a Stagger. */
+/** Throws usage.invalid unless 1 <= count <= MAX_STAGGER_COUNT and 0 <= intervalMs <= MAX_STAGGER_INTERVAL_MS. */
+export function checkStagger(s: Stagger, text = `${s.count}/${s.intervalMs}ms`): void {
+  if (!Number.isInteger(s.count) || s.count < 1 || s.count > MAX_STAGGER_COUNT) {
+    throw new FleetError('usage.invalid', `bad --stagger '${text}': N must be a whole number from 1 to ${MAX_STAGGER_COUNT}`);
+  }
+  if (!Number.isFinite(s.intervalMs) || s.intervalMs < 0 || s.intervalMs > MAX_STAGGER_INTERVAL_MS) {
+    throw new FleetError('usage.invalid', `bad --stagger '${text}': the interval must be from 0 to 1 hour (60m, 3600s)`);
+  }
+}
+
+/** Parses "10/2s", "5/500ms", "10/2" (seconds), "1/5m" into a Stagger; N <= 100,000, interval <= 1 h. */
 export function parseStagger(text: string): Stagger {
-  const m = /^(\d{1,6})\/(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new FleetError('usage.invalid', `bad --stagger '${text}' (expected N/INTERVAL, e.g. 10/2s)`);
+  const m = /^(\d{1,6})\/(\d{1,15}(?:\.\d{1,6})?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new FleetError('usage.invalid', `bad --stagger '${text.slice(0, 40)}' (expected N/INTERVAL, e.g. 10/2s)`);
   const count = Number(m[1]);
   const unit = m[3] ?? 's';
   const intervalMs = Number(m[2]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000);
-  if (count < 1) throw new FleetError('usage.invalid', `bad --stagger '${text}': N must be at least 1`);
-  return { count, intervalMs };
+  const s = { count, intervalMs };
+  checkStagger(s, text.trim());
+  return s;
 }
 
 /** Waits until `p` settles or `ms` pass, whichever comes first; never throws. */
@@ -164,19 +221,29 @@ async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, ctl: AbortController, label: string): Promise<T> {
+async function withTimeout<T>(p: Promise<T>, ms: number, ctl: AbortController, label: string, outer?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       // Reject first so the race reports the timeout, not whatever the aborted operation throws.
       reject(new FleetError('bmc.timeout', `${label}: no answer within ${ms} ms`));
       ctl.abort();
     }, ms);
+    if (outer) {
+      onAbort = () => {
+        const why = abortError(outer);
+        reject(new FleetError(why.code, `${why.message}; the attempt in flight was abandoned and its outcome is unknown`, why.details));
+        ctl.abort();
+      };
+      outer.addEventListener('abort', onAbort, { once: true });
+    }
   });
   try {
     return await Promise.race([p, timeout]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) outer?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -189,6 +256,7 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
   const settleMs = opts.settleMs ?? Math.max(timeoutMs, 30_000);
   const sleep = opts.sleep ?? realSleep;
   const now = opts.now ?? Date.now;
+  const signal = opts.signal;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new FleetError('usage.invalid', 'concurrency must be a positive integer');
   const names = new Set<string>();
   for (const t of targets) {
@@ -206,27 +274,42 @@ export async function runFanout<T>(targets: readonly FanoutTarget[], op: FanoutO
     const attempts: AttemptRecord[] = [];
     let last: FleetError | undefined;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1));
-      await global.acquire();
+      try {
+        if (attempt > 0) await unlessAborted(sleep(backoffMs * 2 ** (attempt - 1), signal), signal);
+        const permit = global.acquire();
+        await unlessAborted(permit, signal).catch((e: unknown) => {
+          // A waiting acquire cannot be withdrawn: hand the permit back once it is granted.
+          void permit.then(() => global.release());
+          throw e;
+        });
+      } catch (e) {
+        last = toFleetError(e);
+        break;
+      }
       const t0 = now();
+      let sent = false;
       let running: Promise<unknown> | undefined;
       try {
-        if (gate) await gate.slot();
+        if (gate) await gate.slot(signal);
+        if (signal?.aborted) throw abortError(signal);
         const ctl = new AbortController();
+        sent = true;
         const p = op(target, { attempt, signal: ctl.signal });
         running = p;
-        const out = await withTimeout(p, timeoutMs, ctl, target.node);
+        const out = await withTimeout(p, timeoutMs, ctl, target.node, signal);
         attempts.push(...(out.inner ?? []), { provider: out.provider, durationMs: now() - t0, outcome: 'ok' });
         return { node: target.node, ok: true, value: out.value, attempts, durationMs: now() - started };
       } catch (e) {
         last = toFleetError(e);
+        if (!sent) break; // aborted while waiting for a stagger slot: nothing was sent
         const provider = (e as { provider?: string }).provider ?? '-';
         const inner = (e as { attempts?: AttemptRecord[] }).attempts ?? [];
         attempts.push(...inner, { provider, durationMs: now() - t0, outcome: last.code, message: last.message });
         // An abandoned attempt may still be talking to the BMC (its driver ends at its own deadline):
         // keep the BMC's queue slot until it has settled, bounded, so the next caller never overlaps it.
-        if (running) await settledWithin(running, settleMs);
-        if (!retryable(last)) break;
+        // (A server stopping has no next caller: its abort closed the driver already.)
+        if (running && !signal?.aborted) await settledWithin(running, settleMs);
+        if (!retryable(last) || signal?.aborted) break;
       } finally {
         global.release();
       }

@@ -28,6 +28,9 @@ import type {
   UserSpec,
 } from '../model.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
+import { installKernelArgs } from '../netboot/decide.js';
+import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
+import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
 import {
   BMC_USERNAME,
@@ -63,7 +66,7 @@ import {
   show,
   type Cidr,
 } from './patterns.js';
-import { Fields, Reader, closest } from './reader.js';
+import { AliasBombError, Fields, Reader, closest } from './reader.js';
 
 export interface ParseOptions {
   /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
@@ -80,6 +83,10 @@ const REDFISH_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /** Most nodes one key (and one value range) may expand to. */
 export const MAX_NODES_PER_KEY = 100_000;
+/** Most nodes one fleet.yaml may declare in all (the default nodeset expansion limit). */
+export const MAX_NODES = 100_000;
+/** fleet.yaml larger than this is refused before parsing. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle'] as const;
 
@@ -123,19 +130,36 @@ const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? 
  */
 export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec {
   const source = opts.source ?? 'fleet.yaml';
+  if (text.length > MAX_CONFIG_BYTES || Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
+    throw configInvalid(source, [{ path: '', message: `${source} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, schema: 'core', merge: false, strict: true });
+  // uniqueKeys: false because yaml's check is quadratic in the keys of a mapping; the Reader finds repeated keys in one pass.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, schema: 'core', merge: false, strict: true });
   const r = new Reader(doc, lc);
+  for (const key of r.duplicateKeys) {
+    r.error('', key, 'YAML syntax error: Map keys must be unique');
+  }
 
-  if (doc.errors.length > 0) {
+  if (doc.errors.length > 0 || r.issues.length > 0) {
     // The structure of a document with syntax errors cannot be trusted: report the syntax errors only.
     for (const e of doc.errors) {
       r.issues.push({ path: '', ...r.posOf(e.pos[0]), message: `YAML syntax error: ${e.message}` });
     }
     throw configInvalid(source, r.issues);
   }
+  try {
+    return parseTree(r, doc.contents, source);
+  } catch (e) {
+    // An alias bomb: its one issue says so; whatever else was found is noise.
+    if (e instanceof AliasBombError) throw configInvalid(source, [e.issue]);
+    throw e;
+  }
+}
 
-  const root = r.resolve(doc.contents, '');
+function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
+
+  const root = r.resolve(contents, '');
   if (root === undefined) {
     r.issues.push({ path: '', line: 1, column: 1, message: `${source} is empty` });
     throw configInvalid(source, r.issues);
@@ -156,13 +180,15 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
   const declaredCredentials = new Set<string>();
   const declaredProfiles = new Set<string>();
   const credentials = parseCredentials(r, top, declaredCredentials);
-  const profiles = parseProfiles(r, top, net, declaredProfiles);
+  const kernelArgsAt = new Map<string, Loc>();
+  const profiles = parseProfiles(r, top, net, declaredProfiles, kernelArgsAt);
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
   const lifecycle = parseLifecycle(r, top);
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
+  checkCommandLines(r, profiles, drafts, kernelArgsAt);
 
   if (r.issues.length > 0) throw configInvalid(source, r.issues);
 
@@ -360,7 +386,7 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
 const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
 
-function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>): ProfileSpec[] {
+function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
   if (!entries) return [];
   const out: ProfileSpec[] = [];
@@ -378,6 +404,7 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const f = r.fields(e.value, e.path, PROFILE_KEYS, ['os'], e.keyNode);
     if (!f) continue;
     const p: ProfileSpec = { name: e.key, os: { install: 'kickstart', tree: '' }, kernelArgs: [], packages: [], sshKeys: [], roles: {} };
+    kernelArgsAt.set(e.key, f.has('kernel_args') ? { path: f.p('kernel_args'), node: f.where('kernel_args') } : { path: e.path, node: e.keyNode });
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
     const os = r.fields(f.get('os'), f.p('os'), ['install', 'tree'], ['tree'], f.keyNode('os'));
@@ -733,6 +760,11 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
   const declaredBy = new Map<string, string>();
   for (const e of entries) {
     const names = expandKey(r, e.key, e.keyNode, e.path);
+    if (names && declaredBy.size + names.length > MAX_NODES) {
+      // Every node costs memory in the plan and the store: the rest of the file is not read.
+      r.error(e.path, e.keyNode, `more than ${MAX_NODES} nodes are declared up to here, the most one fleet.yaml may declare`);
+      break;
+    }
     const duplicated = new Set<string>();
     if (names) {
       const dups = names.filter((n) => declaredBy.has(n));
@@ -946,6 +978,43 @@ interface CrossInput {
   declaredCredentials: Set<string>;
   declaredProfiles: Set<string>;
   drafts: NodeDraft[];
+}
+
+/** The longest server URL a node can be told (any IPv4 address, any port): the check holds whatever the server listens on. */
+const LONGEST_SERVER_URL = 'http://255.255.255.255:65535';
+/** An install token as the kickstart URL carries it (32 random bytes, base64url: server/store/repos/tokens.ts). */
+const TOKEN_PLACEHOLDER = 'x'.repeat(43);
+
+/**
+ * Each node's installer command line must fit the kernel's 2047 bytes: found
+ * here, at apply, rather than by a node that powers up into an installer
+ * with a truncated command line. Built with the boot script's own functions
+ * (installKernelArgs, installCommandLine), with the longest server URL and a
+ * token of the real length; only the node name varies within a profile, so
+ * each profile is checked with its longest node name.
+ */
+function checkCommandLines(r: Reader, profiles: readonly ProfileSpec[], drafts: readonly NodeDraft[], kernelArgsAt: ReadonlyMap<string, Loc>): void {
+  const longest = new Map<string, NodeDraft>();
+  for (const d of drafts) {
+    if (d.profile === undefined) continue;
+    const cur = longest.get(d.profile);
+    if (!cur || d.name.length > cur.name.length) longest.set(d.profile, d);
+  }
+  for (const p of profiles) {
+    const d = longest.get(p.name);
+    if (!d || !p.os.tree) continue;
+    const ks = `${kickstartUrl(LONGEST_SERVER_URL, d.name)}?token=${TOKEN_PLACEHOLDER}`;
+    const args = installKernelArgs(p.os.tree, ks, d.macs[0] ?? '00:00:00:00:00:00', p.kernelArgs);
+    const bytes = Buffer.byteLength(installCommandLine(treeKernelUrl(p.os.tree), args));
+    if (bytes > MAX_KERNEL_CMDLINE) {
+      const at = kernelArgsAt.get(p.name);
+      r.error(
+        at?.path ?? `profiles.${p.name}`,
+        at?.node,
+        `the installer kernel command line of node ${d.name} (profile ${p.name}) would be up to ${bytes} bytes, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts: shorten kernel_args or the OS tree URL`,
+      );
+    }
+  }
 }
 
 function crossCheck(r: Reader, x: CrossInput): void {

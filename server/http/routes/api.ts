@@ -12,10 +12,11 @@ import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
 import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../api-types.js';
 import { actorOf } from './actor.js';
 import * as S from './schemas.js';
+import { yieldIfLarge } from './yield.js';
 
 export interface ApiDeps {
   store: Store;
-  /** Largest nodeset a request may expand to (default 1,000,000). */
+  /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
   /** Called after apply changed the nodes (DHCP reservations follow). */
   onNodesChanged?: () => Promise<void>;
@@ -63,9 +64,12 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.nodesetQuery, response: { 200: S.nodesResponse } } },
     async (req): Promise<NodesResponse> => {
       const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      await yieldIfLarge(names?.length ?? 0);
       const nodes = await deps.store.nodes.list(names ? { names } : {});
+      await yieldIfLarge(nodes.length);
       const found = new Set(nodes.map((n) => n.name));
       const missing = names ? names.filter((n) => !found.has(n)) : [];
+      await yieldIfLarge(missing.length);
       return { nodes: nodes.map(toApiNode), missing, missingFolded: missing.length ? foldNames(missing) : '' };
     },
   );
