@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Under CI=true a skipped test fails the run (test/support/no-skip-under-ci.ts).
+    reporters: ['default', './test/support/no-skip-under-ci.ts'],
   },
 });

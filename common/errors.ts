@@ -77,6 +77,10 @@ export const CATALOGUE = {
   'bmc.command_failed': { http: 502, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'The BMC rejected the command' },
   'bmc.unsupported': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED, exit: Exit.FAILED, summary: 'The BMC or provider does not support this operation' },
   'bmc.tls': { http: 502, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'The BMC certificate does not match what was trusted' },
+  // --- data directory
+  'store.locked': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.USAGE, summary: 'Another fleet server holds the data directory' },
+  'store.disk_full': { http: 507, grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: Exit.FAILED, summary: 'The disk holding the data directory is full' },
+  'store.read_only': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'The data directory cannot be written (read-only)' },
   // --- other
   'not_implemented': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED, exit: Exit.FAILED, summary: 'This is not implemented yet' },
   'unavailable': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'A dependency is unavailable' },

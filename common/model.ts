@@ -11,6 +11,9 @@
 
 export type BmcProtocol = 'ipmi' | 'redfish' | 'ipmitool';
 
+/** Redfish authentication: a session when the service offers a SessionService (auto), or always one of the two. */
+export type RedfishAuth = 'session' | 'basic' | 'auto';
+
 export interface ClusterInfo {
   name: string;
   /** DNS domain of the cluster network, e.g. cluster.local */
@@ -127,6 +130,12 @@ export interface NodeBmcSpec {
   protocol: BmcProtocol;
   /** Name of a CredentialSpec. */
   credentials: string;
+  /** Redfish: Id of the ComputerSystem this node is, on a BMC that manages several (blade chassis). */
+  system?: string;
+  /** Redfish: how to authenticate; absent means auto. */
+  auth?: RedfishAuth;
+  /** Redfish: how long to wait for PowerState to show a Reset's effect, seconds; absent means the default (30). */
+  powerWait?: number;
 }
 
 export interface NodeSpec {

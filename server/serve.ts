@@ -15,6 +15,7 @@ import { formatHostPort, isLoopback } from '../common/listen.js';
 import { DEFAULT_ADMIN_LISTEN, advertised, planListeners } from './listeners.js';
 import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
+import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './ops/apply-config.js';
 import { openDataDir, type Store } from './store/index.js';
@@ -161,8 +162,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
     for (const w of plan.warnings) say(`warning: ${w}`);
 
-    const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false });
+    // Nodes gone from the file that are pets or mid-operation stay (fleet apply --prune removes them); enrolled nodes are never removed.
+    const applied = await applyConfig(store, spec, secrets, { actor: 'fleet-server', dryRun: false, held: 'keep' });
     const n = applied.plan.nodes;
+    for (const h of n.held) say(`warning: ${h.name} is no longer in ${configPath} but is ${h.reasons.map((r) => (r === 'pet' ? 'a pet' : h.state)).join(' and ')}: kept (fleet apply --prune removes it)`);
     say(
       applied.changed
         ? `config ${configPath} applied: ${n.added.length} added, ${n.changed.length} changed, ${n.removed.length} removed, ${n.unchanged} unchanged nodes`
@@ -171,7 +174,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
     // One UDP socket for every IPMI session of this server (DESIGN §2).
     ipmiTransport = await IpmiTransport.open();
-    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport };
+    // ... and one per-BMC queue: `fleet power` and the lifecycle never drive one BMC at the same time.
+    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport, queue: new BmcQueue() };
     // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
     const ca = await loadOrCreateCa(dataDir);
     const certNames = (hosts: string[]): ServerCertOptions => {

@@ -10,7 +10,12 @@ const DEFAULT_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmitool: 623, re
 function bmcText(b: NodeBmcSpec | null | undefined, withCredentials = false): string {
   if (!b) return 'none';
   const port = b.port === DEFAULT_PORT[b.protocol] ? '' : `:${b.port}`;
-  return `${b.address}${port} ${b.protocol}${withCredentials ? ` (${b.credentials})` : ''}`;
+  const redfish = [
+    ...(b.system !== undefined ? [`system ${b.system}`] : []),
+    ...(b.auth !== undefined && b.auth !== 'auto' ? [`auth ${b.auth}`] : []),
+    ...(b.powerWait !== undefined ? [`power_wait ${b.powerWait}s`] : []),
+  ];
+  return `${b.address}${port} ${b.protocol}${redfish.length ? ' ' + redfish.join(' ') : ''}${withCredentials ? ` (${b.credentials})` : ''}`;
 }
 
 function nodeSummary(n: NodeSpec): string {
@@ -31,13 +36,14 @@ const macsText = (m: string[]) => (m.length === 0 ? 'none' : m.join(','));
  *   + valkyrie03 (compute, 10.10.3.3, bmc 10.10.103.3 ipmi)
  *   ~ valkyrie01: ip 10.10.3.1 → 10.10.3.9
  *   - valkyrie09
+ *   ! thor (pet): would remove (use --prune)
  *   = 5 unchanged
  */
 export function formatPlan(plan: ApplyPlan): string {
   const lines: string[] = [];
   const { settings, credentials: c, profiles: p, nodes: n } = plan;
   const changes = c.added.length + c.changed.length + c.removed.length + p.added.length + p.changed.length + p.removed.length;
-  if (!settings.changed && changes + n.added.length + n.changed.length + n.removed.length === 0) lines.push('No changes.');
+  if (!settings.changed && changes + n.added.length + n.changed.length + n.removed.length + n.adopted.length + n.held.length === 0) lines.push('No changes.');
 
   if (settings.changed) lines.push(`~ settings: ${settings.sections.join(', ')}`);
 
@@ -68,7 +74,16 @@ export function formatPlan(plan: ApplyPlan): string {
     if (ch.pet) parts.push(`pet ${yesNo(ch.pet.from)} → ${yesNo(ch.pet.to)}`);
     lines.push(`~ ${x.name}: ${parts.join(', ')}`);
   }
+  for (const x of n.adopted) lines.push(`~ ${x.name}: now declared in fleet.yaml (was ${x.from === 'enroll' ? 'enrolled' : x.from})`);
   for (const x of n.removed) lines.push(`- ${x.name}`);
+  for (const x of n.held) {
+    const why = x.reasons.map((r) => (r === 'pet' ? 'pet' : x.state)).join(', ');
+    lines.push(`! ${x.name} (${why}): would remove (use --prune)`);
+  }
+  for (const x of p.kept) lines.push(`= profile ${x.name} kept: used by ${x.nodes.join(', ')}`);
+  if (n.kept.length > 0) {
+    lines.push(`= ${n.kept.length} not in fleet.yaml, kept (enrolled): ${n.kept.map((x) => x.name).join(', ')}`);
+  }
 
   lines.push(`= ${n.unchanged.length} unchanged`);
   return lines.join('\n');

@@ -1,5 +1,5 @@
 /** server/apply: `fleet apply` — plan (pure), format, execute (through the store). */
-export { planApply, isEmptyPlan, stateBasis } from './plan.js';
+export { planApply, isEmptyPlan, stateBasis, holdReasons, REMOVABLE_STATES } from './plan.js';
 export type {
   ApplyPlan,
   CurrentState,
@@ -10,7 +10,10 @@ export type {
   ProfileChange,
   NodeChange,
   PlanIssue,
+  HeldNode,
+  NodeMeta,
+  PlanOptions,
 } from './plan.js';
 export { formatPlan } from './format.js';
-export { executeApply, loadCurrentState, digestSecrets, applySpec } from './execute.js';
-export type { ApplyResult } from './execute.js';
+export { executeApply, loadCurrentState, digestSecrets, applySpec, heldError } from './execute.js';
+export type { ApplyResult, ApplySpecOptions } from './execute.js';

@@ -7,13 +7,17 @@
  * Fallback happens only for errors another provider could fix (the BMC
  * speaks the protocol oddly, or not at all); a wrong password or a BMC that
  * does not answer is reported at once, since another client on the same BMC
- * would fail the same way and cost the full timeout again.
+ * would fail the same way and cost the full timeout again. And it happens
+ * only where retry.ts allows sending the action again: a cycle whose answer
+ * was unreadable may have landed, so ipmitool does not send it a second time.
  */
 import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 import type { BmcProtocol } from '../model.js';
 import type { AttemptRecord } from './fanout.js';
 import { createIpmiDriver, type IpmiDriverOptions } from './ipmi/driver.js';
 import type { IpmiTransport } from './ipmi/transport.js';
+import type { BmcQueue } from './queue.js';
+import { mayFallBack, type BmcAction } from './retry.js';
 import { createIpmitoolDriver, type IpmitoolDriverOptions } from './ipmitool/driver.js';
 import { RedfishDriver, type RedfishDriverOptions } from './redfish/driver.js';
 import type { BmcDriver, BmcTarget } from './types.js';
@@ -21,6 +25,8 @@ import type { BmcDriver, BmcTarget } from './types.js';
 export interface ProviderContext {
   /** The server's one IPMI UDP socket, shared by every IPMI session. */
   ipmiTransport: IpmiTransport;
+  /** The server's per-BMC queue, shared by the fan-out and the lifecycle (one caller per BMC at a time). */
+  queue?: BmcQueue;
   ipmi?: IpmiDriverOptions;
   ipmitool?: IpmitoolDriverOptions;
   redfish?: RedfishDriverOptions;
@@ -55,8 +61,6 @@ export const FALLBACKS: Readonly<Record<BmcProtocol, BmcProtocol[]>> = {
   redfish: [],
 };
 
-const FALLBACK_ON: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.protocol', 'bmc.unsupported']);
-
 export interface BmcCall<T> {
   value: T;
   provider: BmcProtocol;
@@ -77,14 +81,16 @@ export class BmcCallError extends FleetError {
 /**
  * Runs `fn` with a driver for the node's BMC, trying `[protocol, ...fallbacks]`.
  * `signal` (from the fan-out's timeout) closes the driver in use, which ends
- * its pending requests.
+ * its pending requests. `action` says what `fn` does, for the fallback rule;
+ * without it the action is taken to be once-only (no fallback after it may
+ * have landed).
  */
 export async function withBmc<T>(
   protocols: readonly BmcProtocol[],
   target: BmcTarget,
   ctx: ProviderContext,
   fn: (driver: BmcDriver) => Promise<T>,
-  opts: { signal?: AbortSignal; onFirstContact?: (fp: string) => void; now?: () => number } = {},
+  opts: { action?: BmcAction; signal?: AbortSignal; onFirstContact?: (fp: string) => void; now?: () => number } = {},
 ): Promise<BmcCall<T>> {
   const now = opts.now ?? Date.now;
   const inner: AttemptRecord[] = [];
@@ -101,7 +107,7 @@ export async function withBmc<T>(
     } catch (e) {
       const fe = toFleetError(e);
       const last = i === protocols.length - 1;
-      if (last || !FALLBACK_ON.has(fe.code)) throw new BmcCallError(fe, name, inner);
+      if (last || !mayFallBack(opts.action ?? 'power.cycle', fe)) throw new BmcCallError(fe, name, inner);
       inner.push({ provider: name, durationMs: now() - t0, outcome: fe.code, message: fe.message });
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);

@@ -6,7 +6,7 @@
  * they never write node state: the conductor and the fan-out runner turn
  * results into events.
  */
-import type { BmcProtocol } from '../model.js';
+import type { BmcProtocol, RedfishAuth } from '../model.js';
 
 export type PowerState = 'on' | 'off';
 export type BootDevice = 'pxe' | 'disk' | 'cdrom' | 'bios' | 'none';
@@ -43,6 +43,17 @@ export interface BmcTarget {
   password: string;
   /** Redfish only: CA bundle (PEM) or pinned SHA-256 certificate fingerprint. */
   tls?: { ca?: string; fingerprint?: string };
+  /** Redfish only, from the node's bmc block: its ComputerSystem Id, auth mode, power wait. */
+  redfish?: { system?: string; auth?: RedfishAuth; powerWaitMs?: number };
+}
+
+/** What a driver that can read the boot override back reports after setting it. */
+export interface BootSetReport {
+  /** What the BMC shows after the change (Redfish names: Pxe/Hdd..., Once/Continuous/Disabled, UEFI/Legacy). */
+  stored: { target?: string; enabled?: string; mode?: string };
+  /** Behaviour of this BMC seen while doing it, e.g. 'onceStoredAsContinuous'. */
+  quirks: string[];
+  notes: string[];
 }
 
 export interface BmcDriver {
@@ -55,7 +66,8 @@ export interface BmcDriver {
   powerSoft(): Promise<void>;
   powerCycle(): Promise<void>;
   powerReset(): Promise<void>;
-  setBootDevice(device: BootDevice, options: BootDeviceOptions): Promise<void>;
+  /** Drivers that read the setting back return what the BMC stored. */
+  setBootDevice(device: BootDevice, options: BootDeviceOptions): Promise<BootSetReport | void>;
   getBootDevice(): Promise<BootDeviceSetting>;
   identity(): Promise<BmcIdentity>;
   /** Releases sessions and sockets held for this BMC. Safe to call twice. */

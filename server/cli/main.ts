@@ -10,7 +10,7 @@ import { configIssuesOf, formatConfigIssues } from '../config/index.js';
 import { Exit, toFleetError } from '../../common/errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
-import { cmdApply, cmdEvents, cmdNodes, cmdShow } from './commands/api.js';
+import { cmdApply, cmdEvents, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
@@ -58,8 +58,10 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('import the cluster declared in fleet.yaml into the server (idempotent); prints the diff')
     .requiredOption('-f, --file <file>', 'fleet.yaml')
     .option('--dry-run', 'only print what would change')
+    .option('--prune', 'also remove nodes gone from the file that are pets or mid-operation')
+    .option('-y, --yes', 'do not ask before removing nodes')
     .option('--json', 'print the plan as JSON')
-    .action((opts: { file: string; dryRun?: boolean; json?: boolean }) => run(cmdApply(globals(), opts, io)));
+    .action((opts: ApplyFlags) => run(cmdApply(globals(), opts, io)));
 
   program
     .command('nodes')

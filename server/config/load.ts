@@ -8,10 +8,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, CredentialSpec } from '../model.js';
-import { parseConfig } from './parse.js';
+import { MAX_CONFIG_BYTES, parseConfig } from './parse.js';
 
-/** fleet.yaml larger than this is refused before parsing. */
-export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+export { MAX_CONFIG_BYTES };
 /** A password file larger than this is certainly not a password. */
 export const MAX_SECRET_BYTES = 4096;
 

@@ -11,6 +11,7 @@ import { parseLifecycleConfig, type LifecycleSettings } from '../lifecycle/setti
 import { FleetError } from '../../common/errors.js';
 import type {
   BmcProtocol,
+  RedfishAuth,
   ClusterInfo,
   ClusterSpec,
   CredentialSpec,
@@ -27,6 +28,9 @@ import type {
   UserSpec,
 } from '../model.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
+import { installKernelArgs } from '../netboot/decide.js';
+import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
+import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
 import {
   BMC_USERNAME,
@@ -62,7 +66,7 @@ import {
   show,
   type Cidr,
 } from '../../common/patterns.js';
-import { Fields, Reader, closest } from './reader.js';
+import { AliasBombError, Fields, Reader, closest } from './reader.js';
 
 export interface ParseOptions {
   /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
@@ -71,9 +75,18 @@ export interface ParseOptions {
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
 export const DEFAULT_BMC_PORT: Record<BmcProtocol, number> = { ipmi: 623, ipmitool: 623, redfish: 443 };
+export const REDFISH_AUTH_MODES: readonly RedfishAuth[] = ['auto', 'session', 'basic'];
+/** Upper bound of bmc.power_wait, seconds: a BMC that takes longer is broken, and a caller waits this long per node. */
+export const MAX_POWER_WAIT_SECONDS = 600;
+/** A Redfish resource Id as fleet accepts it in bmc.system (the last segment of the member's @odata.id). */
+const REDFISH_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 
 /** Most nodes one key (and one value range) may expand to. */
 export const MAX_NODES_PER_KEY = 100_000;
+/** Most nodes one fleet.yaml may declare in all (the default nodeset expansion limit). */
+export const MAX_NODES = 100_000;
+/** fleet.yaml larger than this is refused before parsing. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle'] as const;
 
@@ -90,7 +103,7 @@ interface NodeDraft {
   macs: string[];
   bmc?: Partial<NodeBmcSpec>;
   pet: boolean;
-  at: { key: Loc; ip?: Loc; macs: Loc[]; bmcAddress?: Loc; profile?: Loc; credentials?: Loc };
+  at: { key: Loc; ip?: Loc; macs: Loc[]; bmcAddress?: Loc; profile?: Loc; credentials?: Loc; bmcSystem?: Loc };
 }
 
 interface NetDraft {
@@ -117,19 +130,36 @@ const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? 
  */
 export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec {
   const source = opts.source ?? 'fleet.yaml';
+  if (text.length > MAX_CONFIG_BYTES || Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
+    throw configInvalid(source, [{ path: '', message: `${source} is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, schema: 'core', merge: false, strict: true });
+  // uniqueKeys: false because yaml's check is quadratic in the keys of a mapping; the Reader finds repeated keys in one pass.
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false, schema: 'core', merge: false, strict: true });
   const r = new Reader(doc, lc);
+  for (const key of r.duplicateKeys) {
+    r.error('', key, 'YAML syntax error: Map keys must be unique');
+  }
 
-  if (doc.errors.length > 0) {
+  if (doc.errors.length > 0 || r.issues.length > 0) {
     // The structure of a document with syntax errors cannot be trusted: report the syntax errors only.
     for (const e of doc.errors) {
       r.issues.push({ path: '', ...r.posOf(e.pos[0]), message: `YAML syntax error: ${e.message}` });
     }
     throw configInvalid(source, r.issues);
   }
+  try {
+    return parseTree(r, doc.contents, source);
+  } catch (e) {
+    // An alias bomb: its one issue says so; whatever else was found is noise.
+    if (e instanceof AliasBombError) throw configInvalid(source, [e.issue]);
+    throw e;
+  }
+}
 
-  const root = r.resolve(doc.contents, '');
+function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
+
+  const root = r.resolve(contents, '');
   if (root === undefined) {
     r.issues.push({ path: '', line: 1, column: 1, message: `${source} is empty` });
     throw configInvalid(source, r.issues);
@@ -150,13 +180,15 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
   const declaredCredentials = new Set<string>();
   const declaredProfiles = new Set<string>();
   const credentials = parseCredentials(r, top, declaredCredentials);
-  const profiles = parseProfiles(r, top, net, declaredProfiles);
+  const kernelArgsAt = new Map<string, Loc>();
+  const profiles = parseProfiles(r, top, net, declaredProfiles, kernelArgsAt);
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
   const lifecycle = parseLifecycle(r, top);
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
+  checkCommandLines(r, profiles, drafts, kernelArgsAt);
 
   if (r.issues.length > 0) throw configInvalid(source, r.issues);
 
@@ -354,7 +386,7 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
 const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
 
-function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>): ProfileSpec[] {
+function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
   if (!entries) return [];
   const out: ProfileSpec[] = [];
@@ -372,6 +404,7 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const f = r.fields(e.value, e.path, PROFILE_KEYS, ['os'], e.keyNode);
     if (!f) continue;
     const p: ProfileSpec = { name: e.key, os: { install: 'kickstart', tree: '' }, kernelArgs: [], packages: [], sshKeys: [], roles: {} };
+    kernelArgsAt.set(e.key, f.has('kernel_args') ? { path: f.p('kernel_args'), node: f.where('kernel_args') } : { path: e.path, node: e.keyNode });
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
     const os = r.fields(f.get('os'), f.p('os'), ['install', 'tree'], ['tree'], f.keyNode('os'));
@@ -592,7 +625,9 @@ function parseUsers(r: Reader, g: Fields): { groups: GroupSpec[]; users: UserSpe
 // ---------------------------------------------------------------- nodes
 
 const NODE_KEYS = ['profile', 'ip', 'mac', 'macs', 'bmc', 'pet'];
-const BMC_KEYS = ['address', 'port', 'protocol', 'credentials'];
+const BMC_KEYS = ['address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait'];
+/** Keys of a node's bmc block that only a Redfish BMC understands. */
+const REDFISH_ONLY_KEYS = ['system', 'auth', 'power_wait'];
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -710,6 +745,8 @@ const macValue = (v: string): string | { ok: string } => {
   const m = normalizeMac(v);
   return m ? { ok: m } : `${show(v)} is not a valid MAC address (expected six hex pairs like 08:00:27:18:68:bc, unicast)`;
 };
+const systemValue = (v: string): string | { ok: string } =>
+  REDFISH_ID.test(v) ? { ok: v } : `${show(v)} is not a Redfish system Id (letters, digits, '.', '_', ':', '-'; at most 64; e.g. the Id of /redfish/v1/Systems/Blade1 is Blade1)`;
 const portValue = (v: string): string | { ok: string } => {
   if (!/^\d{1,5}$/.test(v)) return `port ${show(v)} is not a number`;
   const bad = checkPort(Number(v));
@@ -723,6 +760,11 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
   const declaredBy = new Map<string, string>();
   for (const e of entries) {
     const names = expandKey(r, e.key, e.keyNode, e.path);
+    if (names && declaredBy.size + names.length > MAX_NODES) {
+      // Every node costs memory in the plan and the store: the rest of the file is not read.
+      r.error(e.path, e.keyNode, `more than ${MAX_NODES} nodes are declared up to here, the most one fleet.yaml may declare`);
+      break;
+    }
     const duplicated = new Set<string>();
     if (names) {
       const dups = names.filter((n) => declaredBy.has(n));
@@ -768,7 +810,19 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
       }
     }
 
-    let bmc: { address?: Valued[]; port?: Valued[]; protocol?: BmcProtocol; credentials?: string } | undefined;
+    let bmc:
+      | {
+          address?: Valued[];
+          port?: Valued[];
+          protocol?: BmcProtocol;
+          credentials?: string;
+          system?: Valued[];
+          /** bmc.system was written but is wrong (reported): skip the uniqueness check rather than cascade. */
+          systemBad?: boolean;
+          auth?: RedfishAuth;
+          powerWait?: number;
+        }
+      | undefined;
     const bf = f.get('bmc') !== undefined ? r.fields(f.get('bmc'), f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
     if (bf) {
       bmc = {};
@@ -792,6 +846,28 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
       }
       const cred = bf.string('credentials', objectName('credential set'));
       if (cred !== undefined) bmc.credentials = cred;
+      // Redfish settings: refused on other protocols rather than silently ignored.
+      if (bmc.protocol !== undefined && bmc.protocol !== 'redfish') {
+        for (const key of REDFISH_ONLY_KEYS) {
+          if (bf.get(key) !== undefined) r.error(bf.p(key), bf.get(key), `bmc.${key} is a Redfish setting; this BMC's protocol is ${bmc.protocol}`);
+        }
+      } else {
+        if (bf.get('system') !== undefined) {
+          // One system per node: a blade chassis names Blade[1-4] for valkyrie[01-04] on one address.
+          const systems = perNode(r, bf.get('system'), bf.p('system'), k, { what: 'BMC system', unique: true, check: systemValue, allowList: true, example: 'Blade[1-16]' });
+          if (systems) bmc.system = systems;
+          else bmc.systemBad = true;
+        }
+        const auth = bf.string('auth', (s) =>
+          (REDFISH_AUTH_MODES as readonly string[]).includes(s) ? undefined : `unknown Redfish auth ${show(s)}; expected one of ${REDFISH_AUTH_MODES.join(', ')}`,
+        );
+        if (auth !== undefined) bmc.auth = auth as RedfishAuth;
+        const wait = bf.int('power_wait');
+        if (wait !== undefined) {
+          if (wait < 0 || wait > MAX_POWER_WAIT_SECONDS) r.error(bf.p('power_wait'), bf.get('power_wait'), `power_wait ${wait} must be 0-${MAX_POWER_WAIT_SECONDS} seconds`);
+          else bmc.powerWait = wait;
+        }
+      }
     }
 
     if (!names) continue;
@@ -814,8 +890,12 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
           ...(bmc.port ? { port: Number(bmc.port[i]!.v) } : {}),
           ...(bmc.protocol ? { protocol: bmc.protocol } : {}),
           ...(bmc.credentials ? { credentials: bmc.credentials } : {}),
+          ...(bmc.system ? { system: bmc.system[i]!.v } : {}),
+          ...(bmc.auth ? { auth: bmc.auth } : {}),
+          ...(bmc.powerWait !== undefined ? { powerWait: bmc.powerWait } : {}),
         };
-        if (bmc.address) d.at.bmcAddress = bmc.address[i];
+        if (bmc.address && !bmc.systemBad) d.at.bmcAddress = bmc.address[i];
+        if (bmc.system) d.at.bmcSystem = bmc.system[i];
         d.at.credentials = { path: bf.p('credentials'), node: bf.get('credentials') };
       }
       drafts.push(d);
@@ -900,6 +980,43 @@ interface CrossInput {
   drafts: NodeDraft[];
 }
 
+/** The longest server URL a node can be told (any IPv4 address, any port): the check holds whatever the server listens on. */
+const LONGEST_SERVER_URL = 'http://255.255.255.255:65535';
+/** An install token as the kickstart URL carries it (32 random bytes, base64url: server/store/repos/tokens.ts). */
+const TOKEN_PLACEHOLDER = 'x'.repeat(43);
+
+/**
+ * Each node's installer command line must fit the kernel's 2047 bytes: found
+ * here, at apply, rather than by a node that powers up into an installer
+ * with a truncated command line. Built with the boot script's own functions
+ * (installKernelArgs, installCommandLine), with the longest server URL and a
+ * token of the real length; only the node name varies within a profile, so
+ * each profile is checked with its longest node name.
+ */
+function checkCommandLines(r: Reader, profiles: readonly ProfileSpec[], drafts: readonly NodeDraft[], kernelArgsAt: ReadonlyMap<string, Loc>): void {
+  const longest = new Map<string, NodeDraft>();
+  for (const d of drafts) {
+    if (d.profile === undefined) continue;
+    const cur = longest.get(d.profile);
+    if (!cur || d.name.length > cur.name.length) longest.set(d.profile, d);
+  }
+  for (const p of profiles) {
+    const d = longest.get(p.name);
+    if (!d || !p.os.tree) continue;
+    const ks = `${kickstartUrl(LONGEST_SERVER_URL, d.name)}?token=${TOKEN_PLACEHOLDER}`;
+    const args = installKernelArgs(p.os.tree, ks, d.macs[0] ?? '00:00:00:00:00:00', p.kernelArgs);
+    const bytes = Buffer.byteLength(installCommandLine(treeKernelUrl(p.os.tree), args));
+    if (bytes > MAX_KERNEL_CMDLINE) {
+      const at = kernelArgsAt.get(p.name);
+      r.error(
+        at?.path ?? `profiles.${p.name}`,
+        at?.node,
+        `the installer kernel command line of node ${d.name} (profile ${p.name}) would be up to ${bytes} bytes, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts: shorten kernel_args or the OS tree URL`,
+      );
+    }
+  }
+}
+
 function crossCheck(r: Reader, x: CrossInput): void {
   const { net, cluster } = x;
   const inUnknown = (ip: string) => net.unknown !== undefined && ipToInt(ip) >= ipToInt(net.unknown.start) && ipToInt(ip) <= ipToInt(net.unknown.end);
@@ -935,7 +1052,8 @@ function crossCheck(r: Reader, x: CrossInput): void {
 
   // every address is claimed once
   const claims = new Map<string, { owner: string; path: string }>();
-  const bmcEndpoints = new Map<string, { owner: string; path: string }>();
+  /** address:port → the nodes on that BMC (with the system each names, if any). */
+  const bmcEndpoints = new Map<string, { owner: string; path: string; system?: string }[]>();
   const bmcAddresses = new Set<string>();
   const claim = (ip: string, owner: string, loc: Loc): void => {
     const prev = claims.get(ip);
@@ -988,14 +1106,27 @@ function crossCheck(r: Reader, x: CrossInput): void {
         if (inUnknown(a)) r.error(loc.path, loc.node, `${a} is inside the unknown range ${unknownText}, where undiscovered machines get leases`);
       }
       const endpoint = `${a}:${d.bmc.port}`;
-      const prevEndpoint = bmcEndpoints.get(endpoint);
-      if (prevEndpoint) {
-        r.error(loc.path, loc.node, `BMC ${endpoint} of ${d.name} is already the BMC of ${prevEndpoint.owner} (${prevEndpoint.path}); give each node its own address or port`);
+      const sharing = bmcEndpoints.get(endpoint) ?? [];
+      // One BMC drives several nodes only when each names its own system (a blade chassis): unique as address:port:system.
+      const system = d.bmc.system;
+      const clash = sharing.find((p) => system === undefined || p.system === undefined || p.system === system);
+      if (clash) {
+        const sysLoc = d.at.bmcSystem ?? loc;
+        if (system !== undefined && clash.system === system) {
+          r.error(sysLoc.path, sysLoc.node, `BMC ${endpoint} system ${system} of ${d.name} is already the system of ${clash.owner} (${clash.path}); give each node its own system`);
+        } else {
+          r.error(
+            loc.path,
+            loc.node,
+            `BMC ${endpoint} of ${d.name} is already the BMC of ${clash.owner} (${clash.path}); give each node its own address or port, or, on a Redfish BMC that manages several systems, name each node's system (bmc.system)`,
+          );
+        }
       } else {
         // The address itself is claimed once, so it cannot also be a node's or another host's address.
         if (!bmcAddresses.has(a)) claim(a, `the BMC of ${d.name}`, loc);
         bmcAddresses.add(a);
-        bmcEndpoints.set(endpoint, { owner: d.name, path: loc.path });
+        sharing.push({ owner: d.name, path: (d.at.bmcSystem ?? loc).path, ...(system !== undefined ? { system } : {}) });
+        bmcEndpoints.set(endpoint, sharing);
       }
     }
     d.macs.forEach((mac, i) => {

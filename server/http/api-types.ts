@@ -12,6 +12,8 @@ export interface ApiNode {
   macs: string[];
   bmc: { address: string; port: number; protocol: BmcProtocol; credentials: string } | null;
   pet: boolean;
+  /** Where the node came from: config (fleet.yaml) or enroll (fleet enroll; apply never removes it). */
+  origin: 'config' | 'enroll';
   state: string;
   stateSince: string;
   armed: boolean;
@@ -50,6 +52,10 @@ export interface ApplyRequest {
   /** Credential name -> secret, read by the CLI from the files/env named in the YAML. */
   secrets: Record<string, string>;
   dryRun: boolean;
+  /** Also remove pets and nodes that are mid-operation (without it such a plan is refused). */
+  prune?: boolean;
+  /** The nodes the client confirmed to remove: a plan that removes any other node is refused. */
+  confirmRemovals?: string[];
 }
 
 export interface ApplyResponse {
@@ -60,7 +66,18 @@ export interface ApplyResponse {
   plan: {
     settings: { changed: boolean; sections: string[] };
     credentials: { added: string[]; changed: { name: string; secretChanged: boolean; username?: { from: string; to: string } }[]; removed: string[] };
-    profiles: { added: string[]; changed: { name: string; fields: string[] }[]; removed: string[] };
-    nodes: { added: string[]; changed: { name: string; changes: NodeChanges }[]; removed: string[]; unchanged: number };
+    profiles: { added: string[]; changed: { name: string; fields: string[] }[]; removed: string[]; kept: string[] };
+    nodes: {
+      added: string[];
+      changed: { name: string; changes: NodeChanges }[];
+      removed: string[];
+      unchanged: number;
+      /** Gone from fleet.yaml but pets or mid-operation: removed only with prune. */
+      held: { name: string; state: string; pet: boolean; reasons: ('pet' | 'busy')[] }[];
+      /** Not declared in fleet.yaml (enrolled): left alone. */
+      kept: string[];
+      /** Enrolled nodes fleet.yaml now declares. */
+      adopted: string[];
+    };
   };
 }

@@ -14,8 +14,13 @@
  *   3. joined to the realpath of the root and resolved with realpath; the
  *      result must lie strictly inside the root's realpath (a symlink that
  *      stays inside is fine, one that leaves is refused);
- *   4. opened with O_NOFOLLOW and fstat'ed through the open descriptor: only
- *      a regular file is served (directories are never listed).
+ *   4. opened with O_NOFOLLOW | O_NONBLOCK and fstat'ed through the open
+ *      descriptor: only a regular file is served (directories are never
+ *      listed). O_NONBLOCK matters: a plain open(2) of a FIFO planted in the
+ *      tree waits for a writer and holds a libuv thread-pool thread while it
+ *      does, and four such requests freeze every file read of the server. A
+ *      non-blocking open returns at once and the fstat refuses it. It does
+ *      not change reads of a regular file.
  * Every refusal is the same 404, so a client learns nothing about what lies
  * outside the root. Files are streamed (never buffered), with Content-Length,
  * Last-Modified, Accept-Ranges and single byte ranges (206 / 416); HEAD
@@ -126,6 +131,9 @@ function rawRest(req: FastifyRequest, prefix: string): string | undefined {
   return path.slice(prefix.length + 1);
 }
 
+/** How tree files are opened (see the module comment, step 4). */
+export const OPEN_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+
 /**
  * Resolves `segments` inside `root` and opens it; undefined when it is not a
  * regular file inside the root. The caller closes the handle.
@@ -147,7 +155,7 @@ async function openInside(root: string, segments: string[]): Promise<{ fh: FileH
   if (!real.startsWith(inside)) return undefined;
   let fh: FileHandle;
   try {
-    fh = await open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    fh = await open(real, OPEN_FLAGS);
   } catch {
     return undefined;
   }

@@ -26,7 +26,8 @@ import { FleetError, isFleetError, toFleetError } from '../../common/errors.js';
 import { nodeSpecOf, type EventRecord, type NodeRecord, type Store } from '../store/index.js';
 import { resolveLifecycleSettings, type LifecycleSettings } from './settings.js';
 import { eventForSignal, SIGNAL, SIGNAL_KINDS, isSignalKind, applyFailureReason } from './signals.js';
-import { RETRYABLE_STEP_ERRORS, type Steps } from './steps.js';
+import { mayRetry, provedNotRun, TRANSIENT_ERRORS, type BmcAction } from '../bmc/retry.js';
+import type { Steps } from './steps.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, S, STEP, TRANSIENT_STATES, isResting, type LifecycleEvent, type StepName } from './states.js';
 import { next, stateSpec, tryNext } from './table.js';
 
@@ -165,9 +166,17 @@ function seconds(s: number): string {
   return `${Math.round((s / 3600) * 10) / 10} h`;
 }
 
+/** What each BMC step does, for retry.ts's rule (the one rule the fan-out and the registry use too). */
+const STEP_ACTION: Partial<Record<StepName, BmcAction>> = {
+  [STEP.armPxe]: 'bootdev.set',
+  [STEP.powerCycle]: 'power.cycle',
+  [STEP.flipToDisk]: 'bootdev.set',
+};
+
 export class Conductor {
   readonly owner: string;
-  readonly settings: LifecycleSettings;
+  /** Replaced as a whole by setSettings; every decision reads it through the getter, never a copy. */
+  private current: LifecycleSettings;
   private readonly store: Store;
   private readonly steps: Steps;
   private readonly clock: () => Date;
@@ -201,11 +210,25 @@ export class Conductor {
   private lastSweep = 0;
   private sweepAfter = '';
 
+  /** Timeouts and retries in force (fleet.yaml `lifecycle:`, defaults filled in). */
+  get settings(): LifecycleSettings {
+    return this.current;
+  }
+
+  /**
+   * New settings from an apply while running: they take effect at once for
+   * every later decision (the next attempt of a step, the deadline of the
+   * next state); deadlines already set keep the timeout they were set with.
+   */
+  setSettings(settings: Partial<LifecycleSettings> | undefined): void {
+    this.current = resolveLifecycleSettings(settings);
+  }
+
   constructor(opts: ConductorOptions) {
     this.store = opts.store;
     this.steps = opts.steps;
     this.owner = opts.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    this.settings = resolveLifecycleSettings(opts.settings);
+    this.current = resolveLifecycleSettings(opts.settings);
     this.clock = opts.clock ?? (() => new Date());
     this.log = opts.log ?? silent;
     this.actor = opts.actor ?? 'conductor';
@@ -556,11 +579,13 @@ export class Conductor {
           }
         } else if (step === STEP.powerCycle) {
           const lastFailed = last?.kind === K.stepFailed ? (last.details as { code?: string; reason?: string }) : undefined;
-          if (lastFailed && lastFailed.code !== 'bmc.timeout' && failed.length < maxAttempts) {
-            // The BMC refused the last attempt (it did not act) and attempts are left: retry.
+          const lastRetry = last?.kind === K.stepFailed ? (last.details as { willRetry?: boolean }).willRetry : undefined;
+          if (lastFailed && lastRetry === true && failed.length < maxAttempts) {
+            // The last attempt provably did not act (retry.ts allowed a retry) and attempts are left: retry.
             cur = await this.runEntrySteps(ctl, rec, failed.length + 1);
             action = 'step retried';
-          } else if (lastFailed && failed.length >= maxAttempts) {
+          } else if (lastFailed && (lastRetry === false || failed.length >= maxAttempts)) {
+            // The dead conductor had decided to fail the node (no retry allowed, or none left): finish that.
             cur = await this.apply(rec, E.fail, { actor: this.actor, cause: 'recovery', details: { step, reason: lastFailed.reason ?? 'failed', attempts: failed.length } });
             action = 'failed (no attempts left)';
           } else {
@@ -831,7 +856,7 @@ export class Conductor {
     const timeoutS = stateSpec(t.to)?.kind === 'transient' ? this.settings.timeouts[t.to] : undefined;
     const base = ctx.notBeforeMs !== undefined && ctx.notBeforeMs > now ? ctx.notBeforeMs : now;
     const deadline = timeoutS !== undefined ? new Date(base + timeoutS * 1000).toISOString() : null;
-    return this.store.transaction(async (tx) => {
+    const out = await this.store.transaction(async (tx) => {
       let out = await tx.nodes.setState(rec.name, t.to, {
         expectedFrom: rec.state,
         expectedGeneration: rec.generation,
@@ -849,6 +874,30 @@ export class Conductor {
       if (TOKEN_REVOKING_EVENTS.has(event)) await tx.tokens.revokeAll(rec.name, { actor: ctx.actor, cause: ctx.cause, reason: event });
       return out;
     });
+    // The install boot has started: a BMC that stored the one-time PXE override as Continuous gets the disk now.
+    if (rec.state === S.powerCycling && out.state === S.netbooting) this.track(this.limited(() => this.restoreDiskAfterInstallBoot(rec.name)));
+    return out;
+  }
+
+  /**
+   * Best effort, once the install boot has started: if the BMC stored the PXE override of this run as
+   * Continuous (quirk onceStoredAsContinuous in the arm's bmc.bootdev event), set the disk, so that the
+   * installer's reboot, or any boot after a failure, does not netboot again. flip-to-disk does it again after
+   * install-finished either way.
+   */
+  private async restoreDiskAfterInstallBoot(name: string): Promise<void> {
+    if (this.halted) return;
+    const arm = (await this.store.events.list({ node: name, kinds: ['bmc.bootdev'], order: 'desc', limit: 1 })).events[0];
+    const quirks = (arm?.details as { quirks?: unknown } | null | undefined)?.quirks;
+    if (!Array.isArray(quirks) || !quirks.includes('onceStoredAsContinuous')) return;
+    try {
+      await this.steps.flipToDisk(name);
+    } catch (e) {
+      const fe = toFleetError(e);
+      await this.store.events
+        .append({ node: name, kind: K.cleanupFailed, actor: this.actor, cause: 'install boot', details: { step: STEP.flipToDisk, reason: fe.message } })
+        .catch(() => undefined);
+    }
   }
 
   private async fireTimeout(rec: NodeRecord, note: string): Promise<NodeRecord> {
@@ -908,8 +957,9 @@ export class Conductor {
           try {
             did = await this.steps.powerCycle(name);
           } catch (e) {
-            // A timed-out power action may have happened: read the power instead of repeating it.
-            if (!isFleetError(e) || e.code !== 'bmc.timeout') throw e;
+            // A power action that got no clear answer (timeout, unreadable reply) may have happened: read
+            // the power instead of repeating it. Only a failure that proves it did not run is retried (bmcStep).
+            if (!isFleetError(e) || provedNotRun(e) || !TRANSIENT_ERRORS.has(e.code)) throw e;
             let power: string;
             try {
               power = await this.steps.powerStatus(name);
@@ -919,7 +969,8 @@ export class Conductor {
               return { kind: 'event', event: E.fail, details: { step, reason, attempts: attempt } };
             }
             if (power === 'off') await this.steps.powerOn(name);
-            did = power === 'off' ? 'on (after a timed-out cycle left it off)' : 'none (timed out; power is on, not repeated)';
+            const why = e.code === 'bmc.timeout' ? 'timed out' : `unconfirmed: ${e.code}`;
+            did = power === 'off' ? `on (after a ${why} cycle left it off)` : `none (${why}; power is on, not repeated)`;
           }
           await this.append(name, K.stepDone, { step, attempt, action: did });
           return { kind: 'wait' };
@@ -960,7 +1011,7 @@ export class Conductor {
       } catch (e) {
         if (e instanceof Halted) throw e;
         const fe = toFleetError(e);
-        const willRetry = RETRYABLE_STEP_ERRORS.has(fe.code) && attempt < max;
+        const willRetry = mayRetry(STEP_ACTION[step] ?? 'power.cycle', fe) && attempt < max;
         await this.append(rec.name, K.stepFailed, { step, attempt, code: fe.code, reason: fe.message, willRetry });
         if (!willRetry) return { kind: 'event', event: E.fail, details: { step, reason: fe.message, attempts: attempt } };
         await this.sleep(exponentialDelay(attempt - 1, { initialMs: this.settings.retryDelayMs }));

@@ -11,7 +11,7 @@ export { defaultLifecycleSettings, resolveLifecycleSettings, parseLifecycleConfi
 export type { LifecycleSettings, LifecycleIssue } from './settings.js';
 export { SIGNAL, SIGNAL_KINDS, eventForSignal, isSignalKind, installFailureReason, applyFailureReason } from './signals.js';
 export type { SignalKind, Translation } from './signals.js';
-export { BmcSteps, RETRYABLE_STEP_ERRORS } from './steps.js';
+export { BmcSteps } from './steps.js';
 export type { Steps, BmcStepsOptions } from './steps.js';
 export { Conductor } from './conductor.js';
 export type { ConductorOptions, ConductorLogger, NodeActionResult, SignalResult, RecoveryReport, ReinstallOptions } from './conductor.js';

@@ -4,12 +4,14 @@
  * BMC work only; the armed flag and every state change are written by the
  * conductor, in the transaction of the transition they belong to.
  *
- * Errors are FleetErrors from the catalogue; the conductor retries those in
- * RETRYABLE_STEP_ERRORS (bounded) and fails the node on the others at once.
+ * Errors are FleetErrors from the catalogue, with the driver's details kept
+ * (notRun, unconfirmed): the conductor asks retry.ts's `mayRetry` for the
+ * step's action, the one rule the fan-out and the registry use too.
  */
 import type { ProviderContext } from '../bmc/registry.js';
 import type { BootMode, PowerState } from '../bmc/types.js';
-import { FleetError, type ErrorCode } from '../../common/errors.js';
+import { markNotRun } from '../bmc/retry.js';
+import { FleetError, isFleetError, type ErrorCode } from '../../common/errors.js';
 import { runBmcOperation, type BmcOperation, type BmcOpResult } from '../ops/bmc.js';
 import type { Store } from '../store/index.js';
 
@@ -28,9 +30,6 @@ export interface Steps {
   /** Boot from the disk, persistently (loop breaker layer 3). Idempotent. */
   flipToDisk(node: string): Promise<void>;
 }
-
-/** Worth another attempt: the BMC may answer next time. Authentication, TLS and unsupported operations are not. */
-export const RETRYABLE_STEP_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bmc.timeout', 'bmc.protocol', 'bmc.command_failed', 'unavailable', 'internal']);
 
 export interface BmcStepsOptions {
   providers: ProviderContext;
@@ -59,11 +58,15 @@ export class BmcSteps implements Steps {
       providers: this.opts.providers,
       concurrency: 1,
       timeoutMs: this.opts.timeoutMs,
-      // Power actions are never retried below the conductor: a timed-out "cycle" may have happened.
+      // Retried below the conductor only where retry.ts allows (never a power action that may have landed).
       retries,
     });
     if (!r) throw new FleetError('internal', `no BMC result for ${node}`);
-    if (!r.ok) throw new FleetError((r.error?.code as ErrorCode | undefined) ?? 'internal', r.error?.message ?? 'BMC operation failed', { node });
+    if (!r.ok) {
+      const d = r.error?.details;
+      const extra = d !== null && typeof d === 'object' && !Array.isArray(d) ? (d as Record<string, unknown>) : {};
+      throw new FleetError((r.error?.code as ErrorCode | undefined) ?? 'internal', r.error?.message ?? 'BMC operation failed', { ...extra, node });
+    }
     return r;
   }
 
@@ -73,7 +76,10 @@ export class BmcSteps implements Steps {
 
   async powerCycle(node: string): Promise<'cycle' | 'on'> {
     // Many BMCs refuse "cycle" on a node that is off: read first (a read is harmless), then act once.
-    const power = await this.powerStatus(node);
+    // A failed read means nothing was sent: the conductor may try the step again.
+    const power = await this.powerStatus(node).catch((e: unknown) => {
+      throw isFleetError(e) ? markNotRun(e) : e;
+    });
     if (power === 'off') {
       await this.one(node, { kind: 'power', op: 'on' }, 0);
       return 'on';

@@ -236,16 +236,26 @@ export function decideBoot(input: BootInput): BootDecision {
     kernelUrl: treeKernelUrl(tree),
     initrdUrl: treeInitrdUrl(tree),
     kickstartUrl: ks,
-    kernelArgs: [
-      // UEFI kernels find the initrd by this name (iPXE names the image after the URL's file name).
-      'initrd=initrd.img',
-      `inst.stage2=${tree}`,
-      `inst.repo=${tree}`,
-      `inst.ks=${ks}`,
-      'ip=dhcp',
-      // Only the NIC that booted: dracut and anaconda honour the pxelinux BOOTIF convention.
-      `BOOTIF=01-${mac.replace(/:/g, '-')}`,
-      ...profile.kernelArgs,
-    ],
+    kernelArgs: installKernelArgs(tree, ks, mac, profile.kernelArgs),
   };
+}
+
+/**
+ * The installer's kernel arguments: fleet's first, the profile's last. Also
+ * used by the config check of the command line length (config/parse.ts), so
+ * that the check and the boot script agree.
+ */
+export function installKernelArgs(tree: string, kickstart: string, mac: string, profileArgs: readonly string[]): string[] {
+  const t = stripSlash(tree);
+  return [
+    // UEFI kernels find the initrd by this name (iPXE names the image after the URL's file name).
+    'initrd=initrd.img',
+    `inst.stage2=${t}`,
+    `inst.repo=${t}`,
+    `inst.ks=${kickstart}`,
+    'ip=dhcp',
+    // Only the NIC that booted: dracut and anaconda honour the pxelinux BOOTIF convention.
+    `BOOTIF=01-${mac.replace(/:/g, '-')}`,
+    ...profileArgs,
+  ];
 }

@@ -7,7 +7,7 @@
  */
 import { FleetError } from '../../common/errors.js';
 
-export const DEFAULT_EXPAND_LIMIT = 1_000_000;
+export const DEFAULT_EXPAND_LIMIT = 100_000;
 
 /** Largest index value we accept (clustershell accepts bigger ones; we keep exact integer arithmetic). */
 export const MAX_INDEX = Number.MAX_SAFE_INTEGER;

@@ -8,7 +8,7 @@
  *   runNodesetCommand(['-f', 'n1', 'n2']) → 'n[1-2]'
  *
  * Semantics follow clustershell 1.9 (see parse.ts for the few deliberate
- * differences). Every value is bounded by a limit (default 1,000,000 names)
+ * differences). Every value is bounded by a limit (default 100,000 names)
  * checked on range representations before anything is expanded.
  */
 import { NodeSet } from './nodeset.js';

@@ -2,7 +2,7 @@
  * Applying a parsed fleet.yaml with the secrets its credential sets name:
  * shared by `fleet server --config` (at start) and POST /api/v1/apply.
  */
-import { applySpec, isEmptyPlan, type ApplyPlan, type Secrets } from '../apply/index.js';
+import { applySpec, isEmptyPlan, type ApplyPlan, type ApplySpecOptions, type Secrets } from '../apply/index.js';
 import { FleetError } from '../../common/errors.js';
 import type { ApplyResponse } from '../http/api-types.js';
 import type { ClusterSpec } from '../model.js';
@@ -12,7 +12,7 @@ export async function applyConfig(
   store: Store,
   spec: ClusterSpec,
   secrets: Record<string, string>,
-  opts: { actor: string; dryRun: boolean },
+  opts: Omit<ApplySpecOptions, 'dryRun'> & { dryRun: boolean },
 ): Promise<ApplyResponse> {
   const map: Secrets = new Map();
   const missing: string[] = [];
@@ -28,7 +28,7 @@ export async function applyConfig(
   if (extra.length > 0) {
     throw new FleetError('request.invalid', `secrets given for credentials not in the file: ${extra.join(', ')}`, { credentials: extra });
   }
-  const { plan, text, result } = await applySpec(store, spec, map, { actor: opts.actor, dryRun: opts.dryRun });
+  const { plan, text, result } = await applySpec(store, spec, map, opts);
   const changed = !isEmptyPlan(plan);
   return { changed, applied: result !== null && changed, text, plan: publicPlan(plan) };
 }
@@ -50,12 +50,16 @@ export function publicPlan(plan: ApplyPlan): ApplyResponse['plan'] {
       added: plan.profiles.added.map((p) => p.name),
       changed: plan.profiles.changed.map((p) => ({ name: p.name, fields: p.fields })),
       removed: plan.profiles.removed,
+      kept: plan.profiles.kept.map((k) => k.name),
     },
     nodes: {
       added: plan.nodes.added.map((n) => n.name),
       changed: plan.nodes.changed.map((n) => ({ name: n.name, changes: n.changes })),
       removed: plan.nodes.removed.map((n) => n.name),
       unchanged: plan.nodes.unchanged.length,
+      held: plan.nodes.held.map((h) => ({ name: h.name, state: h.state, pet: h.pet, reasons: h.reasons })),
+      kept: plan.nodes.kept.map((k) => k.name),
+      adopted: plan.nodes.adopted.map((a) => a.name),
     },
   };
 }

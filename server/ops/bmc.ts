@@ -1,14 +1,22 @@
 /**
  * BMC operations on a set of nodes: power, boot device, identity. Reads the
  * nodes' BMC endpoints and secrets from the store, runs the fan-out, and
- * writes one audit event per node (actor, operation, outcome, provider) — the
- * drivers themselves never touch the store.
+ * writes one audit event per node (actor, operation, outcome, provider) as
+ * each node's result lands — the drivers themselves never touch the store.
+ *
+ * Retries and provider fallbacks follow retry.ts's one rule for the
+ * operation's action (a timed-out reset is never sent again), and every BMC
+ * is driven through the server's per-BMC queue when the provider context has
+ * one (shared with the lifecycle).
  */
 import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
+import { bmcKey } from '../bmc/queue.js';
 import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
-import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, PowerState } from '../bmc/types.js';
+import { DEFAULT_POWER_WAIT_MS } from '../bmc/redfish/driver.js';
+import { mayRetry, unconfirmedOf, type BmcAction } from '../bmc/retry.js';
+import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from '../bmc/types.js';
 import { FleetError } from '../../common/errors.js';
-import type { BmcProtocol } from '../model.js';
+import type { BmcProtocol, NodeBmcSpec } from '../model.js';
 import { DEFAULT_BMC_PORT } from '../config/index.js';
 import type { Store } from '../store/index.js';
 
@@ -27,12 +35,41 @@ export interface BmcOpResult {
   /** power: the state after the operation (status reads it; on/off imply it); info: the identity. */
   power?: PowerState;
   identity?: BmcIdentity;
-  bootdev?: { device: string; persistent: boolean };
+  /** bootdev: what was asked, and (drivers that read it back: Redfish) what the BMC stored and the quirks seen. */
+  bootdev?: { device: string; persistent: boolean; stored?: BootSetReport['stored']; quirks?: string[] };
   provider?: string;
-  error?: { code: string; message: string };
+  /** details: what the driver attached (e.g. notRun: the action provably did not run), for the retry rule. */
+  error?: { code: string; message: string; details?: unknown };
+  /**
+   * A once-only action (off, soft, cycle, reset) was sent, got no answer and
+   * was not sent again: it may or may not have run. `power` is what the BMC
+   * showed when read back afterwards (null: unreadable).
+   */
+  unconfirmed?: { power: PowerState | null };
   bmc?: string;
   attempts: NodeResult<unknown>['attempts'];
   durationMs: number;
+}
+
+/**
+ * The fan-out's per-node time limit: a Redfish power action waits for PowerState up to power_wait after each
+ * Reset (twice for a ForceOff+On cycle), so the limit is raised to cover that (plus the requests); the limit
+ * must never cut a wait short, or a Reset that landed would be reported as a timeout.
+ */
+export function operationTimeoutMs(op: BmcOperation, targets: readonly BmcTarget[], base: number | undefined): number | undefined {
+  if (op.kind !== 'power' || op.op === 'status' || op.op === 'soft') return base;
+  const waits = targets.filter((t) => t.redfish !== undefined).map((t) => t.redfish?.powerWaitMs ?? DEFAULT_POWER_WAIT_MS);
+  if (waits.length === 0) return base;
+  return Math.max(base ?? 20_000, 2 * Math.max(...waits) + 20_000);
+}
+
+/** The Redfish settings of a node's bmc block, as the driver takes them. */
+function redfishTarget(bmc: NodeBmcSpec): NonNullable<BmcTarget['redfish']> {
+  return {
+    ...(bmc.system !== undefined ? { system: bmc.system } : {}),
+    ...(bmc.auth !== undefined ? { auth: bmc.auth } : {}),
+    ...(bmc.powerWait !== undefined ? { powerWaitMs: bmc.powerWait * 1000 } : {}),
+  };
 }
 
 async function perform(op: BmcOperation, d: BmcDriver): Promise<Partial<BmcOpResult>> {
@@ -59,8 +96,10 @@ async function perform(op: BmcOperation, d: BmcDriver): Promise<Partial<BmcOpRes
       }
       break;
     case 'bootdev':
-      await d.setBootDevice(op.device, { persistent: op.persistent, mode: op.mode });
-      return { bootdev: { device: op.device, persistent: op.persistent } };
+    {
+      const report = await d.setBootDevice(op.device, { persistent: op.persistent, mode: op.mode });
+      return { bootdev: { device: op.device, persistent: op.persistent, ...(report ? { stored: report.stored, quirks: report.quirks } : {}) } };
+    }
     case 'info':
       return { identity: await d.identity() };
   }
@@ -78,8 +117,15 @@ const SHORT_REASON: Partial<Record<string, string>> = {
 
 /** "authentication failed (bmc 10.10.103.2, ipmi): <driver detail>" */
 export function reasonLine(e: FleetError, label: string): string {
-  const short = SHORT_REASON[e.code] ?? 'failed';
+  const short = unconfirmedOf(e) ? 'sent once, unconfirmed' : (SHORT_REASON[e.code] ?? 'failed');
   return `${short} (${label}): ${e.message}`;
+}
+
+/** The action an operation performs, for the retry rule. */
+export function actionOf(op: BmcOperation): BmcAction {
+  if (op.kind === 'power') return op.op === 'status' ? 'power.status' : `power.${op.op}`;
+  if (op.kind === 'bootdev') return 'bootdev.set';
+  return 'info';
 }
 
 function describe(op: BmcOperation): string {
@@ -88,7 +134,7 @@ function describe(op: BmcOperation): string {
   return 'bmc info';
 }
 
-export interface RunBmcOptions extends FanoutOptions {
+export interface RunBmcOptions extends Omit<FanoutOptions, 'retryable' | 'queue' | 'onResult'> {
   actor: string;
   providers: ProviderContext;
 }
@@ -121,27 +167,85 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
     const fingerprint = node.bmc.protocol === 'redfish' ? ((await store.bmc.get(name))?.tlsFingerprint ?? undefined) : undefined;
     prepared.set(name, {
       protocol: node.bmc.protocol,
-      label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}, ${node.bmc.protocol}`,
+      label: `bmc ${node.bmc.address}${node.bmc.port === DEFAULT_BMC_PORT[node.bmc.protocol] ? '' : ':' + node.bmc.port}${node.bmc.system ? ' system ' + node.bmc.system : ''}, ${node.bmc.protocol}`,
       target: {
         address: node.bmc.address,
         port: node.bmc.port,
         username: cred.username,
         password: cred.secret,
         ...(fingerprint ? { tls: { fingerprint } } : {}),
+        ...(node.bmc.protocol === 'redfish' ? { redfish: redfishTarget(node.bmc) } : {}),
       },
     });
   }
 
+  const action = actionOf(op);
+  // Status reads and info are not actions: only power and boot-device changes are audited.
+  const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
+  const toResult = (name: string, r: NodeResult<unknown>): BmcOpResult => {
+    const p = prepared.get(name) as { target: BmcTarget };
+    const provider = r.attempts.at(-1)?.provider;
+    const readBack = r.ok ? undefined : unconfirmedOf(new FleetError(r.error!.code, r.error!.message, r.error!.details));
+    return {
+      node: name,
+      ok: r.ok,
+      bmc: `${p.target.address}:${p.target.port}`,
+      ...(provider && provider !== '-' ? { provider } : {}),
+      ...(r.ok ? (r.value as Partial<BmcOpResult>) : { error: r.error! }),
+      ...(readBack ? { unconfirmed: { power: readBack.power } } : {}),
+      attempts: r.attempts,
+      durationMs: r.durationMs,
+    };
+  };
+  const audit = async (r: BmcOpResult): Promise<void> => {
+    await store.transaction(async (tx) => {
+      if (r.ok && r.provider) await tx.bmc.recordAnswer(r.node, r.provider);
+      if (!audited || r.error?.code === 'node.not_found') return;
+      await tx.events.append({
+        node: r.node,
+        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
+        actor: opts.actor,
+        details: {
+          operation: describe(op),
+          outcome: r.ok ? 'ok' : r.unconfirmed ? 'unconfirmed' : 'failed',
+          ...(r.provider ? { provider: r.provider } : {}),
+          ...(r.error ? { error: { code: r.error.code, message: r.error.message } } : {}),
+          ...(r.unconfirmed ? { powerReadBack: r.unconfirmed.power } : {}),
+          // What the BMC really stored, and quirks of this BMC seen on the read-back (e.g. Once stored as Continuous).
+          ...(r.bootdev?.stored ? { stored: r.bootdev.stored, quirks: r.bootdev.quirks ?? [] } : {}),
+          attempts: r.attempts.length,
+          durationMs: r.durationMs,
+        },
+      });
+    });
+  };
+
+  const results = new Map<string, BmcOpResult>();
+  // Nodes that cannot be reached fail alone, audited before any BMC is touched.
+  for (const name of names) {
+    const p = prepared.get(name)!;
+    if (!('error' in p)) continue;
+    const r: BmcOpResult = { node: name, ok: false, error: { code: p.error.code, message: p.error.message }, attempts: [], durationMs: 0 };
+    results.set(name, r);
+    await audit(r);
+  }
+
   const runnable = names.filter((n) => !('error' in prepared.get(n)!));
-  const fan = await runFanout(
+  const timeoutMs = operationTimeoutMs(
+    op,
+    runnable.map((n) => (prepared.get(n) as { target: BmcTarget }).target),
+    opts.timeoutMs,
+  );
+  await runFanout(
     runnable.map((node) => {
       const p = prepared.get(node) as { target: BmcTarget };
-      return { node, bmcKey: `${p.target.address}:${p.target.port}` };
+      return { node, bmcKey: bmcKey(p.target.address, p.target.port) };
     }),
     async (t, ctx) => {
       const p = prepared.get(t.node) as { target: BmcTarget; protocol: BmcProtocol; label: string };
       try {
         const call = await withBmc([p.protocol, ...FALLBACKS[p.protocol]], p.target, opts.providers, (d) => perform(op, d), {
+          action,
           signal: ctx.signal,
           onFirstContact: (fp) => void store.bmc.trustFingerprint(t.node, fp, { actor: opts.actor, cause: 'first contact' }),
         });
@@ -156,56 +260,18 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
         throw e;
       }
     },
-    opts,
+    {
+      ...opts,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      retryable: (e) => mayRetry(action, e),
+      ...(opts.providers.queue ? { queue: opts.providers.queue } : {}),
+      // Each node's bookkeeping and audit event are written as its result lands, not after the whole fan-out.
+      onResult: async (r) => {
+        const result = toResult(r.node, r);
+        results.set(r.node, result);
+        await audit(result);
+      },
+    },
   );
-  const byNode = new Map(fan.map((r) => [r.node, r]));
-
-  const results: BmcOpResult[] = [];
-  const answered: [string, string][] = [];
-  for (const name of names) {
-    const p = prepared.get(name)!;
-    let result: BmcOpResult;
-    if ('error' in p) {
-      result = { node: name, ok: false, error: { code: p.error.code, message: p.error.message }, attempts: [], durationMs: 0 };
-    } else {
-      const r = byNode.get(name)!;
-      const provider = r.attempts.at(-1)?.provider;
-      result = {
-        node: name,
-        ok: r.ok,
-        bmc: `${p.target.address}:${p.target.port}`,
-        ...(provider && provider !== '-' ? { provider } : {}),
-        ...(r.ok ? (r.value as Partial<BmcOpResult>) : { error: r.error }),
-        attempts: r.attempts,
-        durationMs: r.durationMs,
-      };
-      if (r.ok && provider) answered.push([name, provider]);
-    }
-    results.push(result);
-  }
-
-  // One transaction for the bookkeeping of the whole batch: which provider answered, and the audit trail
-  // of every power and boot-device action with its outcome (status reads and info are not actions).
-  const audited = op.kind === 'bootdev' || (op.kind === 'power' && op.op !== 'status');
-  await store.transaction(async (tx) => {
-    for (const [name, provider] of answered) await tx.bmc.recordAnswer(name, provider);
-    if (!audited) return;
-    for (const r of results) {
-      if (r.error?.code === 'node.not_found') continue;
-      await tx.events.append({
-        node: r.node,
-        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
-        actor: opts.actor,
-        details: {
-          operation: describe(op),
-          outcome: r.ok ? 'ok' : 'failed',
-          ...(r.provider ? { provider: r.provider } : {}),
-          ...(r.error ? { error: r.error } : {}),
-          attempts: r.attempts.length,
-          durationMs: r.durationMs,
-        },
-      });
-    }
-  });
-  return results;
+  return names.map((n) => results.get(n)!);
 }

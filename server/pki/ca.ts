@@ -14,9 +14,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { writeFileAtomic } from '../../common/atomic-write.js';
 import { FleetError } from '../../common/errors.js';
 import { fingerprintOfDer } from '../../common/fingerprint.js';
+import { mapStorageError } from '../store/storage-errors.js';
 
 /** WebCrypto as @peculiar/x509 types it (the DOM Crypto, structurally Node's webcrypto). */
 const wc = webcrypto as unknown as Parameters<typeof x509.X509CertificateGenerator.create>[1] & typeof webcrypto;
@@ -162,6 +162,80 @@ export async function caFromPem(certPem: string, keyPem: string, dir: string | n
   return { certPem, cert, fingerprint: fingerprintOfDer(cert.raw), privateKey, dir };
 }
 
+/** The name a pair member is staged under before it is renamed into place. */
+export const PENDING_SUFFIX = '.new';
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeDurable(file: string, data: string, mode: number): Promise<void> {
+  const fh = await fs.promises.open(file, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Writes a key and its certificate so that a crash never leaves a pair that
+ * does not belong together: both are written to `*.new` and fsynced, then
+ * the key is renamed into place, then the certificate, and the directory is
+ * fsynced. The one state a crash can leave between the renames (the new
+ * key in place, its certificate still `.new`) is completed by
+ * completePendingPair; `.new` files alone were never in use and are dropped.
+ */
+async function writePairAtomic(dir: string, keyFile: string, keyPem: string, certFile: string, certPem: string): Promise<void> {
+  const pendingKey = keyFile + PENDING_SUFFIX;
+  const pendingCert = certFile + PENDING_SUFFIX;
+  await fs.promises.rm(pendingKey, { force: true });
+  await fs.promises.rm(pendingCert, { force: true });
+  try {
+    await writeDurable(pendingKey, keyPem, 0o600);
+    await writeDurable(pendingCert, certPem, 0o644);
+    await fsyncDir(dir);
+    await fs.promises.rename(pendingKey, keyFile);
+    await fs.promises.rename(pendingCert, certFile);
+    await fsyncDir(dir);
+  } catch (e) {
+    await fs.promises.rm(pendingKey, { force: true });
+    await fs.promises.rm(pendingCert, { force: true });
+    throw mapStorageError(e, `cannot write ${certFile} and ${keyFile}`);
+  }
+}
+
+/** True when this private key (PEM) belongs to this certificate (PEM). */
+function keyMatchesCert(keyPem: string, certPem: string): boolean {
+  try {
+    return crypto.createPublicKey(crypto.createPrivateKey(keyPem)).equals(new NodeX509(certPem).publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finishes a pair write a crash interrupted between its two renames: the key
+ * is in place and its certificate is still pending. Only a certificate that
+ * the key belongs to is moved into place. Returns true when it did so.
+ */
+async function completePendingPair(dir: string, keyFile: string, certFile: string): Promise<boolean> {
+  const pendingCert = certFile + PENDING_SUFFIX;
+  if (!(await exists(keyFile)) || (await exists(certFile)) || !(await exists(pendingCert))) return false;
+  const [keyPem, certPem] = await Promise.all([fs.promises.readFile(keyFile, 'utf8'), fs.promises.readFile(pendingCert, 'utf8')]);
+  if (!keyMatchesCert(keyPem, certPem)) return false;
+  await fs.promises.rename(pendingCert, certFile);
+  await fsyncDir(dir);
+  return true;
+}
+
 async function exists(file: string): Promise<boolean> {
   try {
     await fs.promises.access(file);
@@ -193,14 +267,18 @@ async function ensurePkiDir(dataDir: string): Promise<string> {
 }
 
 /**
- * Loads the fleet CA from DATA/pki/, creating it on first start. A directory
- * with only one of ca.crt / ca.key is an error, never silently replaced:
- * a new CA would orphan every enrolled node.
+ * Loads the fleet CA from DATA/pki/, creating it on first start. Key and
+ * certificate are written together (writePairAtomic); a crash between their
+ * renames is completed at the next load. A directory with only one of
+ * ca.crt / ca.key otherwise, or a key that does not belong to the
+ * certificate, is an error, never silently replaced: a new CA would orphan
+ * every enrolled node.
  */
 export async function loadOrCreateCa(dataDir: string, opts: CaOptions = {}): Promise<FleetCa> {
   const dir = await ensurePkiDir(dataDir);
   const certFile = path.join(dir, CA_CERT_FILE);
   const keyFile = path.join(dir, CA_KEY_FILE);
+  await completePendingPair(dir, keyFile, certFile);
   const [haveCert, haveKey] = await Promise.all([exists(certFile), exists(keyFile)]);
   if (haveCert !== haveKey) {
     throw new FleetError(
@@ -212,12 +290,17 @@ export async function loadOrCreateCa(dataDir: string, opts: CaOptions = {}): Pro
   if (haveCert) {
     await checkKeyFileMode(keyFile);
     const [certPem, keyPem] = await Promise.all([fs.promises.readFile(certFile, 'utf8'), fs.promises.readFile(keyFile, 'utf8')]);
+    if (!keyMatchesCert(keyPem, certPem)) {
+      throw new FleetError(
+        'config.unreadable',
+        `${keyFile} does not belong to ${certFile}: a mismatched CA pair; restore both files from the same backup ` +
+          '(creating a new CA would invalidate every enrolled node)',
+      );
+    }
     return caFromPem(certPem, keyPem, dir);
   }
   const created = await createCa(opts);
-  // Key first: a crash between the two writes leaves a key without a certificate, which the check above reports.
-  await writeFileAtomic(keyFile, created.keyPem, { mode: 0o600 });
-  await writeFileAtomic(certFile, created.certPem, { mode: 0o644 });
+  await writePairAtomic(dir, keyFile, created.keyPem, certFile, created.certPem);
   const { keyPem: _keyPem, ...ca } = created;
   return { ...ca, dir, privateKey: await importSigningKey(created.keyPem) };
 }
@@ -325,6 +408,7 @@ export async function loadOrCreateServerCert(
   const certFile = path.join(dir, files.certFile);
   const keyFile = path.join(dir, files.keyFile);
   const now = (opts.now ?? (() => new Date()))();
+  await completePendingPair(dir, keyFile, certFile);
   if ((await exists(certFile)) && (await exists(keyFile))) {
     try {
       await checkKeyFileMode(keyFile);
@@ -348,8 +432,7 @@ export async function loadOrCreateServerCert(
     }
   }
   const issued = await issueServerCert(ca, opts);
-  await writeFileAtomic(keyFile, issued.keyPem, { mode: 0o600 });
-  await writeFileAtomic(certFile, issued.certPem, { mode: 0o644 });
+  await writePairAtomic(dir, keyFile, issued.keyPem, certFile, issued.certPem);
   return issued;
 }
 

@@ -3,6 +3,9 @@
  * See docs/decisions/0001-store-sqlite-kysely.md.
  */
 export { openStore, openDataDir, DB_FILE } from './store.js';
+export { lockDataDir, describeOwner, LOCK_FILE, LOCK_OWNER_FILE } from './lock.js';
+export type { DataDirLock, LockOwner } from './lock.js';
+export { storageFailure, mapStorageError } from './sqlite.js';
 export type { Store, StoreOptions, StoreLocation, DataDir } from './store.js';
 export { loadOrCreateSecretKey, SECRET_KEY_FILE, SECRET_KEY_BYTES } from './crypto.js';
 export { MIGRATIONS } from './migrations.js';
@@ -24,4 +27,5 @@ export type { AgentRepository, AgentRecord, AgentIdentity, Enrolment } from './r
 export type { InventoryRepository, InventoryReport } from './repos/inventory.js';
 export { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY } from './repos/inventory.js';
 export type * from './types.js';
+export { NODE_ORIGINS } from './types.js';
 export type { EngineInfo } from './sqlite.js';

@@ -177,6 +177,43 @@ const m002: Migration = {
 };
 
 /**
+ * 003: Redfish settings of a node's BMC (issue 9): the ComputerSystem it is
+ * on a BMC that manages several (blade chassis), how to authenticate, and how
+ * long to wait for a power change. NULL means the default (no system named,
+ * auto, 30 s). Uniqueness of address:port[:system] is checked by the
+ * fleet.yaml parser, not by an index (an apply that moves a BMC between nodes
+ * passes through states an index would refuse).
+ */
+const m003: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema.alterTable('bmc_endpoints').addColumn('system', 'text').execute();
+    await db.schema.alterTable('bmc_endpoints').addColumn('auth', 'text').execute();
+    await db.schema.alterTable('bmc_endpoints').addColumn('power_wait', 'integer').execute();
+  },
+};
+
+/**
+ * 004: where each node came from (issue 9). `config`: declared in fleet.yaml
+ * and applied; `enroll`: created by `fleet enroll` from a discovered machine.
+ * Apply only ever removes `config` nodes: the others are not in fleet.yaml
+ * and must survive every apply, including the one at each server start.
+ * Nodes that existed before this migration are `config`, except those whose
+ * latest node.added event was written by an enrolment.
+ */
+const m004: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .alterTable('nodes')
+      .addColumn('origin', 'text', (c) => c.notNull().defaultTo('config'))
+      .execute();
+    await sql`
+      update nodes set origin = 'enroll'
+      where (select e.cause from events e where e.node = nodes.name and e.kind = 'node.added' order by e.id desc limit 1) = 'enroll'
+    `.execute(db);
+  },
+};
+
+/**
  * 005: install tokens (issue 9). At most one outstanding (unused, unrevoked)
  * token per node and purpose, enforced by a partial unique index; the
  * plaintext sealed with the data dir's key (AES-256-GCM, bound to the row's
@@ -210,6 +247,8 @@ const m005: Migration = {
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
   '002_agent': m002,
+  '003_bmc_system': m003,
+  '004_node_origin': m004,
   '005_install_tokens': m005,
 });
 

@@ -51,6 +51,8 @@ export interface NodesTable {
   last_seen: string | null;
   /** Bumped by every write to the node row except last_seen: optimistic concurrency. */
   generation: Generated<number>;
+  /** Where the node came from (NodeOrigin): only 'config' nodes are removed by apply (migration 004). */
+  origin: Generated<string>;
   created_at: string;
   updated_at: string;
 }
@@ -71,6 +73,10 @@ export interface BmcEndpointsTable {
   tls_fingerprint: string | null;
   last_provider: string | null;
   last_answer_at: string | null;
+  /** 003_bmc_system: Redfish ComputerSystem Id, auth mode, power wait (seconds); NULL: default. */
+  system: string | null;
+  auth: string | null;
+  power_wait: number | null;
 }
 
 export interface EventsTable {

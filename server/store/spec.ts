@@ -6,7 +6,7 @@
 import type { NodeBmcSpec, NodeSpec } from '../model.js';
 import type { NodeChanges, NodeRecord } from './types.js';
 
-/** The normal form compared and stored: MACs lower-case, no undefined ip. */
+/** The normal form compared and stored: MACs lower-case, no undefined ip, BMC defaults (auth auto) left out. */
 export function normalizeNodeSpec(spec: NodeSpec): NodeSpec {
   const out: NodeSpec = {
     name: spec.name,
@@ -22,6 +22,10 @@ export function normalizeNodeSpec(spec: NodeSpec): NodeSpec {
       protocol: spec.bmc.protocol,
       credentials: spec.bmc.credentials,
     };
+    if (spec.bmc.system !== undefined && spec.bmc.system !== null) out.bmc.system = spec.bmc.system;
+    // auto is the default: stored and compared as absent.
+    if (spec.bmc.auth !== undefined && spec.bmc.auth !== null && spec.bmc.auth !== 'auto') out.bmc.auth = spec.bmc.auth;
+    if (spec.bmc.powerWait !== undefined && spec.bmc.powerWait !== null) out.bmc.powerWait = spec.bmc.powerWait;
   }
   return out;
 }
@@ -35,7 +39,15 @@ export function nodeSpecOf(record: NodeRecord): NodeSpec {
 
 export function sameBmc(a: NodeBmcSpec | null | undefined, b: NodeBmcSpec | null | undefined): boolean {
   if (!a || !b) return !a && !b;
-  return a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.credentials === b.credentials;
+  return (
+    a.address === b.address &&
+    a.port === b.port &&
+    a.protocol === b.protocol &&
+    a.credentials === b.credentials &&
+    (a.system ?? null) === (b.system ?? null) &&
+    (a.auth ?? 'auto') === (b.auth ?? 'auto') &&
+    (a.powerWait ?? null) === (b.powerWait ?? null)
+  );
 }
 
 /** Field-level changes from `from` to `to` (both normalized here); empty object: identical. */
@@ -53,4 +65,25 @@ export function diffNodeSpec(fromSpec: NodeSpec, toSpec: NodeSpec): NodeChanges 
 
 export function hasChanges(changes: NodeChanges): boolean {
   return Object.keys(changes).length > 0;
+}
+
+/** The bmc_endpoints columns of a node's BMC spec (normalised: defaults as NULL). */
+export function bmcColumns(bmc: NodeBmcSpec): {
+  address: string;
+  port: number;
+  protocol: string;
+  credentials: string;
+  system: string | null;
+  auth: string | null;
+  power_wait: number | null;
+} {
+  return {
+    address: bmc.address,
+    port: bmc.port,
+    protocol: bmc.protocol,
+    credentials: bmc.credentials,
+    system: bmc.system ?? null,
+    auth: bmc.auth === undefined || bmc.auth === 'auto' ? null : bmc.auth,
+    power_wait: bmc.powerWait ?? null,
+  };
 }

@@ -11,6 +11,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type Kysely, type SqliteDialectConfig } from 'kysely';
 import { FleetError } from '../../common/errors.js';
+import { mapStorageError, storageFailure } from './storage-errors.js';
+
+export { mapStorageError, storageFailure };
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -30,14 +33,14 @@ export function openSqlite(location: { file: string } | { memory: true }, opts: 
     try {
       fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600));
     } catch (e) {
-      throw new FleetError('config.unreadable', `cannot open database file ${file}: ${(e as Error).message}`, undefined, { cause: e });
+      throw mapStorageError(e, `cannot open database file ${file}`);
     }
   }
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: opts.busyTimeoutMs });
   } catch (e) {
-    throw new FleetError('config.unreadable', `cannot open database ${file}: ${(e as Error).message}`, undefined, { cause: e });
+    throw mapStorageError(e, `cannot open database ${file}`);
   }
   try {
     // WAL: readers never block the writer and the writer never blocks readers.
@@ -77,6 +80,18 @@ class FleetSqliteDriver extends SqliteDriver {
     private readonly busyTimeoutMs: number,
   ) {
     super(config);
+  }
+
+  /**
+   * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+   * SQLITE_IOERR, SQLITE_NOMEM, ...). Kysely then issues its own ROLLBACK,
+   * which failed with "cannot rollback - no transaction is active" and
+   * replaced the error that mattered (a full disk looked like a bug). Roll
+   * back only what is still open.
+   */
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (!this.raw.inTransaction) return;
+    await super.rollbackTransaction(connection);
   }
 
   override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
@@ -122,6 +137,8 @@ export class FleetSqliteDialect extends SqliteDialect {
  */
 export function mapDbError(e: unknown): unknown {
   if (e instanceof FleetError) return e;
+  const storage = storageFailure(e);
+  if (storage) return storage;
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
   const message = (e as Error).message;

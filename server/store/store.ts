@@ -17,7 +17,8 @@ import { ProfileRepository } from './repos/profiles.js';
 import { SettingsRepository } from './repos/settings.js';
 import { TokenRepository } from './repos/tokens.js';
 import type { DB } from './schema.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, openSqlite, sqliteInfo, type EngineInfo } from './sqlite.js';
+import { lockDataDir } from './lock.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, mapStorageError, openSqlite, sqliteInfo, storageFailure, type EngineInfo } from './sqlite.js';
 
 export type StoreLocation = { file: string } | { memory: true };
 
@@ -72,6 +73,7 @@ class FleetStore implements Store {
   readonly agents: AgentRepository;
   readonly inventory: InventoryRepository;
   private closed = false;
+  private readonly closers: (() => void)[] = [];
 
   constructor(
     private readonly ctx: StoreContext,
@@ -103,10 +105,19 @@ class FleetStore implements Store {
     return sqliteInfo(this.ctx.q);
   }
 
+  /** Runs fn after the database is closed (the data dir lock is released last). */
+  onClose(fn: () => void): void {
+    this.closers.push(fn);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.ctx.db.destroy();
+    try {
+      await this.ctx.db.destroy();
+    } finally {
+      for (const fn of this.closers) fn();
+    }
   }
 }
 
@@ -126,6 +137,8 @@ export async function openStore(location: StoreLocation, opts: StoreOptions): Pr
     await db.destroy();
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
     const message = error instanceof Error ? error.message : String(error);
+    const storage = storageFailure(error, `database migration ${failed ?? ''}`.trim());
+    if (storage) throw storage;
     throw new FleetError('internal', `database migration ${failed ?? ''} failed: ${message}`.replace('  ', ' '), undefined, { cause: error });
   }
   const ctx = new StoreContext(db, keys, opts.clock ?? (() => new Date()));
@@ -147,15 +160,30 @@ export interface DataDir {
  * The server's data directory: creates it (0700) if missing, loads or
  * creates DATA/secret.key (0600) and opens DATA/fleet.db.
  */
-export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'secretKey'> = {}): Promise<DataDir> {
+export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'secretKey'> & { lockedBy?: string } = {}): Promise<DataDir> {
   const dir = path.resolve(dataDir);
   try {
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new FleetError('config.unreadable', `cannot create data directory ${dir}: ${(e as Error).message}`, undefined, { cause: e });
+    throw mapStorageError(e, `cannot create data directory ${dir}`);
   }
-  const secretKey = await loadOrCreateSecretKey(dir);
-  const dbFile = path.join(dir, DB_FILE);
-  const store = await openStore({ file: dbFile }, { ...opts, secretKey });
-  return { store, dataDir: dir, dbFile, keyFile: path.join(dir, SECRET_KEY_FILE) };
+  // Before anything in the directory is read or written: a second server is refused here (store.locked).
+  const { lockedBy, ...storeOpts } = opts;
+  const lock = lockDataDir(dir, lockedBy);
+  try {
+    let secretKey: Buffer;
+    try {
+      secretKey = await loadOrCreateSecretKey(dir);
+    } catch (e) {
+      const cause = e instanceof FleetError ? e.cause : e;
+      throw storageFailure(cause, `cannot create ${path.join(dir, SECRET_KEY_FILE)}`) ?? e;
+    }
+    const dbFile = path.join(dir, DB_FILE);
+    const store = await openStore({ file: dbFile }, { ...storeOpts, secretKey });
+    (store as FleetStore).onClose(() => lock.release());
+    return { store, dataDir: dir, dbFile, keyFile: path.join(dir, SECRET_KEY_FILE) };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
 }

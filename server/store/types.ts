@@ -2,7 +2,7 @@
  * Public record types of the store: what the API and CLI show. None of them
  * carries a secret.
  */
-import type { BmcProtocol, ClusterSpec, NodeBmcSpec } from '../model.js';
+import type { BmcProtocol, ClusterSpec, NodeBmcSpec, RedfishAuth } from '../model.js';
 
 /**
  * A lifecycle state name. The closed set and the transition table belong to
@@ -10,13 +10,22 @@ import type { BmcProtocol, ClusterSpec, NodeBmcSpec } from '../model.js';
  */
 export type NodeState = string;
 
+/**
+ * Where a node came from: `config` (declared in fleet.yaml and applied) or
+ * `enroll` (`fleet enroll` of a discovered machine; not in fleet.yaml).
+ * Apply removes only `config` nodes; declaring an enrolled node in fleet.yaml
+ * adopts it (its origin becomes `config`).
+ */
+export type NodeOrigin = 'config' | 'enroll';
+export const NODE_ORIGINS: readonly NodeOrigin[] = ['config', 'enroll'];
+
 export interface NodeRecord {
   name: string;
   profile: string;
   ip: string | null;
   /** Boot NICs, primary first. */
   macs: string[];
-  bmc?: { address: string; port: number; protocol: BmcProtocol; credentials: string };
+  bmc?: NodeBmcSpec;
   pet: boolean;
   state: NodeState;
   stateSince: string;
@@ -26,6 +35,8 @@ export interface NodeRecord {
   lastSeen: string | null;
   /** Optimistic-concurrency counter, bumped by every change except lastSeen. */
   generation: number;
+  /** Where the node came from; apply removes only `config` nodes. */
+  origin: NodeOrigin;
   createdAt: string;
   updatedAt: string;
 }
@@ -134,6 +145,12 @@ export interface BmcEndpointRecord {
   credentials: string;
   /** Pinned SHA-256 certificate fingerprint (trust on first use), if any. */
   tlsFingerprint: string | null;
+  /** Redfish: the ComputerSystem Id named in fleet.yaml (blade chassis); null: the BMC's only system. */
+  system: string | null;
+  /** Redfish auth mode; null: auto. */
+  auth: RedfishAuth | null;
+  /** Redfish: seconds to wait for PowerState after a Reset; null: the default. */
+  powerWait: number | null;
   /** Provider that answered last (e.g. 'ipmi', 'ipmitool'). */
   lastProvider: string | null;
   lastAnswerAt: string | null;

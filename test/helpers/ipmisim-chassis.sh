@@ -7,10 +7,19 @@
 # ipmi_sim asks for: power (0|1), boot (none|pxe|default|cdrom|bios) and
 # sets power 0|1, reset 1, shutdown 1, boot VALUE. It blocks while this runs,
 # so it must stay fast. STATEFILE holds key=value lines; every call is also
-# appended to STATEFILE.log.
+# appended to STATEFILE.log. A file STATEFILE.setdelay holding a number of
+# seconds makes every `set` sleep that long first (a slow BMC, for tests of
+# retransmits).
 f="$1"
 shift
 echo "$*" >> "$f.log"
+if [ "$1" = set ] && [ -f "$f.setdelay" ]; then
+  read -r d < "$f.setdelay"
+  case "$d" in
+    *[!0-9.]*|'') ;;
+    *) sleep "$d" ;;
+  esac
+fi
 
 power=0
 boot=default

@@ -76,6 +76,8 @@ export interface SimBmc {
   state(): SimChassisState;
   /** Overwrites the chassis state (e.g. start powered on). */
   setState(s: Partial<SimChassisState>): void;
+  /** Makes every `set` of the chassis hook sleep `seconds` first (a slow BMC); 0 removes the delay. */
+  setHookDelay(seconds: number): void;
   /** Every hook call ipmi_sim made, e.g. "set power 1", "get boot". */
   calls(): string[];
   /** Runs the real ipmitool against this BMC (lanplus, -C 3, password via IPMI_PASSWORD). */
@@ -390,6 +392,10 @@ async function startOne(dir: string, hook: string, pidFile: string, index: numbe
       target,
       state: () => readState(stateFile),
       setState: (s) => writeState(stateFile, { ...readState(stateFile), ...s }),
+      setHookDelay: (seconds) => {
+        if (seconds > 0) writeFileSync(`${stateFile}.setdelay`, `${seconds}\n`);
+        else rmSync(`${stateFile}.setdelay`, { force: true });
+      },
       calls: () => (existsSync(`${stateFile}.log`) ? readFileSync(`${stateFile}.log`, 'utf8').split('\n').filter(Boolean) : []),
       ipmitool: (args, timeoutMs = 15_000) => runIpmitool(port, username, password, args, timeoutMs),
       alive: () => child.exitCode === null && child.signalCode === null,

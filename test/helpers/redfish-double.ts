@@ -20,8 +20,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** ../shared/redfish-mockups relative to the repository root. */
-export const MOCKUPS_DIR = resolve(REPO_ROOT, '..', 'shared', 'redfish-mockups');
+/** ../shared/redfish-mockups relative to the repository root; FLEET_REDFISH_MOCKUPS overrides it (a git worktree elsewhere). */
+export const MOCKUPS_DIR = process.env['FLEET_REDFISH_MOCKUPS'] ?? resolve(REPO_ROOT, '..', 'shared', 'redfish-mockups');
 
 /** A path matcher: exact path (trailing slash ignored), a prefix when it ends with '*', or a RegExp. */
 export type PathMatch = string | RegExp;
@@ -29,6 +29,8 @@ export type PathMatch = string | RegExp;
 export interface RedfishDoubleSwitches {
   /** BootSourceOverrideEnabled=Once is accepted (204) and silently ignored: the override does not change. */
   onceIgnored?: boolean;
+  /** BootSourceOverrideEnabled=Once is accepted (204) and stored as Continuous (the override stays after the boot). */
+  onceAsContinuous?: boolean;
   /** A Boot PATCH without BootSourceOverrideMode gets 400. */
   modeRequired?: boolean;
   /** A Boot PATCH with BootSourceOverrideMode=UEFI gets 400. */
@@ -48,6 +50,10 @@ export interface RedfishDoubleSwitches {
   maxSessions?: number;
   /** Accept HTTP basic auth (default true). */
   basicAuth?: boolean;
+  /** A session login (POST to Sessions) answers this status with an error body instead of creating a session. */
+  sessionLoginStatus?: number;
+  /** The service root answers without credentials (default true, as DSP0266 requires); false: 401 like any resource. */
+  anonymousRoot?: boolean;
   /** Replaces ResetType@Redfish.AllowableValues of every system. */
   resetTypes?: string[];
   /** The next N PATCHes carrying If-Match get 412 as if the resource had changed underneath (counts down). */
@@ -59,6 +65,17 @@ export interface RedfishDoubleSwitches {
 export interface RedfishDoubleOptions extends RedfishDoubleSwitches {
   /** A folder name under MOCKUPS_DIR or an absolute path. Default 'public-rackmount1'. */
   mockup?: string;
+  /**
+   * A service without a SessionService (default true: the mockup's): when false the service root has no
+   * SessionService nor Links.Sessions, /redfish/v1/SessionService answers 404 and a session login is refused;
+   * only HTTP Basic authenticates.
+   */
+  sessionService?: boolean;
+  /**
+   * A multi-system BMC (blade chassis): these ComputerSystem Ids replace the mockup's systems, each a copy
+   * of the mockup's first system with its own state (PowerState, Boot, Reset target, SerialNumber).
+   */
+  systems?: string[];
   /** Default 'admin'. */
   username?: string;
   /** Default 'fleet-test-password'. */
@@ -138,10 +155,14 @@ export class RedfishDouble {
   private readonly sessions = new Map<string, SessionRec>();
   private readonly systems = new Map<string, SystemState>();
   private sessionsPath = '/redfish/v1/SessionService/Sessions';
+  private readonly sessionService: boolean;
+  private readonly systemIds: string[] | undefined;
   private _port = 0;
 
   private constructor(opts: RedfishDoubleOptions) {
-    const { mockup, username, password, tls, scheme, ...switches } = opts;
+    const { mockup, username, password, tls, scheme, sessionService, systems, ...switches } = opts;
+    this.sessionService = sessionService ?? true;
+    this.systemIds = systems;
     this.mockupDir = mockup === undefined ? join(MOCKUPS_DIR, 'public-rackmount1') : mockup.startsWith('/') ? mockup : join(MOCKUPS_DIR, mockup);
     if (!existsSync(join(this.mockupDir, 'index.json'))) throw new Error(`no Redfish mockup at ${this.mockupDir}`);
     this.username = username ?? 'admin';
@@ -188,9 +209,10 @@ export class RedfishDouble {
   get systemPaths(): string[] {
     return [...this.systems.keys()];
   }
-  /** Live state of a system (first one by default): PowerState, Boot, ... */
+  /** Live state of a system (first one by default; a path or, for `systems`, an Id): PowerState, Boot, ... */
   system(path?: string): Json {
-    const s = path ? this.systems.get(trimPath(path)) : this.systems.values().next().value;
+    const key = path === undefined ? undefined : path.startsWith('/') ? trimPath(path) : `/redfish/v1/Systems/${path}`;
+    const s = key ? this.systems.get(key) : this.systems.values().next().value;
     if (!s) throw new Error(`no system ${path}`);
     return s.json;
   }
@@ -236,6 +258,23 @@ export class RedfishDouble {
     const sessions = ((root['Links'] as Json | undefined)?.['Sessions'] as Json | undefined)?.['@odata.id'];
     if (typeof sessions === 'string') this.sessionsPath = trimPath(sessions);
     const sysColl = this.readMockup('/redfish/v1/Systems');
+    if (this.systemIds) {
+      const first = trimPath(String(((sysColl?.['Members'] as Json[] | undefined) ?? [])[0]?.['@odata.id']));
+      const template = this.readMockup(first);
+      if (!template) throw new Error(`mockup ${this.mockupDir} has no system to copy`);
+      for (const id of this.systemIds) {
+        const path = `/redfish/v1/Systems/${id}`;
+        const json = structuredClone(template);
+        json['@odata.id'] = path;
+        json['Id'] = id;
+        json['Name'] = `Blade ${id}`;
+        json['SerialNumber'] = `${String(template['SerialNumber'] ?? 'SN')}-${id}`;
+        const reset = (json['Actions'] as Json | undefined)?.['#ComputerSystem.Reset'] as Json | undefined;
+        if (reset) reset['target'] = `${path}/Actions/ComputerSystem.Reset`;
+        this.systems.set(path, { path, json, ...(reset ? { resetTarget: `${path}/Actions/ComputerSystem.Reset` } : {}) });
+      }
+      return;
+    }
     for (const m of (sysColl?.['Members'] as Json[] | undefined) ?? []) {
       const path = trimPath(String(m['@odata.id']));
       const json = this.readMockup(path);
@@ -306,9 +345,16 @@ export class RedfishDouble {
       return reply(500, errorBody('InternalError', sw.fail500Message ?? `The request failed due to an internal service error (simulated on ${path}).`));
     }
 
-    // Sessions: login is the one unauthenticated POST.
+    // Sessions: login is the one unauthenticated POST. A service without SessionService has no such resource.
+    if (!this.sessionService && (path === '/redfish/v1/SessionService' || path.startsWith('/redfish/v1/SessionService/'))) {
+      return reply(404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
+    }
+    if (method === 'POST' && path === this.sessionsPath && sw.sessionLoginStatus !== undefined) {
+      return reply(sw.sessionLoginStatus, errorBody('OperationNotAllowed', `The HTTP method POST is not allowed on ${path}.`));
+    }
     if (method === 'POST' && path === this.sessionsPath) return this.login(body, reply);
-    if (!(method === 'GET' && OPEN_PATHS.has(path))) {
+    const open = method === 'GET' && OPEN_PATHS.has(path) && !(sw.anonymousRoot === false && path === '/redfish/v1');
+    if (!open) {
       if (!this.authorised(req)) {
         return reply(401, errorBody('NoValidSession', 'There is no valid session established with the implementation.'), {
           'www-authenticate': 'Basic realm="fleet-double"',
@@ -404,8 +450,21 @@ export class RedfishDouble {
     } else if (path.startsWith(this.sessionsPath + '/')) {
       const s = [...this.sessions.values()].find((x) => x.path === path);
       if (s) json = { '@odata.type': '#Session.v1_8_0.Session', '@odata.id': s.path, Id: s.id, UserName: s.user };
+    } else if (path === '/redfish/v1/Systems' && this.systemIds) {
+      json = {
+        '@odata.type': '#ComputerSystemCollection.ComputerSystemCollection',
+        '@odata.id': '/redfish/v1/Systems',
+        Name: 'Computer System Collection',
+        'Members@odata.count': this.systems.size,
+        Members: [...this.systems.keys()].map((p) => ({ '@odata.id': p })),
+      };
     } else {
       json = this.readMockup(path === '/redfish/v1' ? '/redfish/v1/' : path);
+      if (json && path === '/redfish/v1' && !this.sessionService) {
+        delete json['SessionService'];
+        const links = json['Links'] as Json | undefined;
+        if (links) delete links['Sessions'];
+      }
     }
     if (!json) return reply(404, errorBody('ResourceMissingAtURI', `The resource at the URI ${path} was not found.`));
     reply(200, json, { etag: this.etagOf(json) });
@@ -531,6 +590,7 @@ export class RedfishDouble {
     }
     const boot = (sys.json['Boot'] as Json | undefined) ?? {};
     for (const k of known) if (k in bp) boot[k] = bp[k];
+    if (this.switches.onceAsContinuous && bp['BootSourceOverrideEnabled'] === 'Once') boot['BootSourceOverrideEnabled'] = 'Continuous';
     sys.json['Boot'] = boot;
     reply(204);
   }

@@ -86,3 +86,102 @@ nodes:
     expect(r.out).not.toContain(PASSWORD);
   });
 });
+
+/**
+ * Issue 9: a blade chassis (one Redfish BMC, four ComputerSystems, no
+ * SessionService: HTTP Basic only) behind four nodes that each name their
+ * system, and a node on a second chassis that names none.
+ */
+describe('fleet power/bootdev on a four-system Redfish chassis without SessionService', () => {
+  const BLADES = ['Blade1', 'Blade2', 'Blade3', 'Blade4'];
+  let dir: string;
+  let pki: TestPki;
+  let chassis: RedfishDouble;
+  let other: RedfishDouble;
+  let server: RunningServer;
+
+  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const powerStates = () => BLADES.map((b) => chassis.system(b)['PowerState']);
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fleet-chassis-'));
+    await mkdir(join(dir, 'pki'));
+    pki = makeTestPki(join(dir, 'pki'));
+    // Power changes land 200 ms after the 204, as on slow BMCs.
+    chassis = await RedfishDouble.start({ username: 'root', password: PASSWORD, tls: pki.server, systems: BLADES, sessionService: false, powerDelayMs: 200 });
+    other = await RedfishDouble.start({ username: 'root', password: PASSWORD, tls: pki.server, systems: BLADES, sessionService: false });
+    await writeFile(
+      join(dir, 'fleet.yaml'),
+      `
+cluster: {name: rf, domain: lab.local, timezone: UTC, management_address: 10.77.0.1}
+networks:
+  provisioning: {subnet: 10.77.0.0/16, unknown_range: 10.77.254.1-10.77.254.254}
+credentials:
+  rf: {username: root, password_env: RF_PASSWORD}
+profiles:
+  compute: {os: {tree: "http://10.77.0.1/os"}}
+nodes:
+  blade[1-4]:
+    profile: compute
+    bmc: {address: 127.0.0.1, port: ${chassis.port}, protocol: redfish, credentials: rf, system: "Blade[1-4]", auth: auto, power_wait: 5}
+  lonely:
+    profile: compute
+    bmc: {address: 127.0.0.1, port: ${other.port}, protocol: redfish, credentials: rf}
+`,
+    );
+    server = await startServer({
+      configPath: join(dir, 'fleet.yaml'),
+      dataDir: join(dir, 'data'),
+      listen: '127.0.0.1:0',
+      logLevel: 'warn',
+      env: { RF_PASSWORD: PASSWORD },
+      bmc: { timeoutMs: 5000, retries: 0 },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.close();
+    await chassis?.close();
+    await other?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('each node powers its own system, and the change has landed when fleet answers', async () => {
+    const off = await fleet('power', 'off', 'blade2');
+    expect(off.code, off.out + off.err).toBe(0);
+    expect(powerStates()).toEqual(['On', 'Off', 'On', 'On']);
+    const on = await fleet('power', 'on', 'blade2');
+    expect(on.code, on.out + on.err).toBe(0);
+    expect(powerStates()).toEqual(['On', 'On', 'On', 'On']);
+    const cycle = await fleet('power', 'cycle', 'blade[1-4]');
+    expect(cycle.code, cycle.out + cycle.err).toBe(0);
+    expect(cycle.out.trim().split('\n')).toEqual(['blade1: on', 'blade2: on', 'blade3: on', 'blade4: on']);
+    expect(powerStates()).toEqual(['On', 'On', 'On', 'On']);
+    // One ForceOff+On per blade, each on its own system; blade2's off and on before that.
+    const perSystem = (b: string) => chassis.resets.filter((r) => r.system.endsWith(`/${b}`)).map((r) => r.resetType);
+    expect(BLADES.map(perSystem)).toEqual([['ForceOff', 'On'], ['ForceOff', 'On', 'ForceOff', 'On'], ['ForceOff', 'On'], ['ForceOff', 'On']]);
+    expect(chassis.boots.map((b) => b.system).sort()).toEqual([...BLADES, 'Blade2'].map((b) => `/redfish/v1/Systems/${b}`).sort());
+    // HTTP Basic only: no session was ever tried.
+    expect(chassis.sessionsCreated).toBe(0);
+    expect(chassis.requests.some((r) => r.path.startsWith('/redfish/v1/SessionService'))).toBe(false);
+  });
+
+  it('sets the boot override of its own system only and reports what the BMC stored', async () => {
+    const r = await fleet('bootdev', 'cdrom', 'blade3', '--json');
+    expect(r.code, r.out + r.err).toBe(0);
+    const res = JSON.parse(r.out) as { results: { node: string; bootdev: { stored: unknown; quirks: string[] } }[] };
+    expect(res.results[0]!.bootdev).toMatchObject({ device: 'cdrom', stored: { target: 'Cd', enabled: 'Once' }, quirks: [] });
+    const boot = (b: string) => chassis.system(b)['Boot'] as Record<string, string>;
+    expect(BLADES.map((b) => boot(b)['BootSourceOverrideTarget'])).toEqual(['Pxe', 'Pxe', 'Cd', 'Pxe']);
+    const ev = (await server.store.events.list({ node: 'blade3', kinds: ['bmc.bootdev'] })).events.at(-1);
+    expect(ev?.details).toMatchObject({ outcome: 'ok', stored: { target: 'Cd', enabled: 'Once' }, quirks: [] });
+  });
+
+  it('a node that names no system on a multi-system BMC fails with the list of systems, and nothing is done', async () => {
+    const r = await fleet('power', 'off', 'lonely');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`lonely: not supported (bmc 127.0.0.1:${other.port}, redfish): BMC 127.0.0.1:${other.port} manages 4 systems (Blade1, Blade2, Blade3, Blade4): name this node's system in fleet.yaml (bmc.system)`);
+    expect(other.resets).toEqual([]);
+    expect(r.out + r.err).not.toContain(PASSWORD);
+  });
+});

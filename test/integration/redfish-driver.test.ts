@@ -428,10 +428,11 @@ describe('TLS', () => {
 });
 
 describe('quirks', () => {
-  it('onceIgnored: without the flag the override is lost; with it Continuous + a follow-up that clears it', async () => {
+  it('onceIgnored: without the flag the lost override is seen on the read-back; with it Continuous + a follow-up that clears it', async () => {
     const bmc = await bmcDouble({ mockup: 'public-tower', onceIgnored: true });
     const plain = driver(bmc);
-    await plain.setBootDevice('pxe', { persistent: false, mode: 'uefi' });
+    const lost = await failsWith(plain.setBootDevice('pxe', { persistent: false, mode: 'uefi' }), 'bmc.command_failed', bmc);
+    expect(lost.message).toMatch(/accepted the boot override Pxe\/Once\/UEFI but stored .*\(the override was not stored\)/);
     expect((await plain.getBootDevice()).device).toBe('none');
 
     const d = driver(bmc, { quirks: { onceIgnored: true } });
@@ -473,14 +474,14 @@ describe('quirks', () => {
     expect(bootPatches(bmc).at(-1)).toEqual({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
   });
 
-  it('powerSettles: without the flag the state lags; with it the driver waits', async () => {
+  it('powerSettles: with power_wait 0 the state lags; the flag makes the driver wait anyway', async () => {
     const bmc = await bmcDouble({ powerDelayMs: 300 });
-    await driver(bmc).powerOff();
+    await driver(bmc, {}, { redfish: { powerWaitMs: 0 } }).powerOff();
     expect(bmc.system()['PowerState']).toBe('On');
     await sleep(400);
     expect(bmc.system()['PowerState']).toBe('Off');
 
-    const d = driver(bmc, { quirks: { powerSettles: true } });
+    const d = driver(bmc, { quirks: { powerSettles: true } }, { redfish: { powerWaitMs: 0 } });
     const t0 = Date.now();
     await d.powerOn();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
@@ -495,6 +496,172 @@ describe('quirks', () => {
     const d = driver(bmc, { quirks: { powerSettles: true }, settleTimeoutMs: 300 });
     const e = await failsWith(d.powerOff(), 'bmc.timeout', bmc);
     expect(e.message).toContain('did not become Off');
+  });
+});
+
+describe('a service without SessionService (HTTP Basic, issue 9)', () => {
+  it('auto drives it with Basic: power on/off/cycle, boot override set and read back; no session login is tried', async () => {
+    const bmc = await bmcDouble({ sessionService: false });
+    const d = driver(bmc);
+    await d.powerOff();
+    expect(bmc.system()['PowerState']).toBe('Off');
+    await d.powerOn();
+    expect(bmc.system()['PowerState']).toBe('On');
+    await d.powerCycle();
+    expect(resetsOf(bmc)).toEqual(['ForceOff', 'On', 'ForceOff', 'On']);
+    const report = await d.setBootDevice('pxe', { persistent: false, mode: 'uefi' });
+    expect(report).toEqual({ stored: { target: 'Pxe', enabled: 'Once', mode: 'UEFI' }, quirks: [], notes: [] });
+    expect(await d.getBootDevice()).toEqual({ device: 'pxe', persistent: false, mode: 'uefi' });
+    expect(d.client.authInUse).toEqual({ mode: 'basic', reason: 'the service offers no SessionService' });
+    await d.close();
+    expect(bmc.sessionsCreated).toBe(0);
+    expect(bmc.requests.some((r) => r.path.startsWith('/redfish/v1/SessionService'))).toBe(false);
+    // Everything but the anonymous read of the service root carried Basic credentials.
+    for (const r of bmc.requests.filter((x) => x.path !== '/redfish/v1')) expect(r.headers['authorization'], r.path).toMatch(/^Basic /);
+  });
+
+  it('the double refuses a session login when it has no SessionService', async () => {
+    const bmc = await bmcDouble({ sessionService: false, scheme: 'http', tls: undefined });
+    const res = await fetch(`${bmc.url}/redfish/v1/SessionService/Sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ UserName: bmc.username, Password: bmc.password }),
+    });
+    expect(res.status).toBe(404);
+    const root = (await (await fetch(`${bmc.url}/redfish/v1/`)).json()) as Record<string, unknown>;
+    expect(root).not.toHaveProperty('SessionService');
+    expect(root['Links']).not.toHaveProperty('Sessions');
+    expect(bmc.sessionsCreated).toBe(0);
+  });
+
+  it('auth session on such a service → bmc.unsupported naming the way out; auto on a session service uses a session', async () => {
+    const bare = await bmcDouble({ sessionService: false });
+    const e = await failsWith(driver(bare, { auth: 'session' }).powerStatus(), 'bmc.unsupported', bare);
+    expect(e.message).toContain('offers no SessionService');
+    expect(e.message).toContain('basic or auto');
+    // The node's setting (target.redfish.auth) wins over the provider default.
+    expect(await driver(bare, { auth: 'session' }, { redfish: { auth: 'basic' } }).powerStatus()).toBe('on');
+
+    const full = await bmcDouble();
+    const d = driver(full);
+    expect(await d.powerStatus()).toBe('on');
+    expect(d.client.authInUse?.mode).toBe('session');
+    expect(full.sessionsCreated).toBe(1);
+  });
+
+  it('auto falls back to Basic when a SessionService refuses logins (405) or the root wants credentials', async () => {
+    const refusing = await bmcDouble({ sessionLoginStatus: 405 });
+    const d1 = driver(refusing);
+    await d1.powerOff();
+    expect(refusing.system()['PowerState']).toBe('Off');
+    expect(d1.client.authInUse).toEqual({ mode: 'basic', reason: 'the session login answered HTTP 405' });
+    expect(refusing.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/Sessions'))).toHaveLength(1);
+    // A configured session mode does not fall back.
+    await failsWith(driver(refusing, { auth: 'session' }).powerStatus(), 'bmc.unsupported', refusing);
+
+    const closed = await bmcDouble({ anonymousRoot: false });
+    const d2 = driver(closed);
+    expect(await d2.powerStatus()).toBe('on');
+    expect(d2.client.authInUse).toEqual({ mode: 'basic', reason: 'the service root refuses anonymous reads' });
+    expect(closed.sessionsCreated).toBe(0);
+  });
+
+  it('a wrong password with Basic → bmc.auth_failed without the password', async () => {
+    const bmc = await bmcDouble({ sessionService: false });
+    await failsWith(driver(bmc, {}, { password: 'wrong-basic-pw' }).powerOff(), 'bmc.auth_failed', bmc);
+    expect(resetsOf(bmc)).toEqual([]);
+  });
+});
+
+describe('a BMC with four systems (blade chassis, issue 9)', () => {
+  const BLADES = ['Blade1', 'Blade2', 'Blade3', 'Blade4'];
+
+  it('each node drives its own system: power and boot override land on that system only', async () => {
+    const bmc = await bmcDouble({ systems: BLADES });
+    const drivers4 = BLADES.map((system) => driver(bmc, {}, { redfish: { system } }));
+    await drivers4[1]!.powerOff();
+    expect(BLADES.map((b) => bmc.system(b)['PowerState'])).toEqual(['On', 'Off', 'On', 'On']);
+    // The mockup's systems start with Pxe/Once; Blade3 alone gets Cd/Continuous.
+    await drivers4[2]!.setBootDevice('cdrom', { persistent: true, mode: 'auto' });
+    const boot = (b: string) => bmc.system(b)['Boot'] as Record<string, string>;
+    expect(BLADES.map((b) => `${boot(b)['BootSourceOverrideTarget']}/${boot(b)['BootSourceOverrideEnabled']}`)).toEqual(['Pxe/Once', 'Pxe/Once', 'Cd/Continuous', 'Pxe/Once']);
+    await drivers4[2]!.powerCycle();
+    expect(bmc.boots.map((b) => [b.system, b.target])).toEqual([['/redfish/v1/Systems/Blade3', 'Cd']]);
+    expect(bmc.resets.map((r) => r.system)).toEqual(['/redfish/v1/Systems/Blade2', '/redfish/v1/Systems/Blade3', '/redfish/v1/Systems/Blade3']);
+    expect((await drivers4[3]!.identity()).serial).toBe(bmc.system('Blade4')['SerialNumber']);
+    expect(await drivers4[0]!.powerStatus()).toBe('on');
+    expect(await drivers4[1]!.powerStatus()).toBe('off');
+  });
+
+  it('an unnamed choice among several is an error listing the systems, before any action', async () => {
+    const bmc = await bmcDouble({ systems: BLADES });
+    const e = await failsWith(driver(bmc).powerOff(), 'bmc.unsupported', bmc);
+    expect(e.message).toBe(`BMC 127.0.0.1:${bmc.port} manages 4 systems (Blade1, Blade2, Blade3, Blade4): name this node's system in fleet.yaml (bmc.system)`);
+    const e2 = await failsWith(driver(bmc, {}, { redfish: { system: 'Blade7' } }).setBootDevice('pxe', { persistent: false, mode: 'auto' }), 'bmc.unsupported', bmc);
+    expect(e2.message).toContain('has no system "Blade7" (it has Blade1, Blade2, Blade3, Blade4)');
+    expect(bmc.requests.filter((r) => r.method === 'PATCH' || r.path.endsWith('ComputerSystem.Reset'))).toEqual([]);
+    expect(bmc.resets).toEqual([]);
+  });
+});
+
+describe('boot override read back (issue 9)', () => {
+  it('a BMC that stores Once as Continuous: reported as stored, with the quirk and a follow-up', async () => {
+    const bmc = await bmcDouble({ onceAsContinuous: true });
+    const d = driver(bmc);
+    const r = await d.setBootDeviceDetailed('pxe', { persistent: false, mode: 'uefi' });
+    expect(r.sent).toEqual({ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once', BootSourceOverrideMode: 'UEFI' } });
+    expect(r.stored).toEqual({ target: 'Pxe', enabled: 'Continuous', mode: 'UEFI' });
+    expect(r.quirks).toEqual(['onceStoredAsContinuous']);
+    expect(r.followUp).toMatchObject({ action: 'clearBootOverride', reason: 'the BMC stored Once as Continuous' });
+    // What it means: the override outlives the boot.
+    await d.powerCycle();
+    await d.powerCycle();
+    expect(bmc.boots.map((b) => b.target)).toEqual(['Pxe', 'Pxe']);
+    await d.clearBootOverride();
+    await d.powerCycle();
+    expect(bmc.boots.at(-1)?.target).toBe('None');
+  });
+});
+
+describe('power changes that land after the 204 (issue 9)', () => {
+  it('waits for PowerState by default before returning, one Reset each', async () => {
+    const bmc = await bmcDouble({ powerDelayMs: 300 });
+    const d = driver(bmc);
+    const t0 = Date.now();
+    await d.powerOff();
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(bmc.system()['PowerState']).toBe('Off');
+    await d.powerOn();
+    expect(bmc.system()['PowerState']).toBe('On');
+    expect(resetsOf(bmc)).toEqual(['ForceOff', 'On']);
+  });
+
+  it('gives up after power_wait with bmc.timeout, having sent the Reset once', async () => {
+    const bmc = await bmcDouble({ powerDelayMs: 10_000 });
+    const t0 = Date.now();
+    const e = await failsWith(driver(bmc, {}, { redfish: { powerWaitMs: 400 } }).powerOff(), 'bmc.timeout', bmc);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    expect(e.message).toContain('did not become Off within 400 ms after ForceOff (accepted');
+    expect(e.details).toMatchObject({ resetType: 'ForceOff', sent: 'accepted' });
+    expect(resetsOf(bmc)).toEqual(['ForceOff']);
+  });
+
+  it('a Reset that timed out is not sent again: the state is read back instead', async () => {
+    const bmc = await bmcDouble({ slowMs: 1_500, slowPaths: [/ComputerSystem\.Reset$/] });
+    const d = driver(bmc, { timeoutMs: 500 }, { redfish: { powerWaitMs: 600 } });
+    const e = await failsWith(d.powerOff(), 'bmc.timeout', bmc);
+    expect(e.message).toContain('(timed out; not sent again');
+    expect(bmc.requests.filter((r) => r.method === 'POST' && r.path.endsWith('ComputerSystem.Reset'))).toHaveLength(1);
+  });
+
+  it('a Reset that timed out but landed is a success after the read-back', async () => {
+    const bmc = await bmcDouble({ slowMs: 700, slowPaths: [/ComputerSystem\.Reset$/] });
+    const d = driver(bmc, { timeoutMs: 500 }, { redfish: { powerWaitMs: 3_000 } });
+    // The double applies a slow Reset only if the client is still there; land it by hand as a BMC would.
+    setTimeout(() => bmc.setPowerState('Off'), 300);
+    await d.powerOff();
+    expect(bmc.system()['PowerState']).toBe('Off');
+    expect(bmc.requests.filter((r) => r.method === 'POST' && r.path.endsWith('ComputerSystem.Reset'))).toHaveLength(1);
   });
 });
 

@@ -79,8 +79,8 @@ const secretsOf = (ipmi = IPMI_PW, redfish = REDFISH_PW): Secrets =>
 let dir: string;
 let store: Store;
 
-async function plan(spec: ClusterSpec, secrets: Secrets = secretsOf()) {
-  return planApply(await loadCurrentState(store), spec, digestSecrets(store, secrets));
+async function plan(spec: ClusterSpec, secrets: Secrets = secretsOf(), opts: { prune?: boolean } = {}) {
+  return planApply(await loadCurrentState(store), spec, digestSecrets(store, secrets), opts);
 }
 
 beforeEach(async () => {
@@ -153,7 +153,7 @@ describe('planApply / executeApply', () => {
       bmc: { address: '10.10.103.2', port: 443, protocol: 'redfish', credentials: 'redfish-admin' },
       pet: true,
     });
-    spec.nodes.splice(5, 1); // valkyrie06 goes
+    spec.nodes.splice(5, 1); // valkyrie06 (a pet) goes: only with prune
     spec.nodes.push(node(7));
     spec.profiles[0] = profile('compute', ['vim', 'htop']);
     spec.credentials[1] = { name: 'redfish-admin', username: 'fleet', passwordEnv: 'REDFISH_PW' };
@@ -162,7 +162,8 @@ describe('planApply / executeApply', () => {
     const secrets2 = new Map(secrets);
     secrets2.set('redfish-admin', { username: 'fleet', secret: REDFISH_PW });
 
-    const p = await plan(spec, secrets2);
+    expect(formatPlan(await plan(spec, secrets2))).toContain('! valkyrie06 (pet): would remove (use --prune)');
+    const p = await plan(spec, secrets2, { prune: true });
     const text = formatPlan(p);
     expect(text).toBe(
       [
@@ -338,6 +339,147 @@ describe('planApply / executeApply', () => {
       '~ valkyrie01: bmc 10.10.103.1 ipmi → 10.10.103.1:6230 ipmi',
       '~ valkyrie02: ip 10.10.3.2 → none, bmc 10.10.103.2 ipmi → none',
       '= 4 unchanged',
+    ]);
+  });
+
+  it("shows a Redfish node's system, auth and power wait in the plan", async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    const spec = fixture();
+    spec.nodes[4] = node(5, { profile: 'gpu', bmc: { address: '10.10.103.5', port: 443, protocol: 'redfish', credentials: 'redfish-admin', system: 'Blade2', auth: 'basic', powerWait: 60 } });
+    const text = formatPlan(await plan(spec));
+    expect(text.split('\n')).toEqual(['~ valkyrie05: bmc 10.10.103.5 redfish → 10.10.103.5 redfish system Blade2 auth basic power_wait 60s', '= 5 unchanged']);
+  });
+});
+
+describe('apply removes only what it may (issue 9)', () => {
+  const errOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  /** fixture() without valkyrie03 (index 2). */
+  const without3 = (): ClusterSpec => {
+    const spec = fixture();
+    spec.nodes.splice(2, 1);
+    return spec;
+  };
+
+  it('a node mid-operation gone from the file is held: refused without prune, removed with it', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    await store.nodes.setState('valkyrie03', 'installing', { actor: 'conductor' });
+    const p = await plan(without3());
+    expect(p.nodes.removed).toEqual([]);
+    expect(p.nodes.held).toEqual([{ name: 'valkyrie03', state: 'installing', pet: false, reasons: ['busy'] }]);
+    expect(formatPlan(p).split('\n')).toContain('! valkyrie03 (installing): would remove (use --prune)');
+
+    const before = await store.events.lastId();
+    const e = await errOf(applySpec(store, without3(), secretsOf(), { actor: 'a' }));
+    expect((e as FleetError).code).toBe('conflict');
+    expect((e as FleetError).message).toMatch(/valkyrie03 \(installing\).*--prune; nothing was changed/);
+    expect(await store.nodes.get('valkyrie03')).not.toBeNull();
+    expect(await store.events.lastId()).toBe(before);
+
+    // The server's own apply at start keeps it and applies the rest.
+    const spec = without3();
+    spec.nodes[0] = node(1, { ip: '10.10.3.77' });
+    const kept = await applySpec(store, spec, secretsOf(), { actor: 'fleet-server', held: 'keep' });
+    expect(kept.result?.applied).toBe(true);
+    expect((await store.nodes.get('valkyrie01'))?.ip).toBe('10.10.3.77');
+    expect((await store.nodes.get('valkyrie03'))?.state).toBe('installing');
+
+    const pruned = await applySpec(store, spec, secretsOf(), { actor: 'a', prune: true });
+    expect(pruned.text.split('\n')).toContain('- valkyrie03');
+    expect(await store.nodes.get('valkyrie03')).toBeNull();
+  });
+
+  it('a pet gone from the file is held; a resting cattle node is removed without prune', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    const spec = fixture();
+    spec.nodes.splice(5, 1); // valkyrie06, a pet
+    spec.nodes.splice(3, 1); // valkyrie04, ready
+    await store.nodes.setState('valkyrie04', 'ready', { actor: 'conductor' });
+    const p = await plan(spec);
+    expect(p.nodes.removed.map((n) => n.name)).toEqual(['valkyrie04']);
+    expect(p.nodes.held.map((h) => [h.name, h.reasons])).toEqual([['valkyrie06', ['pet']]]);
+    expect((await errOf(applySpec(store, spec, secretsOf(), { actor: 'a' })) as FleetError).code).toBe('conflict');
+    await applySpec(store, spec, secretsOf(), { actor: 'a', prune: true });
+    expect((await store.nodes.list()).map((n) => n.name)).toEqual(['valkyrie01', 'valkyrie02', 'valkyrie03', 'valkyrie05']);
+  });
+
+  it('refuses a removal that was not confirmed, and one whose node started an operation after the plan', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    const e = await errOf(applySpec(store, without3(), secretsOf(), { actor: 'a', confirmedRemovals: [] }));
+    expect((e as FleetError).message).toMatch(/also removes valkyrie03, which was not confirmed/);
+    const p = await plan(without3());
+    expect(p.nodes.removed.map((n) => n.name)).toEqual(['valkyrie03']);
+    await store.nodes.setState('valkyrie03', 'pxe-armed', { actor: 'conductor' });
+    const e2 = await errOf(executeApply(store, p, secretsOf(), 'a'));
+    expect((e2 as FleetError).code).toBe('conflict');
+    expect((e2 as FleetError).message).toMatch(/valkyrie03 started an operation/);
+    expect(await store.nodes.get('valkyrie03')).not.toBeNull();
+  });
+
+  it('keeps enrolled nodes and the profile they use; a file that declares one adopts it', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    await store.nodes.upsert({ name: 'odin', profile: 'gpu', macs: ['52:54:00:00:09:01'], ip: '10.10.3.200', pet: false }, { actor: 'x', cause: 'enroll' }, { origin: 'enroll' });
+    expect((await store.nodes.get('odin'))?.origin).toBe('enroll');
+    const spec = fixture();
+    spec.nodes.splice(4, 1); // valkyrie05: the last declared gpu node
+    spec.profiles.splice(1, 1); // gpu is gone from the file, but odin uses it
+    const p = await plan(spec);
+    expect(p.nodes.removed.map((n) => n.name)).toEqual(['valkyrie05']);
+    expect(p.nodes.kept).toEqual([{ name: 'odin', origin: 'enroll' }]);
+    expect(p.profiles.removed).toEqual([]);
+    expect(p.profiles.kept).toEqual([{ name: 'gpu', nodes: ['odin'] }]);
+    expect(formatPlan(p).split('\n').slice(-3)).toEqual([
+      '= profile gpu kept: used by odin',
+      '= 1 not in fleet.yaml, kept (enrolled): odin',
+      '= 5 unchanged',
+    ]);
+    await applySpec(store, spec, secretsOf(), { actor: 'a' });
+    expect(await store.nodes.get('odin')).toMatchObject({ origin: 'enroll', profile: 'gpu' });
+    expect(isEmptyPlan(await plan(spec))).toBe(true);
+
+    // A declared node may not take a MAC or IP of a node that stays.
+    const clash = fixture();
+    clash.nodes[0] = node(1, { ip: '10.10.3.200' });
+    const e = await errOf(plan(clash));
+    expect(((e as FleetError).details as { message: string }[]).map((d) => d.message)).toContain(
+      'valkyrie01: IP 10.10.3.200 belongs to node odin, which stays (not declared here)',
+    );
+
+    // Declared in the file: adopted (origin config), and from then on removable by apply.
+    const adopt = fixture();
+    adopt.nodes.push({ name: 'odin', profile: 'gpu', macs: ['52:54:00:00:09:01'], ip: '10.10.3.200', pet: false });
+    const pa = await plan(adopt);
+    expect(pa.nodes.adopted).toEqual([{ name: 'odin', from: 'enroll' }]);
+    expect(formatPlan(pa)).toContain('~ odin: now declared in fleet.yaml (was enrolled)');
+    await applySpec(store, adopt, secretsOf(), { actor: 'a' });
+    expect((await store.nodes.get('odin'))?.origin).toBe('config');
+    const events = (await store.events.list({ node: 'odin', limit: 100 })).events;
+    expect(events.at(-1)).toMatchObject({ kind: 'node.changed', details: { changes: { origin: { from: 'enroll', to: 'config' } } } });
+    expect((await plan(fixture())).nodes.removed.map((n) => n.name)).toEqual(['odin']);
+  });
+});
+
+describe('migration 004_node_origin', () => {
+  it('marks nodes whose latest node.added came from an enrolment as enrolled, the rest as config', async () => {
+    await applySpec(store, fixture(), secretsOf(), { actor: 'a' });
+    await store.nodes.upsert({ name: 'odin', profile: 'gpu', macs: ['52:54:00:00:09:01'], pet: false }, { actor: 'x', cause: 'enroll' }, { origin: 'enroll' });
+    const file = store.file!;
+    await store.close();
+    // The database as it was before 004: no origin column, no record of the migration — nor of
+    // the later ones (Kysely runs migrations in order), so 005's columns and index go too.
+    const raw = new Database(file);
+    raw.exec(`ALTER TABLE nodes DROP COLUMN origin;
+      DROP INDEX tokens_one_outstanding;
+      ${['sealed', 'key_id', 'revoked_at', 'revoked_reason', 'last_ip', 'last_used_at'].map((c) => `ALTER TABLE tokens DROP COLUMN ${c};`).join('\n')}
+      DELETE FROM kysely_migration WHERE name >= '004'`);
+    raw.close();
+    store = await openStore({ file }, { secretKey: crypto.randomBytes(32) });
+    expect((await store.nodes.list()).map((n) => [n.name, n.origin])).toEqual([
+      ['odin', 'enroll'],
+      ...fixture().nodes.map((n) => [n.name, 'config']),
     ]);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseStagger, runFanout, type FanoutTarget } from '../../server/bmc/fanout.js';
+import { MAX_STAGGER_COUNT, parseStagger, runFanout, type FanoutTarget } from '../../server/bmc/fanout.js';
+import { BmcQueue } from '../../server/bmc/queue.js';
+import { mayRetry } from '../../server/bmc/retry.js';
 import { FleetError } from '../../common/errors.js';
 
 const targets = (n: number, bmcs = n): FanoutTarget[] =>
@@ -121,7 +123,179 @@ describe('fan-out runner', () => {
     expect(parseStagger('10/2s')).toEqual({ count: 10, intervalMs: 2000 });
     expect(parseStagger('5/500ms')).toEqual({ count: 5, intervalMs: 500 });
     expect(parseStagger('3/1')).toEqual({ count: 3, intervalMs: 1000 });
-    for (const bad of ['', '0/2s', '10', '/2s', 'a/b', '10/2h']) expect(() => parseStagger(bad)).toThrow(/stagger/);
+    for (const bad of ['', '0/2s', '10', '/2s', 'a/b', '10/2h', '1000000/1s']) expect(() => parseStagger(bad)).toThrow(/stagger/);
+  });
+
+  it('bounds the stagger: N up to 100,000, the interval up to one hour', () => {
+    expect(parseStagger('1/60m')).toEqual({ count: 1, intervalMs: 3_600_000 });
+    expect(parseStagger('1/3600s')).toEqual({ count: 1, intervalMs: 3_600_000 });
+    expect(parseStagger(`${MAX_STAGGER_COUNT}/0`)).toEqual({ count: 100_000, intervalMs: 0 });
+    for (const bad of ['1/61m', '1/3601', '1/3600001ms', '1/99999999999s', '1/9999999999.5m']) {
+      expect(() => parseStagger(bad), bad).toThrow(/the interval must be from 0 to 1 hour/);
+    }
+    expect(() => parseStagger('100001/1s')).toThrow(/N must be a whole number from 1 to 100000/);
+    expect(() => parseStagger(`1/${'9'.repeat(400)}s`)).toThrow(/expected N\/INTERVAL/);
+  });
+
+  it('refuses an out-of-bounds stagger given directly, instead of spinning on an overflowing timer', async () => {
+    // setTimeout clamps anything above 2^31-1 ms to 1 ms: the gate would wake and sleep again forever.
+    const run = runFanout(targets(3), async () => ({ value: 1, provider: 't' }), { stagger: { count: 1, intervalMs: 1e14 } });
+    const outcome = await Promise.race([run.then(() => 'finished', (e: unknown) => e), tick(2000).then(() => 'still running')]);
+    expect(outcome).toBeInstanceOf(FleetError);
+    expect((outcome as FleetError).code).toBe('usage.invalid');
+  });
+
+  it('an abort ends a staggered fan-out at once: the started node keeps its result, the waiting ones say why', async () => {
+    const ctl = new AbortController();
+    const calls: string[] = [];
+    const t0 = Date.now();
+    const run = runFanout(
+      targets(5),
+      async (t) => {
+        calls.push(t.node);
+        return { value: 'on', provider: 'test' };
+      },
+      { stagger: { count: 1, intervalMs: 3_600_000 }, signal: ctl.signal },
+    );
+    for (let i = 0; i < 100 && calls.length === 0; i++) await tick(10);
+    await tick(50);
+    ctl.abort(new FleetError('unavailable', 'not done: the server is stopping'));
+    const res = await Promise.race([run, tick(2000).then(() => undefined)]);
+    expect(res, 'the fan-out did not stop within 2 s of the abort').toBeDefined();
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(calls).toEqual(['n1']);
+    expect(res!.map((r) => r.ok)).toEqual([true, false, false, false, false]);
+    for (const r of res!.slice(1)) {
+      expect(r.error).toEqual({ code: 'unavailable', message: 'not done: the server is stopping' });
+      expect(r.attempts).toEqual([]);
+    }
+  });
+
+  it('an abort abandons an attempt in flight (its driver signal fires) and never retries it', async () => {
+    const ctl = new AbortController();
+    let calls = 0;
+    let opSignal: AbortSignal | undefined;
+    const run = runFanout(
+      targets(1),
+      (_t, ctx) => {
+        calls++;
+        opSignal = ctx.signal;
+        return new Promise<never>(() => {}); // a BMC that never answers
+      },
+      { timeoutMs: 600_000, retries: 3, signal: ctl.signal },
+    );
+    for (let i = 0; i < 100 && calls === 0; i++) await tick(10);
+    ctl.abort(new FleetError('unavailable', 'not done: the server is stopping'));
+    const res = await Promise.race([run, tick(2000).then(() => undefined)]);
+    expect(res).toBeDefined();
+    expect(calls).toBe(1);
+    expect(opSignal?.aborted).toBe(true);
+    expect(res![0]!.error?.message).toBe('not done: the server is stopping; the attempt in flight was abandoned and its outcome is unknown');
+    expect(res![0]!.attempts).toHaveLength(1);
+  });
+
+  it('an abort ends a backoff wait and a wait for a concurrency slot', async () => {
+    const ctl = new AbortController();
+    let calls = 0;
+    const run = runFanout(
+      targets(3),
+      async (t) => {
+        calls++;
+        if (t.node === 'n1') throw new FleetError('bmc.timeout', 'no answer');
+        return new Promise<never>(() => {}); // holds the only slot while n1 backs off
+      },
+      { concurrency: 1, retries: 2, backoffMs: 600_000, timeoutMs: 600_000, signal: ctl.signal },
+    );
+    for (let i = 0; i < 100 && calls < 2; i++) await tick(10);
+    ctl.abort();
+    const res = await Promise.race([run, tick(2000).then(() => undefined)]);
+    expect(res).toBeDefined();
+    expect(calls).toBe(2);
+    expect(res!.map((r) => r.error?.code)).toEqual(['unavailable', 'unavailable', 'unavailable']);
+    expect(res![0]!.attempts.map((a) => a.outcome)).toEqual(['bmc.timeout']);
+    expect(res![2]!.attempts).toEqual([]);
+  });
+
+  it('never retries a once-only action after a timeout: the retry rule decides, not the error code alone', async () => {
+    let calls = 0;
+    const res = await runFanout(
+      targets(1),
+      (_t, ctx) =>
+        new Promise<never>((_, reject) => {
+          calls++;
+          ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+      { timeoutMs: 20, retries: 3, backoffMs: 1, retryable: (e) => mayRetry('power.reset', e) },
+    );
+    expect(calls).toBe(1);
+    expect(res[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(res[0]!.attempts).toHaveLength(1);
+  });
+
+  it('two fan-outs sharing the server queue never drive one BMC at once; other BMCs run in parallel', async () => {
+    const queue = new BmcQueue();
+    const busy = new Map<string, string>();
+    let overlaps = 0;
+    let peak = 0;
+    const op = (who: string) => async (t: FanoutTarget) => {
+      if (busy.has(t.bmcKey)) overlaps++;
+      busy.set(t.bmcKey, who);
+      peak = Math.max(peak, busy.size);
+      await tick(15);
+      busy.delete(t.bmcKey);
+      return { value: who, provider: 'test' };
+    };
+    // The CLI's fan-out and the lifecycle's single-node call both want bmc1..bmc4.
+    await Promise.all([
+      runFanout(targets(4), op('cli'), { queue }),
+      runFanout(targets(4).map((t) => ({ ...t, node: `x-${t.node}` })), op('lifecycle'), { queue }),
+    ]);
+    expect(overlaps).toBe(0);
+    expect(peak).toBe(4);
+    expect(queue.busy).toBe(0);
+  });
+
+  it('an attempt abandoned at its timeout keeps the BMC until it has really ended: the next caller never overlaps it', async () => {
+    const queue = new BmcQueue();
+    let inside = 0;
+    let overlap = 0;
+    // A driver that ignores the abort and finishes 80 ms after the 20 ms timeout.
+    const slow = async () => {
+      if (++inside > 1) overlap++;
+      await tick(100);
+      inside--;
+      return { value: 'late', provider: 'test' };
+    };
+    const first = runFanout([{ node: 'a', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 20, retries: 0 });
+    await tick(5);
+    const second = runFanout([{ node: 'b', bmcKey: 'bmc1' }], slow, { queue, timeoutMs: 1000 });
+    const [r1, r2] = await Promise.all([first, second]);
+    expect(r1[0]).toMatchObject({ ok: false, error: { code: 'bmc.timeout' } });
+    expect(r2[0]).toMatchObject({ ok: true });
+    expect(overlap).toBe(0);
+  });
+
+  it('hands each result to onResult as it lands, before the whole fan-out ends', async () => {
+    const seen: string[] = [];
+    let finished = false;
+    const run = runFanout(
+      targets(3),
+      async (t) => {
+        await tick(t.node === 'n3' ? 120 : 5);
+        return { value: t.node, provider: 'test' };
+      },
+      {
+        onResult: (r) => {
+          expect(finished).toBe(false);
+          seen.push(r.node);
+        },
+      },
+    );
+    await tick(60);
+    expect(seen.sort()).toEqual(['n1', 'n2']);
+    await run;
+    finished = true;
+    expect(seen).toContain('n3');
   });
 
   it('refuses duplicate nodes and bad concurrency', async () => {

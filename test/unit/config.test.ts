@@ -4,6 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { FleetError } from '../../common/errors.js';
 import { configIssuesOf, formatConfigIssues, parseConfig, type ConfigIssue } from '../../server/config/index.js';
+import { installKernelArgs } from '../../server/netboot/decide.js';
+import { renderIpxe } from '../../server/netboot/render/ipxe.js';
+import { loadTemplate } from '../../server/netboot/render/templates.js';
+import { kickstartUrl, treeInitrdUrl, treeKernelUrl } from '../../server/netboot/render/urls.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (rel: string) => readFileSync(root + rel, 'utf8');
@@ -360,6 +364,59 @@ describe('parseConfig', () => {
         'valkyrie01 10.10.103.1:9001',
         'valkyrie02 10.10.103.1:9002',
       ]);
+    });
+  });
+
+  describe('Redfish bmc settings: system, auth, power_wait (issue 9)', () => {
+    const chassis = (over: Obj = {}): Obj => {
+      const o = base();
+      o.nodes = {
+        'blade[1-4]': {
+          profile: 'compute',
+          bmc: { address: '10.10.103.50', protocol: 'redfish', credentials: 'bmc-admin', system: 'Blade[1-4]', ...over },
+        },
+      };
+      return o;
+    };
+
+    it('lets four nodes share one Redfish BMC, each naming its system (unique as address:port:system)', () => {
+      const spec = parseConfig(stringify(chassis({ auth: 'basic', power_wait: 45 })));
+      expect(spec.nodes.map((n) => n.bmc)).toEqual(
+        [1, 2, 3, 4].map((i) => ({ address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'bmc-admin', system: `Blade${i}`, auth: 'basic', powerWait: 45 })),
+      );
+    });
+
+    it('leaves defaults out: no system, auth or power_wait when not written', () => {
+      const o = base();
+      o.nodes['valkyrie[01-02]'].bmc.protocol = 'redfish';
+      expect(parseConfig(stringify(o)).nodes[0]!.bmc).toEqual({ address: '10.10.103.1', port: 443, protocol: 'redfish', credentials: 'bmc-admin' });
+    });
+
+    it('refuses two nodes on one BMC without distinct systems', () => {
+      // one system for both
+      const same = chassis({ system: ['Blade1', 'Blade1', 'Blade2', 'Blade3'] });
+      const i1 = oneIssue(same);
+      expect(i1.path).toBe('nodes.blade[1-4].bmc.system[1]');
+      expect(i1.message).toMatch(/^BMC 10\.10\.103\.50:443 system Blade1 of blade2 is already the system of blade1/);
+      // a single system for four nodes
+      expect(oneIssue(chassis({ system: 'Blade1' })).message).toMatch(/^a single BMC system cannot be shared by 4 nodes/);
+      // one node names a system, another on the same BMC does not
+      const o = chassis();
+      o.nodes['blade[1-4]'].bmc.system = 'Blade[1-4]';
+      o.nodes.spare = { profile: 'compute', bmc: { address: '10.10.103.50', protocol: 'redfish', credentials: 'bmc-admin' } };
+      const i2 = oneIssue(o);
+      expect(i2.path).toBe('nodes.spare.bmc.address');
+      expect(i2.message).toMatch(/^BMC 10\.10\.103\.50:443 of spare is already the BMC of blade1 .*name each node's system \(bmc\.system\)/);
+    });
+
+    it('refuses Redfish settings on an IPMI BMC, unknown auth modes, bad waits and bad system Ids', () => {
+      const o = base();
+      o.nodes['valkyrie[01-02]'].bmc.system = 'System[1-2]';
+      expect(oneIssue(o)).toMatchObject({ path: 'nodes.valkyrie[01-02].bmc.system', message: "bmc.system is a Redfish setting; this BMC's protocol is ipmi" });
+      expect(oneIssue(chassis({ auth: 'digest' }))).toMatchObject({ path: 'nodes.blade[1-4].bmc.auth', message: 'unknown Redfish auth digest; expected one of auto, session, basic' });
+      expect(oneIssue(chassis({ power_wait: 601 })).message).toBe('power_wait 601 must be 0-600 seconds');
+      expect(oneIssue(chassis({ power_wait: '30s' })).path).toBe('nodes.blade[1-4].bmc.power_wait');
+      expect(oneIssue(chassis({ system: ['Blade1', 'Blade2', 'Blade3', '../x'] })).message).toMatch(/^\.\.\/x is not a Redfish system Id/);
     });
   });
 
@@ -774,6 +831,124 @@ nodes:
     const o = base();
     o.version = 2;
     expect(oneIssue(o)).toMatchObject({ path: 'version', message: 'unsupported version 2; this fleet reads version 1' });
+  });
+});
+
+describe('kernel command line length (checked at apply, as the boot script renders it)', () => {
+  const SERVER = 'http://255.255.255.255:65535'; // the longest a node can be told
+  const TOKEN = 'A'.repeat(43); // 32 random bytes in base64url, as the store mints them
+  const withFiller = (n: number): Obj => {
+    const o = base();
+    o.profiles.compute.kernel_args = ['console=ttyS0', `x=${'a'.repeat(n)}`];
+    o.nodes = { 'valkyrie[01-02]': o.nodes['valkyrie[01-02]'], 'valkyrie-long-name-07': { profile: 'compute', mac: '08:00:27:00:03:07' } };
+    return o;
+  };
+  /** What the server would put in the iPXE script for the node, rendered for real: its kernel line, minus "kernel URL ". */
+  const rendered = async (profile: { os: { tree: string }; kernelArgs: string[] }): Promise<{ line?: string; error?: string }> => {
+    const ks = `${kickstartUrl(SERVER, 'valkyrie-long-name-07')}?token=${TOKEN}`;
+    const kernelUrl = treeKernelUrl(profile.os.tree);
+    const template = await loadTemplate('ipxe', 'install.ipxe');
+    try {
+      const script = renderIpxe(
+        {
+          kind: 'install',
+          node: 'valkyrie-long-name-07',
+          profile: 'compute',
+          kernelUrl,
+          initrdUrl: treeInitrdUrl(profile.os.tree),
+          kickstartUrl: ks,
+          kernelArgs: installKernelArgs(profile.os.tree, ks, '08:00:27:00:03:07', profile.kernelArgs),
+        },
+        template,
+        { server: SERVER },
+      );
+      const line = script.split('\n').find((l) => l.startsWith('kernel '))!;
+      return { line: line.slice('kernel '.length, -' || goto failed'.length) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  };
+
+  it('accepts exactly 2047 bytes and refuses 2048, naming the node and the profile; the boot script agrees at the boundary', async () => {
+    // The command line the kernel gets on UEFI: the image name, then the arguments.
+    const probe = await rendered(parseConfig(yamlOf(withFiller(100))).profiles[0]!);
+    const words = probe.line!.split(' ');
+    const cmdline = (line: string) => `${line.split(' ')[0]!.split('/').pop()} ${line.split(' ').slice(1).join(' ')}`;
+    const fits = 100 + (2047 - cmdline(probe.line!).length);
+    expect(words.length).toBeGreaterThan(5);
+
+    const ok = parseConfig(yamlOf(withFiller(fits))).profiles[0]!;
+    expect(ok.kernelArgs[1]).toHaveLength(fits + 2);
+    const atLimit = await rendered(ok);
+    expect(atLimit.error).toBeUndefined();
+    expect(cmdline(atLimit.line!)).toHaveLength(2047);
+
+    const over = withFiller(fits + 1);
+    const issue = oneIssue(over);
+    expect(issue).toMatchObject({
+      path: 'profiles.compute.kernel_args',
+      message:
+        'the installer kernel command line of node valkyrie-long-name-07 (profile compute) would be up to 2048 bytes, more than the 2047 the kernel accepts: shorten kernel_args or the OS tree URL',
+    });
+    expect(issue.line).toBe(lineOf(yamlOf(over), 'kernel_args') + 1);
+    // and the renderer, fed the same node and one more byte, refuses it too
+    const refused = await rendered({ os: ok.os, kernelArgs: [ok.kernelArgs[0]!, `${ok.kernelArgs[1]!}a`] });
+    expect(refused.error).toMatch(/kernel command line is 2048 bytes, more than the 2047 the kernel accepts/);
+  });
+});
+
+describe('hostile YAML', () => {
+  const head = `cluster: { name: lab, domain: cluster.local, timezone: UTC, management_address: 10.10.0.1 }
+networks: { provisioning: { subnet: 10.10.0.0/16, unknown_range: 10.10.254.1-10.10.254.254 } }
+profiles: { compute: { os: { tree: http://10.10.0.1/os } } }
+`;
+  /** Parses and returns the issues and the time taken. */
+  const timed = (text: string): { list: ConfigIssue[]; ms: number } => {
+    const t0 = Date.now();
+    const list = issues(text);
+    return { list, ms: Date.now() - t0 };
+  };
+  // Generous time bounds: without the bounds these take minutes (yaml's Alias.resolve walks the
+  // whole document per alias) or run out of memory, on any machine; with them, well under a second.
+
+  it('refuses 20,000 aliases with one clear issue, quickly', () => {
+    const text = `x-a: &a { profile: compute }\n${head}nodes:\n  n1:\n    <<: [${Array(20_000).fill('*a').join(', ')}]\n`;
+    const { list, ms } = timed(text);
+    expect(list).toHaveLength(1);
+    expect(list[0]!.message).toMatch(/^too many alias references \(more than 10000\): refusing the document/);
+    expect(list[0]!.path).toBe('nodes.n1');
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('refuses merge keys that multiply one big mapping (a billion laughs of <<), quickly', () => {
+    // 20,000 keys, merged 90 x 90 times: 162 million entries to walk with 8,190 aliases (under the alias bound).
+    const keys = Array.from({ length: 20_000 }, (_, i) => `k${i}: 1`).join(', ');
+    const level1 = `x-m1: &m1 { <<: [${Array(90).fill('*m0').join(', ')}] }`;
+    const text = `x-m0: &m0 { ${keys} }\n${level1}\n${head}nodes:\n  n1:\n    profile: compute\n    <<: [${Array(90).fill('*m1').join(', ')}]\n`;
+    const { list, ms } = timed(text);
+    expect(list).toHaveLength(1);
+    expect(list[0]!.message).toMatch(/^aliases and merge keys expand this document past \d+ entries/);
+    expect(ms).toBeLessThan(10_000);
+  });
+
+  it('still reports repeated keys (found in one pass, not by the quadratic check of yaml)', () => {
+    const text = `${head}nodes:\n  n1: { profile: compute }\n  n2: { profile: compute }\n  n1: { profile: compute }\n`;
+    expect(oneIssue(text)).toMatchObject({ line: 7, column: 3, message: 'YAML syntax error: Map keys must be unique' });
+    // a flow mapping and a key repeated with another spelling of the same string
+    expect(oneIssue(`${head}nodes: { n1: { profile: compute, profile: compute } }\n`).message).toBe('YAML syntax error: Map keys must be unique');
+    expect(oneIssue(`${head}nodes:\n  n1: { profile: compute }\n  "n1": { profile: compute }\n`).line).toBe(6);
+    // 1 and "1" are different keys, as in yaml
+    expect(parseConfig(`${head}nodes:\n  n1: { profile: compute }\nx-k: { 1: a, "1": b }\n`).nodes).toHaveLength(1);
+  });
+
+  it('refuses a file that declares more than 100,000 nodes', () => {
+    const text = `${head}nodes:\n  a[1-60000]: { profile: compute }\n  b[1-60000]: { profile: compute }\n`;
+    expect(oneIssue(text)).toMatchObject({ path: 'nodes.b[1-60000]', message: 'more than 100000 nodes are declared up to here, the most one fleet.yaml may declare' });
+  });
+
+  it('refuses a document larger than 16 MiB before parsing it', () => {
+    const text = `${head}# ${'x'.repeat(16 * 1024 * 1024)}\n`;
+    expect(oneIssue(text).message).toBe('fleet.yaml is larger than 16777216 bytes');
   });
 });
 

@@ -4,7 +4,8 @@
  * both through inject and over a real socket (inject normalises `..`).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsc, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -173,6 +174,32 @@ describe('static trees', () => {
     }
     // and the control: the same socket path to a real file works
     expect((await raw('/repo/BaseOS/repodata/repomd.xml')).status).toBe(200);
+  });
+
+  it('refuses a FIFO planted in the tree at once, and keeps serving files meanwhile', async () => {
+    const fifo = join(root, 'BaseOS', 'planted.rpm');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      // More requests than libuv has thread-pool threads (4): with a blocking
+      // open(2) each would wait for a writer and every file read would stall.
+      const within = <T>(ms: number, p: Promise<T>): Promise<T> =>
+        Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no answer within ${ms} ms`)), ms))]);
+      const t0 = Date.now();
+      const answers = await within(5000, Promise.all(Array.from({ length: 8 }, () => app.inject({ url: '/repo/BaseOS/planted.rpm' }))));
+      for (const a of answers) expect(a.statusCode).toBe(404);
+      const other = await within(5000, app.inject({ url: '/repo/BaseOS/repodata/repomd.xml' }));
+      expect(other.statusCode).toBe(200);
+      expect(other.body).toBe('<repomd/>');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      // Release any reader a blocking open would have left waiting, so a failure here does not hang the run.
+      try {
+        closeSync(openSync(fifo, fsc.O_WRONLY | fsc.O_NONBLOCK));
+      } catch {
+        // ENXIO: no reader is waiting, as it should be
+      }
+      rmSync(fifo);
+    }
   });
 
   it('a tree with no root configured is a 404 with its message', async () => {

@@ -22,6 +22,11 @@ import {
 import { createIpmiDriver } from '../../server/bmc/ipmi/driver.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../common/errors.js';
+import { mayRetry, provedNotRun, unconfirmedOf } from '../../server/bmc/retry.js';
+import { withBmc } from '../../server/bmc/registry.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 type Mode = 'ok' | 'silent' | 'garbage' | 'bad-authcode' | 'no-cipher' | 'unknown-user' | 'refuse-privilege';
 
@@ -48,6 +53,11 @@ class FakeBmc {
   power = false;
   mode: Mode = 'ok';
   dropFirst = 0;
+  /** Drop this many Get Chassis Status requests (after decrypting them: their bytes go to `dropped`). */
+  dropStatus = 0;
+  readonly dropped: Buffer[] = [];
+  /** Chassis Control: 'answer' (default), 'silent' (acts, never answers), 'busy' (refuses with 0xC0, does not act). */
+  control: 'answer' | 'silent' | 'busy' | 'garbage' = 'answer';
   readonly sessions = new Map<number, FakeSession>();
   readonly log: string[] = [];
   private readonly guid = randomBytes(16);
@@ -164,13 +174,28 @@ class FakeBmc {
       d.setAutoPadding(false);
       const plain = Buffer.concat([d.update(p.payload.subarray(16)), d.final()]);
       const q = decodeIpmiRequest(plain.subarray(0, plain.length - 1 - plain[plain.length - 1]!));
+      if (this.dropStatus > 0 && q.netFn === 0 && q.cmd === 0x01) {
+        this.dropStatus--;
+        this.dropped.push(Buffer.from(msg));
+        this.log.push('dropped-status');
+        return;
+      }
       this.log.push(`cmd:${q.netFn}:${q.cmd}`);
+      if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'garbage') {
+        this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
+        return this.send(randomBytes(7), r);
+      }
+      if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'silent') {
+        this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
+        return;
+      }
       let cc = 0;
       let data = Buffer.alloc(0);
       if (q.netFn === 6 && q.cmd === 0x3b) {
         if (this.mode === 'refuse-privilege') cc = 0x81;
         else data = Buffer.from([q.data[0]!]);
       } else if (q.netFn === 0 && q.cmd === 0x01) data = Buffer.from([this.power ? 1 : 0, 0, 0]);
+      else if (q.netFn === 0 && q.cmd === 0x02 && this.control === 'busy') cc = 0xc0;
       else if (q.netFn === 0 && q.cmd === 0x02) this.power = q.data[0] === 1 || q.data[0] === 2 || q.data[0] === 3;
       else if (q.netFn === 6 && q.cmd === 0x3c) this.sessions.delete(p.sessionId);
       else cc = 0xc1;
@@ -295,6 +320,46 @@ describe('session failures', () => {
     expect(transport.stats.retransmits - before).toBeGreaterThanOrEqual(2); // 0, 400, 1200 ms
   });
 
+  it('a retransmit is the same datagram: same session sequence number, same rqSeq, same bytes', async () => {
+    const f = await fake(3);
+    const d = createIpmiDriver(transport, target(f), { timeoutMs: 5000 });
+    expect(await d.powerStatus()).toBe('off'); // session open
+    f.dropStatus = 2;
+    expect(await d.powerStatus()).toBe('off'); // answered on the third copy
+    await d.close();
+    expect(f.dropped).toHaveLength(2);
+    expect(f.log.filter((l) => l === 'cmd:0:1')).toHaveLength(2);
+    // The third copy (answered) is not kept, but the two dropped ones must be identical byte for byte:
+    // a BMC that de-duplicates by session sequence number sees one request.
+    expect(f.dropped[1]!.equals(f.dropped[0]!)).toBe(true);
+    const seq = (b: Buffer) => b.readUInt32LE(4 + 6);
+    expect(seq(f.dropped[0]!)).toBeGreaterThan(0);
+  });
+
+  it('a hard reset that gets no answer is sent once, never again; the power is read back and the error says so', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'silent';
+    const t0 = Date.now();
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerReset());
+    expect(Date.now() - t0).toBeLessThan(4500);
+    expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(1);
+    expect(e.code).toBe('bmc.timeout');
+    expect(unconfirmedOf(e)).toEqual({ power: 'on' });
+    expect(e.message).toMatch(/hard reset.*not sent again.*power read back: on/);
+    expect(mayRetry('power.reset', e)).toBe(false);
+  });
+
+  it('a power cycle refused by completion code is marked as not run (the caller may retry it)', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'busy';
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerCycle());
+    expect(e.code).toBe('bmc.command_failed');
+    expect(provedNotRun(e)).toBe(true);
+    expect(mayRetry('power.cycle', e)).toBe(true);
+  });
+
   it('lost datagrams are retransmitted (400 ms, then 800 ms)', async () => {
     const f = await fake(17);
     f.dropFirst = 2;
@@ -310,6 +375,38 @@ describe('session failures', () => {
     const e = await codeOf(createIpmiDriver(transport, { address: '127.0.0.1', port: 70000, username: 'a', password: 'b' }, { timeoutMs: 3000 }).powerStatus());
     expect(e.code).toBe('bmc.timeout');
     expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it('a reset that fails while the session opens was never sent: marked not run, so it may fall back or be retried', async () => {
+    const f = await fake(3);
+    f.mode = 'garbage';
+    const e = await codeOf(createIpmiDriver(transport, target(f), { timeoutMs: 3000 }).powerReset());
+    expect(e.code).toBe('bmc.protocol');
+    expect(provedNotRun(e)).toBe(true);
+    expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(0);
+  });
+
+  it('registry: a reset whose answer is unreadable is not handed to the ipmitool fallback; a status read is', async () => {
+    const f = await fake(3);
+    f.power = true;
+    f.control = 'garbage';
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-fallback-'));
+    try {
+      const tool = join(dir, 'ipmitool');
+      writeFileSync(tool, `#!/bin/sh\necho "$*" >> ${join(dir, 'calls')}\necho "Chassis Power is on"\n`, { mode: 0o755 });
+      const ctx = { ipmiTransport: transport, ipmi: { timeoutMs: 3000 }, ipmitool: { ipmitoolPath: tool } };
+      const e = await codeOf(withBmc(['ipmi', 'ipmitool'], target(f), ctx, (d) => d.powerReset(), { action: 'power.reset' }));
+      expect(e.code).toBe('bmc.protocol');
+      expect(f.log.filter((l) => l === 'cmd:0:2')).toHaveLength(1);
+      expect(existsSync(join(dir, 'calls'))).toBe(false);
+      // The same trouble on a read falls back (ipmi_sim-independent: the fake answers garbage to everything).
+      f.mode = 'garbage';
+      const read = await withBmc(['ipmi', 'ipmitool'], target(f), ctx, (d) => d.powerStatus(), { action: 'power.status' });
+      expect(read).toMatchObject({ value: 'on', provider: 'ipmitool' });
+      expect(readFileSync(join(dir, 'calls'), 'utf8')).toContain('chassis power status');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('garbage replies → bmc.protocol quickly', async () => {

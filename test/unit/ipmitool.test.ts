@@ -104,6 +104,17 @@ esac
     expect(readFileSync(join(dir, 'env-password'), 'utf8')).toBe(SECRET);
   });
 
+  it('once-only power actions run with -R 1 (no ipmitool retransmit); reads keep their retries', async () => {
+    const d = createIpmitoolDriver(target, { ipmitoolPath: fake });
+    await d.powerReset(); // on: status, then reset
+    const argv = readFileSync(join(dir, 'argv'), 'utf8').split('\n');
+    expect(argv).toContain('reset');
+    expect(argv[argv.indexOf('-R') + 1]).toBe('1');
+    expect(argv[argv.indexOf('-N') + 1]).toBe('5');
+    const read = d.argv(['chassis', 'power', 'status']);
+    expect(read[read.indexOf('-R') + 1]).toBe('3');
+  });
+
   it('idempotent power verbs, boot device, identity without FRU', async () => {
     const d = createIpmitoolDriver(target, { ipmitoolPath: fake, cipherSuite: 17 });
     await d.powerOn(); // already on: only the status call

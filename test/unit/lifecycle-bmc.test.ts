@@ -4,8 +4,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
 import { FleetError } from '../../common/errors.js';
 import { Conductor } from '../../server/lifecycle/conductor.js';
-import { S } from '../../server/lifecycle/states.js';
-import { BmcSteps, RETRYABLE_STEP_ERRORS } from '../../server/lifecycle/steps.js';
+import { E, S } from '../../server/lifecycle/states.js';
+import { BmcSteps } from '../../server/lifecycle/steps.js';
+import { mayRetry } from '../../server/bmc/retry.js';
 import { PROFILE } from '../../server/lifecycle/testing.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { RedfishDouble } from '../helpers/redfish-double.js';
@@ -49,11 +50,59 @@ describe('BmcSteps (Redfish double)', () => {
     expect(audit).toEqual(['power on', 'power cycle']);
   });
 
+  it('a BMC that keeps Once: nothing is set at the install boot (one PXE arm, one flip after install-finished)', async () => {
+    const c = new Conductor({ store, steps, tickMs: 60_000, sweepIntervalMs: 0 });
+    await c.reinstall(['rack01'], { actor: 't' });
+    await c.tick();
+    await c.idle();
+    await c.fire('rack01', E.netboot, { actor: 't' });
+    await c.idle();
+    const ops = async () => (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.map((e) => (e.details as { operation: string }).operation);
+    expect(await ops()).toEqual(['bootdev pxe once']);
+    for (const ev of [E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
+    await c.idle();
+    expect(await ops()).toEqual(['bootdev pxe once', 'bootdev disk persistent']);
+    await c.stop();
+  });
+
   it('sets the one-time PXE override, then the persistent disk boot', async () => {
     await steps.armPxe('rack01');
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
     await steps.flipToDisk('rack01');
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+  });
+
+  it('a BMC that stores the one-time PXE override as Continuous: the quirk is audited, and the disk is back after the install', async () => {
+    bmc.switches.onceAsContinuous = true;
+    const c = new Conductor({ store, steps, tickMs: 60_000, sweepIntervalMs: 0 });
+    await c.reinstall(['rack01'], { actor: 't' });
+    await c.tick();
+    await c.idle();
+    expect(await store.nodes.require('rack01')).toMatchObject({ state: S.powerCycling, armed: true });
+    // Once was sent, Continuous stored: on record in the audit event of the arm.
+    const arm = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events[0];
+    expect(arm?.details).toMatchObject({ operation: 'bootdev pxe once', outcome: 'ok', stored: { target: 'Pxe', enabled: 'Continuous' }, quirks: ['onceStoredAsContinuous'] });
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
+    // The install boot has started (the node fetched its install script): the disk is set at once, so the
+    // installer's reboot does not netboot again.
+    await c.fire('rack01', E.netboot, { actor: 't' });
+    await c.idle();
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    expect((await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.map((e) => (e.details as { operation: string }).operation)).toEqual([
+      'bootdev pxe once',
+      'bootdev disk persistent',
+    ]);
+    // install-finished: the flip-to-disk step sets it again (idempotent).
+    for (const ev of [E.install, E.finish]) await c.fire('rack01', ev, { actor: 't' });
+    await c.idle();
+    expect(await store.nodes.require('rack01')).toMatchObject({ state: S.diskArmed, armed: false });
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    const flip = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.at(-1);
+    expect(flip?.details).toMatchObject({ operation: 'bootdev disk persistent', stored: { target: 'Hdd', enabled: 'Continuous' }, quirks: [] });
+    // The next boots come from the disk, not the network.
+    await steps.powerCycle('rack01');
+    expect(bmc.boots.map((b) => b.target)).toEqual(['Pxe', 'Hdd']);
+    await c.stop();
   });
 
   it('fails with catalogue errors: no BMC (not retried), wrong password (not retried)', async () => {
@@ -62,7 +111,7 @@ describe('BmcSteps (Redfish double)', () => {
     const err = await steps.powerStatus('rack01').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FleetError);
     expect((err as FleetError).code).toBe('bmc.auth_failed');
-    expect(RETRYABLE_STEP_ERRORS.has((err as FleetError).code)).toBe(false);
+    expect(mayRetry('power.status', err)).toBe(false);
     expect((err as FleetError).message).not.toContain('wrong');
   });
 

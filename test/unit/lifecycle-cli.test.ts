@@ -60,7 +60,11 @@ beforeEach(async () => {
   await conductor.start();
   app = fastify({ logger: false });
   installErrorHandling(app);
-  app.addHook('onRequest', async (req) => checkBearer(req.headers.authorization, TOKEN));
+  // What the admin scope's auth hook does (server/http/app.ts): check the token, name the credential.
+  app.addHook('onRequest', async (req) => {
+    checkBearer(req.headers.authorization, TOKEN);
+    req.principal = 'api-token:test';
+  });
   await app.register(async (api) => registerLifecycleRoutes(api, { store: h.store, conductor, clock: h.clock.now, stream: { pollMs: 10 } }), { prefix: '/api/v1' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;

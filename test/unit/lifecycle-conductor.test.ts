@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
+import { markNotRun } from '../../server/bmc/retry.js';
 import { SIGNAL } from '../../server/lifecycle/signals.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, REINSTALL_PATH, S, TRANSIENT_STATES } from '../../server/lifecycle/states.js';
 import { nodeStatus } from '../../server/lifecycle/status.js';
@@ -186,9 +187,9 @@ describe('conductor: timeouts and retries', () => {
     ]);
   });
 
-  it('fails after the last retry with the step and the BMC reason', async () => {
+  it('fails after the last retry with the step and the BMC reason (a refusal proves the cycle did not run)', async () => {
     h = await harness();
-    const err = () => new FleetError('bmc.command_failed', 'command refused (bmc 10.0.0.1, ipmi): busy');
+    const err = () => markNotRun(new FleetError('bmc.command_failed', 'command refused (bmc 10.0.0.1, ipmi): busy'));
     h.bmc.failNext('powerCycle', 'n1', err(), err(), err());
     await startReinstall(h);
     expect(h.bmc.count('powerCycle', 'n1')).toBe(3);
@@ -205,6 +206,17 @@ describe('conductor: timeouts and retries', () => {
     expect(h.bmc.count('powerCycle')).toBe(0);
     const n = await h.store.nodes.require('n1');
     expect((await nodeStatus(h.store, n)).failure).toMatchObject({ step: 'arm-pxe', reason: expect.stringContaining('authentication failed') });
+  });
+
+  it('never repeats a power cycle whose answer was unreadable (it may have landed): it reads the power instead', async () => {
+    h = await harness();
+    h.bmc.failNext('powerCycle', 'n1', new FleetError('bmc.protocol', 'garbled answer'));
+    await startReinstall(h);
+    expect(h.bmc.count('powerCycle', 'n1')).toBe(1);
+    expect(h.bmc.count('powerStatus', 'n1')).toBe(1);
+    expect((await h.store.nodes.require('n1')).state).toBe(S.powerCycling);
+    const done = (await h.store.events.list({ node: 'n1', kinds: [K.stepDone] })).events[0];
+    expect(done?.details).toMatchObject({ step: 'power-cycle', action: expect.stringContaining('not repeated') });
   });
 
   it('never repeats a power cycle that timed out: it reads the power instead', async () => {
@@ -281,6 +293,26 @@ describe('conductor: recovery after a crash', () => {
     expect(bmcB.count('powerOn')).toBe(0);
     const n = await h.store.nodes.require('n1');
     expect((await nodeStatus(h.store, n)).failure).toMatchObject({ step: 'power-cycle', reason: expect.stringContaining('power state unreadable') });
+  });
+
+  it.each([
+    [true, 'step retried', ['powerCycle n1']],
+    [false, 'failed (no attempts left)', []],
+  ] as const)('power-cycling, crashed right after a failed attempt (willRetry %s): %s, never a blind repeat', async (willRetry, action, calls) => {
+    h = await harness();
+    await h.put('n1', S.powerCycling, { armed: true, deadlineSeconds: 900 });
+    await h.store.events.append({ node: 'n1', kind: K.stepStarted, actor: 'A', details: { step: 'power-cycle', attempt: 1, state: S.powerCycling } });
+    await h.store.events.append({
+      node: 'n1',
+      kind: K.stepFailed,
+      actor: 'A',
+      details: { step: 'power-cycle', attempt: 1, code: 'bmc.command_failed', reason: 'command refused (bmc 10.0.0.1, ipmi): busy', willRetry },
+    });
+    const report = await h.c.start();
+    await h.c.idle();
+    expect(report.actions).toEqual({ [action]: 1 });
+    expect(h.bmc.calls).toEqual(calls);
+    if (!willRetry) expect((await h.store.nodes.require('n1')).state).toBe(S.failed);
   });
 
   it('power-cycling before the step started: runs the power cycle (the first power action)', async () => {

@@ -12,6 +12,10 @@ let app: FastifyInstance;
 async function build(withConductor = true): Promise<FastifyInstance> {
   const a = fastify({ logger: false });
   installErrorHandling(a);
+  // Stands in for the admin scope's auth hook (server/http/app.ts), which names the credential.
+  a.addHook('onRequest', async (req) => {
+    req.principal = 'api-token:test';
+  });
   await a.register(
     async (api) => registerLifecycleRoutes(api, { store: h.store, ...(withConductor ? { conductor: h.c } : {}), clock: h.clock.now, stream: { pollMs: 10, heartbeatMs: 20 } }),
     { prefix: '/api/v1' },

@@ -108,12 +108,52 @@ describe('the CA', () => {
     expect(fs.existsSync(path.join(data, 'pki/ca.crt'))).toBe(false);
   });
 
-  it('refuses a key that does not belong to the certificate', async () => {
+  it('refuses a key that does not belong to the certificate, saying so', async () => {
     const data = tmp();
     await loadOrCreateCa(data);
     const other = await createCa();
     fs.writeFileSync(path.join(data, 'pki/ca.key'), other.keyPem, { mode: 0o600 });
-    expect(await codeAsync(loadOrCreateCa(data))).toBe('config.unreadable');
+    const e = await loadOrCreateCa(data).catch((x: unknown) => x);
+    expect((e as FleetError).code).toBe('config.unreadable');
+    expect((e as FleetError).message).toMatch(/ca\.key does not belong to .*ca\.crt: a mismatched CA pair; restore both files from the same backup/);
+  });
+
+  it('writes key and certificate as a pair: no temporary files are left, and no state a crash can leave is a mismatch', async () => {
+    const data = tmp();
+    const a = await loadOrCreateCa(data);
+    const pki = path.join(data, 'pki');
+    expect(fs.readdirSync(pki).filter((f) => f.startsWith('ca.')).sort()).toEqual(['ca.crt', 'ca.key']);
+    expect(fs.statSync(path.join(pki, 'ca.crt')).mode & 0o777).toBe(0o644);
+
+    // Crash after both were staged, before any rename: never in use, so a fresh CA replaces them.
+    const staged = tmp();
+    const s = await createCa();
+    fs.mkdirSync(path.join(staged, 'pki'), { mode: 0o700 });
+    fs.writeFileSync(path.join(staged, 'pki/ca.key.new'), s.keyPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(staged, 'pki/ca.crt.new'), s.certPem);
+    const fresh = await loadOrCreateCa(staged);
+    expect(fs.readdirSync(path.join(staged, 'pki')).sort()).toEqual(['ca.crt', 'ca.key']);
+    const reloaded = await loadOrCreateCa(staged);
+    expect(reloaded.fingerprint).toBe(fresh.fingerprint);
+
+    // Crash between the renames: the key is in place, its certificate still staged. The next load completes the pair.
+    const half = tmp();
+    const h = await createCa();
+    fs.mkdirSync(path.join(half, 'pki'), { mode: 0o700 });
+    fs.writeFileSync(path.join(half, 'pki/ca.key'), h.keyPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(half, 'pki/ca.crt.new'), h.certPem);
+    const completed = await loadOrCreateCa(half);
+    expect(completed.fingerprint).toBe(h.fingerprint);
+    expect(fs.readdirSync(path.join(half, 'pki')).sort()).toEqual(['ca.crt', 'ca.key']);
+
+    // A staged certificate of another key is not taken: the half-present CA is reported, nothing replaced.
+    const foreign = tmp();
+    fs.mkdirSync(path.join(foreign, 'pki'), { mode: 0o700 });
+    fs.writeFileSync(path.join(foreign, 'pki/ca.key'), h.keyPem, { mode: 0o600 });
+    fs.writeFileSync(path.join(foreign, 'pki/ca.crt.new'), a.certPem);
+    const e = await loadOrCreateCa(foreign).catch((x: unknown) => x);
+    expect((e as FleetError).message).toMatch(/ca\.crt is missing/);
+    expect(fs.existsSync(path.join(foreign, 'pki/ca.crt'))).toBe(false);
   });
 });
 

@@ -7,7 +7,9 @@ describe('RedfishClient (no network)', () => {
     const b64 = Buffer.from('root:hunter2-pw').toString('base64');
     expect(c.redact(`user root password hunter2-pw header Basic ${b64}`)).toBe('user root password *** header Basic ***');
     expect(c.port).toBe(443);
-    expect(c.auth).toBe('session');
+    // auto by default: decided on the first request from the service root (issue 9).
+    expect(c.auth).toBe('auto');
+    expect(c.authInUse).toBeUndefined();
     expect(c.hasSession).toBe(false);
     expect(c.seenFingerprint).toBeUndefined();
     await c.close();

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decideBootPatch, planPower, STANDARD_RESET_TYPES, type BootRequest, type PowerVerb } from '../../server/bmc/redfish/decide.js';
+import {
+  checkStoredBoot,
+  chooseSystem,
+  decideAuth,
+  decideBootPatch,
+  planPower,
+  STANDARD_RESET_TYPES,
+  type BootRequest,
+  type PowerVerb,
+} from '../../server/bmc/redfish/decide.js';
 import { NO_QUIRKS, type RedfishQuirks } from '../../server/bmc/redfish/quirks.js';
 import type { PowerState } from '../../server/bmc/types.js';
 import { FleetError } from '../../common/errors.js';
@@ -129,5 +138,86 @@ describe('decideBootPatch', () => {
     } catch (e) {
       expect((e as FleetError).code).toBe('bmc.unsupported');
     }
+  });
+});
+
+describe('decideAuth', () => {
+  const root = (extra: Record<string, unknown>) => ({ '@odata.id': '/redfish/v1/', Systems: { '@odata.id': '/redfish/v1/Systems' }, ...extra });
+  it.each([
+    ['auto', root({ SessionService: { '@odata.id': '/redfish/v1/SessionService' } }), 'session'],
+    ['auto', root({ Links: { Sessions: { '@odata.id': '/redfish/v1/SessionService/Sessions' } } }), 'session'],
+    ['auto', root({}), 'basic'],
+    ['auto', root({ SessionService: 'not a link' }), 'basic'],
+    ['basic', root({ SessionService: { '@odata.id': '/redfish/v1/SessionService' } }), 'basic'],
+    ['session', root({}), 'session'],
+  ] as const)('%s with %j → %s', (configured, r, mode) => {
+    expect(decideAuth(configured, r).mode).toBe(mode);
+  });
+});
+
+describe('chooseSystem', () => {
+  const blades = ['/redfish/v1/Systems/Blade1', '/redfish/v1/Systems/Blade2', '/redfish/v1/Systems/Blade3', '/redfish/v1/Systems/Blade4'];
+  it('takes the only system when none is named', () => {
+    expect(chooseSystem(['/redfish/v1/Systems/437XR1138R2'], undefined, 'bmc')).toBe('/redfish/v1/Systems/437XR1138R2');
+  });
+  it('finds a named system by Id or @odata.id', () => {
+    expect(chooseSystem(blades, 'Blade3', 'bmc')).toBe(blades[2]);
+    expect(chooseSystem(blades, '/redfish/v1/Systems/Blade2', 'bmc')).toBe(blades[1]);
+    expect(chooseSystem(['/redfish/v1/Systems/Blade1/'], 'Blade1', 'bmc')).toBe('/redfish/v1/Systems/Blade1/');
+  });
+  it('never picks the first of several: an unnamed choice is an error listing the Ids', () => {
+    const e = (() => {
+      try {
+        chooseSystem(blades, undefined, '10.1.2.3:443');
+      } catch (err) {
+        return err as FleetError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(e.code).toBe('bmc.unsupported');
+    expect(e.message).toBe("BMC 10.1.2.3:443 manages 4 systems (Blade1, Blade2, Blade3, Blade4): name this node's system in fleet.yaml (bmc.system)");
+    expect(e.details).toEqual({ systems: ['Blade1', 'Blade2', 'Blade3', 'Blade4'] });
+  });
+  it('an unknown name or an empty collection is an error', () => {
+    expect(() => chooseSystem(blades, 'Blade9', 'bmc')).toThrow(/has no system "Blade9" \(it has Blade1, Blade2, Blade3, Blade4\)/);
+    expect(() => chooseSystem([], undefined, 'bmc')).toThrow(/lists no ComputerSystem/);
+  });
+});
+
+describe('checkStoredBoot', () => {
+  const sent = (target: string, enabled: string, mode?: string) => ({ BootSourceOverrideTarget: target, BootSourceOverrideEnabled: enabled, ...(mode ? { BootSourceOverrideMode: mode } : {}) });
+  it('accepts what was sent', () => {
+    const r = checkStoredBoot(sent('Pxe', 'Once', 'UEFI'), { target: 'Pxe', enabled: 'Once', mode: 'UEFI' }, 'bmc');
+    expect(r).toEqual({ stored: { target: 'Pxe', enabled: 'Once', mode: 'UEFI' }, quirks: [], followUp: null, notes: [] });
+  });
+  it('Once stored as Continuous is a quirk with a follow-up, not an error', () => {
+    const r = checkStoredBoot(sent('Pxe', 'Once'), { target: 'Pxe', enabled: 'Continuous' }, 'bmc');
+    expect(r.quirks).toEqual(['onceStoredAsContinuous']);
+    expect(r.followUp).toMatchObject({ action: 'clearBootOverride', when: 'afterNextPowerOn' });
+  });
+  it.each([
+    ['not stored', sent('Pxe', 'Once'), { target: 'None', enabled: 'Disabled' }, /stored None\/Disabled \(the override was not stored\)/],
+    ['another target', sent('Pxe', 'Once'), { target: 'Hdd', enabled: 'Once' }, /another target/],
+    ['Continuous stored as Once', sent('Hdd', 'Continuous'), { target: 'Hdd', enabled: 'Once' }, /Continuous was sent/],
+    ['still enabled after a clear', sent('None', 'Disabled'), { target: 'Pxe', enabled: 'Once' }, /still enabled/],
+  ] as const)('%s → bmc.command_failed', (_name, s, stored, msg) => {
+    try {
+      checkStoredBoot(s, stored, 'bmc');
+    } catch (e) {
+      expect((e as FleetError).code).toBe('bmc.command_failed');
+      expect((e as FleetError).message).toMatch(msg);
+      expect((e as FleetError).details).toMatchObject({ stored });
+      return;
+    }
+    throw new Error('expected bmc.command_failed');
+  });
+  it('notes what it cannot check, and a mode the BMC kept', () => {
+    const r = checkStoredBoot(sent('Pxe', 'Once', 'UEFI'), { mode: 'Legacy' }, 'bmc');
+    expect(r.quirks).toEqual([]);
+    expect(r.notes).toEqual([
+      'BMC does not show BootSourceOverrideEnabled: not checked',
+      'BMC does not show BootSourceOverrideTarget: not checked',
+      'the BMC kept boot mode Legacy where UEFI was sent',
+    ]);
   });
 });

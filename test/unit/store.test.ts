@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, NodeSpec, ProfileSpec } from '../../server/model.js';
-import { loadOrCreateSecretKey, openDataDir, openStore, type Store } from '../../server/store/index.js';
+import { loadOrCreateSecretKey, MIGRATIONS, openDataDir, openStore, type Store } from '../../server/store/index.js';
 
 let dir: string;
 let t0 = Date.parse('2025-03-01T10:00:00.000Z');
@@ -87,14 +87,17 @@ describe('openStore', () => {
     const file = path.join(dir, 'fleet.db');
     const a = await open(file);
     await seed(a, 2);
-    expect(await a.appliedMigrations()).toEqual(['001_initial', '002_agent', '005_install_tokens']);
+    const all = Object.keys(MIGRATIONS).sort();
+    expect(all.slice(0, 2)).toEqual(['001_initial', '002_agent']);
+    expect(all).toContain('004_node_origin');
+    expect(await a.appliedMigrations()).toEqual(all);
     await a.close();
     const b = await open(file);
-    expect(await b.appliedMigrations()).toEqual(['001_initial', '002_agent', '005_install_tokens']);
+    expect(await b.appliedMigrations()).toEqual(all);
     expect((await b.nodes.list()).map((n) => n.name)).toEqual(['valkyrie01', 'valkyrie02']);
     const raw = new Database(file, { readonly: true });
     try {
-      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: 3 });
+      expect(raw.prepare('select count(*) as n from kysely_migration').get()).toEqual({ n: all.length });
     } finally {
       raw.close();
     }
@@ -375,6 +378,29 @@ describe('nodes', () => {
     await s.credentials.remove('ipmi-admin', { actor: 't' });
     expect(await s.profiles.list()).toEqual([]);
     expect(await s.credentials.list()).toEqual([]);
+  });
+});
+
+describe('Redfish BMC settings (003_bmc_system)', () => {
+  it('stores system, auth and power wait per node, reads them back, and diffs a change of system', async () => {
+    const s = await open();
+    await seed(s, 0);
+    const blade = (i: number, system: string): NodeSpec =>
+      node(i, { bmc: { address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'ipmi-admin', system, auth: 'basic', powerWait: 45 } });
+    for (let i = 1; i <= 4; i++) await s.nodes.upsert(blade(i, `Blade${i}`), { actor: 'test' });
+    expect((await s.nodes.require('valkyrie02')).bmc).toEqual({ address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'ipmi-admin', system: 'Blade2', auth: 'basic', powerWait: 45 });
+    expect(await s.bmc.get('valkyrie03')).toMatchObject({ system: 'Blade3', auth: 'basic', powerWait: 45 });
+    // auth auto is the default: stored as NULL, and equal to an absent auth.
+    const auto = node(1, { bmc: { address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'ipmi-admin', system: 'Blade1', auth: 'auto', powerWait: 45 } });
+    const r0 = await s.nodes.upsert(auto, { actor: 'test' });
+    expect(r0.changes.bmc?.to).toEqual({ address: '10.10.103.50', port: 443, protocol: 'redfish', credentials: 'ipmi-admin', system: 'Blade1', powerWait: 45 });
+    expect((await s.bmc.get('valkyrie01'))?.auth).toBeNull();
+    expect((await s.nodes.upsert(auto, { actor: 'test' })).action).toBe('unchanged');
+    const r = await s.nodes.upsert(blade(4, 'Blade5'), { actor: 'test' });
+    expect(r.action).toBe('changed');
+    expect(r.changes.bmc?.from?.system).toBe('Blade4');
+    expect(r.changes.bmc?.to?.system).toBe('Blade5');
+    expect((await s.nodes.upsert(blade(4, 'Blade5'), { actor: 'test' })).action).toBe('unchanged');
   });
 });
 

@@ -9,6 +9,7 @@ import {
   BootParam,
   type BootFlags,
   type ChassisControlCode,
+  ChassisControl,
   type ChassisStatus,
   type CommandSpec,
   type DeviceId,
@@ -69,11 +70,12 @@ export class IpmiClient {
     return this.session.remoteKey;
   }
 
-  async raw(spec: CommandSpec, retransmitMs?: number[]): Promise<IpmiResponse> {
+  async raw(spec: CommandSpec, retransmitMs?: number[], extra: { deadline?: number; once?: boolean } = {}): Promise<IpmiResponse> {
     const first = this.sent++ === 0 && this.opts.firstDeadline !== undefined;
-    const deadline = first ? Math.min(this.opts.deadline, this.opts.firstDeadline!) : this.opts.deadline;
+    let deadline = first ? Math.min(this.opts.deadline, this.opts.firstDeadline!) : this.opts.deadline;
+    if (extra.deadline !== undefined) deadline = Math.min(deadline, extra.deadline);
     const schedule = retransmitMs ?? this.opts.retransmitMs;
-    const o: CommandOptions = schedule ? { deadline, retransmitMs: schedule } : { deadline };
+    const o: CommandOptions = { deadline, ...(schedule ? { retransmitMs: schedule } : {}), ...(extra.once ? { once: true } : {}) };
     try {
       return await this.session.command(spec, o);
     } catch (e) {
@@ -82,20 +84,35 @@ export class IpmiClient {
     }
   }
 
-  async ok(spec: CommandSpec, retransmitMs?: number[]): Promise<Buffer> {
-    return expectOk(await this.raw(spec, retransmitMs), spec, this.label);
+  async ok(spec: CommandSpec, retransmitMs?: number[], extra: { deadline?: number; once?: boolean } = {}): Promise<Buffer> {
+    return expectOk(await this.raw(spec, retransmitMs, extra), spec, this.label);
   }
 
-  async chassisStatus(): Promise<ChassisStatus> {
-    return parseChassisStatus(await this.ok(getChassisStatus()));
+  /** Get Chassis Status; `deadline` may extend past the client's (the read-back after an unanswered action). */
+  async chassisStatus(deadline?: number): Promise<ChassisStatus> {
+    if (deadline === undefined) return parseChassisStatus(await this.ok(getChassisStatus()));
+    const schedule = this.opts.retransmitMs;
+    return parseChassisStatus(expectOk(await this.session.command(getChassisStatus(), { deadline, ...(schedule ? { retransmitMs: schedule } : {}) }), getChassisStatus(), this.label));
   }
 
   /**
-   * Chassis Control. Retransmits start at 1 s: BMCs (ipmi_sim with a hook
-   * included) may take a while to answer, and a duplicate would cycle twice.
+   * Chassis Control, power up only (idempotent: a duplicate changes nothing).
+   * Retransmits start at 1 s: BMCs (ipmi_sim with a hook included) may take a
+   * while to answer.
    */
   async chassisControl(code: ChassisControlCode): Promise<void> {
+    if (code !== ChassisControl.POWER_UP) throw new FleetError('internal', 'IPMI: only power up may be retransmitted; use chassisControlOnce');
     await this.ok(chassisControl(code), [1000, 2000]);
+  }
+
+  /**
+   * Chassis Control sent exactly once, never retransmitted: a BMC that does
+   * not recognise a retransmit (ipmi_sim runs every copy) would cycle, reset
+   * or power off twice. Waits for the answer until `deadline`, then fails
+   * with bmc.timeout; whether it landed is for the caller to read back.
+   */
+  async chassisControlOnce(code: ChassisControlCode, deadline: number): Promise<void> {
+    await this.ok(chassisControl(code), undefined, { deadline, once: true });
   }
 
   /** Sets boot flags (parameter 5) the way ipmitool does: set-in-progress, ack, flags, set-complete. */

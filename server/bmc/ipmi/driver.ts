@@ -6,10 +6,18 @@
  * on first use, reopened after `sessionIdleMs` idle or after a failure, and
  * closed by close(). Every verb is idempotent: power verbs read the chassis
  * status first and do nothing when the node is already there.
+ *
+ * Power off, soft, cycle and reset go out once (retry.ts): Chassis Control is
+ * never retransmitted for them. When its answer does not come in time, the
+ * driver reads the power state back and fails with an "unconfirmed" bmc.timeout
+ * saying what it read; it never sends the action again. Errors that prove the
+ * action did not run (a refusal by completion code, a failure before it was
+ * sent) are marked so, and only those may be retried by the caller.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { FleetError, isFleetError } from '../../../common/errors.js';
+import { markNotRun, unconfirmedError } from '../retry.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { IpmiClient } from './client.js';
 import { ChassisControl, type ChassisControlCode, encodeBootFlags } from './commands.js';
@@ -38,7 +46,20 @@ export interface IpmiDriverOptions {
   retransmitMs?: number[];
   /** BMC key Kg, where the BMC has one configured. */
   kg?: Uint8Array;
+  /**
+   * Time kept at the end of an operation to read the power back after a
+   * once-only Chassis Control got no answer. Default a third of timeoutMs,
+   * at most 3 000 ms.
+   */
+  readBackMs?: number;
 }
+
+const ACTION_NAME: Readonly<Record<number, string>> = {
+  [ChassisControl.POWER_DOWN]: 'power down',
+  [ChassisControl.POWER_CYCLE]: 'power cycle',
+  [ChassisControl.HARD_RESET]: 'hard reset',
+  [ChassisControl.SOFT_SHUTDOWN]: 'soft shutdown',
+};
 
 export function createIpmiDriver(transport: IpmiTransport, target: BmcTarget, opts: IpmiDriverOptions = {}): IpmiDriver {
   return new IpmiDriver(transport, target, opts);
@@ -137,37 +158,70 @@ export class IpmiDriver implements BmcDriver {
   }
 
   private power(decide: (on: boolean) => ChassisControlCode | null): Promise<void> {
-    return this.run(async (c) => {
-      const code = decide((await c.chassisStatus()).powerOn);
-      if (code !== null) await c.chassisControl(code);
+    return this.run(async (c, deadline) => {
+      let code: ChassisControlCode | null;
+      try {
+        code = decide((await c.chassisStatus()).powerOn);
+      } catch (e) {
+        // Nothing was sent yet: the caller may try again.
+        throw isFleetError(e) ? markNotRun(e) : e;
+      }
+      if (code === null) return;
+      if (code === ChassisControl.POWER_UP) return c.chassisControl(code);
+      const readBackMs = this.opts.readBackMs ?? Math.min(3000, Math.floor(this.timeoutMs / 3));
+      const answerBy = Math.max(Date.now() + 500, deadline - readBackMs);
+      const sentAt = Date.now();
+      try {
+        await c.chassisControlOnce(code, answerBy);
+      } catch (e) {
+        if (!isFleetError(e)) throw e;
+        // A completion code: the BMC answered and refused; the action did not run.
+        if ((e.details as { completionCode?: unknown } | undefined)?.completionCode !== undefined) throw markNotRun(e);
+        if (e.code !== 'bmc.timeout') throw e;
+        throw await this.readBack(c, code, Date.now() - sentAt, Math.max(deadline, Date.now() + 1000));
+      }
     });
   }
 
-  private run<T>(fn: (c: IpmiClient) => Promise<T>): Promise<T> {
+  /** After a once-only Chassis Control got no answer: what does the BMC show now? Never sends the action again. */
+  private async readBack(c: IpmiClient, code: ChassisControlCode, waitedMs: number, deadline: number): Promise<FleetError> {
+    const action = ACTION_NAME[code] ?? `chassis control ${code}`;
+    const head = `IPMI Chassis Control (${action}) to ${this.label}: sent once, no answer within ${waitedMs} ms; not sent again, it may or may not have run`;
+    try {
+      const status = await c.chassisStatus(deadline);
+      const power = status.powerOn ? 'on' : 'off';
+      return unconfirmedError(`${head}; power read back: ${power}`, { power });
+    } catch (e) {
+      const why = isFleetError(e) ? e.message : String(e);
+      return unconfirmedError(`${head}; power read back failed too: ${why}`, { power: null, error: why });
+    }
+  }
+
+  private run<T>(fn: (c: IpmiClient, deadline: number) => Promise<T>): Promise<T> {
     const next = this.queue.then(() => this.exec(fn));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async exec<T>(fn: (c: IpmiClient) => Promise<T>): Promise<T> {
+  private async exec<T>(fn: (c: IpmiClient, deadline: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
     const retransmit = this.opts.retransmitMs ? { retransmitMs: this.opts.retransmitMs } : {};
     try {
       const previous = this.session;
       const idle = Date.now() - this.lastUsed;
-      let session = await this.ensureSession(deadline);
+      let session = await this.sessionBeforeCommands(deadline);
       const reused = session === previous && idle >= (this.opts.staleAfterMs ?? 5000);
       const firstDeadline = reused ? { firstDeadline: Date.now() + (this.opts.staleProbeMs ?? 1500) } : {};
       const client = new IpmiClient(session, { deadline, ...retransmit, ...firstDeadline });
       let result: T;
       try {
-        result = await fn(client);
+        result = await fn(client, deadline);
       } catch (e) {
         if (!client.firstCommandFailed || Date.now() >= deadline) throw e;
         // The BMC forgot the session (rebooted, expired it early): start over in a new one.
         this.dropSession();
-        session = await this.ensureSession(deadline);
-        result = await fn(new IpmiClient(session, { deadline, ...retransmit }));
+        session = await this.sessionBeforeCommands(deadline);
+        result = await fn(new IpmiClient(session, { deadline, ...retransmit }), deadline);
       }
       this.lastUsed = Date.now();
       return result;
@@ -175,6 +229,15 @@ export class IpmiDriver implements BmcDriver {
       const err = this.asFleetError(e);
       if (err.code === 'bmc.timeout' || err.code === 'bmc.protocol') this.dropSession();
       throw err;
+    }
+  }
+
+  /** The session for an operation; a failure here comes before any command of it was sent (retry.ts: not run). */
+  private async sessionBeforeCommands(deadline: number): Promise<IpmiSession> {
+    try {
+      return await this.ensureSession(deadline);
+    } catch (e) {
+      throw isFleetError(e) ? markNotRun(e) : e;
     }
   }
 

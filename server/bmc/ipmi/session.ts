@@ -62,6 +62,8 @@ export interface SessionOpenOptions {
 export interface CommandOptions {
   deadline: number;
   retransmitMs?: number[];
+  /** Send a single time, never retransmit (Chassis Control actions that must not run twice). */
+  once?: boolean;
 }
 
 const AUTH_STATUSES: ReadonlySet<number> = new Set([
@@ -233,6 +235,9 @@ export class IpmiSession {
     const scope = `s|${this.consoleSessionId}`;
     const rqSeq = t.nextCounter(scope, 64, (v) => t.isPending(sessionKey(this.remoteKey, this.consoleSessionId, v)));
     const message = encodeIpmiRequest({ ...spec, rqSeq });
+    // Built once: a retransmit is the same datagram (same session sequence number, same rqSeq, same
+    // IV), so a BMC that tracks sequence numbers can recognise it as a duplicate and not run it twice.
+    let datagram: Buffer | undefined;
     return t
       .request({
         remote: this.remote,
@@ -240,15 +245,16 @@ export class IpmiSession {
         what: commandName(spec),
         deadline: o.deadline,
         ...(o.retransmitMs ? { retransmitMs: o.retransmitMs } : {}),
+        ...(o.once ? { once: true } : {}),
         encode: () =>
-          encodeIpmi20Packet({
+          (datagram ??= encodeIpmi20Packet({
             payloadType: PayloadType.IPMI,
             sessionId: this.bmcSessionId,
             sessionSeq: this.nextSeq(),
             payload: encryptAesCbc128(this.keys.k2, message),
             encrypted: true,
             integrity: { suite: this.suite, k1: this.keys.k1 },
-          }),
+          })),
         accept: (r) => r.response?.cmd === spec.cmd && r.response.netFn === spec.netFn + 1,
       })
       .then((r) => r.response!);

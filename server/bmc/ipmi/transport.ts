@@ -8,7 +8,10 @@
  *   - console session ID + rqSeq for session messages (after the session
  *     route has verified the AuthCode and decrypted the payload).
  * Each request is retransmitted (400, 800, 1600, 3200 ms … by default) until
- * its reply arrives or its deadline passes (→ bmc.timeout). A datagram from a
+ * its reply arrives or its deadline passes (→ bmc.timeout); a retransmit is
+ * the datagram `encode` gives for that attempt (session messages give the
+ * same bytes every time: same sequence number, same rqSeq). A request marked
+ * `once` is sent a single time and only waited for. A datagram from a
  * BMC that does not decode fails that BMC's pending requests (→ bmc.protocol).
  */
 import dgram from 'node:dgram';
@@ -53,8 +56,10 @@ export interface TransportRequest {
   remote: Endpoint;
   /** Demultiplexing key, from one of the *Key helpers. */
   key: string;
-  /** Builds the datagram for attempt 0, 1, 2 … (session messages take a fresh sequence number each time). */
+  /** Builds the datagram for attempt 0, 1, 2 … (session messages return the same datagram each time). */
   encode: (attempt: number) => Buffer;
+  /** Send once, never retransmit: wait for the answer until the deadline (actions that must not run twice). */
+  once?: boolean;
   /** Absolute time (Date.now() scale) after which the request fails with bmc.timeout. */
   deadline: number;
   retransmitMs?: number[];
@@ -236,7 +241,8 @@ export class IpmiTransport {
       return;
     }
     const schedule = p.req.retransmitMs ?? this.retransmitMs;
-    const interval = schedule[Math.min(p.attempt, schedule.length - 1)]!;
+    // `once`: the next wake-up is the deadline, where transmit() reports the timeout without sending.
+    const interval = p.req.once ? p.req.deadline - now : schedule[Math.min(p.attempt, schedule.length - 1)]!;
     p.attempt++;
     p.timer = setTimeout(() => this.transmit(p), Math.max(1, Math.min(interval, p.req.deadline - now)));
   }

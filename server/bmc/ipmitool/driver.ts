@@ -3,8 +3,14 @@
  * one process per command. The fallback provider for BMCs the native client
  * does not get along with. The password is passed ONLY through the
  * IPMI_PASSWORD environment variable (`-E`), never in argv.
+ *
+ * Power off, soft, cycle and reset run with `-R 1` (ipmitool sends each
+ * packet once: its own retransmits would run the action twice on a slow BMC)
+ * and a longer per-packet wait; a failure of the status read before them is
+ * marked as "not run" for the retry rule (retry.ts).
  */
-import { FleetError } from '../../../common/errors.js';
+import { FleetError, isFleetError } from '../../../common/errors.js';
+import { markNotRun } from '../retry.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { mapFailure, parseBootParam5, parseFruPrint, parseGuid, parseMcInfo, parsePowerStatus } from './parse.js';
 import { ProcessGroup, type RunResult } from './run.js';
@@ -21,6 +27,8 @@ export interface IpmitoolDriverOptions {
   /** ipmitool's own per-packet timeout (-N, seconds) and retries (-R). Defaults 1 and 3. */
   packetTimeoutS?: number;
   retries?: number;
+  /** -N for once-only power actions (sent with -R 1). Default 5 s. */
+  oncePacketTimeoutS?: number;
   /** Base environment for the child; default process.env. IPMI_PASSWORD is always set from the target. */
   env?: NodeJS.ProcessEnv;
 }
@@ -44,7 +52,7 @@ export class IpmitoolDriver implements BmcDriver {
   }
 
   /** The argv (after the program name) for a command; exported for tests. No secret is ever in it. */
-  argv(command: string[]): string[] {
+  argv(command: string[], once = false): string[] {
     const o = this.opts;
     return [
       // -v: ipmitool names RAKP failures ("RAKP 2 HMAC is invalid") only when verbose.
@@ -52,8 +60,8 @@ export class IpmitoolDriver implements BmcDriver {
       '-I', 'lanplus',
       '-C', String(o.cipherSuite ?? 3),
       '-L', (o.privilege ?? 'administrator').toUpperCase(),
-      '-N', String(o.packetTimeoutS ?? 1),
-      '-R', String(o.retries ?? 3),
+      '-N', String(once ? (o.oncePacketTimeoutS ?? 5) : (o.packetTimeoutS ?? 1)),
+      '-R', once ? '1' : String(o.retries ?? 3),
       '-H', this.target.address,
       '-p', String(this.target.port),
       '-U', this.target.username,
@@ -71,21 +79,30 @@ export class IpmitoolDriver implements BmcDriver {
   }
 
   async powerOff(): Promise<void> {
-    if ((await this.powerStatus()) === 'on') await this.ok(['chassis', 'power', 'off']);
+    if ((await this.statusBeforeAction()) === 'on') await this.ok(['chassis', 'power', 'off'], true);
   }
 
   async powerSoft(): Promise<void> {
-    if ((await this.powerStatus()) === 'on') await this.ok(['chassis', 'power', 'soft']);
+    if ((await this.statusBeforeAction()) === 'on') await this.ok(['chassis', 'power', 'soft'], true);
   }
 
   async powerCycle(): Promise<void> {
-    const on = (await this.powerStatus()) === 'on';
-    await this.ok(['chassis', 'power', on ? 'cycle' : 'on']);
+    const on = (await this.statusBeforeAction()) === 'on';
+    await this.ok(['chassis', 'power', on ? 'cycle' : 'on'], on);
   }
 
   async powerReset(): Promise<void> {
-    const on = (await this.powerStatus()) === 'on';
-    await this.ok(['chassis', 'power', on ? 'reset' : 'on']);
+    const on = (await this.statusBeforeAction()) === 'on';
+    await this.ok(['chassis', 'power', on ? 'reset' : 'on'], on);
+  }
+
+  /** The read before a once-only action: when it fails, nothing was sent. */
+  private async statusBeforeAction(): Promise<PowerState> {
+    try {
+      return await this.powerStatus();
+    } catch (e) {
+      throw isFleetError(e) ? markNotRun(e) : e;
+    }
   }
 
   async setBootDevice(device: BootDevice, options: BootDeviceOptions): Promise<void> {
@@ -115,17 +132,17 @@ export class IpmitoolDriver implements BmcDriver {
     this.procs.killAll();
   }
 
-  private async exec(command: string[]): Promise<RunResult> {
+  private async exec(command: string[], once = false): Promise<RunResult> {
     const env: NodeJS.ProcessEnv = { ...(this.opts.env ?? process.env), IPMI_PASSWORD: this.target.password };
-    return this.procs.run(this.opts.ipmitoolPath ?? 'ipmitool', this.argv(command), {
+    return this.procs.run(this.opts.ipmitoolPath ?? 'ipmitool', this.argv(command, once), {
       env,
       timeoutMs: this.opts.timeoutMs ?? 15_000,
       what: `${command.join(' ')} on ${this.label}`,
     });
   }
 
-  private async ok(command: string[]): Promise<RunResult> {
-    const r = await this.exec(command);
+  private async ok(command: string[], once = false): Promise<RunResult> {
+    const r = await this.exec(command, once);
     if (r.signal) throw new FleetError('bmc.command_failed', `ipmitool ${command.join(' ')} on ${this.label} was killed (${r.signal})`);
     if (r.code !== 0) throw mapFailure(`${command.join(' ')} on ${this.label}`, r.stderr, r.stdout);
     return r;

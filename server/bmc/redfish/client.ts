@@ -5,6 +5,9 @@
  *  - service root discovery, links followed by `@odata.id`, never guessed;
  *  - auth: a Redfish session (POST SessionService/Sessions → X-Auth-Token +
  *    Location, DELETEd by close(), also after errors) or HTTP basic auth;
+ *    'auto' (the default) reads the service root (open to anyone, DSP0266)
+ *    and uses a session when the service offers a SessionService, else Basic
+ *    (decideAuth in decide.ts);
  *  - one deadline per request covering connect, headers and body → bmc.timeout;
  *  - bodies always sent with Content-Length (never chunked);
  *  - TLS trust per tls.ts (CA, pinned fingerprint, trust on first use);
@@ -14,10 +17,12 @@
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import { FleetError, isFleetError } from '../../../common/errors.js';
+import { decideAuth, type AuthDecision } from './decide.js';
 import { extractRedfishError, isObject, linkOf, linksOf, obj, resolveLink, str, type JsonObject } from './parse.js';
 import { trustingConnector, type RedfishTlsOptions, type TrustState } from './tls.js';
 
-export type RedfishAuthMode = 'session' | 'basic';
+/** How the client authenticates; 'auto': a session when the service offers a SessionService, else Basic. */
+export type RedfishAuthMode = 'session' | 'basic' | 'auto';
 
 export interface RedfishClientOptions {
   address: string;
@@ -25,7 +30,7 @@ export interface RedfishClientOptions {
   port?: number;
   username: string;
   password: string;
-  /** Default 'session'. */
+  /** Default 'auto'. */
   auth?: RedfishAuthMode;
   /** Default 'https'. 'insecure-http' sends credentials in clear text: labs and tests only. */
   scheme?: 'https' | 'insecure-http';
@@ -75,7 +80,9 @@ class StaleSocketError extends Error {
 export class RedfishClient {
   readonly address: string;
   readonly port: number;
+  /** As configured ('auto' until decided; see authInUse). */
   readonly auth: RedfishAuthMode;
+  private decided: AuthDecision | undefined;
   private readonly username: string;
   private readonly password: string;
   private readonly timeoutMs: number;
@@ -92,7 +99,8 @@ export class RedfishClient {
   constructor(opts: RedfishClientOptions) {
     this.address = opts.address;
     this.port = opts.port ?? 443;
-    this.auth = opts.auth ?? 'session';
+    this.auth = opts.auth ?? 'auto';
+    if (this.auth !== 'auto') this.decided = { mode: this.auth, reason: 'configured' };
     this.username = opts.username;
     this.password = opts.password;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -126,6 +134,19 @@ export class RedfishClient {
     return this.trust.lastSeen;
   }
 
+  /** The authentication in use: 'session' or 'basic' once decided (auto decides on the first request). */
+  get authInUse(): AuthDecision | undefined {
+    return this.decided;
+  }
+
+  /** Decides auto from the service root (read without credentials). */
+  private async authMode(): Promise<'session' | 'basic'> {
+    if (this.decided) return this.decided.mode;
+    const root = await this.serviceRoot();
+    if (!this.decided) this.decided = decideAuth('auto', root);
+    return this.decided.mode;
+  }
+
   /** True while a Redfish session is held (it will be DELETEd by close()). */
   get hasSession(): boolean {
     return this.session !== undefined;
@@ -135,7 +156,16 @@ export class RedfishClient {
 
   /** GET /redfish/v1/ (cached). */
   async serviceRoot(): Promise<JsonObject> {
-    if (!this.root) this.root = (await this.getJson(SERVICE_ROOT, { anonymous: this.auth === 'session' })).body;
+    // The root is readable without credentials (DSP0266); Basic sends them only where Basic is the choice.
+    if (this.root) return this.root;
+    try {
+      this.root = (await this.getJson(SERVICE_ROOT, { anonymous: this.decided?.mode !== 'basic' })).body;
+    } catch (e) {
+      // auto: a root that wants credentials says nothing about sessions; Basic is the one way left.
+      if (this.decided || !isFleetError(e) || e.code !== 'bmc.auth_failed') throw e;
+      this.decided = { mode: 'basic', reason: 'the service root refuses anonymous reads' };
+      this.root = (await this.getJson(SERVICE_ROOT)).body;
+    }
     return this.root;
   }
 
@@ -190,9 +220,10 @@ export class RedfishClient {
     if (this.closed) throw new FleetError('internal', `Redfish client for BMC ${this.where} is closed`);
     const p = resolveLink(path);
     let usedToken: string | undefined;
+    const mode = opts.anonymous && !this.decided ? undefined : await this.authMode();
     const attempt = async (): Promise<RedfishResponse> => {
       const headers: Record<string, string> = {};
-      if (this.auth === 'basic') {
+      if (mode === 'basic') {
         headers['authorization'] = 'Basic ' + Buffer.from(`${this.username}:${this.password}`, 'utf8').toString('base64');
       } else if (!opts.anonymous) {
         const s = await this.login();
@@ -202,8 +233,17 @@ export class RedfishClient {
       if (opts.etag !== undefined) headers['if-match'] = opts.etag;
       return this.send(method, p, headers, opts.body);
     };
-    let res = await attempt();
-    if (res.status === 401 && this.auth === 'session' && !this.closed) {
+    let res: RedfishResponse;
+    try {
+      res = await attempt();
+    } catch (e) {
+      // auto: a SessionService that is advertised but refuses logins it does not implement (404/405/501) → Basic.
+      const status = isFleetError(e) ? (e.details as { status?: number } | undefined)?.status : undefined;
+      if (this.auth !== 'auto' || mode !== 'session' || (status !== 404 && status !== 405 && status !== 501)) throw e;
+      this.decided = { mode: 'basic', reason: `the session login answered HTTP ${status}` };
+      return this.request(method, path, opts);
+    }
+    if (res.status === 401 && mode === 'session' && !this.closed) {
       // Anonymous request refused, or the session expired: log in (again) once.
       if (usedToken !== undefined && this.session?.token === usedToken) this.session = undefined;
       opts = { ...opts, anonymous: false };
@@ -229,7 +269,12 @@ export class RedfishClient {
     let sessionsPath = linkOf(obj(root, 'Links'), 'Sessions');
     if (sessionsPath === undefined) {
       const svc = linkOf(root, 'SessionService');
-      if (svc === undefined) throw new FleetError('bmc.protocol', `Redfish service root of BMC ${this.where} has no SessionService link`);
+      if (svc === undefined) {
+        throw new FleetError(
+          'bmc.unsupported',
+          `Redfish service of BMC ${this.where} offers no SessionService, and bmc.auth is session; use auth basic or auto (Basic authentication)`,
+        );
+      }
       const { body } = await this.getJson(svc, { anonymous: true });
       sessionsPath = linkOf(body, 'Sessions');
       if (sessionsPath === undefined) throw new FleetError('bmc.protocol', `Redfish SessionService of BMC ${this.where} has no Sessions link`);

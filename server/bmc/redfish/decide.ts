@@ -6,7 +6,7 @@
  */
 import { FleetError } from '../../../common/errors.js';
 import type { BootDevice, BootDeviceOptions, PowerState } from '../types.js';
-import { DEVICE_TO_TARGET, obj, str, strArray, type JsonObject } from './parse.js';
+import { DEVICE_TO_TARGET, linkOf, obj, str, strArray, type JsonObject } from './parse.js';
 import type { RedfishQuirks } from './quirks.js';
 
 export type PowerVerb = 'on' | 'off' | 'soft' | 'cycle' | 'reset';
@@ -175,4 +175,114 @@ export function decideBootPatch(system: unknown, quirks: RedfishQuirks, req: Boo
   const body: JsonObject = { BootSourceOverrideTarget: target, BootSourceOverrideEnabled: enabled };
   if (mode !== undefined) body['BootSourceOverrideMode'] = mode;
   return { body: { Boot: body }, followUp, notes };
+}
+
+// --- authentication
+
+export interface AuthDecision {
+  mode: 'session' | 'basic';
+  /** Why, for messages and tests. */
+  reason: string;
+}
+
+/**
+ * How to authenticate. `auto`: a session when the service root offers a
+ * SessionService (or Links.Sessions), else HTTP Basic (DSP0266 allows a
+ * service without sessions). A configured mode is taken as is.
+ */
+export function decideAuth(configured: 'session' | 'basic' | 'auto', serviceRoot: unknown): AuthDecision {
+  if (configured !== 'auto') return { mode: configured, reason: 'configured' };
+  const offers = linkOf(serviceRoot, 'SessionService') !== undefined || linkOf(obj(serviceRoot, 'Links'), 'Sessions') !== undefined;
+  return offers ? { mode: 'session', reason: 'the service offers a SessionService' } : { mode: 'basic', reason: 'the service offers no SessionService' };
+}
+
+// --- which system
+
+/** The Id of a collection member: the last segment of its @odata.id. */
+export function memberId(path: string): string {
+  return path.replace(/\/+$/, '').split('/').pop() ?? path;
+}
+
+/**
+ * Which ComputerSystem a node is. `want` (bmc.system) matches a member by Id
+ * or by full @odata.id. Without `want`, a BMC with one system is that system;
+ * one with several is an error listing them: fleet never picks the first
+ * member of a blade chassis for you.
+ */
+export function chooseSystem(members: readonly string[], want: string | undefined, where: string): string {
+  const ids = members.map(memberId);
+  if (members.length === 0) throw new FleetError('bmc.protocol', `BMC ${where} lists no ComputerSystem`);
+  if (want === undefined) {
+    if (members.length === 1) return members[0]!;
+    throw new FleetError(
+      'bmc.unsupported',
+      `BMC ${where} manages ${members.length} systems (${ids.join(', ')}): name this node's system in fleet.yaml (bmc.system)`,
+      { systems: ids },
+    );
+  }
+  const hit = members.find((m, i) => m === want || ids[i] === want);
+  if (hit === undefined) {
+    throw new FleetError('bmc.unsupported', `BMC ${where} has no system ${JSON.stringify(want)} (it has ${ids.join(', ')})`, { systems: ids, wanted: want });
+  }
+  return hit;
+}
+
+// --- boot read-back
+
+/** What the BMC shows in Boot after a PATCH. */
+export interface StoredBoot {
+  target?: string;
+  enabled?: string;
+  mode?: string;
+}
+
+/** Quirks fleet learns by reading back what a BMC did; recorded with the result (and the audit event). */
+export type ObservedQuirk = 'onceStoredAsContinuous';
+
+export interface BootReadBack {
+  stored: StoredBoot;
+  quirks: ObservedQuirk[];
+  /** Set when the BMC stored the override as Continuous where Once was sent: reset it after the boot. */
+  followUp: BootFollowUp | null;
+  notes: string[];
+}
+
+/**
+ * Compares what was sent with what the BMC stored. Once stored as
+ * Continuous is a quirk (the node boots as asked, and again and again: the
+ * override must be reset after the boot); a different target, or an
+ * override that was not stored at all, is bmc.command_failed (the BMC said
+ * 204 and did something else). A BMC that does not show a property cannot be
+ * checked on it (noted).
+ */
+export function checkStoredBoot(sent: JsonObject, stored: StoredBoot, where: string): BootReadBack {
+  const want = { target: str(sent, 'BootSourceOverrideTarget'), enabled: str(sent, 'BootSourceOverrideEnabled'), mode: str(sent, 'BootSourceOverrideMode') };
+  const notes: string[] = [];
+  const quirks: ObservedQuirk[] = [];
+  let followUp: BootFollowUp | null = null;
+  const show = (b: StoredBoot) => `${b.target ?? '?'}/${b.enabled ?? '?'}${b.mode ? '/' + b.mode : ''}`;
+  const refuse = (what: string) =>
+    new FleetError('bmc.command_failed', `BMC ${where} accepted the boot override ${show(want)} but stored ${show(stored)} (${what})`, {
+      sent: want,
+      stored,
+    });
+  if (stored.enabled === undefined) notes.push('BMC does not show BootSourceOverrideEnabled: not checked');
+  if (stored.target === undefined) notes.push('BMC does not show BootSourceOverrideTarget: not checked');
+  if (want.enabled === 'Disabled') {
+    if (stored.enabled !== undefined && stored.enabled !== 'Disabled') throw refuse('the override is still enabled');
+    return { stored, quirks, followUp, notes };
+  }
+  if (stored.enabled === 'Disabled') throw refuse('the override was not stored');
+  if (stored.target !== undefined && want.target !== undefined && stored.target !== want.target) throw refuse('another target');
+  if (stored.enabled !== undefined && want.enabled !== undefined && stored.enabled !== want.enabled) {
+    if (want.enabled === 'Once' && stored.enabled === 'Continuous') {
+      quirks.push('onceStoredAsContinuous');
+      followUp = { action: 'clearBootOverride', when: 'afterNextPowerOn', reason: 'the BMC stored Once as Continuous' };
+      notes.push('the BMC stored Once as Continuous: the override stays until it is reset after the boot');
+    } else {
+      throw refuse(`${want.enabled} was sent`);
+    }
+  }
+  if (want.mode !== undefined && stored.mode !== undefined && stored.mode !== want.mode) notes.push(`the BMC kept boot mode ${stored.mode} where ${want.mode} was sent`);
+  return { stored, quirks, followUp, notes };
 }

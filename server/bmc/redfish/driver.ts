@@ -6,9 +6,20 @@
  * the quirks table (quirks.ts), never from code paths per vendor.
  */
 import { FleetError, isFleetError } from '../../../common/errors.js';
-import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
+import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, BootSetReport, PowerState } from '../types.js';
 import { RedfishClient, type RedfishClientOptions } from './client.js';
-import { decideBootPatch, planPower, type BootFollowUp, type BootPatchDecision, type PowerVerb } from './decide.js';
+import {
+  checkStoredBoot,
+  chooseSystem,
+  decideBootPatch,
+  planPower,
+  type BootFollowUp,
+  type BootPatchDecision,
+  type BootReadBack,
+  type ObservedQuirk,
+  type PowerVerb,
+  type StoredBoot,
+} from './decide.js';
 import {
   hostMacs,
   linksOf,
@@ -34,7 +45,7 @@ import { DEFAULT_QUIRK_TABLE, resolveQuirks, type QuirkRule, type RedfishQuirks,
 import type { RedfishTlsOptions } from './tls.js';
 
 export interface RedfishDriverOptions {
-  /** Default 'session'. */
+  /** Default 'auto' (a session when the service offers a SessionService, else Basic); target.redfish.auth wins. */
   auth?: RedfishClientOptions['auth'];
   /** Default 'https'; 'insecure-http' for labs and tests only. */
   scheme?: RedfishClientOptions['scheme'];
@@ -45,13 +56,16 @@ export interface RedfishDriverOptions {
   /** Per request, ms (default 10000). */
   timeoutMs?: number;
   connections?: number;
-  /** Which system to drive when the BMC has several: its Id or @odata.id. Default: the first member. */
+  /** Which system to drive when the BMC has several: its Id or @odata.id (target.redfish.system wins). Required when there are several. */
   systemId?: string;
   /** Per-node quirk override; wins over the table. */
   quirks?: Partial<RedfishQuirks>;
   /** Replaces the built-in quirk table. */
   quirkTable?: readonly QuirkRule[];
-  /** powerSettles: how long to wait for PowerState after a Reset (default 60000 ms) and how often to look (default 1000 ms). */
+  /**
+   * How long to wait for PowerState to show a Reset's effect before returning (default 30000 ms; 0: do not
+   * wait after the last step; target.redfish.powerWaitMs wins) and how often to look (default 1000 ms).
+   */
   settleTimeoutMs?: number;
   settlePollMs?: number;
 }
@@ -81,10 +95,17 @@ export interface RedfishInventory {
 export interface BootSetResult {
   /** The PATCH body that was sent. */
   sent: JsonObject;
-  /** What the caller must do later (onceIgnored): null when nothing. */
+  /** What the BMC showed when read back after the PATCH. */
+  stored: StoredBoot;
+  /** BMC behaviour seen on the read-back (onceStoredAsContinuous). */
+  quirks: ObservedQuirk[];
+  /** What the caller must do later (onceIgnored, or Once stored as Continuous): null when nothing. */
   followUp: BootFollowUp | null;
   notes: string[];
 }
+
+/** Default of bmc.power_wait: how long a Reset's effect is awaited. */
+export const DEFAULT_POWER_WAIT_MS = 30_000;
 
 const PRESENT = (state: string | undefined): boolean => state !== 'Absent';
 
@@ -92,12 +113,17 @@ export class RedfishDriver implements BmcDriver {
   readonly protocol = 'redfish' as const;
   readonly client: RedfishClient;
   private readonly opts: RedfishDriverOptions;
+  private readonly systemId: string | undefined;
+  private readonly powerWaitMs: number;
   private systemPath: string | undefined;
   private resolved: ResolvedQuirks | undefined;
   private followUp: BootFollowUp | null = null;
 
   constructor(target: BmcTarget, options: RedfishDriverOptions = {}) {
     this.opts = options;
+    this.systemId = target.redfish?.system ?? options.systemId;
+    this.powerWaitMs = target.redfish?.powerWaitMs ?? options.settleTimeoutMs ?? DEFAULT_POWER_WAIT_MS;
+    const auth = target.redfish?.auth ?? options.auth;
     const tls: RedfishTlsOptions = { ...(target.tls ?? {}), ...(options.tls ?? {}) };
     this.client = new RedfishClient({
       address: target.address,
@@ -105,7 +131,7 @@ export class RedfishDriver implements BmcDriver {
       username: target.username,
       password: target.password,
       tls,
-      ...(options.auth ? { auth: options.auth } : {}),
+      ...(auth ? { auth } : {}),
       ...(options.scheme ? { scheme: options.scheme } : {}),
       ...(options.onFirstContact ? { onFirstContact: options.onFirstContact } : {}),
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
@@ -140,12 +166,7 @@ export class RedfishDriver implements BmcDriver {
 
   private async findSystem(): Promise<string> {
     const members = await this.client.members(await this.client.rootLink('Systems'));
-    if (members.length === 0) throw new FleetError('bmc.protocol', `BMC ${this.client.address} lists no ComputerSystem`);
-    const want = this.opts.systemId;
-    if (want === undefined) return members[0]!;
-    const hit = members.find((m) => m === want || m.replace(/\/+$/, '').split('/').pop() === want);
-    if (!hit) throw new FleetError('bmc.unsupported', `BMC ${this.client.address} has no system ${JSON.stringify(want)}`, { systems: members });
-    return hit;
+    return chooseSystem(members, this.systemId, `${this.client.address}:${this.client.port}`);
   }
 
   /** The quirks in force for this system (resolved on first contact). */
@@ -187,19 +208,29 @@ export class RedfishDriver implements BmcDriver {
     const plan = planPower(verb, parsePowerState(sys.body), allowable);
     if (plan.kind === 'noop') return;
     const { quirks } = await this.quirks();
+    // With power_wait 0, powerSettles still waits (the default time) for the BMCs known to need it.
+    const waitMs = this.powerWaitMs > 0 ? this.powerWaitMs : quirks.powerSettles ? DEFAULT_POWER_WAIT_MS : 0;
     for (let i = 0; i < plan.steps.length; i++) {
       const step = plan.steps[i]!;
-      await this.client.post(action.target, { ResetType: step.resetType });
       const last = i === plan.steps.length - 1;
-      // Between steps always wait (On while still going off is lost); after the last only with powerSettles.
-      if (step.settleTo !== null && (!last || quirks.powerSettles)) {
-        await this.waitFor(step.settleTo, step.resetType);
+      try {
+        await this.client.post(action.target, { ResetType: step.resetType });
+      } catch (e) {
+        // A Reset that timed out may have landed: never send it again; read PowerState back instead.
+        if (!isFleetError(e) || e.code !== 'bmc.timeout' || step.settleTo === null) throw e;
+        await this.waitFor(step.settleTo, step.resetType, Math.max(waitMs, this.opts.settlePollMs ?? 1_000), 'timed out; not sent again');
+        continue;
+      }
+      // Power changes may land after the 204: wait for PowerState between steps (On while still going off is
+      // lost) and after the last one (the caller decides next on what it reads), up to power_wait.
+      if (step.settleTo !== null && (!last || waitMs > 0)) {
+        await this.waitFor(step.settleTo, step.resetType, last || waitMs > 0 ? waitMs : DEFAULT_POWER_WAIT_MS, 'accepted');
       }
     }
   }
 
-  private async waitFor(state: PowerState, resetType: string): Promise<void> {
-    const timeoutMs = this.opts.settleTimeoutMs ?? 60_000;
+  /** Polls PowerState (bounded by timeoutMs) until it is `state`; bmc.timeout naming the Reset that was sent once. */
+  private async waitFor(state: PowerState, resetType: string, timeoutMs: number, sent: 'accepted' | 'timed out; not sent again'): Promise<void> {
     const pollMs = this.opts.settlePollMs ?? 1_000;
     const want = state === 'on' ? 'On' : 'Off';
     const deadline = Date.now() + timeoutMs;
@@ -209,7 +240,8 @@ export class RedfishDriver implements BmcDriver {
       if (Date.now() + pollMs > deadline) {
         throw new FleetError(
           'bmc.timeout',
-          `BMC ${this.client.address}: PowerState did not become ${want} within ${timeoutMs} ms after ${resetType} (last: ${rawPowerState(body) ?? 'unknown'})`,
+          `BMC ${this.client.address}:${this.client.port}: PowerState did not become ${want} within ${timeoutMs} ms after ${resetType} (${sent}; last: ${rawPowerState(body) ?? 'unknown'})`,
+          { resetType, sent, powerState: rawPowerState(body) ?? null },
         );
       }
       await sleep(pollMs);
@@ -218,36 +250,52 @@ export class RedfishDriver implements BmcDriver {
 
   // --- boot
 
-  async setBootDevice(device: BootDevice, options: BootDeviceOptions): Promise<void> {
-    await this.setBootDeviceDetailed(device, options);
+  /** Sets the override, reads it back, and reports what the BMC stored (and any quirk seen). */
+  async setBootDevice(device: BootDevice, options: BootDeviceOptions): Promise<BootSetReport> {
+    const r = await this.setBootDeviceDetailed(device, options);
+    return { stored: r.stored, quirks: r.quirks, notes: r.notes };
   }
 
-  /** setBootDevice that also returns what was sent and any follow-up the caller must run (onceIgnored). */
+  /** setBootDevice that also returns what was sent and any follow-up the caller must run (onceIgnored, Once stored as Continuous). */
   async setBootDeviceDetailed(device: BootDevice, options: BootDeviceOptions): Promise<BootSetResult> {
-    const decision = await this.patchBoot((sys, quirks) => decideBootPatch(sys, quirks, { device, ...options }));
-    this.followUp = decision.followUp;
-    return { sent: decision.body, followUp: decision.followUp, notes: decision.notes };
+    const { decision, readBack } = await this.patchBoot((sys, quirks) => decideBootPatch(sys, quirks, { device, ...options }));
+    this.followUp = decision.followUp ?? readBack.followUp;
+    return {
+      sent: decision.body,
+      stored: readBack.stored,
+      quirks: readBack.quirks,
+      followUp: this.followUp,
+      notes: [...decision.notes, ...readBack.notes],
+    };
   }
 
-  /** Resets the boot override to None/Disabled (the follow-up of onceIgnored). */
+  /** Resets the boot override to None/Disabled (the follow-up of onceIgnored), and checks that it was. */
   async clearBootOverride(): Promise<void> {
     await this.patchBoot((sys, quirks) => decideBootPatch(sys, quirks, { device: 'none', persistent: false, mode: 'auto' }));
     this.followUp = null;
   }
 
-  private async patchBoot(decide: (system: JsonObject, quirks: RedfishQuirks) => BootPatchDecision): Promise<BootPatchDecision> {
+  private async patchBoot(decide: (system: JsonObject, quirks: RedfishQuirks) => BootPatchDecision): Promise<{ decision: BootPatchDecision; readBack: BootReadBack }> {
     for (let attempt = 0; ; attempt++) {
       const sys = await this.system();
       const { quirks } = await this.quirks();
       const decision = decide(sys.body, quirks);
       try {
         await this.client.patch(sys.path, decision.body, sys.etag);
-        return decision;
       } catch (e) {
         // 412: the resource changed between GET and PATCH; read it again once.
         if (attempt === 0 && isFleetError(e) && (e.details as { status?: number } | undefined)?.status === 412) continue;
         throw e;
       }
+      // The 204 says the PATCH was accepted, not what was stored: read it back.
+      const after = parseBootSetting((await this.system()).body);
+      const stored: StoredBoot = {
+        ...(after.rawTarget !== undefined ? { target: after.rawTarget } : {}),
+        ...(after.rawEnabled !== undefined ? { enabled: after.rawEnabled } : {}),
+        ...(after.mode !== null ? { mode: after.mode === 'uefi' ? 'UEFI' : 'Legacy' } : {}),
+      };
+      const readBack = checkStoredBoot(decision.body.Boot, stored, `${this.client.address}:${this.client.port}`);
+      return { decision, readBack };
     }
   }
 

@@ -7,17 +7,21 @@ import { parseConfig } from '../../config/index.js';
 import { FleetError } from '../../../common/errors.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { applyConfig } from '../../ops/apply-config.js';
+import type { Conductor } from '../../lifecycle/index.js';
 import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
 import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../api-types.js';
 import { actorOf } from './actor.js';
 import * as S from './schemas.js';
+import { yieldIfLarge } from './yield.js';
 
 export interface ApiDeps {
   store: Store;
-  /** Largest nodeset a request may expand to (default 1,000,000). */
+  /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
   /** Called after apply changed the nodes (DHCP reservations follow). */
   onNodesChanged?: () => Promise<void>;
+  /** The running conductor: a successful apply hands it the file's `lifecycle:` settings. */
+  conductor?: Pick<Conductor, 'setSettings'>;
 }
 
 export function toApiNode(n: NodeRecord): ApiNode {
@@ -28,6 +32,7 @@ export function toApiNode(n: NodeRecord): ApiNode {
     macs: n.macs,
     bmc: n.bmc ? { address: n.bmc.address, port: n.bmc.port, protocol: n.bmc.protocol, credentials: n.bmc.credentials } : null,
     pet: n.pet,
+    origin: n.origin,
     state: n.state,
     stateSince: n.stateSince,
     armed: n.armed,
@@ -59,9 +64,12 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.nodesetQuery, response: { 200: S.nodesResponse } } },
     async (req): Promise<NodesResponse> => {
       const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      await yieldIfLarge(names?.length ?? 0);
       const nodes = await deps.store.nodes.list(names ? { names } : {});
+      await yieldIfLarge(nodes.length);
       const found = new Set(nodes.map((n) => n.name));
       const missing = names ? names.filter((n) => !found.has(n)) : [];
+      await yieldIfLarge(missing.length);
       return { nodes: nodes.map(toApiNode), missing, missingFolded: missing.length ? foldNames(missing) : '' };
     },
   );
@@ -115,10 +123,18 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     { schema: { summary: 'Apply a fleet.yaml (idempotent); dryRun only plans', body: S.applyRequest, response: { 200: S.applyResponse } } },
     async (req): Promise<ApplyResponse> => {
       const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml' });
-      const res = await applyConfig(deps.store, spec, req.body.secrets, { actor: actorOf(req), dryRun: req.body.dryRun });
+      const res = await applyConfig(deps.store, spec, req.body.secrets, {
+        actor: actorOf(req),
+        dryRun: req.body.dryRun,
+        prune: req.body.prune === true,
+        held: 'refuse',
+        ...(req.body.confirmRemovals ? { confirmedRemovals: req.body.confirmRemovals } : {}),
+      });
       req.log.info({ changed: res.changed, applied: res.applied, nodes: res.plan.nodes }, 'apply');
       const n = res.plan.nodes;
       if (res.applied && n.added.length + n.changed.length + n.removed.length > 0) await deps.onNodesChanged?.();
+      // The file's lifecycle: section is now the truth: the running conductor takes it without a restart.
+      if (!req.body.dryRun) deps.conductor?.setSettings(spec.lifecycle);
       return res;
     },
   );

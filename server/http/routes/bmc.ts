@@ -36,9 +36,17 @@ const resultsSchema = {
 } as const;
 
 export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Promise<void> {
+  // Stopping the server (close(), SIGTERM) ends every fan-out in progress: a staggered one could
+  // otherwise hold the close for up to (nodes / N) intervals. Aborted nodes say so in their result.
+  const stopping = new AbortController();
+  api.addHook('preClose', async () => {
+    stopping.abort(new FleetError('unavailable', 'not done: the server is stopping'));
+  });
   const run = async (req: { ip: string; headers: Record<string, unknown> }, body: { nodeset: string; concurrency?: number; timeoutMs?: number; stagger?: string }, op: BmcOperation): Promise<BmcResponse> => {
     if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
     const names = NodeSet.parse(body.nodeset, { limit: deps.nodesetLimit }).expand();
+    // Retries follow the one rule (bmc/retry.ts) inside runBmcOperation: power actions that may have
+    // landed are never sent again, whatever `retries` says.
     const results = await runBmcOperation(deps.store, names, op, {
       actor: actorOf(req),
       providers: deps.bmc.providers,
@@ -46,6 +54,7 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
       timeoutMs: body.timeoutMs ?? deps.bmc.timeoutMs,
       retries: deps.bmc.retries,
       ...(body.stagger ? { stagger: parseStagger(body.stagger) } : {}),
+      signal: stopping.signal,
     });
     const ok = results.filter((r) => r.ok).length;
     return { results, summary: { total: results.length, ok, failed: results.length - ok } };
@@ -55,7 +64,8 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
     '/power',
     {
       schema: {
-        summary: 'Power status or action on a nodeset through the BMCs (on can be staggered: "10/2s")',
+        summary:
+          'Power status or action on a nodeset through the BMCs (on can be staggered: "10/2s"). off, soft, cycle and reset are sent at most once: never retried after a timeout; a node whose BMC did not answer is reported with "unconfirmed" and the power read back',
         body: {
           type: 'object',
           properties: { ...common, op: { type: 'string', enum: [...POWER_OPS] }, stagger: { type: 'string', maxLength: 32 } },

@@ -16,10 +16,11 @@ import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js
 import type { InventoryDiffReport, InventoryRow } from '../../ops/inventory-report.js';
 import { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY, type Store } from '../../store/index.js';
 import * as S from './schemas.js';
+import { yieldIfLarge } from './yield.js';
 
 export interface InventoryRouteDeps {
   store: Store;
-  /** Largest nodeset a request may expand to (default 1,000,000). */
+  /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
 }
 
@@ -94,9 +95,12 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     { schema: { summary: 'The latest inventory report of each node (optionally of a nodeset)', querystring: S.nodesetQuery, response: { 200: inventoryResponse } } },
     async (req): Promise<InventoryResponse> => {
       const names = req.query.nodeset !== undefined ? NodeSet.parse(req.query.nodeset, { limit }).expand() : undefined;
+      await yieldIfLarge(names?.length ?? 0);
       const nodes = await store.nodes.list(names ? { names } : {});
+      await yieldIfLarge(nodes.length);
       const found = new Set(nodes.map((n) => n.name));
       const missing = names ? names.filter((n) => !found.has(n)) : [];
+      await yieldIfLarge(missing.length);
       const rows: InventoryRow[] = [];
       for (const n of nodes) {
         const rep = await store.inventory.latest(n.name);

@@ -21,6 +21,7 @@ import { nodeStatuses, type NodeStatus } from '../../lifecycle/status.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
+import { yieldIfLarge } from './yield.js';
 import { toApiEvent } from './api.js';
 
 export interface LifecycleRouteDeps {
@@ -152,7 +153,9 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     },
     async (req): Promise<StatusResponse> => {
       const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      await yieldIfLarge(names?.length ?? 0);
       const { nodes, missing } = await nodeStatuses(deps.store, names, (deps.clock ?? (() => new Date()))());
+      await yieldIfLarge(missing.length);
       const byState: Record<string, number> = {};
       for (const n of nodes) byState[n.state] = (byState[n.state] ?? 0) + 1;
       return {

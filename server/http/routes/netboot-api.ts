@@ -170,7 +170,7 @@ export async function enrollMachine(store: Store, req: EnrollRequest, actor: str
     if (owner) throw new FleetError('conflict', `MAC ${mac} already belongs to node ${owner.name}`, { mac, node: owner.name });
     if (await tx.nodes.get(req.name)) throw new FleetError('conflict', `a node named ${req.name} already exists`, { node: req.name });
     const { ip, note } = await enrolledIp(tx, machine.ip);
-    const res = await tx.nodes.upsert({ name: req.name, profile: profile!, macs: [mac], ...(ip !== undefined ? { ip } : {}), pet: false }, { actor, cause: 'enroll' });
+    const res = await tx.nodes.upsert({ name: req.name, profile: profile!, macs: [mac], ...(ip !== undefined ? { ip } : {}), pet: false }, { actor, cause: 'enroll' }, { origin: 'enroll' });
     await tx.discovered.remove(mac);
     return { node: toApiNode(res.node), ...(note !== undefined ? { ipNote: note } : {}) };
   });

@@ -29,6 +29,24 @@ import {
 /** x86 COMMAND_LINE_SIZE is 2048 bytes including the terminating NUL. */
 export const MAX_KERNEL_CMDLINE = 2047;
 
+/**
+ * The command line the installer kernel receives from ipxe/install.ipxe
+ * (`kernel URL ARGS`). On UEFI iPXE passes the image's name (the URL's file
+ * name, e.g. vmlinuz) before the arguments, so it is counted: the longest of
+ * the two firmware paths is what must fit.
+ */
+export function installCommandLine(kernelUrl: string, kernelArgs: readonly string[]): string {
+  const image = kernelUrl.slice(kernelUrl.lastIndexOf('/') + 1);
+  return `${image} ${kernelArgs.join(' ')}`;
+}
+
+/** A problem when the install command line is longer than the kernel accepts; undefined when it fits. */
+export function checkInstallCommandLine(kernelUrl: string, kernelArgs: readonly string[]): string | undefined {
+  const bytes = Buffer.byteLength(installCommandLine(kernelUrl, kernelArgs));
+  if (bytes <= MAX_KERNEL_CMDLINE) return undefined;
+  return `kernel command line is ${bytes} bytes, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts (x86 COMMAND_LINE_SIZE 2048 with its NUL)`;
+}
+
 export interface BootChainOptions {
   /** The fleet server's base URL as nodes reach it, e.g. http://10.10.0.1:8080. */
   server: string;
@@ -97,9 +115,8 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
       if (decision.kernelArgs.length === 0) p.add('kernel arguments: none (at least inst.ks= is needed)');
       decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
       const cmdline = decision.kernelArgs.join(' ');
-      if (cmdline.length > MAX_KERNEL_CMDLINE) {
-        p.add(`kernel command line is ${cmdline.length} characters, more than the ${MAX_KERNEL_CMDLINE} the kernel accepts`);
-      }
+      const tooLong = checkInstallCommandLine(decision.kernelUrl, decision.kernelArgs);
+      if (tooLong) p.add(tooLong);
       p.throwIfAny();
       return fillTemplate(name, template, {
         node: decision.node,

@@ -1,5 +1,5 @@
 import { FleetError } from '../../../common/errors.js';
-import type { BmcProtocol } from '../../model.js';
+import type { BmcProtocol, RedfishAuth } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import type { BmcEndpointRecord, WriteContext } from '../types.js';
 
@@ -20,6 +20,9 @@ export class BmcRepository {
       port: r.port,
       protocol: r.protocol as BmcProtocol,
       credentials: r.credentials,
+      system: r.system,
+      auth: r.auth as RedfishAuth | null,
+      powerWait: r.power_wait,
       tlsFingerprint: r.tls_fingerprint,
       lastProvider: r.last_provider,
       lastAnswerAt: r.last_answer_at,

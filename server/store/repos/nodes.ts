@@ -1,10 +1,10 @@
 import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
-import type { BmcProtocol, NodeSpec } from '../../model.js';
+import type { BmcProtocol, NodeSpec, RedfishAuth } from '../../model.js';
 import { appendEvent, bool, chunks, int, naturalCompare, type StoreContext } from '../context.js';
 import type { DB, NodesTable } from '../schema.js';
-import { diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
-import type { NodeChanges, NodeRecord, NodeState, WriteContext } from '../types.js';
+import { bmcColumns, diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
+import type { NodeChanges, NodeOrigin, NodeRecord, NodeState, WriteContext } from '../types.js';
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
 
@@ -31,6 +31,11 @@ export interface SetStateOptions extends WriteContext {
   details?: unknown;
   /** When the new state times out (ISO); null or absent: no timer. */
   deadline?: string | null;
+}
+
+export interface UpsertOptions {
+  /** Origin of nodes this call adds (default 'config'); existing nodes keep theirs (see setOrigin). */
+  origin?: NodeOrigin;
 }
 
 export interface SetArmedOptions extends WriteContext {
@@ -110,8 +115,8 @@ export class NodeRepository {
   }
 
   /** Adds or updates one node from its spec; writes node.added / node.changed, nothing when unchanged. */
-  async upsert(spec: NodeSpec, wc: WriteContext): Promise<UpsertResult> {
-    const [result] = await this.upsertMany([spec], wc);
+  async upsert(spec: NodeSpec, wc: WriteContext, opts: UpsertOptions = {}): Promise<UpsertResult> {
+    const [result] = await this.upsertMany([spec], wc, opts);
     return result!;
   }
 
@@ -120,7 +125,8 @@ export class NodeRepository {
    * between the given nodes (swaps included) are released before any is
    * taken, so the unique constraints hold at every statement.
    */
-  async upsertMany(specs: NodeSpec[], wc: WriteContext): Promise<UpsertResult[]> {
+  async upsertMany(specs: NodeSpec[], wc: WriteContext, opts: UpsertOptions = {}): Promise<UpsertResult[]> {
+    const origin = opts.origin ?? 'config';
     const wanted = specs.map((s) => {
       validateSpec(s);
       return normalizeNodeSpec(s);
@@ -162,6 +168,7 @@ export class NodeRepository {
               profile: s.profile,
               ip: s.ip ?? null,
               pet: int(s.pet),
+              origin,
               state_since: now,
               state_deadline: null,
               last_seen: null,
@@ -173,11 +180,11 @@ export class NodeRepository {
           if (s.bmc) {
             await trx
               .insertInto('bmc_endpoints')
-              .values({ node: s.name, ...s.bmc, tls_fingerprint: null, last_provider: null, last_answer_at: null })
+              .values({ node: s.name, ...bmcColumns(s.bmc), tls_fingerprint: null, last_provider: null, last_answer_at: null })
               .execute();
           }
           const { name: _name, ...details } = s;
-          await appendEvent(trx, now, { node: s.name, kind: 'node.added', actor: wc.actor, cause: wc.cause ?? null, details });
+          await appendEvent(trx, now, { node: s.name, kind: 'node.added', actor: wc.actor, cause: wc.cause ?? null, details: origin === 'config' ? details : { ...details, origin } });
         } else if (p.action === 'changed') {
           const c = p.changes;
           await trx
@@ -199,7 +206,7 @@ export class NodeRepository {
             } else if (!from) {
               await trx
                 .insertInto('bmc_endpoints')
-                .values({ node: s.name, ...to, tls_fingerprint: null, last_provider: null, last_answer_at: null })
+                .values({ node: s.name, ...bmcColumns(to), tls_fingerprint: null, last_provider: null, last_answer_at: null })
                 .execute();
             } else {
               // Another address, port or protocol is another BMC: forget what was learnt about the old one.
@@ -207,7 +214,7 @@ export class NodeRepository {
               await trx
                 .updateTable('bmc_endpoints')
                 .set({
-                  ...to,
+                  ...bmcColumns(to),
                   ...(moved ? { tls_fingerprint: null, last_provider: null, last_answer_at: null } : {}),
                 })
                 .where('node', '=', s.name)
@@ -229,6 +236,34 @@ export class NodeRepository {
         node: after.get(p.spec.name) ?? p.before!,
         changes: p.action === 'changed' ? p.changes : {},
       }));
+    });
+  }
+
+  /**
+   * Records that nodes now come from `origin` (apply adopts an enrolled node
+   * that fleet.yaml declares); one node.changed event per node that changes.
+   */
+  async setOrigin(names: string[], origin: NodeOrigin, wc: WriteContext): Promise<void> {
+    if (names.length === 0) return;
+    await this.ctx.write(async (trx) => {
+      const now = this.ctx.nowIso();
+      for (const part of chunks([...new Set(names)])) {
+        const rows = await trx.selectFrom('nodes').select(['name', 'origin']).where('name', 'in', part).where('origin', '!=', origin).execute();
+        for (const r of rows) {
+          await trx
+            .updateTable('nodes')
+            .set((eb) => ({ origin, generation: eb('generation', '+', 1), updated_at: now }))
+            .where('name', '=', r.name)
+            .execute();
+          await appendEvent(trx, now, {
+            node: r.name,
+            kind: 'node.changed',
+            actor: wc.actor,
+            cause: wc.cause ?? null,
+            details: { changes: { origin: { from: r.origin, to: origin } } },
+          });
+        }
+      }
     });
   }
 
@@ -360,7 +395,7 @@ export class NodeRepository {
     const macs = new Map<string, string[]>();
     const bmcs = new Map<string, NonNullable<NodeRecord['bmc']>>();
     const ifaceQuery = () => q.selectFrom('interfaces').select(['node', 'mac']).orderBy('node').orderBy('position');
-    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(['node', 'address', 'port', 'protocol', 'credentials']);
+    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(['node', 'address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait']);
     const ifaceRows = [];
     const bmcRows = [];
     if (all) {
@@ -378,7 +413,15 @@ export class NodeRepository {
       else macs.set(r.node, [r.mac]);
     }
     for (const r of bmcRows) {
-      bmcs.set(r.node, { address: r.address, port: r.port, protocol: r.protocol as BmcProtocol, credentials: r.credentials });
+      bmcs.set(r.node, {
+        address: r.address,
+        port: r.port,
+        protocol: r.protocol as BmcProtocol,
+        credentials: r.credentials,
+        ...(r.system !== null ? { system: r.system } : {}),
+        ...(r.auth !== null ? { auth: r.auth as RedfishAuth } : {}),
+        ...(r.power_wait !== null ? { powerWait: r.power_wait } : {}),
+      });
     }
     return rows
       .map((r): NodeRecord => {
@@ -394,6 +437,7 @@ export class NodeRepository {
           armed: bool(r.armed),
           lastSeen: r.last_seen,
           generation: r.generation,
+          origin: r.origin as NodeOrigin,
           createdAt: r.created_at,
           updatedAt: r.updated_at,
         };
