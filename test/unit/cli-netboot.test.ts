@@ -17,7 +17,7 @@ import { tokenId } from '../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp } from '../../server/http/app.js';
 import { PLACEHOLDER_TOKEN } from '../../server/netboot/render/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
-import { CA_FP, CLUSTER, PROFILES, SERVER } from '../fixtures/golden/harness.js';
+import { CA_FP, CLUSTER, PROFILES, SERVER } from '../helpers/golden.js';
 
 const API_TOKEN = 'test-api-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${API_TOKEN}` };

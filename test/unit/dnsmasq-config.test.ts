@@ -18,7 +18,7 @@ import {
   renderDnsmasqConfig,
   reservationsOf,
 } from '../../server/netboot/dnsmasq/index.js';
-import { expectGolden } from '../fixtures/golden/harness.js';
+import { expectGolden } from '../helpers/golden.js';
 
 function node(name: string, ip: string, macs: string[], profile = 'compute'): NodeSpec {
   return { name, profile, ip, macs, pet: false };

@@ -15,7 +15,7 @@ import { installErrorHandling } from '../../server/http/errors.js';
 import { registerNetbootApiRoutes } from '../../server/http/routes/netboot-api.js';
 import { exportAs, exportClustershellGroups, exportHosts, type ExportInput } from '../../server/ops/export.js';
 import { openStore } from '../../server/store/index.js';
-import { CLUSTER, PROFILES, SERVER } from '../fixtures/golden/harness.js';
+import { CLUSTER, PROFILES, SERVER } from '../helpers/golden.js';
 
 /** The seed's cluster (given out of order: the exports sort). */
 const SEED: ExportInput = {

@@ -21,7 +21,7 @@ import { checkBearer, tokenId } from '../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp, PUBLIC_ADMIN_PATHS, routesOf, type RouteEntry } from '../../server/http/app.js';
 import { ERROR_CODE_HEADER, installErrorHandling, NO_ROUTE } from '../../server/http/errors.js';
 import { openStore, type Store } from '../../server/store/index.js';
-import { CA_FP, SERVER } from '../fixtures/golden/harness.js';
+import { CA_FP, SERVER } from '../helpers/golden.js';
 
 const TOKEN = 'test-token-0123456789abcdef0123456789';
 

@@ -13,7 +13,7 @@ import { installErrorHandling } from '../../server/http/errors.js';
 import { registerBootRoutes, type BootDeps, type BootSignal } from '../../server/http/routes/boot.js';
 import { loadTemplate, PLACEHOLDER_TOKEN, renderBootChain } from '../../server/netboot/render/index.js';
 import { openStore, type EventRecord, type Store } from '../../server/store/index.js';
-import { CA_FP, CLUSTER, PROFILES, SERVER } from '../fixtures/golden/harness.js';
+import { CA_FP, CLUSTER, PROFILES, SERVER } from '../helpers/golden.js';
 
 const ACTOR = { actor: 'test' };
 const MAC1 = '52:54:00:12:34:56';

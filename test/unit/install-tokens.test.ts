@@ -17,7 +17,7 @@ import { ENROLMENT_STATES, enrolmentRefusal } from '../../server/grpc/enroll-pol
 import { TOKEN_REVOKING_EVENTS } from '../../server/lifecycle/conductor.js';
 import { SIGNAL } from '../../server/lifecycle/signals.js';
 import { ALL_EVENTS, ALL_STATES, S } from '../../server/lifecycle/states.js';
-import { harness, type Harness } from '../../server/lifecycle/testing.js';
+import { harness, type Harness } from '../helpers/lifecycle.js';
 import type { ProfileSpec } from '../../server/model.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { planFetchToken, tokenRefusal, type TokenFacts } from '../../server/store/repos/token-policy.js';

@@ -7,7 +7,7 @@ import { Conductor } from '../../server/lifecycle/conductor.js';
 import { E, S } from '../../server/lifecycle/states.js';
 import { BmcSteps } from '../../server/lifecycle/steps.js';
 import { mayRetry } from '../../server/bmc/retry.js';
-import { PROFILE } from '../../server/lifecycle/testing.js';
+import { PROFILE } from '../helpers/lifecycle.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { RedfishDouble } from '../helpers/redfish-double.js';
 

@@ -17,7 +17,7 @@ import { installErrorHandling } from '../../server/http/errors.js';
 import { registerLifecycleRoutes } from '../../server/http/routes/lifecycle.js';
 import type { Conductor } from '../../server/lifecycle/conductor.js';
 import { S } from '../../server/lifecycle/states.js';
-import { Clock, harness, type Harness } from '../../server/lifecycle/testing.js';
+import { Clock, harness, type Harness } from '../helpers/lifecycle.js';
 
 /** The system clock: stagger slots and elapsed times pass for real here. */
 class LiveClock extends Clock {

@@ -15,7 +15,7 @@ import { SIGNAL } from '../../server/lifecycle/signals.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, REINSTALL_PATH, S, TRANSIENT_STATES } from '../../server/lifecycle/states.js';
 import { nodeStatus } from '../../server/lifecycle/status.js';
 import { TRANSITIONS } from '../../server/lifecycle/table.js';
-import { Clock, diskBoot, FakeBmc, harness, PROFILE, type Harness } from '../../server/lifecycle/testing.js';
+import { Clock, diskBoot, FakeBmc, harness, PROFILE, type Harness } from '../helpers/lifecycle.js';
 import { openStore } from '../../server/store/index.js';
 
 const ACTOR = { actor: 'tester' };

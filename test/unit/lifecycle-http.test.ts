@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { installErrorHandling } from '../../server/http/errors.js';
 import { registerLifecycleRoutes, type LifecycleActionResponse, type StatusResponse } from '../../server/http/routes/lifecycle.js';
 import { S } from '../../server/lifecycle/states.js';
-import { harness, type Harness } from '../../server/lifecycle/testing.js';
+import { harness, type Harness } from '../helpers/lifecycle.js';
 
 let h: Harness;
 let app: FastifyInstance;

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import { SIGNAL } from '../../server/lifecycle/signals.js';
 import { S } from '../../server/lifecycle/states.js';
-import { harness, type Harness } from '../../server/lifecycle/testing.js';
+import { harness, type Harness } from '../helpers/lifecycle.js';
 
 let h: Harness | undefined;
 afterEach(async () => {

@@ -14,7 +14,7 @@ import {
   renderIpxe,
   templatePath,
 } from '../../server/netboot/render/index.js';
-import { expectGolden, NODE_OF, PROFILES, SERVER } from '../fixtures/golden/harness.js';
+import { expectGolden, NODE_OF, PROFILES, SERVER } from '../helpers/golden.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const NOW = new Date('2025-03-01T12:00:00.000Z');

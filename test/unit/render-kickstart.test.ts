@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../../server/model.js';
 import { loadTemplate, PLACEHOLDER_TOKEN, renderKickstart, type KickstartInput } from '../../server/netboot/render/index.js';
-import { CA_FP, CLUSTER, expectGolden, GPU_ARGS, NODE_OF, PROFILES, SERVER, SSH_KEY, TOKEN } from '../fixtures/golden/harness.js';
+import { CA_FP, CLUSTER, expectGolden, GPU_ARGS, NODE_OF, PROFILES, SERVER, SSH_KEY, TOKEN } from '../helpers/golden.js';
 import { assertKickstart, checkKickstart } from '../helpers/kscheck.js';
 
 const template = await loadTemplate('kickstart', 'base.ks');

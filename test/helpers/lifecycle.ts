@@ -2,15 +2,15 @@
  * Test doubles for the lifecycle (used by the unit tests; handy for
  * integration tests too): a scripted BMC double implementing Steps, a
  * pinned clock, and a harness with a real in-memory store and conductors.
- * Not used by the server.
+ * Kept under test/, out of the production tree.
  */
 import { randomBytes } from 'node:crypto';
-import type { PowerState } from '../bmc/types.js';
+import type { PowerState } from '../../server/bmc/types.js';
 import type { FleetError } from '../../common/errors.js';
-import { Conductor, type ConductorOptions } from './conductor.js';
-import type { Steps } from './steps.js';
-import type { ProfileSpec } from '../model.js';
-import { openStore, type Store } from '../store/index.js';
+import { Conductor, type ConductorOptions } from '../../server/lifecycle/conductor.js';
+import type { Steps } from '../../server/lifecycle/steps.js';
+import type { ProfileSpec } from '../../server/model.js';
+import { openStore, type Store } from '../../server/store/index.js';
 
 export type Op = 'armPxe' | 'powerCycle' | 'powerOn' | 'powerStatus' | 'flipToDisk';
 
