@@ -88,6 +88,7 @@ export async function startLabServer(state: LabState, p: LabPaths, o: { timeoutM
   if (!o.appendLog) await writeFile(p.serverLog, '');
   const fd = openSync(p.serverLog, 'a');
   let pid: number | undefined;
+  let ended: string | undefined;
   try {
     // `ip netns exec` execs the command: the PID is node's. setsid (detached) so it outlives this CLI.
     const child = spawn(
@@ -96,6 +97,8 @@ export async function startLabServer(state: LabState, p: LabPaths, o: { timeoutM
       { detached: true, stdio: ['ignore', fd, fd], cwd: p.dir },
     );
     pid = child.pid;
+    // While this process lives it still learns how the server ended, for the error below.
+    child.once('exit', (code, signal) => (ended = signal ? `killed by ${signal}` : `exit code ${code}`));
     child.unref();
   } finally {
     closeSync(fd);
@@ -106,10 +109,13 @@ export async function startLabServer(state: LabState, p: LabPaths, o: { timeoutM
   for (;;) {
     const log = existsSync(p.serverLog) ? readFileSync(p.serverLog).subarray(offset).toString('utf8') : '';
     if (LAB_READY_LINE.test(log)) return pid;
-    const alive = pidMatches(pid, 'server');
+    // The child's own exit event, not /proc: between fork and exec /proc/PID/cmdline is still this
+    // process's, and reading it then took a starting server for a dead one (and left it running).
+    const alive = ended === undefined;
     if (!alive || Date.now() > deadline) {
       await killPid(pid, 'server', 5000);
-      throw new FleetError('unavailable', `the lab's fleet server ${alive ? 'did not start DHCP in time' : 'exited'}; ${p.serverLog}:\n${tail(p.serverLog)}`);
+      const how = alive ? 'did not start DHCP in time' : `exited (${ended ?? 'how unknown'})`;
+      throw new FleetError('unavailable', `the lab's fleet server ${how}; ${p.serverLog}:\n${tail(p.serverLog)}`);
     }
     await sleep(200);
   }
