@@ -27,7 +27,6 @@ import os from 'node:os';
 import type { Metadata } from '@grpc/grpc-js';
 import {
   Command,
-  CommandKind,
   RoleOutcome,
   type AgentServiceClient,
   type ReportApplyRequest,
@@ -46,8 +45,9 @@ import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
 import type { RoleResult, RoleSettings } from './roles/types.js';
 import { loadCredential } from './state.js';
 import { AGENT_VERSION } from './version.js';
+import { AGENT_COMMAND, commandFromWire, type AgentCommandKind } from '../common/commands.js';
 
-export type AgentCommandKind = 'apply_config' | 'collect_inventory' | 'reboot';
+export type { AgentCommandKind } from '../common/commands.js';
 
 export interface CommandContext {
   id: string;
@@ -113,11 +113,6 @@ export interface RunOptions {
   onEvent?: (e: AgentEvent) => void;
 }
 
-const KINDS: Partial<Record<CommandKind, AgentCommandKind>> = {
-  [CommandKind.COMMAND_KIND_APPLY_CONFIG]: 'apply_config',
-  [CommandKind.COMMAND_KIND_COLLECT_INVENTORY]: 'collect_inventory',
-  [CommandKind.COMMAND_KIND_REBOOT]: 'reboot',
-};
 
 /** Most apply reports kept while the server is away (the oldest are dropped). */
 const MAX_PENDING_REPORTS = 10;
@@ -406,7 +401,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
         }
         return;
       }
-      const handler = kind === 'apply_config' ? handlers.applyConfig : kind === 'collect_inventory' ? handlers.collectInventory : handlers.reboot;
+      const handler = kind === AGENT_COMMAND.applyConfig ? handlers.applyConfig : kind === AGENT_COMMAND.collectInventory ? handlers.collectInventory : handlers.reboot;
       if (!handler) {
         log(`command ${kind} (${id}): not implemented in this agent yet`);
         return;
@@ -414,7 +409,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
       try {
         log(`command ${kind} (${id})${reason ? `: ${reason}` : ''}`);
         const res = await handler({ id, kind, reason, node: cred.node, client, callTimeoutMs, ...(configVersion !== undefined ? { configVersion } : {}) });
-        if (kind === 'apply_config') {
+        if (kind === AGENT_COMMAND.applyConfig) {
           const v = res && typeof res === 'object' && 'appliedVersion' in res ? res.appliedVersion : configVersion;
           if (v !== undefined) appliedVersion = v;
         }
@@ -424,7 +419,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
         log(`command ${kind} (${id}) failed: ${fe.message}`);
       } finally {
         // A heartbeat may queue this version again if it was not applied.
-        if (kind === 'apply_config' && configVersion !== undefined && queuedVersion === configVersion) queuedVersion = '';
+        if (kind === AGENT_COMMAND.applyConfig && configVersion !== undefined && queuedVersion === configVersion) queuedVersion = '';
       }
     });
   };
@@ -440,7 +435,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
     if (cached) {
       const cfg = cached;
       queuedVersion = cfg.version;
-      enqueue('cached-config', 'apply_config', 'the cached config, at start', cfg.version, async () => {
+      enqueue('cached-config', AGENT_COMMAND.applyConfig, 'the cached config, at start', cfg.version, async () => {
         try {
           emit({ type: 'config', source: 'cached', version: cfg.version });
           const applied = await worker.apply(cfg);
@@ -517,7 +512,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
         emit({ type: 'heartbeat', configVersion: res.configVersion });
         if (res.configVersion !== '' && res.configVersion !== appliedVersion && res.configVersion !== queuedVersion) {
           queuedVersion = res.configVersion;
-          enqueue(`config-${res.configVersion.slice(7, 19)}`, 'apply_config', `config version ${res.configVersion}`, res.configVersion);
+          enqueue(`config-${res.configVersion.slice(7, 19)}`, AGENT_COMMAND.applyConfig, `config version ${res.configVersion}`, res.configVersion);
         }
       } catch (e) {
         failures++;
@@ -551,7 +546,7 @@ export async function runAgent(opts: RunOptions): Promise<void> {
         });
         stream.on('data', (cmd: Command) => {
           useful = true;
-          const kind = KINDS[cmd.kind];
+          const kind = commandFromWire(cmd.kind);
           if (!kind) {
             emit({ type: 'command', id: cmd.id, kind: 'unknown' });
             log(`ignoring unknown command ${cmd.kind} (${cmd.id})`);

@@ -25,6 +25,7 @@ import { startNetboot, type NetbootService } from './netboot/service.js';
 import { BmcSteps, Conductor, resolveLifecycleSettings } from './lifecycle/index.js';
 import { RoleOutcome } from '../proto/gen/fleet/v1/agent.js';
 import { createServer } from 'node:net';
+import { EVENT } from '../common/events.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -199,10 +200,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       serverCert,
       hooks: {
         // The fourth layer of the loop breaker: the agent says how the node booted.
-        boot: (node, report, assessment, isNewBoot) => signal(node, 'agent.boot', { bootId: report.bootId, assessment, isNewBoot }),
+        boot: (node, report, assessment, isNewBoot) => signal(node, EVENT.agentBoot, { bootId: report.bootId, assessment, isNewBoot }),
         applied: (node, r) => {
           const failed = r.results.filter((x) => x.outcome === RoleOutcome.ROLE_OUTCOME_FAILED).map((x) => x.role);
-          return signal(node, failed.length ? 'agent.apply_failed' : 'agent.applied', { version: r.configVersion, failed });
+          return signal(node, failed.length ? EVENT.agentApplyFailed : EVENT.agentApplied, { version: r.configVersion, failed });
         },
       },
     });

@@ -35,7 +35,6 @@ import {
 import {
   AgentServiceService,
   Command,
-  CommandKind,
   Inventory,
   RoleOutcome,
   type EnrollRequest,
@@ -62,6 +61,8 @@ import { configForNode } from './config.js';
 import { toGrpcError } from './errors.js';
 import { parseListen } from '../../common/listen.js';
 import { MAC_CANONICAL } from '../../common/patterns.js';
+import { EVENT } from '../../common/events.js';
+import { commandToWire, type AgentCommandKind } from '../../common/commands.js';
 
 /** What every grpc-js server call has (grpc-js does not export ServerSurfaceCall). */
 type ServerSurfaceCall = Pick<ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext'>;
@@ -129,13 +130,7 @@ export interface GrpcServerOptions {
   nodeCertValidityDays?: number;
 }
 
-export type AgentCommandKind = 'apply_config' | 'collect_inventory' | 'reboot';
-
-const COMMAND_KINDS: Record<AgentCommandKind, CommandKind> = {
-  apply_config: CommandKind.COMMAND_KIND_APPLY_CONFIG,
-  collect_inventory: CommandKind.COMMAND_KIND_COLLECT_INVENTORY,
-  reboot: CommandKind.COMMAND_KIND_REBOOT,
-};
+export type { AgentCommandKind } from '../../common/commands.js';
 
 export interface AgentGrpcServer {
   readonly port: number;
@@ -359,7 +354,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
     try {
       await store.events.append({
         node,
-        kind: 'agent.enroll_refused',
+        kind: EVENT.agentEnrollRefused,
         actor: 'agent',
         cause: fe.code,
         details: { reason: fe.code, message: fe.message, peer, identity },
@@ -638,7 +633,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
     address: `${bindHost}:${boundPort}`,
     certPem: serverCert.certPem,
     async push(node, command, wc = { actor: 'server' }) {
-      const kind = COMMAND_KINDS[command.kind];
+      const kind = commandToWire(command.kind);
       if (kind === undefined) throw new FleetError('request.invalid', `unknown agent command ${String(command.kind)}`);
       const id = crypto.randomUUID();
       const stream = streams.get(node);
@@ -650,7 +645,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
       }
       await store.events.append({
         node,
-        kind: 'agent.command',
+        kind: EVENT.agentCommand,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: { id, command: command.kind, reason: command.reason ?? null, delivered },

@@ -29,6 +29,7 @@ import { eventForSignal, SIGNAL, SIGNAL_KINDS, isSignalKind, applyFailureReason 
 import { mayRetry, provedNotRun, TRANSIENT_ERRORS, type BmcAction } from '../bmc/retry.js';
 import type { Steps } from './steps.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, S, STEP, TRANSIENT_STATES, isResting, type LifecycleEvent, type StepName } from './states.js';
+import { EVENT } from '../../common/events.js';
 import { next, stateSpec, tryNext } from './table.js';
 
 /** Events after which a node has no outstanding install or enrolment token (docs/netboot.md, "Install tokens"). */
@@ -887,7 +888,7 @@ export class Conductor {
    */
   private async restoreDiskAfterInstallBoot(name: string): Promise<void> {
     if (this.halted) return;
-    const arm = (await this.store.events.list({ node: name, kinds: ['bmc.bootdev'], order: 'desc', limit: 1 })).events[0];
+    const arm = (await this.store.events.list({ node: name, kinds: [EVENT.bmcBootdev], order: 'desc', limit: 1 })).events[0];
     const quirks = (arm?.details as { quirks?: unknown } | null | undefined)?.quirks;
     if (!Array.isArray(quirks) || !quirks.includes('onceStoredAsContinuous')) return;
     try {
@@ -935,7 +936,7 @@ export class Conductor {
       if (spec?.kind === 'transient' && !spec.step) {
         // A wait state reached by a step: facts that came while the step ran (e.g. a fast first boot
         // reported while the boot device was being set) were not awaited then; replay them now.
-        const changes = await this.store.events.list({ node: cur.name, kinds: ['state.changed'], order: 'desc', limit: 2 });
+        const changes = await this.store.events.list({ node: cur.name, kinds: [EVENT.stateChanged], order: 'desc', limit: 2 });
         const stepEntry = changes.events[1];
         if (stepEntry) return this.replay(ctl, cur, await this.eventsAfter(cur.name, stepEntry.id));
       }
@@ -1048,7 +1049,7 @@ export class Conductor {
 
   /** The event that put the node in its current state. */
   private async lastStateChange(name: string): Promise<EventRecord | undefined> {
-    const page = await this.store.events.list({ node: name, kinds: ['state.changed'], order: 'desc', limit: 1 });
+    const page = await this.store.events.list({ node: name, kinds: [EVENT.stateChanged], order: 'desc', limit: 1 });
     return page.events[0];
   }
 
@@ -1059,7 +1060,7 @@ export class Conductor {
 
   /** The reinstall that started the node's current run: the last entry into pxe-armed. */
   private async runStart(name: string): Promise<EventRecord | undefined> {
-    const page = await this.store.events.list({ node: name, kinds: ['state.changed'], order: 'desc', limit: 30 });
+    const page = await this.store.events.list({ node: name, kinds: [EVENT.stateChanged], order: 'desc', limit: 30 });
     return page.events.find((e) => e.toState === S.pxeArmed);
   }
 

@@ -4,8 +4,9 @@
  * states.py: states are nouns (where the node is), events are verbs (what
  * moves it).
  */
+import { EVENT } from '../../common/events.js';
 
-/** Lifecycle states. Names are shared with netboot/decide.ts (installStates, postInstallStates). */
+/** Lifecycle states. The groups below are the only lists of them outside the table. */
 export const S = {
   /** Known to fleet (declared in fleet.yaml), not verified to be in service. The store's default state. */
   enrolled: 'enrolled',
@@ -77,6 +78,12 @@ export const TRANSIENT_STATES: readonly LifecycleState[] = [
 ];
 
 export const ALL_STATES: readonly LifecycleState[] = [...RESTING_STATES, ...TRANSIENT_STATES];
+
+/** States in which an armed node that netboots is given the installer (netboot/decide.ts). */
+export const INSTALL_STATES: readonly LifecycleState[] = [S.pxeArmed, S.powerCycling, S.netbooting, S.installing];
+
+/** States in which the node should boot its disk: a netboot then makes it a boot-loop suspect (netboot/decide.ts). */
+export const POST_INSTALL_STATES: readonly LifecycleState[] = [S.installed, S.diskArmed, S.firstBoot];
 export const ALL_EVENTS: readonly LifecycleEvent[] = Object.values(E);
 
 /** The happy path of a reinstall, from a resting state back to ready. */
@@ -120,13 +127,13 @@ export type StepName = (typeof STEP)[keyof typeof STEP];
 
 /** Event kinds the conductor writes besides state.changed (which the store writes with each transition). */
 export const LIFECYCLE_EVENT_KINDS = {
-  stepStarted: 'lifecycle.step_started',
-  stepDone: 'lifecycle.step_done',
-  stepFailed: 'lifecycle.step_failed',
-  recovered: 'lifecycle.recovered',
-  cleanupFailed: 'lifecycle.cleanup_failed',
+  stepStarted: EVENT.stepStarted,
+  stepDone: EVENT.stepDone,
+  stepFailed: EVENT.stepFailed,
+  recovered: EVENT.recovered,
+  cleanupFailed: EVENT.cleanupFailed,
   /** Same kind as the boot endpoint's: one flag, whoever saw it. */
-  loopSuspect: 'boot.loop_suspect',
+  loopSuspect: EVENT.loopSuspect,
 } as const;
 
 /** The flag a node carries when it came back to the netboot path after its install (DESIGN §3 layer 4). */

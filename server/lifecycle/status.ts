@@ -5,6 +5,7 @@
 import type { EventRecord, NodeRecord, Store } from '../store/index.js';
 import { BOOT_LOOP_SUSPECT, LIFECYCLE_EVENT_KINDS as K, S, isTransient } from './states.js';
 import { stateSpec } from './table.js';
+import { EVENT } from '../../common/events.js';
 
 export interface NodeStatus {
   name: string;
@@ -38,7 +39,7 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
   const nowMs = now.getTime();
   const [lastPage, histPage] = await Promise.all([
     store.events.list({ node: node.name, order: 'desc', limit: 1 }),
-    store.events.list({ node: node.name, kinds: ['state.changed', K.loopSuspect], order: 'desc', limit: HISTORY }),
+    store.events.list({ node: node.name, kinds: [EVENT.stateChanged, K.loopSuspect], order: 'desc', limit: HISTORY }),
   ]);
   const last = lastPage.events[0];
   let runStartedAt: string | null = null;
@@ -47,7 +48,7 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
   let failure: NodeStatus['failure'] = null;
   let latestChange: EventRecord | undefined;
   for (const e of histPage.events) {
-    if (e.kind === 'state.changed') {
+    if (e.kind === EVENT.stateChanged) {
       latestChange ??= e;
       if (e.toState === S.pxeArmed) {
         runStartedAt = e.time;

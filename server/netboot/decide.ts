@@ -40,6 +40,7 @@
  */
 import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../model.js';
+import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
 import { kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
 
@@ -75,8 +76,8 @@ export interface BootOptions {
 }
 
 export const DEFAULT_BOOT_OPTIONS: BootOptions = {
-  installStates: ['pxe-armed', 'power-cycling', 'netbooting', 'installing'],
-  postInstallStates: ['installed', 'disk-armed', 'first-boot'],
+  installStates: INSTALL_STATES,
+  postInstallStates: POST_INSTALL_STATES,
   loopWindowSeconds: 30 * 60,
   bounceSeconds: 120,
   discoverRetrySeconds: 30,

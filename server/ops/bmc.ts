@@ -16,6 +16,7 @@ import { DEFAULT_POWER_WAIT_MS } from '../bmc/redfish/driver.js';
 import { mayRetry, unconfirmedOf, type BmcAction } from '../bmc/retry.js';
 import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from '../bmc/types.js';
 import { FleetError } from '../../common/errors.js';
+import { EVENT } from '../../common/events.js';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';
 import { DEFAULT_BMC_PORT } from '../config/index.js';
 import type { Store } from '../store/index.js';
@@ -203,7 +204,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       if (!audited || r.error?.code === 'node.not_found') return;
       await tx.events.append({
         node: r.node,
-        kind: op.kind === 'power' ? 'bmc.power' : 'bmc.bootdev',
+        kind: op.kind === 'power' ? EVENT.bmcPower : EVENT.bmcBootdev,
         actor: opts.actor,
         details: {
           operation: describe(op),

@@ -21,17 +21,18 @@ import {
   renderKickstart,
 } from '../netboot/render/index.js';
 import type { NodeRecord, Store } from '../store/index.js';
+import { EVENT } from '../../common/events.js';
 
 /** Event kinds written by the boot endpoints. */
 export const BOOT_EVENT_KINDS = {
-  scriptFetched: 'boot.script_fetched',
-  loopSuspect: 'boot.loop_suspect',
-  kickstartFetched: 'boot.kickstart_fetched',
-  kickstartRefused: 'boot.kickstart_refused',
-  installStarted: 'install.started',
-  installFailed: 'install.failed',
-  installFinished: 'install.finished',
-  callbackRefused: 'install.callback_refused',
+  scriptFetched: EVENT.scriptFetched,
+  loopSuspect: EVENT.loopSuspect,
+  kickstartFetched: EVENT.kickstartFetched,
+  kickstartRefused: EVENT.kickstartRefused,
+  installStarted: EVENT.installStarted,
+  installFailed: EVENT.installFailed,
+  installFinished: EVENT.installFinished,
+  callbackRefused: EVENT.callbackRefused,
 } as const;
 
 /** Token purposes. The enrolment token uses the store's default purpose, which the gRPC Enroll consumes. */

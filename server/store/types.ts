@@ -3,6 +3,7 @@
  * carries a secret.
  */
 import type { BmcProtocol, ClusterSpec, NodeBmcSpec, RedfishAuth } from '../model.js';
+import type { EventKind as CatalogueKind } from '../../common/events.js';
 
 /**
  * A lifecycle state name. The closed set and the transition table belong to
@@ -55,26 +56,11 @@ export interface NodeChanges {
   pet?: FieldChange<boolean>;
 }
 
-/** Event kinds written by the store itself; others (e.g. BMC audit entries) go through events.append. */
-export type KnownEventKind =
-  | 'node.added'
-  | 'node.changed'
-  | 'node.removed'
-  | 'state.changed'
-  | 'node.armed'
-  | 'node.disarmed'
-  | 'bmc.tls_trusted'
-  | 'profile.added'
-  | 'profile.changed'
-  | 'profile.removed'
-  | 'credential.added'
-  | 'credential.changed'
-  | 'credential.removed'
-  | 'settings.changed'
-  | 'machine.discovered'
-  | 'token.issued'
-  | 'token.used';
-export type EventKind = KnownEventKind | (string & {});
+/**
+ * Every kind fleet writes is in the catalogue (common/events.ts); the store
+ * itself accepts any non-empty kind (it is the log, not the vocabulary).
+ */
+export type EventKind = CatalogueKind | (string & {});
 
 export interface EventRecord {
   id: number;

@@ -16,9 +16,11 @@ import { apiRequest, serverFetch } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
+import { EVENT } from '../../../common/events.js';
+import { RESTING_STATES, S } from '../../lifecycle/states.js';
 
 /** What a node rests in: watch ends when every node rests. */
-const RESTING = new Set(['ready', 'failed', 'enrolled']);
+const RESTING: ReadonlySet<string> = new Set(RESTING_STATES);
 
 export interface LifecycleCliDeps {
   /** Asks a yes/no question; default: on the terminal (stdin and stdout must be TTYs). */
@@ -72,8 +74,8 @@ function ago(iso: string, now: number): string {
 
 /** The status table: one line per node, failed nodes last with step and reason, flags after. */
 export function formatStatus(res: StatusResponse, now: number): string {
-  const ok = res.nodes.filter((n) => n.state !== 'failed');
-  const failed = res.nodes.filter((n) => n.state === 'failed');
+  const ok = res.nodes.filter((n) => n.state !== S.failed);
+  const failed = res.nodes.filter((n) => n.state === S.failed);
   const row = (n: NodeStatus): string[] => [
     n.name,
     n.state,
@@ -207,17 +209,17 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
     if (opts.json) io.stdout(JSON.stringify(e) + '\n');
     else if (!live) io.stdout(formatEventLine(e) + '\n');
     if (!n) return;
-    if (e.kind === 'state.changed' && e.toState) {
+    if (e.kind === EVENT.stateChanged && e.toState) {
       n.state = e.toState;
       const d = (e.details ?? {}) as { step?: unknown; reason?: unknown };
-      if (e.toState === 'pxe-armed') {
+      if (e.toState === S.pxeArmed) {
         n.startMs = Date.parse(e.time);
         delete n.failure;
         delete n.flag;
       }
       n.endMs = RESTING.has(e.toState) ? Date.parse(e.time) : null;
-      if (e.toState === 'failed') n.failure = `${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
-    } else if (e.kind === 'boot.loop_suspect') {
+      if (e.toState === S.failed) n.failure = `${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
+    } else if (e.kind === EVENT.loopSuspect) {
       n.flag = 'boot-loop-suspect';
     }
   };
@@ -273,7 +275,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   }
   render(true);
   const list = [...nodes.values()];
-  const failed = list.filter((n) => n.state === 'failed');
+  const failed = list.filter((n) => n.state === S.failed);
   if (!live) {
     if (opts.json) io.stdout(JSON.stringify({ summary: summaryCounts(list), failed: failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })) }) + '\n');
     else {

@@ -4,6 +4,7 @@ import { appendEvent, type StoreContext } from '../context.js';
 import { parseJson } from '../json.js';
 import type { DB } from '../schema.js';
 import type { WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 /** Table of migration 002 (kept here: schema.ts describes 001). */
 export interface AgentsTable {
@@ -150,7 +151,7 @@ export class AgentRepository {
         if (changed.length > 0) {
           await appendEvent(trx, now, {
             node,
-            kind: 'agent.identity_changed',
+            kind: EVENT.agentIdentityChanged,
             actor: wc.actor,
             cause: wc.cause ?? null,
             details: { fields: changed, from: { serial: prev.serial, uuid: prev.uuid }, to: { serial: e.identity.serial, uuid: e.identity.uuid } },
@@ -159,7 +160,7 @@ export class AgentRepository {
       }
       await appendEvent(trx, now, {
         node,
-        kind: 'agent.enrolled',
+        kind: EVENT.agentEnrolled,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: {
@@ -189,7 +190,7 @@ export class AgentRepository {
       if (row.boot_id !== null && row.boot_id === bootId) return false;
       const now = this.ctx.nowIso();
       await t.updateTable('agents').set({ boot_id: bootId, booted_at: now, updated_at: now }).where('node', '=', node).execute();
-      await appendEvent(trx, now, { node, kind: 'agent.boot', actor: wc.actor, cause: wc.cause ?? null, details: { bootId, ...details } });
+      await appendEvent(trx, now, { node, kind: EVENT.agentBoot, actor: wc.actor, cause: wc.cause ?? null, details: { bootId, ...details } });
       return true;
     });
   }
@@ -207,7 +208,7 @@ export class AgentRepository {
       if (Number(res.numUpdatedRows) === 0) throw new FleetError('node.not_found', `node ${node} has no enrolled agent`, { node });
       await appendEvent(trx, now, {
         node,
-        kind: failed ? 'agent.apply_failed' : 'agent.applied',
+        kind: failed ? EVENT.agentApplyFailed : EVENT.agentApplied,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: { version, ...details },

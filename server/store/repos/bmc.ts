@@ -2,6 +2,7 @@ import { FleetError } from '../../../common/errors.js';
 import type { BmcProtocol, RedfishAuth } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import type { BmcEndpointRecord, WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 /**
  * What is learnt about a node's BMC at run time. Where the BMC is and which
@@ -50,7 +51,7 @@ export class BmcRepository {
       await trx.updateTable('bmc_endpoints').set({ tls_fingerprint: fingerprint }).where('node', '=', node).execute();
       await appendEvent(trx, this.ctx.nowIso(), {
         node,
-        kind: 'bmc.tls_trusted',
+        kind: EVENT.bmcTlsTrusted,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: { address: row.address, from: row.tls_fingerprint, to: fingerprint },

@@ -1,6 +1,7 @@
 import { FleetError } from '../../../common/errors.js';
 import { appendEvent, naturalCompare, type StoreContext } from '../context.js';
 import type { CredentialInfo, RevealedCredential, WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 export interface CredentialUpsertResult {
   action: 'added' | 'changed' | 'unchanged';
@@ -70,7 +71,7 @@ export class CredentialRepository {
             updated_at: now,
           })
           .execute();
-        await appendEvent(trx, now, { kind: 'credential.added', actor: wc.actor, cause: wc.cause ?? null, details: { credential: name, username } });
+        await appendEvent(trx, now, { kind: EVENT.credentialAdded, actor: wc.actor, cause: wc.cause ?? null, details: { credential: name, username } });
         return { action: 'added', usernameChanged: false, secretChanged: false };
       }
       const usernameChanged = row.username !== username;
@@ -87,7 +88,7 @@ export class CredentialRepository {
         .where('name', '=', name)
         .execute();
       await appendEvent(trx, now, {
-        kind: 'credential.changed',
+        kind: EVENT.credentialChanged,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: {
@@ -111,7 +112,7 @@ export class CredentialRepository {
       }
       const res = await trx.deleteFrom('credentials').where('name', '=', name).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw new FleetError('not_found', `no credential named ${name}`, { credential: name });
-      await appendEvent(trx, this.ctx.nowIso(), { kind: 'credential.removed', actor: wc.actor, cause: wc.cause ?? null, details: { credential: name } });
+      await appendEvent(trx, this.ctx.nowIso(), { kind: EVENT.credentialRemoved, actor: wc.actor, cause: wc.cause ?? null, details: { credential: name } });
     });
   }
 

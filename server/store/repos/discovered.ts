@@ -4,6 +4,7 @@ import { MAC_CANONICAL } from '../../../common/patterns.js';
 import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
 import type { DiscoveredMachine, DiscoveryObservation } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 
 /**
@@ -40,7 +41,7 @@ export class DiscoveredRepository {
         const owner = await trx.selectFrom('interfaces').select('node').where('mac', '=', mac).executeTakeFirst();
         await appendEvent(trx, when, {
           node: owner?.node ?? null,
-          kind: 'machine.discovered',
+          kind: EVENT.machineDiscovered,
           actor: 'netboot',
           details: { mac, ip: obs.ip ?? null, vendorClass: obs.vendorClass ?? null, arch: obs.arch ?? null, pxe: obs.pxe === true },
         });

@@ -5,6 +5,7 @@ import { appendEvent, type StoreContext } from '../context.js';
 import { canonicalJson, parseJson } from '../json.js';
 import type { DB } from '../schema.js';
 import type { WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 /** Table of migration 002. */
 export interface InventoryReportsTable {
@@ -62,7 +63,7 @@ export class InventoryRepository {
         .executeTakeFirstOrThrow();
       await appendEvent(trx, now, {
         node,
-        kind: 'agent.inventory',
+        kind: EVENT.agentInventory,
         actor: opts.actor,
         cause: opts.cause ?? null,
         details: { id: Number(row.id), digest, changed: prev === undefined ? null : prev.digest !== digest },

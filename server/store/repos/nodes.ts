@@ -5,6 +5,7 @@ import { appendEvent, bool, chunks, int, naturalCompare, type StoreContext } fro
 import type { DB, NodesTable } from '../schema.js';
 import { bmcColumns, diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
 import type { NodeChanges, NodeOrigin, NodeRecord, NodeState, WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
 
@@ -184,7 +185,7 @@ export class NodeRepository {
               .execute();
           }
           const { name: _name, ...details } = s;
-          await appendEvent(trx, now, { node: s.name, kind: 'node.added', actor: wc.actor, cause: wc.cause ?? null, details: origin === 'config' ? details : { ...details, origin } });
+          await appendEvent(trx, now, { node: s.name, kind: EVENT.nodeAdded, actor: wc.actor, cause: wc.cause ?? null, details: origin === 'config' ? details : { ...details, origin } });
         } else if (p.action === 'changed') {
           const c = p.changes;
           await trx
@@ -221,7 +222,7 @@ export class NodeRepository {
                 .execute();
             }
           }
-          await appendEvent(trx, now, { node: s.name, kind: 'node.changed', actor: wc.actor, cause: wc.cause ?? null, details: { changes: c } });
+          await appendEvent(trx, now, { node: s.name, kind: EVENT.nodeChanged, actor: wc.actor, cause: wc.cause ?? null, details: { changes: c } });
         }
       }
 
@@ -257,7 +258,7 @@ export class NodeRepository {
             .execute();
           await appendEvent(trx, now, {
             node: r.name,
-            kind: 'node.changed',
+            kind: EVENT.nodeChanged,
             actor: wc.actor,
             cause: wc.cause ?? null,
             details: { changes: { origin: { from: r.origin, to: origin } } },
@@ -277,7 +278,7 @@ export class NodeRepository {
       const { name: _name, ...spec } = nodeSpecOf(before);
       await appendEvent(trx, this.ctx.nowIso(), {
         node: name,
-        kind: 'node.removed',
+        kind: EVENT.nodeRemoved,
         fromState: before.state,
         actor: wc.actor,
         cause: wc.cause ?? null,
@@ -321,7 +322,7 @@ export class NodeRepository {
       if (Number(res.numUpdatedRows) !== 1) throw new FleetError('conflict', `node ${name} changed underneath`, { node: name });
       await appendEvent(trx, now, {
         node: name,
-        kind: 'state.changed',
+        kind: EVENT.stateChanged,
         fromState: row.state,
         toState: to,
         actor: opts.actor,
@@ -346,7 +347,7 @@ export class NodeRepository {
         .execute();
       await appendEvent(trx, now, {
         node: name,
-        kind: armed ? 'node.armed' : 'node.disarmed',
+        kind: armed ? EVENT.nodeArmed : EVENT.nodeDisarmed,
         fromState: row.state,
         toState: row.state,
         actor: opts.actor,

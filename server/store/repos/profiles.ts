@@ -3,6 +3,7 @@ import type { ProfileSpec } from '../../model.js';
 import { appendEvent, naturalCompare, type StoreContext } from '../context.js';
 import { canonicalJson } from '../json.js';
 import type { WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 export interface ProfileUpsertResult {
   action: 'added' | 'changed' | 'unchanged';
@@ -44,13 +45,13 @@ export class ProfileRepository {
       const json = canonicalJson(spec);
       if (!row) {
         await trx.insertInto('profiles').values({ name: spec.name, spec: json, created_at: now, updated_at: now }).execute();
-        await appendEvent(trx, now, { kind: 'profile.added', actor: wc.actor, cause: wc.cause ?? null, details: { profile: spec.name } });
+        await appendEvent(trx, now, { kind: EVENT.profileAdded, actor: wc.actor, cause: wc.cause ?? null, details: { profile: spec.name } });
         return { action: 'added', fields: [] };
       }
       const fields = profileFieldChanges(JSON.parse(row.spec) as ProfileSpec, spec);
       if (fields.length === 0) return { action: 'unchanged', fields: [] };
       await trx.updateTable('profiles').set({ spec: json, updated_at: now }).where('name', '=', spec.name).execute();
-      await appendEvent(trx, now, { kind: 'profile.changed', actor: wc.actor, cause: wc.cause ?? null, details: { profile: spec.name, fields } });
+      await appendEvent(trx, now, { kind: EVENT.profileChanged, actor: wc.actor, cause: wc.cause ?? null, details: { profile: spec.name, fields } });
       return { action: 'changed', fields };
     });
   }
@@ -66,7 +67,7 @@ export class ProfileRepository {
       }
       const res = await trx.deleteFrom('profiles').where('name', '=', name).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw new FleetError('not_found', `no profile named ${name}`, { profile: name });
-      await appendEvent(trx, this.ctx.nowIso(), { kind: 'profile.removed', actor: wc.actor, cause: wc.cause ?? null, details: { profile: name } });
+      await appendEvent(trx, this.ctx.nowIso(), { kind: EVENT.profileRemoved, actor: wc.actor, cause: wc.cause ?? null, details: { profile: name } });
     });
   }
 }

@@ -2,6 +2,7 @@ import type { ClusterSpec } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import { canonicalJson } from '../json.js';
 import type { ClusterSettings, WriteContext } from '../types.js';
+import { EVENT } from '../../../common/events.js';
 
 export const CLUSTER_SETTINGS_KEY = 'cluster';
 const SPEC_TABLE_KEYS = new Set(['nodes', 'profiles', 'credentials']);
@@ -52,7 +53,7 @@ export class SettingsRepository {
       const isObj = (v: unknown): v is ClusterSettings => v !== null && typeof v === 'object' && !Array.isArray(v);
       const sections = isObj(value) && (before === null || isObj(before)) ? settingsSectionChanges(before, value) : undefined;
       await appendEvent(trx, now, {
-        kind: 'settings.changed',
+        kind: EVENT.settingsChanged,
         actor: wc.actor,
         cause: wc.cause ?? null,
         details: { key, ...(sections ? { sections } : {}) },

@@ -6,6 +6,7 @@ import { hashToken } from '../crypto.js';
 import type { DB, TokensTable } from '../schema.js';
 import type { IssuedToken, WriteContext } from '../types.js';
 import { planFetchToken, tokenRefusal, type TokenFacts } from './token-policy.js';
+import { EVENT } from '../../../common/events.js';
 
 export const DEFAULT_TOKEN_PURPOSE = 'enrol';
 
@@ -143,7 +144,7 @@ export class TokenRepository {
       if (Number(res.numUpdatedRows) !== 1) throw new FleetError('token.used', `the token of ${row.node} was already used`, { node: row.node });
       await appendEvent(trx, now, {
         node: row.node,
-        kind: 'token.used',
+        kind: EVENT.tokenUsed,
         actor: opts.actor ?? `node:${row.node}`,
         details: { purpose, ...(opts.ip !== undefined ? { ip: opts.ip } : {}), ...(row.last_ip !== null && row.last_ip !== opts.ip ? { previousIp: row.last_ip } : {}) },
       });
@@ -170,7 +171,7 @@ export class TokenRepository {
         .where('revoked_at', 'is', null)
         .execute();
       const purposes = [...new Set(rows.map((r) => r.purpose))].sort();
-      await appendEvent(trx, now, { node, kind: 'token.revoked', actor: opts.actor, cause: opts.cause ?? null, details: { reason: opts.reason, purposes, count: rows.length } });
+      await appendEvent(trx, now, { node, kind: EVENT.tokenRevoked, actor: opts.actor, cause: opts.cause ?? null, details: { reason: opts.reason, purposes, count: rows.length } });
       return rows.length;
     });
   }
@@ -252,7 +253,7 @@ export class TokenRepository {
       .execute();
     await appendEvent(trx, nowIso, {
       node,
-      kind: 'token.issued',
+      kind: EVENT.tokenIssued,
       actor: opts.actor,
       cause: opts.cause ?? null,
       details: { purpose, expiresAt, ...(opts.ip !== undefined ? { ip: opts.ip } : {}), ...(replaced > 0 ? { revoked: opts.revokeReason } : {}) },

@@ -1,0 +1,74 @@
+/**
+ * The catalogue of event kinds: every row of the event log has one of these
+ * kinds, and each kind is spelled here once. The store writes some itself
+ * (with the change they record, in the same transaction), the services
+ * record the facts the outside world reports (a script fetch, an install
+ * callback, an agent's boot report), and the conductor writes its steps.
+ *
+ * A fact is an event kind the lifecycle may act on: `server/lifecycle/facts.ts`
+ * holds the rules (fact seen in a state → lifecycle event) as a table.
+ *
+ * The kinds are part of the REST contract (`GET /api/v1/events?kind=`), which
+ * is why they live in common/: the CLI reads them back.
+ */
+
+export const EVENT = {
+  // --- the store, with the change it records
+  nodeAdded: 'node.added',
+  nodeChanged: 'node.changed',
+  nodeRemoved: 'node.removed',
+  nodeArmed: 'node.armed',
+  nodeDisarmed: 'node.disarmed',
+  stateChanged: 'state.changed',
+  profileAdded: 'profile.added',
+  profileChanged: 'profile.changed',
+  profileRemoved: 'profile.removed',
+  credentialAdded: 'credential.added',
+  credentialChanged: 'credential.changed',
+  credentialRemoved: 'credential.removed',
+  settingsChanged: 'settings.changed',
+  machineDiscovered: 'machine.discovered',
+  tokenIssued: 'token.issued',
+  tokenUsed: 'token.used',
+  tokenRevoked: 'token.revoked',
+  bmcTlsTrusted: 'bmc.tls_trusted',
+
+  // --- BMC audit: one row per node and operation, written as each result lands
+  bmcPower: 'bmc.power',
+  bmcBootdev: 'bmc.bootdev',
+
+  // --- facts from the boot endpoints (the installer and iPXE)
+  scriptFetched: 'boot.script_fetched',
+  loopSuspect: 'boot.loop_suspect',
+  kickstartFetched: 'boot.kickstart_fetched',
+  kickstartRefused: 'boot.kickstart_refused',
+  installStarted: 'install.started',
+  installFailed: 'install.failed',
+  installFinished: 'install.finished',
+  callbackRefused: 'install.callback_refused',
+
+  // --- facts from the agent service
+  agentEnrolled: 'agent.enrolled',
+  agentEnrollRefused: 'agent.enroll_refused',
+  agentIdentityChanged: 'agent.identity_changed',
+  agentBoot: 'agent.boot',
+  agentApplied: 'agent.applied',
+  agentApplyFailed: 'agent.apply_failed',
+  agentInventory: 'agent.inventory',
+  agentCommand: 'agent.command',
+
+  // --- the conductor's own record of its steps
+  stepStarted: 'lifecycle.step_started',
+  stepDone: 'lifecycle.step_done',
+  stepFailed: 'lifecycle.step_failed',
+  recovered: 'lifecycle.recovered',
+  cleanupFailed: 'lifecycle.cleanup_failed',
+} as const;
+
+export type EventKind = (typeof EVENT)[keyof typeof EVENT];
+
+export const EVENT_KINDS: readonly EventKind[] = Object.values(EVENT);
+
+export function isEventKind(k: string): k is EventKind {
+  return (EVENT_KINDS as readonly string[]).includes(k);
+}
