@@ -6,6 +6,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { defaultLifecycleSettings } from './settings.js';
+import { FACT_RULES } from './facts.js';
 import { STATE_SPECS, TRANSITIONS } from './table.js';
 
 export const DOC_BEGIN = '<!-- BEGIN GENERATED: renderStateTableMarkdown() in server/lifecycle/doc.ts; do not edit by hand -->';
@@ -41,20 +42,40 @@ export function renderStateTableMarkdown(): string {
   return lines.join('\n');
 }
 
-/** The doc with its generated section replaced by the current tables. */
+export const FACTS_BEGIN = '<!-- BEGIN GENERATED: renderFactTableMarkdown() in server/lifecycle/doc.ts; do not edit by hand -->';
+
+/** The fact rules (facts.ts), as Markdown. */
+export function renderFactTableMarkdown(): string {
+  const lines: string[] = [];
+  lines.push('### Facts', '', 'What a reported fact means in a state (server/lifecycle/facts.ts); for each fact the first matching row wins.', '');
+  lines.push('| fact | in states | when | event | flag | why |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const r of FACT_RULES) {
+    const states = r.in ? r.in.map((s) => `\`${s}\``).join(', ') : 'any';
+    const event = r.event ? `\`${r.event}\`` : 'ignored';
+    lines.push(`| \`${r.fact}\` | ${states} | ${r.when ? cell(r.when.says) : '-'} | ${event} | ${r.flag ? 'may flag' : '-'} | ${cell(r.why)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The doc with its generated sections replaced by the current tables. */
 export function syncLifecycleDoc(text: string): string {
-  const a = text.indexOf(DOC_BEGIN);
-  const b = text.indexOf(DOC_END);
-  if (a === -1 || b === -1 || b < a) throw new Error(`the doc has no ${DOC_BEGIN} ... ${DOC_END} section`);
-  return `${text.slice(0, a + DOC_BEGIN.length)}\n${renderStateTableMarkdown()}\n${text.slice(b)}`;
+  return replaceSection(replaceSection(text, DOC_BEGIN, renderStateTableMarkdown()), FACTS_BEGIN, renderFactTableMarkdown());
+}
+
+function replaceSection(text: string, begin: string, body: string): string {
+  const a = text.indexOf(begin);
+  const b = text.indexOf(DOC_END, a);
+  if (a === -1 || b === -1) throw new Error(`the doc has no ${begin} ... ${DOC_END} section`);
+  return `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
 }
 
 /** The generated section of a doc, as it is. */
-export function generatedSection(text: string): string | undefined {
-  const a = text.indexOf(DOC_BEGIN);
-  const b = text.indexOf(DOC_END);
-  if (a === -1 || b === -1 || b < a) return undefined;
-  return text.slice(a + DOC_BEGIN.length, b).trim();
+export function generatedSection(text: string, begin: string = DOC_BEGIN): string | undefined {
+  const a = text.indexOf(begin);
+  const b = text.indexOf(DOC_END, a);
+  if (a === -1 || b === -1) return undefined;
+  return text.slice(a + begin.length, b).trim();
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
