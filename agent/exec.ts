@@ -1,19 +1,20 @@
 /**
  * Running external commands from the agent.
  *
- * Every command is an argv (program + arguments) given to `spawn` — never a
- * shell string — so no value from the server can be interpreted by a shell.
- * The child gets its own process group; on timeout (or abort) the whole group
- * is killed, so helpers that fork (dnf, nvidia-smi) do not outlive the limit.
- * Captured output is capped so a chatty command cannot exhaust memory.
+ * Every command runs through common/spawn.ts: an argv (program + arguments),
+ * never a shell string, so no value from the server can be interpreted by a
+ * shell. The child gets its own process group; on timeout (or abort) the
+ * whole group is killed, so helpers that fork (dnf, nvidia-smi) do not
+ * outlive the limit. Captured output is capped so a chatty command cannot
+ * exhaust memory. This module maps the result to shell-like exit codes.
  *
  * Code that runs commands takes a `Runner`, so tests can substitute a
  * `RecordingRunner` that records the exact argv and answers from a script.
  */
-import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { DEFAULT_MAX_OUTPUT_BYTES, runProcess } from '../common/spawn.js';
 
-export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
+export { DEFAULT_MAX_OUTPUT_BYTES };
 
 export interface RunOptions {
   /** Hard limit; the process group is killed when it passes. */
@@ -51,135 +52,35 @@ export interface Runner {
   run(cmd: string, args: string[], opts: RunOptions): Promise<RunResult>;
 }
 
-/** Grace between noticing the timeout and giving up on the pipes closing. */
-const CLOSE_GRACE_MS = 1000;
-
-/** Runs one command: spawn (no shell), own process group, timeout, capped output. Never rejects. */
-export function run(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
-  const max = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-  return new Promise<RunResult>((resolve) => {
-    let child;
-    try {
-      child = spawn(cmd, args, {
-        cwd: opts.cwd,
-        env: opts.env ? { ...process.env, ...opts.env } : process.env,
-        stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-        detached: true, // own process group, so the group can be killed
-        shell: false,
-        windowsHide: true,
-      });
-    } catch (e) {
-      resolve({ code: 127, signal: null, stdout: '', stderr: '', timedOut: false, truncated: false, error: (e as Error).message });
-      return;
-    }
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    let truncated = false;
-    let timedOut = false;
-    let settled = false;
-    let spawnError: NodeJS.ErrnoException | undefined;
-    let exitCode: number | null = null;
-    let exitSignal: NodeJS.Signals | null = null;
-
-    const take = (chunks: Buffer[], len: number, b: Buffer): number => {
-      if (len >= max) {
-        truncated = true;
-        return len;
-      }
-      const room = max - len;
-      if (b.length > room) {
-        truncated = true;
-        b = b.subarray(0, room);
-      }
-      chunks.push(b);
-      return len + b.length;
-    };
-    child.stdout!.on('data', (b: Buffer) => (outLen = take(out, outLen, b)));
-    child.stderr!.on('data', (b: Buffer) => (errLen = take(err, errLen, b)));
-
-    const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        try {
-          child.kill('SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      }
-    };
-    let graceTimer: NodeJS.Timeout | undefined;
-    const stop = (): void => {
-      if (settled || timedOut) return;
-      timedOut = true;
-      killGroup();
-      // A grandchild that left the group may keep the pipes open: do not wait for it forever.
-      graceTimer = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        finish();
-      }, CLOSE_GRACE_MS);
-      graceTimer.unref();
-    };
-    const timer = setTimeout(stop, Math.max(0, opts.timeoutMs));
-    const onAbort = (): void => stop();
-    if (opts.signal) {
-      if (opts.signal.aborted) queueMicrotask(stop);
-      else opts.signal.addEventListener('abort', onAbort, { once: true });
-    }
-
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (graceTimer) clearTimeout(graceTimer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      let code: number;
-      let error: string | undefined;
-      if (spawnError) {
-        code = spawnError.code === 'EACCES' ? 126 : 127;
-        error = spawnError.message;
-      } else if (exitCode !== null) code = exitCode;
-      else if (exitSignal) code = 128 + (osConstants.signals[exitSignal] ?? 0);
-      else code = timedOut ? 128 + osConstants.signals.SIGKILL : 1;
-      resolve({
-        code,
-        signal: exitSignal,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        timedOut,
-        truncated,
-        ...(error !== undefined ? { error } : {}),
-      });
-    };
-
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      // 'error' without a pid: the program never started; 'close' may not follow.
-      spawnError ??= e;
-      if (child.pid === undefined) finish();
-    });
-    child.on('exit', (c, s) => {
-      exitCode = c;
-      exitSignal = s;
-    });
-    child.on('close', (c, s) => {
-      if (exitCode === null && exitSignal === null) {
-        exitCode = c;
-        exitSignal = s;
-      }
-      finish();
-    });
-
-    if (opts.input !== undefined && child.stdin) {
-      child.stdin.on('error', () => {
-        /* EPIPE: the command did not read all its input; its exit status tells the rest */
-      });
-      child.stdin.end(opts.input);
-    }
+/**
+ * Runs one command through common/spawn: no shell, own process group killed
+ * with SIGKILL at the timeout or abort, capped output; after the kill the
+ * pipes get 1 s to close. Never rejects.
+ */
+export async function run(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
+  const r = await runProcess(cmd, args, {
+    timeoutMs: opts.timeoutMs,
+    env: opts.env ? { ...process.env, ...opts.env } : process.env,
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    maxOutputBytes: opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES,
+    ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  const stopped = r.timedOut || r.aborted;
+  let code: number;
+  if (r.error) code = r.error.code === 'EACCES' ? 126 : 127;
+  else if (r.code !== null) code = r.code;
+  else if (r.signal) code = 128 + (osConstants.signals[r.signal] ?? 0);
+  else code = stopped ? 128 + osConstants.signals.SIGKILL : 1;
+  return {
+    code,
+    signal: r.signal,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    timedOut: stopped,
+    truncated: r.truncated,
+    ...(r.error ? { error: r.error.message } : {}),
+  };
 }
 
 /** The real runner. */

@@ -23,6 +23,7 @@
  * It knows nothing of protocols or the store: the operation is a function.
  */
 import { exponentialDelay } from '../../common/backoff.js';
+import { parseDurationMs } from '../../common/duration.js';
 import { FleetError, toFleetError, type ErrorCode } from '../../common/errors.js';
 import { BmcQueue } from './queue.js';
 import { TRANSIENT_ERRORS } from './retry.js';
@@ -203,17 +204,21 @@ export function checkStagger(s: Stagger, text = `${s.count}/${s.intervalMs}ms`):
   }
 }
 
-/** Parses "10/2s", "5/500ms", "10/2" (seconds), "1/5m" into a Stagger; N <= 100,000, interval <= 1 h. */
+/**
+ * Parses "10/2s", "5/500ms", "10/2" (seconds), "1/5m" into a Stagger; N <= 100,000, interval <= 1 h.
+ * The interval is read by common/duration (units ms, s, m; a bare number is seconds); the
+ * shape is bounded first (N up to 6 digits, the interval up to 24 characters, no spaces).
+ */
 export function parseStagger(text: string): Stagger {
-  const m = /^(\d{1,6})\/(\d{1,15}(?:\.\d{1,6})?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new FleetError('usage.invalid', `bad --stagger '${text.slice(0, 40)}' (expected N/INTERVAL, e.g. 10/2s)`);
-  const count = Number(m[1]);
-  const unit = m[3] ?? 's';
-  const intervalMs = Number(m[2]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60_000);
-  const s = { count, intervalMs };
+  const m = /^(\d{1,6})\/(\S{1,24})$/.exec(text.trim());
+  const intervalMs = m ? parseDurationMs(m[2]!, { defaultUnit: 's', units: STAGGER_UNITS }) : undefined;
+  if (!m || intervalMs === undefined) throw new FleetError('usage.invalid', `bad --stagger '${text.slice(0, 40)}' (expected N/INTERVAL, e.g. 10/2s)`);
+  const s = { count: Number(m[1]), intervalMs };
   checkStagger(s, text.trim());
   return s;
 }
+
+const STAGGER_UNITS = ['ms', 's', 'm'] as const;
 
 /** Waits until `p` settles or `ms` pass, whichever comes first; never throws. */
 async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {

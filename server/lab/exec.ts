@@ -1,13 +1,15 @@
 /**
- * Small process helpers for the lab: running commands
- * with a hard timeout, checking and signalling PIDs (always by PID, checked
- * against /proc/PID/cmdline so that a reused PID is never killed).
+ * Small process helpers for the lab: running commands (through
+ * common/spawn.ts) with a hard timeout, checking and signalling PIDs (always
+ * by PID, checked against /proc/PID/cmdline so that a reused PID is never
+ * killed).
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import { findExecutable } from '../../common/executable.js';
+import { runProcess } from '../../common/spawn.js';
 
 /** Like findExecutable, but a missing program is a FleetError('unavailable') naming the Debian package. */
 export function requireExecutable(name: string, pkg: string): string {
@@ -24,29 +26,31 @@ export interface RunResult {
 
 export interface RunOptions {
   timeoutMs?: number;
+  /** The child's whole environment; default process.env. */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   input?: string;
 }
 
-/** Runs a command (no shell) with a hard timeout (SIGKILL). Never throws; a timeout is code 124. */
-export function run(cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      cmd,
-      args,
-      { timeout: o.timeoutMs ?? 30_000, killSignal: 'SIGKILL', env: o.env ?? process.env, cwd: o.cwd, maxBuffer: 16 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        let code = 0;
-        if (err) {
-          const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: unknown };
-          code = e.killed ? 124 : typeof e.code === 'number' ? e.code : 127;
-        }
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-    if (o.input !== undefined) child.stdin?.end(o.input);
+/** Cap on captured output per stream; a command that passes it fails (127). */
+const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Runs a command through common/spawn.ts (no shell, own process group) with a
+ * hard timeout that SIGKILLs the group. Never throws. A timeout is code 124;
+ * a program that cannot be started, was ended by a signal or printed more
+ * than 16 MiB is code 127.
+ */
+export async function run(cmd: string, args: string[], o: RunOptions = {}): Promise<RunResult> {
+  const r = await runProcess(cmd, args, {
+    timeoutMs: o.timeoutMs ?? 30_000,
+    env: o.env ?? process.env,
+    ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
+    ...(o.input !== undefined ? { input: o.input } : {}),
+    maxOutputBytes: MAX_OUTPUT_BYTES,
   });
+  const code = r.timedOut ? 124 : r.error || r.truncated || r.code === null ? 127 : r.code;
+  return { code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs a command and throws FleetError('internal') naming it and its stderr when it fails. */

@@ -3,14 +3,10 @@
  * declared as sim[01-20] (plus one whose password is wrong), driven by the
  * real CLI, checked independently with the real ipmitool.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../server/serve.js';
-import { cliAgainst } from '../helpers/cli.js';
 import { IPMITOOL, IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const READY = IPMI_SIM !== null && IPMITOOL !== null;
 const suite = READY ? describe : describe.skip;
@@ -18,16 +14,14 @@ const PASSWORD = 'Sim-Admin-Pw-7391';
 const WRONG = 'Not-The-Password-4417';
 
 suite(READY ? 'fleet power/bootdev on 20 ipmi_sim BMCs' : 'fleet power/bootdev — SKIPPED: ipmi_sim/ipmitool not installed (.ci/deps.sh installs them)', () => {
-  let dir: string;
   let lab: IpmiSimLab;
   let odd: IpmiSimLab;
-  let server: RunningServer;
+  let srv: TestServer;
   let logs = '';
 
-  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const fleet = (...args: string[]) => srv.fleet(...args);
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleet-bmc-'));
     lab = await startIpmiSims(20, { password: PASSWORD });
     // simbad's BMC has another password than the one fleet.yaml gives it.
     odd = await startIpmiSims(1, { password: WRONG });
@@ -47,17 +41,14 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: ${odd.bmcs[0]!.port}, protocol: ipmi, credentials: sim}
 `;
-    await writeFile(join(dir, 'fleet.yaml'), yaml);
     const sink = new Writable({
       write(chunk: Buffer, _e, cb) {
         logs += chunk.toString();
         cb();
       },
     });
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
+    srv = await startTestServer(yaml, {
+      prefix: 'fleet-bmc-',
       logLevel: 'debug',
       logStream: sink,
       env: { SIM_BMC_PASSWORD: PASSWORD },
@@ -66,10 +57,9 @@ nodes:
   }, 120_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await lab?.stop();
     await odd?.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('powers sim[01-20] on; ipmitool agrees on every BMC', async () => {

@@ -16,14 +16,11 @@
  * attempt timeout gets one Reset POST, not three (the fan-out used to retry
  * every timeout).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../server/serve.js';
-import { cliAgainst } from '../helpers/cli.js';
+import type { RunningServer } from '../../server/serve.js';
 import { IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
 import { RedfishDouble } from '../helpers/redfish-double.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const FAST = 12;
 const SLOW = 4;
@@ -32,15 +29,14 @@ if (!IPMI_SIM && process.env.CI === 'true') throw new Error('ipmi_sim is require
 const suite = IPMI_SIM ? describe : describe.skip;
 
 suite(IPMI_SIM ? `fleet power reset on ${FAST + SLOW} slowed ipmi_sim BMCs` : 'fleet power reset on slowed BMCs — SKIPPED: ipmi_sim not installed', () => {
-  let dir: string;
+  let srv: TestServer;
   let fast: IpmiSimLab;
   let slow: IpmiSimLab;
   let server: RunningServer;
-  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const fleet = (...args: string[]) => srv.fleet(...args);
   const resets = (lab: IpmiSimLab) => lab.bmcs.map((b) => b.calls().filter((c) => c === 'set reset 1').length);
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleet-bmc-once-'));
     fast = await startIpmiSims(FAST, { password: PASSWORD, initial: () => ({ power: 'on' }) });
     slow = await startIpmiSims(SLOW, { password: PASSWORD, initial: () => ({ power: 'on' }) });
     const yaml = `
@@ -59,12 +55,8 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: [${slow.bmcs.map((b) => b.port).join(', ')}], protocol: ipmi, credentials: sim}
 `;
-    await writeFile(join(dir, 'fleet.yaml'), yaml);
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
-      logLevel: 'warn',
+    srv = await startTestServer(yaml, {
+      prefix: 'fleet-bmc-once-',
       env: { SIM_BMC_PASSWORD: PASSWORD },
       // Fan-out: 25 s per attempt and retries allowed (they must not be used for a reset).
       // Native IPMI: 15 s per operation, of which the last 6 s are kept to read the power back,
@@ -74,6 +66,7 @@ nodes:
       bmc: { timeoutMs: 25_000, retries: 2 },
       bmcProviders: { ipmi: { timeoutMs: 15_000, readBackMs: 6000 } },
     });
+    server = srv.server;
     // Sessions are open and every BMC answers before the hooks are slowed.
     const r = await fleet('power', 'status', `fast[01-${FAST}],slow[01-0${SLOW}]`);
     expect(r.code, r.out + r.err).toBe(0);
@@ -82,10 +75,9 @@ nodes:
   }, 120_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await fast?.stop();
     await slow?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('resets every BMC exactly once; the unanswered ones are read back, reported unconfirmed, and audited as each lands', async () => {
@@ -146,18 +138,15 @@ nodes:
 });
 
 describe('fleet power cycle on a slow Redfish BMC (DMTF mockup double)', () => {
-  let dir: string;
+  let srv: TestServer;
   let bmc: RedfishDouble;
-  let server: RunningServer;
-  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const fleet = (...args: string[]) => srv.fleet(...args);
   const resetPosts = () => bmc.requests.filter((r) => r.method === 'POST' && /ComputerSystem\.Reset$/.test(r.path)).length;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleet-rf-once-'));
     bmc = await RedfishDouble.start({ username: 'root', password: PASSWORD, scheme: 'http' });
     bmc.setPowerState('On');
-    await writeFile(
-      join(dir, 'fleet.yaml'),
+    srv = await startTestServer(
       `
 cluster: {name: rfonce, domain: lab.local, timezone: UTC, management_address: 10.79.0.1}
 networks:
@@ -171,24 +160,20 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: ${bmc.port}, protocol: redfish, credentials: rf, power_wait: 2}
 `,
+      {
+        prefix: 'fleet-rf-once-',
+        env: { RF_PASSWORD: PASSWORD },
+        // Two retries allowed and a 1.5 s request timeout: a cycle must still be sent only once. (The
+        // operation's own limit grows with the Redfish power wait, so the request timeout is what expires.)
+        bmc: { timeoutMs: 1500, retries: 2 },
+        bmcProviders: { redfish: { scheme: 'insecure-http', timeoutMs: 1500 } },
+      },
     );
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
-      logLevel: 'warn',
-      env: { RF_PASSWORD: PASSWORD },
-      // Two retries allowed and a 1.5 s request timeout: a cycle must still be sent only once. (The
-      // operation's own limit grows with the Redfish power wait, so the request timeout is what expires.)
-      bmc: { timeoutMs: 1500, retries: 2 },
-      bmcProviders: { redfish: { scheme: 'insecure-http', timeoutMs: 1500 } },
-    });
   }, 60_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await bmc?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('a cycle whose answer does not come in time is not sent again by the fan-out', async () => {

@@ -4,13 +4,13 @@
  * certificate is pinned at first contact (stored in the DB) and a changed
  * certificate is refused afterwards.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../server/serve.js';
-import { cliAgainst } from '../helpers/cli.js';
+import type { RunningServer } from '../../server/serve.js';
 import { makeTestPki, RedfishDouble, type TestPki } from '../helpers/redfish-double.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const PASSWORD = 'Redfish-Bmc-Pw-2207';
 
@@ -18,9 +18,10 @@ describe('fleet power/bmc info on a Redfish BMC (DMTF mockup double over HTTPS)'
   let dir: string;
   let pki: TestPki;
   let bmc: RedfishDouble;
+  let srv: TestServer;
   let server: RunningServer;
 
-  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const fleet = (...args: string[]) => srv.fleet(...args);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-redfish-'));
@@ -28,8 +29,7 @@ describe('fleet power/bmc info on a Redfish BMC (DMTF mockup double over HTTPS)'
     pki = makeTestPki(join(dir, 'pki'));
     bmc = await RedfishDouble.start({ username: 'root', password: PASSWORD, tls: pki.server });
     bmc.setPowerState('Off');
-    await writeFile(
-      join(dir, 'fleet.yaml'),
+    srv = await startTestServer(
       `
 cluster: {name: rf, domain: lab.local, timezone: UTC, management_address: 10.77.0.1}
 networks:
@@ -43,19 +43,13 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: ${bmc.port}, protocol: redfish, credentials: rf}
 `,
+      { dir, env: { RF_PASSWORD: PASSWORD }, bmc: { timeoutMs: 5000, retries: 0 } },
     );
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
-      logLevel: 'warn',
-      env: { RF_PASSWORD: PASSWORD },
-      bmc: { timeoutMs: 5000, retries: 0 },
-    });
+    server = srv.server;
   }, 60_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await bmc?.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -98,9 +92,10 @@ describe('fleet power/bootdev on a four-system Redfish chassis without SessionSe
   let pki: TestPki;
   let chassis: RedfishDouble;
   let other: RedfishDouble;
+  let srv: TestServer;
   let server: RunningServer;
 
-  const fleet = (...args: string[]) => cliAgainst(server, dir, { USER: 'tester' })(...args);
+  const fleet = (...args: string[]) => srv.fleet(...args);
   const powerStates = () => BLADES.map((b) => chassis.system(b)['PowerState']);
 
   beforeAll(async () => {
@@ -110,8 +105,7 @@ describe('fleet power/bootdev on a four-system Redfish chassis without SessionSe
     // Power changes land 200 ms after the 204, as on slow BMCs.
     chassis = await RedfishDouble.start({ username: 'root', password: PASSWORD, tls: pki.server, systems: BLADES, sessionService: false, powerDelayMs: 200 });
     other = await RedfishDouble.start({ username: 'root', password: PASSWORD, tls: pki.server, systems: BLADES, sessionService: false });
-    await writeFile(
-      join(dir, 'fleet.yaml'),
+    srv = await startTestServer(
       `
 cluster: {name: rf, domain: lab.local, timezone: UTC, management_address: 10.77.0.1}
 networks:
@@ -128,19 +122,13 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: ${other.port}, protocol: redfish, credentials: rf}
 `,
+      { dir, env: { RF_PASSWORD: PASSWORD }, bmc: { timeoutMs: 5000, retries: 0 } },
     );
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
-      logLevel: 'warn',
-      env: { RF_PASSWORD: PASSWORD },
-      bmc: { timeoutMs: 5000, retries: 0 },
-    });
+    server = srv.server;
   }, 60_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await chassis?.close();
     await other?.close();
     await rm(dir, { recursive: true, force: true });

@@ -7,14 +7,12 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst } from '../helpers/cli.js';
 import { IPMITOOL, IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../helpers/ipmisim.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 import { until } from '../helpers/wait.js';
 
 const READY = IPMI_SIM !== null && IPMITOOL !== null;
@@ -30,13 +28,11 @@ const itBuilt = BUILT || process.env.CI === 'true' ? it : it.skip;
 suite(READY ? 'stagger bounds and abort through the server (3 ipmi_sim BMCs)' : 'stagger bounds and abort — SKIPPED: ipmi_sim/ipmitool not installed', () => {
   let dir: string;
   let lab: IpmiSimLab;
-  let server: RunningServer | undefined;
+  let srv: TestServer;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleet-stagger-'));
     lab = await startIpmiSims(3, { password: PASSWORD });
-    await writeFile(
-      join(dir, 'fleet.yaml'),
+    srv = await startTestServer(
       `
 cluster: {name: simlab, domain: lab.local, timezone: UTC, management_address: 10.77.0.1}
 networks:
@@ -50,25 +46,18 @@ nodes:
     profile: compute
     bmc: {address: 127.0.0.1, port: [${lab.bmcs.map((b) => b.port).join(', ')}], protocol: ipmi, credentials: sim}
 `,
+      { prefix: 'fleet-stagger-', env: { SIM_BMC_PASSWORD: PASSWORD }, bmc: { timeoutMs: 10_000, retries: 0 } },
     );
-    server = await startServer({
-      configPath: join(dir, 'fleet.yaml'),
-      dataDir: join(dir, 'data'),
-      listen: '127.0.0.1:0',
-      logLevel: 'warn',
-      env: { SIM_BMC_PASSWORD: PASSWORD },
-      bmc: { timeoutMs: 10_000, retries: 0 },
-    });
+    dir = srv.dir;
   }, 120_000);
 
   afterAll(async () => {
-    await server?.close();
+    await srv?.close();
     await lab?.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('refuses a stagger interval over one hour or N over 100,000 with a usage error', async () => {
-    const fleet = cliAgainst(server!, dir, { USER: 'tester' });
+    const fleet = srv.fleet;
     const long = await fleet('power', 'on', 'sim01', '--stagger', '1/61m');
     expect(long.code, long.err).toBe(2);
     expect(long.err).toContain("bad --stagger '1/61m': the interval must be from 0 to 1 hour");
@@ -79,14 +68,13 @@ nodes:
   });
 
   it('close() (what SIGTERM calls) stops a staggered power-on at once', async () => {
-    const fleet = cliAgainst(server!, dir, { USER: 'tester' });
+    const fleet = srv.fleet;
     // One start per hour: without the abort, close() would wait two hours for this request.
     const run = fleet('power', 'on', 'sim[01-03]', '--stagger', '1/60m');
     await until(() => lab.bmcs[0]!.state().power === 'on', 20_000);
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();
-    const closing = server!.close();
-    server = undefined;
+    const closing = srv.closeServer();
     await Promise.race([closing, new Promise((_, rej) => setTimeout(() => rej(new Error('close() did not return within 10 s')), 10_000))]);
     const closeMs = Date.now() - t0;
     const r = await run;
