@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildAdminApp as buildApp } from '../../server/http/app.js';
-import type { ApiNode, ApplyResponse, EventsResponse, NodesResponse } from '../../server/http/api-types.js';
+import type { ApiNode, ApplyResponse, EventsResponse, NodesResponse } from '../../common/api/schemas.js';
 import { openStore, type Store } from '../../server/store/index.js';
 
 const EXAMPLE = new URL('../../examples/seed-cluster.yaml', import.meta.url);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAdminApp as buildApp } from '../../server/http/app.js';
-import type { NodesResponse } from '../../server/http/api-types.js';
+import type { NodesResponse } from '../../common/api/schemas.js';
 import { DEFAULT_EXPAND_LIMIT } from '../../server/nodeset/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 

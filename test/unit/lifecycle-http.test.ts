@@ -2,7 +2,8 @@
 import fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { installErrorHandling } from '../../server/http/errors.js';
-import { registerLifecycleRoutes, type LifecycleActionResponse, type StatusResponse } from '../../server/http/routes/lifecycle.js';
+import type { LifecycleActionResponse, StatusResponse } from '../../common/api/schemas.js';
+import { registerLifecycleRoutes } from '../../server/http/routes/lifecycle.js';
 import { S } from '../../server/lifecycle/states.js';
 import { harness, type Harness } from '../helpers/lifecycle.js';
 

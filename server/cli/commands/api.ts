@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { foldNames } from '../../nodeset/index.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { loadConfigFile, resolveSecret } from '../../config/load.js';
-import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../http/api-types.js';
+import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../../common/api/schemas.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';

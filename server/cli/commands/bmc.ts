@@ -1,13 +1,12 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { BmcResponse } from '../../http/routes/bmc.js';
-import type { BmcOpResult } from '../../ops/bmc.js';
+import type { BmcInfoRequest, BmcResponse, BmcResult, BootdevRequest, PowerRequest } from '../../../common/api/schemas.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
 
 /** Lines for a result table: successes in order, then failures with their reason. */
-export function formatBmcResults(results: BmcOpResult[], describeOk: (r: BmcOpResult) => string): string {
+export function formatBmcResults(results: BmcResult[], describeOk: (r: BmcResult) => string): string {
   const ok = results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
   const failed = results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
   const lines = [...ok];
@@ -15,7 +14,7 @@ export function formatBmcResults(results: BmcOpResult[], describeOk: (r: BmcOpRe
   return lines.join('\n');
 }
 
-async function send(flags: GlobalFlags, io: CliIo, path: string, body: object, json: boolean | undefined, describeOk: (r: BmcOpResult) => string): Promise<number> {
+async function send(flags: GlobalFlags, io: CliIo, path: string, body: PowerRequest | BootdevRequest | BmcInfoRequest, json: boolean | undefined, describeOk: (r: BmcResult) => string): Promise<number> {
   const settings = await resolveClientSettings(flags, io);
   const res = await apiRequest<BmcResponse>(settings, 'POST', path, body, 30 * 60_000);
   io.stdout((json ? JSON.stringify(res, null, 2) : formatBmcResults(res.results, describeOk)) + '\n');
@@ -31,7 +30,7 @@ export async function cmdPower(
 ): Promise<number> {
   const ops = ['on', 'off', 'soft', 'cycle', 'reset', 'status'];
   if (!ops.includes(op)) throw new FleetError('usage.invalid', `unknown power operation '${op}' (one of: ${ops.join(', ')})`);
-  const body = { nodeset, op, ...(opts.stagger ? { stagger: opts.stagger } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {}) };
+  const body: PowerRequest = { nodeset, op: op as PowerRequest['op'], ...(opts.stagger ? { stagger: opts.stagger } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {}) };
   return send(flags, io, '/api/v1/power', body, opts.json, (r) => r.power ?? (op === 'soft' ? 'soft shutdown requested' : 'ok'));
 }
 
@@ -46,7 +45,7 @@ export async function cmdBootdev(
   if (!devices.includes(device)) throw new FleetError('usage.invalid', `unknown boot device '${device}' (one of: ${devices.join(', ')})`);
   if (opts.uefi && opts.legacy) throw new FleetError('usage.invalid', '--uefi and --legacy exclude each other');
   const mode = opts.uefi ? 'uefi' : opts.legacy ? 'legacy' : 'auto';
-  const body = { nodeset, device, persistent: Boolean(opts.persistent), mode };
+  const body: BootdevRequest = { nodeset, device: device as BootdevRequest['device'], persistent: Boolean(opts.persistent), mode };
   return send(flags, io, '/api/v1/bootdev', body, opts.json, () => `boot device ${device}${opts.persistent ? ' (persistent)' : ' (next boot)'}`);
 }
 

@@ -2,9 +2,9 @@
  * `fleet inventory [NODESET] [--format table|json|csv|html]` and
  * `fleet inventory diff NODE [--json]`: thin clients of GET /api/v1/inventory.
  */
+import type { InventoryDiffResponse, InventoryResponse } from '../../../common/api/schemas.js';
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { InventoryResponse } from '../../http/routes/inventory.js';
-import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryDiffReport, type InventoryFormat } from '../../ops/inventory-report.js';
+import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryFormat } from '../../ops/inventory-report.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
@@ -27,7 +27,7 @@ export async function cmdInventory(flags: GlobalFlags, nodeset: string | undefin
 
 export async function cmdInventoryDiff(flags: GlobalFlags, node: string, opts: { json?: boolean }, io: CliIo): Promise<number> {
   const settings = await resolveClientSettings(flags, io);
-  const res = await apiRequest<InventoryDiffReport>(settings, 'GET', `/api/v1/inventory/${encodeURIComponent(node)}/diff`);
+  const res = await apiRequest<InventoryDiffResponse>(settings, 'GET', `/api/v1/inventory/${encodeURIComponent(node)}/diff`);
   io.stdout(opts.json ? JSON.stringify(res, null, 2) + '\n' : formatInventoryDiff(res));
   return Exit.OK;
 }

@@ -8,9 +8,7 @@ import type { Command } from 'commander';
 import { parseStagger } from '../../bmc/fanout.js';
 import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { ApiEvent } from '../../http/api-types.js';
-import type { LifecycleActionResponse, StatusResponse } from '../../http/routes/lifecycle.js';
-import type { NodeStatus } from '../../lifecycle/status.js';
+import type { ApiEvent, CancelRequest, LifecycleActionResponse, NodeStatus, ReinstallRequest, StatusResponse } from '../../../common/api/schemas.js';
 import { foldNames, NodeSet } from '../../nodeset/index.js';
 import { apiRequest, serverFetch } from '../client.js';
 import type { CliIo } from '../io.js';
@@ -366,7 +364,7 @@ export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: Re
       return Exit.FAILED;
     }
   }
-  const body = {
+  const body: ReinstallRequest = {
     nodeset: foldNames(targets.map((n) => n.name)),
     ...(opts.profile ? { profile: opts.profile } : {}),
     ...(opts.stagger ? { stagger: opts.stagger } : {}),
@@ -410,7 +408,7 @@ export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: Re
 
 export async function cmdCancel(flags: GlobalFlags, nodeset: string, opts: { json?: boolean }, io: CliIo): Promise<number> {
   const settings = await resolveClientSettings(flags, io);
-  const res = await apiRequest<LifecycleActionResponse>(settings, 'POST', '/api/v1/nodes/cancel', { nodeset });
+  const res = await apiRequest<LifecycleActionResponse>(settings, 'POST', '/api/v1/nodes/cancel', { nodeset } satisfies CancelRequest);
   io.stdout((opts.json ? JSON.stringify(res, null, 2) : formatActions(res, (r) => `cancelled in ${r.from ?? '?'}, now ${r.state ?? '?'} (disarmed)`)) + '\n');
   return res.summary.failed ? Exit.FAILED : Exit.OK;
 }

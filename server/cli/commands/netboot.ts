@@ -6,7 +6,7 @@
  *   fleet enroll MAC --name N [--profile P] a node from a discovered machine
  */
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../http/routes/netboot-api.js';
+import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../../common/api/schemas.js';
 import { EXPORT_FORMATS, isExportFormat } from '../../ops/export.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';

@@ -9,9 +9,8 @@ import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js
 import { applyConfig } from '../../ops/apply-config.js';
 import type { Conductor } from '../../lifecycle/index.js';
 import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
-import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../api-types.js';
+import * as S from '../../../common/api/schemas.js';
 import { actorOf } from './actor.js';
-import * as S from './schemas.js';
 import { yieldIfLarge } from './yield.js';
 
 export interface ApiDeps {
@@ -24,7 +23,7 @@ export interface ApiDeps {
   conductor?: Pick<Conductor, 'setSettings'>;
 }
 
-export function toApiNode(n: NodeRecord): ApiNode {
+export function toApiNode(n: NodeRecord): S.ApiNode {
   return {
     name: n.name,
     profile: n.profile,
@@ -42,7 +41,7 @@ export function toApiNode(n: NodeRecord): ApiNode {
   };
 }
 
-export function toApiEvent(e: EventRecord): ApiEvent {
+export function toApiEvent(e: EventRecord): S.ApiEvent {
   return {
     id: e.id,
     time: e.time,
@@ -51,7 +50,7 @@ export function toApiEvent(e: EventRecord): ApiEvent {
     fromState: e.fromState,
     toState: e.toState,
     actor: e.actor,
-    details: (e.details ?? null) as ApiEvent['details'],
+    details: (e.details ?? null) as S.ApiEvent['details'],
   };
 }
 
@@ -59,10 +58,10 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
   const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
   const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
 
-  api.get<{ Querystring: { nodeset?: string } }>(
+  api.get<{ Querystring: S.NodesetQuery }>(
     '/nodes',
-    { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.nodesetQuery, response: { 200: S.nodesResponse } } },
-    async (req): Promise<NodesResponse> => {
+    { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.NodesetQuery, response: { 200: S.NodesResponse } } },
+    async (req): Promise<S.NodesResponse> => {
       const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const nodes = await deps.store.nodes.list(names ? { names } : {});
@@ -74,20 +73,20 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     },
   );
 
-  api.get<{ Params: { name: string } }>(
+  api.get<{ Params: S.NodeParams }>(
     '/nodes/:name',
-    { schema: { summary: 'One node', params: S.nodeParams, response: { 200: S.node } } },
-    async (req): Promise<ApiNode> => {
+    { schema: { summary: 'One node', params: S.NodeParams, response: { 200: S.ApiNode } } },
+    async (req): Promise<S.ApiNode> => {
       const n = await deps.store.nodes.get(req.params.name);
       if (!n) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
       return toApiNode(n);
     },
   );
 
-  api.get<{ Params: { name: string }; Querystring: { after?: number; limit?: number; since?: string } }>(
+  api.get<{ Params: S.NodeParams; Querystring: S.EventsQuery }>(
     '/nodes/:name/events',
-    { schema: { summary: "One node's events, oldest first", params: S.nodeParams, querystring: S.eventsQuery, response: { 200: S.eventsResponse } } },
-    async (req): Promise<EventsResponse> => {
+    { schema: { summary: "One node's events, oldest first", params: S.NodeParams, querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
+    async (req): Promise<S.EventsResponse> => {
       if (!(await deps.store.nodes.get(req.params.name))) {
         // A removed node still has its history; only refuse names never seen.
         const probe = await deps.store.events.list({ node: req.params.name, limit: 1 });
@@ -103,10 +102,10 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     },
   );
 
-  api.get<{ Querystring: { nodeset?: string; after?: number; limit?: number; since?: string } }>(
+  api.get<{ Querystring: S.EventsQuery }>(
     '/events',
-    { schema: { summary: 'The event log, oldest first, paginated by id', querystring: S.eventsQuery, response: { 200: S.eventsResponse } } },
-    async (req): Promise<EventsResponse> => {
+    { schema: { summary: 'The event log, oldest first, paginated by id', querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
+    async (req): Promise<S.EventsResponse> => {
       const nodes = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
       const page = await deps.store.events.list({
         ...(nodes ? { nodes } : {}),
@@ -118,14 +117,14 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     },
   );
 
-  api.post<{ Body: ApplyRequest }>(
+  api.post<{ Body: S.ApplyRequest }>(
     '/apply',
-    { schema: { summary: 'Apply a fleet.yaml (idempotent); dryRun only plans', body: S.applyRequest, response: { 200: S.applyResponse } } },
-    async (req): Promise<ApplyResponse> => {
+    { schema: { summary: 'Apply a fleet.yaml (idempotent); dryRun only plans', body: S.ApplyRequest, response: { 200: S.ApplyResponse } } },
+    async (req): Promise<S.ApplyResponse> => {
       const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml' });
       const res = await applyConfig(deps.store, spec, req.body.secrets, {
         actor: actorOf(req),
-        dryRun: req.body.dryRun,
+        dryRun: req.body.dryRun === true,
         prune: req.body.prune === true,
         held: 'refuse',
         ...(req.body.confirmRemovals ? { confirmedRemovals: req.body.confirmRemovals } : {}),

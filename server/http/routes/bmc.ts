@@ -3,9 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { parseStagger } from '../../bmc/fanout.js';
 import type { ProviderContext } from '../../bmc/registry.js';
 import type { BootMode } from '../../bmc/types.js';
+import * as S from '../../../common/api/schemas.js';
 import { FleetError } from '../../../common/errors.js';
 import { NodeSet } from '../../nodeset/index.js';
-import { BOOT_DEVICES, POWER_OPS, runBmcOperation, type BmcOperation, type BmcOpResult } from '../../ops/bmc.js';
+import { runBmcOperation, type BmcOperation, type BOOT_DEVICES, type POWER_OPS } from '../../ops/bmc.js';
 import type { Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
 
@@ -16,24 +17,10 @@ export interface BmcDeps {
   bmc?: { providers: ProviderContext; concurrency?: number; timeoutMs?: number; retries?: number };
 }
 
-export interface BmcResponse {
-  results: BmcOpResult[];
-  summary: { total: number; ok: number; failed: number };
-}
-
-const common = {
-  nodeset: { type: 'string', minLength: 1, maxLength: 65536 },
-  concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
-  timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 },
-} as const;
-
-const resultsSchema = {
-  type: 'object',
-  properties: {
-    results: { type: 'array', items: { type: 'object', additionalProperties: true } },
-    summary: { type: 'object', properties: { total: { type: 'integer' }, ok: { type: 'integer' }, failed: { type: 'integer' } } },
-  },
-} as const;
+/** The contract's lists are the operations' own, both ways (a compile error otherwise). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameLists: [Same<S.PowerOp, (typeof POWER_OPS)[number]>, Same<S.BootDeviceName, (typeof BOOT_DEVICES)[number]>, Same<(typeof S.BOOT_MODES)[number], BootMode>] = [true, true, true];
+void sameLists;
 
 export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Promise<void> {
   // Stopping the server (close(), SIGTERM) ends every fan-out in progress: a staggered one could
@@ -42,7 +29,7 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
   api.addHook('preClose', async () => {
     stopping.abort(new FleetError('unavailable', 'not done: the server is stopping'));
   });
-  const run = async (req: { ip: string; headers: Record<string, unknown> }, body: { nodeset: string; concurrency?: number; timeoutMs?: number; stagger?: string }, op: BmcOperation): Promise<BmcResponse> => {
+  const run = async (req: { ip: string; headers: Record<string, unknown> }, body: S.BmcInfoRequest & { stagger?: string }, op: BmcOperation): Promise<S.BmcResponse> => {
     if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
     const names = NodeSet.parse(body.nodeset, { limit: deps.nodesetLimit }).expand();
     // Retries follow the one rule (bmc/retry.ts) inside runBmcOperation: power actions that may have
@@ -60,53 +47,38 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
     return { results, summary: { total: results.length, ok, failed: results.length - ok } };
   };
 
-  api.post<{ Body: { nodeset: string; op: (typeof POWER_OPS)[number]; stagger?: string; concurrency?: number; timeoutMs?: number } }>(
+  api.post<{ Body: S.PowerRequest }>(
     '/power',
     {
       schema: {
         summary:
           'Power status or action on a nodeset through the BMCs (on can be staggered: "10/2s"). off, soft, cycle and reset are sent at most once: never retried after a timeout; a node whose BMC did not answer is reported with "unconfirmed" and the power read back',
-        body: {
-          type: 'object',
-          properties: { ...common, op: { type: 'string', enum: [...POWER_OPS] }, stagger: { type: 'string', maxLength: 32 } },
-          required: ['nodeset', 'op'],
-          additionalProperties: false,
-        },
-        response: { 200: resultsSchema },
+        body: S.PowerRequest,
+        response: { 200: S.BmcResponse },
       },
     },
     async (req) => run(req, req.body, { kind: 'power', op: req.body.op }),
   );
 
-  api.post<{ Body: { nodeset: string; device: (typeof BOOT_DEVICES)[number]; persistent?: boolean; mode?: BootMode; concurrency?: number; timeoutMs?: number } }>(
+  api.post<{ Body: S.BootdevRequest }>(
     '/bootdev',
     {
       schema: {
         summary: 'Set the boot device (next boot only unless persistent)',
-        body: {
-          type: 'object',
-          properties: {
-            ...common,
-            device: { type: 'string', enum: [...BOOT_DEVICES] },
-            persistent: { type: 'boolean', default: false },
-            mode: { type: 'string', enum: ['uefi', 'legacy', 'auto'], default: 'auto' },
-          },
-          required: ['nodeset', 'device'],
-          additionalProperties: false,
-        },
-        response: { 200: resultsSchema },
+        body: S.BootdevRequest,
+        response: { 200: S.BmcResponse },
       },
     },
     async (req) => run(req, req.body, { kind: 'bootdev', device: req.body.device, persistent: req.body.persistent ?? false, mode: req.body.mode ?? 'auto' }),
   );
 
-  api.post<{ Body: { nodeset: string; concurrency?: number; timeoutMs?: number } }>(
+  api.post<{ Body: S.BmcInfoRequest }>(
     '/bmc/info',
     {
       schema: {
         summary: 'BMC identity: manufacturer, model, serial, UUID, firmware, MACs',
-        body: { type: 'object', properties: { ...common }, required: ['nodeset'], additionalProperties: false },
-        response: { 200: resultsSchema },
+        body: S.BmcInfoRequest,
+        response: { 200: S.BmcResponse },
       },
     },
     async (req) => run(req, req.body, { kind: 'info' }),

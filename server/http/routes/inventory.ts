@@ -8,14 +8,12 @@
  * `fleet inventory` formats.
  */
 import type { FastifyInstance } from 'fastify';
+import * as S from '../../../common/api/schemas.js';
 import { diffInventory } from '../../../common/inventory/diff.js';
 import { inventoryFromStored } from '../../../common/inventory/proto.js';
-import type { Inventory } from '../../../common/inventory/types.js';
 import { FleetError } from '../../../common/errors.js';
 import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js';
-import type { InventoryDiffReport, InventoryRow } from '../../ops/inventory-report.js';
 import { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY, type Store } from '../../store/index.js';
-import * as S from './schemas.js';
 import { yieldIfLarge } from './yield.js';
 
 export interface InventoryRouteDeps {
@@ -24,60 +22,9 @@ export interface InventoryRouteDeps {
   nodesetLimit?: number;
 }
 
-export interface InventoryResponse {
-  /** Every node of the nodeset (all nodes without one) that the store knows, in name order; inventory null when it never reported. */
-  nodes: InventoryRow[];
-  /** Names of the nodeset the store does not know. */
-  missing: string[];
-  missingFolded: string;
-}
-
-export interface InventoryHistoryResponse {
-  node: string;
-  reports: { id: number; reportedAt: string; collectedAt: string | null; digest: string; inventory: Inventory }[];
-}
-
-const anyObject = { type: 'object', additionalProperties: true } as const;
-
-const inventoryResponse = {
-  type: 'object',
-  properties: {
-    nodes: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { node: { type: 'string' }, reportedAt: { type: ['string', 'null'] }, inventory: { anyOf: [anyObject, { type: 'null' }] } },
-        required: ['node', 'reportedAt', 'inventory'],
-      },
-    },
-    missing: { type: 'array', items: { type: 'string' } },
-    missingFolded: { type: 'string' },
-  },
-} as const;
-
-const reportRef = { anyOf: [{ type: 'object', properties: { id: { type: 'integer' }, reportedAt: { type: 'string' } } }, { type: 'null' }] } as const;
-
-const diffResponse = {
-  type: 'object',
-  properties: {
-    node: { type: 'string' },
-    before: reportRef,
-    after: reportRef,
-    changes: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: { kind: { type: 'string' }, subject: { type: 'string' }, before: { type: 'string' }, after: { type: 'string' }, message: { type: 'string' } },
-      },
-    },
-  },
-} as const;
-
-const historyQuery = {
-  type: 'object',
-  properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_INVENTORY_HISTORY, default: DEFAULT_INVENTORY_HISTORY } },
-  additionalProperties: false,
-} as const;
+/** The contract's history bounds are the store's (a compile error otherwise). */
+const sameBounds: [typeof S.DEFAULT_INVENTORY_HISTORY, typeof S.MAX_INVENTORY_HISTORY] = [DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY];
+void sameBounds;
 
 export async function registerInventoryRoutes(api: FastifyInstance, deps: InventoryRouteDeps): Promise<void> {
   const { store } = deps;
@@ -90,10 +37,10 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     throw new FleetError('node.not_found', `no node named '${name}'`);
   }
 
-  api.get<{ Querystring: { nodeset?: string } }>(
+  api.get<{ Querystring: S.NodesetQuery }>(
     '/inventory',
-    { schema: { summary: 'The latest inventory report of each node (optionally of a nodeset)', querystring: S.nodesetQuery, response: { 200: inventoryResponse } } },
-    async (req): Promise<InventoryResponse> => {
+    { schema: { summary: 'The latest inventory report of each node (optionally of a nodeset)', querystring: S.NodesetQuery, response: { 200: S.InventoryResponse } } },
+    async (req): Promise<S.InventoryResponse> => {
       const names = req.query.nodeset !== undefined ? NodeSet.parse(req.query.nodeset, { limit }).expand() : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const nodes = await store.nodes.list(names ? { names } : {});
@@ -101,7 +48,7 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
       const found = new Set(nodes.map((n) => n.name));
       const missing = names ? names.filter((n) => !found.has(n)) : [];
       await yieldIfLarge(missing.length);
-      const rows: InventoryRow[] = [];
+      const rows: S.InventoryRow[] = [];
       for (const n of nodes) {
         const rep = await store.inventory.latest(n.name);
         rows.push({ node: n.name, reportedAt: rep?.reportedAt ?? null, inventory: rep ? inventoryFromStored(rep.inventory) : null });
@@ -110,10 +57,10 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     },
   );
 
-  api.get<{ Params: { name: string }; Querystring: { limit?: number } }>(
+  api.get<{ Params: S.NodeParams; Querystring: S.InventoryHistoryQuery }>(
     '/inventory/:name/history',
-    { schema: { summary: "A node's inventory reports, newest first", params: S.nodeParams, querystring: historyQuery } },
-    async (req): Promise<InventoryHistoryResponse> => {
+    { schema: { summary: "A node's inventory reports, newest first", params: S.NodeParams, querystring: S.InventoryHistoryQuery, response: { 200: S.InventoryHistoryResponse } } },
+    async (req): Promise<S.InventoryHistoryResponse> => {
       await requireKnown(req.params.name);
       const reps = await store.inventory.history(req.params.name, req.query.limit ?? DEFAULT_INVENTORY_HISTORY);
       return {
@@ -123,10 +70,10 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     },
   );
 
-  api.get<{ Params: { name: string } }>(
+  api.get<{ Params: S.NodeParams }>(
     '/inventory/:name/diff',
-    { schema: { summary: 'Hardware changes between the last two inventory reports of a node', params: S.nodeParams, response: { 200: diffResponse } } },
-    async (req): Promise<InventoryDiffReport> => {
+    { schema: { summary: 'Hardware changes between the last two inventory reports of a node', params: S.NodeParams, response: { 200: S.InventoryDiffResponse } } },
+    async (req): Promise<S.InventoryDiffResponse> => {
       await requireKnown(req.params.name);
       const [after, before] = await store.inventory.history(req.params.name, 2);
       const ref = (r: typeof after) => (r ? { id: r.id, reportedAt: r.reportedAt } : null);

@@ -14,10 +14,12 @@
  * the client goes away, or when the server closes.
  */
 import type { FastifyInstance } from 'fastify';
+import * as S from '../../../common/api/schemas.js';
+import { MAX_STREAM_SECONDS } from '../../../common/api/schemas.js';
 import { parseStagger } from '../../bmc/fanout.js';
 import { FleetError } from '../../../common/errors.js';
 import type { Conductor, NodeActionResult } from '../../lifecycle/conductor.js';
-import { nodeStatuses, type NodeStatus } from '../../lifecycle/status.js';
+import { nodeStatuses } from '../../lifecycle/status.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
@@ -41,32 +43,9 @@ export interface LifecycleRouteDeps {
   clock?: () => Date;
 }
 
-export interface LifecycleActionResponse {
-  results: NodeActionResult[];
-  summary: { total: number; ok: number; failed: number };
-}
-
-export interface StatusResponse {
-  nodes: NodeStatus[];
-  missing: string[];
-  missingFolded: string;
-  summary: { total: number; byState: Record<string, number>; failed: number; flagged: number };
-}
-
 /** The event store's node filter takes at most this many names; larger nodesets are filtered here. */
 const STORE_NODE_FILTER_MAX = 10_000;
-const MAX_STREAM_SECONDS = 3600;
-
-const nodeset = { type: 'string', minLength: 1, maxLength: 65536 } as const;
-const actionResponse = {
-  type: 'object',
-  properties: {
-    results: { type: 'array', items: { type: 'object', additionalProperties: true } },
-    summary: { type: 'object', properties: { total: { type: 'integer' }, ok: { type: 'integer' }, failed: { type: 'integer' } } },
-  },
-} as const;
-
-function summarise(results: NodeActionResult[]): LifecycleActionResponse {
+function summarise(results: NodeActionResult[]): S.LifecycleActionResponse {
   const ok = results.filter((r) => r.ok).length;
   return { results, summary: { total: results.length, ok, failed: results.length - ok } };
 }
@@ -86,26 +65,16 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     for (const w of wakers) w();
   });
 
-  api.post<{ Body: { nodeset: string; profile?: string; stagger?: string; force?: boolean } }>(
+  api.post<{ Body: S.ReinstallRequest }>(
     '/nodes/reinstall',
     {
       schema: {
         summary: 'Reinstall nodes (erases their disks): arm a one-time PXE boot, power-cycle, install, boot the disk, configure. Pets need force.',
-        body: {
-          type: 'object',
-          properties: {
-            nodeset,
-            profile: { type: 'string', minLength: 1, maxLength: 128 },
-            stagger: { type: 'string', maxLength: 32, description: 'at most N nodes start per interval: "10/30s", "10/30" (seconds)' },
-            force: { type: 'boolean', default: false, description: 'also reinstall pets' },
-          },
-          required: ['nodeset'],
-          additionalProperties: false,
-        },
-        response: { 200: actionResponse },
+        body: S.ReinstallRequest,
+        response: { 200: S.LifecycleActionResponse },
       },
     },
-    async (req): Promise<LifecycleActionResponse> => {
+    async (req): Promise<S.LifecycleActionResponse> => {
       const c = conductor();
       const names = expand(req.body.nodeset);
       const results = await c.reinstall(names, {
@@ -120,38 +89,28 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     },
   );
 
-  api.post<{ Body: { nodeset: string } }>(
+  api.post<{ Body: S.CancelRequest }>(
     '/nodes/cancel',
     {
       schema: {
         summary: 'Cancel the lifecycle of nodes: back to enrolled, disarmed, boot device disk (best effort)',
-        body: { type: 'object', properties: { nodeset }, required: ['nodeset'], additionalProperties: false },
-        response: { 200: actionResponse },
+        body: S.CancelRequest,
+        response: { 200: S.LifecycleActionResponse },
       },
     },
-    async (req): Promise<LifecycleActionResponse> => summarise(await conductor().cancel(expand(req.body.nodeset), { actor: actorOf(req) })),
+    async (req): Promise<S.LifecycleActionResponse> => summarise(await conductor().cancel(expand(req.body.nodeset), { actor: actorOf(req) })),
   );
 
-  api.get<{ Querystring: { nodeset?: string } }>(
+  api.get<{ Querystring: S.StatusQuery }>(
     '/nodes/status',
     {
       schema: {
         summary: 'Lifecycle status: state, time in state, last event, next timeout, failure reason, flags',
-        querystring: { type: 'object', properties: { nodeset }, additionalProperties: false },
-        response: {
-          200: {
-            type: 'object',
-            properties: {
-              nodes: { type: 'array', items: { type: 'object', additionalProperties: true } },
-              missing: { type: 'array', items: { type: 'string' } },
-              missingFolded: { type: 'string' },
-              summary: { type: 'object', additionalProperties: true },
-            },
-          },
-        },
+        querystring: S.StatusQuery,
+        response: { 200: S.StatusResponse },
       },
     },
-    async (req): Promise<StatusResponse> => {
+    async (req): Promise<S.StatusResponse> => {
       const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const { nodes, missing } = await nodeStatuses(deps.store, names, (deps.clock ?? (() => new Date()))());
@@ -167,24 +126,14 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     },
   );
 
-  api.get<{ Querystring: { nodeset?: string; after?: number; kinds?: string; maxEvents?: number; maxSeconds?: number } }>(
+  api.get<{ Querystring: S.EventStreamQuery }>(
     '/events/stream',
     {
       // A HEAD of an endless stream would hold its socket until the stream's own limits end it.
       exposeHeadRoute: false,
       schema: {
         summary: 'Server-sent events: the event log as it grows (id: event id, event: kind, data: the event JSON)',
-        querystring: {
-          type: 'object',
-          properties: {
-            nodeset,
-            after: { type: 'integer', minimum: 0, description: 'start after this event id (default: now; or the Last-Event-ID header)' },
-            kinds: { type: 'string', maxLength: 2048, description: 'comma-separated event kinds' },
-            maxEvents: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-            maxSeconds: { type: 'integer', minimum: 1, maximum: MAX_STREAM_SECONDS },
-          },
-          additionalProperties: false,
-        },
+        querystring: S.EventStreamQuery,
       },
     },
     async (req, reply) => {

@@ -11,94 +11,24 @@
  * asks for application/json (the CLI does). Previews issue no token.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as S from '../../../common/api/schemas.js';
 import { checkNodeName, cidrContains, ipToInt, isIPv4, normalizeMac, parseCidr, show } from '../../../common/patterns.js';
 import { FleetError } from '../../../common/errors.js';
 import { EXPORT_FORMATS, exportAs, isExportFormat } from '../../ops/export.js';
 import { clusterInfo, previewIpxe, previewKickstart, type RenderDeps } from '../../ops/render.js';
 import type { DiscoveredMachine, Store } from '../../store/index.js';
-import type { ApiNode } from '../api-types.js';
 import { actorOf } from './actor.js';
 import { toApiNode } from './api.js';
-import * as S from './schemas.js';
 
 export interface NetbootApiDeps extends RenderDeps {
   /** Called after enroll created a node (DHCP reservations follow). */
   onNodesChanged?: () => Promise<void>;
 }
 
-export interface RenderResponse {
-  node: string;
-  kind: 'ipxe' | 'kickstart';
-  /** For ipxe: the decision's kind (install, localboot, discover, not-implemented). */
-  decision?: string;
-  text: string;
-}
-
-export interface ExportResponse {
-  format: string;
-  text: string;
-}
-
-export interface ApiDiscovered {
-  mac: string;
-  ip: string | null;
-  hostname: string | null;
-  vendorClass: string | null;
-  arch: string | null;
-  pxe: boolean;
-  firstSeen: string;
-  lastSeen: string;
-}
-
-export interface DiscoveredResponse {
-  machines: ApiDiscovered[];
-}
-
-export interface EnrollRequest {
-  mac: string;
-  name: string;
-  profile?: string;
-}
-
-export interface EnrollResponse {
-  node: ApiNode;
-  /** Why the discovered address was not kept as the node's IP, when it was not. */
-  ipNote?: string;
-}
-
-const str = { type: 'string' } as const;
-const nullableStr = { type: ['string', 'null'] } as const;
-
-const discoveredSchema = {
-  type: 'object',
-  properties: {
-    machines: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          mac: str,
-          ip: nullableStr,
-          hostname: nullableStr,
-          vendorClass: nullableStr,
-          arch: nullableStr,
-          pxe: { type: 'boolean' },
-          firstSeen: str,
-          lastSeen: str,
-        },
-        required: ['mac', 'ip', 'hostname', 'vendorClass', 'arch', 'pxe', 'firstSeen', 'lastSeen'],
-      },
-    },
-  },
-  required: ['machines'],
-} as const;
-
-const textResponse = {
-  type: 'object',
-  description: 'with Accept: application/json; otherwise the text itself as text/plain',
-  properties: { node: str, kind: str, decision: str, format: str, text: str },
-  required: ['text'],
-} as const;
+/** The contract's list is the exporters' own, both ways (a compile error otherwise). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameFormats: Same<S.ExportFormat, (typeof EXPORT_FORMATS)[number]> = true;
+void sameFormats;
 
 function wantsJson(req: FastifyRequest): boolean {
   const accept = req.headers.accept;
@@ -110,7 +40,7 @@ function answer<T extends { text: string }>(req: FastifyRequest, reply: FastifyR
   return reply.type('text/plain; charset=utf-8').send(body.text);
 }
 
-function toApiDiscovered(m: DiscoveredMachine): ApiDiscovered {
+function toApiDiscovered(m: DiscoveredMachine): S.ApiDiscovered {
   return {
     mac: m.mac,
     ip: m.ip,
@@ -146,7 +76,7 @@ async function enrolledIp(store: Store, discoveredIp: string | null): Promise<{ 
 }
 
 /** Creates a node from a discovered machine and forgets the machine, in one transaction. */
-export async function enrollMachine(store: Store, req: EnrollRequest, actor: string): Promise<EnrollResponse> {
+export async function enrollMachine(store: Store, req: S.EnrollRequest, actor: string): Promise<S.EnrollResponse> {
   const mac = normalizeMac(req.mac);
   if (mac === undefined) throw new FleetError('request.invalid', `${show(req.mac)} is not a unicast MAC address (aa:bb:cc:dd:ee:ff)`);
   const badName = checkNodeName(req.name);
@@ -177,46 +107,44 @@ export async function enrollMachine(store: Store, req: EnrollRequest, actor: str
 }
 
 export async function registerNetbootApiRoutes(api: FastifyInstance, deps: NetbootApiDeps): Promise<void> {
-  const nodeParams = S.nodeParams;
-
-  api.get<{ Params: { name: string }; Querystring: { platform?: string } }>(
+  api.get<{ Params: S.NodeParams; Querystring: S.RenderIpxeQuery }>(
     '/render/:name/ipxe',
     {
       schema: {
         summary: 'The iPXE script the node would be served now (tokens replaced by a placeholder; nothing is issued)',
-        params: nodeParams,
-        querystring: { type: 'object', properties: { platform: { type: 'string', enum: ['pcbios', 'efi'] } }, additionalProperties: false },
-        response: { 200: textResponse },
+        params: S.NodeParams,
+        querystring: S.RenderIpxeQuery,
+        response: { 200: S.RenderResponse },
       },
     },
     async (req, reply) => {
       const { decision, text } = await previewIpxe(deps, req.params.name, req.query.platform ? { platform: req.query.platform } : {});
-      return answer(req, reply, { node: req.params.name, kind: 'ipxe', decision: decision.kind, text } satisfies RenderResponse);
+      return answer(req, reply, { node: req.params.name, kind: 'ipxe', decision: decision.kind, text } satisfies S.RenderResponse);
     },
   );
 
-  api.get<{ Params: { name: string } }>(
+  api.get<{ Params: S.NodeParams }>(
     '/render/:name/kickstart',
     {
       schema: {
         summary: "The node's kickstart (tokens replaced by a placeholder; served to the node only while it is armed)",
-        params: nodeParams,
-        response: { 200: textResponse },
+        params: S.NodeParams,
+        response: { 200: S.RenderResponse },
       },
     },
     async (req, reply) => {
       const text = await previewKickstart(deps, req.params.name);
-      return answer(req, reply, { node: req.params.name, kind: 'kickstart', text } satisfies RenderResponse);
+      return answer(req, reply, { node: req.params.name, kind: 'kickstart', text } satisfies S.RenderResponse);
     },
   );
 
-  api.get<{ Params: { format: string } }>(
+  api.get<{ Params: S.ExportParams }>(
     '/export/:format',
     {
       schema: {
         summary: `The declared cluster for other tools: ${EXPORT_FORMATS.join(', ')}`,
-        params: { type: 'object', properties: { format: { type: 'string', enum: [...EXPORT_FORMATS] } }, required: ['format'] },
-        response: { 200: textResponse },
+        params: S.ExportParams,
+        response: { 200: S.ExportResponse },
       },
     },
     async (req, reply) => {
@@ -225,40 +153,29 @@ export async function registerNetbootApiRoutes(api: FastifyInstance, deps: Netbo
       const cluster = await clusterInfo(deps.store);
       const nodes = await deps.store.nodes.list();
       const text = exportAs(format, { cluster, nodes });
-      return answer(req, reply, { format, text } satisfies ExportResponse);
+      return answer(req, reply, { format, text } satisfies S.ExportResponse);
     },
   );
 
   api.get(
     '/discovered',
-    { schema: { summary: 'Machines seen on the provisioning network that no node declares, newest first', response: { 200: discoveredSchema } } },
-    async (): Promise<DiscoveredResponse> => {
+    { schema: { summary: 'Machines seen on the provisioning network that no node declares, newest first', response: { 200: S.DiscoveredResponse } } },
+    async (): Promise<S.DiscoveredResponse> => {
       const machines = await deps.store.discovered.list({ unknownOnly: true });
       return { machines: machines.map(toApiDiscovered) };
     },
   );
 
-  api.post<{ Body: EnrollRequest }>(
+  api.post<{ Body: S.EnrollRequest }>(
     '/enroll',
     {
       schema: {
         summary: 'Create a node from a discovered machine (not written to fleet.yaml)',
-        body: {
-          type: 'object',
-          properties: {
-            mac: { type: 'string', maxLength: 64 },
-            name: { type: 'string', maxLength: 253 },
-            profile: { type: 'string', maxLength: 64 },
-          },
-          required: ['mac', 'name'],
-          additionalProperties: false,
-        },
-        response: {
-          200: { type: 'object', properties: { node: S.node, ipNote: str }, required: ['node'] },
-        },
+        body: S.EnrollRequest,
+        response: { 200: S.EnrollResponse },
       },
     },
-    async (req): Promise<EnrollResponse> => {
+    async (req): Promise<S.EnrollResponse> => {
       const res = await enrollMachine(deps.store, req.body, actorOf(req));
       req.log.info({ node: res.node.name, mac: req.body.mac }, 'enrolled a discovered machine');
       await deps.onNodesChanged?.();

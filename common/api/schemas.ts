@@ -1,0 +1,470 @@
+/**
+ * The REST contract (/api/v1): one TypeBox definition per request body,
+ * query string and response. Each is plain JSON Schema at run time (the
+ * server hands it to fastify: ajv validates requests with it, the response
+ * serializer keeps only the fields it lists, @fastify/swagger publishes it)
+ * and a TypeScript type through `Static` (the server's handlers return it,
+ * the CLI reads it). Nothing here carries a secret.
+ *
+ * Response objects marked open (`additionalProperties: true`) pass every
+ * field through, as they always did; their listed fields are the ones
+ * clients may rely on.
+ */
+import Type, { type Static, type TSchema } from 'typebox';
+import type { BmcProtocol, NodeBmcSpec } from '../model.js';
+import type { Inventory, InventoryChange } from '../inventory/types.js';
+
+// ------------------------------------------------------------------ helpers
+
+/** `{type: [T, 'null']}`: the serializer writes it directly, where an anyOf is checked value by value. */
+function Nullable<T extends TSchema & { type: string }>(t: T) {
+  return Type.Unsafe<Static<T> | null>({ ...t, type: [t.type, 'null'] });
+}
+
+/** A string of a fixed set: `{type: 'string', enum}` (TypeBox's own union is an anyOf of consts). */
+function StringEnum<const V extends readonly string[]>(values: V, options: { default?: V[number]; description?: string } = {}) {
+  return Type.Unsafe<V[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** A string whose values a common/ type names (no enum at run time: the schema is what it always was). */
+function StringOf<T extends string>(options: { description?: string } = {}) {
+  return Type.Unsafe<T>({ type: 'string', ...options });
+}
+
+/** An object whose unlisted fields pass through. */
+function Open<P extends Record<string, TSchema>>(properties: P) {
+  return Type.Object(properties, { additionalProperties: true });
+}
+
+const Str = Type.String();
+const NullableStr = Nullable(Type.String());
+const Strings = Type.Array(Type.String());
+
+// ------------------------------------------------------------------ shared parts
+
+/** The longest nodeset expression a request may carry. */
+const Nodeset = Type.String({ minLength: 1, maxLength: 65536 });
+
+export const NodesetQuery = Type.Object(
+  { nodeset: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'clustershell nodeset, e.g. valkyrie[01-02]' })) },
+  { additionalProperties: false },
+);
+export type NodesetQuery = Static<typeof NodesetQuery>;
+
+export const NodeParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }) });
+export type NodeParams = Static<typeof NodeParams>;
+
+/** Per-node results of an action on a nodeset. */
+const Summary = Type.Object({ total: Type.Integer(), ok: Type.Integer(), failed: Type.Integer() });
+
+// ------------------------------------------------------------------ nodes, events
+
+export const ApiNode = Type.Object({
+  name: Str,
+  profile: Str,
+  ip: NullableStr,
+  macs: Strings,
+  bmc: Type.Union([
+    Type.Object({
+      address: Str,
+      port: Type.Integer(),
+      protocol: StringOf<BmcProtocol>(),
+      credentials: Type.String({ description: 'name of the credential set (never the secret)' }),
+    }),
+    Type.Null(),
+  ]),
+  pet: Type.Boolean(),
+  origin: StringEnum(['config', 'enroll'], { description: 'config: declared in fleet.yaml; enroll: fleet enroll (apply never removes it)' }),
+  state: Str,
+  stateSince: Str,
+  armed: Type.Boolean(),
+  lastSeen: NullableStr,
+  createdAt: Str,
+  updatedAt: Str,
+});
+export type ApiNode = Static<typeof ApiNode>;
+
+export const NodesResponse = Type.Object({
+  nodes: Type.Array(ApiNode),
+  /** Names of the requested nodeset that are not in the store. */
+  missing: Strings,
+  missingFolded: Str,
+});
+export type NodesResponse = Static<typeof NodesResponse>;
+
+export const EventsQuery = Type.Object(
+  {
+    nodeset: Type.Optional(Nodeset),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'cursor: the nextAfter of the previous page' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    since: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+);
+export type EventsQuery = Static<typeof EventsQuery>;
+
+export const ApiEvent = Type.Object({
+  id: Type.Integer(),
+  time: Str,
+  node: NullableStr,
+  kind: Str,
+  fromState: NullableStr,
+  toState: NullableStr,
+  actor: Str,
+  details: Type.Unsafe<Record<string, unknown> | null>({ type: ['object', 'null'], additionalProperties: true }),
+});
+export type ApiEvent = Static<typeof ApiEvent>;
+
+export const EventsResponse = Type.Object({
+  events: Type.Array(ApiEvent),
+  /** Pass as ?after= to get the next page; null when this page is the last. */
+  nextAfter: Nullable(Type.Integer()),
+});
+export type EventsResponse = Static<typeof EventsResponse>;
+
+// ------------------------------------------------------------------ apply
+
+export const ApplyRequest = Type.Object(
+  {
+    yaml: Type.String({ maxLength: 16 * 1024 * 1024, description: 'the fleet.yaml text' }),
+    source: Type.Optional(Type.String({ maxLength: 4096, description: 'file name used in error messages' })),
+    secrets: Type.Unsafe<Record<string, string>>({
+      type: 'object',
+      additionalProperties: Type.String({ maxLength: 4096 }),
+      description: 'credential set name -> secret, read by the client from the files/env the YAML names',
+    }),
+    dryRun: Type.Optional(Type.Boolean({ default: false })),
+    prune: Type.Optional(Type.Boolean({ default: false, description: 'also remove pets and nodes that are mid-operation' })),
+    confirmRemovals: Type.Optional(
+      Type.Array(Type.String({ maxLength: 253 }), {
+        maxItems: 100000,
+        description: 'the nodes the client confirmed to remove; a plan removing any other node is refused',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ApplyRequest = Static<typeof ApplyRequest>;
+
+const Change = <T extends TSchema>(t: T) => Type.Object({ from: t, to: t });
+
+/** The plan as the API returns it: names and field changes, no keyed secret digests. */
+export const ApplyPlan = Open({
+  settings: Open({ changed: Type.Boolean(), sections: Strings }),
+  credentials: Open({
+    added: Strings,
+    changed: Type.Array(Open({ name: Str, secretChanged: Type.Boolean(), username: Type.Optional(Change(Str)) })),
+    removed: Strings,
+  }),
+  profiles: Open({ added: Strings, changed: Type.Array(Open({ name: Str, fields: Strings })), removed: Strings, kept: Strings }),
+  nodes: Open({
+    added: Strings,
+    changed: Type.Array(
+      Open({
+        name: Str,
+        changes: Open({
+          profile: Type.Optional(Change(Str)),
+          ip: Type.Optional(Change(NullableStr)),
+          macs: Type.Optional(Change(Strings)),
+          bmc: Type.Optional(Change(Type.Unsafe<NodeBmcSpec | null>({ type: ['object', 'null'], additionalProperties: true }))),
+          pet: Type.Optional(Change(Type.Boolean())),
+        }),
+      }),
+    ),
+    removed: Strings,
+    unchanged: Type.Integer(),
+    /** Gone from fleet.yaml but pets or mid-operation: removed only with prune. */
+    held: Type.Array(Open({ name: Str, state: Str, pet: Type.Boolean(), reasons: Type.Array(StringEnum(['pet', 'busy'])) })),
+    /** Not declared in fleet.yaml (enrolled): left alone. */
+    kept: Strings,
+    /** Enrolled nodes fleet.yaml now declares. */
+    adopted: Strings,
+  }),
+});
+export type ApplyPlan = Static<typeof ApplyPlan>;
+
+export const ApplyResponse = Type.Object({
+  changed: Type.Boolean(),
+  applied: Type.Boolean(),
+  /** Human diff. */
+  text: Str,
+  plan: ApplyPlan,
+});
+export type ApplyResponse = Static<typeof ApplyResponse>;
+
+// ------------------------------------------------------------------ BMC
+
+export const POWER_OPS = ['status', 'on', 'off', 'soft', 'cycle', 'reset'] as const;
+export type PowerOp = (typeof POWER_OPS)[number];
+export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios'] as const;
+export type BootDeviceName = (typeof BOOT_DEVICES)[number];
+export const BOOT_MODES = ['uefi', 'legacy', 'auto'] as const;
+
+const BmcCommon = {
+  nodeset: Nodeset,
+  concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 600_000 })),
+};
+
+export const PowerRequest = Type.Object(
+  { ...BmcCommon, op: StringEnum(POWER_OPS), stagger: Type.Optional(Type.String({ maxLength: 32 })) },
+  { additionalProperties: false },
+);
+export type PowerRequest = Static<typeof PowerRequest>;
+
+export const BootdevRequest = Type.Object(
+  {
+    ...BmcCommon,
+    device: StringEnum(BOOT_DEVICES),
+    persistent: Type.Optional(Type.Boolean({ default: false })),
+    mode: Type.Optional(StringEnum(BOOT_MODES, { default: 'auto' })),
+  },
+  { additionalProperties: false },
+);
+export type BootdevRequest = Static<typeof BootdevRequest>;
+
+export const BmcInfoRequest = Type.Object(BmcCommon, { additionalProperties: false });
+export type BmcInfoRequest = Static<typeof BmcInfoRequest>;
+
+const PowerState = StringEnum(['on', 'off']);
+
+/** One node's outcome of a BMC operation. */
+export const BmcResult = Open({
+  node: Str,
+  ok: Type.Boolean(),
+  /** power: the state after the operation (status reads it; on/off imply it). */
+  power: Type.Optional(PowerState),
+  /** info: the BMC's identity. */
+  identity: Type.Optional(
+    Open({
+      manufacturer: Type.Optional(Str),
+      model: Type.Optional(Str),
+      serial: Type.Optional(Str),
+      uuid: Type.Optional(Str),
+      bmcFirmware: Type.Optional(Str),
+      macs: Strings,
+    }),
+  ),
+  /** bootdev: what was asked, and (drivers that read it back) what the BMC stored and the quirks seen. */
+  bootdev: Type.Optional(
+    Open({
+      device: Str,
+      persistent: Type.Boolean(),
+      stored: Type.Optional(Open({ target: Type.Optional(Str), enabled: Type.Optional(Str), mode: Type.Optional(Str) })),
+      quirks: Type.Optional(Strings),
+    }),
+  ),
+  provider: Type.Optional(Str),
+  error: Type.Optional(Open({ code: Str, message: Str, details: Type.Optional(Type.Unknown()) })),
+  /** A once-only action got no answer and was not sent again: `power` is what was read back (null: unreadable). */
+  unconfirmed: Type.Optional(Open({ power: Type.Union([PowerState, Type.Null()]) })),
+  bmc: Type.Optional(Str),
+  /** Per attempt: which provider answered or failed, how long it took, ok or the error code. */
+  attempts: Type.Array(Open({ provider: Str, durationMs: Type.Number(), outcome: Str, message: Type.Optional(Str) })),
+  durationMs: Type.Number(),
+});
+export type BmcResult = Static<typeof BmcResult>;
+
+export const BmcResponse = Type.Object({ results: Type.Array(BmcResult), summary: Summary });
+export type BmcResponse = Static<typeof BmcResponse>;
+
+// ------------------------------------------------------------------ lifecycle
+
+export const ReinstallRequest = Type.Object(
+  {
+    nodeset: Nodeset,
+    profile: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    stagger: Type.Optional(Type.String({ maxLength: 32, description: 'at most N nodes start per interval: "10/30s", "10/30" (seconds)' })),
+    force: Type.Optional(Type.Boolean({ default: false, description: 'also reinstall pets' })),
+  },
+  { additionalProperties: false },
+);
+export type ReinstallRequest = Static<typeof ReinstallRequest>;
+
+export const CancelRequest = Type.Object({ nodeset: Nodeset }, { additionalProperties: false });
+export type CancelRequest = Static<typeof CancelRequest>;
+
+/** One node's outcome of reinstall or cancel. */
+export const NodeActionResult = Open({
+  node: Str,
+  ok: Type.Boolean(),
+  /** State after the action. */
+  state: Type.Optional(Str),
+  from: Type.Optional(Str),
+  /** Stagger: the step starts no earlier than this (ISO). */
+  notBefore: Type.Optional(Str),
+  error: Type.Optional(Open({ code: Str, message: Str })),
+});
+export type NodeActionResult = Static<typeof NodeActionResult>;
+
+export const LifecycleActionResponse = Type.Object({ results: Type.Array(NodeActionResult), summary: Summary });
+export type LifecycleActionResponse = Static<typeof LifecycleActionResponse>;
+
+export const StatusQuery = Type.Object({ nodeset: Type.Optional(Nodeset) }, { additionalProperties: false });
+export type StatusQuery = Static<typeof StatusQuery>;
+
+export const NodeStatus = Open({
+  name: Str,
+  profile: Str,
+  pet: Type.Boolean(),
+  state: Str,
+  /** When the node entered its state (ISO). */
+  since: Str,
+  inStateSeconds: Type.Number(),
+  armed: Type.Boolean(),
+  /** When the state times out (ISO), null: no timer. */
+  deadline: NullableStr,
+  /** Seconds until the timeout (negative: overdue), null: no timer. */
+  timeoutInSeconds: Nullable(Type.Number()),
+  /** What a node in a transient state waits for. */
+  waitingFor: NullableStr,
+  /** When the current (or last) reinstall started. */
+  runStartedAt: NullableStr,
+  lastEvent: Nullable(Open({ id: Type.Integer(), time: Str, kind: Str, fromState: NullableStr, toState: NullableStr, actor: Str })),
+  /** For failed nodes: which step and why. */
+  failure: Nullable(Open({ step: Str, reason: Str, time: Str })),
+  /** e.g. boot-loop-suspect: the node came back to the netboot path after its install. */
+  flags: Strings,
+  flagReasons: Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: true }),
+});
+export type NodeStatus = Static<typeof NodeStatus>;
+
+export const StatusResponse = Type.Object({
+  nodes: Type.Array(NodeStatus),
+  missing: Strings,
+  missingFolded: Str,
+  summary: Open({
+    total: Type.Integer(),
+    byState: Type.Unsafe<Record<string, number>>({ type: 'object', additionalProperties: true }),
+    failed: Type.Integer(),
+    flagged: Type.Integer(),
+  }),
+});
+export type StatusResponse = Static<typeof StatusResponse>;
+
+/** The longest life of one event stream, seconds (clients reconnect). */
+export const MAX_STREAM_SECONDS = 3600;
+
+export const EventStreamQuery = Type.Object(
+  {
+    nodeset: Type.Optional(Nodeset),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'start after this event id (default: now; or the Last-Event-ID header)' })),
+    kinds: Type.Optional(Type.String({ maxLength: 2048, description: 'comma-separated event kinds' })),
+    maxEvents: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    maxSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_STREAM_SECONDS })),
+  },
+  { additionalProperties: false },
+);
+export type EventStreamQuery = Static<typeof EventStreamQuery>;
+
+// ------------------------------------------------------------------ inventory
+
+/** An agent's report, in the agent's own shape (common/inventory/types.ts), passed through. */
+const InventoryObject = Type.Unsafe<Inventory>({ type: 'object', additionalProperties: true });
+
+export const InventoryRow = Type.Object({ node: Str, reportedAt: NullableStr, inventory: Type.Union([InventoryObject, Type.Null()]) });
+export type InventoryRow = Static<typeof InventoryRow>;
+
+export const InventoryResponse = Type.Object({
+  /** Every node of the nodeset (all nodes without one) that the store knows, in name order; inventory null when it never reported. */
+  nodes: Type.Array(InventoryRow),
+  /** Names of the nodeset the store does not know. */
+  missing: Strings,
+  missingFolded: Str,
+});
+export type InventoryResponse = Static<typeof InventoryResponse>;
+
+/** How many reports a history answer holds by default, and at most (the store keeps its own in step: see the route). */
+export const DEFAULT_INVENTORY_HISTORY = 20;
+export const MAX_INVENTORY_HISTORY = 500;
+
+export const InventoryHistoryQuery = Type.Object(
+  { limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_INVENTORY_HISTORY, default: DEFAULT_INVENTORY_HISTORY })) },
+  { additionalProperties: false },
+);
+export type InventoryHistoryQuery = Static<typeof InventoryHistoryQuery>;
+
+export const InventoryHistoryResponse = Type.Object({
+  node: Str,
+  reports: Type.Array(Open({ id: Type.Integer(), reportedAt: Str, collectedAt: NullableStr, digest: Str, inventory: InventoryObject })),
+});
+export type InventoryHistoryResponse = Static<typeof InventoryHistoryResponse>;
+
+const ReportRef = Type.Union([Type.Object({ id: Type.Integer(), reportedAt: Str }), Type.Null()]);
+
+export const InventoryDiffResponse = Type.Object({
+  node: Str,
+  /** The older of the two reports compared (null: fewer than two reports). */
+  before: ReportRef,
+  after: ReportRef,
+  changes: Type.Array(
+    Type.Object({
+      kind: StringOf<InventoryChange['kind']>(),
+      subject: Str,
+      before: Type.Optional(Str),
+      after: Type.Optional(Str),
+      message: Str,
+    }),
+  ),
+});
+export type InventoryDiffResponse = Static<typeof InventoryDiffResponse>;
+
+// ------------------------------------------------------------------ netboot: render, export, discovery, enroll
+
+const TEXT_ANSWER = 'with Accept: application/json; otherwise the text itself as text/plain';
+
+export const RenderIpxeQuery = Type.Object({ platform: Type.Optional(StringEnum(['pcbios', 'efi'])) }, { additionalProperties: false });
+export type RenderIpxeQuery = Static<typeof RenderIpxeQuery>;
+
+export const RenderResponse = Type.Object(
+  {
+    node: Str,
+    kind: StringEnum(['ipxe', 'kickstart']),
+    /** For ipxe: the decision's kind (install, localboot, discover, not-implemented). */
+    decision: Type.Optional(Str),
+    text: Str,
+  },
+  { description: TEXT_ANSWER },
+);
+export type RenderResponse = Static<typeof RenderResponse>;
+
+export const EXPORT_FORMATS = ['hosts', 'dnsmasq', 'ansible-inventory', 'clustershell-groups'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const ExportParams = Type.Object({ format: StringEnum(EXPORT_FORMATS) });
+export type ExportParams = Static<typeof ExportParams>;
+
+export const ExportResponse = Type.Object({ format: Str, text: Str }, { description: TEXT_ANSWER });
+export type ExportResponse = Static<typeof ExportResponse>;
+
+export const ApiDiscovered = Type.Object({
+  mac: Str,
+  ip: NullableStr,
+  hostname: NullableStr,
+  vendorClass: NullableStr,
+  arch: NullableStr,
+  pxe: Type.Boolean(),
+  firstSeen: Str,
+  lastSeen: Str,
+});
+export type ApiDiscovered = Static<typeof ApiDiscovered>;
+
+export const DiscoveredResponse = Type.Object({ machines: Type.Array(ApiDiscovered) });
+export type DiscoveredResponse = Static<typeof DiscoveredResponse>;
+
+export const EnrollRequest = Type.Object(
+  {
+    mac: Type.String({ maxLength: 64 }),
+    name: Type.String({ maxLength: 253 }),
+    profile: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+
+export const EnrollResponse = Type.Object({
+  node: ApiNode,
+  /** Why the discovered address was not kept as the node's IP, when it was not. */
+  ipNote: Type.Optional(Str),
+});
+export type EnrollResponse = Static<typeof EnrollResponse>;
