@@ -1,7 +1,8 @@
 /**
  * server/lifecycle: the node state machine as data, a pure next(), and the
  * conductor that runs steps, applies transitions and recovers after a
- * restart. See docs/lifecycle.md.
+ * restart (its recovery rules as data too, with a pure recoveryFor()).
+ * See docs/lifecycle.md.
  */
 export { S, E, STEP, RESTING_STATES, TRANSIENT_STATES, ALL_STATES, ALL_EVENTS, REINSTALL_PATH, LIFECYCLE_EVENT_KINDS, BOOT_LOOP_SUSPECT, isLifecycleState, isLifecycleEvent, isTransient, isResting } from './states.js';
 export type { LifecycleState, LifecycleEvent, StepName } from './states.js';
@@ -13,7 +14,11 @@ export { SIGNAL, SIGNAL_KINDS, eventForSignal, isSignalKind, installFailureReaso
 export type { SignalKind, Translation } from './signals.js';
 export { BmcSteps } from './steps.js';
 export type { Steps, BmcStepsOptions } from './steps.js';
-export { Conductor } from './conductor.js';
+export { Conductor, TOKEN_REVOKING_EVENTS } from './conductor.js';
+export { RECOVERY_RULES, recoveryFor, stepFacts, checkRecoveryTable } from './recovery-table.js';
+export type { RecoveryRule, RecoveryAction, RecoveryFacts, RecoveryDecision, StepLog } from './recovery-table.js';
+export { settleDoubtfulCycle } from './steps/index.js';
+export type { DoubtfulCycle } from './steps/index.js';
 export type { ConductorOptions, ConductorLogger, NodeActionResult, SignalResult, RecoveryReport, ReinstallOptions } from './conductor.js';
 export { nodeStatus, nodeStatuses } from './status.js';
 export type { NodeStatus } from './status.js';
