@@ -14,12 +14,11 @@ import type { NodeRecord, Store } from '../store/index.js';
 import { eventsAfter, lastStateChange, notBeforeOf } from './history.js';
 import { recoveryFor, stepFacts } from './recovery-table.js';
 import type { StepRunner } from './runner.js';
-import type { Busy, Pool, Sessions } from './sessions.js';
-import { BUSY } from './sessions.js';
+import { BUSY, type Busy, type Pool, type Sessions } from './sessions.js';
 import type { LifecycleSettings } from './settings.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, isResting, type LifecycleEvent } from './states.js';
 import type { Steps } from './steps.js';
-import { settleDoubtfulCycle } from './steps/index.js';
+import { settleDoubtfulCycle, type DoubtfulCycle } from './steps/index.js';
 import { stateSpec } from './table.js';
 import type { ApplyCtx } from './transition.js';
 import type { ConductorLogger, RecoveryReport } from './types.js';
@@ -127,7 +126,7 @@ export async function recoverNode(d: RecoveryDeps, name: string, why: 'startup' 
         break;
       case 'read-power': {
         // Interrupted while acting: the cycle may have happened. Read, never repeat (steps/power-cycle.ts).
-        let after;
+        let after: DoubtfulCycle;
         try {
           after = await settleDoubtfulCycle(d.steps, name);
         } catch (e) {
