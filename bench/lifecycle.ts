@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import type { PowerState } from '../server/bmc/types.js';
 import { FleetError } from '../common/errors.js';
 import { Conductor, type ConductorOptions } from '../server/lifecycle/conductor.js';
-import { SIGNAL } from '../server/lifecycle/signals.js';
+import { FACT as SIGNAL } from '../server/lifecycle/facts.js';
 import { LIFECYCLE_EVENT_KINDS, REINSTALL_PATH, S, STEP, TRANSIENT_STATES } from '../server/lifecycle/states.js';
 import type { Steps } from '../server/lifecycle/steps.js';
 import type { ProfileSpec } from '../server/model.js';

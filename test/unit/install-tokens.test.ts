@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import { ENROLMENT_STATES, enrolmentRefusal } from '../../server/grpc/enroll-policy.js';
 import { TOKEN_REVOKING_EVENTS } from '../../server/lifecycle/conductor.js';
-import { SIGNAL } from '../../server/lifecycle/signals.js';
+import { FACT as SIGNAL } from '../../server/lifecycle/facts.js';
 import { ALL_EVENTS, ALL_STATES, S } from '../../server/lifecycle/states.js';
 import { harness, type Harness } from '../helpers/lifecycle.js';
 import type { ProfileSpec } from '../../server/model.js';

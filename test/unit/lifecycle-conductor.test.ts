@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import { markNotRun } from '../../server/bmc/retry.js';
-import { SIGNAL } from '../../server/lifecycle/signals.js';
+import { FACT as SIGNAL } from '../../server/lifecycle/facts.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, REINSTALL_PATH, S, TRANSIENT_STATES } from '../../server/lifecycle/states.js';
 import { nodeStatus } from '../../server/lifecycle/status.js';
 import { TRANSITIONS } from '../../server/lifecycle/table.js';

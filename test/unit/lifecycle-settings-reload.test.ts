@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
-import { SIGNAL } from '../../server/lifecycle/signals.js';
+import { FACT as SIGNAL } from '../../server/lifecycle/facts.js';
 import { S } from '../../server/lifecycle/states.js';
 import { harness, type Harness } from '../helpers/lifecycle.js';
 

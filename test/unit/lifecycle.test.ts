@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import { generatedSection, renderStateTableMarkdown, syncLifecycleDoc } from '../../server/lifecycle/doc.js';
 import { parseLifecycleConfig, resolveLifecycleSettings } from '../../server/lifecycle/settings.js';
-import { eventForSignal, SIGNAL } from '../../server/lifecycle/signals.js';
+import { eventForFact as eventForSignal, FACT as SIGNAL } from '../../server/lifecycle/facts.js';
 import { ALL_EVENTS, ALL_STATES, E, REINSTALL_PATH, RESTING_STATES, S, TRANSIENT_STATES } from '../../server/lifecycle/states.js';
 import { checkTable, next, STATE_SPECS, TRANSITIONS, tryNext } from '../../server/lifecycle/table.js';
 import { DEFAULT_BOOT_OPTIONS } from '../../server/netboot/decide.js';

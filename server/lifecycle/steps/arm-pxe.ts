@@ -1,0 +1,12 @@
+/** Step arm-pxe (pxe-armed): the one-time PXE boot override through the BMC (loop breaker layer 1). Idempotent. */
+import { E, STEP } from '../states.js';
+import type { StepDef } from './types.js';
+
+export const armPxe: StepDef = {
+  name: STEP.armPxe,
+  bmcAction: 'bootdev.set',
+  async run(ctx, rec) {
+    await ctx.steps.armPxe(rec.name);
+    return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe } };
+  },
+};

@@ -1,0 +1,24 @@
+/**
+ * Step check-applied (configuring): the agent's last apply report of this
+ * run decides; none yet is a wait (the report's signal moves the node).
+ * Reads the store only.
+ */
+import { runStart } from '../history.js';
+import { applyFailureReason, FACT } from '../facts.js';
+import { E, STEP } from '../states.js';
+import type { StepDef } from './types.js';
+
+const step = STEP.checkApplied;
+
+export const checkApplied: StepDef = {
+  name: step,
+  async run(ctx, rec) {
+    const start = await runStart(ctx.store, rec.name);
+    const page = await ctx.store.events.list({ node: rec.name, kinds: [FACT.agentApplied, FACT.agentApplyFailed], afterId: start?.id ?? 0, order: 'desc', limit: 1 });
+    const last = page.events[0];
+    if (!last) return { kind: 'wait' };
+    const d = (last.details ?? {}) as Record<string, unknown>;
+    if (last.kind === FACT.agentApplied) return { kind: 'event', event: E.complete, details: { step, ...(d.version !== undefined ? { version: d.version } : {}) } };
+    return { kind: 'event', event: E.fail, details: { step: 'configure', reason: applyFailureReason(d) } };
+  },
+};
