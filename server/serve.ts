@@ -22,7 +22,7 @@ import { openDataDir, type Store } from './store/index.js';
 import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, type ServerCertOptions } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { startNetboot, type NetbootService } from './netboot/service.js';
-import { BmcSteps, Conductor, resolveLifecycleSettings } from './lifecycle/index.js';
+import { BmcSteps, Conductor, createRecorder, resolveLifecycleSettings } from './lifecycle/index.js';
 import { RoleOutcome } from '../proto/gen/fleet/v1/agent.js';
 import { createServer } from 'node:net';
 import { EVENT } from '../common/events.js';
@@ -192,6 +192,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       settings: resolveLifecycleSettings(spec.lifecycle),
     });
     conductor = lifecycle;
+    // The one way in for facts: services record them (event row, then the conductor).
+    const recorder = createRecorder({ store, listener: lifecycle, logger: { error: (o, msg) => app?.log.error(o, msg) } });
+    void recorder; // wired into the boot and agent services by the next commits
     const signal = (node: string, kind: string, details: Record<string, unknown>): Promise<void> => lifecycle.signal(node, kind, details).then(() => undefined);
     grpc = await startGrpcServer({
       store,
