@@ -5,3 +5,4 @@ export { buildLabImages, labImagePrerequisites, renderAgentWrapper, RUNTIME_MOUN
 export type { LabImageOptions, LabImages } from './images.js';
 export { labIpmitool } from './bmc.js';
 export { vmHook, vmPowerState, vmNextBoot, qemuArgs } from './vm.js';
+export { DEFAULT_LAB_DIR, LAB_READY_LINE, labPaths, labServerPid, placeImages, runInLab, startLabServer, stopLabServer, type LabPaths } from './server.js';

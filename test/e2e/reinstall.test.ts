@@ -22,7 +22,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../server/cli/commands/lab.js';
+import { labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../server/lab/server.js';
 import type { ApiEvent, StatusResponse } from '../../common/api/schemas.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
 import { findExecutable } from '../../common/executable.js';

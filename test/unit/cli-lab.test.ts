@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cmdLabDown, cmdLabExec, cmdLabUp, labPaths } from '../../server/cli/commands/lab.js';
+import { cmdLabDown, cmdLabExec, cmdLabUp } from '../../server/cli/commands/lab.js';
+import { labPaths } from '../../server/lab/server.js';
 import type { CliIo } from '../../server/cli/io.js';
 import { main } from '../../server/cli/main.js';
 
