@@ -128,7 +128,7 @@ function cliIo(home: string): CliIo & { out: () => string; err: () => string } {
   };
 }
 
-/** RFC 4180, strictly (as in test/unit/inventory-report.test.ts): CRLF records, quoted fields, equal field counts. */
+/** RFC 4180, strictly (as in test/unit/inventory/report.test.ts): CRLF records, quoted fields, equal field counts. */
 function parseCsvStrict(text: string): string[][] {
   const records: string[][] = [];
   let i = 0;

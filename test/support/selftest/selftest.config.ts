@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// The no-skip reporter's own check: test/unit/no-skip-under-ci.test.ts runs this config.
+// The no-skip reporter's own check: test/unit/repo/no-skip-under-ci.test.ts runs this config.
 export default defineConfig({
   test: {
     include: ['test/support/selftest/*.check.ts'],

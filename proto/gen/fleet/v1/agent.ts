@@ -37,7 +37,7 @@ export const protobufFileName = "fleet/v1/agent.proto";
  * Unix milliseconds (int64) so no well-known types are needed.
  *
  * The TypeScript in proto/gen/ is generated from this file by
- * scripts/gen-proto.sh; test/unit/agent-proto-fresh.test.ts fails when it is stale.
+ * scripts/gen-proto.sh; test/unit/agent/proto-fresh.test.ts fails when it is stale.
  */
 
 export enum RoleOutcome {

@@ -1,0 +1,324 @@
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import {
+  BootParam,
+  CIPHER_SUITES,
+  Cmd,
+  NetFn,
+  PayloadType,
+  checksum,
+  decodeAsfPong,
+  decodeBootFlags,
+  decodeFru,
+  decodeFruBoard,
+  decodeFruProduct,
+  decodeIpmiRequest,
+  decodeIpmiResponse,
+  decodeOpenSessionRequest,
+  decodeOpenSessionResponse,
+  decodeRakp1,
+  decodeRakp2,
+  decodeRakp3,
+  decodeRakp4,
+  decodeRmcpPacket,
+  decryptAesCbc128,
+  encodeAsfPing,
+  encodeAsfPong,
+  encodeBootFlags,
+  encodeFru,
+  encodeIpmi15Packet,
+  encodeIpmi20Packet,
+  encodeIpmiRequest,
+  encodeIpmiResponse,
+  encodeOpenSessionRequest,
+  encodeOpenSessionResponse,
+  encodeRakp1,
+  encodeRakp2,
+  encodeRakp3,
+  encodeRakp4,
+  encryptAesCbc128,
+  getChannelAuthCaps,
+  getSystemBootOption,
+  parseChannelAuthCaps,
+  parseChassisStatus,
+  parseDeviceId,
+  parseFruInventoryAreaInfo,
+  parseGetSystemBootOption,
+  parseReadFruData,
+  parseSystemGuid,
+  setSystemBootOption,
+  verifyIpmi20Integrity,
+} from '../../../server/bmc/ipmi/codec.js';
+import { FleetError } from '../../../common/errors.js';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+function protocolErr(fn: () => unknown): FleetError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FleetError);
+    expect((e as FleetError).code).toBe('bmc.protocol');
+    return e as FleetError;
+  }
+  throw new Error('expected a bmc.protocol error');
+}
+
+describe('RMCP / ASF', () => {
+  it('encodes the presence ping byte for byte', () => {
+    expect(encodeAsfPing(0x42)).toEqual(hex('06 00 ff 06  00 00 11 be  80 42 00 00'));
+  });
+
+  it('round-trips a presence pong', () => {
+    const pkt = decodeRmcpPacket(encodeAsfPong(7, { entities: 0x81, interactions: 0 }));
+    expect(pkt.kind).toBe('asf');
+    if (pkt.kind !== 'asf') return;
+    expect(decodeAsfPong(pkt)).toMatchObject({ tag: 7, iana: 4542, ipmi: true });
+  });
+
+  it('rejects RMCP version, ACK and class errors', () => {
+    protocolErr(() => decodeRmcpPacket(hex('07 00 ff 07 00')));
+    protocolErr(() => decodeRmcpPacket(hex('06 00 ff 87 00')));
+    protocolErr(() => decodeRmcpPacket(hex('06 00 ff 08 00')));
+    protocolErr(() => decodeRmcpPacket(hex('06 00 ff')));
+  });
+});
+
+describe('IPMI messages', () => {
+  it('encodes Get Channel Auth Caps exactly as ipmitool sends it (captured bytes)', () => {
+    // ipmitool -I lanplus -v -v -v -v: rsAddr 20, netFn 06, rqAddr 81, rqSeq 00, cmd 38, data 8e 04.
+    const spec = getChannelAuthCaps(4);
+    const pkt = encodeIpmi15Packet({ payload: encodeIpmiRequest({ ...spec, rqSeq: 0 }) });
+    expect(pkt).toEqual(hex('06 00 ff 07  00  00000000 00000000  09  20 18 c8 81 00 38 8e 04 b5'));
+  });
+
+  it('round-trips requests and responses with checksums', () => {
+    const req = encodeIpmiRequest({ netFn: NetFn.CHASSIS, cmd: Cmd.CHASSIS_CONTROL, rqSeq: 17, data: Buffer.from([1]) });
+    expect(checksum(req, 3, req.length - 1)).toBe(req[req.length - 1]);
+    expect(decodeIpmiRequest(req)).toMatchObject({ rsAddr: 0x20, netFn: 0, rqAddr: 0x81, rqSeq: 17, cmd: 2, data: Buffer.from([1]) });
+    const res = encodeIpmiResponse({ netFn: 1, cmd: 1, rqSeq: 63, completionCode: 0, data: Buffer.from([0x01, 0x00, 0x40]) });
+    expect(decodeIpmiResponse(res)).toMatchObject({ netFn: 1, cmd: 1, rqSeq: 63, completionCode: 0, data: Buffer.from([0x01, 0x00, 0x40]) });
+  });
+
+  it('rejects bad checksums, requests posing as responses and short frames', () => {
+    const res = encodeIpmiResponse({ netFn: 7, cmd: 0x38, rqSeq: 1, completionCode: 0 });
+    const bad1 = Buffer.from(res);
+    bad1[2] = bad1[2]! ^ 1;
+    protocolErr(() => decodeIpmiResponse(bad1));
+    const bad2 = Buffer.from(res);
+    bad2[bad2.length - 1] = bad2[bad2.length - 1]! ^ 1;
+    protocolErr(() => decodeIpmiResponse(bad2));
+    protocolErr(() => decodeIpmiResponse(encodeIpmiRequest({ netFn: 6, cmd: 1, rqSeq: 1 })));
+    protocolErr(() => decodeIpmiResponse(res.subarray(0, 6)));
+  });
+
+  it('round-trips the IPMI v1.5 session wrapper', () => {
+    const payload = encodeIpmiResponse({ netFn: 7, cmd: 0x38, rqSeq: 0, completionCode: 0, data: hex('01 80 14 02 000000 00') });
+    const pkt = decodeRmcpPacket(encodeIpmi15Packet({ payload }));
+    expect(pkt).toMatchObject({ kind: 'ipmi15', authType: 0, sessionId: 0, sessionSeq: 0 });
+    if (pkt.kind !== 'ipmi15') return;
+    const caps = parseChannelAuthCaps(decodeIpmiResponse(pkt.payload).data);
+    expect(caps).toMatchObject({ channel: 1, ipmi20: true, nonNullUsernames: true });
+  });
+});
+
+describe('IPMI v2.0 session wrapper', () => {
+  const k1 = Buffer.alloc(32, 0x11);
+  const k2 = Buffer.alloc(32, 0x22);
+
+  it('round-trips an unauthenticated pre-session payload', () => {
+    const payload = Buffer.from([1, 2, 3]);
+    const pkt = decodeRmcpPacket(encodeIpmi20Packet({ payloadType: PayloadType.OPEN_SESSION_REQUEST, sessionId: 0, sessionSeq: 0, payload }));
+    expect(pkt).toMatchObject({ kind: 'ipmi20', payloadType: 0x10, encrypted: false, authenticated: false, payload });
+  });
+
+  for (const suite of [CIPHER_SUITES[3], CIPHER_SUITES[17]]) {
+    it(`authenticates and encrypts with suite ${suite.id}; layout checked byte by byte`, () => {
+      const iv = Buffer.alloc(16, 0xab);
+      const message = encodeIpmiRequest({ netFn: 0, cmd: 1, rqSeq: 5 });
+      const payload = encryptAesCbc128(k2, message, iv);
+      const wire = encodeIpmi20Packet({ payloadType: 0, sessionId: 0x01020304, sessionSeq: 9, payload, encrypted: true, integrity: { suite, k1 } });
+      // RMCP header, auth type 6, payload type 0xC0, session id LE, seq LE, length LE.
+      expect(wire.subarray(0, 16)).toEqual(Buffer.concat([hex('06 00 ff 07 06 c0 04 03 02 01 09 00 00 00'), Buffer.from([payload.length, 0])]));
+      const tail = wire.subarray(16 + payload.length);
+      const padLength = tail[tail.length - suite.integrityLength - 2]!;
+      expect(tail[tail.length - suite.integrityLength - 1]).toBe(0x07);
+      expect(tail.subarray(0, padLength)).toEqual(Buffer.alloc(padLength, 0xff));
+      // Integrity data (auth type … next header) is a multiple of 4 bytes.
+      const covered = wire.subarray(4, wire.length - suite.integrityLength);
+      expect(covered.length % 4).toBe(0);
+      const expected = createHmac(suite.hash, k1).update(covered).digest().subarray(0, suite.integrityLength);
+      expect(wire.subarray(wire.length - suite.integrityLength)).toEqual(expected);
+
+      const pkt = decodeRmcpPacket(wire);
+      if (pkt.kind !== 'ipmi20') throw new Error('not ipmi20');
+      expect(pkt).toMatchObject({ encrypted: true, authenticated: true, sessionId: 0x01020304, sessionSeq: 9 });
+      verifyIpmi20Integrity(pkt, suite, k1);
+      expect(decryptAesCbc128(k2, pkt.payload)).toEqual(message);
+
+      const tampered = Buffer.from(wire);
+      tampered[20] = tampered[20]! ^ 0x01;
+      const t = decodeRmcpPacket(tampered);
+      if (t.kind !== 'ipmi20') throw new Error('not ipmi20');
+      protocolErr(() => verifyIpmi20Integrity(t, suite, k1));
+      protocolErr(() => verifyIpmi20Integrity(pkt, suite, Buffer.alloc(32, 0x12)));
+    });
+  }
+
+  it('AES-CBC-128 pads with 1, 2, 3 … N then N, to a multiple of 16 (checked with node:crypto directly)', () => {
+    const key = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+    const iv = Buffer.alloc(16, 7);
+    for (let len = 0; len <= 40; len++) {
+      const plain = Buffer.alloc(len, 0x5a);
+      const enc = encryptAesCbc128(key, plain, iv);
+      expect(enc.subarray(0, 16)).toEqual(iv);
+      const d = createDecipheriv('aes-128-cbc', key, iv);
+      d.setAutoPadding(false);
+      const raw = Buffer.concat([d.update(enc.subarray(16)), d.final()]);
+      expect(raw.length % 16).toBe(0);
+      const n = raw[raw.length - 1]!;
+      expect(raw.length).toBe(len + n + 1);
+      expect([...raw.subarray(len, len + n)]).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(decryptAesCbc128(key, enc)).toEqual(plain);
+    }
+  });
+
+  it('decrypts a payload produced independently by node:crypto', () => {
+    const key = Buffer.alloc(16, 0x33);
+    const iv = Buffer.alloc(16, 0x44);
+    const plain = Buffer.from('hello ipmi', 'latin1');
+    const padded = Buffer.concat([plain, Buffer.from([1, 2, 3, 4, 5, 5])]);
+    const c = createCipheriv('aes-128-cbc', key, iv);
+    c.setAutoPadding(false);
+    const payload = Buffer.concat([iv, c.update(padded), c.final()]);
+    expect(decryptAesCbc128(key, payload)).toEqual(plain);
+    protocolErr(() => decryptAesCbc128(key, payload.subarray(0, 20)));
+    protocolErr(() => decryptAesCbc128(key, iv));
+  });
+});
+
+describe('Open Session and RAKP payloads', () => {
+  it('encodes the Open Session Request for suite 3 as the spec lays it out', () => {
+    const s = CIPHER_SUITES[3];
+    const b = encodeOpenSessionRequest({ tag: 0, maxPrivilege: 4, consoleSessionId: 0xa0a2a3a4, authAlg: s.authAlg, integrityAlg: s.integrityAlg, confAlg: s.confAlg });
+    expect(b).toEqual(hex('00 04 0000 a4a3a2a0  00000008 01000000  01000008 01000000  02000008 01000000'));
+    expect(decodeOpenSessionRequest(b)).toEqual({ tag: 0, maxPrivilege: 4, consoleSessionId: 0xa0a2a3a4, authAlg: 1, integrityAlg: 1, confAlg: 1 });
+  });
+
+  it('round-trips Open Session Responses, including short error forms', () => {
+    const ok = { tag: 3, status: 0, maxPrivilege: 4, consoleSessionId: 11, bmcSessionId: 22, authAlg: 3, integrityAlg: 4, confAlg: 1 };
+    expect(decodeOpenSessionResponse(encodeOpenSessionResponse(ok))).toEqual(ok);
+    expect(decodeOpenSessionResponse(encodeOpenSessionResponse({ tag: 3, status: 0x11, maxPrivilege: 0, consoleSessionId: 11 }))).toEqual({
+      tag: 3,
+      status: 0x11,
+      maxPrivilege: 0,
+      consoleSessionId: 11,
+    });
+    expect(decodeOpenSessionResponse(Buffer.from([9, 0x04]))).toMatchObject({ tag: 9, status: 4 });
+  });
+
+  it('round-trips RAKP 1–4', () => {
+    const r1 = { tag: 1, bmcSessionId: 0x1234, consoleRandom: Buffer.alloc(16, 1), role: 0x14, username: Buffer.from('admin') };
+    const e1 = encodeRakp1(r1);
+    expect(e1.length).toBe(28 + 5);
+    expect(decodeRakp1(e1)).toEqual(r1);
+    for (const len of [20, 32]) {
+      const r2 = { tag: 2, status: 0, consoleSessionId: 7, bmcRandom: Buffer.alloc(16, 2), bmcGuid: Buffer.alloc(16, 3), authCode: Buffer.alloc(len, 4) };
+      expect(decodeRakp2(encodeRakp2(r2), len)).toEqual(r2);
+      protocolErr(() => decodeRakp2(encodeRakp2(r2).subarray(0, 40 + len - 1), len));
+    }
+    expect(decodeRakp2(encodeRakp2({ tag: 2, status: 0x0d, consoleSessionId: 7 }), 20)).toEqual({ tag: 2, status: 0x0d, consoleSessionId: 7 });
+    const r3 = { tag: 3, status: 0, bmcSessionId: 9, authCode: Buffer.alloc(20, 5) };
+    expect(decodeRakp3(encodeRakp3(r3))).toEqual(r3);
+    for (const len of [12, 16]) {
+      const r4 = { tag: 4, status: 0, consoleSessionId: 8, integrityCheckValue: Buffer.alloc(len, 6) };
+      expect(decodeRakp4(encodeRakp4(r4), len)).toEqual(r4);
+    }
+    expect(decodeRakp4(Buffer.from([4, 0x0f, 0, 0, 8, 0, 0, 0]), 12)).toMatchObject({ status: 0x0f, consoleSessionId: 8 });
+  });
+});
+
+describe('command data', () => {
+  it('boot flags: encode and decode every device, flag combinations', () => {
+    const devices = ['none', 'pxe', 'disk', 'cdrom', 'bios'] as const;
+    const selectors = [0x00, 0x04, 0x08, 0x14, 0x18];
+    devices.forEach((device, i) => {
+      for (const persistent of [false, true]) {
+        for (const efi of [false, true]) {
+          const b = encodeBootFlags({ device, persistent, efi });
+          expect(b[0]).toBe(0x80 | (persistent ? 0x40 : 0) | (efi ? 0x20 : 0));
+          expect(b[1]).toBe(selectors[i]);
+          expect(decodeBootFlags(b)).toMatchObject({ valid: true, persistent, efi, device });
+        }
+      }
+    });
+    // ipmitool's "chassis bootdev pxe options=persistent,efiboot" sends e0 04 00 00 00.
+    expect(encodeBootFlags({ device: 'pxe', persistent: true, efi: true })).toEqual(hex('e0 04 00 00 00'));
+    // ipmi_sim answers 00 04 00 00 00: device known, flags dropped.
+    expect(decodeBootFlags(hex('0004000000'))).toMatchObject({ valid: false, device: 'pxe' });
+    expect(decodeBootFlags(hex('803c000000'))).toMatchObject({ device: null, selector: 0x3c });
+  });
+
+  it('boot option requests and the Get System Boot Options response', () => {
+    expect(setSystemBootOption(BootParam.BOOT_FLAGS, encodeBootFlags({ device: 'disk', persistent: false, efi: false })).data).toEqual(hex('05 80 08 00 00 00'));
+    expect(getSystemBootOption(5).data).toEqual(hex('05 00 00'));
+    expect(parseGetSystemBootOption(hex('01 05 00 14 00 00 00'))).toEqual({ version: 1, param: 5, invalid: false, data: hex('0014000000') });
+    expect(parseGetSystemBootOption(hex('01 85'))).toMatchObject({ invalid: true, param: 5 });
+  });
+
+  it('Get Device ID as ipmi_sim answers it (firmware 9.08, MontaVista 4753)', () => {
+    const d = parseDeviceId(hex('00 03 09 08 02 9f 91 12 00 02 0f'));
+    expect(d).toMatchObject({ deviceId: 0, deviceRevision: 3, firmware: '9.08', ipmiVersion: '2.0', manufacturerId: 4753, productId: 0x0f02 });
+    protocolErr(() => parseDeviceId(hex('00 03 09')));
+  });
+
+  it('System GUID in IPMI encoding, as ipmitool prints it', () => {
+    // lan.conf guid a123456789abcdef0123456789abcdef → ipmitool: efcdab89-6745-2301-efcd-ab89674523a1
+    expect(parseSystemGuid(hex('a123456789abcdef0123456789abcdef'))).toBe('efcdab89-6745-2301-efcd-ab89674523a1');
+    protocolErr(() => parseSystemGuid(hex('a1234567')));
+  });
+
+  it('chassis status, FRU info, FRU read', () => {
+    expect(parseChassisStatus(hex('01 00 00'))).toMatchObject({ powerOn: true });
+    expect(parseChassisStatus(hex('40'))).toMatchObject({ powerOn: false, restorePolicy: 2 });
+    expect(parseFruInventoryAreaInfo(hex('0001 00'))).toEqual({ size: 256, byWords: false });
+    expect(parseReadFruData(hex('03 aa bb cc'))).toEqual(hex('aabbcc'));
+    protocolErr(() => parseReadFruData(hex('05 aa')));
+    protocolErr(() => parseChassisStatus(Buffer.alloc(0)));
+  });
+});
+
+describe('FRU', () => {
+  const fru = {
+    board: { manufacturer: 'Acme', product: 'Board X', serial: 'B123', partNumber: 'P1' },
+    product: { manufacturer: 'Acme Corp', name: 'Rack 9000', partNumber: 'PN', version: 'v1', serial: 'SN0001', assetTag: 'AT' },
+  };
+
+  it('round-trips board and product areas', () => {
+    const img = encodeFru(fru);
+    expect(img.length % 8).toBe(0);
+    expect(checksum(img, 0, 7)).toBe(img[7]);
+    expect(decodeFru(img)).toEqual(fru);
+    expect(decodeFru(encodeFru({ product: fru.product }))).toEqual({ product: fru.product });
+  });
+
+  it('decodes 6-bit packed ASCII and BCD-plus fields', () => {
+    // "ABC" packed 6-bit: A=0x21,B=0x22,C=0x23 → bits: 100001 100010 100011 → 0x21|0x22<<6|0x23<<12
+    const v = 0x21 | (0x22 << 6) | (0x23 << 12);
+    const packed = Buffer.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff]);
+    const area = Buffer.alloc(16);
+    Buffer.from([0x01, 0x02, 0x19, 0x83, ...packed, 0x42, 0x12, 0x34, 0xc1]).copy(area);
+    area[15] = checksum(area, 0, 15);
+    expect(decodeFruProduct(area)).toEqual({ manufacturer: 'ABC', name: '1234' });
+  });
+
+  it('rejects a bad header and an area longer than the data', () => {
+    const img = encodeFru(fru);
+    const bad = Buffer.from(img);
+    bad[7] = bad[7]! ^ 1;
+    protocolErr(() => decodeFru(bad));
+    const board = img.subarray(8);
+    const cut = Buffer.from(board.subarray(0, 8));
+    protocolErr(() => decodeFruBoard(cut));
+  });
+});
