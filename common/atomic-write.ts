@@ -9,7 +9,7 @@
  * dot files (dnsmasq's --dhcp-hostsdir inotify) never read a half-written file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsc, promises as fs } from 'node:fs';
+import fsSync, { constants as fsc, promises as fs } from 'node:fs';
 import path from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -41,6 +41,26 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
   } catch (e) {
     await fh?.close().catch(() => {});
     await fs.unlink(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** The same write, synchronous: for the few callers that cannot await (the data-dir lock at start). */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array, opts: AtomicWriteOptions): void {
+  const tmp = atomicTempName(file);
+  let fd: number | undefined;
+  try {
+    fd = fsSync.openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, opts.mode);
+    fsSync.writeFileSync(fd, data);
+    if (opts.owner) fsSync.fchownSync(fd, opts.owner.uid, opts.owner.gid);
+    fsSync.fchmodSync(fd, opts.mode);
+    if (opts.sync !== false) fsSync.fsyncSync(fd);
+    fsSync.closeSync(fd);
+    fd = undefined;
+    fsSync.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) fsSync.closeSync(fd);
+    fsSync.rmSync(tmp, { force: true });
     throw e;
   }
 }

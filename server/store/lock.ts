@@ -16,11 +16,11 @@
  * written beside it (DATA/server.lock.json: pid, host, start time), only to
  * name the holder in the refusal; it is removed before the lock is released.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { writeFileAtomicSync } from '../../common/atomic-write.js';
 import { FleetError } from '../../common/errors.js';
 import { mapStorageError } from './sqlite.js';
 
@@ -91,12 +91,9 @@ export function lockDataDir(dir: string, what = 'fleet server'): DataDirLock {
     throw mapStorageError(e, `cannot lock the data directory ${dir}`);
   }
   const owner: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what };
-  const tmp = `${ownerFile}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
   try {
-    fs.writeFileSync(tmp, JSON.stringify(owner) + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, ownerFile);
+    writeFileAtomicSync(ownerFile, JSON.stringify(owner) + '\n', { mode: 0o600 });
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     db.close();
     throw mapStorageError(e, `cannot write ${ownerFile}`);
   }

@@ -68,3 +68,25 @@ describe('writeFileAtomic', () => {
     expect(atomicTempName('/x/n1')).not.toBe(atomicTempName('/x/n1'));
   });
 });
+
+describe('writeFileAtomicSync', () => {
+  it('writes with its mode, replaces the old content, and leaves no temporary file, also when it fails', async () => {
+    const { writeFileAtomicSync } = await import('../../../common/atomic-write.js');
+    const { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-aws-'));
+    try {
+      const f = join(dir, 'owner.json');
+      writeFileSync(f, 'old');
+      writeFileAtomicSync(f, 'new\n', { mode: 0o600 });
+      expect(readFileSync(f, 'utf8')).toBe('new\n');
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+      expect(readdirSync(dir)).toEqual(['owner.json']);
+      expect(() => writeFileAtomicSync(join(dir, 'missing', 'x'), 'y', { mode: 0o600 })).toThrow(/ENOENT/);
+      expect(readdirSync(dir)).toEqual(['owner.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
