@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { defaultLifecycleSettings } from './settings.js';
 import { FACT_RULES } from './facts.js';
+import { RECOVERY_RULES } from './recovery-table.js';
 import { STATE_SPECS, TRANSITIONS } from './table.js';
 
 export const DOC_BEGIN = '<!-- BEGIN GENERATED: renderStateTableMarkdown() in server/lifecycle/doc.ts; do not edit by hand -->';
@@ -58,9 +59,30 @@ export function renderFactTableMarkdown(): string {
   return lines.join('\n');
 }
 
+export const RECOVERY_BEGIN = '<!-- BEGIN GENERATED: renderRecoveryTableMarkdown() in server/lifecycle/doc.ts; do not edit by hand -->';
+
+/** The recovery rules (recovery-table.ts), as Markdown. */
+export function renderRecoveryTableMarkdown(): string {
+  const lines: string[] = [];
+  lines.push('### Recovery', '', 'What a conductor does with a transient node nobody works on (server/lifecycle/recovery-table.ts); the first matching row wins.', '');
+  lines.push('| state | step log | action | reported as | why |');
+  lines.push('|---|---|---|---|---|');
+  for (const r of RECOVERY_RULES) {
+    const state = r.state === '*' ? 'any transient' : `\`${r.state}\``;
+    const log = r.log === '*' ? 'any' : r.log.map((l) => `\`${l}\``).join(', ');
+    lines.push(`| ${state} | ${log} | \`${r.action}\` | ${cell(r.report)}${r.quietOnSweep ? ' (no event on a sweep)' : ''} | ${cell(r.why)} |`);
+  }
+  return lines.join('\n');
+}
+
 /** The doc with its generated sections replaced by the current tables. */
 export function syncLifecycleDoc(text: string): string {
-  return replaceSection(replaceSection(text, DOC_BEGIN, renderStateTableMarkdown()), FACTS_BEGIN, renderFactTableMarkdown());
+  const sections: [string, string][] = [
+    [DOC_BEGIN, renderStateTableMarkdown()],
+    [FACTS_BEGIN, renderFactTableMarkdown()],
+    [RECOVERY_BEGIN, renderRecoveryTableMarkdown()],
+  ];
+  return sections.reduce((t, [begin, body]) => replaceSection(t, begin, body), text);
 }
 
 function replaceSection(text: string, begin: string, body: string): string {

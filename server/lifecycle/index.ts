@@ -24,4 +24,4 @@ export type { DoubtfulCycle } from './steps/index.js';
 export type { ConductorOptions, ConductorLogger, NodeActionResult, SignalResult, RecoveryReport, ReinstallOptions } from './conductor.js';
 export { nodeStatus, nodeStatuses } from './status.js';
 export type { NodeStatus } from './status.js';
-export { renderStateTableMarkdown, renderFactTableMarkdown, syncLifecycleDoc, generatedSection, DOC_BEGIN, DOC_END, FACTS_BEGIN } from './doc.js';
+export { renderStateTableMarkdown, renderFactTableMarkdown, syncLifecycleDoc, generatedSection, DOC_BEGIN, DOC_END, FACTS_BEGIN, RECOVERY_BEGIN, renderRecoveryTableMarkdown } from './doc.js';

@@ -135,3 +135,13 @@ describe('recoveryFor', () => {
     expect(quiet(S.configuring, { overdue: true })).toBe(false);
   });
 });
+
+describe('docs/lifecycle.md recovery table', () => {
+  it('is generated from RECOVERY_RULES and in sync', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { RECOVERY_BEGIN, generatedSection, renderRecoveryTableMarkdown } = await import('../../../server/lifecycle/doc.js');
+    const doc = await readFile(new URL('../../../docs/lifecycle.md', import.meta.url), 'utf8');
+    expect(generatedSection(doc, RECOVERY_BEGIN)).toBe(renderRecoveryTableMarkdown());
+    expect(renderRecoveryTableMarkdown().split('\n').filter((l) => /^\| (`|any)/.test(l)).length).toBe(RECOVERY_RULES.length);
+  });
+});
