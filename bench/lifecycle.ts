@@ -12,7 +12,7 @@
  *     the conductor as the endpoints' onSignal hook does;
  *   - an agent double: enrols during the install (%post), reports its boot
  *     and its apply through the agents repository, and signals the
- *     conductor as the gRPC hooks do.
+ *     conductor as the agent services do (server/agents, through the recorder).
  * Then it checks the events table: every node's transitions are exactly the
  * reinstall path (nothing lost, nothing twice) and no node was power-cycled
  * twice. Every wait is bounded: the run stops by itself (maxWallMs).
@@ -213,7 +213,7 @@ export class SimWorld {
     await this.store.events.append({ node, kind, actor: 'lifecycle', details: { operation, outcome: 'ok', provider: 'sim', attempts: 1, durationMs: 1 } });
   }
 
-  /** What the boot endpoints and the gRPC hooks do: write the event, then signal. */
+  /** What the boot endpoints and the agent services do: write the event, then signal. */
   private async report(node: string, kind: string, details: Record<string, unknown>): Promise<void> {
     await this.store.events.append({ node, kind, actor: 'netboot', details });
     await this.conductor?.signal(node, kind, details);

@@ -23,9 +23,7 @@ import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, ty
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { startNetboot, type NetbootService } from './netboot/service.js';
 import { BmcSteps, Conductor, createRecorder, resolveLifecycleSettings } from './lifecycle/index.js';
-import { RoleOutcome } from '../proto/gen/fleet/v1/agent.js';
 import { createServer } from 'node:net';
-import { EVENT } from '../common/events.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -194,21 +192,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     conductor = lifecycle;
     // The one way in for facts: services record them (event row, then the conductor).
     const recorder = createRecorder({ store, listener: lifecycle, logger: { error: (o, msg) => app?.log.error(o, msg) } });
-    void recorder; // wired into the boot and agent services by the next commits
     const signal = (node: string, kind: string, details: Record<string, unknown>): Promise<void> => lifecycle.signal(node, kind, details).then(() => undefined);
     grpc = await startGrpcServer({
       store,
       ca,
       listen: formatHostPort({ host: grpcHost, port: plan.grpc.port }),
       serverCert,
-      hooks: {
-        // The fourth layer of the loop breaker: the agent says how the node booted.
-        boot: (node, report, assessment, isNewBoot) => signal(node, EVENT.agentBoot, { bootId: report.bootId, assessment, isNewBoot }),
-        applied: (node, r) => {
-          const failed = r.results.filter((x) => x.outcome === RoleOutcome.ROLE_OUTCOME_FAILED).map((x) => x.role);
-          return signal(node, failed.length ? EVENT.agentApplyFailed : EVENT.agentApplied, { version: r.configVersion, failed });
-        },
-      },
+      // Boot and apply reports reach the conductor through the recorder (server/agents/reports.ts).
+      recorder,
     });
     say(`gRPC agent service (TLS) listening on ${formatHostPort({ host: grpcHost, port: grpc.port })}; CA fingerprint ${caFingerprint(ca)}`);
 

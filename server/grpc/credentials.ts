@@ -13,7 +13,7 @@
  * CA during the handshake, and an unverified or absent one leaves the
  * connection up but without an authenticated peer (grpc-js's auth context
  * carries the certificate only when it verified). Every method but Enroll
- * then requires it (server/grpc/auth.ts).
+ * then requires it (server/agents/auth.ts).
  */
 import { experimental, type ServerCredentials } from '@grpc/grpc-js';
 

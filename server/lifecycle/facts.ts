@@ -41,12 +41,26 @@ export interface Flag {
 
 export type Translation = { event: LifecycleEvent; details: Details; flag?: Flag } | { ignore: string; flag?: Flag };
 
-/** What the agent says about how the node booted (agents' boot assessment, as stored in the event). */
-interface Assessment {
-  rootOnLocalDisk?: boolean;
-  firmwareVia?: string;
-  firmwareEntry?: { id?: string; label?: string } | null;
-  notes?: string[];
+export type FirmwareVia = 'network' | 'disk' | 'other' | 'unknown' | 'legacy';
+
+/**
+ * What the agent's boot report says about how the node booted: the agent
+ * service assesses the report (server/agents/boot.ts) and the agent.boot
+ * fact carries it; the rules below read it back (from the event row too,
+ * so every field may be missing: they read it as Partial).
+ */
+export interface BootAssessment {
+  /** / is on a local block device (not NFS, tmpfs, overlay, a ramdisk). */
+  rootOnLocalDisk: boolean;
+  /** The EFI entry the firmware booted (BootCurrent), when known. */
+  firmwareEntry: { id: string; label: string } | null;
+  /** What that entry looks like: network (PXE/HTTP boot), disk, other; legacy when no EFI data. */
+  firmwareVia: FirmwareVia;
+  /** BootNext still set after booting: a one-time override is pending for the next boot. */
+  bootNextPending: string | null;
+  /** Whether BootOrder puts a network entry before the first disk entry. */
+  networkFirst: boolean | null;
+  notes: string[];
 }
 
 export interface FactRule {
@@ -77,7 +91,7 @@ function pick(keys: string[]): (d: Details) => Details {
   };
 }
 
-const assessment = (d: Details): Assessment => (d.assessment ?? {}) as Assessment;
+const assessment = (d: Details): Partial<BootAssessment> => (d.assessment ?? {}) as Partial<BootAssessment>;
 const bootIdOf = (d: Details): Details => {
   const id = str(d.bootId);
   return id ? { bootId: id } : {};

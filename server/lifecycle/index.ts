@@ -13,7 +13,7 @@ export type { LifecycleSettings, LifecycleIssue } from './settings.js';
 export { FACT, FACT_KINDS, FACT_RULES, eventForFact, isFactKind, ignoredEverywhere, checkFactRules, installFailureReason, applyFailureReason } from './facts.js';
 export { createRecorder } from './record.js';
 export type { Fact, FactRecorder, FactListener } from './record.js';
-export type { FactKind, FactRule, Translation } from './facts.js';
+export type { FactKind, FactRule, Translation, BootAssessment, FirmwareVia } from './facts.js';
 export { BmcSteps } from './steps.js';
 export type { Steps, BmcStepsOptions } from './steps.js';
 export { Conductor, TOKEN_REVOKING_EVENTS } from './conductor.js';

@@ -115,7 +115,7 @@ export interface Harness {
   bmc: FakeBmc;
   c: Conductor;
   conductor(opts?: Partial<ConductorOptions> & { bmc?: FakeBmc }): Conductor;
-  /** What the boot endpoints / gRPC hooks do: write the fact, then signal. */
+  /** What the boot endpoints / agent services do: write the fact, then signal. */
   fact(node: string, kind: string, details?: Record<string, unknown>, via?: Conductor): ReturnType<Conductor['signal']>;
   /** Writes the fact only (the server died before the signal). */
   factOnly(node: string, kind: string, details?: Record<string, unknown>): Promise<void>;
@@ -212,7 +212,7 @@ export async function harness(opts: { nodes?: string[]; pets?: string[]; conduct
   return h;
 }
 
-/** Agent boot details as the gRPC hook passes them. */
+/** Agent boot details as the agent services tell them (server/agents/reports.ts). */
 export function diskBoot(bootId = 'boot-1', via: 'disk' | 'network' = 'disk'): Record<string, unknown> {
   return { bootId, isNewBoot: true, assessment: { rootOnLocalDisk: true, firmwareVia: via, firmwareEntry: via === 'network' ? { id: '0003', label: 'PXE IPv4' } : null, notes: [] } };
 }

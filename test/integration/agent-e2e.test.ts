@@ -28,7 +28,7 @@ import type { ReportBootRequest } from '../../proto/gen/fleet/v1/agent.js';
 import { cmdInventory, cmdInventoryDiff } from '../../server/cli/commands/inventory.js';
 import type { CliIo } from '../../server/cli/io.js';
 import { parseConfig } from '../../server/config/index.js';
-import { configForNode } from '../../server/grpc/config.js';
+import { configForNode } from '../../server/agents/config.js';
 import { startGrpcServer, type AgentGrpcServer } from '../../server/grpc/index.js';
 import { installErrorHandling } from '../../server/http/errors.js';
 import type { InventoryResponse } from '../../common/api/schemas.js';

@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { fromGrpcError, isTransient } from '../../../agent/client.js';
 import type { ReportBootRequest } from '../../../proto/gen/fleet/v1/agent.js';
 import { CATALOGUE, FleetError, type ErrorCode } from '../../../common/errors.js';
-import { assessBoot, nodeConfig, redactCmdline, toGrpcError, ERROR_CODE_TRAILER } from '../../../server/grpc/index.js';
+import { assessBoot, nodeConfig, redactCmdline } from '../../../server/agents/index.js';
+import { toGrpcError, ERROR_CODE_TRAILER } from '../../../server/grpc/index.js';
 
 describe('nodeConfig', () => {
   const roles = { chrony: { servers: ['a'], makestep: '1 3' }, repos: { repos: [], remove: [] }, custom: { x: 1 } };

@@ -13,7 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { ENROLMENT_STATES, enrolmentRefusal } from '../../../server/grpc/enroll-policy.js';
+import { ENROLMENT_STATES, enrolmentRefusal } from '../../../server/agents/enroll-policy.js';
 import { TOKEN_REVOKING_EVENTS } from '../../../server/lifecycle/conductor.js';
 import { FACT as SIGNAL } from '../../../server/lifecycle/facts.js';
 import { ALL_EVENTS, ALL_STATES, S } from '../../../server/lifecycle/states.js';

@@ -3,22 +3,9 @@
  * the agent saw into facts the lifecycle can act on; it decides nothing.
  */
 import type { ReportBootRequest } from '../../proto/gen/fleet/v1/agent.js';
+import type { BootAssessment, FirmwareVia } from '../lifecycle/facts.js';
 
-export type FirmwareVia = 'network' | 'disk' | 'other' | 'unknown' | 'legacy';
-
-export interface BootAssessment {
-  /** / is on a local block device (not NFS, tmpfs, overlay, a ramdisk). */
-  rootOnLocalDisk: boolean;
-  /** The EFI entry the firmware booted (BootCurrent), when known. */
-  firmwareEntry: { id: string; label: string } | null;
-  /** What that entry looks like: network (PXE/HTTP boot), disk, other; legacy when no EFI data. */
-  firmwareVia: FirmwareVia;
-  /** BootNext still set after booting: a one-time override is pending for the next boot. */
-  bootNextPending: string | null;
-  /** Whether BootOrder puts a network entry before the first disk entry. */
-  networkFirst: boolean | null;
-  notes: string[];
-}
+export type { BootAssessment, FirmwareVia } from '../lifecycle/facts.js';
 
 const NETWORK_LABEL = /pxe|ipv[46]|network|\bhttp|iscsi|\bnic\b|\blan\b|ethernet/i;
 const DISK_LABEL = /\b(disk|hdd|ssd|nvme|sata|sas|raid|hard ?drive|boot manager|grub|shim|almalinux|rocky|red ?hat|centos|fedora|debian|ubuntu|linux)\b/i;

@@ -1,7 +1,8 @@
 /**
  * What GetConfig answers: a node's roles and their settings, from its
  * profile, plus the cluster facts the roles need (hosts, chrony), versioned.
- * `nodeConfig` and `clusterFactsOf` are pure; `configForNode` reads the store.
+ * `nodeConfig` and `clusterFactsOf` are pure; `configForNode` reads the store;
+ * `createConfigService` answers GetConfig and Heartbeat.
  *
  * Encoding (docs/decisions/0004): the settings travel as one JSON object
  * (`roles_json`, shaped as RolesSpec in common/model.ts, schema
@@ -13,10 +14,13 @@
  * (a new /etc/hosts line) is a new version for every node.
  */
 import crypto from 'node:crypto';
+import type { GetConfigRequest, GetConfigResponse, HeartbeatRequest, HeartbeatResponse } from '../../proto/gen/fleet/v1/agent.js';
 import type { ClusterInfo, ProfileSpec, RolesSpec } from '../model.js';
-import { FleetError } from '../../common/errors.js';
+import { FleetError, isFleetError } from '../../common/errors.js';
 import type { Store } from '../store/index.js';
 import { canonicalJson } from '../store/json.js';
+import { short } from './bounds.js';
+import type { AgentDeps } from './types.js';
 
 export const ROLES_SCHEMA = 'fleet.roles/v1';
 
@@ -96,4 +100,42 @@ export async function configForNode(store: Store, node: string): Promise<NodeCon
   const settings = await store.settings.getCluster();
   const cluster = settings?.cluster ? clusterFactsOf(settings.cluster, await store.nodes.list()) : null;
   return nodeConfig(profile, cluster);
+}
+
+export interface ConfigService {
+  /** The node's config, or only `unchanged` when the agent already has this version. Marks the node seen. */
+  getConfig(node: string, req: GetConfigRequest): Promise<GetConfigResponse>;
+  /** Marks the node seen, notes its agent version; answers the server time and the config version ('' when the node has none). */
+  heartbeat(node: string, req: HeartbeatRequest): Promise<HeartbeatResponse>;
+}
+
+export function createConfigService(deps: Pick<AgentDeps, 'store' | 'clock'>): ConfigService {
+  const { store, clock } = deps;
+  return {
+    async getConfig(node, req) {
+      const cfg = await configForNode(store, node);
+      await store.nodes.markSeen(node);
+      const unchanged = req.knownVersion !== '' && req.knownVersion === cfg.version;
+      return {
+        version: cfg.version,
+        unchanged,
+        profile: cfg.profile,
+        roles: cfg.roles,
+        rolesJson: unchanged ? '' : cfg.rolesJson,
+        schema: cfg.schema,
+        clusterJson: unchanged ? '' : cfg.clusterJson,
+      };
+    },
+    async heartbeat(node, req) {
+      await store.nodes.markSeen(node);
+      if (req.agentVersion !== '') await store.agents.noteVersion(node, short(req.agentVersion, 64));
+      let configVersion = '';
+      try {
+        configVersion = (await configForNode(store, node)).version;
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'not_found') throw e;
+      }
+      return { serverTimeMs: clock().getTime(), configVersion };
+    },
+  };
 }
