@@ -17,7 +17,7 @@ import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
-import { applyConfig } from './ops/apply-config.js';
+import { applyConfig } from './apply/config.js';
 import { openDataDir, type Store } from './store/index.js';
 import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, type ServerCertOptions } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';

@@ -34,8 +34,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../../common/patterns.js';
 import { FleetError, isFleetError } from '../../../common/errors.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
+import { EVENT } from '../../../common/events.js';
 import {
-  BOOT_EVENT_KINDS,
   decideFor,
   INSTALL_TOKEN_PURPOSE,
   renderChain,
@@ -43,7 +43,7 @@ import {
   renderNodeKickstart,
   withKickstartToken,
   type RenderDeps,
-} from '../../ops/render.js';
+} from '../../netboot/scripts.js';
 import type { NodeRecord, Store } from '../../store/index.js';
 import { registerStaticTree } from '../static.js';
 
@@ -258,11 +258,11 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
           ...facts,
         };
         const nodeName = decision.node;
-        await appendNodeEvent(store, nodeName, BOOT_EVENT_KINDS.scriptFetched, details);
+        await appendNodeEvent(store, nodeName, EVENT.scriptFetched, details);
         if (decision.kind === 'localboot' && decision.flag === 'boot-loop-suspect') {
-          await appendNodeEvent(store, nodeName, BOOT_EVENT_KINDS.loopSuspect, { reason: decision.reason, state: node?.state ?? null, mac: facts.mac, ip });
+          await appendNodeEvent(store, nodeName, EVENT.loopSuspect, { reason: decision.reason, state: node?.state ?? null, mac: facts.mac, ip });
         }
-        await signal(req, deps, { node: nodeName, kind: BOOT_EVENT_KINDS.scriptFetched, details });
+        await signal(req, deps, { node: nodeName, kind: EVENT.scriptFetched, details });
         return sendText(reply, script);
       },
     );
@@ -276,7 +276,7 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         const node = await store.nodes.get(name);
         if (!node) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
         const refuse = async (why: string): Promise<never> => {
-          await appendNodeEvent(store, name, BOOT_EVENT_KINDS.kickstartRefused, { reason: why, ip });
+          await appendNodeEvent(store, name, EVENT.kickstartRefused, { reason: why, ip });
           throw new FleetError('auth.forbidden', `kickstart for ${name} refused: ${why}`, { node: name });
         };
         const token = req.query.token;
@@ -298,8 +298,8 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
         const ks = await renderNodeKickstart(deps, node, { token: enrol.token, callbackToken: token });
         const details = { ip, ...use, enrolToken: enrol.reused ? 'reused' : 'issued', enrolTokenExpiresAt: enrol.expiresAt };
-        await appendNodeEvent(store, name, BOOT_EVENT_KINDS.kickstartFetched, details);
-        await signal(req, deps, { node: name, kind: BOOT_EVENT_KINDS.kickstartFetched, details });
+        await appendNodeEvent(store, name, EVENT.kickstartFetched, details);
+        await signal(req, deps, { node: name, kind: EVENT.kickstartFetched, details });
         return sendText(reply, ks);
       },
     );
@@ -320,11 +320,11 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         const node = await store.nodes.get(name);
         if (!node) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
         const token = req.query.token;
-        const kind = event === 'install-started' ? BOOT_EVENT_KINDS.installStarted : event === 'install-failed' ? BOOT_EVENT_KINDS.installFailed : BOOT_EVENT_KINDS.installFinished;
+        const kind = event === 'install-started' ? EVENT.installStarted : event === 'install-failed' ? EVENT.installFailed : EVENT.installFinished;
         const details: Record<string, unknown> = { ip };
         if (event === 'install-failed') Object.assign(details, logDetails(req.body));
         const refuse = async (why: string): Promise<never> => {
-          await appendNodeEvent(store, name, BOOT_EVENT_KINDS.callbackRefused, { event, reason: why, ip });
+          await appendNodeEvent(store, name, EVENT.callbackRefused, { event, reason: why, ip });
           throw new FleetError('auth.forbidden', `${event} callback for ${name} refused: ${why}`, { node: name });
         };
         if (!token) return refuse('no token');
