@@ -194,7 +194,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     conductor = lifecycle;
     // The one way in for facts: services record them (event row, then the conductor).
     const recorder = createRecorder({ store, listener: lifecycle, logger: { error: (o, msg) => app?.log.error(o, msg) } });
-    void recorder; // wired into the boot and agent services by the next commits
     const signal = (node: string, kind: string, details: Record<string, unknown>): Promise<void> => lifecycle.signal(node, kind, details).then(() => undefined);
     grpc = await startGrpcServer({
       store,
@@ -221,8 +220,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       enrolServer: formatHostPort({ host: advertised(grpcHost, mgmt), port: grpc.port }),
       staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
       agentDir: join(www, 'agent'),
-      // Script fetches, kickstart fetches and install callbacks move nodes along.
-      onSignal: (sig: { node: string; kind: string; details: Record<string, unknown> }) => signal(sig.node, sig.kind, sig.details),
     };
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
     app = await buildAdminApp({
@@ -237,7 +234,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       conductor: lifecycle,
       ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
