@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IpmiTransport } from '../server/bmc/ipmi/transport.js';
-import { runBmcOperation } from '../server/ops/bmc.js';
+import { runBmcOperation } from '../server/bmc/operation.js';
 import { openStore, type Store } from '../server/store/index.js';
 import { findExecutable, IPMI_SIM, startIpmiSims, type IpmiSimLab } from '../test/helpers/ipmisim.js';
 import { median, writeResult } from './table.js';

@@ -9,7 +9,7 @@
  *   - a PXE client double: on a network boot it asks the real boot decision
  *     (netboot/decide.ts) and writes the events the boot endpoints write
  *     (boot.script_fetched, boot.kickstart_fetched, install.*), then signals
- *     the conductor as the endpoints' onSignal hook does;
+ *     the conductor as the boot service's recorder does;
  *   - an agent double: enrols during the install (%post), reports its boot
  *     and its apply through the agents repository, and signals the
  *     conductor as the agent services do (server/agents, through the recorder).

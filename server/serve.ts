@@ -17,7 +17,7 @@ import type { ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
-import { applyConfig } from './ops/apply-config.js';
+import { applyConfig } from './apply/config.js';
 import { openDataDir, type Store } from './store/index.js';
 import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, type ServerCertOptions } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
@@ -212,8 +212,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       enrolServer: formatHostPort({ host: advertised(grpcHost, mgmt), port: grpc.port }),
       staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
       agentDir: join(www, 'agent'),
-      // Script fetches, kickstart fetches and install callbacks move nodes along.
-      onSignal: (sig: { node: string; kind: string; details: Record<string, unknown> }) => signal(sig.node, sig.kind, sig.details),
     };
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
     app = await buildAdminApp({
@@ -228,7 +226,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       conductor: lifecycle,
       ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);

@@ -8,7 +8,7 @@
  * - a timeout per attempt, after which the attempt is abandoned (the caller's
  *   `abort` hook closes the driver) and counted as bmc.timeout;
  * - bounded retries with exponential backoff, only where the caller's
- *   `retryable` rule allows (ops/bmc.ts passes retry.ts's `mayRetry` for its
+ *   `retryable` rule allows (bmc/operation.ts passes retry.ts's `mayRetry` for its
  *   action: a timed-out reset is never sent again; a wrong password is never
  *   retried: it would only lock the account);
  * - optional staggering: at most N attempts *start* per interval (PDU inrush),
@@ -53,7 +53,7 @@ export interface FanoutOptions {
   /**
    * Whether a failed attempt may be made again (retry.ts `mayRetry` for the
    * operation's action). Default: transient errors only, which is right for
-   * reads and idempotent sets and wrong for once-only actions: ops/bmc.ts
+   * reads and idempotent sets and wrong for once-only actions: operation.ts
    * always passes the rule for its action.
    */
   retryable?: (error: FleetError) => boolean;

@@ -25,7 +25,7 @@ import { loggerOptions } from './logging.js';
 import { registerApiRoutes, type ApiDeps } from './routes/api.js';
 import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
-import { registerNetbootApiRoutes } from './routes/netboot-api.js';
+import { registerNetbootApiRoutes, type NetbootApiDeps } from './routes/netboot-api.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerLifecycleRoutes } from './routes/lifecycle.js';
 import type { Conductor } from '../lifecycle/index.js';
@@ -44,7 +44,7 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
   onNodesChanged?: () => Promise<void>;
   /** Render/export/discovery/enroll API (needs the boot settings the renderers use). */
-  netboot?: Omit<BootDeps, 'store'>;
+  netboot?: Omit<NetbootApiDeps, 'store' | 'onNodesChanged'>;
   /** TLS for the admin listener (PEM); absent: plain HTTP. */
   https?: { cert: string; key: string };
 }

@@ -12,7 +12,7 @@ import type { ProviderContext } from '../bmc/registry.js';
 import type { BootMode, PowerState } from '../bmc/types.js';
 import { markNotRun } from '../bmc/retry.js';
 import { FleetError, isFleetError, type ErrorCode } from '../../common/errors.js';
-import { runBmcOperation, type BmcOperation, type BmcOpResult } from '../ops/bmc.js';
+import { runBmcOperation, type BmcOperation, type BmcOpResult } from '../bmc/operation.js';
 import type { Store } from '../store/index.js';
 
 export interface Steps {

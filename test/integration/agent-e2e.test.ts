@@ -33,8 +33,8 @@ import { startGrpcServer, type AgentGrpcServer } from '../../server/grpc/index.j
 import { installErrorHandling } from '../../server/http/errors.js';
 import type { InventoryResponse } from '../../common/api/schemas.js';
 import { registerInventoryRoutes } from '../../server/http/routes/inventory.js';
-import { applyConfig } from '../../server/ops/apply-config.js';
-import { INVENTORY_COLUMNS } from '../../server/ops/inventory-report.js';
+import { applyConfig } from '../../server/apply/config.js';
+import { INVENTORY_COLUMNS } from '../../server/inventory/report.js';
 import { loadOrCreateCa, type FleetCa } from '../../server/pki/index.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { pickFreePort } from '../../server/serve.js';

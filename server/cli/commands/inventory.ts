@@ -4,7 +4,7 @@
  */
 import type { InventoryDiffResponse, InventoryResponse } from '../../../common/api/schemas.js';
 import { Exit, FleetError } from '../../../common/errors.js';
-import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryFormat } from '../../ops/inventory-report.js';
+import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryFormat } from '../../inventory/report.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';

@@ -7,7 +7,7 @@
  */
 import { Exit, FleetError } from '../../../common/errors.js';
 import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../../common/api/schemas.js';
-import { EXPORT_FORMATS, isExportFormat } from '../../ops/export.js';
+import { EXPORT_FORMATS, isExportFormat } from '../../inventory/export.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../config/index.js';
 import { FleetError } from '../../../common/errors.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
-import { applyConfig } from '../../ops/apply-config.js';
+import { applyConfig } from '../../apply/config.js';
 import type { Conductor } from '../../lifecycle/index.js';
 import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
 import * as S from '../../../common/api/schemas.js';

@@ -6,7 +6,7 @@ import type { BootMode } from '../../bmc/types.js';
 import * as S from '../../../common/api/schemas.js';
 import { FleetError } from '../../../common/errors.js';
 import { NodeSet } from '../../nodeset/index.js';
-import { runBmcOperation, type BmcOperation, type BOOT_DEVICES, type POWER_OPS } from '../../ops/bmc.js';
+import { runBmcOperation, type BmcOperation, type BOOT_DEVICES, type POWER_OPS } from '../../bmc/operation.js';
 import type { Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
 

@@ -1,7 +1,7 @@
 /** The per-node time limit of a BMC operation covers a Redfish node's power wait (issue 9). */
 import { describe, expect, it } from 'vitest';
 import type { BmcTarget } from '../../../server/bmc/types.js';
-import { operationTimeoutMs } from '../../../server/ops/bmc.js';
+import { operationTimeoutMs } from '../../../server/bmc/operation.js';
 
 const ipmi: BmcTarget = { address: '10.0.0.1', port: 623, username: 'u', password: 'p' };
 const rf = (powerWaitMs?: number): BmcTarget => ({ ...ipmi, port: 443, redfish: powerWaitMs === undefined ? {} : { powerWaitMs } });

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { installErrorHandling } from '../../../server/http/errors.js';
-import { registerBootRoutes, type BootDeps, type BootSignal } from '../../../server/http/routes/boot.js';
+import { registerBootRoutes, type BootDeps } from '../../../server/http/routes/boot.js';
+import { createRecorder } from '../../../server/lifecycle/record.js';
 import { loadTemplate, PLACEHOLDER_TOKEN, renderBootChain } from '../../../server/netboot/render/index.js';
 import { openStore, type EventRecord, type Store } from '../../../server/store/index.js';
 import { CA_FP, CLUSTER, PROFILES, SERVER } from '../../helpers/golden.js';
@@ -26,7 +27,7 @@ describe('boot endpoints', () => {
   let store: Store;
   let app: FastifyInstance;
   let clock: number;
-  let signals: BootSignal[];
+  let signals: { node: string; kind: string; details: Record<string, unknown> }[];
   const now = () => new Date(clock);
 
   async function build(extra: Partial<BootDeps> = {}): Promise<FastifyInstance> {
@@ -38,9 +39,14 @@ describe('boot endpoints', () => {
       caFingerprint: CA_FP,
       now,
       rateLimit: { max: 10_000, timeWindow: 60_000 },
-      onSignal: (s) => {
-        signals.push(s);
-      },
+      recorder: createRecorder({
+        store,
+        listener: {
+          signal: async (node, kind, details) => {
+            signals.push({ node, kind, details });
+          },
+        },
+      }),
       ...extra,
     });
     await a.ready();

@@ -1,5 +1,5 @@
 /**
- * Exports (server/ops/export.ts): golden outputs for the seed cluster, value
+ * Exports (server/inventory/export.ts): golden outputs for the seed cluster, value
  * checks, and the API route on a real store.
  */
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { FleetError } from '../../../common/errors.js';
 import { installErrorHandling } from '../../../server/http/errors.js';
 import { registerNetbootApiRoutes } from '../../../server/http/routes/netboot-api.js';
-import { exportAs, exportClustershellGroups, exportHosts, type ExportInput } from '../../../server/ops/export.js';
+import { exportAs, exportClustershellGroups, exportHosts, type ExportInput } from '../../../server/inventory/export.js';
 import { openStore } from '../../../server/store/index.js';
 import { CLUSTER, PROFILES, SERVER } from '../../helpers/golden.js';
 

@@ -1,5 +1,5 @@
 /**
- * server/ops/inventory-report.ts: `fleet inventory` formatters. CSV is read
+ * server/inventory/report.ts: `fleet inventory` formatters. CSV is read
  * back with a strict RFC 4180 parser; HTML is checked for escaping and for
  * having nothing external; the table and the diff text by content.
  */
@@ -19,7 +19,7 @@ import {
   INVENTORY_COLUMNS,
   inventoryCells,
   type InventoryRow,
-} from '../../../server/ops/inventory-report.js';
+} from '../../../server/inventory/report.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/inventory');
 const load = (name: string): Inventory => toInventory(JSON.parse(fs.readFileSync(path.join(FIX, name), 'utf8')) as RawInventory);

@@ -2,15 +2,15 @@
  * The boot decision and the rendered scripts for a node, as the HTTP boot
  * endpoints serve them and as `fleet render` shows them.
  *
- * The boot endpoints (server/http/routes/boot.ts) and the inspection API
- * (server/http/routes/netboot-api.ts) share this code so that `fleet render`
- * shows exactly what a node would be served: same facts from the store, same
- * decision, same templates. The only difference is the tokens: the endpoints
+ * The boot service (boot-service.ts, behind server/http/routes/boot.ts) and
+ * the inspection API (server/http/routes/netboot-api.ts) share this code so
+ * that `fleet render` shows exactly what a node would be served: same facts
+ * from the store, same decision, same templates. The only difference is the tokens: the endpoints
  * issue real ones, previews carry PLACEHOLDER_TOKEN and issue nothing.
  */
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
-import { decideBoot, type BootDecision, type BootNode, type InstallDecision } from '../netboot/decide.js';
+import { decideBoot, type BootDecision, type BootNode, type InstallDecision } from './decide.js';
 import {
   ipxeTemplateName,
   KICKSTART_TEMPLATE,
@@ -19,21 +19,9 @@ import {
   renderBootChain,
   renderIpxe,
   renderKickstart,
-} from '../netboot/render/index.js';
+} from './render/index.js';
 import type { NodeRecord, Store } from '../store/index.js';
 import { EVENT } from '../../common/events.js';
-
-/** Event kinds written by the boot endpoints. */
-export const BOOT_EVENT_KINDS = {
-  scriptFetched: EVENT.scriptFetched,
-  loopSuspect: EVENT.loopSuspect,
-  kickstartFetched: EVENT.kickstartFetched,
-  kickstartRefused: EVENT.kickstartRefused,
-  installStarted: EVENT.installStarted,
-  installFailed: EVENT.installFailed,
-  installFinished: EVENT.installFinished,
-  callbackRefused: EVENT.callbackRefused,
-} as const;
 
 /** Token purposes. The enrolment token uses the store's default purpose, which the gRPC Enroll consumes. */
 export const INSTALL_TOKEN_PURPOSE = 'install';
@@ -68,8 +56,8 @@ async function lastEvent(store: Store, node: string, kinds: string[]) {
  * told to `exit` to its firmware (the last script served was localboot exit).
  */
 export async function bootNodeOf(store: Store, node: NodeRecord): Promise<BootNode> {
-  const finished = await lastEvent(store, node.name, [BOOT_EVENT_KINDS.installFinished]);
-  const served = await lastEvent(store, node.name, [BOOT_EVENT_KINDS.scriptFetched]);
+  const finished = await lastEvent(store, node.name, [EVENT.installFinished]);
+  const served = await lastEvent(store, node.name, [EVENT.scriptFetched]);
   const d = (served?.details ?? {}) as { decision?: string; method?: string };
   return {
     name: node.name,

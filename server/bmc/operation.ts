@@ -9,12 +9,12 @@
  * is driven through the server's per-BMC queue when the provider context has
  * one (shared with the lifecycle).
  */
-import { runFanout, type FanoutOptions, type NodeResult } from '../bmc/fanout.js';
-import { bmcKey } from '../bmc/queue.js';
-import { FALLBACKS, withBmc, type ProviderContext } from '../bmc/registry.js';
-import { DEFAULT_POWER_WAIT_MS } from '../bmc/redfish/driver.js';
-import { mayRetry, unconfirmedOf, type BmcAction } from '../bmc/retry.js';
-import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from '../bmc/types.js';
+import { runFanout, type FanoutOptions, type NodeResult } from './fanout.js';
+import { bmcKey } from './queue.js';
+import { FALLBACKS, withBmc, type ProviderContext } from './registry.js';
+import { DEFAULT_POWER_WAIT_MS } from './redfish/driver.js';
+import { mayRetry, unconfirmedOf, type BmcAction } from './retry.js';
+import type { BmcDriver, BmcIdentity, BootDevice, BootMode, BmcTarget, BootSetReport, PowerState } from './types.js';
 import { FleetError } from '../../common/errors.js';
 import { EVENT } from '../../common/events.js';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';

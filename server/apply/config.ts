@@ -2,9 +2,10 @@
  * Applying a parsed fleet.yaml with the secrets its credential sets name:
  * shared by `fleet server --config` (at start) and POST /api/v1/apply.
  */
-import { applySpec, isEmptyPlan, type ApplyPlan, type ApplySpecOptions, type Secrets } from '../apply/index.js';
+import { isEmptyPlan, type ApplyPlan, type Secrets } from './plan.js';
+import { applySpec, type ApplySpecOptions } from './execute.js';
 import { FleetError } from '../../common/errors.js';
-import type { ApplyResponse } from '../http/api-types.js';
+import type { ApplyResponse } from '../../common/api/schemas.js';
 import type { ClusterSpec } from '../model.js';
 import type { Store } from '../store/index.js';
 

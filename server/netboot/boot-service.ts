@@ -1,0 +1,274 @@
+/**
+ * The boot service: what the boot endpoints do for the machines on the
+ * provisioning network while they netboot and install, without HTTP
+ * (server/http/routes/boot.ts is its adapter):
+ *
+ *   chainScript()          the chain script (boot.ipxe, the same for every machine)
+ *   machineScript(id, m)   the machine's iPXE script: the pure decision (decide.ts) on the
+ *                          store's facts; an unknown MAC is recorded as discovered
+ *   kickstart(node, t, ip) the node's kickstart, for its install token t
+ *   installCallback(...)   install-started | install-failed | install-finished, for t
+ *
+ * Every fact learnt here goes through the recorder (server/lifecycle/record.ts):
+ * its event row is written, then the conductor is told. Errors are FleetErrors
+ * for the adapter to answer (a refused token: auth.forbidden, after its
+ * refusal row is written). Event details never carry a token.
+ *
+ * Tokens (DESIGN §4, docs/netboot.md "Install tokens"): a node has at most
+ * one outstanding token of each kind, and every use records its source address.
+ * - install token (purpose 'install'): handed out with the node's install
+ *   script and put on the kickstart URL (inst.ks=...?token=T). It authorises
+ *   the kickstart fetch and the install callbacks for that node only, until
+ *   it expires (installTokenTtlMs). A repeated script fetch is served the
+ *   same token again (store: tokens.current), never a second one. Fetches
+ *   and callbacks do not use it up (installers retry); install-finished does,
+ *   and revokes every other outstanding token of the node in the same
+ *   transaction, so the copy of the kickstart left on the installed system
+ *   carries dead tokens.
+ * - enrolment token (the store's default purpose, which the gRPC Enroll
+ *   consumes): handed out with the kickstart (the same one again on a
+ *   repeated fetch) and embedded in its %post for `fleet-agent enroll`.
+ * - cancel, fail and a new reinstall revoke both (the conductor).
+ */
+import { EVENT, type EventKind } from '../../common/events.js';
+import { FleetError, isFleetError } from '../../common/errors.js';
+import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../common/patterns.js';
+import type { Fact, FactRecorder } from '../lifecycle/record.js';
+import type { NodeRecord, Store } from '../store/index.js';
+import type { BootEvent } from './render/index.js';
+import { decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withKickstartToken, type RenderDeps } from './scripts.js';
+
+export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
+/** How much of an install-failed log is kept in the event (its end). */
+export const MAX_STORED_LOG = 16 * 1024;
+const ACTOR = 'netboot';
+
+export interface BootServiceDeps extends RenderDeps {
+  /** The one way in for facts: event row, then the conductor. */
+  recorder: FactRecorder;
+  /** Life of the enrolment token embedded in a kickstart (default 2 h). */
+  tokenTtlMs?: number;
+  /** Life of the install token (kickstart fetch and callbacks; default tokenTtlMs). */
+  installTokenTtlMs?: number;
+}
+
+/** What a booting machine says about itself (boot.ipxe's query) and where it asks from. */
+export interface MachineFacts {
+  /** The client address as recorded in events. */
+  ip: string;
+  serial?: string;
+  uuid?: string;
+  arch?: string;
+  platform?: string;
+}
+
+export interface BootService {
+  /** The entry script of the chain (boot.ipxe). */
+  chainScript(): Promise<string>;
+  /** The script for the machine `id` (a MAC, 52-54-00-12-34-56, or a node name): issues the install token when it installs. */
+  machineScript(id: string, machine: MachineFacts): Promise<string>;
+  /** The node's kickstart, for its install token; a refusal is recorded and thrown (auth.forbidden). */
+  kickstart(node: string, token: string | undefined, ip: string): Promise<string>;
+  /** An install callback; `body` is the install-failed log (text, or JSON {log?, message?}). */
+  installCallback(node: string, event: BootEvent, token: string | undefined, ip: string, body?: unknown): Promise<{ recorded: EventKind }>;
+}
+
+// Identity facts, recorded only when they look sane (SMBIOS serials can hold anything:
+// a machine is never refused its boot script for an odd serial).
+const SERIAL = /^[A-Za-z0-9 ._:/+-]{1,64}$/;
+const UUID = /^[0-9A-Fa-f-]{1,36}$/;
+
+const CALLBACK_KIND: Record<BootEvent, EventKind> = {
+  'install-started': EVENT.installStarted,
+  'install-failed': EVENT.installFailed,
+  'install-finished': EVENT.installFinished,
+};
+
+/** Why a token was refused, in words (never the token); undefined: not a token refusal. */
+function refusal(e: unknown): string | undefined {
+  if (!isFleetError(e)) return undefined;
+  switch (e.code) {
+    case 'auth.invalid':
+      return 'unknown token';
+    case 'token.wrong_node':
+      return 'the token belongs to another node';
+    case 'token.used':
+      return 'the token was already used (the install finished)';
+    case 'token.expired':
+      return 'the token expired (arm the node again to reinstall)';
+    case 'token.revoked':
+      return `the token was revoked: ${String((e.details as { reason?: unknown } | undefined)?.reason ?? 'no reason recorded')}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Checks an install token without using it up (installers retry kickstart
+ * fetches and callbacks) and records the use's address on the token. Returns
+ * the address of the previous use when it was another one (for the event).
+ */
+export async function verifyInstallToken(store: Store, token: string, node: string, ip: string): Promise<{ previousIp?: string }> {
+  const use = await store.tokens.verify(token, { node, purpose: INSTALL_TOKEN_PURPOSE, ip });
+  return use.previousIp !== null && use.previousIp !== ip ? { previousIp: use.previousIp } : {};
+}
+
+/** The install-failed body (text/plain log tail, or JSON {log?, message?}) as event details, its end kept. */
+export function logDetails(body: unknown): Record<string, unknown> {
+  let text = '';
+  let message: string | undefined;
+  if (typeof body === 'string') text = body;
+  else if (Buffer.isBuffer(body)) text = body.toString('utf8');
+  else if (body && typeof body === 'object') {
+    const b = body as { log?: unknown; message?: unknown };
+    if (typeof b.log === 'string') text = b.log;
+    if (typeof b.message === 'string') message = b.message.slice(0, 300);
+  }
+  const clean = text.replace(/\r\n?/g, '\n').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+  const truncated = clean.length > MAX_STORED_LOG;
+  return {
+    ...(message !== undefined ? { message } : {}),
+    log: truncated ? clean.slice(clean.length - MAX_STORED_LOG) : clean,
+    logBytes: Buffer.byteLength(text, 'utf8'),
+    logTruncated: truncated,
+  };
+}
+
+export function createBootService(deps: BootServiceDeps): BootService {
+  const { store, recorder } = deps;
+  const tokenTtlMs = deps.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
+  const installTtlMs = deps.installTokenTtlMs ?? tokenTtlMs;
+  const fact = (node: string, kind: EventKind, details: Record<string, unknown>): Fact => ({ node, kind, actor: ACTOR, details });
+
+  async function requireNode(name: string): Promise<NodeRecord> {
+    const node = await store.nodes.get(name);
+    if (!node) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
+    return node;
+  }
+
+  /** The node the machine `id` is, and the MAC it boots from (null: no node declares the MAC). */
+  async function machine(id: string): Promise<{ node: NodeRecord | null; mac: string }> {
+    if (MAC_INPUT.test(id)) {
+      const canonical = normalizeMac(id);
+      return { node: canonical ? await store.nodes.findByMac(canonical) : null, mac: id }; // a bad MAC is refused by the decision
+    }
+    if (NODE_NAME.test(id)) {
+      const node = await requireNode(id);
+      const primary = node.macs[0];
+      if (primary === undefined) throw new FleetError('request.invalid', `node ${id} declares no MAC address`, { node: id });
+      return { node, mac: primary };
+    }
+    throw new FleetError('request.invalid', `${show(id)} is neither a MAC address (52-54-00-12-34-56) nor a node name`);
+  }
+
+  return {
+    chainScript: () => renderChain(deps),
+
+    async machineScript(id, m) {
+      const { node, mac } = await machine(id);
+      const { ip } = m;
+      let decision = await decideFor(deps, node, mac, m.platform ? { platform: m.platform } : {});
+      const facts = {
+        mac: normalizeMac(mac) ?? mac,
+        ip,
+        ...(m.arch ? { arch: m.arch } : {}),
+        ...(m.platform ? { platform: m.platform } : {}),
+        ...(m.serial && SERIAL.test(m.serial) ? { serial: m.serial } : {}),
+        ...(m.uuid && UUID.test(m.uuid) ? { uuid: m.uuid } : {}),
+      };
+
+      if (decision.kind === 'discover') {
+        await store.discovered.record({ mac: decision.mac, ip, pxe: true, ...(m.arch ? { arch: m.arch } : {}) });
+        return renderDecision(deps, decision);
+      }
+
+      let installToken: Record<string, unknown> = {};
+      if (decision.kind === 'install') {
+        // One outstanding install token per node: a repeated fetch is served the live one again.
+        const t = await store.tokens.current(decision.node, { ttlMs: installTtlMs, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR, ip });
+        decision = withKickstartToken(decision, t.token);
+        installToken = { installToken: t.reused ? 'reused' : 'issued', installTokenExpiresAt: t.expiresAt };
+      }
+      const script = await renderDecision(deps, decision);
+      const details: Record<string, unknown> = {
+        decision: decision.kind,
+        ...(decision.kind === 'localboot' ? { reason: decision.reason, method: decision.method, ...(decision.flag ? { flag: decision.flag } : {}) } : {}),
+        ...(decision.kind === 'not-implemented' ? { reason: decision.message } : {}),
+        ...(decision.kind === 'install' ? { profile: decision.profile, ...installToken } : {}),
+        ...facts,
+      };
+      const fetched = fact(decision.node, EVENT.scriptFetched, details);
+      if (decision.kind === 'localboot' && decision.flag === 'boot-loop-suspect') {
+        // The suspicion's row follows the fetch's, and only the fetch is told to the
+        // conductor (its fact table raises the flag from the fetch itself).
+        await store.events.append(fetched);
+        await store.events.append(fact(decision.node, EVENT.loopSuspect, { reason: decision.reason, state: node?.state ?? null, mac: facts.mac, ip }));
+        await recorder.recorded(fetched);
+      } else {
+        await recorder.record(fetched);
+      }
+      return script;
+    },
+
+    async kickstart(name, token, ip) {
+      const node = await requireNode(name);
+      const refuse = async (why: string): Promise<never> => {
+        await recorder.record(fact(name, EVENT.kickstartRefused, { reason: why, ip }));
+        throw new FleetError('auth.forbidden', `kickstart for ${name} refused: ${why}`, { node: name });
+      };
+      if (!token) return refuse("no token (the URL comes from the node's iPXE install script: inst.ks=...?token=...)");
+      let use: { previousIp?: string };
+      try {
+        use = await verifyInstallToken(store, token, name, ip);
+      } catch (e) {
+        const why = refusal(e);
+        if (why === undefined) throw e;
+        return refuse(why);
+      }
+      if (!node.armed) return refuse(`${name} is not armed for install`);
+
+      if (deps.caFingerprint === undefined) {
+        throw new FleetError('unavailable', 'the server has no CA fingerprint configured, so it cannot render kickstarts (the agent pins the CA with it)');
+      }
+      // One outstanding enrolment token per node: a repeated fetch gets the same kickstart.
+      const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
+      const ks = await renderNodeKickstart(deps, node, { token: enrol.token, callbackToken: token });
+      await recorder.record(fact(name, EVENT.kickstartFetched, { ip, ...use, enrolToken: enrol.reused ? 'reused' : 'issued', enrolTokenExpiresAt: enrol.expiresAt }));
+      return ks;
+    },
+
+    async installCallback(name, event, token, ip, body) {
+      await requireNode(name);
+      const kind = CALLBACK_KIND[event];
+      const details: Record<string, unknown> = { ip };
+      if (event === 'install-failed') Object.assign(details, logDetails(body));
+      const refuse = async (why: string): Promise<never> => {
+        await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));
+        throw new FleetError('auth.forbidden', `${event} callback for ${name} refused: ${why}`, { node: name });
+      };
+      if (!token) return refuse('no token');
+      try {
+        if (event === 'install-finished') {
+          // The install is over: the install token is used up, every other token of the node
+          // (the enrolment token of the kickstart copy left on disk) revoked, and the event
+          // written, in one transaction; then the conductor is told.
+          await store.transaction(async (tx) => {
+            const use = await tx.tokens.consume(token, { node: name, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR, ip });
+            if (use.previousIp !== null && use.previousIp !== ip) details.previousIp = use.previousIp;
+            await tx.tokens.revokeAll(name, { actor: ACTOR, cause: kind, reason: 'install-finished' });
+            await tx.events.append(fact(name, kind, details));
+          });
+          await recorder.recorded(fact(name, kind, details));
+        } else {
+          Object.assign(details, await verifyInstallToken(store, token, name, ip));
+          await recorder.record(fact(name, kind, details));
+        }
+      } catch (e) {
+        const why = refusal(e);
+        if (why === undefined) throw e;
+        return refuse(why);
+      }
+      return { recorded: kind };
+    },
+  };
+}
