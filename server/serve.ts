@@ -192,7 +192,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     conductor = lifecycle;
     // The one way in for facts: services record them (event row, then the conductor).
     const recorder = createRecorder({ store, listener: lifecycle, logger: { error: (o, msg) => app?.log.error(o, msg) } });
-    const signal = (node: string, kind: string, details: Record<string, unknown>): Promise<void> => lifecycle.signal(node, kind, details).then(() => undefined);
     grpc = await startGrpcServer({
       store,
       ca,
