@@ -14,7 +14,7 @@ import { canonicalJson } from '../store/json.js';
 import { sha256Hex } from './manifest.js';
 
 /** Raise when the build recipe (argv, agent baking, artefact formats) changes what an image holds. */
-export const RECIPE = 1;
+export const RECIPE = 2;
 /** mmdebstrap variant: Debian's priority required + important packages (apt, systemd's neighbours, ...). */
 export const VARIANT = 'important';
 
@@ -102,9 +102,11 @@ export function tarExtractArgs(file: string, tree: string, opts: { excludeWhiteo
 
 /**
  * mksquashfs argv for rootfs.squashfs (zstd: the kernel mounts it since
- * 4.14). The creation time is pinned, so the same tree gives the same bytes
- * (and an identical import the same digest).
+ * 4.14). Level 3, not mksquashfs's default 15: on 2 cores a Debian image
+ * packs in ~5 s instead of ~140 s, for ~12% more bytes (measured,
+ * docs/images.md). The creation time is pinned, so the same tree gives the
+ * same bytes (and an identical import the same digest).
  */
 export function squashfsArgs(tree: string, out: string): string[] {
-  return [tree, out, '-noappend', '-comp', 'zstd', '-mkfs-time', '0', '-no-progress', '-quiet'];
+  return [tree, out, '-noappend', '-comp', 'zstd', '-Xcompression-level', '3', '-mkfs-time', '0', '-no-progress', '-quiet'];
 }

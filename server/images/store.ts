@@ -208,8 +208,7 @@ export async function register(p: ImagePaths, name: string, m: ImageManifest, no
  * Publishes a finished image directory (its artefacts, without manifest and
  * sums) and registers `name`: manifest.json and SHA256SUMS are written
  * into it, it is renamed to sha256/<hex> (an identical one already there is
- * kept and this copy dropped), then the index names it. Returns the
- * digest's previous holder of `name`, if it changed.
+ * kept and this copy dropped), then the index names it.
  */
 export async function publish(p: ImagePaths, name: string, outDir: string, m: ImageManifest, now: () => Date): Promise<void> {
   await writeFileAtomic(path.join(outDir, FILES.manifest), renderManifest(m), { mode: 0o644 });

@@ -236,7 +236,7 @@ describe('build plan', () => {
     expect(tarCreateArgs('/t', '/o/r.tar.zst')).toEqual(expect.arrayContaining(['--zstd', '--sort=name', '--numeric-owner', '--xattrs', '--file=/o/r.tar.zst', '--directory=/t', '.']));
     expect(tarExtractArgs('/l.tar', '/t', { excludeWhiteouts: true })).toEqual(expect.arrayContaining(['--same-owner', '--numeric-owner', '--exclude=.wh.*']));
     expect(tarExtractArgs('/l.tar', '/t')).not.toContain('--exclude=.wh.*');
-    expect(squashfsArgs('/t', '/o/s')).toEqual(['/t', '/o/s', '-noappend', '-comp', 'zstd', '-mkfs-time', '0', '-no-progress', '-quiet']);
+    expect(squashfsArgs('/t', '/o/s')).toEqual(['/t', '/o/s', '-noappend', '-comp', 'zstd', '-Xcompression-level', '3', '-mkfs-time', '0', '-no-progress', '-quiet']);
   });
 
   it('finds mount points under a directory in mountinfo (escaped blanks decoded)', () => {
