@@ -214,13 +214,17 @@ export class TreeGuard {
     if (path === '') return;
     const was = this.types.get(path);
     if (was === 'dir' && type !== 'dir') this.removeUnder(path);
-    this.types.set(path, type === 'hardlink' ? 'file' : type);
+    this.types.set(path, type === 'hardlink' ? 'file' : type === 'dir' || type === 'symlink' ? type : 'file');
   }
 
-  /** Checks and records one member; returns its path. */
+  /**
+   * Checks and records one member; returns its path. A hard link is what
+   * its target is: a hard link to a symbolic link is a symbolic link on
+   * disk, and nothing may later pass through it either.
+   */
   add(e: Pick<TarEntry, 'name' | 'type' | 'linkname'>): string {
     const p = this.check(e);
-    this.apply(p, e.type);
+    this.apply(p, e.type === 'hardlink' ? (this.types.get(memberPath(e.linkname)) ?? 'file') : e.type);
     return p;
   }
 

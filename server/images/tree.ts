@@ -30,7 +30,8 @@ export interface TreeArtefacts {
 export function failureTail(r: SpawnResult, lines = 8): string {
   if (r.error) return r.error.message;
   const why = r.timedOut ? 'timed out' : r.aborted ? 'interrupted' : r.signal ? `killed by ${r.signal}` : `exit ${r.code}`;
-  const tail = (r.stderr || r.stdout).trim().split('\n').slice(-lines).join('\n  ');
+  const cut = (l: string): string => (l.length > 240 ? `${l.slice(0, 240)}…` : l);
+  const tail = (r.stderr || r.stdout).trim().split('\n').slice(-lines).map(cut).join('\n  ');
   return tail ? `${why}:\n  ${tail}` : why;
 }
 

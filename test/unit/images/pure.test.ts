@@ -288,3 +288,14 @@ describe('OCI documents', () => {
     expect(compressionOf(Buffer.from('etc/'))).toBe('none');
   });
 });
+
+describe('failure messages', () => {
+  it('end with the tail of stderr, long lines cut, and say why the command ended', async () => {
+    const { failureTail } = await import('../../../server/images/tree.js');
+    const base = { code: 1, signal: null, stdout: '', timedOut: false, aborted: false, truncated: false };
+    const t = failureTail({ ...base, stderr: `a\n${'x'.repeat(1000)}\nE: failed\n` }, 2);
+    expect(t).toBe(`exit 1:\n  ${'x'.repeat(240)}…\n  E: failed`);
+    expect(failureTail({ ...base, code: null, aborted: true, stderr: '' })).toBe('interrupted');
+    expect(failureTail({ ...base, code: null, timedOut: true, stderr: '' })).toBe('timed out');
+  });
+});

@@ -83,6 +83,9 @@ describe('member paths and the tree guard', () => {
     g.add({ name: 'rel', type: 'symlink', linkname: 'etc' });
     expect(unsafe(() => g.add({ name: './rel/x/y', type: 'dir', linkname: '' }))).toMatch(/symbolic link rel/);
     expect(unsafe(() => g.add({ name: 'h', type: 'hardlink', linkname: 'link/shadow' }))).toMatch(/symbolic link link/);
+    // a hard link to a symbolic link is one too
+    g.add({ name: 'alias', type: 'hardlink', linkname: './link' });
+    expect(unsafe(() => g.add({ name: 'alias/cron.d/x', type: 'file', linkname: '' }))).toMatch(/symbolic link alias/);
     // replaced by a directory, the path is fine again
     g.add({ name: 'link', type: 'dir', linkname: '' });
     expect(g.add({ name: 'link/passwd', type: 'file', linkname: '' })).toBe('link/passwd');
