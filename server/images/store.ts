@@ -105,6 +105,8 @@ export async function showImage(dataDir: string, name: string): Promise<NamedMan
 
 /** The image store's writer lock (creates DATA/images). */
 export async function lockImages(p: ImagePaths, what: string): Promise<DataDirLock> {
+  // A data dir made here is made as openDataDir makes it (0700); images/ inside may be read by a file server.
+  await fs.mkdir(path.dirname(p.root), { recursive: true, mode: 0o700 });
   await fs.mkdir(p.root, { recursive: true, mode: 0o755 });
   return lockDataDir(p.root, what, IMAGES_LOCK);
 }
