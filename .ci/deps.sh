@@ -5,8 +5,10 @@
 # kea-admin) and Debian's iPXE binaries for netboot, QEMU with its iPXE NIC
 # ROMs for real PXE boots, a Debian kernel + extlinux + mkfs/sfdisk for the
 # lab's stand-in installer, clustershell for nodeset
-# reference behaviour; a C++ toolchain because better-sqlite3 is built from
-# source when no prebuilt binary can be downloaded.
+# reference behaviour; mmdebstrap, squashfs-tools and zstd for fleet image
+# build (a real Debian root filesystem from this machine's apt sources); a
+# C++ toolchain because better-sqlite3 is built from source when no prebuilt
+# binary can be downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
@@ -16,6 +18,7 @@ PKGS=(
   qemu-system-x86 ipxe-qemu
   linux-image-amd64 syslinux-common extlinux e2fsprogs fdisk kmod
   clustershell
+  mmdebstrap squashfs-tools zstd util-linux file
   openssl iproute2 procps
 )
 missing=()

@@ -81,6 +81,9 @@ export const CATALOGUE = {
   'store.locked': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.USAGE, summary: 'Another fleet server holds the data directory' },
   'store.disk_full': { http: 507, grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: Exit.FAILED, summary: 'The disk holding the data directory is full' },
   'store.read_only': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'The data directory cannot be written (read-only)' },
+  // --- images (server/images)
+  'image.unsafe': { http: 400, grpc: GrpcStatus.INVALID_ARGUMENT, exit: Exit.USAGE, summary: 'An image archive is hostile or malformed (absolute or climbing paths, links out of the tree)' },
+  'image.build_failed': { http: 500, grpc: GrpcStatus.INTERNAL, exit: Exit.FAILED, summary: 'Building or importing an image failed (nothing was registered)' },
   // --- other
   'not_implemented': { http: 501, grpc: GrpcStatus.UNIMPLEMENTED, exit: Exit.FAILED, summary: 'This is not implemented yet' },
   'unavailable': { http: 503, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'A dependency is unavailable' },

@@ -108,10 +108,16 @@ export interface ProfileSpec {
   name: string;
   description?: string;
   os: {
-    /** Install method: only kickstart for now. */
-    install: 'kickstart';
-    /** URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os */
+    /**
+     * Install method: kickstart (Anaconda from an OS tree) or image (a fleet
+     * image, docs/images.md, written to the disk by the boot environment;
+     * the boot decision does not serve it yet).
+     */
+    install: 'kickstart' | 'image';
+    /** kickstart: URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os; '' for image. */
     tree: string;
+    /** image: the image's name (`fleet image list`). */
+    image?: string;
   };
   kernelArgs: string[];
   packages: string[];

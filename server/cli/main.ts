@@ -14,6 +14,7 @@ import { cmdApply, cmdEvents, cmdNodes, cmdShow, type ApplyFlags } from './comma
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
+import { registerImageCommands } from './commands/images.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
@@ -122,6 +123,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   registerLifecycleCommands(program, { io, globals, run });
   registerLabCommands(program, { io, run });
+  registerImageCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

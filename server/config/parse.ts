@@ -6,7 +6,7 @@
  * (DESIGN.md §1, §7 "changesets"). docs/configuration.md is the reference
  * of every key.
  */
-import { LineCounter, isScalar, isSeq, parseDocument, type Node } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { parseLifecycleConfig, type LifecycleSettings } from '../lifecycle/settings.js';
 import { FleetError } from '../../common/errors.js';
 import type {
@@ -32,6 +32,7 @@ import { installKernelArgs } from '../netboot/decide.js';
 import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
 import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
+import { checkImageName } from '../images/names.js';
 import {
   BMC_USERNAME,
   CHRONY_MAKESTEP,
@@ -407,10 +408,22 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     kernelArgsAt.set(e.key, f.has('kernel_args') ? { path: f.p('kernel_args'), node: f.where('kernel_args') } : { path: e.path, node: e.keyNode });
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
-    const os = r.fields(f.get('os'), f.p('os'), ['install', 'tree'], ['tree'], f.keyNode('os'));
+    const osNode = f.get('os');
+    // The method decides what else is required: kickstart a tree, image an image name.
+    const method = isMap(osNode) ? osNode.get('install') : undefined;
+    const byImage = method === 'image';
+    const os = r.fields(osNode, f.p('os'), ['install', 'tree', 'image'], byImage ? ['image'] : ['tree'], f.keyNode('os'));
     if (os) {
-      os.string('install', (s) => (s === 'kickstart' ? undefined : `install method ${show(s)} is not supported; only 'kickstart' is`));
-      p.os.tree = os.string('tree', checkHttpUrl) ?? '';
+      os.string('install', (s) => (s === 'kickstart' || s === 'image' ? undefined : `install method ${show(s)} is not supported; 'kickstart' and 'image' are`));
+      if (byImage) {
+        p.os.install = 'image';
+        if (os.has('tree')) r.error(os.p('tree'), os.where('tree'), "'tree' is for install: kickstart; install: image takes 'image' (a name from fleet image list)");
+        const image = os.string('image', checkImageName);
+        if (image !== undefined) p.os.image = image;
+      } else {
+        if (os.has('image')) r.error(os.p('image'), os.where('image'), "'image' needs install: image");
+        p.os.tree = os.string('tree', checkHttpUrl) ?? '';
+      }
     }
     p.kernelArgs = parseKernelArgs(r, f);
     p.packages = f.stringList('packages', checkPackageName) ?? [];

@@ -63,11 +63,13 @@ export function describeOwner(owner: LockOwner | null): string {
 
 /**
  * Takes the data directory's lock, or throws FleetError('store.locked')
- * naming the holder. The directory must exist.
+ * naming the holder. The directory must exist. `name` picks another lock
+ * file in `dir` (its holder beside it as NAME.json): the image store's lock
+ * is DATA/images/images.lock, so images are built while a server runs.
  */
-export function lockDataDir(dir: string, what = 'fleet server'): DataDirLock {
-  const file = path.join(dir, LOCK_FILE);
-  const ownerFile = path.join(dir, LOCK_OWNER_FILE);
+export function lockDataDir(dir: string, what = 'fleet server', name = LOCK_FILE): DataDirLock {
+  const file = path.join(dir, name);
+  const ownerFile = path.join(dir, name === LOCK_FILE ? LOCK_OWNER_FILE : `${name}.json`);
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: 0 });

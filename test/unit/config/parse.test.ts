@@ -715,7 +715,43 @@ describe('parseConfig', () => {
       expect(profileIssue({ os: { tree: 'ftp://10.10.0.1/os' } }).message).toBe('URL ftp://10.10.0.1/os must start with http:// or https://');
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/os" || shell' } }).message).toMatch(/contains whitespace|quote/);
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/${x}' } }).message).toMatch(/metacharacter|forbidden/);
-      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; only 'kickstart' is");
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; 'kickstart' and 'image' are");
+    });
+
+    it('takes install: image with an image name (docs/images.md), and says what each method needs', () => {
+      const o = base();
+      o.profiles.compute.os = { install: 'image', image: 'debian12' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'image', tree: '', image: 'debian12' });
+      expect(profileIssue({ os: { install: 'image' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' is required" });
+      expect(profileIssue({ os: { install: 'image', image: '../etc' } })).toMatchObject({ path: 'profiles.compute.os.image', message: expect.stringMatching(/image name/) });
+      expect(profileIssue({ os: { install: 'image', image: 'x', tree: 'http://10.10.0.1/os' } })).toMatchObject({
+        path: 'profiles.compute.os.tree',
+        message: expect.stringMatching(/'tree' is for install: kickstart/),
+      });
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', image: 'x' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' needs install: image" });
+      expect(profileIssue({ os: { install: 'kickstart' } })).toMatchObject({ path: 'profiles.compute.os.tree', message: "'tree' is required" });
+    });
+
+    it('reports every error of an image profile with its line', () => {
+      const text = [
+        'cluster: { name: c }',
+        'network: { cidr: 10.10.0.0/24 }',
+        'profiles:',
+        '  a:',
+        '    os: { install: image }',
+        '  b:',
+        '    os:',
+        '      install: image',
+        '      image: "bad name"',
+        '',
+      ].join('\n');
+      let issues: ConfigIssue[] = [];
+      try {
+        parseConfig(text);
+      } catch (e) {
+        issues = configIssuesOf(e as FleetError);
+      }
+      expect(issues.filter((i) => i.path.startsWith('profiles.')).map((i) => `${i.line} ${i.path}`)).toEqual(['5 profiles.a.os.image', '9 profiles.b.os.image']);
     });
 
     it('rejects bad ssh keys and root password hashes', () => {
