@@ -31,7 +31,9 @@
  *   6. Armed, install state, but the profile is missing or is not the node's
  *      -> FleetError('config.invalid') (the store keeps them consistent, so
  *      this is a bug or a race; the boot chain retries and then exits).
- *   7. Otherwise                                     -> `install`: kernel and
+ *   7. The method is image (the fleet boot environment, not built yet)
+ *                                                    -> `not-implemented`
+ *   8. Otherwise                                     -> `install`: kernel and
  *      initrd from the profile's OS tree (images/pxeboot/), the kickstart URL
  *      and the kernel arguments (fleet's first, the profile's last).
  *
@@ -44,7 +46,7 @@ import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
 import { kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
 
-export type InstallMethod = 'kickstart' | 'diskless' | 'stateless';
+export type InstallMethod = 'kickstart' | 'image' | 'diskless' | 'stateless';
 
 /** What the decision needs to know about a node (a NodeRecord plus a few derived facts). */
 export interface BootNode {
@@ -130,13 +132,13 @@ export interface DiscoverDecision {
 export interface NotImplementedDecision {
   kind: 'not-implemented';
   node: string;
-  method: 'diskless' | 'stateless';
+  method: 'diskless' | 'stateless' | 'image';
   message: string;
 }
 
 export type BootDecision = InstallDecision | LocalbootDecision | DiscoverDecision | NotImplementedDecision;
 
-const METHODS: readonly string[] = ['kickstart', 'diskless', 'stateless'];
+const METHODS: readonly string[] = ['kickstart', 'image', 'diskless', 'stateless'];
 
 function toMs(t: string | Date | null | undefined): number | undefined {
   if (t === undefined || t === null) return undefined;
@@ -227,7 +229,18 @@ export function decideBoot(input: BootInput): BootDecision {
     });
   }
 
-  // 7. install
+  // 7. an image install needs fleet's boot environment, which does not exist yet: the node
+  // is told so (it boots its disk like any other node while it is not armed, rule 4).
+  if (method === 'image') {
+    return {
+      kind: 'not-implemented',
+      node: node.name,
+      method: 'image',
+      message: `${node.name} installs by image, which needs the fleet boot environment; fleet does not implement it yet`,
+    };
+  }
+
+  // 8. install
   const tree = stripSlash(profile.os.tree);
   const ks = kickstartUrl(input.server, node.name);
   return {

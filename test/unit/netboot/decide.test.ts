@@ -85,6 +85,12 @@ describe('decideBoot: the decision table', () => {
       { kind: 'not-implemented', method: 'diskless', message: 'valkyrie01 uses the diskless boot method, which fleet does not implement yet' },
     ],
     ['stateless, armed -> not-implemented (before the armed check)', { node: node({ installMethod: 'stateless', armed: true, state: 'pxe-armed' }) }, { kind: 'not-implemented', method: 'stateless' }],
+    ['image, not armed -> localboot (boots its disk like any node)', { node: node({ installMethod: 'image' }) }, { kind: 'localboot', method: 'exit' }],
+    [
+      'image, armed -> not-implemented (no boot environment yet)',
+      { node: node({ installMethod: 'image', armed: true, state: 'pxe-armed' }) },
+      { kind: 'not-implemented', method: 'image', message: 'valkyrie01 installs by image, which needs the fleet boot environment; fleet does not implement it yet' },
+    ],
     ['custom install states', { node: node({ armed: true, state: 'ready' }), options: { installStates: ['ready'] } }, { kind: 'install' }],
     ['custom discover retry', { node: undefined, options: { discoverRetrySeconds: 7 } }, { kind: 'discover', retrySeconds: 7 }],
   ];
