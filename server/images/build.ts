@@ -10,12 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
 import { findExecutable } from '../../common/executable.js';
 import { show } from '../../common/patterns.js';
-import { MANIFEST_SCHEMA, imageDigest, type ImageManifest, type NamedManifest } from './manifest.js';
+import type { NamedManifest } from './manifest.js';
 import { packageList, parseArch, parseFrom, requireImageName } from './names.js';
 import { VARIANT, agentDigest, buildKey, isolatedArgv, mmdebstrapArgs } from './plan.js';
 import { imageSourceLines, isSourcesFile, osReleaseCodename, parseSources, type SourceFile } from './sources.js';
-import { cleanStale, findByKey, imagePaths, isRegularFile, lockImages, makeWorkspace, publish, register, removeTree, sha256File } from './store.js';
-import { artefactsFromTree, bakeAgent, mustRun, type Tools } from './tree.js';
+import { cleanStale, findByKey, imagePaths, isRegularFile, lockImages, makeWorkspace, register, removeTree, sha256File } from './store.js';
+import { bakeAgent, mustRun, publishTree, type Tools } from './tree.js';
 
 export interface BuildOptions {
   dataDir: string;
@@ -144,25 +144,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     else await mustRun('mmdebstrap', argv[0], argv[1], { timeoutMs: MMDEBSTRAP_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
     o.log('baking in the agent (fleet-agent, fleet-agent.service enabled)');
     await bakeAgent(tree, agent.bundle, agent.unit);
-    const a = await artefactsFromTree(tree, out, tools, o.log, o.signal);
-    const manifest: ImageManifest = {
-      schema: MANIFEST_SCHEMA,
-      digest: imageDigest(Object.values(a.artefacts).filter((x) => x !== null)),
-      from: `${src.distro}:${src.suite}`,
-      arch,
-      created: now().toISOString(),
-      buildKey: key,
-      origin: { kind: 'build', suite: src.suite, variant: VARIANT, packages, sources, agentSha256: agent.sha256 },
-      kernelVersion: a.kernelVersion,
-      agent: true,
-      packageCount: a.packages.length,
-      packages: a.packages.map((x) => ({ name: x.name, version: x.version })),
-      artefacts: a.artefacts,
-    };
-    if (o.signal?.aborted) throw new FleetError('image.build_failed', 'interrupted');
-    o.log(`publishing ${manifest.digest}`);
-    await publish(p, name, out, manifest, now);
-    return { image: { name, ...manifest }, reused: false };
+    return await publishTree({ paths: p, name, tree, out, tools, id: { from: `${src.distro}:${src.suite}`, arch, buildKey: key, origin: { kind: 'build', suite: src.suite, variant: VARIANT, packages, sources, agentSha256: agent.sha256 }, agent: true }, log: o.log, ...(o.signal ? { signal: o.signal } : {}), now });
   } finally {
     if (ws) await removeTree(ws).catch((e: Error) => o.log(`warning: ${e.message}`));
     lock.release();

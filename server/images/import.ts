@@ -15,13 +15,13 @@ import { createGunzip } from 'node:zlib';
 import { FleetError } from '../../common/errors.js';
 import { show } from '../../common/patterns.js';
 import { runProcess } from '../../common/spawn.js';
-import { MANIFEST_SCHEMA, imageDigest, type ImageManifest, type NamedManifest } from './manifest.js';
+import type { NamedManifest } from './manifest.js';
 import { requireImageName } from './names.js';
 import { INDEX_TYPES, blobPath, compressionOf, configArch, dockerLayers, manifestLayers, pickFromIndex } from './oci.js';
 import { importKey, tarExtractArgs } from './plan.js';
-import { cleanStale, findByKey, imagePaths, lockImages, makeWorkspace, publish, register, removeTree, sha256File } from './store.js';
+import { cleanStale, findByKey, imagePaths, lockImages, makeWorkspace, register, removeTree, sha256File } from './store.js';
 import { TreeGuard, memberPath, tarEntries, whiteoutOf, type TarEntry, type Whiteout } from './tar.js';
-import { artefactsFromTree, failureTail, mustRun, type Tools } from './tree.js';
+import { failureTail, mustRun, publishTree, type Tools } from './tree.js';
 import { packTools } from './build.js';
 
 export interface ImportOptions {
@@ -220,25 +220,7 @@ export async function importImage(o: ImportOptions): Promise<{ image: NamedManif
       }
     }
     await fs.rm(outer);
-    const a = await artefactsFromTree(tree, out, tools, o.log, o.signal);
-    const manifest: ImageManifest = {
-      schema: MANIFEST_SCHEMA,
-      digest: imageDigest(Object.values(a.artefacts).filter((x) => x !== null)),
-      from: `import:${path.basename(file)}`,
-      arch: arch ?? a.arch,
-      created: now().toISOString(),
-      buildKey: key,
-      origin: { kind: 'import', file: path.basename(file), format, sha256: fileSha },
-      kernelVersion: a.kernelVersion,
-      agent: false,
-      packageCount: a.packages.length,
-      packages: a.packages.map((x) => ({ name: x.name, version: x.version })),
-      artefacts: a.artefacts,
-    };
-    if (o.signal?.aborted) throw new FleetError('image.build_failed', 'interrupted');
-    o.log(`publishing ${manifest.digest}`);
-    await publish(p, name, out, manifest, now);
-    return { image: { name, ...manifest }, reused: false };
+    return await publishTree({ paths: p, name, tree, out, tools, id: { from: `import:${path.basename(file)}`, arch: arch ?? null, buildKey: key, origin: { kind: 'import', file: path.basename(file), format, sha256: fileSha }, agent: false }, log: o.log, ...(o.signal ? { signal: o.signal } : {}), now });
   } finally {
     if (ws) await removeTree(ws).catch((e: Error) => o.log(`warning: ${e.message}`));
     lock.release();

@@ -8,10 +8,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runProcess, type SpawnResult } from '../../common/spawn.js';
 import { FleetError } from '../../common/errors.js';
-import { FILES, type Artefact } from './manifest.js';
+import { FILES, MANIFEST_SCHEMA, imageDigest, type Artefact, type ImageManifest, type NamedManifest } from './manifest.js';
 import { dominantArch, parseDpkgStatus, pickKernel, type DpkgPackage } from './packages.js';
 import { squashfsArgs, tarCreateArgs } from './plan.js';
-import { artefact, isRegularFile } from './store.js';
+import { artefact, isRegularFile, publish, type ImagePaths } from './store.js';
 
 export interface Tools {
   tar: string;
@@ -105,4 +105,44 @@ export async function artefactsFromTree(
     kernelVersion: k.version,
     artefacts: { rootfs: await artefact(out, FILES.rootfs), squashfs: await artefact(out, FILES.squashfs), kernel: k.kernel, initrd: k.initrd },
   };
+}
+
+/** What build and import each say about an image; the rest of its manifest comes from its tree. */
+export type ImageIdentity = Pick<ImageManifest, 'from' | 'buildKey' | 'origin' | 'agent'> & { arch: string | null };
+
+/**
+ * The tail build and import share: the artefacts of a finished tree, its
+ * manifest, published under its digest and registered under `name` last
+ * (store.ts publish), so an interrupt before this leaves nothing registered.
+ */
+export async function publishTree(o: {
+  paths: ImagePaths;
+  name: string;
+  tree: string;
+  out: string;
+  tools: Tools;
+  id: ImageIdentity;
+  log: (s: string) => void;
+  signal?: AbortSignal;
+  now: () => Date;
+}): Promise<{ image: NamedManifest; reused: false }> {
+  const a = await artefactsFromTree(o.tree, o.out, o.tools, o.log, o.signal);
+  const manifest: ImageManifest = {
+    schema: MANIFEST_SCHEMA,
+    digest: imageDigest(Object.values(a.artefacts).filter((x) => x !== null)),
+    from: o.id.from,
+    arch: o.id.arch ?? a.arch,
+    created: o.now().toISOString(),
+    buildKey: o.id.buildKey,
+    origin: o.id.origin,
+    kernelVersion: a.kernelVersion,
+    agent: o.id.agent,
+    packageCount: a.packages.length,
+    packages: a.packages.map((x) => ({ name: x.name, version: x.version })),
+    artefacts: a.artefacts,
+  };
+  if (o.signal?.aborted) throw new FleetError('image.build_failed', 'interrupted');
+  o.log(`publishing ${manifest.digest}`);
+  await publish(o.paths, o.name, o.out, manifest, o.now);
+  return { image: { name: o.name, ...manifest }, reused: false };
 }
