@@ -42,9 +42,12 @@ export const EVENT = {
   loopSuspect: 'boot.loop_suspect',
   kickstartFetched: 'boot.kickstart_fetched',
   kickstartRefused: 'boot.kickstart_refused',
+  planFetched: 'boot.plan_fetched',
+  planRefused: 'boot.plan_refused',
   installStarted: 'install.started',
   installFailed: 'install.failed',
   installFinished: 'install.finished',
+  installProgress: 'install.progress',
   callbackRefused: 'install.callback_refused',
 
   // --- facts from the agent service

@@ -110,8 +110,8 @@ export interface ProfileSpec {
   os: {
     /**
      * Install method: kickstart (Anaconda from an OS tree) or image (a fleet
-     * image, docs/images.md, written to the disk by the boot environment;
-     * the boot decision does not serve it yet).
+     * image, docs/images.md, written to the disk by the fleet boot
+     * environment: docs/bootenv-protocol.md).
      */
     install: 'kickstart' | 'image';
     /** kickstart: URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os; '' for image. */

@@ -211,6 +211,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       enrolServer: formatHostPort({ host: advertised(grpcHost, mgmt), port: grpc.port }),
       staticRoots: { repo: join(www, 'repo'), images: join(www, 'images') },
       agentDir: join(www, 'agent'),
+      // The boot environment (DATA/bootenv/current/) and the image store (DATA/images/) for image installs.
+      dataDir,
     };
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
     app = await buildAdminApp({

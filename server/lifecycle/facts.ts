@@ -17,6 +17,7 @@ import { BOOT_LOOP_SUSPECT, E, S, type LifecycleEvent, type LifecycleState } fro
 export const FACT = {
   scriptFetched: EVENT.scriptFetched,
   kickstartFetched: EVENT.kickstartFetched,
+  planFetched: EVENT.planFetched,
   loopSuspect: EVENT.loopSuspect,
   installStarted: EVENT.installStarted,
   installFailed: EVENT.installFailed,
@@ -148,6 +149,8 @@ export const FACT_RULES: readonly FactRule[] = [
   // --- the installer
   { fact: FACT.kickstartFetched, in: [S.netbooting, S.installing], event: E.install, details: pick(['ip']), why: 'the installer runs' },
   { fact: FACT.kickstartFetched, ignore: notAwaited(FACT.kickstartFetched), why: 'a kickstart is awaited only while netbooting or installing' },
+  { fact: FACT.planFetched, in: [S.netbooting, S.installing], event: E.install, details: pick(['ip']), why: 'the boot environment runs the install' },
+  { fact: FACT.planFetched, ignore: notAwaited(FACT.planFetched), why: 'an install plan is awaited only while netbooting or installing' },
   { fact: FACT.installStarted, in: [S.netbooting, S.installing], event: E.install, details: pick(['ip']), why: 'the installer runs' },
   { fact: FACT.installStarted, ignore: notAwaited(FACT.installStarted), why: 'install-started is awaited only while netbooting or installing' },
   { fact: FACT.installFailed, in: INSTALL_PATH, event: E.fail, details: (d) => ({ step: 'install', reason: installFailureReason(d) }), why: 'the installer gave up: fail with its last words' },

@@ -7,7 +7,9 @@
  *   machineScript(id, m)   the machine's iPXE script: the pure decision (decide.ts) on the
  *                          store's facts; an unknown MAC is recorded as discovered
  *   kickstart(node, t, ip) the node's kickstart, for its install token t
- *   installCallback(...)   install-started | install-failed | install-finished, for t
+ *   installPlan(node, t, ip) an image install's plan (JSON) for the boot environment, for t
+ *   installCallback(...)   install-started | install-failed | install-finished |
+ *                          install-progress (an event row only, rate-limited), for t
  *
  * Every fact learnt here goes through the recorder (server/lifecycle/record.ts):
  * its event row is written, then the conductor is told. Errors are FleetErrors
@@ -26,17 +28,28 @@
  *   transaction, so the copy of the kickstart left on the installed system
  *   carries dead tokens.
  * - enrolment token (the store's default purpose, which the gRPC Enroll
- *   consumes): handed out with the kickstart (the same one again on a
- *   repeated fetch) and embedded in its %post for `fleet-agent enroll`.
+ *   consumes): handed out with the kickstart or the install plan (the same
+ *   one again on a repeated fetch) and embedded in its %post for
+ *   `fleet-agent enroll` (the plan's agent.enrolToken for an image install).
+ *
+ * Image installs (docs/bootenv-protocol.md): the boot environment is served
+ * from DATA/bootenv/current/ (the routes' static files); while its kernel is
+ * not there an armed image node is told so by a not-implemented script
+ * ("the fleet boot environment is not built: run fleet bootenv build") and
+ * no token is issued: the lifecycle times out as for any failed netboot.
  * - cancel, fail and a new reinstall revoke both (the conductor).
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EVENT, type EventKind } from '../../common/events.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
 import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../common/patterns.js';
 import type { Fact, FactRecorder } from '../lifecycle/record.js';
 import type { NodeRecord, Store } from '../store/index.js';
 import type { BootEvent } from './render/index.js';
-import { decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withKickstartToken, type RenderDeps } from './scripts.js';
+import { showImage } from '../images/store.js';
+import { acceptProgress, parseProgress, renderInstallPlan, type InstallPlan } from './install-plan.js';
+import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInstallToken, type RenderDeps } from './scripts.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
 /** How much of an install-failed log is kept in the event (its end). */
@@ -50,7 +63,17 @@ export interface BootServiceDeps extends RenderDeps {
   tokenTtlMs?: number;
   /** Life of the install token (kickstart fetch and callbacks; default tokenTtlMs). */
   installTokenTtlMs?: number;
+  /** The data dir: DATA/bootenv/current/ (the boot environment) and DATA/images/ (the image store). */
+  dataDir?: string;
 }
+
+/** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
+export function bootenvCurrentDir(dataDir: string): string {
+  return join(dataDir, 'bootenv', 'current');
+}
+
+/** The sentence an armed image node is shown while there is no boot environment. */
+export const BOOTENV_MISSING = 'the fleet boot environment is not built: run fleet bootenv build';
 
 /** What a booting machine says about itself (boot.ipxe's query) and where it asks from. */
 export interface MachineFacts {
@@ -69,8 +92,13 @@ export interface BootService {
   machineScript(id: string, machine: MachineFacts): Promise<string>;
   /** The node's kickstart, for its install token; a refusal is recorded and thrown (auth.forbidden). */
   kickstart(node: string, token: string | undefined, ip: string): Promise<string>;
-  /** An install callback; `body` is the install-failed log (text, or JSON {log?, message?}). */
-  installCallback(node: string, event: BootEvent, token: string | undefined, ip: string, body?: unknown): Promise<{ recorded: EventKind }>;
+  /** The node's install plan (image installs), for its install token; a refusal is recorded and thrown. */
+  installPlan(node: string, token: string | undefined, ip: string): Promise<InstallPlan>;
+  /**
+   * An install callback; `body` is the install-failed log (text, or JSON {log?, message?}) or the
+   * install-progress report. A progress report too close to the last one is dropped (recorded: null).
+   */
+  installCallback(node: string, event: BootEvent, token: string | undefined, ip: string, body?: unknown): Promise<{ recorded: EventKind | null }>;
 }
 
 // Identity facts, recorded only when they look sane (SMBIOS serials can hold anything:
@@ -79,6 +107,7 @@ const SERIAL = /^[A-Za-z0-9 ._:/+-]{1,64}$/;
 const UUID = /^[0-9A-Fa-f-]{1,36}$/;
 
 const CALLBACK_KIND: Record<BootEvent, EventKind> = {
+  'install-progress': EVENT.installProgress,
   'install-started': EVENT.installStarted,
   'install-failed': EVENT.installFailed,
   'install-finished': EVENT.installFinished,
@@ -139,6 +168,30 @@ export function createBootService(deps: BootServiceDeps): BootService {
   const tokenTtlMs = deps.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
   const installTtlMs = deps.installTokenTtlMs ?? tokenTtlMs;
   const fact = (node: string, kind: EventKind, details: Record<string, unknown>): Fact => ({ node, kind, actor: ACTOR, details });
+  /** The last kept progress report per node (the rate rule of install-plan.ts). */
+  const lastProgress = new Map<string, { phase: string; at: number }>();
+  const nowMs = () => (deps.now ? deps.now() : new Date()).getTime();
+
+  async function bootenvBuilt(): Promise<boolean> {
+    if (deps.dataDir === undefined) return false;
+    try {
+      return (await stat(join(bootenvCurrentDir(deps.dataDir), 'vmlinuz'))).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Checks the install token for `name` (recording a refusal as `refusedKind`); returns the previous use's address. */
+  async function checkToken(name: string, token: string | undefined, ip: string, refuse: (why: string) => Promise<never>): Promise<{ previousIp?: string }> {
+    if (!token) return refuse('no token');
+    try {
+      return await verifyInstallToken(store, token, name, ip);
+    } catch (e) {
+      const why = refusal(e);
+      if (why === undefined) throw e;
+      return refuse(why);
+    }
+  }
 
   async function requireNode(name: string): Promise<NodeRecord> {
     const node = await store.nodes.get(name);
@@ -182,11 +235,14 @@ export function createBootService(deps: BootServiceDeps): BootService {
         return renderDecision(deps, decision);
       }
 
+      if (decision.kind === 'install' && decision.method === 'image' && !(await bootenvBuilt())) {
+        decision = { kind: 'not-implemented', node: decision.node, method: 'image', message: `${BOOTENV_MISSING} (${decision.node} installs by image)` };
+      }
       let installToken: Record<string, unknown> = {};
       if (decision.kind === 'install') {
         // One outstanding install token per node: a repeated fetch is served the live one again.
         const t = await store.tokens.current(decision.node, { ttlMs: installTtlMs, purpose: INSTALL_TOKEN_PURPOSE, actor: ACTOR, ip });
-        decision = withKickstartToken(decision, t.token);
+        decision = withInstallToken(decision, t.token);
         installToken = { installToken: t.reused ? 'reused' : 'issued', installTokenExpiresAt: t.expiresAt };
       }
       const script = await renderDecision(deps, decision);
@@ -194,7 +250,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
         decision: decision.kind,
         ...(decision.kind === 'localboot' ? { reason: decision.reason, method: decision.method, ...(decision.flag ? { flag: decision.flag } : {}) } : {}),
         ...(decision.kind === 'not-implemented' ? { reason: decision.message } : {}),
-        ...(decision.kind === 'install' ? { profile: decision.profile, ...installToken } : {}),
+        ...(decision.kind === 'install' ? { profile: decision.profile, method: decision.method, ...installToken } : {}),
         ...facts,
       };
       const fetched = fact(decision.node, EVENT.scriptFetched, details);
@@ -237,9 +293,80 @@ export function createBootService(deps: BootServiceDeps): BootService {
       return ks;
     },
 
+    async installPlan(name, token, ip) {
+      const node = await requireNode(name);
+      const refuse = async (why: string): Promise<never> => {
+        await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip }));
+        throw new FleetError('auth.forbidden', `install plan for ${name} refused: ${why}`, { node: name });
+      };
+      const use = await checkToken(name, token, ip, (why) =>
+        refuse(why === 'no token' ? "no token (the boot environment takes it from fleet.token= on its command line)" : why),
+      );
+      if (!node.armed) return refuse(`${name} is not armed for install`);
+      // What cannot be planned is said plainly (an event, a 409 with the reason); the boot
+      // environment reports install-failed with it, which fails the node.
+      const fail = async (why: string): Promise<never> => {
+        await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip }));
+        throw new FleetError('conflict', `install plan for ${name}: ${why}`, { node: name });
+      };
+      const profile = await store.profiles.get(node.profile);
+      if (!profile) return fail(`its profile ${node.profile} is not in the store`);
+      if (profile.os.install !== 'image' || !profile.os.image) return fail(`its profile ${profile.name} does not install by image (os.install: ${profile.os.install})`);
+      if (deps.dataDir === undefined) return fail('the server has no data dir configured, so it has no image store');
+      if (deps.caFingerprint === undefined) return fail('the server has no CA fingerprint configured (the agent pins the CA with it)');
+      let image;
+      try {
+        image = await showImage(deps.dataDir, profile.os.image);
+      } catch (e) {
+        if (!isFleetError(e)) throw e;
+        return fail(`image ${profile.os.image} of profile ${profile.name} is not in the image store (fleet image list): ${e.message}`);
+      }
+      const cluster = await clusterInfo(store);
+      const settings = await store.settings.getCluster();
+      const net = settings?.networks?.provisioning;
+      if (!net) return fail('no provisioning network in the applied settings (fleet apply)');
+      const mac = node.macs[0];
+      if (mac === undefined) return fail(`node ${name} declares no MAC address`);
+      // One outstanding enrolment token per node: a repeated fetch gets the same plan.
+      const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
+      let plan: InstallPlan;
+      try {
+        plan = renderInstallPlan({
+          node: { name, ip: node.ip, mac },
+          profile,
+          image,
+          cluster,
+          network: net,
+          server: deps.serverUrl,
+          agent: { enrolToken: enrol.token, caFingerprint: deps.caFingerprint, server: deps.enrolServer ?? deps.serverUrl },
+        });
+      } catch (e) {
+        if (!isFleetError(e)) throw e;
+        return fail(e.message);
+      }
+      await recorder.record(
+        fact(name, EVENT.planFetched, { ip, ...use, image: image.name, digest: image.digest, enrolToken: enrol.reused ? 'reused' : 'issued', enrolTokenExpiresAt: enrol.expiresAt }),
+      );
+      return plan;
+    },
+
     async installCallback(name, event, token, ip, body) {
       await requireNode(name);
       const kind = CALLBACK_KIND[event];
+      if (event === 'install-progress') {
+        const refuse = async (why: string): Promise<never> => {
+          await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));
+          throw new FleetError('auth.forbidden', `${event} callback for ${name} refused: ${why}`, { node: name });
+        };
+        await checkToken(name, token, ip, refuse);
+        const progress = parseProgress(body);
+        const at = nowMs();
+        if (!acceptProgress(lastProgress.get(name), progress, at)) return { recorded: null };
+        lastProgress.set(name, { phase: progress.phase, at });
+        // An event row only: install.progress is not a lifecycle fact, so nobody is signalled.
+        await recorder.record(fact(name, kind, { ip, ...progress }));
+        return { recorded: kind };
+      }
       const details: Record<string, unknown> = { ip };
       if (event === 'install-failed') Object.assign(details, logDetails(body));
       const refuse = async (why: string): Promise<never> => {

@@ -31,8 +31,12 @@
  *   6. Armed, install state, but the profile is missing or is not the node's
  *      -> FleetError('config.invalid') (the store keeps them consistent, so
  *      this is a bug or a race; the boot chain retries and then exits).
- *   7. The method is image (the fleet boot environment, not built yet)
- *                                                    -> `not-implemented`
+ *   7. The method is image                           -> `install` with
+ *      `method: 'image'`: the fleet boot environment's kernel and initrd
+ *      (/bootenv/vmlinuz, /bootenv/initrd.img on the boot face) and its
+ *      command line (docs/bootenv-protocol.md); the caller adds the install
+ *      token (fleet.token=) and answers a clear script instead when the boot
+ *      environment is not built.
  *   8. Otherwise                                     -> `install`: kernel and
  *      initrd from the profile's OS tree (images/pxeboot/), the kickstart URL
  *      and the kernel arguments (fleet's first, the profile's last).
@@ -44,7 +48,7 @@ import { FleetError } from '../../common/errors.js';
 import type { ProfileSpec } from '../model.js';
 import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
-import { kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
+import { bootenvInitrdUrl, bootenvKernelUrl, kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
 
 export type InstallMethod = 'kickstart' | 'image' | 'diskless' | 'stateless';
 
@@ -102,12 +106,27 @@ export interface BootInput {
 
 export interface InstallDecision {
   kind: 'install';
+  method: 'kickstart';
   node: string;
   profile: string;
   kernelUrl: string;
   initrdUrl: string;
   kickstartUrl: string;
   /** Kernel command line after the kernel URL, one token each. */
+  kernelArgs: string[];
+}
+
+/** An image install: iPXE loads the fleet boot environment, which fetches the node's plan. */
+export interface ImageInstallDecision {
+  kind: 'install';
+  method: 'image';
+  node: string;
+  profile: string;
+  /** The image the profile names (resolved to a digest when the plan is served). */
+  image: string;
+  kernelUrl: string;
+  initrdUrl: string;
+  /** Kernel command line after the kernel URL, one token each; fleet.token= is added by the caller. */
   kernelArgs: string[];
 }
 
@@ -136,7 +155,7 @@ export interface NotImplementedDecision {
   message: string;
 }
 
-export type BootDecision = InstallDecision | LocalbootDecision | DiscoverDecision | NotImplementedDecision;
+export type BootDecision = InstallDecision | ImageInstallDecision | LocalbootDecision | DiscoverDecision | NotImplementedDecision;
 
 const METHODS: readonly string[] = ['kickstart', 'image', 'diskless', 'stateless'];
 
@@ -229,14 +248,17 @@ export function decideBoot(input: BootInput): BootDecision {
     });
   }
 
-  // 7. an image install needs fleet's boot environment, which does not exist yet: the node
-  // is told so (it boots its disk like any other node while it is not armed, rule 4).
+  // 7. an image install: the fleet boot environment fetches the node's plan and writes the image
   if (method === 'image') {
     return {
-      kind: 'not-implemented',
-      node: node.name,
+      kind: 'install',
       method: 'image',
-      message: `${node.name} installs by image, which needs the fleet boot environment; fleet does not implement it yet`,
+      node: node.name,
+      profile: profile.name,
+      image: profile.os.image ?? '',
+      kernelUrl: bootenvKernelUrl(input.server),
+      initrdUrl: bootenvInitrdUrl(input.server),
+      kernelArgs: bootenvKernelArgs(input.server, node.name, mac),
     };
   }
 
@@ -245,6 +267,7 @@ export function decideBoot(input: BootInput): BootDecision {
   const ks = kickstartUrl(input.server, node.name);
   return {
     kind: 'install',
+    method: 'kickstart',
     node: node.name,
     profile: profile.name,
     kernelUrl: treeKernelUrl(tree),
@@ -272,4 +295,14 @@ export function installKernelArgs(tree: string, kickstart: string, mac: string, 
     `BOOTIF=01-${mac.replace(/:/g, '-')}`,
     ...profileArgs,
   ];
+}
+
+/**
+ * The boot environment's kernel arguments (docs/bootenv-protocol.md), without
+ * the install token: withInstallToken (scripts.ts) puts `fleet.token=T` after
+ * `fleet.node=`. `initrd=initrd.img` comes first for UEFI kernels, as for the
+ * installer.
+ */
+export function bootenvKernelArgs(server: string, node: string, mac: string): string[] {
+  return ['initrd=initrd.img', 'console=ttyS0', 'console=tty0', `fleet.server=${server}`, `fleet.node=${node}`, `fleet.mac=${mac}`, 'fleet.job=install'];
 }

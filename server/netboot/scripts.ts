@@ -10,7 +10,7 @@
  */
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
-import { decideBoot, type BootDecision, type BootNode, type InstallDecision } from './decide.js';
+import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InstallDecision } from './decide.js';
 import {
   ipxeTemplateName,
   KICKSTART_TEMPLATE,
@@ -87,6 +87,21 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
   });
 }
 
+/**
+ * The install decision with its install token: on the kickstart URL (and in
+ * the inst.ks= kernel argument), or for an image install as `fleet.token=T`
+ * right after `fleet.node=` on the boot environment's command line.
+ */
+export function withInstallToken<D extends InstallDecision | ImageInstallDecision>(decision: D, token: string): D {
+  if (decision.method === 'image') {
+    const args = decision.kernelArgs.filter((a) => !a.startsWith('fleet.token='));
+    const at = args.findIndex((a) => a.startsWith('fleet.node='));
+    args.splice(at === -1 ? args.length : at + 1, 0, `fleet.token=${token}`);
+    return { ...decision, kernelArgs: args };
+  }
+  return withKickstartToken(decision, token) as D;
+}
+
 /** The install decision with `?token=TOKEN` on its kickstart URL (and in the inst.ks= kernel argument). */
 export function withKickstartToken(decision: InstallDecision, token: string): InstallDecision {
   const url = `${decision.kickstartUrl}?token=${token}`;
@@ -143,7 +158,7 @@ export async function previewIpxe(deps: RenderDeps, name: string, opts: { platfo
   const mac = node.macs[0];
   if (mac === undefined) throw new FleetError('request.invalid', `node ${name} declares no MAC address, so it cannot boot from the network`, { node: name });
   let decision = await decideFor(deps, node, mac, opts);
-  if (decision.kind === 'install') decision = withKickstartToken(decision, PLACEHOLDER_TOKEN);
+  if (decision.kind === 'install') decision = withInstallToken(decision, PLACEHOLDER_TOKEN);
   return { decision, text: await renderDecision(deps, decision) };
 }
 

@@ -7,8 +7,12 @@
  *   GET  /boot.ipxe                               the chain script (DHCP hands it to iPXE)
  *   GET  /boot/:id.ipxe?serial&uuid&arch&platform  the machine's script; id = MAC (52-54-00-12-34-56) or node name
  *   GET  /kickstart/:node.ks?token=T              the node's kickstart; T = the node's install token
- *   POST /api/v1/boot-events/:node/:event?token=T  install-started | install-failed | install-finished
+ *   GET  /bootenv/:node/plan?token=T              an image install's plan (JSON; an error is one line of text)
+ *   POST /api/v1/boot-events/:node/:event?token=T  install-started | install-failed | install-finished |
+ *                                                 install-progress (204)
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
+ *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
+ *   GET  /images/sha256/<hex>/<file>              the image store's artefacts (DATA/images/sha256/)
  *   GET  /repo/*, /images/*                       static trees (deps.staticRoots), not rate-limited
  *
  * Every script response is text/plain; an error on an .ipxe route is itself
@@ -20,9 +24,10 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { NODE_NAME } from '../../../common/patterns.js';
 import { FleetError, isFleetError } from '../../../common/errors.js';
 import { createRecorder, type FactRecorder } from '../../lifecycle/record.js';
-import { createBootService, type BootServiceDeps } from '../../netboot/boot-service.js';
+import { bootenvCurrentDir, createBootService, type BootServiceDeps } from '../../netboot/boot-service.js';
+import { imagePaths } from '../../images/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
-import { registerStaticTree } from '../static.js';
+import { registerStaticTree, serveFile } from '../static.js';
 
 export const DEFAULT_BOOT_RATE_LIMIT = { max: 120, timeWindow: 60_000 };
 /** Largest callback body accepted (the install-failed log tail). */
@@ -131,6 +136,21 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
       async (req, reply) => sendText(reply, await boot.kickstart(req.params.node, req.query.token, clientIp(req))),
     );
 
+    scope.get<{ Params: { node: string }; Querystring: { token?: string } }>(
+      '/bootenv/:node/plan',
+      { exposeHeadRoute: false, schema: { hide: true, params: { type: 'object', properties: { node: NODE_PARAM }, required: ['node'] }, querystring: TOKEN_QUERY } },
+      async (req, reply) => {
+        try {
+          return await reply.type('application/json; charset=utf-8').send(await boot.installPlan(req.params.node, req.query.token, clientIp(req)));
+        } catch (e) {
+          // The boot environment shows and reports what it is told: one line of text.
+          if (!isFleetError(e)) throw e;
+          const { status, message } = errorStatus(e);
+          return reply.status(status).type('text/plain; charset=utf-8').send(`${message.replace(/[\r\n]+/g, ' ')}\n`);
+        }
+      },
+    );
+
     scope.post<{ Params: { node: string; event: BootEvent }; Querystring: { token?: string }; Body: unknown }>(
       '/api/v1/boot-events/:node/:event',
       {
@@ -141,7 +161,11 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
           querystring: TOKEN_QUERY,
         },
       },
-      async (req) => boot.installCallback(req.params.node, req.params.event, req.query.token, clientIp(req), req.body),
+      async (req, reply) => {
+        const done = await boot.installCallback(req.params.node, req.params.event, req.query.token, clientIp(req), req.body);
+        // Progress is fire-and-forget for the boot environment (a dropped report is still a 204).
+        return req.params.event === 'install-progress' ? reply.status(204).send() : done;
+      },
     );
 
     registerStaticTree(scope, {
@@ -155,5 +179,28 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
   await app.register(async (scope) => {
     registerStaticTree(scope, { prefix: '/repo', root: staticRoots?.repo, missingMessage: 'no repository tree is configured on this server (/repo)' });
     registerStaticTree(scope, { prefix: '/images', root: staticRoots?.images, missingMessage: 'no images tree is configured on this server (/images)' });
+    const dataDir = serviceDeps.dataDir;
+    // The image store's artefacts (rootfs.tar.zst, ...): the more specific prefix wins over /images/*.
+    registerStaticTree(scope, {
+      prefix: '/images/sha256',
+      root: dataDir === undefined ? undefined : imagePaths(dataDir).blobs,
+      missingMessage: 'no image store on this server (no data dir)',
+    });
+    // The boot environment: DATA/bootenv/current is resolved at each request (a directory
+    // renamed into place, or a symlink to one beside it); only its kernel and initrd are served.
+    for (const file of ['vmlinuz', 'initrd.img']) {
+      scope.route({
+        method: ['GET', 'HEAD'],
+        url: `/bootenv/${file}`,
+        exposeHeadRoute: false,
+        schema: { hide: true },
+        handler: (req, reply) =>
+          serveFile(req, reply, {
+            prefix: '/bootenv',
+            root: dataDir === undefined ? undefined : bootenvCurrentDir(dataDir),
+            missingMessage: 'the fleet boot environment is not built: run fleet bootenv build',
+          }),
+      });
+    }
   });
 }

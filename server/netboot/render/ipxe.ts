@@ -5,7 +5,8 @@
  * fills the template (template.ts). Pure: no I/O.
  *
  *   renderBootChain      ipxe/boot.ipxe             the entry script, the same for every machine
- *   renderIpxe(decision) ipxe/install.ipxe          kind 'install'
+ *   renderIpxe(decision) ipxe/install.ipxe          kind 'install', method kickstart
+ *                        ipxe/install-image.ipxe    kind 'install', method image (the fleet boot environment)
  *                        ipxe/localboot.ipxe        kind 'localboot'
  *                        ipxe/discover.ipxe         kind 'discover'
  *                        ipxe/not-implemented.ipxe  kind 'not-implemented'
@@ -68,6 +69,7 @@ export interface IpxeOptions {
 export const IPXE_TEMPLATES = {
   boot: 'boot.ipxe',
   install: 'install.ipxe',
+  'install-image': 'install-image.ipxe',
   localboot: 'localboot.ipxe',
   discover: 'discover.ipxe',
   'not-implemented': 'not-implemented.ipxe',
@@ -75,6 +77,7 @@ export const IPXE_TEMPLATES = {
 
 /** The template file (in ipxe/) that renders a decision. */
 export function ipxeTemplateName(decision: BootDecision): string {
+  if (decision.kind === 'install' && decision.method === 'image') return IPXE_TEMPLATES['install-image'];
   return IPXE_TEMPLATES[decision.kind];
 }
 
@@ -102,9 +105,34 @@ export function renderBootChain(template: string, opts: BootChainOptions): strin
 /** Renders the per-machine script for a boot decision with the decision's template. */
 export function renderIpxe(decision: BootDecision, template: string, opts: IpxeOptions): string {
   const failDelay = opts.failDelaySeconds ?? 30;
-  const name = IPXE_TEMPLATES[decision.kind];
+  const name = ipxeTemplateName(decision);
   switch (decision.kind) {
     case 'install': {
+      if (decision.method === 'image') {
+        const p = new Problems(`iPXE image install script for ${decision.node}`);
+        p.check('node name', decision.node, checkNodeName);
+        p.check('profile', decision.profile, checkProfileName);
+        p.check('image', decision.image, checkProfileName);
+        p.check('kernel URL', decision.kernelUrl, checkRenderUrl);
+        p.check('initrd URL', decision.initrdUrl, checkRenderUrl);
+        addFailDelay(p, failDelay);
+        decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
+        for (const key of ['fleet.server=', 'fleet.node=', 'fleet.token=', 'fleet.mac=']) {
+          if (!decision.kernelArgs.some((a) => a.startsWith(key))) p.add(`kernel arguments: no ${key} (the boot environment needs it)`);
+        }
+        const tooLong = checkInstallCommandLine(decision.kernelUrl, decision.kernelArgs);
+        if (tooLong) p.add(tooLong);
+        p.throwIfAny();
+        return fillTemplate(name, template, {
+          node: decision.node,
+          profile: decision.profile,
+          image: decision.image,
+          kernel_url: decision.kernelUrl,
+          initrd_url: decision.initrdUrl,
+          kernel_args: decision.kernelArgs.join(' '),
+          fail_delay: String(failDelay),
+        });
+      }
       const p = new Problems(`iPXE install script for ${decision.node}`);
       p.check('node name', decision.node, checkNodeName);
       p.check('profile', decision.profile, checkProfileName);
@@ -155,7 +183,7 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
       const p = new Problems(`iPXE not-implemented script for ${decision.node}`);
       p.check('node name', decision.node, checkNodeName);
       p.check('message', decision.message, checkConsoleText);
-      if (decision.method !== 'diskless' && decision.method !== 'stateless') p.add(`method ${String(decision.method)} is not diskless or stateless`);
+      if (!['diskless', 'stateless', 'image'].includes(decision.method)) p.add(`method ${String(decision.method)} is not diskless, stateless or image`);
       addFailDelay(p, failDelay);
       p.throwIfAny();
       return fillTemplate(name, template, {

@@ -7,9 +7,9 @@
  * These builders do not validate: the renderers check every URL they render.
  */
 
-/** The install callbacks a kickstart makes. */
-export type BootEvent = 'install-started' | 'install-failed' | 'install-finished';
-export const BOOT_EVENTS: readonly BootEvent[] = ['install-started', 'install-failed', 'install-finished'];
+/** The install callbacks an installer makes (install-progress: the boot environment only). */
+export type BootEvent = 'install-started' | 'install-failed' | 'install-finished' | 'install-progress';
+export const BOOT_EVENTS: readonly BootEvent[] = ['install-started', 'install-failed', 'install-finished', 'install-progress'];
 
 /** Entry script of the chain: what DHCP hands to iPXE (option 67 for user-class iPXE). */
 export function bootScriptUrl(server: string): string {
@@ -46,6 +46,24 @@ export function treeKernelUrl(tree: string): string {
 }
 export function treeInitrdUrl(tree: string): string {
   return `${stripSlash(tree)}/images/pxeboot/initrd.img`;
+}
+
+/** The fleet boot environment (served from DATA/bootenv/current/). */
+export function bootenvKernelUrl(server: string): string {
+  return `${server}/bootenv/vmlinuz`;
+}
+export function bootenvInitrdUrl(server: string): string {
+  return `${server}/bootenv/initrd.img`;
+}
+
+/** The install plan the boot environment fetches (docs/bootenv-protocol.md). */
+export function installPlanUrl(server: string, node: string): string {
+  return `${server}/bootenv/${node}/plan`;
+}
+
+/** An image artefact in the image store, as the boot face serves it (DATA/images/sha256/<hex>/<file>). */
+export function imageArtefactUrl(server: string, digestHex: string, file: string): string {
+  return `${server}/images/sha256/${digestHex}/${file}`;
 }
 
 export function stripSlash(url: string): string {

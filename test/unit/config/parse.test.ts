@@ -888,6 +888,7 @@ describe('kernel command line length (checked at apply, as the boot script rende
       const script = renderIpxe(
         {
           kind: 'install',
+          method: 'kickstart',
           node: 'valkyrie-long-name-07',
           profile: 'compute',
           kernelUrl,

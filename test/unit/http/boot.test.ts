@@ -124,6 +124,7 @@ describe('boot endpoints', () => {
     expect(ev!.details).toEqual({
       decision: 'install',
       profile: 'compute',
+      method: 'kickstart',
       installToken: 'issued',
       installTokenExpiresAt: new Date(clock + 2 * 60 * 60 * 1000).toISOString(),
       mac: MAC1,

@@ -87,9 +87,21 @@ describe('decideBoot: the decision table', () => {
     ['stateless, armed -> not-implemented (before the armed check)', { node: node({ installMethod: 'stateless', armed: true, state: 'pxe-armed' }) }, { kind: 'not-implemented', method: 'stateless' }],
     ['image, not armed -> localboot (boots its disk like any node)', { node: node({ installMethod: 'image' }) }, { kind: 'localboot', method: 'exit' }],
     [
-      'image, armed -> not-implemented (no boot environment yet)',
+      'image, armed -> install by the fleet boot environment',
       { node: node({ installMethod: 'image', armed: true, state: 'pxe-armed' }) },
-      { kind: 'not-implemented', method: 'image', message: 'valkyrie01 installs by image, which needs the fleet boot environment; fleet does not implement it yet' },
+      {
+        kind: 'install',
+        method: 'image',
+        kernelUrl: `${SERVER}/bootenv/vmlinuz`,
+        initrdUrl: `${SERVER}/bootenv/initrd.img`,
+        kernelArgs: ['initrd=initrd.img', 'console=ttyS0', 'console=tty0', `fleet.server=${SERVER}`, 'fleet.node=valkyrie01', `fleet.mac=${MAC}`, 'fleet.job=install'],
+      },
+    ],
+    ['image, armed but ready -> localboot (armed alone never installs)', { node: node({ installMethod: 'image', armed: true, state: 'ready' }) }, { kind: 'localboot', method: 'exit' }],
+    [
+      'image, armed, installing (boot environment restarted) -> install by image, the image named',
+      { node: node({ armed: true, state: 'installing' }), profile: { ...compute, os: { install: 'image', tree: '', image: 'debian12' } } },
+      { kind: 'install', method: 'image', image: 'debian12', profile: 'compute' },
     ],
     ['custom install states', { node: node({ armed: true, state: 'ready' }), options: { installStates: ['ready'] } }, { kind: 'install' }],
     ['custom discover retry', { node: undefined, options: { discoverRetrySeconds: 7 } }, { kind: 'discover', retrySeconds: 7 }],
@@ -111,6 +123,7 @@ describe('decideBoot: install', () => {
     const d = decide({ node: node({ armed: true, state: 'pxe-armed' }) });
     expect(d).toEqual({
       kind: 'install',
+      method: 'kickstart',
       node: 'valkyrie01',
       profile: 'compute',
       kernelUrl: `${TREE}/images/pxeboot/vmlinuz`,

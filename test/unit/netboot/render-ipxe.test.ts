@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { decideBoot, type BootDecision, type InstallDecision } from '../../../server/netboot/decide.js';
+import { decideBoot, type BootDecision, type ImageInstallDecision, type InstallDecision } from '../../../server/netboot/decide.js';
+import { withInstallToken } from '../../../server/netboot/scripts.js';
 import {
   findTemplateRoot,
   ipxeTemplateName,
@@ -70,8 +71,16 @@ function installFor(profile: keyof typeof PROFILES): InstallDecision {
     profile: PROFILES[profile],
     node: { name: NODE_OF[profile], state: 'pxe-armed', armed: true, profile },
   });
-  if (d.kind !== 'install') throw new Error('expected install');
+  if (d.kind !== 'install' || d.method !== 'kickstart') throw new Error('expected a kickstart install');
   return d;
+}
+
+const IMAGE_PROFILE = { ...PROFILES.compute, os: { install: 'image' as const, tree: '', image: 'debian12' } };
+const IMAGE_TOKEN = 'q9VvF2b1YcK3mZ0t7sQe4xW8nR6uJ5hA-dLpGi_oTyE';
+function imageInstall(token: string | null = IMAGE_TOKEN): ImageInstallDecision {
+  const d = decideBoot({ mac: '08:00:27:18:67:bc', server: SERVER, now: NOW, profile: IMAGE_PROFILE, node: { name: 'valkyrie01', state: 'netbooting', armed: true, profile: 'compute' } });
+  if (d.kind !== 'install' || d.method !== 'image') throw new Error('expected an image install');
+  return token === null ? d : withInstallToken(d, token);
 }
 
 const localboot: BootDecision = decideBoot({ mac: '08:00:27:18:67:bc', server: SERVER, now: NOW, node: { name: 'valkyrie01', state: 'ready', armed: false, profile: 'compute' } });
@@ -130,6 +139,37 @@ describe('iPXE renderers: golden files', () => {
     expectGolden('discover.ipxe', s);
   });
 
+  it('install by image (the fleet boot environment)', async () => {
+    const d = imageInstall();
+    expect(ipxeTemplateName(d)).toBe('install-image.ipxe');
+    const s = await render(d);
+    expect(lintIpxe(s)).toEqual([]);
+    expect(s).toContain(
+      `kernel ${SERVER}/bootenv/vmlinuz initrd=initrd.img console=ttyS0 console=tty0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=${IMAGE_TOKEN} fleet.mac=08:00:27:18:67:bc fleet.job=install || goto failed\n`,
+    );
+    expect(s).toContain(`initrd ${SERVER}/bootenv/initrd.img || goto failed\n`);
+    expect(s).not.toContain('inst.ks');
+    expectGolden('install-image.ipxe', s);
+  });
+
+  it('install by image without its token is refused (never rendered without fleet.token=)', async () => {
+    const e = thrown(() => renderIpxe(imageInstall(null), '#!ipxe\n', { server: SERVER }));
+    expect(e.message).toContain('no fleet.token=');
+  });
+
+  it('install by image: a second token replaces the first, right after fleet.node=', () => {
+    const d = withInstallToken(imageInstall(), 'AAAAAAAAAAAAAAAAAAAAAAAA');
+    expect(d.kernelArgs.filter((a) => a.startsWith('fleet.token='))).toEqual(['fleet.token=AAAAAAAAAAAAAAAAAAAAAAAA']);
+    expect(d.kernelArgs.indexOf('fleet.token=AAAAAAAAAAAAAAAAAAAAAAAA')).toBe(d.kernelArgs.indexOf('fleet.node=valkyrie01') + 1);
+  });
+
+  it('not-implemented for an image node (the boot environment is not built)', async () => {
+    const s = await render({ kind: 'not-implemented', node: 'valkyrie01', method: 'image', message: 'the fleet boot environment is not built: run fleet bootenv build (valkyrie01 installs by image)' });
+    expect(lintIpxe(s)).toEqual([]);
+    expect(s).toContain('echo fleet: the fleet boot environment is not built: run fleet bootenv build (valkyrie01 installs by image)\n');
+    expect(s.trimEnd().split('\n').at(-1)).toBe('exit');
+  });
+
   it('not-implemented', async () => {
     const s = await render(notImpl);
     expect(lintIpxe(s)).toEqual([]);
@@ -157,6 +197,7 @@ describe('iPXE renderers: content', () => {
       await render(loopSanboot),
       await render(discover),
       await render(notImpl),
+      await render(imageInstall()),
     ];
     for (const s of all) {
       const code = s.split('\n').filter((l) => !l.startsWith('#'));
