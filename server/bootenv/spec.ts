@@ -27,6 +27,7 @@ export const BOOTENV_MODULES = [
   // filesystems
   'ext4',
   'vfat',
+  'nls_ascii',
   'nls_cp437',
   'nls_iso8859_1',
   'nls_utf8',

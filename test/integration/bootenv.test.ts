@@ -10,8 +10,9 @@
  *       GRUB in the MBR, the image's files, /etc/hostname, grub.cfg, fstab,
  *       agent.env, authorized_keys);
  *   (b) no disk: install-failed "no disk found";
- *   (c) a plan whose sha256 does not match: install-failed "image digest mismatch".
- * Needs root, qemu-system-x86, dnsmasq-base, iproute2, e2fsprogs (debugfs)
+ *   (c) a plan whose sha256 does not match: install-failed "image digest mismatch";
+ *   (d) UEFI (OVMF): an ESP with GRUB's removable-media loader, fstab mounts it.
+ * Needs root, qemu-system-x86, ovmf, dnsmasq-base, iproute2, e2fsprogs (debugfs)
  * and the boot environment's build prerequisites; skips with the reason
  * otherwise (and under CI=true a skip fails the run).
  */
@@ -34,6 +35,7 @@ for (const [n, p] of [['qemu-system-x86_64', 'qemu-system-x86'], ['dnsmasq', 'dn
   if (!findExecutable(n)) missing.push(`${n} (${p})`);
 }
 if (process.getuid?.() !== 0) missing.push('root (network namespaces)');
+if (!existsSync('/usr/share/OVMF/OVMF_CODE_4M.fd')) missing.push('OVMF (ovmf)');
 const SKIP = missing.length > 0 ? `needs ${missing.join(', ')}` : '';
 const suite = SKIP ? describe.skip : describe;
 const title = SKIP ? `bootenv: install in a VM — SKIPPED: ${SKIP}` : 'bootenv: install in a VM';
@@ -48,7 +50,10 @@ const VMS = {
   a: { node: 'valkyrie01', mac: '52:54:00:78:00:01', ip: '10.78.0.11', tap: 'tap1' },
   b: { node: 'valkyrie02', mac: '52:54:00:78:00:02', ip: '10.78.0.12', tap: 'tap2' },
   c: { node: 'valkyrie03', mac: '52:54:00:78:00:03', ip: '10.78.0.13', tap: 'tap3' },
+  d: { node: 'valkyrie04', mac: '52:54:00:78:00:04', ip: '10.78.0.14', tap: 'tap4' },
 } as const;
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 type Vm = (typeof VMS)[keyof typeof VMS];
 
 interface Req {
@@ -89,14 +94,19 @@ suite(title, () => {
   }
 
   /** Boots one VM to its end (power off or reboot with -no-reboot); resolves with the QEMU start time and exit. */
-  async function boot(vm: Vm, disk: string | null, timeoutS = 300): Promise<{ t0: number; code: number | null; console: string }> {
+  async function boot(vm: Vm, disk: string | null, timeoutS = 300, uefi = false): Promise<{ t0: number; code: number | null; console: string }> {
     const dir = join(work, vm.node);
     await mkdir(dir, { recursive: true });
+    const firmware: string[] = [];
+    if (uefi) {
+      await copyFile(OVMF_VARS, join(dir, 'vars.fd'));
+      firmware.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${join(dir, 'vars.fd')}`);
+    }
     const consoleLog = join(dir, 'console.log');
     const args = [
       'netns', 'exec', NETNS, 'timeout', String(timeoutS), findExecutable('qemu-system-x86_64')!,
       '-accel', 'tcg', '-machine', 'pc', '-m', '768', '-smp', '1', '-display', 'none', '-no-reboot',
-      '-serial', `file:${consoleLog}`, '-monitor', 'none',
+      '-serial', `file:${consoleLog}`, '-monitor', 'none', ...firmware,
       '-kernel', join(be.dir, 'vmlinuz'), '-initrd', join(be.dir, 'initrd.img'),
       '-append', renderCmdline({ server: SERVER, node: vm.node, token: TOKEN, mac: vm.mac, job: 'install', console: ['ttyS0'] }),
       '-netdev', `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${vm.mac}`,
@@ -263,5 +273,33 @@ suite(title, () => {
     expect(of(VMS.c, since).some((x) => x.path.endsWith('/install-finished'))).toBe(false);
     // Both powered off by themselves (QEMU exited 0, not killed by the timeout).
     expect([rb.code, rc.code]).toEqual([0, 0]);
+  }, 400_000);
+
+  it('(d) UEFI (OVMF), 1 GiB virtio disk: an ESP with GRUB as the removable-media loader, then the root', async () => {
+    const disk = join(work, 'd.raw');
+    await runOk('truncate', ['-s', '1G', disk], { timeoutMs: 10_000 });
+    const since = Date.now();
+    const r = await boot(VMS.d, disk, 300, true);
+    const mine = of(VMS.d, since);
+    const failed = mine.find((x) => x.path.endsWith('/install-failed'));
+    expect(failed, `install-failed: ${failed?.body}\n${tail(r.console)}`).toBeUndefined();
+    const finished = mine.find((x) => x.path.endsWith('/install-finished'));
+    expect(finished, tail(r.console)).toBeDefined();
+    console.log(`bootenv timings (TCG, OVMF): first request ${((mine[0]!.t - r.t0) / 1000).toFixed(1)} s, install-finished ${((finished!.t - r.t0) / 1000).toFixed(1)} s after QEMU start`);
+    const pt = (JSON.parse(await runOk('sfdisk', ['-J', disk], { timeoutMs: 10_000 })) as { partitiontable: { label: string; partitions: { start: number; size: number; type: string }[] } }).partitiontable;
+    expect(pt.label).toBe('gpt');
+    expect(pt.partitions.map((p) => p.type)).toEqual(['C12A7328-F81F-11D2-BA4B-00A0C93EC93B', '0FC63DAF-8483-4772-8E79-3D69D8477DE4']);
+    expect(pt.partitions[0]!.size * 512).toBe(256 * 1048576);
+    // The ESP is FAT: its directory entries hold the 8.3 names EFI/BOOT/BOOTX64.EFI.
+    const esp = join(work, 'd-esp.img');
+    await runOk('dd', [`if=${disk}`, `of=${esp}`, 'bs=512', `skip=${pt.partitions[0]!.start}`, `count=${pt.partitions[0]!.size}`, 'conv=sparse', 'status=none'], { timeoutMs: 120_000 });
+    const espBytes = readFileSync(esp);
+    expect(espBytes.includes(Buffer.from('BOOTX64 EFI')), 'EFI/BOOT/BOOTX64.EFI on the ESP').toBe(true);
+    const rootImg = join(work, 'd-root.img');
+    await runOk('dd', [`if=${disk}`, `of=${rootImg}`, 'bs=512', `skip=${pt.partitions[1]!.start}`, `count=${pt.partitions[1]!.size}`, 'conv=sparse', 'status=none'], { timeoutMs: 120_000 });
+    const fstab = await runOk('debugfs', ['-R', 'cat /etc/fstab', rootImg], { timeoutMs: 30_000 });
+    expect(fstab).toMatch(/^UUID=\S+ \/boot\/efi vfat umask=0077 0 1$/m);
+    expect(await runOk('debugfs', ['-R', 'ls -l /boot/grub/x86_64-efi', rootImg], { timeoutMs: 30_000 })).toContain('normal.mod');
+    expect((await runOk('debugfs', ['-R', 'cat /etc/hostname', rootImg], { timeoutMs: 30_000 })).trim()).toBe(VMS.d.node);
   }, 400_000);
 });

@@ -16,7 +16,7 @@ log() { echo "fleet-install: $*" | tee -a "$LOG" >/dev/console; }
 post() { # post EVENT JSON
   printf '%s' "$2" > /tmp/body.json
   curl -fsS -m 20 --retry 3 --retry-connrefused -X POST -H 'Content-Type: application/json' \
-    --data-binary @/tmp/body.json "$API/$1?$Q" >>"$LOG" 2>&1 || log "callback $1 failed"
+    --data-binary @/tmp/body.json -o /dev/null "$API/$1?$Q" 2>>"$LOG" || log "callback $1 failed"
 }
 
 fail() { # fail "one-line reason": install-failed with the log tail, then halt
