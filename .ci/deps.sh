@@ -6,7 +6,9 @@
 # ROMs for real PXE boots, a Debian kernel + extlinux + mkfs/sfdisk for the
 # lab's stand-in installer, clustershell for nodeset
 # reference behaviour; mmdebstrap, squashfs-tools and zstd for fleet image
-# build (a real Debian root filesystem from this machine's apt sources); a
+# build (a real Debian root filesystem from this machine's apt sources);
+# GRUB for BIOS and UEFI, dosfstools, jq, curl, tar for the fleet boot
+# environment (fleet bootenv build) and OVMF for UEFI VMs; a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -19,6 +21,7 @@ PKGS=(
   linux-image-amd64 syslinux-common extlinux e2fsprogs fdisk kmod
   clustershell
   mmdebstrap squashfs-tools zstd util-linux file
+  grub-pc-bin grub-efi-amd64-bin grub2-common dosfstools jq curl tar ovmf
   openssl iproute2 procps
 )
 missing=()

@@ -15,6 +15,7 @@ import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
+import { registerBootenvCommands } from './commands/bootenv.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
@@ -124,6 +125,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerLifecycleCommands(program, { io, globals, run });
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
+  registerBootenvCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

@@ -22,7 +22,7 @@ import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
-import { CpioArchive } from './cpio.js';
+import { CpioArchive } from '../bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
 import { run, runOk } from './exec.js';
 

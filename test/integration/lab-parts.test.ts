@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../server/config/parse.js';
 import { labIpmitool, startBmc, stopBmc } from '../../server/lab/bmc.js';
-import { CpioArchive } from '../../server/lab/cpio.js';
+import { CpioArchive } from '../../server/bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, type Reaper, readPidFile, run, runOk, startReaper } from '../../server/lab/exec.js';
 import { assetPath } from '../../server/lab/images.js';

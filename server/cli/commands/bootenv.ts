@@ -1,0 +1,48 @@
+/**
+ * `fleet bootenv build|show`: the fleet boot environment (server/bootenv,
+ * docs/bootenv.md). They work on this machine's data dir, under the boot
+ * environment's own lock (DATA/bootenv/bootenv.lock), like `fleet image`.
+ */
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Exit, FleetError } from '../../../common/errors.js';
+import { buildBootenv, currentBootenv, formatBootenv } from '../../bootenv/index.js';
+import type { CliIo } from '../io.js';
+import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+
+function dataDirOf(globals: GlobalFlags, io: CliIo): string {
+  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+}
+
+export async function cmdBootenvBuild(globals: GlobalFlags, flags: { force?: boolean; json?: boolean }, io: CliIo): Promise<number> {
+  const t0 = Date.now();
+  const r = await buildBootenv({
+    dataDir: dataDirOf(globals, io),
+    ...(flags.force ? { force: true } : {}),
+    log: (line) => io.stderr(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] bootenv: ${line}\n`),
+  });
+  io.stdout(flags.json ? JSON.stringify({ reused: r.reused, dir: r.dir, manifest: r.manifest }, null, 2) + '\n' : `${r.reused ? 'reused' : 'built'} ${formatBootenv(r.manifest, r.dir)}`);
+  return Exit.OK;
+}
+
+export async function cmdBootenvShow(globals: GlobalFlags, flags: { json?: boolean }, io: CliIo): Promise<number> {
+  const dataDir = dataDirOf(globals, io);
+  const c = await currentBootenv(dataDir);
+  if (!c) throw new FleetError('not_found', `no boot environment in ${dataDir} (fleet bootenv build)`);
+  io.stdout(flags.json ? JSON.stringify({ dir: c.dir, manifest: c.manifest }, null, 2) + '\n' : formatBootenv(c.manifest, c.dir));
+  return Exit.OK;
+}
+
+export function registerBootenvCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
+  const { io, globals, run } = ctx;
+  const be = program.command('bootenv').description('the fleet boot environment: the in-RAM Linux nodes netboot into to be installed (docs/bootenv.md)');
+  be.command('build')
+    .description("build it from this machine's kernel and Debian packages (reused while its inputs are unchanged)")
+    .option('--force', 'build again even if a build with the same inputs exists')
+    .option('--json', 'print the manifest as JSON')
+    .action((opts: { force?: boolean; json?: boolean }) => run(cmdBootenvBuild(globals(), opts, io)));
+  be.command('show')
+    .description('the current build: kernel, sizes, modules, tools')
+    .option('--json', 'the manifest as JSON')
+    .action((opts: { json?: boolean }) => run(cmdBootenvShow(globals(), opts, io)));
+}
