@@ -36,22 +36,14 @@ import {
   parseLdd,
   parseShowDepends,
   renderInit,
+  bootenvPaths,
   type BootenvManifest,
+  type BootenvPaths,
 } from './spec.js';
 
-export const BOOTENV_DIR = 'bootenv';
+export { BOOTENV_DIR, bootenvPaths, type BootenvPaths } from './spec.js';
+
 export const BOOTENV_LOCK = 'bootenv.lock';
-
-export interface BootenvPaths {
-  root: string;
-  current: string;
-  tmp: string;
-}
-
-export function bootenvPaths(dataDir: string): BootenvPaths {
-  const root = path.join(path.resolve(dataDir), BOOTENV_DIR);
-  return { root, current: path.join(root, 'current'), tmp: path.join(root, 'tmp') };
-}
 
 export interface BootenvBuild {
   dir: string;

@@ -1,3 +1,3 @@
 /** The fleet boot environment (docs/bootenv.md): build, store and the pure parts. */
-export { bootenvPaths, bootenvPrerequisites, buildBootenv, currentBootenv, hostKernels, type BootenvBuild } from './build.js';
-export { formatBootenv, parseCmdline, renderCmdline, type BootenvManifest } from './spec.js';
+export { bootenvPrerequisites, buildBootenv, currentBootenv, hostKernels, type BootenvBuild } from './build.js';
+export { bootenvPaths, cmdlineArgs, formatBootenv, parseCmdline, renderCmdline, type BootenvManifest, type BootenvPaths } from './spec.js';

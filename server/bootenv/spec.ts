@@ -6,6 +6,7 @@
  * does the reading and writing.
  */
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 
 /** Bumped when the layout or the recipe changes (forces a rebuild). */
 export const BOOTENV_FORMAT = 'fleet-bootenv-1';
@@ -122,10 +123,42 @@ export function parseCmdline(cmdline: string): Record<string, string> {
   return out;
 }
 
-/** The kernel command line the server gives the boot environment for a job (docs/bootenv.md "Protocol"). */
-export function renderCmdline(o: { server: string; node: string; token: string; mac: string; job: 'install'; console?: string[] }): string {
+export const BOOTENV_DIR = 'bootenv';
+
+export interface BootenvPaths {
+  root: string;
+  /** The build in force: a symlink to a sibling build directory (the boot face serves its vmlinuz and initrd.img). */
+  current: string;
+  tmp: string;
+}
+
+/** Where the boot environment lives under the data dir. */
+export function bootenvPaths(dataDir: string): BootenvPaths {
+  const root = path.join(path.resolve(dataDir), BOOTENV_DIR);
+  return { root, current: path.join(root, 'current'), tmp: path.join(root, 'tmp') };
+}
+
+/**
+ * The boot environment's kernel arguments for a job, in the contract's order
+ * (docs/bootenv.md "Protocol"): consoles, then fleet.server, fleet.node,
+ * fleet.token (when known), fleet.mac, fleet.job. The boot script adds the
+ * token later (scripts.ts withInstallToken puts it after fleet.node).
+ */
+export function cmdlineArgs(o: { server: string; node: string; token?: string; mac: string; job: 'install'; console?: string[] }): string[] {
   const consoles = o.console ?? ['ttyS0', 'tty0'];
-  return [...consoles.map((c) => `console=${c}`), `fleet.server=${o.server}`, `fleet.node=${o.node}`, `fleet.token=${o.token}`, `fleet.mac=${o.mac}`, `fleet.job=${o.job}`].join(' ');
+  return [
+    ...consoles.map((c) => `console=${c}`),
+    `fleet.server=${o.server}`,
+    `fleet.node=${o.node}`,
+    ...(o.token !== undefined ? [`fleet.token=${o.token}`] : []),
+    `fleet.mac=${o.mac}`,
+    `fleet.job=${o.job}`,
+  ];
+}
+
+/** The kernel command line the server gives the boot environment for a job. */
+export function renderCmdline(o: { server: string; node: string; token: string; mac: string; job: 'install'; console?: string[] }): string {
+  return cmdlineArgs(o).join(' ');
 }
 
 /** /init with its build-time values filled in. */

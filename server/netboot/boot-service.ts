@@ -47,6 +47,7 @@ import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../common/patterns.
 import type { Fact, FactRecorder } from '../lifecycle/record.js';
 import type { NodeRecord, Store } from '../store/index.js';
 import type { BootEvent } from './render/index.js';
+import { bootenvPaths } from '../bootenv/spec.js';
 import { showImage } from '../images/store.js';
 import { acceptProgress, parseProgress, renderInstallPlan, type InstallPlan } from './install-plan.js';
 import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInstallToken, type RenderDeps } from './scripts.js';
@@ -69,7 +70,7 @@ export interface BootServiceDeps extends RenderDeps {
 
 /** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
 export function bootenvCurrentDir(dataDir: string): string {
-  return join(dataDir, 'bootenv', 'current');
+  return bootenvPaths(dataDir).current;
 }
 
 /** The sentence an armed image node is shown while there is no boot environment. */

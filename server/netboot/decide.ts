@@ -45,6 +45,7 @@
  * renderer checks every value it renders.
  */
 import { FleetError } from '../../common/errors.js';
+import { cmdlineArgs } from '../bootenv/spec.js';
 import type { ProfileSpec } from '../model.js';
 import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
@@ -304,5 +305,5 @@ export function installKernelArgs(tree: string, kickstart: string, mac: string, 
  * installer.
  */
 export function bootenvKernelArgs(server: string, node: string, mac: string): string[] {
-  return ['initrd=initrd.img', 'console=ttyS0', 'console=tty0', `fleet.server=${server}`, `fleet.node=${node}`, `fleet.mac=${mac}`, 'fleet.job=install'];
+  return ['initrd=initrd.img', ...cmdlineArgs({ server, node, mac, job: 'install' })];
 }

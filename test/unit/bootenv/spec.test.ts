@@ -67,6 +67,12 @@ describe('bootenv: command line', () => {
   it('renders the contract command line', () => {
     expect(line).toBe('console=ttyS0 console=tty0 fleet.server=http://10.77.0.1:8080 fleet.node=valkyrie01 fleet.token=tok123 fleet.mac=52:54:00:77:00:01 fleet.job=install');
   });
+  it('is what the server puts on the boot script for an armed image node (decide + the install token)', async () => {
+    const { bootenvKernelArgs } = await import('../../../server/netboot/decide.js');
+    const { withInstallToken } = await import('../../../server/netboot/scripts.js');
+    const decision = { kind: 'install', method: 'image', kernelArgs: bootenvKernelArgs('http://10.77.0.1:8080', 'valkyrie01', '52:54:00:77:00:01') } as unknown as Parameters<typeof withInstallToken>[0];
+    expect(withInstallToken(decision, 'tok123').kernelArgs.join(' ')).toBe(`initrd=initrd.img ${line}`);
+  });
   it('parses fleet.* back, ignoring other words; the last of a key wins', () => {
     expect(parseCmdline(`BOOT_IMAGE=vmlinuz ${line} quiet fleet.job=wipe`)).toEqual({ server: 'http://10.77.0.1:8080', node: 'valkyrie01', token: 'tok123', mac: '52:54:00:77:00:01', job: 'wipe' });
   });
