@@ -39,8 +39,6 @@
  * no token is issued: the lifecycle times out as for any failed netboot.
  * - cancel, fail and a new reinstall revoke both (the conductor).
  */
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { EVENT, type EventKind } from '../../common/events.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
 import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../common/patterns.js';
@@ -64,8 +62,6 @@ export interface BootServiceDeps extends RenderDeps {
   tokenTtlMs?: number;
   /** Life of the install token (kickstart fetch and callbacks; default tokenTtlMs). */
   installTokenTtlMs?: number;
-  /** The data dir: DATA/bootenv/current/ (the boot environment) and DATA/images/ (the image store). */
-  dataDir?: string;
 }
 
 /** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
@@ -73,8 +69,6 @@ export function bootenvCurrentDir(dataDir: string): string {
   return bootenvPaths(dataDir).current;
 }
 
-/** The sentence an armed image node is shown while there is no boot environment. */
-export const BOOTENV_MISSING = 'the fleet boot environment is not built: run fleet bootenv build';
 
 /** What a booting machine says about itself (boot.ipxe's query) and where it asks from. */
 export interface MachineFacts {
@@ -173,15 +167,6 @@ export function createBootService(deps: BootServiceDeps): BootService {
   const lastProgress = new Map<string, { phase: string; at: number }>();
   const nowMs = () => (deps.now ? deps.now() : new Date()).getTime();
 
-  async function bootenvBuilt(): Promise<boolean> {
-    if (deps.dataDir === undefined) return false;
-    try {
-      return (await stat(join(bootenvCurrentDir(deps.dataDir), 'vmlinuz'))).isFile();
-    } catch {
-      return false;
-    }
-  }
-
   /** Checks the install token for `name` (recording a refusal as `refusedKind`); returns the previous use's address. */
   async function checkToken(name: string, token: string | undefined, ip: string, refuse: (why: string) => Promise<never>): Promise<{ previousIp?: string }> {
     if (!token) return refuse('no token');
@@ -236,9 +221,6 @@ export function createBootService(deps: BootServiceDeps): BootService {
         return renderDecision(deps, decision);
       }
 
-      if (decision.kind === 'install' && decision.method === 'image' && !(await bootenvBuilt())) {
-        decision = { kind: 'not-implemented', node: decision.node, method: 'image', message: `${BOOTENV_MISSING} (${decision.node} installs by image)` };
-      }
       let installToken: Record<string, unknown> = {};
       if (decision.kind === 'install') {
         // One outstanding install token per node: a repeated fetch is served the live one again.

@@ -8,6 +8,9 @@
  * from the store, same decision, same templates. The only difference is the tokens: the endpoints
  * issue real ones, previews carry PLACEHOLDER_TOKEN and issue nothing.
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bootenvPaths } from '../bootenv/spec.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
 import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InstallDecision } from './decide.js';
@@ -38,6 +41,21 @@ export interface RenderDeps {
   enrolServer?: string;
   /** Clock for the boot decision (tests pin it). */
   now?: () => Date;
+  /** The data dir: DATA/bootenv/current/ (the boot environment) and DATA/images/ (the image store). */
+  dataDir?: string;
+}
+
+/** The sentence an armed image node is shown while there is no boot environment. */
+export const BOOTENV_MISSING = 'the fleet boot environment is not built: run fleet bootenv build';
+
+/** Whether the boot environment is built (DATA/bootenv/current/vmlinuz); no data dir: not built. */
+export async function bootenvBuilt(dataDir: string | undefined): Promise<boolean> {
+  if (dataDir === undefined) return false;
+  try {
+    return (await stat(join(bootenvPaths(dataDir).current, 'vmlinuz'))).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function templateOpts(deps: RenderDeps): { root?: string } {
@@ -77,7 +95,7 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
     bootNode = await bootNodeOf(deps.store, node);
     profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
   }
-  return decideBoot({
+  const decision = decideBoot({
     ...(bootNode ? { node: bootNode } : {}),
     ...(profile ? { profile } : {}),
     mac,
@@ -85,6 +103,11 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
     ...(opts.platform ? { platform: opts.platform } : {}),
     ...(deps.now ? { now: deps.now() } : {}),
   });
+  // An image install boots the boot environment: without one the node is told how to build it.
+  if (decision.kind === 'install' && decision.method === 'image' && !(await bootenvBuilt(deps.dataDir))) {
+    return { kind: 'not-implemented', node: decision.node, method: 'image', message: `${BOOTENV_MISSING} (${decision.node} installs by image)` };
+  }
+  return decision;
 }
 
 /**

@@ -107,6 +107,17 @@ describe('image install through the boot service', () => {
     expect(await events(EVENT.tokenIssued)).toEqual([]);
   });
 
+  it('fleet render shows what the node would get: the boot environment script once built, the clear refusal before', async () => {
+    const { previewIpxe } = await import('../../../server/netboot/scripts.js');
+    await arm();
+    const deps = { store, serverUrl: SERVER, caFingerprint: CA_FP, dataDir: dir, now };
+    expect((await previewIpxe(deps, 'valkyrie01')).decision).toMatchObject({ kind: 'install', method: 'image' });
+    rmSync(join(dir, 'bootenv'), { recursive: true });
+    const { decision, text } = await previewIpxe(deps, 'valkyrie01');
+    expect(decision).toMatchObject({ kind: 'not-implemented', method: 'image' });
+    expect(text).toContain('the fleet boot environment is not built: run fleet bootenv build (valkyrie01 installs by image)');
+  });
+
   it('the plan for the install token: the image, the node identity and an enrolment token; a plan fact moves the lifecycle', async () => {
     await arm();
     const token = await installToken();
