@@ -9,35 +9,17 @@
  *
  * Needs root, mmdebstrap, squashfs-tools and zstd (.ci/deps.sh) and the apt
  * mirror this machine's sources name. Under CI=true a missing tool fails
- * the run instead of skipping it.
+ * the run instead of skipping it. The cache and the build call are shared
+ * with bootenv-debian.test.ts (test/helpers/debian-image.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findExecutable } from '../../common/executable.js';
-import type { CliIo } from '../../server/cli/io.js';
-import { main } from '../../server/cli/main.js';
 import type { NamedManifest } from '../../server/images/index.js';
+import { fleetImage as fleet, IMAGE_DATA as DATA, IMAGE_FROM, IMAGE_NAME as NAME, imageBuildMissing } from '../helpers/debian-image.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CACHE = join(ROOT, '.tmp', 'image-build');
-const DATA = join(CACHE, 'data');
-const NAME = 'itest';
-
-const missing = ['mmdebstrap', 'mksquashfs', 'unsquashfs', 'zstd', 'unshare', 'tar'].filter((t) => !findExecutable(t));
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const why = !isRoot ? 'needs root' : missing.length ? `needs ${missing.join(', ')} (sudo bash .ci/deps.sh)` : null;
+const why = imageBuildMissing();
 if (why && process.env.CI === 'true') throw new Error(`CI=true: the real image build ${why}`);
-
-async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIo = { stdout: (s) => (out += s), stderr: (s) => (err += s), env: process.env, isTTY: false, home: CACHE, cwd: ROOT };
-  const code = await main(['node', 'fleet', '--data', DATA, ...args], io);
-  return { code, out, err };
-}
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
 /** Every path of the image's tar and squashfs, in one form (`etc/hostname`). */
@@ -54,14 +36,13 @@ describe.skipIf(why !== null)(`fleet image build (mmdebstrap, real)${why ? ` —
   let dir: string;
 
   it('builds debian:bookworm (or reuses this run\'s build), then reuses it on the second build', async () => {
-    mkdirSync(CACHE, { recursive: true });
     const t0 = Date.now();
-    const first = await fleet('image', 'build', NAME, '--from', 'debian:bookworm', '--json');
+    const first = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--json');
     expect(first.code, first.err).toBe(0);
     const r1 = JSON.parse(first.out) as { reused: boolean; image: NamedManifest };
     process.stderr.write(`image-build: first build ${r1.reused ? 'reused the cached image' : 'built'} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n${first.err}`);
     expect(first.err).toMatch(/image itest: (mmdebstrap bookworm amd64|reusing sha256:)/);
-    const second = await fleet('image', 'build', NAME, '--from', 'debian:bookworm', '--json');
+    const second = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--json');
     expect(second.code, second.err).toBe(0);
     const r2 = JSON.parse(second.out) as { reused: boolean; image: NamedManifest };
     expect(r2.reused).toBe(true);

@@ -134,6 +134,12 @@ chmod 600 $T/root/.ssh/authorized_keys
 
 mount --bind /dev $T/dev 2>/dev/null; mount -t proc proc $T/proc 2>/dev/null; mount -t sysfs sys $T/sys 2>/dev/null
 if [ -x $T/usr/bin/ssh-keygen ]; then run chroot $T /usr/bin/ssh-keygen -A; fi
+# The .network file above is read by systemd-networkd, which Debian ships
+# disabled (ifupdown's networking.service is what it enables): enable it, or
+# the node comes up without its provisioning address.
+if [ -n "$IP" ] && [ -x $T/usr/bin/systemctl ] && [ -f $T/lib/systemd/system/systemd-networkd.service ]; then
+  run chroot $T /usr/bin/systemctl enable systemd-networkd.service
+fi
 
 # 5. Agent enrolment material (read by the agent's unit in the image).
 progress agent 0 0 0
