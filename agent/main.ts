@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { Exit, FleetError, toFleetError } from '../common/errors.js';
+import { parseDurationMs } from '../common/duration.js';
 import { loadCachedConfig, readConfigFile } from './cache.js';
 import { enroll } from './enroll.js';
 import { formatArgv, systemRunner, type Runner } from './exec.js';
@@ -182,8 +183,14 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void, popts:
     .command('inventory')
     .description("collect and print this node's hardware inventory (local, no server)")
     .option('--json', 'JSON output')
-    .action(async (o: { json?: boolean }) => {
-      const inv = await collect();
+    .option('--probe-timeout <duration>', 'limit for each probe (a busy or slow machine needs more; e.g. 5s)')
+    .action(async (o: { json?: boolean; probeTimeout?: string }) => {
+      let probeTimeoutMs: number | undefined;
+      if (o.probeTimeout !== undefined) {
+        probeTimeoutMs = parseDurationMs(o.probeTimeout, { defaultUnit: 's', units: ['ms', 's', 'm'] });
+        if (probeTimeoutMs === undefined || probeTimeoutMs <= 0) throw new FleetError('request.invalid', `--probe-timeout: ${JSON.stringify(o.probeTimeout)} is not a duration such as 1500ms or 5s`);
+      }
+      const inv = probeTimeoutMs === undefined || popts.collectInventory ? await collect() : await collectInventory({ runner, probeTimeoutMs });
       io.stdout(o.json ? JSON.stringify(inv, null, 2) + '\n' : formatInventoryText(inv));
       onExit(Exit.OK);
     });
