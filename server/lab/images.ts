@@ -17,11 +17,12 @@
  * builders never see half an image; old keys are left for their labs.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, linkSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
+import { hostKernels } from '../bootenv/build.js';
 import { CpioArchive } from '../bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
 import { run, runOk } from './exec.js';
@@ -99,21 +100,6 @@ function agentUnitPath(): string {
   return join(labAssetsDir(), '..', '..', '..', 'agent', 'fleet-agent.service');
 }
 
-/** Kernel versions with both /boot/vmlinuz-KVER and /lib/modules/KVER, newest first. */
-export function installedKernels(): string[] {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/boot');
-  } catch {
-    return [];
-  }
-  return names
-    .filter((n) => n.startsWith('vmlinuz-'))
-    .map((n) => n.slice('vmlinuz-'.length))
-    .filter((k) => existsSync(`/lib/modules/${k}/modules.dep`))
-    .sort((a, b) => b.localeCompare(a, undefined, { numeric: true }));
-}
-
 const MBR_CANDIDATES = ['/usr/lib/EXTLINUX/mbr.bin', '/usr/lib/syslinux/mbr/mbr.bin', '/usr/share/syslinux/mbr.bin'];
 
 interface Tools {
@@ -141,7 +127,7 @@ export function labImagePrerequisites(): string[] {
   need('install', 'coreutils');
   need('modprobe', 'kmod');
   if (!MBR_CANDIDATES.some((p) => existsSync(p))) missing.push('mbr.bin (syslinux-common)');
-  if (installedKernels().length === 0) missing.push('a kernel with modules in /boot and /lib/modules (linux-image-amd64)');
+  if (hostKernels().length === 0) missing.push('a kernel with modules in /boot and /lib/modules (linux-image-amd64)');
   return missing;
 }
 
@@ -301,7 +287,7 @@ async function publish(tmp: string, dir: string): Promise<void> {
 export async function buildLabImages(o: LabImageOptions): Promise<LabImages> {
   const log = o.log ?? (() => {});
   const t = tools();
-  const kernels = installedKernels();
+  const kernels = hostKernels();
   const kver = o.kernelVersion ?? kernels[0];
   if (!kver || !existsSync(`/boot/vmlinuz-${kver}`) || !existsSync(`/lib/modules/${kver}`)) {
     throw new FleetError('unavailable', `kernel ${kver ?? '(none)'} not found in /boot and /lib/modules (apt-get install linux-image-amd64)`);
