@@ -11,7 +11,9 @@
  * checks from inside: multi-user.target active, the hostname, the plan's
  * static address (systemd-networkd), fleet-agent.service enabled (not active:
  * no fleet server runs here, and the unit waits for an enrolment that never
- * happens), /etc/fleet/agent.env 0600, the ext4 root by the UUID fstab names.
+ * happens: the plan has no agent material), /etc/fleet/image.json naming the
+ * image's digest, as many installed packages as the manifest lists, the ext4
+ * root by the UUID fstab names.
  * Prints the install time (plan fetch → install-finished), the disk boot time
  * (QEMU start → login prompt) and the total.
  *
@@ -30,7 +32,7 @@ import { findExecutable } from '../../common/executable.js';
 import { bootenvPrerequisites, buildBootenv, type BootenvBuild } from '../../server/bootenv/index.js';
 import { renderCmdline } from '../../server/bootenv/spec.js';
 import { killPid, run, runOk, startReaper, type Reaper } from '../../server/lab/exec.js';
-import { assetPath } from '../../server/lab/images.js';
+import { assetPath } from '../../server/lab/assets.js';
 import { debianImage, type DebianImage, imageBuildMissing } from '../helpers/debian-image.js';
 import { SerialConsole } from '../helpers/serial-console.js';
 
@@ -131,7 +133,9 @@ suite(title, () => {
         network: { mac: VM.mac, ip: VM.ip, prefix: 24, gateway: '10.79.0.1', dns: ['10.79.0.1'], domain: 'cluster.local' },
         rootPasswordHash: hash,
         sshKeys: [],
-        agent: { enrolToken: 'enrol-token-debian', caFingerprint: `sha256:${'cd'.repeat(32)}`, server: '10.79.0.1:9443' },
+        // No fleet server here to enrol with: a plan without agent material installs no enrolment
+        // (the lab e2e enrols the image's agent for real).
+        agent: null,
       }),
     );
 
@@ -216,12 +220,16 @@ suite(title, () => {
       expect((await sh('ip -o link show | grep -i ' + VM.mac)).code).toBe(0);
       expect((await sh('ip -4 route show default')).out).toContain('via 10.79.0.1');
       expect((await sh('systemctl is-enabled fleet-agent.service')).out).toBe('enabled');
-      // No fleet server and no enrolment here: the unit's ConditionPathExists keeps it from starting.
+      // Not enrolled (no agent material in this plan): the unit's ConditionPathExists keeps it from starting.
       const agent = await sh('systemctl show -p ActiveState,ConditionResult fleet-agent.service');
       expect(agent.out).toContain('ActiveState=inactive');
       expect(agent.out).toContain('ConditionResult=no');
-      expect((await sh('stat -c %a:%U /etc/fleet/agent.env')).out).toBe('600:root');
-      expect((await sh('cat /etc/fleet/agent.env')).out).toContain('FLEET_ENROLL_TOKEN=enrol-token-debian');
+      expect((await sh('test -e /etc/fleet/agent.env')).code).not.toBe(0);
+      // The root filesystem is the image's: its record, and as many packages as its manifest lists.
+      const rec = JSON.parse((await sh('cat /etc/fleet/image.json')).out) as { digest: string; rootfsSha256: string };
+      expect(rec).toMatchObject({ digest: img.image.digest, rootfsSha256: img.image.artefacts.rootfs.sha256 });
+      const pkgs = await sh("dpkg-query -W -f '${db:Status-Status}\\n' | grep -c '^installed$'");
+      expect(Number(pkgs.out)).toBe(img.image.packages.length);
       const root = await sh('findmnt -n -o SOURCE,FSTYPE,OPTIONS /');
       expect(root.out).toMatch(/^\/dev\/vda2 +ext4 +rw,/);
       const uuid = (await sh('blkid -s UUID -o value /dev/vda2')).out;

@@ -28,7 +28,7 @@ import { findExecutable } from '../../common/executable.js';
 import { bootenvPrerequisites, buildBootenv, type BootenvBuild } from '../../server/bootenv/index.js';
 import { renderCmdline } from '../../server/bootenv/spec.js';
 import { killPid, type Reaper, run, runOk, startReaper } from '../../server/lab/exec.js';
-import { assetPath } from '../../server/lab/images.js';
+import { assetPath } from '../../server/lab/assets.js';
 
 const missing = [...bootenvPrerequisites()];
 for (const [n, p] of [['qemu-system-x86_64', 'qemu-system-x86'], ['dnsmasq', 'dnsmasq-base'], ['ip', 'iproute2'], ['debugfs', 'e2fsprogs'], ['sfdisk', 'fdisk']] as const) {
@@ -237,8 +237,13 @@ suite(title, () => {
     expect(await cat('/etc/hosts')).toContain(`${VMS.a.ip} ${VMS.a.node}.cluster.local ${VMS.a.node}`);
     expect(await cat('/etc/shadow')).toMatch(/^root:\$6\$salt\$hash:/);
     expect(await cat('/root/.ssh/authorized_keys')).toBe(`${SSH_KEY}\n`);
-    expect(await cat('/etc/fleet/agent.env')).toBe(`FLEET_SERVER=10.78.0.1:9443\nFLEET_ENROLL_TOKEN=enrol-token-xyz\nFLEET_CA_FINGERPRINT=sha256:${'ab'.repeat(32)}\n`);
-    expect(await cat('/etc/fleet/enroll-token')).toBe('enrol-token-xyz\n');
+    // The tiny image has no /usr/local/bin/fleet-agent: the material is written, no enrolment runs,
+    // and the one-time token is not left on the disk.
+    expect(await cat('/etc/fleet/agent.env')).toBe(`FLEET_SERVER=10.78.0.1:9443\nFLEET_CA_FINGERPRINT=sha256:${'ab'.repeat(32)}\n`);
+    const fleetDir = (await runOk('debugfs', ['-R', 'ls -l /etc/fleet', rootImg], { timeoutMs: 30_000 })).toString();
+    expect(fleetDir).toContain('agent.env');
+    expect(fleetDir).not.toContain('enroll-token');
+    expect(JSON.parse(await cat('/etc/fleet/image.json'))).toEqual({ name: 'tiny', digest: `sha256:${rootfsSha}`, rootfsSha256: rootfsSha, node: VMS.a.node });
     expect(await runOk('debugfs', ['-R', 'stat /etc/fleet/agent.env', rootImg], { timeoutMs: 30_000 })).toMatch(/Mode:\s+0600/);
     expect((await cat('/etc/machine-id')).trim()).toMatch(/^[0-9a-f]{32}$/);
     const net = await cat('/etc/systemd/network/10-fleet-provisioning.network');

@@ -141,18 +141,37 @@ if [ -n "$IP" ] && [ -x $T/usr/bin/systemctl ] && [ -f $T/lib/systemd/system/sys
   run chroot $T /usr/bin/systemctl enable systemd-networkd.service
 fi
 
-# 5. Agent enrolment material (read by the agent's unit in the image).
+# 5. What was installed, and the agent. /etc/fleet/image.json records the
+# image (name, manifest digest, rootfs sha256) on the node itself.
 progress agent 0 0 0
 mkdir -p $T/etc/fleet && chmod 755 $T/etc/fleet
-( umask 077
-  { echo "FLEET_SERVER=$(j .agent.server)"
-    echo "FLEET_ENROLL_TOKEN=$(j .agent.enrolToken)"
-    echo "FLEET_CA_FINGERPRINT=$(j .agent.caFingerprint)"
-  } > $T/etc/fleet/agent.env
-  # fleet-agent enroll --token-file reads the token alone (docs/agent.md); the
-  # unit passes FLEET_SERVER and FLEET_CA_FINGERPRINT as --server/--ca-fingerprint.
-  j .agent.enrolToken > $T/etc/fleet/enroll-token )
-chmod 600 $T/etc/fleet/agent.env $T/etc/fleet/enroll-token
+jq -c '{name: .image.name, digest: .image.digest, rootfsSha256: .image.rootfs.sha256, node: .node}' /tmp/plan.json > $T/etc/fleet/image.json
+chmod 644 $T/etc/fleet/image.json
+# The enrolment, as the kickstart's %post does it: the image's own agent, in a
+# chroot of the target, before install-finished (which revokes the token). The
+# node's first boot then starts fleet-agent.service (its condition is the
+# credential this writes). A plan without "agent" installs no enrolment.
+if jq -e '.agent.enrolToken' /tmp/plan.json >/dev/null 2>&1; then
+  ( umask 077
+    { echo "FLEET_SERVER=$(j .agent.server)"
+      echo "FLEET_CA_FINGERPRINT=$(j .agent.caFingerprint)"
+    } > $T/etc/fleet/agent.env
+    j .agent.enrolToken > /tmp/enroll-token )
+  chmod 600 $T/etc/fleet/agent.env
+  if [ -x $T/usr/local/bin/fleet-agent ]; then
+    log "enrolling the agent with $(j .agent.server)"
+    mkdir -p $T/run/fleet && cp /tmp/enroll-token $T/run/fleet/enroll-token && chmod 600 $T/run/fleet/enroll-token
+    echo "+ chroot fleet-agent enroll --server $(j .agent.server)" >>"$LOG"
+    chroot $T /usr/local/bin/fleet-agent enroll --server "$(j .agent.server)" --token-file /run/fleet/enroll-token \
+      --ca-fingerprint "$(j .agent.caFingerprint)" --state-dir /var/lib/fleet-agent >>"$LOG" 2>&1
+    rc=$?
+    rm -rf $T/run/fleet
+    [ "$rc" = 0 ] || fail "agent enrolment failed (fleet-agent enroll exit $rc)"
+  else
+    log "the image has no /usr/local/bin/fleet-agent: no enrolment (the node will not report to fleet)"
+  fi
+fi
+rm -f /tmp/enroll-token
 
 # 6. Bootloader for the firmware this machine booted with.
 progress bootloader 0 0 0
