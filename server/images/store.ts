@@ -26,6 +26,7 @@ import { lockDataDir, type DataDirLock } from '../store/lock.js';
 import {
   FILES,
   digestHex,
+  manifestArtefacts,
   parseIndex,
   parseManifest,
   referencedDigests,
@@ -256,3 +257,54 @@ export async function isRegularFile(file: string): Promise<boolean> {
   }
 }
 
+
+/**
+ * Copies image `name` of another data dir's store into this one as `as`
+ * (hard links where both are on one filesystem, else copies), checking
+ * every artefact against its manifest: a lab or a test reuses an image built
+ * once per machine or CI run. The copy is published like a build (tmp/,
+ * one rename, the name last); an image with that digest already here is
+ * just registered.
+ */
+export async function copyImage(o: { fromDataDir: string; name: string; toDataDir: string; as: string; log: (s: string) => void; now?: () => Date }): Promise<{ image: NamedManifest; copied: boolean }> {
+  const now = o.now ?? (() => new Date());
+  const src = await showImage(o.fromDataDir, o.name);
+  const from = imagePaths(o.fromDataDir);
+  const p = imagePaths(o.toDataDir);
+  if (path.resolve(from.root) === path.resolve(p.root)) {
+    throw new FleetError('usage.invalid', `copying image ${show(o.name)} onto its own store ${p.root}`);
+  }
+  const lock = await lockImages(p, `copy image ${o.name}`);
+  let ws: string | undefined;
+  try {
+    await cleanStale(p, o.log);
+    const here = await readManifest(p, src.digest).catch(() => null);
+    if (here) {
+      await register(p, o.as, here, now);
+      return { image: { name: o.as, ...here }, copied: false };
+    }
+    ws = await makeWorkspace(p, 'copy');
+    const out = path.join(ws, 'out');
+    await fs.mkdir(out);
+    const srcDir = imageDir(from, src.digest);
+    for (const a of manifestArtefacts(src)) {
+      const to = path.join(out, a.file);
+      try {
+        await fs.link(path.join(srcDir, a.file), to);
+      } catch {
+        await fs.copyFile(path.join(srcDir, a.file), to);
+      }
+      const got = await artefact(out, a.file);
+      if (got.sha256 !== a.sha256 || got.size !== a.size) {
+        throw new FleetError('image.build_failed', `${path.join(srcDir, a.file)} does not match its manifest (sha256 ${got.sha256.slice(0, 12)}…, expected ${a.sha256.slice(0, 12)}…)`);
+      }
+    }
+    const { name: _n, ...manifest } = src;
+    await publish(p, o.as, out, manifest, now);
+    o.log(`image ${o.as}: ${src.digest} copied from ${from.root}`);
+    return { image: { name: o.as, ...manifest }, copied: true };
+  } finally {
+    if (ws) await removeTree(ws).catch((e: Error) => o.log(`warning: ${e.message}`));
+    lock.release();
+  }
+}
