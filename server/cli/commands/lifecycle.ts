@@ -10,7 +10,8 @@ import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import type { ApiEvent, CancelRequest, LifecycleActionResponse, NodeStatus, ReinstallRequest, StatusResponse } from '../../../common/api/schemas.js';
 import { foldNames, NodeSet } from '../../nodeset/index.js';
-import { apiRequest, serverFetch } from '../client.js';
+import { apiRequest } from '../client.js';
+import { openEventStream } from '../sse.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
@@ -119,35 +120,6 @@ interface WatchedNode {
   flag?: string;
 }
 
-/** Reads server-sent events from a fetch body; yields {id, event, data}. */
-async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id?: string; event?: string; data: string }> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (;;) {
-      const end = buf.indexOf('\n\n');
-      if (end === -1) break;
-      const block = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const msg: { id?: string; event?: string; data: string } = { data: '' };
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;
-        const i = line.indexOf(':');
-        const field = i === -1 ? line : line.slice(0, i);
-        const value = i === -1 ? '' : line.slice(i + 1).replace(/^ /, '');
-        if (field === 'id') msg.id = value;
-        else if (field === 'event') msg.event = value;
-        else if (field === 'data') data.push(value);
-      }
-      if (data.length === 0) continue;
-      msg.data = data.join('\n');
-      yield msg;
-    }
-  }
-}
-
 export interface WatchOptions {
   /** Stop after this long (ms) even if nodes are still in progress (exit 1). */
   timeoutMs?: number;
@@ -236,24 +208,9 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
       const left = opts.timeoutMs !== undefined ? opts.timeoutMs - (now() - started) : undefined;
       const stop = left !== undefined ? setTimeout(() => ctl.abort(), left) : undefined;
       try {
-        const headers: Record<string, string> = { accept: 'text/event-stream' };
-        if (settings.token) headers.authorization = `Bearer ${settings.token}`;
-        if (settings.actor) headers['x-fleet-actor'] = settings.actor;
-        const res = await serverFetch(settings, `${settings.url}/api/v1/events/stream?nodeset=${encodeURIComponent(nodeset)}&after=${cursor}`, { headers, signal: ctl.signal });
-        if (!res.ok || !res.body) {
-          const text = await res.text().catch(() => '');
-          let message = `HTTP ${res.status}`;
-          try {
-            message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
-          } catch {
-            /* not JSON */
-          }
-          throw new FleetError(res.status === 401 ? 'auth.invalid' : 'unavailable', `event stream: ${message}`);
-        }
+        const stream = await openEventStream(settings, { nodeset, after: cursor }, ctl.signal);
         failures = 0;
-        for await (const msg of sseEvents(res.body)) {
-          if (msg.event === 'error') continue;
-          const e = JSON.parse(msg.data) as ApiEvent;
+        for await (const e of stream) {
           if (e.id > cursor) cursor = e.id;
           onEvent(e);
           if (allResting()) break;
