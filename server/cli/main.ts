@@ -10,7 +10,8 @@ import { configIssuesOf, formatConfigIssues } from '../config/index.js';
 import { Exit, toFleetError } from '../../common/errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
-import { cmdApply, cmdEvents, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
+import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
+import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
@@ -81,14 +82,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   program
     .command('events')
-    .description("the event log: who asked for what and what happened, oldest first")
+    .description('the event log: who asked for what and what happened; the newest events, oldest first (like tail)')
     .argument('[nodeset]', 'only events of these nodes')
-    .option('--since <time>', 'ISO time or a duration ago like 10m, 2h, 7d')
-    .option('--limit <n>', 'at most this many events', '200')
-    .option('--json', 'JSON output')
-    .action((nodeset: string | undefined, opts: { since?: string; limit: string; json?: boolean }) =>
-      run(cmdEvents(globals(), nodeset, opts, io)),
-    );
+    .option('-n, --limit <n>', `show the newest N events (default ${DEFAULT_EVENT_COUNT}; with --since up to ${MAX_EVENT_COUNT})`)
+    .option('--since <time>', 'only events since an ISO time or a duration ago like 10m, 2h, 7d')
+    .option('-f, --follow', 'then keep printing new events until Ctrl-C')
+    .option('--json', 'JSON output (with --follow: one event per line)')
+    .action((nodeset: string | undefined, opts: EventsFlags) => run(cmdEvents(globals(), nodeset, opts, io)));
 
   program
     .command('power')
