@@ -103,7 +103,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   program
     .command('bootdev')
     .description('set the boot device through the BMCs (next boot only unless --persistent)')
-    .argument('<device>', 'pxe, disk, cdrom, bios')
+    .argument('<device>', 'pxe (or network, as ipmitool says), disk, cdrom, bios')
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--persistent', 'keep it for every boot')
     .option('--uefi', 'UEFI boot mode')
