@@ -2,15 +2,16 @@
 import { Exit, FleetError } from '../../../common/errors.js';
 import { BOOT_DEVICES, type BmcInfoRequest, type BmcResponse, type BmcResult, type BootDeviceName, type BootdevRequest, type PowerRequest } from '../../../common/api/schemas.js';
 import { apiRequest } from '../client.js';
+import { foldFailures } from '../fold.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
 
-/** Lines for a result table: successes in order, then failures with their reason. */
+/** Lines for a result table: successes in order, then the failures folded by reason. */
 export function formatBmcResults(results: BmcResult[], describeOk: (r: BmcResult) => string): string {
   const ok = results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
-  const failed = results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
+  const failed = results.filter((r) => !r.ok).map((r) => ({ node: r.node, reason: r.error?.message ?? 'failed' }));
   const lines = [...ok];
-  if (failed.length) lines.push(`-- ${failed.length} of ${results.length} failed:`, ...failed);
+  if (failed.length) lines.push(`-- ${failed.length} of ${results.length} failed:`, ...foldFailures(failed));
   return lines.join('\n');
 }
 
