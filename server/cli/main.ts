@@ -71,7 +71,8 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('list nodes (name, profile, ip, bmc, state)')
     .argument('[nodeset]', 'clustershell nodeset, e.g. valkyrie[01-02]')
     .option('--json', 'JSON output')
-    .action((nodeset: string | undefined, opts: { json?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
+    .option('--names', 'only the node names, one per line (for scripts and shell completion)')
+    .action((nodeset: string | undefined, opts: { json?: boolean; names?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
 
   program
     .command('show')

@@ -15,11 +15,14 @@ function bmcLabel(n: ApiNode): string {
   return `${n.bmc.address}:${n.bmc.port} ${n.bmc.protocol}`;
 }
 
-export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean }, io: CliIo): Promise<number> {
+export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean; names?: boolean }, io: CliIo): Promise<number> {
+  if (opts.json && opts.names) throw new FleetError('usage.invalid', '--json and --names exclude each other');
   const settings = await resolveClientSettings(flags, io);
   const q = nodeset ? `?nodeset=${encodeURIComponent(nodeset)}` : '';
   const res = await apiRequest<NodesResponse>(settings, 'GET', `/api/v1/nodes${q}`);
-  if (opts.json) {
+  if (opts.names) {
+    io.stdout(res.nodes.map((n) => `${n.name}\n`).join(''));
+  } else if (opts.json) {
     io.stdout(JSON.stringify(res.nodes, null, 2) + '\n');
   } else {
     io.stdout(
