@@ -21,6 +21,7 @@ import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
+import { cmdCompletion, COMPLETION_SHELLS } from './completion.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -176,6 +177,12 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .allowExcessArguments(true)
     .argument('[args...]', 'options and nodesets, as clustershell nodeset takes them')
     .action((args: string[]) => run(Promise.resolve(cmdNodeset(args, io))));
+
+  program
+    .command('completion')
+    .description(`print the shell completion script: ${COMPLETION_SHELLS.join(' or ')} (e.g. source <(fleet completion bash))`)
+    .argument('<shell>', COMPLETION_SHELLS.join(' or '))
+    .action((shell: string) => run((async () => cmdCompletion(shell, program, io))()));
 
   return program;
 }
