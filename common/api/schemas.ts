@@ -95,7 +95,11 @@ export type NodesResponse = Static<typeof NodesResponse>;
 export const EventsQuery = Type.Object(
   {
     nodeset: Type.Optional(Nodeset),
-    after: Type.Optional(Type.Integer({ minimum: 0, description: 'cursor: the nextAfter of the previous page' })),
+    order: Type.Optional(
+      StringEnum(['asc', 'desc'], { default: 'asc', description: 'asc: oldest first, page on with after; desc: newest first ("tail"), page on with before' }),
+    ),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'cursor for order=asc: the nextAfter of the previous page' })),
+    before: Type.Optional(Type.Integer({ minimum: 1, description: 'cursor for order=desc: the nextBefore of the previous page' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
     since: Type.Optional(Type.String({ format: 'date-time' })),
   },
@@ -117,8 +121,10 @@ export type ApiEvent = Static<typeof ApiEvent>;
 
 export const EventsResponse = Type.Object({
   events: Type.Array(ApiEvent),
-  /** Pass as ?after= to get the next page; null when this page is the last. */
+  /** order=asc: pass as ?after= to get the next page; null when this page is the last (always null with order=desc). */
   nextAfter: Nullable(Type.Integer()),
+  /** order=desc: pass as ?before= to get the next (older) page; null when this page is the last (always null with order=asc). */
+  nextBefore: Nullable(Type.Integer()),
 });
 export type EventsResponse = Static<typeof EventsResponse>;
 

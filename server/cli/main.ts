@@ -10,7 +10,8 @@ import { configIssuesOf, formatConfigIssues } from '../config/index.js';
 import { Exit, toFleetError } from '../../common/errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
-import { cmdApply, cmdEvents, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
+import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
+import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
@@ -20,6 +21,7 @@ import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
+import { cmdCompletion, COMPLETION_SHELLS } from './completion.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -70,7 +72,8 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('list nodes (name, profile, ip, bmc, state)')
     .argument('[nodeset]', 'clustershell nodeset, e.g. valkyrie[01-02]')
     .option('--json', 'JSON output')
-    .action((nodeset: string | undefined, opts: { json?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
+    .option('--names', 'only the node names, one per line (for scripts and shell completion)')
+    .action((nodeset: string | undefined, opts: { json?: boolean; names?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
 
   program
     .command('show')
@@ -81,14 +84,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   program
     .command('events')
-    .description("the event log: who asked for what and what happened, oldest first")
+    .description('the event log: who asked for what and what happened; the newest events, oldest first (like tail)')
     .argument('[nodeset]', 'only events of these nodes')
-    .option('--since <time>', 'ISO time or a duration ago like 10m, 2h, 7d')
-    .option('--limit <n>', 'at most this many events', '200')
-    .option('--json', 'JSON output')
-    .action((nodeset: string | undefined, opts: { since?: string; limit: string; json?: boolean }) =>
-      run(cmdEvents(globals(), nodeset, opts, io)),
-    );
+    .option('-n, --limit <n>', `show the newest N events (default ${DEFAULT_EVENT_COUNT}; with --since up to ${MAX_EVENT_COUNT})`)
+    .option('--since <time>', 'only events since an ISO time or a duration ago like 10m, 2h, 7d')
+    .option('-f, --follow', 'then keep printing new events until Ctrl-C')
+    .option('--json', 'JSON output (with --follow: one event per line)')
+    .action((nodeset: string | undefined, opts: EventsFlags) => run(cmdEvents(globals(), nodeset, opts, io)));
 
   program
     .command('power')
@@ -103,7 +105,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   program
     .command('bootdev')
     .description('set the boot device through the BMCs (next boot only unless --persistent)')
-    .argument('<device>', 'pxe, disk, cdrom, bios')
+    .argument('<device>', 'pxe (or network, as ipmitool says), disk, cdrom, bios')
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--persistent', 'keep it for every boot')
     .option('--uefi', 'UEFI boot mode')
@@ -175,6 +177,12 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .allowExcessArguments(true)
     .argument('[args...]', 'options and nodesets, as clustershell nodeset takes them')
     .action((args: string[]) => run(Promise.resolve(cmdNodeset(args, io))));
+
+  program
+    .command('completion')
+    .description(`print the shell completion script: ${COMPLETION_SHELLS.join(' or ')} (e.g. source <(fleet completion bash))`)
+    .argument('<shell>', COMPLETION_SHELLS.join(' or '))
+    .action((shell: string) => run((async () => cmdCompletion(shell, program, io))()));
 
   return program;
 }

@@ -4,23 +4,25 @@ import { createInterface } from 'node:readline/promises';
 import { foldNames } from '../../nodeset/index.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { loadConfigFile, resolveSecret } from '../../config/load.js';
-import type { ApiEvent, ApiNode, ApplyRequest, ApplyResponse, EventsResponse, NodesResponse } from '../../../common/api/schemas.js';
+import type { ApiNode, ApplyRequest, ApplyResponse, NodesResponse } from '../../../common/api/schemas.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
-import { parseSince } from '../time.js';
 
 function bmcLabel(n: ApiNode): string {
   if (!n.bmc) return '-';
   return `${n.bmc.address}:${n.bmc.port} ${n.bmc.protocol}`;
 }
 
-export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean }, io: CliIo): Promise<number> {
+export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, opts: { json?: boolean; names?: boolean }, io: CliIo): Promise<number> {
+  if (opts.json && opts.names) throw new FleetError('usage.invalid', '--json and --names exclude each other');
   const settings = await resolveClientSettings(flags, io);
   const q = nodeset ? `?nodeset=${encodeURIComponent(nodeset)}` : '';
   const res = await apiRequest<NodesResponse>(settings, 'GET', `/api/v1/nodes${q}`);
-  if (opts.json) {
+  if (opts.names) {
+    io.stdout(res.nodes.map((n) => `${n.name}\n`).join(''));
+  } else if (opts.json) {
     io.stdout(JSON.stringify(res.nodes, null, 2) + '\n');
   } else {
     io.stdout(
@@ -58,39 +60,6 @@ export async function cmdShow(flags: GlobalFlags, node: string, opts: { json?: b
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   io.stdout(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
-  return Exit.OK;
-}
-
-function formatEvent(e: ApiEvent): string {
-  const transition = e.fromState || e.toState ? ` ${e.fromState ?? '-'} -> ${e.toState ?? '-'}` : '';
-  const details = e.details && Object.keys(e.details).length ? ' ' + JSON.stringify(e.details) : '';
-  return `${e.time}  ${e.node ?? '-'}  ${e.kind}${transition}  by ${e.actor}${details}`;
-}
-
-export async function cmdEvents(
-  flags: GlobalFlags,
-  nodeset: string | undefined,
-  opts: { since?: string; limit: string; json?: boolean },
-  io: CliIo,
-): Promise<number> {
-  const limit = Number(opts.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new FleetError('usage.invalid', '--limit must be an integer from 1 to 10000');
-  const settings = await resolveClientSettings(flags, io);
-  const params = new URLSearchParams();
-  if (nodeset) params.set('nodeset', nodeset);
-  if (opts.since) params.set('since', parseSince(opts.since));
-  const all: ApiEvent[] = [];
-  let after: number | undefined;
-  // Page through the server's cursor until the limit is reached or no page is left.
-  while (all.length < limit) {
-    params.set('limit', String(Math.min(1000, limit - all.length)));
-    if (after !== undefined) params.set('after', String(after));
-    const page = await apiRequest<EventsResponse>(settings, 'GET', `/api/v1/events?${params.toString()}`);
-    all.push(...page.events);
-    if (page.nextAfter === null || page.events.length === 0) break;
-    after = page.nextAfter;
-  }
-  io.stdout(opts.json ? JSON.stringify(all, null, 2) + '\n' : all.map(formatEvent).join('\n') + (all.length ? '\n' : ''));
   return Exit.OK;
 }
 

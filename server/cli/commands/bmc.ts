@@ -1,17 +1,30 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { BmcInfoRequest, BmcResponse, BmcResult, BootdevRequest, PowerRequest } from '../../../common/api/schemas.js';
+import { BOOT_DEVICES, type BmcInfoRequest, type BmcResponse, type BmcResult, type BootDeviceName, type BootdevRequest, type PowerRequest } from '../../../common/api/schemas.js';
 import { apiRequest } from '../client.js';
+import { foldFailures } from '../fold.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
 
-/** Lines for a result table: successes in order, then failures with their reason. */
+/** Lines for a result table: successes in order, then the failures folded by reason. */
 export function formatBmcResults(results: BmcResult[], describeOk: (r: BmcResult) => string): string {
   const ok = results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
-  const failed = results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
+  const failed = results.filter((r) => !r.ok).map((r) => ({ node: r.node, reason: r.error?.message ?? 'failed' }));
   const lines = [...ok];
-  if (failed.length) lines.push(`-- ${failed.length} of ${results.length} failed:`, ...failed);
+  if (failed.length) lines.push(`-- ${failed.length} of ${results.length} failed:`, ...foldFailures(failed));
   return lines.join('\n');
+}
+
+/** Other words for boot devices, taken at the CLI edge: `network` is ipmitool's word for pxe. */
+export const BOOT_DEVICE_ALIASES: Readonly<Record<string, BootDeviceName>> = { network: 'pxe' };
+
+/** The API's boot device for a word of the command line (a device or an alias of one). */
+export function bootDevice(word: string): BootDeviceName {
+  if ((BOOT_DEVICES as readonly string[]).includes(word)) return word as BootDeviceName;
+  const alias = Object.hasOwn(BOOT_DEVICE_ALIASES, word) ? BOOT_DEVICE_ALIASES[word] : undefined;
+  if (alias) return alias;
+  const words = BOOT_DEVICES.map((d) => [d, ...Object.keys(BOOT_DEVICE_ALIASES).filter((a) => BOOT_DEVICE_ALIASES[a] === d)].join(' or '));
+  throw new FleetError('usage.invalid', `unknown boot device '${word}' (one of: ${words.join(', ')})`);
 }
 
 async function send(flags: GlobalFlags, io: CliIo, path: string, body: PowerRequest | BootdevRequest | BmcInfoRequest, json: boolean | undefined, describeOk: (r: BmcResult) => string): Promise<number> {
@@ -41,12 +54,11 @@ export async function cmdBootdev(
   opts: { json?: boolean; persistent?: boolean; uefi?: boolean; legacy?: boolean },
   io: CliIo,
 ): Promise<number> {
-  const devices = ['pxe', 'disk', 'cdrom', 'bios'];
-  if (!devices.includes(device)) throw new FleetError('usage.invalid', `unknown boot device '${device}' (one of: ${devices.join(', ')})`);
+  const dev = bootDevice(device);
   if (opts.uefi && opts.legacy) throw new FleetError('usage.invalid', '--uefi and --legacy exclude each other');
   const mode = opts.uefi ? 'uefi' : opts.legacy ? 'legacy' : 'auto';
-  const body: BootdevRequest = { nodeset, device: device as BootdevRequest['device'], persistent: Boolean(opts.persistent), mode };
-  return send(flags, io, '/api/v1/bootdev', body, opts.json, () => `boot device ${device}${opts.persistent ? ' (persistent)' : ' (next boot)'}`);
+  const body: BootdevRequest = { nodeset, device: dev, persistent: Boolean(opts.persistent), mode };
+  return send(flags, io, '/api/v1/bootdev', body, opts.json, () => `boot device ${dev}${opts.persistent ? ' (persistent)' : ' (next boot)'}`);
 }
 
 export async function cmdBmcInfo(flags: GlobalFlags, nodeset: string, opts: { json?: boolean }, io: CliIo): Promise<number> {

@@ -5,6 +5,7 @@
 import type { InventoryDiffResponse, InventoryResponse } from '../../../common/api/schemas.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryFormat } from '../../inventory/report.js';
+import { foldNames } from '../../nodeset/index.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
@@ -17,7 +18,7 @@ export async function cmdInventory(flags: GlobalFlags, nodeset: string | undefin
   const res = await apiRequest<InventoryResponse>(settings, 'GET', `/api/v1/inventory${q}`);
   io.stdout(formatInventory(res.nodes, format, { generatedAt: new Date().toISOString() }));
   const never = res.nodes.filter((n) => n.inventory === null).map((n) => n.node);
-  if (never.length > 0) io.stderr(`fleet: no inventory reported yet: ${never.join(',')}\n`);
+  if (never.length > 0) io.stderr(`fleet: no inventory reported yet: ${foldNames(never)}\n`);
   if (nodeset && res.missing.length > 0) {
     io.stderr(`fleet: not in the store: ${res.missingFolded}\n`);
     return Exit.FAILED;

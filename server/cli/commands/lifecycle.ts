@@ -10,7 +10,9 @@ import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import type { ApiEvent, CancelRequest, LifecycleActionResponse, NodeStatus, ReinstallRequest, StatusResponse } from '../../../common/api/schemas.js';
 import { foldNames, NodeSet } from '../../nodeset/index.js';
-import { apiRequest, serverFetch } from '../client.js';
+import { apiRequest } from '../client.js';
+import { foldFailures } from '../fold.js';
+import { openEventStream } from '../sse.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
@@ -85,12 +87,12 @@ export function formatStatus(res: StatusResponse, now: number): string {
   const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
   if (failed.length) {
     lines.push(`-- ${failed.length} of ${res.nodes.length} failed:`);
-    for (const n of failed) lines.push(`${n.name}: ${n.failure ? `${n.failure.step}: ${n.failure.reason}` : 'failed'}`);
+    lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: n.failure ? `${n.failure.step}: ${n.failure.reason}` : 'failed' }))));
   }
   const flagged = res.nodes.filter((n) => n.flags.length);
   if (flagged.length) {
     lines.push(`-- ${flagged.length} flagged:`);
-    for (const n of flagged) for (const f of n.flags) lines.push(`${n.name}: ${f}: ${n.flagReasons[f] ?? ''}`);
+    lines.push(...foldFailures(flagged.flatMap((n) => n.flags.map((f) => ({ node: n.name, reason: `${f}: ${n.flagReasons[f] ?? ''}` })))));
   }
   const states = Object.entries(res.summary.byState)
     .map(([s, c]) => `${c} ${s}`)
@@ -117,35 +119,6 @@ interface WatchedNode {
   endMs: number | null;
   failure?: string;
   flag?: string;
-}
-
-/** Reads server-sent events from a fetch body; yields {id, event, data}. */
-async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id?: string; event?: string; data: string }> {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buf += decoder.decode(chunk, { stream: true });
-    for (;;) {
-      const end = buf.indexOf('\n\n');
-      if (end === -1) break;
-      const block = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const msg: { id?: string; event?: string; data: string } = { data: '' };
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;
-        const i = line.indexOf(':');
-        const field = i === -1 ? line : line.slice(0, i);
-        const value = i === -1 ? '' : line.slice(i + 1).replace(/^ /, '');
-        if (field === 'id') msg.id = value;
-        else if (field === 'event') msg.event = value;
-        else if (field === 'data') data.push(value);
-      }
-      if (data.length === 0) continue;
-      msg.data = data.join('\n');
-      yield msg;
-    }
-  }
 }
 
 export interface WatchOptions {
@@ -236,24 +209,9 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
       const left = opts.timeoutMs !== undefined ? opts.timeoutMs - (now() - started) : undefined;
       const stop = left !== undefined ? setTimeout(() => ctl.abort(), left) : undefined;
       try {
-        const headers: Record<string, string> = { accept: 'text/event-stream' };
-        if (settings.token) headers.authorization = `Bearer ${settings.token}`;
-        if (settings.actor) headers['x-fleet-actor'] = settings.actor;
-        const res = await serverFetch(settings, `${settings.url}/api/v1/events/stream?nodeset=${encodeURIComponent(nodeset)}&after=${cursor}`, { headers, signal: ctl.signal });
-        if (!res.ok || !res.body) {
-          const text = await res.text().catch(() => '');
-          let message = `HTTP ${res.status}`;
-          try {
-            message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
-          } catch {
-            /* not JSON */
-          }
-          throw new FleetError(res.status === 401 ? 'auth.invalid' : 'unavailable', `event stream: ${message}`);
-        }
+        const stream = await openEventStream(settings, { nodeset, after: cursor }, ctl.signal);
         failures = 0;
-        for await (const msg of sseEvents(res.body)) {
-          if (msg.event === 'error') continue;
-          const e = JSON.parse(msg.data) as ApiEvent;
+        for await (const e of stream) {
           if (e.id > cursor) cursor = e.id;
           onEvent(e);
           if (allResting()) break;
@@ -277,18 +235,20 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   if (!live) {
     if (opts.json) io.stdout(JSON.stringify({ summary: summaryCounts(list), failed: failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })) }) + '\n');
     else {
-      if (failed.length) {
-        io.stdout(`-- ${failed.length} of ${list.length} failed:\n`);
-        for (const n of failed) io.stdout(`${n.name}: ${n.failure ?? 'failed'}\n`);
-      }
+      if (failed.length) io.stdout(failedLines(failed, list.length));
       io.stdout(summaryLine(list, now() - started) + '\n');
     }
   } else if (failed.length) {
-    io.stdout(`-- ${failed.length} of ${list.length} failed:\n`);
-    for (const n of failed) io.stdout(`${n.name}: ${n.failure ?? 'failed'}\n`);
+    io.stdout(failedLines(failed, list.length));
   }
   if (timedOut) io.stderr(`fleet: stopped watching after the timeout; ${list.filter((n) => !RESTING.has(n.state)).length} nodes still in progress\n`);
   return failed.length || timedOut || status.missing.length ? Exit.FAILED : Exit.OK;
+}
+
+/** The end of a watch: how many failed, then the failures folded by reason. */
+function failedLines(failed: WatchedNode[], total: number): string {
+  const lines = [`-- ${failed.length} of ${total} failed:`, ...foldFailures(failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })))];
+  return lines.join('\n') + '\n';
 }
 
 function summaryCounts(list: WatchedNode[]): Record<string, number> {
@@ -322,9 +282,9 @@ export async function cmdWatch(flags: GlobalFlags, nodeset: string, opts: { time
 
 function formatActions(res: LifecycleActionResponse, describeOk: (r: LifecycleActionResponse['results'][number]) => string): string {
   const ok = res.results.filter((r) => r.ok).map((r) => `${r.node}: ${describeOk(r)}`);
-  const failed = res.results.filter((r) => !r.ok).map((r) => `${r.node}: ${r.error?.message ?? 'failed'}`);
+  const failed = res.results.filter((r) => !r.ok).map((r) => ({ node: r.node, reason: r.error?.message ?? 'failed' }));
   const lines = [...ok];
-  if (failed.length) lines.push(`-- ${failed.length} of ${res.results.length} refused:`, ...failed);
+  if (failed.length) lines.push(`-- ${failed.length} of ${res.results.length} refused:`, ...foldFailures(failed));
   return lines.join('\n');
 }
 
@@ -350,7 +310,7 @@ export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: Re
   const busy = status.nodes.filter((n) => !RESTING.has(n.state));
   const targets = status.nodes.filter((n) => (!n.pet || opts.force) && RESTING.has(n.state));
   if (pets.length && !opts.force) io.stderr(`fleet: ${foldNames(pets.map((n) => n.name))} ${pets.length === 1 ? 'is a pet' : 'are pets'}: not reinstalled without --force\n`);
-  if (busy.length) io.stderr(`fleet: ${busy.map((n) => `${n.name} is ${n.state}`).join(', ')}: cancel first (fleet cancel)\n`);
+  for (const line of foldFailures(busy.map((n) => ({ node: n.name, reason: `${n.state}: cancel first (fleet cancel)` })))) io.stderr(`fleet: ${line}\n`);
   if (targets.length === 0) {
     io.stderr('fleet: nothing to reinstall\n');
     return Exit.FAILED;

@@ -8,7 +8,7 @@ import { FleetError } from '../../../common/errors.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { applyConfig } from '../../apply/config.js';
 import type { Conductor } from '../../lifecycle/index.js';
-import type { EventRecord, NodeRecord, Store } from '../../store/index.js';
+import type { EventPage, EventQuery, EventRecord, NodeRecord, Store } from '../../store/index.js';
 import * as S from '../../../common/api/schemas.js';
 import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
@@ -54,6 +54,32 @@ export function toApiEvent(e: EventRecord): S.ApiEvent {
   };
 }
 
+/**
+ * The store query of an events request: order asc pages with after, desc
+ * (newest first) with before; a cursor of the other order is refused rather
+ * than silently ignored.
+ */
+export function eventsPageQuery(q: S.EventsQuery): Pick<EventQuery, 'order' | 'afterId' | 'beforeId' | 'limit' | 'since'> {
+  const order = q.order ?? 'asc';
+  if (order === 'asc' && q.before !== undefined) throw new FleetError('request.invalid', 'before is the cursor of order=desc; with order=asc page on with after');
+  if (order === 'desc' && q.after !== undefined) throw new FleetError('request.invalid', 'after is the cursor of order=asc; with order=desc page on with before');
+  return {
+    order,
+    ...(q.after !== undefined ? { afterId: q.after } : {}),
+    ...(q.before !== undefined ? { beforeId: q.before } : {}),
+    limit: q.limit ?? 100,
+    ...(q.since !== undefined ? { since: q.since } : {}),
+  };
+}
+
+function toEventsResponse(page: EventPage, order: 'asc' | 'desc' | undefined): S.EventsResponse {
+  return {
+    events: page.events.map(toApiEvent),
+    nextAfter: order === 'desc' ? null : page.nextCursor,
+    nextBefore: order === 'desc' ? page.nextCursor : null,
+  };
+}
+
 export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Promise<void> {
   const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
   const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
@@ -85,35 +111,27 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
 
   api.get<{ Params: S.NodeParams; Querystring: S.EventsQuery }>(
     '/nodes/:name/events',
-    { schema: { summary: "One node's events, oldest first", params: S.NodeParams, querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
+    { schema: { summary: "One node's events, oldest first (order=desc: newest first)", params: S.NodeParams, querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
     async (req): Promise<S.EventsResponse> => {
+      const query = eventsPageQuery(req.query);
       if (!(await deps.store.nodes.get(req.params.name))) {
         // A removed node still has its history; only refuse names never seen.
         const probe = await deps.store.events.list({ node: req.params.name, limit: 1 });
         if (probe.events.length === 0) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
       }
-      const page = await deps.store.events.list({
-        node: req.params.name,
-        afterId: req.query.after,
-        limit: req.query.limit ?? 100,
-        since: req.query.since,
-      });
-      return { events: page.events.map(toApiEvent), nextAfter: page.nextCursor };
+      const page = await deps.store.events.list({ node: req.params.name, ...query });
+      return toEventsResponse(page, query.order);
     },
   );
 
   api.get<{ Querystring: S.EventsQuery }>(
     '/events',
-    { schema: { summary: 'The event log, oldest first, paginated by id', querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
+    { schema: { summary: 'The event log, paginated by id: oldest first, or newest first with order=desc', querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
     async (req): Promise<S.EventsResponse> => {
+      const query = eventsPageQuery(req.query);
       const nodes = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
-      const page = await deps.store.events.list({
-        ...(nodes ? { nodes } : {}),
-        afterId: req.query.after,
-        limit: req.query.limit ?? 100,
-        since: req.query.since,
-      });
-      return { events: page.events.map(toApiEvent), nextAfter: page.nextCursor };
+      const page = await deps.store.events.list({ ...(nodes ? { nodes } : {}), ...query });
+      return toEventsResponse(page, query.order);
     },
   );
 

@@ -165,4 +165,44 @@ describe('REST API', () => {
     const set = (await app.inject({ url: '/api/v1/events?nodeset=' + encodeURIComponent('valkyrie[01-02]'), headers: auth })).json<EventsResponse>();
     expect(new Set(set.events.map((e) => e.node))).toEqual(new Set(['valkyrie01', 'valkyrie02']));
   });
+
+  it('pages newest first with order=desc and before, per node and by nodeset', async () => {
+    await applyExample();
+    const all = (await app.inject({ url: '/api/v1/events?limit=1000', headers: auth })).json<EventsResponse>();
+    const ids = all.events.map((e) => e.id);
+    expect(all.nextBefore).toBeNull();
+    const newest = (await app.inject({ url: '/api/v1/events?order=desc&limit=3', headers: auth })).json<EventsResponse>();
+    expect(newest.events.map((e) => e.id)).toEqual(ids.slice(-3).reverse());
+    expect(newest.nextAfter).toBeNull();
+    expect(newest.nextBefore).toBe(ids[ids.length - 3]);
+    const seen: number[] = [];
+    let before: number | null | undefined;
+    for (let i = 0; i < 100 && before !== null; i++) {
+      const page: EventsResponse = (await app.inject({ url: `/api/v1/events?order=desc&limit=2${before ? `&before=${before}` : ''}`, headers: auth })).json();
+      seen.push(...page.events.map((e) => e.id));
+      before = page.nextBefore;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    const v1 = (await app.inject({ url: '/api/v1/nodes/valkyrie01/events?order=desc&limit=1', headers: auth })).json<EventsResponse>();
+    const v1all = (await app.inject({ url: '/api/v1/nodes/valkyrie01/events', headers: auth })).json<EventsResponse>();
+    expect(v1.events.map((e) => e.id)).toEqual([v1all.events[v1all.events.length - 1]!.id]);
+    const set = (await app.inject({ url: '/api/v1/events?order=desc&limit=1&nodeset=' + encodeURIComponent('valkyrie[01-02]'), headers: auth })).json<EventsResponse>();
+    expect(['valkyrie01', 'valkyrie02']).toContain(set.events[0]!.node);
+  });
+
+  it('answers 400 for bad event query values and a cursor of the other order', async () => {
+    await applyExample();
+    const before = (await store.events.list({ limit: 1000 })).events.length;
+    for (const q of ['order=sideways', 'order=desc&after=3', 'before=3', 'order=asc&before=3', 'before=0', 'before=x', 'limit=0', 'limit=1001', 'since=yesterday']) {
+      const res = await app.inject({ url: `/api/v1/events?${q}`, headers: auth });
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json().error.code, q).toBe('request.invalid');
+      expect(res.json().error.message, q).toMatch(/order|before|after|limit|since/);
+    }
+    const node = await app.inject({ url: '/api/v1/nodes/valkyrie01/events?order=desc&after=1', headers: auth });
+    expect(node.statusCode).toBe(400);
+    expect(node.json().error.message).toMatch(/with order=desc page on with before/);
+    // Nothing lost: the refusals wrote nothing and the log reads as before.
+    expect((await store.events.list({ limit: 1000 })).events.length).toBe(before);
+  });
 });
