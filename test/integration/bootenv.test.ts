@@ -5,7 +5,7 @@
  * namespace the test makes (bridge, one tap per VM, dnsmasq for DHCP, the
  * lab's stand-in HTTP server serving plans and a small rootfs.tar.zst the
  * test builds and recording the callbacks). Cases:
- *   (a) BIOS, a 1 GiB virtio disk: install-started, install-progress,
+ *   (a) BIOS (its image download is cut once and must be resumed with a Range request), a 1 GiB virtio disk: install-started, install-progress,
  *       install-finished; then the disk is read from the host (GPT layout,
  *       GRUB in the MBR, the image's files, /etc/hostname, grub.cfg, fstab,
  *       agent.env, authorized_keys);
@@ -56,6 +56,9 @@ const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 type Vm = (typeof VMS)[keyof typeof VMS];
 
+/** The first image download ((a)'s) is cut after this many bytes: the boot environment must resume it. */
+const BREAK_AT = 100_000;
+
 interface Req {
   t: number;
   method: string;
@@ -63,6 +66,8 @@ interface Req {
   query: string;
   remote: string;
   status: number;
+  range?: string;
+  cut?: number;
   body?: string;
 }
 
@@ -177,7 +182,7 @@ suite(title, () => {
     dnsmasq = spawn('ip', ['netns', 'exec', NETNS, findExecutable('dnsmasq')!, '--keep-in-foreground', '--log-facility=-', `--conf-file=${conf}`, '--user=root', '--group=root'], { stdio: ['ignore', dlog, dlog] });
     closeSync(dlog);
     await appendFile(join(work, 'pids'), `${dnsmasq.pid}\n`);
-    httpd = spawn('ip', ['netns', 'exec', NETNS, process.execPath, assetPath('lab-httpd.mjs'), '--listen', '10.78.0.1:8080', '--root', www], { stdio: ['ignore', 'pipe', 'inherit'] });
+    httpd = spawn('ip', ['netns', 'exec', NETNS, process.execPath, assetPath('lab-httpd.mjs'), '--listen', '10.78.0.1:8080', '--root', www, '--break', `/images/rootfs.tar.zst=${BREAK_AT}`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await appendFile(join(work, 'pids'), `${httpd.pid}\n`);
     await new Promise<void>((res, rej) => {
       const rl = createInterface({ input: httpd!.stdout! });
@@ -217,6 +222,14 @@ suite(title, () => {
     const progress = mine.filter((x) => x.path.endsWith('/install-progress')).map((x) => JSON.parse(x.body ?? '{}') as { phase: string; percent: number });
     expect(progress.map((p) => p.phase)).toEqual(expect.arrayContaining(['partition', 'write', 'identity', 'agent', 'bootloader']));
     expect(progress.some((p) => p.phase === 'write' && p.percent === 100)).toBe(true);
+    // The download was cut once (a server that died mid-transfer) and resumed where it broke.
+    const gets = reqs.filter((x) => x.t >= since && x.method === 'GET' && x.path === '/images/rootfs.tar.zst');
+    expect(rootfsSize).toBeGreaterThan(BREAK_AT);
+    expect(gets.map((g) => [g.status, g.range, g.cut])).toEqual([
+      [206, `0-${rootfsSize - 1}`, BREAK_AT],
+      [206, `${BREAK_AT}-${rootfsSize - 1}`, undefined],
+    ]);
+    expect(r.console).toContain(`image download broke at ${BREAK_AT} of ${rootfsSize} bytes`);
     console.log(
       `bootenv timings (TCG): first request (plan) ${((mine[0]!.t - r.t0) / 1000).toFixed(1)} s, install-started ${((started!.t - r.t0) / 1000).toFixed(1)} s, install-finished ${((finished!.t - r.t0) / 1000).toFixed(1)} s after QEMU start; initrd.img ${(be.manifest.files['initrd.img'].size / 1048576).toFixed(1)} MiB`,
     );

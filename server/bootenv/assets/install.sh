@@ -68,18 +68,46 @@ run mkfs.ext4 -F -q -O ^orphan_file -L root "$ROOT"
 [ -n "$SWAPDEV" ] && run mkswap -L swap "$SWAPDEV"
 mkdir -p $T && run mount -t ext4 "$ROOT" $T
 
-# 3. The image, streamed: curl | tee (sha256sum) | zstd -d | tar -x. GNU tar by
+# 3. The image, streamed: fetch | tee (sha256sum) | zstd -d | tar -x. GNU tar by
 # its path: busybox sh runs its own applets (tar, mke2fs) before searching PATH.
+# A transfer that breaks (the server restarted, a link flapped) is resumed
+# where it stopped with an HTTP Range request, so the stream stays one stream.
+fetch_image() { # fetch_image URL SIZE: the body on stdout; each curl's PID in /tmp/fetch.pid, its offset in /tmp/fetch.base
+  f_got=0; f_try=0
+  while :; do
+    echo "$f_got" > /tmp/fetch.base
+    curl -fsS -r "$f_got-" -w '%{stderr}fleet-fetch %{http_code} %{size_download}\n' "$1" 2>/tmp/fetch.err &
+    echo $! > /tmp/fetch.pid
+    wait $!; f_rc=$?
+    grep -v '^fleet-fetch ' /tmp/fetch.err >>"$LOG"
+    f_code=$(awk '/^fleet-fetch /{c=$2} END{print c+0}' /tmp/fetch.err)
+    f_n=$(awk '/^fleet-fetch /{n=$3} END{print n+0}' /tmp/fetch.err)
+    if [ "$f_got" -gt 0 ] && [ "$f_n" -gt 0 ] && [ "$f_code" != 206 ]; then
+      echo "fleet-install: the server answered a resumed download with HTTP $f_code, not 206" >>"$LOG"; return 98
+    fi
+    f_got=$((f_got + f_n))
+    if [ "$f_rc" = 0 ]; then
+      [ "${2:-0}" -gt 0 ] 2>/dev/null && [ "$f_got" -lt "$2" ] || return 0
+    fi
+    case $f_code in 4??) return "$f_rc" ;; esac   # not there, refused: no use asking again
+    f_try=$((f_try + 1))
+    [ "$f_try" -lt 20 ] || return "$f_rc"
+    echo "fleet-install: image download broke at $f_got of ${2:-?} bytes (curl exit $f_rc); resuming in 3 s" | tee -a "$LOG" >/dev/console
+    sleep 3
+  done
+}
 progress write 0 "${SIZE:-0}" 0
-rm -f /tmp/dl /tmp/sum; mkfifo /tmp/dl /tmp/sum
+rm -f /tmp/dl /tmp/sum /tmp/fetch.pid /tmp/fetch.base; mkfifo /tmp/dl /tmp/sum
 sha256sum < /tmp/sum > /tmp/sha.out &
 SUMPID=$!
-curl -fsS "$URL" > /tmp/dl 2>>"$LOG" &
-CURLPID=$!
+fetch_image "$URL" "${SIZE:-0}" > /tmp/dl &
+FETCHPID=$!
 ( last=0
-  while kill -0 $CURLPID 2>/dev/null; do
-    b=$(awk '/^wchar:/ {print $2}' /proc/$CURLPID/io 2>/dev/null)
+  while kill -0 $FETCHPID 2>/dev/null; do
+    b=$(awk '/^wchar:/ {print $2}' /proc/$(cat /tmp/fetch.pid 2>/dev/null)/io 2>/dev/null)
+    base=$(cat /tmp/fetch.base 2>/dev/null)
     if [ -n "$b" ] && [ "${SIZE:-0}" -gt 0 ]; then
+      b=$(( b + ${base:-0} ))
       p=$(( b * 100 / SIZE )); step=$(( p / 5 * 5 ))
       if [ "$step" -gt "$last" ] && [ "$step" -lt 100 ]; then last=$step; progress write "$b" "$SIZE" "$step"; fi
     fi
@@ -88,7 +116,7 @@ CURLPID=$!
 MONPID=$!
 tee /tmp/sum < /tmp/dl | zstd -d -q | /usr/bin/tar -x -C $T --numeric-owner --xattrs -f - 2>>"$LOG"
 TARRC=$?
-wait $CURLPID; CURLRC=$?
+wait $FETCHPID; CURLRC=$?
 wait $SUMPID
 kill $MONPID 2>/dev/null; wait $MONPID 2>/dev/null
 GOT=$(cut -d' ' -f1 /tmp/sha.out)

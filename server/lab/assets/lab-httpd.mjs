@@ -2,11 +2,14 @@
 // fleet lab: a stand-in boot server for running the lab without fleet (docs/lab.md).
 //
 //   node lab-httpd.mjs --listen 10.77.0.1:8080 --root DIR [--map /url/prefix=/dir ...]
+//                      [--break /url/path=BYTES ...]
 //
 // GET/HEAD: files under --root (URL path = file path; the query string is
-// ignored), or under a --map'ed directory. POST (any path): answered 200 "ok".
-// Every request is one JSON line on stdout:
-//   {"t": ms since epoch, "method", "path", "query", "remote", "status", "bytes", "body"?}
+// ignored), or under a --map'ed directory; one `Range: bytes=N-[M]` is
+// answered 206. POST (any path): answered 200 "ok". --break: the first GET of
+// that path sends BYTES bytes of the body, then the connection is cut (a
+// server that died mid-transfer). Every request is one JSON line on stdout:
+//   {"t": ms since epoch, "method", "path", "query", "remote", "status", "bytes", "range"?, "cut"?, "body"?}
 // (body: the first 4 KiB of a POST body). Run it inside the lab namespace.
 import { createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
@@ -16,6 +19,7 @@ const args = process.argv.slice(2);
 let listen = '127.0.0.1:8080';
 let root = process.cwd();
 const maps = [];
+const breaks = new Map();
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--listen') listen = args[++i];
@@ -23,6 +27,9 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--map') {
     const [prefix, dir] = args[++i].split('=');
     maps.push({ prefix: prefix.replace(/\/+$/, ''), dir });
+  } else if (a === '--break') {
+    const v = args[++i];
+    breaks.set(v.slice(0, v.lastIndexOf('=')), Number(v.slice(v.lastIndexOf('=') + 1)));
   } else {
     console.error(`lab-httpd: unknown argument ${a}`);
     process.exit(2);
@@ -79,15 +86,44 @@ const server = http.createServer((req, res) => {
     done();
     return;
   }
-  rec.status = 200;
-  rec.bytes = f.size;
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': f.size });
+  let start = 0;
+  let end = f.size - 1;
+  const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  if (m) {
+    start = Number(m[1]);
+    end = m[2] ? Math.min(Number(m[2]), f.size - 1) : f.size - 1;
+    rec.range = `${start}-${end}`;
+    if (start >= f.size || start > end) {
+      rec.status = 416;
+      res.writeHead(416, { 'content-range': `bytes */${f.size}` });
+      res.end();
+      done();
+      return;
+    }
+  }
+  const len = Math.max(0, end - start + 1);
+  rec.status = m ? 206 : 200;
+  rec.bytes = len;
+  res.writeHead(rec.status, { 'content-type': 'application/octet-stream', 'content-length': len, 'accept-ranges': 'bytes', ...(m ? { 'content-range': `bytes ${start}-${end}/${f.size}` } : {}) });
   if (req.method === 'HEAD') {
     res.end();
     done();
     return;
   }
-  createReadStream(f.p).pipe(res).on('finish', done);
+  const cut = breaks.get(url.pathname);
+  if (cut !== undefined && req.method === 'GET') {
+    breaks.delete(url.pathname);
+    rec.cut = Math.min(cut, len);
+    createReadStream(f.p, { start, end: start + rec.cut - 1 }).on('data', (c) => res.write(c)).on('end', () => {
+      // Let the bytes leave, then cut the connection without ending the response.
+      setTimeout(() => {
+        req.socket.destroy();
+        done();
+      }, 200);
+    });
+    return;
+  }
+  createReadStream(f.p, { start, end }).pipe(res).on('finish', done);
 });
 server.listen(port, host, () => process.stdout.write(`${JSON.stringify({ listening: `${host}:${server.address().port}` })}\n`));
 for (const s of ['SIGTERM', 'SIGINT']) process.on(s, () => process.exit(0));
