@@ -21,7 +21,7 @@ PKGS=(
   linux-image-amd64 syslinux-common extlinux e2fsprogs fdisk kmod
   clustershell
   mmdebstrap squashfs-tools zstd util-linux file
-  grub-pc-bin grub-efi-amd64-bin grub2-common dosfstools jq curl tar ovmf
+  grub-pc-bin grub-efi-amd64-bin grub2-common dosfstools jq curl tar ovmf openssh-client
   openssl iproute2 procps
 )
 missing=()

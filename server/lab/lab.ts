@@ -6,12 +6,16 @@
  *   - a network namespace `fleet-lab-<id>` with a bridge br0 (10.77.0.1/24 and
  *     fd77::1/64, the ULA lets dnsmasq send the router advertisements iPXE
  *     waits for) and one tap per VM; nothing is linked to the host's network;
- *   - per VM valkyrieNN: VMDIR = DIR/vms/valkyrieNN with an empty 256 MiB
- *     qcow2, MAC 52:54:00:77:00:NN, IP 10.77.0.(10+N), SMBIOS serial/uuid,
+ *   - per VM valkyrieNN: VMDIR = DIR/vms/valkyrieNN with an empty 4 GiB
+ *     qcow2, 1 GiB of memory, MAC 52:54:00:77:00:NN, IP 10.77.0.(10+N),
+ *     SMBIOS serial/uuid, legacy BIOS for odd N and UEFI (OVMF) for even N,
  *     and an ipmi_sim BMC on 127.0.0.1:(9000+N) of the namespace whose
  *     chassis hook starts/stops the VM's QEMU (powered off at first);
- *   - DIR/lab.yaml (a fleet.yaml for the lab) and DIR/secrets/lab.password;
+ *   - DIR/lab.yaml (a fleet.yaml for the lab: profile `lab` installs the
+ *     image `lab` with fleet's boot environment), DIR/secrets/lab.password
+ *     (the BMCs'), DIR/secrets/lab_ed25519 (root's ssh key on the VMs);
  *   - DIR/lab.json, the state labStatus() and labDown() read.
+ * The image and the boot environment themselves are built by server/lab/os.ts.
  * Everything the lab starts is detached and recorded by PID; labDown() stops
  * it by PID and deletes the namespace. The fleet server itself (dnsmasq, the
  * boot HTTP endpoints) is not started here: run it inside the namespace
@@ -27,8 +31,8 @@ import { FleetError } from '../../common/errors.js';
 import { bmcPid, startBmc, stopBmc } from './bmc.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, run, runOk } from './exec.js';
-import { assetPath, buildLabImages, labImagePrerequisites, type LabImages } from './images.js';
-import { prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
+import { assetPath } from './assets.js';
+import { type Firmware, OVMF, prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
 
 export const LAB_SUBNET = '10.77.0.0/24';
 export const LAB_GATEWAY = '10.77.0.1';
@@ -46,12 +50,10 @@ export interface LabUpOptions {
   nodes: number;
   /** Namespace name: fleet-lab-<id> or fleet-test-<id> (default fleet-lab-<hash of dir>). */
   netns?: string;
-  /** Prebuilt images; by default built (or reused) in `imagesDir`. */
-  images?: LabImages;
-  /** Image cache (default DIR/images). */
-  imagesDir?: string;
-  /** Tree shared as 9p `fleetsrc` (default: this fleet checkout). */
-  sourceDir?: string;
+  /** Firmware of VM i (1-based): default legacy BIOS for odd i, UEFI for even i. */
+  firmware?: (i: number) => Firmware;
+  /** The image profile `lab` installs (default `lab`: server/lab/os.ts builds it). */
+  imageName?: string;
   /** Port of the fleet server on 10.77.0.1 (default 8080). */
   serverPort?: number;
   /** BMC of VM N listens on 127.0.0.1:(bmcPortBase+N) (default 9000). */
@@ -72,6 +74,7 @@ export interface LabNode {
   vmDir: string;
   serial: string;
   uuid: string;
+  firmware: Firmware;
   bmc: { address: string; port: number; pid: number };
 }
 
@@ -85,13 +88,13 @@ export interface LabState {
   ipv6: string;
   /** Base URL the VMs reach the fleet server at. */
   server: string;
-  /** OS tree URL of the lab profile (serve LabImages.tree there). */
-  treeUrl: string;
-  images: { key: string; tree: string; kernel: string; initrd: string; agentWrapper: string; runtime: string };
-  sourceDir: string;
+  /** The image the lab profile installs. */
+  imageName: string;
   hook: string;
   configFile: string;
   credentials: { name: 'lab'; username: string; passwordFile: string };
+  /** root's ssh key on the VMs (the profile's ssh_keys holds its public half). */
+  sshKey: string;
   nodes: LabNode[];
   createdAt: string;
 }
@@ -100,6 +103,7 @@ export interface LabNodeStatus {
   name: string;
   ip: string;
   mac: string;
+  firmware: Firmware;
   power: 'on' | 'off';
   qemuPid?: number;
   nextBoot: string;
@@ -127,9 +131,10 @@ export function labPrerequisites(): string[] {
   need('ip', 'iproute2');
   need('qemu-system-x86_64', 'qemu-system-x86');
   need('ipmi_sim', 'openipmi');
+  need('ssh-keygen', 'openssh-client');
   if (!existsSync('/dev/net/tun')) missing.push('/dev/net/tun');
   if (!existsSync('/usr/lib/ipxe/qemu/efi-virtio.rom') && !existsSync('/usr/share/qemu/efi-virtio.rom')) missing.push('efi-virtio.rom (ipxe-qemu)');
-  missing.push(...labImagePrerequisites());
+  if (!existsSync(OVMF.code) || !existsSync(OVMF.vars)) missing.push(`${OVMF.code} (ovmf)`);
   return missing;
 }
 
@@ -172,8 +177,13 @@ export function labAdminUrl(s: Pick<LabState, 'server'>): string {
   return `http://127.0.0.1:${new URL(s.server).port || '80'}`;
 }
 
+/** Legacy BIOS for odd VMs, UEFI for even ones: a two-VM lab exercises both bootloader paths. */
+export function defaultFirmware(i: number): Firmware {
+  return i % 2 === 1 ? 'bios' : 'uefi';
+}
+
 /** fleet.yaml for the lab (see docs/configuration.md). */
-export function renderLabConfig(s: Pick<LabState, 'server' | 'treeUrl' | 'nodes' | 'gateway'>, passwordFile = 'secrets/lab.password'): string {
+export function renderLabConfig(s: Pick<LabState, 'server' | 'imageName' | 'nodes' | 'gateway'>, sshPublicKey: string, passwordFile = 'secrets/lab.password'): string {
   const n = s.nodes.length;
   const range = (a: number, b: number) => (a === b ? `${a}` : `[${a}-${b}]`);
   const first = s.nodes[0]!;
@@ -226,12 +236,15 @@ credentials:
 
 profiles:
   lab:
-    description: Lab VM installed by the stand-in installer (server/lab)
+    description: Lab VM, Debian 12 installed by fleet's boot environment (docs/lab.md)
     os:
-      install: kickstart
-      # Serve the lab images' tree/ here: images/pxeboot/vmlinuz and initrd.img.
-      tree: ${s.treeUrl}
+      install: image
+      # Built by \`fleet lab up\` (fleet image build ${s.imageName} --from debian:bookworm).
+      image: ${s.imageName}
     kernel_args: console=ttyS0
+    # \`fleet lab ssh NODE\` logs in with DIR/secrets/lab_ed25519.
+    ssh_keys:
+      - ${sshPublicKey}
 
 nodes:
   ${key}:
@@ -276,8 +289,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   const qemu = findExecutable('qemu-system-x86_64')!;
   const ipmiSim = findExecutable('ipmi_sim')!;
   const ipmitool = findExecutable('ipmitool');
-  const images = o.images ?? (await buildLabImages({ cacheDir: o.imagesDir ?? join(dir, 'images'), log }));
-  const sourceDir = o.sourceDir ?? fleetSourceRoot();
+  const firmware = o.firmware ?? defaultFirmware;
   const port = o.serverPort ?? 8080;
   const server = `http://${LAB_GATEWAY}:${port}`;
   const bmcBase = o.bmcPortBase ?? 9000;
@@ -292,6 +304,11 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   const password = randomBytes(12).toString('base64').replace(/[^A-Za-z0-9]/g, 'x').slice(0, 16);
   await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   await chmod(passwordFile, 0o600);
+  const sshKey = join(dir, 'secrets', 'lab_ed25519');
+  await rm(sshKey, { force: true });
+  await rm(`${sshKey}.pub`, { force: true });
+  await runOk(findExecutable('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet-lab', '-f', sshKey], { timeoutMs: 30_000 });
+  const sshPublicKey = (await readFile(`${sshKey}.pub`, 'utf8')).trim();
 
   const nodes: LabNode[] = [];
   for (let i = 1; i <= o.nodes; i++) {
@@ -303,6 +320,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       vmDir: join(dir, 'vms', a.name),
       serial: `LAB-${a.name.toUpperCase()}`,
       uuid: uuidFor(a.name),
+      firmware: firmware(i),
       bmc: { address: '127.0.0.1', port: bmcBase + i, pid: 0 },
     });
   }
@@ -315,12 +333,11 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
     gateway: LAB_GATEWAY,
     ipv6: LAB_IPV6,
     server,
-    treeUrl: `${server}/images/lab`,
-    images: { key: images.key, tree: images.tree, kernel: images.kernel, initrd: images.initrd, agentWrapper: images.agentWrapper, runtime: images.runtime },
-    sourceDir,
+    imageName: o.imageName ?? 'lab',
     hook,
     configFile: join(dir, 'lab.yaml'),
     credentials: { name: 'lab', username: 'admin', passwordFile },
+    sshKey,
     nodes,
     createdAt: new Date().toISOString(),
   };
@@ -355,8 +372,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         tap: n.tap,
         serial: n.serial,
         uuid: n.uuid,
-        runtimeDir: images.runtime,
-        sourceDir,
+        firmware: n.firmware,
         qemu,
         ...(o.memoryMiB !== undefined ? { memoryMiB: o.memoryMiB } : {}),
         ...(o.diskMiB !== undefined ? { diskMiB: o.diskMiB } : {}),
@@ -374,9 +390,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         );
       }),
     );
-    await writeFile(state.configFile, renderLabConfig(state));
+    await writeFile(state.configFile, renderLabConfig(state, sshPublicKey));
     await save();
-    log(`lab: ${nodes.length} VM(s) with BMCs on 127.0.0.1:${nodes[0]!.bmc.port}-${nodes[nodes.length - 1]!.bmc.port}; config ${state.configFile}`);
+    log(`lab: ${nodes.length} VM(s) (${nodes.map((n) => `${n.name} ${n.firmware}`).join(', ')}) with BMCs on 127.0.0.1:${nodes[0]!.bmc.port}-${nodes[nodes.length - 1]!.bmc.port}; config ${state.configFile}`);
     return state;
   } catch (e) {
     await labDown({ dir }).catch(() => undefined);
@@ -439,6 +455,7 @@ export async function labStatus(o: { dir: string }): Promise<LabStatus> {
       name: n.name,
       ip: n.ip,
       mac: n.mac,
+      firmware: n.firmware ?? 'bios',
       power: qemuPid !== undefined ? 'on' : 'off',
       ...(qemuPid !== undefined ? { qemuPid } : {}),
       nextBoot: vmNextBoot(n.vmDir),

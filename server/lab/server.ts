@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { copyFile, cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import { killPid, pidMatches, readPidFile, sleep } from './exec.js';
@@ -45,16 +45,23 @@ function tail(file: string, lines = 25): string {
   return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
-/** Copies the lab images and the agent where the fleet server serves them (DATA/www/images/lab, DATA/www/agent). */
-export async function placeImages(state: LabState, p: LabPaths, agentUnit: string): Promise<void> {
-  const imagesDir = join(p.www, 'images', 'lab');
-  await rm(imagesDir, { recursive: true, force: true });
-  await mkdir(join(p.www, 'images'), { recursive: true });
-  await cp(state.images.tree, imagesDir, { recursive: true });
-  const agentDir = join(p.www, 'agent');
-  await mkdir(agentDir, { recursive: true });
-  await copyFile(state.images.agentWrapper, join(agentDir, 'fleet-agent'));
-  await copyFile(agentUnit, join(agentDir, 'fleet-agent.service'));
+/** What a fresh lab server keeps of DIR/data: the image store, the boot environment and DATA/www (the agent bundle). */
+export const LAB_DATA_KEPT = ['images', 'bootenv', 'www'] as const;
+
+/**
+ * Empties the lab server's data dir except LAB_DATA_KEPT: fresh VMs (empty
+ * disks) get a fresh server (no store, CA or enrolments of an earlier lab)
+ * without rebuilding the image and the boot environment.
+ */
+export async function resetLabData(p: LabPaths): Promise<string[]> {
+  await mkdir(p.dataDir, { recursive: true });
+  const removed: string[] = [];
+  for (const e of await readdir(p.dataDir)) {
+    if ((LAB_DATA_KEPT as readonly string[]).includes(e)) continue;
+    await rm(join(p.dataDir, e), { recursive: true, force: true });
+    removed.push(e);
+  }
+  return removed;
 }
 
 /** Starts `fleet server` in the lab's namespace, detached; resolves with its PID once dnsmasq serves. */
@@ -114,6 +121,28 @@ export async function runInLab(p: LabPaths, args: string[], o: { stdio?: 'inheri
   const state = readLabState(p.dir);
   if (!state) throw new FleetError('not_found', `no lab in ${p.dir} (fleet lab up creates one)`);
   const argv = ['netns', 'exec', state.netns, process.execPath, fleetBin(), '--url', labAdminUrl(state), '--data', p.dataDir, ...args];
+  return runIp(argv, o);
+}
+
+/** ssh options for the lab's VMs: their host keys are new at every install, so none is remembered. */
+export const LAB_SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10'];
+
+/**
+ * `ssh root@NODE-IP ARGS` from inside the lab's namespace with the lab's key
+ * (the profile's ssh_keys hold its public half). Resolves to the exit code
+ * (255: ssh itself failed) and, with stdio 'pipe', the output.
+ */
+export async function labSsh(p: LabPaths, node: string, args: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
+  const state = readLabState(p.dir);
+  if (!state) throw new FleetError('not_found', `no lab in ${p.dir} (fleet lab up creates one)`);
+  const n = state.nodes.find((x) => x.name === node);
+  if (!n) throw new FleetError('not_found', `no VM ${JSON.stringify(node)} in the lab (${state.nodes.map((x) => x.name).join(', ')})`);
+  const argv = ['netns', 'exec', state.netns, 'ssh', '-i', state.sshKey, ...LAB_SSH_OPTIONS, `root@${n.ip}`, ...args];
+  return runIp(argv, o);
+}
+
+/** `ip ARGV` (a command inside a namespace), its output collected with stdio 'pipe'; bounded by timeoutMs when given. */
+function runIp(argv: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: number }): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolveRun, reject) => {
     const child = spawn('ip', argv, { stdio: o.stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
     let out = '';

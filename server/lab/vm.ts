@@ -1,25 +1,42 @@
 /**
- * One lab VM: a QEMU process (TCG, `-machine pc`, 256 MiB, virtio NIC on a tap
- * of the lab bridge, virtio disk, SMBIOS identity, two read-only 9p shares),
- * described by VMDIR/vm.env. The VM is never started from here directly: its
- * BMC's chassis_control hook (assets/chassis-control.sh) starts and stops it,
- * and vmPower() calls that same hook, so there is one implementation of
- * "power on with this boot device". Recipe and flags: shared/LAB-NOTES.md.
+ * One lab VM: a QEMU process (TCG, `-machine pc`, 1 GiB, virtio NIC on a tap
+ * of the lab bridge, a 4 GiB virtio disk, SMBIOS identity, legacy BIOS or
+ * UEFI firmware), described by VMDIR/vm.env. The VM is never started from
+ * here directly: its BMC's chassis_control hook (assets/chassis-control.sh)
+ * starts and stops it, and vmHook() calls that same hook, so there is one
+ * implementation of "power on with this boot device". Recipe and flags:
+ * shared/LAB-NOTES.md.
  *
- *   VMDIR/disk.qcow2      256 MiB, empty (written here: no qemu-img needed)
- *   VMDIR/vm.env          QEMU=… and QEMU_ARGS=(…) for the hook (bash)
+ *   VMDIR/disk.qcow2      empty at first (written here: no qemu-img needed)
+ *   VMDIR/OVMF_VARS.fd    the UEFI variable store of a UEFI VM (a copy of OVMF's template)
+ *   VMDIR/vm.env          FIRMWARE, QEMU, QEMU_ARGS=(…), NIC_DEVICE, DISK_DEVICE for the hook (bash)
  *   VMDIR/chassis.state   next-boot device (none|pxe|default|…)
  *   VMDIR/qemu.pid        while powered on
  *   VMDIR/console.log     the serial console (appended across power cycles)
  *   VMDIR/qemu.log        QEMU's own messages; chassis.log: every hook call
+ *
+ * The boot device: on BIOS the hook passes `-boot once=n,order=c` (SeaBIOS
+ * boots the network once, then the disk, as IPMI's one-time PXE does); OVMF
+ * ignores -boot and follows the devices' bootindex, so on UEFI the hook puts
+ * the NIC or the disk first for the life of that QEMU process: a UEFI VM
+ * told to PXE boots the network first at every warm reboot until its BMC
+ * power-cycles it with the disk first, the "network first" boot order many
+ * sites keep (fleet answers such a boot with localboot).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { copyFile, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import { pidMatches, readPidFile, run } from './exec.js';
-import { RUNTIME_TAG, SOURCE_TAG } from './images.js';
+
+export type Firmware = 'bios' | 'uefi';
+
+/** OVMF as Debian's `ovmf` package installs it (4 MiB flash layout). */
+export const OVMF = { code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' } as const;
+
+export const DEFAULT_VM_MEMORY_MIB = 1024;
+export const DEFAULT_VM_DISK_MIB = 4096;
 
 export interface VmSpec {
   /** Node name, e.g. valkyrie01. */
@@ -32,12 +49,10 @@ export interface VmSpec {
   /** SMBIOS type 1 serial and UUID. */
   serial: string;
   uuid: string;
+  firmware: Firmware;
   memoryMiB?: number;
+  /** Disk size (default DEFAULT_VM_DISK_MIB); 0: no disk at all (a machine whose install must fail "no disk found"). */
   diskMiB?: number;
-  /** 9p share `fleetrt`: node + libraries (LabImages.runtime). */
-  runtimeDir?: string;
-  /** 9p share `fleetsrc`: the fleet source tree (repo root with bin/fleet-agent.js and dist/). */
-  sourceDir?: string;
   qemu: string;
 }
 
@@ -50,7 +65,13 @@ export function uuidFor(name: string, salt = 'fleet-lab'): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** QEMU arguments without -boot (the hook adds it from the next-boot device). */
+/** The NIC and the disk as -device values, without bootindex (the hook adds it on UEFI); disk '' when the VM has none. */
+export function vmDevices(vm: VmSpec): { nic: string; disk: string } {
+  // The NIC ROM stays QEMU's default (efi-virtio.rom, which is iPXE for BIOS and UEFI): LAB-NOTES.
+  return { nic: `virtio-net-pci,netdev=n0,mac=${vm.mac}`, disk: vm.diskMiB === 0 ? '' : 'virtio-blk-pci,drive=d0' };
+}
+
+/** QEMU arguments without the boot device (the hook adds -boot, or the devices with their bootindex). */
 export function qemuArgs(vm: VmSpec): string[] {
   const args = [
     '-name', `${vm.name},process=qemu-${vm.name}`,
@@ -58,7 +79,7 @@ export function qemuArgs(vm: VmSpec): string[] {
     '-no-user-config',
     '-accel', 'tcg,tb-size=64',
     '-machine', 'pc',
-    '-m', String(vm.memoryMiB ?? 256),
+    '-m', String(vm.memoryMiB ?? DEFAULT_VM_MEMORY_MIB),
     '-smp', '1',
     '-rtc', 'base=utc',
     '-display', 'none',
@@ -67,16 +88,16 @@ export function qemuArgs(vm: VmSpec): string[] {
     '-chardev', `file,id=con0,path=${join(vm.dir, 'console.log')},append=on`,
     '-serial', 'chardev:con0',
     '-netdev', `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`,
-    // The NIC ROM stays QEMU's default (efi-virtio.rom, which is iPXE): LAB-NOTES.
-    '-device', `virtio-net-pci,netdev=n0,mac=${vm.mac}`,
-    '-drive', `file=${join(vm.dir, 'disk.qcow2')},format=qcow2,if=virtio,cache=unsafe`,
+    ...(vm.diskMiB === 0 ? [] : ['-drive', `file=${join(vm.dir, 'disk.qcow2')},format=qcow2,if=none,id=d0,cache=unsafe`]),
     '-smbios', `type=1,manufacturer=fleet-lab,product=lab-vm,serial=${vm.serial},uuid=${vm.uuid}`,
   ];
-  if (vm.runtimeDir) {
-    args.push('-virtfs', `local,path=${vm.runtimeDir},mount_tag=${RUNTIME_TAG},security_model=none,readonly=on,multidevs=remap`);
-  }
-  if (vm.sourceDir) {
-    args.push('-virtfs', `local,path=${vm.sourceDir},mount_tag=${SOURCE_TAG},security_model=none,readonly=on,multidevs=remap`);
+  if (vm.firmware === 'uefi') {
+    args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,file=${join(vm.dir, 'OVMF_VARS.fd')}`);
+    // The NIC's network boot is its iPXE ROM. OVMF's own PXE clients would add boot options
+    // of their own after it, which a localboot `exit 1` then walks through (TFTP and DHCP
+    // timeouts, ~95 s) before the disk: a site disables the firmware's extra network boot
+    // options the same way, in its setup.
+    for (const knob of ['IPv4PXESupport', 'IPv6PXESupport', 'IPv4Support', 'IPv6Support']) args.push('-fw_cfg', `name=opt/org.tianocore/${knob},string=n`);
   }
   return args;
 }
@@ -88,9 +109,13 @@ export function shQuote(s: string): string {
 
 /** The VMDIR/vm.env the chassis hook sources. */
 export function renderVmEnv(vm: VmSpec): string {
+  const dev = vmDevices(vm);
   return [
     `# fleet lab VM ${vm.name}: sourced by chassis-control.sh (server/lab/vm.ts writes it)`,
     `NAME=${shQuote(vm.name)}`,
+    `FIRMWARE=${vm.firmware}`,
+    `NIC_DEVICE=${shQuote(dev.nic)}`,
+    `DISK_DEVICE=${shQuote(dev.disk)}`,
     `QEMU=${shQuote(vm.qemu)}`,
     `QEMU_ARGS=(`,
     ...qemuArgs(vm).map((a) => `  ${shQuote(a)}`),
@@ -130,17 +155,21 @@ export function emptyQcow2(sizeBytes: number): Buffer {
   return buf;
 }
 
-/** Writes VMDIR/disk.qcow2 (replacing it) and VMDIR/vm.env. */
+/** Writes VMDIR/disk.qcow2 (replacing it), a UEFI VM's fresh variable store and VMDIR/vm.env. */
 export async function prepareVm(vm: VmSpec, o: { keepDisk?: boolean } = {}): Promise<void> {
   if (/\s/.test(vm.dir)) throw new FleetError('usage.invalid', `lab VM directory ${vm.dir} contains blanks (ipmi_sim splits its hook's command line on them)`);
   const disk = join(vm.dir, 'disk.qcow2');
-  if (!(o.keepDisk && existsSync(disk))) {
+  if (vm.diskMiB !== 0 && !(o.keepDisk && existsSync(disk))) {
     const fh = await open(disk, 'w');
     try {
-      await fh.write(emptyQcow2((vm.diskMiB ?? 256) * 1024 * 1024));
+      await fh.write(emptyQcow2((vm.diskMiB ?? DEFAULT_VM_DISK_MIB) * 1024 * 1024));
     } finally {
       await fh.close();
     }
+  }
+  if (vm.firmware === 'uefi' && !(o.keepDisk && existsSync(join(vm.dir, 'OVMF_VARS.fd')))) {
+    if (!existsSync(OVMF.vars)) throw new FleetError('unavailable', `a UEFI lab VM needs ${OVMF.vars} (apt-get install ovmf)`);
+    await copyFile(OVMF.vars, join(vm.dir, 'OVMF_VARS.fd'));
   }
   await writeFile(join(vm.dir, 'vm.env'), renderVmEnv(vm));
   if (!existsSync(join(vm.dir, 'chassis.state'))) await writeFile(join(vm.dir, 'chassis.state'), 'default\n');

@@ -1,20 +1,36 @@
 /**
- * End to end: `fleet lab up` (QEMU VMs behind ipmi_sim BMCs in a namespace)
- * with the REAL fleet server inside it, driven by the real CLI
- * (`fleet lab exec -- …`). One lab is reused by the three tests, in order:
+ * End to end: `fleet lab up` (QEMU VMs behind ipmi_sim BMCs in a namespace,
+ * valkyrie01 legacy BIOS, valkyrie02 UEFI) with the REAL fleet server inside
+ * it, driven by the real CLI (`fleet lab exec -- …`). The server installs
+ * the lab's Debian 12 image with fleet's boot environment; the agent comes
+ * with the image and runs under systemd. One lab is reused by the three
+ * tests, in order:
  *
  *   a. reinstall valkyrie[01-02] → both ready; each node's events show
- *      bootdev pxe once → script (install) → install.started → install.finished
- *      → bootdev disk persistent → agent.boot → ready; the BMCs report the
- *      disk; a forced PXE boot of a ready node is answered `localboot` and the
- *      node stays ready;
+ *      bootdev pxe once → script (install) → plan fetched → install.started →
+ *      progress → install.finished → bootdev disk persistent → agent.boot →
+ *      ready; the BMCs report the disk. From inside each VM (ssh as root with
+ *      the lab's key, from the namespace): systemd reached multi-user.target,
+ *      fleet-agent.service is active, the hostname and IP are the node's, the
+ *      root filesystem is the image's (/etc/fleet/image.json names its
+ *      digest, dpkg lists its packages), the firmware is the one the VM was
+ *      given (/sys/firmware/efi on UEFI, the ESP mounted). A forced PXE boot
+ *      of each ready node is answered `localboot`, the node boots its disk
+ *      again (agent.boot) and stays ready;
  *   b. the server is SIGKILLed while both nodes install and restarted on the
  *      same data dir: both reach ready, with exactly one power action each;
  *   c. valkyrie02's BMC credentials are wrong: it ends failed (authentication),
- *      valkyrie01 ready, and `fleet status` explains it in one line.
+ *      valkyrie01 ready, and `fleet status` explains it in one line;
+ *   d. install failures are real: valkyrie02 without a disk ends failed with
+ *      the boot environment's "no disk found", valkyrie01 fed a damaged image
+ *      ends failed with "image digest mismatch"; neither is retried (one plan
+ *      fetch and one power action each, the VMs powered off).
  *
- * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool and
- * dist/ (npm run build). Skips with the reason otherwise. `npm run test:e2e`.
+ * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool,
+ * what `fleet image build` needs (mmdebstrap, ...) and dist/ (npm run build).
+ * Skips with the reason otherwise (fails under CI=true). `npm run test:e2e`.
+ * The image is built (or reused) in .tmp/image-build/data, the cache the VM
+ * tests build it in (test/helpers/debian-image.ts): once per CI run.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,20 +45,27 @@ import { findExecutable } from '../../common/executable.js';
 import { type Reaper, startReaper } from '../../server/lab/exec.js';
 import { defaultNetns, labKillSync, labPassword, labPrerequisites, readLabState, type LabState } from '../../server/lab/lab.js';
 import { distMissing, FLEET_BIN } from '../helpers/fleet-server.js';
+import { IMAGE_DATA, imageBuildMissing } from '../helpers/debian-image.js';
+import { showImage } from '../../server/images/index.js';
+import { labSsh } from '../../server/lab/server.js';
+import { renderVmEnv } from '../../server/lab/vm.js';
 
 const missing = [...labPrerequisites()];
 if (!findExecutable('dnsmasq')) missing.push('dnsmasq (dnsmasq-base)');
 if (!findExecutable('ipmitool')) missing.push('ipmitool (ipmitool)');
 const dist = distMissing();
 if (dist) missing.push(dist);
+const imageWhy = imageBuildMissing();
+if (imageWhy) missing.push(`the image build: ${imageWhy}`);
 const SKIP = missing.length > 0 ? `needs ${missing.join(', ')}` : '';
 const suite = SKIP ? describe.skip : describe;
 if (SKIP) console.warn(`e2e reinstall.test.ts skipped: ${SKIP}`);
 
 const NODES = ['valkyrie01', 'valkyrie02'];
+const FIRMWARE: Record<string, 'bios' | 'uefi'> = { valkyrie01: 'bios', valkyrie02: 'uefi' };
 const SET = 'valkyrie[01-02]';
-/** Image cache shared with test/integration/lab-installer.test.ts (rebuilt only when inputs change). */
-const CACHE = join(tmpdir(), 'fleet-lab-images');
+/** A real Debian install of two VMs under TCG on 2 cores: ~4-6 min; the wait allows twice that. */
+const INSTALL_WAIT_MS = 15 * 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
@@ -51,6 +74,8 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
   let p: LabPaths;
   let lab: LabState;
   let password = '';
+  /** lab.yaml as `fleet lab up` wrote it (c edits it, d restores it). */
+  let labYaml = '';
   let reaper: Reaper | undefined;
   const timings: string[] = [];
   const emergency = () => {
@@ -133,11 +158,11 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       pidFiles: [p.serverPid, join(p.dataDir, 'dnsmasq', 'dnsmasq.pid'), ...NODES.flatMap((n) => [join(dir, 'vms', n, 'qemu.pid'), join(dir, 'vms', n, 'ipmi_sim.pid')])],
       mark: work,
       netns: defaultNetns(dir),
-      maxSeconds: 1200,
+      maxSeconds: 3600,
       ...(process.env.FLEET_LAB_KEEP ? {} : { removeDir: work }),
     });
     const t0 = Date.now();
-    const up = await labCli(['up', '--nodes', '2', '--dir', dir, '--images-dir', CACHE], 170_000);
+    const up = await labCli(['up', '--nodes', '2', '--dir', dir, '--image-cache', IMAGE_DATA], 20 * 60_000);
     expect(up.code, up.out).toBe(0);
     expect(up.out).toMatch(/fleet server running \(pid \d+\)/);
     timings.push(`lab up: ${secs(Date.now() - t0)}`);
@@ -146,7 +171,8 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const st = await labCli(['status', '--dir', dir], 20_000);
     expect(st.code, st.out).toBe(0);
     expect(st.out).toMatch(/fleet server: running/);
-  }, 180_000);
+    expect(st.out).toMatch(/valkyrie01 .* bios .*\n.*valkyrie02 .* uefi /);
+  }, 21 * 60_000);
 
   afterAll(async () => {
     if (p) {
@@ -160,13 +186,25 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     console.log(`e2e timings:\n  ${timings.join('\n  ')}`);
   }, 90_000);
 
-  it('a. reinstall valkyrie[01-02]: PXE once, install, disk flip, disk boot, ready; a forced PXE boot of a ready node is refused', async () => {
+  /** A shell command on NODE as root (ssh from the lab's namespace with its key); retried while sshd is not up yet. */
+  async function onNode(node: string, cmd: string, timeoutMs = 60_000): Promise<{ code: number; out: string }> {
+    let r = { code: 255, out: '', err: '' };
+    for (let i = 0; i < 6; i++) {
+      r = await labSsh(p, node, [cmd], { stdio: 'pipe', timeoutMs });
+      if (r.code !== 255) break;
+      await sleep(5000);
+    }
+    console.log(`${node}# ${cmd} -> ${r.code}\n${r.out.trimEnd()}${r.err ? `\n(stderr) ${r.err.trimEnd()}` : ''}`);
+    return { code: r.code, out: r.out.trim() };
+  }
+
+  it('a. reinstall valkyrie[01-02]: PXE once, the boot environment installs Debian 12, disk flip, disk boot, ready; checked from inside each VM; a forced PXE boot of a ready node gets localboot', async () => {
     const t0 = Date.now();
     const mark = await lastEventId();
     await reinstall();
-    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, 240_000);
+    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, INSTALL_WAIT_MS);
     const tReady = Date.now();
-    timings.push(`a. reinstall of 2 VMs to ready: ${secs(tReady - t0)}`);
+    timings.push(`a. reinstall of 2 VMs (Debian 12 image, BIOS + UEFI) to ready: ${secs(tReady - t0)}`);
 
     for (const node of NODES) {
       const ev = await events(node, mark);
@@ -178,7 +216,9 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       const order = [
         at((e) => isBootdev(e, 'bootdev pxe once'), 'bmc.bootdev pxe once'),
         at((e) => e.kind === 'boot.script_fetched' && e.details?.decision === 'install', 'boot.script_fetched (install)'),
+        at((e) => e.kind === 'boot.plan_fetched', 'boot.plan_fetched'),
         at((e) => e.kind === 'install.started', 'install.started'),
+        at((e) => e.kind === 'install.progress' && e.details?.phase === 'write', 'install.progress (write)'),
         at((e) => e.kind === 'install.finished', 'install.finished'),
         at((e) => isBootdev(e, 'bootdev disk persistent'), 'bmc.bootdev disk persistent'),
         at((e) => e.kind === 'agent.boot', 'agent.boot'),
@@ -187,39 +227,70 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       expect(order, `${node}: event order`).toEqual([...order].sort((x, y) => x - y));
       expect(ev.filter((e) => e.kind === 'bmc.power'), `${node}: one power action`).toHaveLength(1);
       expect(ev.filter((e) => isBootdev(e, 'bootdev pxe once'))).toHaveLength(1);
+      const started = ev.find((e) => e.kind === 'install.started')!;
+      const finished = ev.find((e) => e.kind === 'install.finished')!;
+      const agentBoot = ev.find((e) => e.kind === 'agent.boot')!;
+      timings.push(`a. ${node} (${FIRMWARE[node]}): install ${secs(Date.parse(finished.time) - Date.parse(started.time))}, install-finished → agent.boot ${secs(Date.parse(agentBoot.time) - Date.parse(finished.time))}`);
       // The BMC's boot device is the disk (ipmi_sim reports the device, not the persistent flag: LAB-NOTES).
       const bp = await ipmi(node, ['chassis', 'bootparam', 'get', '5']);
       expect(bp.code, bp.stderr).toBe(0);
       expect(bp.stdout).toMatch(/Boot Device Selector : Force Boot from default Hard-Drive/);
     }
 
-    // The loop breaker: force a PXE boot of a ready node through its BMC.
+    // From inside each VM: what the node became.
+    const image = await showImage(p.dataDir, lab.imageName);
+    for (const node of NODES) {
+      const n = lab.nodes.find((x) => x.name === node)!;
+      const running = await onNode(node, 'timeout 120 systemctl is-system-running --wait', 180_000);
+      if (running.out !== 'running') await onNode(node, 'systemctl --failed --no-legend --plain');
+      expect(running.out, `${node}: systemctl is-system-running`).toMatch(/^(running|degraded)$/);
+      expect((await onNode(node, 'systemctl is-active multi-user.target fleet-agent.service')).out, `${node}: multi-user.target and the agent`).toBe('active\nactive');
+      expect((await onNode(node, 'hostname')).out).toBe(node);
+      expect((await onNode(node, 'ip -4 -o addr show')).out).toMatch(new RegExp(`inet ${n.ip.replace(/\./g, '\\.')}/24 `));
+      expect((await onNode(node, 'grep -c PRETTY_NAME=.Debian.GNU/Linux.12 /etc/os-release')).out).toBe('1');
+      const rec = JSON.parse((await onNode(node, 'cat /etc/fleet/image.json')).out) as { name: string; digest: string; node: string };
+      expect(rec, `${node}: the image record on disk`).toMatchObject({ name: lab.imageName, digest: image.digest, node });
+      const pkgs = await onNode(node, "dpkg-query -W -f '${db:Status-Status}\\n' | grep -c '^installed$'");
+      expect(Number(pkgs.out), `${node}: packages installed = the manifest's`).toBe(image.packages.length);
+      expect((await onNode(node, 'readlink -f /proc/$(systemctl show -p MainPID --value fleet-agent.service)/exe')).out, `${node}: the agent runs from the image's bundle`).toMatch(/^\/usr\/local\/lib\/fleet-agent\//);
+      const efi = await onNode(node, 'test -d /sys/firmware/efi && findmnt -n -o FSTYPE /boot/efi');
+      if (FIRMWARE[node] === 'uefi') expect(efi, `${node}: booted UEFI, the ESP mounted`).toMatchObject({ code: 0, out: 'vfat' });
+      else expect(efi.code, `${node}: booted legacy BIOS`).not.toBe(0);
+    }
+
+    // The loop breaker: force a PXE boot of each ready node through its BMC.
     const before = await lastEventId();
     const tPxe = Date.now();
-    expect((await ipmi('valkyrie01', ['chassis', 'bootdev', 'pxe'])).code).toBe(0);
-    // Sent once (-R 1, a 5 s wait): ipmitool's default retransmit after 1 s reaches a hook still busy
-    // restarting QEMU, runs the reset twice, and the second start has no one-time PXE left.
-    expect((await ipmi('valkyrie01', ['-R', '1', '-N', '5', 'chassis', 'power', 'reset'])).code).toBe(0);
-    let fetched: ApiEvent | undefined;
-    let booted: ApiEvent | undefined;
-    for (const end = Date.now() + 90_000; Date.now() < end && !(fetched && booted); ) {
-      await sleep(1500);
-      const ev = await events('valkyrie01', before);
-      fetched = ev.find((e) => e.kind === 'boot.script_fetched');
-      booted = ev.find((e) => e.kind === 'agent.boot');
+    for (const node of NODES) {
+      expect((await ipmi(node, ['chassis', 'bootdev', 'pxe'])).code).toBe(0);
+      // Sent once (-R 1, a 5 s wait): ipmitool's default retransmit after 1 s reaches a hook still busy
+      // restarting QEMU, runs the reset twice, and the second start has no one-time PXE left.
+      expect((await ipmi(node, ['-R', '1', '-N', '5', 'chassis', 'power', 'reset'])).code).toBe(0);
     }
-    expect(fetched, `no script fetch after the forced PXE boot\n${consoles()}`).toBeDefined();
-    expect(fetched!.details).toMatchObject({ decision: 'localboot' });
-    expect(booted, 'the node booted its disk again (agent.boot)').toBeDefined();
-    timings.push(`a. forced PXE of a ready node -> localboot ${secs(Date.parse(fetched!.time) - tPxe)}, disk boot ${secs(Date.parse(booted!.time) - tPxe)}`);
-    const after = await events('valkyrie01', before);
-    expect(after.filter((e) => e.kind === 'state.changed'), 'no state change').toEqual([]);
-    expect(after.some((e) => e.kind === 'boot.kickstart_fetched' || e.kind === 'install.started')).toBe(false);
+    for (const node of NODES) {
+      let fetched: ApiEvent | undefined;
+      let booted: ApiEvent | undefined;
+      for (const end = Date.now() + 6 * 60_000; Date.now() < end && !(fetched && booted); ) {
+        await sleep(2000);
+        const ev = await events(node, before);
+        fetched = ev.find((e) => e.kind === 'boot.script_fetched');
+        booted = ev.find((e) => e.kind === 'agent.boot');
+      }
+      expect(fetched, `${node}: no script fetch after the forced PXE boot\n${consoles()}`).toBeDefined();
+      expect(fetched!.details).toMatchObject({ decision: 'localboot' });
+      expect(booted, `${node}: the node booted its disk again (agent.boot)\n${consoles()}`).toBeDefined();
+      timings.push(`a. ${node}: forced PXE -> localboot ${secs(Date.parse(fetched!.time) - tPxe)}, disk boot (agent.boot) ${secs(Date.parse(booted!.time) - tPxe)}`);
+      const after = await events(node, before);
+      expect(after.filter((e) => e.kind === 'state.changed'), `${node}: no state change`).toEqual([]);
+      expect(after.some((e) => e.kind === 'boot.plan_fetched' || e.kind === 'install.started')).toBe(false);
+    }
     const s = await status();
-    const v1 = s.nodes.find((n) => n.name === 'valkyrie01')!;
-    expect(v1.state).toBe('ready');
-    expect(v1.flags).toContain('boot-loop-suspect');
-  }, 420_000);
+    for (const node of NODES) {
+      const v = s.nodes.find((n) => n.name === node)!;
+      expect(v.state).toBe('ready');
+      expect(v.flags).toContain('boot-loop-suspect');
+    }
+  }, 40 * 60_000);
 
   it('b. the server is SIGKILLed while both nodes install; restarted, both reach ready with one power action each', async () => {
     const t0 = Date.now();
@@ -227,7 +298,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     await reinstall();
     // Wait until both installers reported install-started (and neither finished).
     let started = false;
-    for (const end = Date.now() + 180_000; Date.now() < end && !started; ) {
+    for (const end = Date.now() + 8 * 60_000; Date.now() < end && !started; ) {
       await sleep(500);
       const evs = await Promise.all(NODES.map((n) => events(n, mark)));
       started = evs.every((ev) => ev.some((e) => e.kind === 'install.started'));
@@ -245,7 +316,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     expect(newPid).not.toBe(pid);
     timings.push(`b. SIGKILL ${secs(tKill - t0)} after reinstall; server serving DHCP again ${secs(tBack - tKill)} later`);
 
-    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, 240_000);
+    await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, INSTALL_WAIT_MS);
     timings.push(`b. reinstall with a server crash, to ready: ${secs(Date.now() - t0)}`);
     for (const node of NODES) {
       const ev = await events(node, mark);
@@ -255,13 +326,14 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       expect(ev.filter((e) => e.kind === 'install.finished')).toHaveLength(1);
       expect(ev.some((e) => e.kind === 'state.changed' && e.toState === 'failed')).toBe(false);
     }
-  }, 420_000);
+  }, 30 * 60_000);
 
   it('c. a wrong BMC password: that node fails with the reason, the other reaches ready', async () => {
     const t0 = Date.now();
     // A second credential set with a wrong password for valkyrie02; the server applies fleet.yaml at start.
     await stopLabServer(p);
     const yaml = await readFile(lab.configFile, 'utf8');
+    labYaml = yaml;
     await writeFile(join(p.dir, 'secrets', 'wrong.password'), 'not-the-password\n', { mode: 0o600 });
     const n1 = lab.nodes[0]!;
     const n2 = lab.nodes[1]!;
@@ -276,7 +348,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
 
     const mark = await lastEventId();
     await reinstall();
-    const s = await waitStates({ valkyrie01: 'ready', valkyrie02: 'failed' }, 240_000);
+    const s = await waitStates({ valkyrie01: 'ready', valkyrie02: 'failed' }, INSTALL_WAIT_MS);
     timings.push(`c. reinstall with one wrong BMC password, both at rest: ${secs(Date.now() - t0)}`);
     const v2 = s.nodes.find((n) => n.name === 'valkyrie02')!;
     expect(v2.failure?.reason).toMatch(/auth/i);
@@ -289,5 +361,43 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     expect(line, human.out).toHaveLength(1);
     expect(line[0]).toMatch(/^valkyrie02: arm-pxe: .*auth/i);
     console.log(`fleet status with a wrong BMC password:\n${human.out}`);
-  }, 420_000);
+  }, 30 * 60_000);
+
+  it('d. no disk: failed "no disk found"; a damaged image: failed "image digest mismatch"; neither retried', async () => {
+    const t0 = Date.now();
+    await stopLabServer(p);
+    expect(labYaml).toContain('credentials: lab');
+    await writeFile(lab.configFile, labYaml);
+    // valkyrie02 loses its disk (its BMC's hook reads vm.env at every power on).
+    const n2 = lab.nodes[1]!;
+    await writeFile(join(n2.vmDir, 'vm.env'), renderVmEnv({ name: n2.name, dir: n2.vmDir, mac: n2.mac, tap: n2.tap, serial: n2.serial, uuid: n2.uuid, firmware: n2.firmware, diskMiB: 0, qemu: findExecutable('qemu-system-x86_64')! }));
+    // The image's rootfs in the lab's store is replaced (unlinked first: it is a hard link into the image cache).
+    const image = await showImage(p.dataDir, lab.imageName);
+    const rootfs = join(p.dataDir, 'images', 'sha256', image.digest.slice('sha256:'.length), 'rootfs.tar.zst');
+    await rm(rootfs);
+    await writeFile(rootfs, 'not the image the manifest names\n');
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
+
+    const mark = await lastEventId();
+    await reinstall();
+    const s = await waitStates({ valkyrie01: 'failed', valkyrie02: 'failed' }, 10 * 60_000);
+    timings.push(`d. no disk / damaged image, both failed: ${secs(Date.now() - t0)}`);
+    const reason = (node: string) => s.nodes.find((n) => n.name === node)!.failure?.reason ?? '';
+    expect(reason('valkyrie01'), 'the boot environment\'s reason').toMatch(/image digest mismatch \(expected [0-9a-f]{64}, got [0-9a-f]{64}\)/);
+    expect(reason('valkyrie02'), 'the boot environment\'s reason').toMatch(/no disk found/);
+    // Not retried: a while later still one plan fetch and one power action each, and the VMs are off
+    // (the boot environment powers off after install-failed).
+    await sleep(45_000);
+    for (const node of NODES) {
+      const ev = await events(node, mark);
+      expect(ev.filter((e) => e.kind === 'boot.plan_fetched'), `${node}: one plan fetch`).toHaveLength(1);
+      expect(ev.filter((e) => e.kind === 'bmc.power'), `${node}: one power action`).toHaveLength(1);
+      expect(ev.some((e) => e.kind === 'install.failed'), `${node}: install.failed`).toBe(true);
+      expect(ev.some((e) => e.kind === 'install.finished')).toBe(false);
+      const st = await ipmi(node, ['chassis', 'power', 'status']);
+      expect(st.stdout, `${node}: powered off by the boot environment`).toMatch(/is off/);
+    }
+    const human = await fleet('status');
+    console.log(`fleet status after the failed installs:\n${human.out}`);
+  }, 20 * 60_000);
 });

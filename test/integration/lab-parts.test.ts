@@ -1,8 +1,8 @@
 /**
  * The lab's parts, each on its own (server/lab): the generated lab.yaml, the
- * qcow2 and initramfs writers, the vm.env quoting, the curl shim of the
- * stand-in installer, and an ipmi_sim BMC driving its chassis hook with a
- * stand-in QEMU (no VM: that is lab-installer.test.ts).
+ * qcow2 and cpio writers, the vm.env quoting (BIOS and UEFI), and an
+ * ipmi_sim BMC driving its chassis hook with a stand-in QEMU, for a BIOS and
+ * a UEFI VM (no VM: the real ones boot in test/e2e/reinstall.test.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { labIpmitool, startBmc, stopBmc } from '../../server/lab/bmc.js';
 import { CpioArchive } from '../../server/bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, type Reaper, readPidFile, run, runOk, startReaper } from '../../server/lab/exec.js';
-import { assetPath } from '../../server/lab/images.js';
+import { assetPath } from '../../server/lab/assets.js';
 import { labNodeAddresses, type LabNode, renderLabConfig } from '../../server/lab/lab.js';
 import { emptyQcow2, qemuArgs, renderVmEnv, type VmSpec } from '../../server/lab/vm.js';
 
@@ -25,13 +25,14 @@ function labNodes(n: number): LabNode[] {
   return Array.from({ length: n }, (_, k) => {
     const i = k + 1;
     const a = labNodeAddresses(i);
-    return { ...a, index: i, tap: `tap0${i}`, vmDir: `/x/${a.name}`, serial: 's', uuid: 'u', bmc: { address: '127.0.0.1', port: 9000 + i, pid: 0 } };
+    return { ...a, index: i, tap: `tap0${i}`, vmDir: `/x/${a.name}`, serial: 's', uuid: 'u', firmware: i % 2 ? 'bios' : 'uefi', bmc: { address: '127.0.0.1', port: 9000 + i, pid: 0 } };
   });
 }
 
 describe('lab.yaml', () => {
   it.each([1, 3, 12])('is a valid fleet.yaml for %i node(s)', (n) => {
-    const text = renderLabConfig({ server: 'http://10.77.0.1:8080', treeUrl: 'http://10.77.0.1:8080/images/lab', gateway: '10.77.0.1', nodes: labNodes(n) });
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGFsYWJrZXlmb3J0ZXN0aW5nb25seTAwMDAwMDAwMDA fleet-lab';
+    const text = renderLabConfig({ server: 'http://10.77.0.1:8080', imageName: 'lab', gateway: '10.77.0.1', nodes: labNodes(n) }, key);
     const spec = parseConfig(text, { source: 'lab.yaml' });
     expect(spec.nodes.map((x) => x.name)).toEqual(labNodes(n).map((x) => x.name));
     expect(spec.nodes.at(-1)).toMatchObject({
@@ -41,7 +42,7 @@ describe('lab.yaml', () => {
       macs: [`52:54:00:77:00:${String(n).padStart(2, '0')}`],
       bmc: { address: '127.0.0.1', port: 9000 + n, protocol: 'ipmi', credentials: 'lab' },
     });
-    expect(spec.profiles[0]).toMatchObject({ name: 'lab', os: { install: 'kickstart', tree: 'http://10.77.0.1:8080/images/lab' }, kernelArgs: ['console=ttyS0'] });
+    expect(spec.profiles[0]).toMatchObject({ name: 'lab', os: { install: 'image', image: 'lab' }, kernelArgs: ['console=ttyS0'], sshKeys: [key] });
     expect(spec.netboot?.dhcp).toMatchObject({ enabled: true, mode: 'authoritative', interface: 'br0' });
     expect(spec.credentials[0]).toMatchObject({ name: 'lab', username: 'admin' });
   });
@@ -94,83 +95,22 @@ describe('disk and initramfs writers', () => {
       tap: 'tap01',
       serial: 'LAB-VALKYRIE01',
       uuid: '00000000-0000-4000-8000-000000000001',
-      runtimeDir: '/rt',
-      sourceDir: '/src $HOME',
-      qemu: '/usr/bin/qemu-system-x86_64',
+      firmware: 'uefi',
+      qemu: "/usr/bin/qemu $HOME",
     };
     const dir = await mkdtemp(join(tmpdir(), 'fleet-lab-env-'));
     try {
       writeFileSync(join(dir, 'vm.env'), renderVmEnv(vm));
-      const out = await runOk('bash', ['-c', 'set -u; . "$1"; printf "%s\\n" "$QEMU" "${QEMU_ARGS[@]}"', 'x', join(dir, 'vm.env')]);
-      expect(out.trimEnd().split('\n')).toEqual([vm.qemu, ...qemuArgs(vm)]);
-      expect(qemuArgs(vm)).toEqual(expect.arrayContaining(['-accel', 'tcg,tb-size=64', '-machine', 'pc', '-m', '256']));
-      expect(qemuArgs(vm).join(' ')).toMatch(/mount_tag=fleetrt,security_model=none,readonly=on,multidevs=remap/);
+      const out = await runOk('bash', ['-c', 'set -u; . "$1"; printf "%s\\n" "$FIRMWARE" "$NIC_DEVICE" "$DISK_DEVICE" "$QEMU" "${QEMU_ARGS[@]}"', 'x', join(dir, 'vm.env')]);
+      expect(out.trimEnd().split('\n')).toEqual(['uefi', 'virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01', 'virtio-blk-pci,drive=d0', vm.qemu, ...qemuArgs(vm)]);
+      expect(qemuArgs(vm)).toEqual(expect.arrayContaining(['-accel', 'tcg,tb-size=64', '-machine', 'pc', '-m', '1024']));
+      expect(qemuArgs(vm)).toEqual(expect.arrayContaining(['-drive', 'if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd', '-drive', `if=pflash,format=raw,file=${vm.dir}/OVMF_VARS.fd`]));
+      expect(qemuArgs({ ...vm, firmware: 'bios' }).join(' ')).not.toMatch(/pflash/);
+      // The boot device is the hook's to add: no -boot, no bootindex here.
+      expect(qemuArgs(vm).join(' ')).not.toMatch(/-boot|bootindex/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
-});
-
-const BUSYBOX = findExecutable('busybox');
-describe.skipIf(!BUSYBOX)('curl shim (busybox wget)', () => {
-  let dir = '';
-  let httpd: ChildProcess | undefined;
-  let base = '';
-  const reqs: { method: string; path: string; query: string; body?: string }[] = [];
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fleet-lab-curl-'));
-    await mkdir(join(dir, 'bin'));
-    await mkdir(join(dir, 'www'));
-    await writeFile(join(dir, 'www', 'agent'), 'agent bytes\n');
-    for (const a of ['wget', 'timeout', 'mktemp', 'cat', 'rm', 'sleep']) await symlink(BUSYBOX!, join(dir, 'bin', a));
-    httpd = spawn(process.execPath, [assetPath('lab-httpd.mjs'), '--listen', '127.0.0.1:0', '--root', join(dir, 'www')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    // Port 0: read the real port from the server's first line.
-    base = await new Promise<string>((resolve, reject) => {
-      const rl = createInterface({ input: httpd!.stdout! });
-      rl.on('line', (line) => {
-        const o = JSON.parse(line) as { listening?: string; method: string; path: string; query: string; body?: string };
-        if (o.listening) resolve(`http://${o.listening}`);
-        else reqs.push(o);
-      });
-      httpd!.once('exit', () => reject(new Error('lab-httpd exited')));
-    });
-  });
-  afterAll(async () => {
-    if (httpd?.pid) await killPid(httpd.pid, 'lab-httpd');
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const curl = (args: string[], input?: string) =>
-    run('/bin/sh', [assetPath('curl-shim.sh'), ...args], { env: { PATH: join(dir, 'bin') }, timeoutMs: 20_000, ...(input !== undefined ? { input } : {}) });
-  const last = async (n: number) => {
-    for (let i = 0; i < 50 && reqs.length < n; i++) await new Promise((r) => setTimeout(r, 20));
-    return reqs[n - 1];
-  };
-
-  it('does what fleet\'s kickstart asks of curl', async () => {
-    expect((await curl(['-fsS', '-m', '10', '--retry', '3', '-X', 'POST', `${base}/api/v1/boot-events/n/install-started?token=T`])).code).toBe(0);
-    expect(await last(1)).toMatchObject({ method: 'POST', path: '/api/v1/boot-events/n/install-started', query: '?token=T', body: '' });
-
-    const r = await curl(['-fsS', '-m', '20', '--retry', '3', '-X', 'POST', '-H', 'Content-Type: text/plain', '--data-binary', '@-', `${base}/failed`], 'log tail\n');
-    expect(r.code).toBe(0);
-    expect(await last(2)).toMatchObject({ method: 'POST', path: '/failed', body: 'log tail\n' });
-
-    const out = join(dir, 'fleet-agent');
-    expect((await curl(['-fsS', '-m', '120', '--retry', '5', '--retry-delay', '2', '-o', out, `${base}/agent`])).code).toBe(0);
-    expect(readFileSync(out, 'utf8')).toBe('agent bytes\n');
-  });
-
-  it('fails on HTTP errors after its retries, leaves no partial file, refuses unknown options', async () => {
-    const out = join(dir, 'missing');
-    const r = await curl(['-fsS', '--retry', '1', '--retry-delay', '0', '-o', out, `${base}/missing`]);
-    expect(r.code).toBe(22);
-    expect(existsSync(out)).toBe(false);
-    expect(reqs.filter((x) => x.path === '/missing')).toHaveLength(2);
-    const k = await curl(['-k', `${base}/x`]);
-    expect(k.code).toBe(2);
-    expect(k.stderr).toMatch(/unsupported option -k/);
-    expect((await curl([`https://x/`])).code).toBe(2);
   });
 });
 
@@ -184,7 +124,11 @@ const BMC_READY = IPMI_SIM !== null && IPMITOOL !== null && ROOT && findExecutab
 const FAKE_QEMU = `#!/bin/bash
 pf="" boot=""
 while [ $# -gt 0 ]; do
-  case "$1" in -pidfile) pf="$2"; shift ;; -boot) boot="$2"; shift ;; esac
+  case "$1" in
+    -pidfile) pf="$2"; shift ;;
+    -boot) boot="$2"; shift ;;
+    -device) case "$2" in *bootindex=*) boot="\${boot:+$boot }\${2%%,*}:\${2##*bootindex=}" ;; esac; shift ;;
+  esac
   shift
 done
 d="$(dirname "$pf")"
@@ -202,6 +146,8 @@ describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in
   const ipmi = (args: string[]) => labIpmitool(netns, IPMITOOL!, b, args);
   const boots = () => (existsSync(join(vmDir, 'boots')) ? readFileSync(join(vmDir, 'boots'), 'utf8').trim().split('\n') : []);
   const fakePid = () => readPidFile(join(vmDir, 'qemu.pid'));
+  const vmEnv = (firmware: string) =>
+    `FIRMWARE=${firmware}\nNIC_DEVICE='virtio-net-pci,netdev=n0,mac=52:54:00:77:00:01'\nDISK_DEVICE='virtio-blk-pci,drive=d0'\nQEMU='${join(dir, 'fake-qemu')}'\nQEMU_ARGS=(-name x)\n`;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-lab-bmc-'));
@@ -211,7 +157,7 @@ describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in
     const fake = join(dir, 'fake-qemu');
     writeFileSync(fake, FAKE_QEMU);
     chmodSync(fake, 0o755);
-    writeFileSync(join(vmDir, 'vm.env'), `QEMU='${fake}'\nQEMU_ARGS=(-name x)\n`);
+    writeFileSync(join(vmDir, 'vm.env'), vmEnv('bios'));
     writeFileSync(join(vmDir, 'chassis.state'), 'default\n');
     Object.assign(b, { hook: assetPath('chassis-control.sh'), vmDir });
     await runOk('ip', ['netns', 'add', netns]);
@@ -272,5 +218,18 @@ describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in
     // ipmitool never had to resend (a resend would show as a duplicated hook call).
     const sets = readFileSync(join(vmDir, 'chassis.log'), 'utf8').split('\n').filter((l) => / set /.test(l)).map((l) => l.replace(/^\S+ /, ''));
     expect(sets).toEqual(['set boot pxe', 'set power 1', 'set power 0', 'set power 1', 'set reset 1', 'set boot pxe', 'set power 0', 'set power 1', 'set shutdown 1']);
+  }, 60_000);
+
+  it('on a UEFI VM, puts the NIC or the disk first by bootindex (OVMF ignores -boot)', async () => {
+    writeFileSync(join(vmDir, 'vm.env'), vmEnv('uefi'));
+    const n = boots().length;
+    expect((await ipmi(['chassis', 'bootdev', 'pxe'])).code).toBe(0);
+    expect((await ipmi(['chassis', 'power', 'on'])).code).toBe(0);
+    expect(readFileSync(join(vmDir, 'chassis.state'), 'utf8').trim()).toBe('none');
+    expect((await ipmi(['chassis', 'power', 'off'])).code).toBe(0);
+    expect((await ipmi(['chassis', 'bootdev', 'disk'])).code).toBe(0);
+    expect((await ipmi(['chassis', 'power', 'on'])).code).toBe(0);
+    expect(boots().slice(n)).toEqual(['virtio-net-pci:1 virtio-blk-pci:2', 'virtio-net-pci:2 virtio-blk-pci:1']);
+    expect((await ipmi(['chassis', 'power', 'off'])).code).toBe(0);
   }, 60_000);
 });

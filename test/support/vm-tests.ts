@@ -8,6 +8,5 @@ export const VM_TESTS = [
   'test/integration/image-build.test.ts',
   'test/integration/bootenv.test.ts',
   'test/integration/bootenv-debian.test.ts',
-  'test/integration/lab-installer.test.ts',
   'test/integration/netboot-qemu.test.ts',
 ];

@@ -1,13 +1,14 @@
 /**
- * `fleet lab up|down|status|exec|demo`: the lab (server/lab, docs/lab.md)
+ * `fleet lab up|down|status|exec|ssh|demo`: the lab (server/lab, docs/lab.md)
  * with the real fleet server running inside its namespace.
  *
- *   up      build the images, labUp (namespace, bridge, VMs powered off, BMCs),
- *           place the images and the agent under DIR/data/www, start
- *           `fleet server --config DIR/lab.yaml --data DIR/data` inside the
- *           namespace, detached (DIR/server.log, DIR/server.pid), and wait
- *           until its dnsmasq serves.
+ *   up      build (or reuse) the Debian image `lab` and the boot environment
+ *           in DIR/data (server/lab/os.ts), labUp (namespace, bridge, VMs
+ *           powered off, BMCs), start `fleet server --config DIR/lab.yaml
+ *           --data DIR/data` inside the namespace, detached (DIR/server.log,
+ *           DIR/server.pid), and wait until its dnsmasq serves.
  *   exec    run the fleet CLI inside the namespace against that server.
+ *   ssh     ssh to a VM as root with the lab's key (from inside the namespace).
  *   down    stop the server (by PID, command line checked), then labDown.
  *   status  labStatus and whether the server runs.
  *   demo    up (unless already up) + exec reinstall 'valkyrie[..]' --yes --watch.
@@ -20,8 +21,8 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
-import { buildLabImages, fleetSourceRoot, labAdminUrl, labDown, labStatus, labUp, readLabState, type LabState } from '../../lab/index.js';
-import { DEFAULT_LAB_DIR, fleetBin, labPaths, labServerPid, placeImages, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../lab/server.js';
+import { labAdminUrl, labDown, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
+import { DEFAULT_LAB_DIR, fleetBin, labPaths, labServerPid, labSsh, resetLabData, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../lab/server.js';
 import type { CliIo } from '../io.js';
 
 export interface LabCliDeps {
@@ -39,7 +40,7 @@ function requireRoot(deps: LabCliDeps): void {
 export interface LabUpFlags {
   nodes?: string;
   dir?: string;
-  imagesDir?: string;
+  imageCache?: string;
 }
 
 function parseNodes(text: string | undefined): number {
@@ -67,14 +68,18 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
   await mkdir(p.dir, { recursive: true });
   // dnsmasq drops root and must traverse DIR to reach DIR/data (files keep their own modes).
   await chmod(p.dir, 0o711);
-  say(`building the lab images (cached in ${flags.imagesDir ?? join(p.dir, 'images')}; the first build takes ~30 s)`);
-  const images = await buildLabImages({ cacheDir: resolve(io.cwd, flags.imagesDir ?? join(p.dir, 'images')), log: say });
-  const state = await labUp({ dir: p.dir, nodes, images, log: say });
-  // Fresh VMs (empty disks) get a fresh fleet server: no store, CA or enrolments of an earlier lab.
-  await rm(p.dataDir, { recursive: true, force: true });
+  // Before the long build: a host that cannot run the lab says so at once.
+  const missing = labPrerequisites();
+  if (missing.length > 0) throw new FleetError('unavailable', `the lab needs: ${missing.join(', ')}`);
+  if (readLabState(p.dir) && (await labStatus({ dir: p.dir })).netnsExists) {
+    throw new FleetError('conflict', `a lab is already up in ${p.dir}: run lab down first`);
+  }
+  // Fresh VMs (empty disks) get a fresh fleet server: no store, CA or enrolments of an earlier lab;
+  // the image, the boot environment and the agent bundle stay (LAB_DATA_KEPT).
+  await resetLabData(p);
+  const os = await prepareLabOs({ dataDir: p.dataDir, imageName: 'lab', ...(flags.imageCache ? { imageCache: resolve(io.cwd, flags.imageCache) } : {}), log: say });
+  const state = await labUp({ dir: p.dir, nodes, imageName: os.image.name, log: say });
   try {
-    await placeImages(state, p, images.agentUnit);
-    say(`images under ${join(p.www, 'images', 'lab')}, agent under ${join(p.www, 'agent')}`);
     say(`starting fleet server in namespace ${state.netns} (log ${p.serverLog})`);
     const pid = await startLabServer(state, p);
     say(`fleet server running (pid ${pid}) on ${state.server}; DHCP/TFTP on br0`);
@@ -92,10 +97,11 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
       `lab up: ${state.nodes.length} VM(s) (powered off), fleet server at ${state.server} in namespace ${state.netns}`,
       '',
       'Use it (as root):',
-      `  ${x} reinstall '${set}' --yes --watch     # PXE, install, disk boot, agent: ~1-2 min under TCG`,
+      `  ${x} reinstall '${set}' --yes --watch     # PXE, boot environment, Debian 12, disk boot, agent: ~4-5 min under TCG`,
       `  ${x} status`,
       `  ${x} events ${first}`,
       `  ${f} lab status${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`}                    # VMs, BMCs, server`,
+      `  ${f} lab ssh${p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`} ${first}                   # root on an installed VM (the lab's key)`,
       `  tail -f ${join(state.nodes[0]!.vmDir, 'console.log')}   # a VM's serial console`,
       `  tail -f ${p.serverLog}`,
       `Or directly: sudo ip netns exec ${state.netns} node ${fleetBin()} --url ${labAdminUrl(state)} --data ${p.dataDir} status`,
@@ -145,7 +151,7 @@ export async function cmdLabStatus(flags: { dir?: string; json?: boolean }, io: 
     `fleet server: ${pid !== undefined ? `running (pid ${pid}) at ${st.server}` : 'not running'}; log ${p.serverLog}`,
     ...st.nodes.map(
       (n) =>
-        `  ${n.name}  ${n.ip}  ${n.mac}  power ${n.power}${n.qemuPid ? ` (qemu ${n.qemuPid})` : ''}  next boot ${n.nextBoot}  BMC ${n.bmc.address}:${n.bmc.port} ${n.bmc.up ? 'up' : 'DOWN'}`,
+        `  ${n.name}  ${n.ip}  ${n.mac}  ${n.firmware}  power ${n.power}${n.qemuPid ? ` (qemu ${n.qemuPid})` : ''}  next boot ${n.nextBoot}  BMC ${n.bmc.address}:${n.bmc.port} ${n.bmc.up ? 'up' : 'DOWN'}`,
     ),
   ];
   io.stdout(lines.join('\n') + '\n');
@@ -163,6 +169,12 @@ export async function cmdLabExec(flags: { dir?: string }, args: string[], io: Cl
   if (a.length === 0) throw new FleetError('usage.invalid', 'fleet lab exec -- <fleet arguments>, e.g. fleet lab exec -- status');
   if (labServerPid(p) === undefined) io.stderr(`fleet: warning: the lab's fleet server is not running (fleet lab status)\n`);
   return (await runInLab(p, a)).code;
+}
+
+export async function cmdLabSsh(flags: { dir?: string }, node: string, args: string[], io: CliIo, deps: LabCliDeps = {}): Promise<number> {
+  requireRoot(deps);
+  const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
+  return (await labSsh(p, node, stripDashes(args))).code;
 }
 
 export async function cmdLabDemo(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = {}): Promise<number> {
@@ -208,7 +220,7 @@ export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p:
     .description('create the lab (namespace, VMs powered off, BMCs) and start fleet server inside it')
     .option('--nodes <n>', 'number of VMs, 1-32', '2')
     .option(...dirOpt)
-    .option('--images-dir <dir>', 'image cache (default DIR/images)')
+    .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
     .action((opts: LabUpFlags) => run(cmdLabUp(opts, io, ctx.deps)));
   lab
     .command('down')
@@ -231,10 +243,19 @@ export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p:
     .allowExcessArguments(true)
     .action((args: string[], opts: { dir?: string }) => run(cmdLabExec(opts, args, io, ctx.deps)));
   lab
+    .command('ssh')
+    .description('ssh to a lab VM as root with the lab\'s key (it must be installed): fleet lab ssh valkyrie01 [-- COMMAND]')
+    .option(...dirOpt)
+    .argument('<node>', 'the VM, e.g. valkyrie01')
+    .argument('[command...]', 'a command to run instead of a shell, after --')
+    .allowUnknownOption(true)
+    .allowExcessArguments(true)
+    .action((node: string, args: string[], opts: { dir?: string }) => run(cmdLabSsh(opts, node, args, io, ctx.deps)));
+  lab
     .command('demo')
     .description('lab up (unless up) and reinstall every lab VM, watching; the lab stays up (npm run lab)')
     .option('--nodes <n>', 'number of VMs, 1-32', '2')
     .option(...dirOpt)
-    .option('--images-dir <dir>', 'image cache (default DIR/images)')
+    .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
     .action((opts: LabUpFlags) => run(cmdLabDemo(opts, io, ctx.deps)));
 }

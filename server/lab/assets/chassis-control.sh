@@ -6,11 +6,16 @@
 #   chassis-control.sh VMDIR set NAME VALUE ...   -> power 0|1, reset 1, shutdown 1,
 #                                                    boot none|pxe|default|cdrom|bios
 #
-# The VM is one QEMU process described by VMDIR/vm.env (QEMU, QEMU_ARGS, written
-# by server/lab/vm.ts). Power on starts it detached (-daemonize: its own session,
-# stdio on a log file, every other inherited fd closed first) with
-#   -boot once=n,order=c   when the next-boot device is pxe (then it is consumed),
-#   -boot order=c          otherwise.
+# The VM is one QEMU process described by VMDIR/vm.env (FIRMWARE, QEMU,
+# QEMU_ARGS, NIC_DEVICE, DISK_DEVICE, written by server/lab/vm.ts). Power on
+# starts it detached (-daemonize: its own session, stdio on a log file, every
+# other inherited fd closed first). The next-boot device pxe is consumed by
+# that start; on legacy BIOS (SeaBIOS) it becomes
+#   -boot once=n,order=c   when the next-boot device is pxe,
+#   -boot order=c          otherwise;
+# on UEFI (OVMF, which ignores -boot and follows bootindex) the NIC gets
+# bootindex 1 and the disk 2 when it is pxe, the other way round otherwise,
+# for the life of that QEMU process.
 # Power off kills it by the PID in VMDIR/qemu.pid (checked against its command
 # line). reset/cycle = off + on. shutdown (soft) = off: the lab guests have no
 # ACPI daemon. ipmi_sim blocks while this runs and ipmitool resends after 1 s,
@@ -48,10 +53,22 @@ start_vm() {
   [ -n "$(qemu_pid)" ] && return 0
   # shellcheck disable=SC1091
   . "$vmdir/vm.env"
-  local order="order=c"
+  local order="order=c" nic=2 disk=1
+  local -a bootargs
   if [ "$boot" = pxe ]; then
     order="once=n,order=c"
+    nic=1
+    disk=2
     set_boot none
+  fi
+  if [ "${FIRMWARE:-bios}" = uefi ]; then
+    bootargs=(-device "$NIC_DEVICE,bootindex=$nic")
+    [ -n "${DISK_DEVICE:-}" ] && bootargs+=(-device "$DISK_DEVICE,bootindex=$disk")
+    order="bootindex nic=$nic disk=$disk"
+  else
+    bootargs=(-device "$NIC_DEVICE")
+    [ -n "${DISK_DEVICE:-}" ] && bootargs+=(-device "$DISK_DEVICE")
+    bootargs+=(-boot "$order")
   fi
   rm -f "$pidfile"
   (
@@ -60,10 +77,10 @@ start_vm() {
       fd="${fd##*/}"
       [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
     done
-    exec "$QEMU" "${QEMU_ARGS[@]}" -boot "$order" -daemonize -pidfile "$pidfile" < /dev/null >> "$vmdir/qemu.log" 2>&1
+    exec "$QEMU" "${QEMU_ARGS[@]}" "${bootargs[@]}" -daemonize -pidfile "$pidfile" < /dev/null >> "$vmdir/qemu.log" 2>&1
   )
   local rc=$?
-  echo "$(date +%s.%N | cut -c1-14) started qemu -boot $order: exit $rc, pid $(cat "$pidfile" 2>/dev/null)" >> "$vmdir/chassis.log"
+  echo "$(date +%s.%N | cut -c1-14) started qemu (${FIRMWARE:-bios}, $order): exit $rc, pid $(cat "$pidfile" 2>/dev/null)" >> "$vmdir/chassis.log"
 }
 
 stop_vm() {
