@@ -69,6 +69,7 @@ export const CATALOGUE = {
   'not_found': { http: 404, grpc: GrpcStatus.NOT_FOUND, exit: Exit.FAILED, summary: 'No such resource' },
   'conflict': { http: 409, grpc: GrpcStatus.ALREADY_EXISTS, exit: Exit.FAILED, summary: 'The resource exists or changed underneath' },
   'state.invalid_transition': { http: 409, grpc: GrpcStatus.FAILED_PRECONDITION, exit: Exit.FAILED, summary: 'The node cannot take this event in its current state' },
+  'precondition.failed': { http: 412, grpc: GrpcStatus.FAILED_PRECONDITION, exit: Exit.FAILED, summary: 'A check this action depends on fails (fleet doctor); details list the findings; force overrides' },
   'rate_limited': { http: 429, grpc: GrpcStatus.RESOURCE_EXHAUSTED, exit: Exit.FAILED, summary: 'Too many requests' },
   // --- BMC
   'bmc.auth_failed': { http: 502, grpc: GrpcStatus.UNAVAILABLE, exit: Exit.FAILED, summary: 'The BMC refused the credentials' },

@@ -13,7 +13,7 @@ import { FleetError } from '../common/errors.js';
 import { buildAdminApp, buildBootApp } from './http/app.js';
 import { formatHostPort, isLoopback } from '../common/listen.js';
 import { DEFAULT_ADMIN_LISTEN, advertised, planListeners } from './listeners.js';
-import type { ServerSpec } from './model.js';
+import type { ProfileSpec, ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
@@ -24,6 +24,9 @@ import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { startNetboot, type NetbootService } from './netboot/service.js';
 import { BmcSteps, Conductor, createRecorder, resolveLifecycleSettings } from './lifecycle/index.js';
 import { createServer } from 'node:net';
+import { blockingFindings, formatFinding, summarize } from './doctor/checks.js';
+import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.js';
+import type { Finding } from './doctor/checks.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -50,6 +53,8 @@ export interface StartOptions {
   bmc?: { concurrency?: number; timeoutMs?: number; retries?: number };
   /** dnsmasq executable (tests); default from PATH. */
   dnsmasqBinary?: string;
+  /** Where the doctor looks (tests): programs and the iPXE source directory (server/doctor/gather.ts). */
+  doctor?: Pick<GatherOptions, 'ip' | 'timedatectl' | 'dnsmasq' | 'ipxeSourceDir'>;
 }
 
 export interface RunningServer {
@@ -214,6 +219,16 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // The boot environment (DATA/bootenv/current/) and the image store (DATA/images/) for image installs.
       dataDir,
     };
+    // The doctor (server/doctor): what nodes are told is netbootDeps.serverUrl, whether or not the boot face is served.
+    const bootFacts: BootFacts = {
+      listenHost: boot?.host ?? plan.boot.host,
+      listenPort: boot?.port ?? (plan.boot.port || 8080),
+      implicit: plan.bootImplicit,
+      advertisedUrl: netbootDeps.serverUrl,
+    };
+    const doctor = { spec, dataDir, boot: bootFacts, ...(opts.dnsmasqBinary ? { dnsmasq: opts.dnsmasqBinary } : {}), ...(opts.doctor ?? {}) };
+    // A reinstall is refused when a check its profiles depend on fails (unless forced); the profiles are the store's, read at each request.
+    const preflight = async (profiles: ProfileSpec[]): Promise<Finding[]> => blockingFindings(await runDoctor({ ...doctor, profiles, bmc: false }), profiles);
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
     app = await buildAdminApp({
       store,
@@ -225,6 +240,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),
       conductor: lifecycle,
+      preflight,
       ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
     // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
@@ -241,6 +257,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       say(`boot endpoints listening on ${formatHostPort(boot)}: nodes fetch ${bootUrl}/boot.ipxe; static trees under ${www}/{repo,images,agent}`);
     } else {
       say(`boot endpoints not served: the management address ${mgmt} is not on this host (set netboot.http.listen or --boot-listen)`);
+    }
+    // The doctor's findings, one line per warning or failure; they never stop the server.
+    try {
+      const findings = await runDoctor(doctor);
+      for (const f of findings.filter((x) => x.status !== 'ok')) say(`doctor: ${formatFinding(f)}`);
+      const n = summarize(findings);
+      say(`doctor: ${n.ok} ok, ${n.warn} warn, ${n.fail} fail${n.fail ? '; fleet reinstall refuses profiles that depend on a failed check (fleet doctor --config FILE)' : ''}`);
+    } catch (e) {
+      say(`doctor: could not run the checks: ${e instanceof Error ? e.message : String(e)}`);
     }
     netboot = await startNetboot({
       store,

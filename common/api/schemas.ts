@@ -281,7 +281,7 @@ export const ReinstallRequest = Type.Object(
     nodeset: Nodeset,
     profile: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     stagger: Type.Optional(Type.String({ maxLength: 32, description: 'at most N nodes start per interval: "10/30s", "10/30" (seconds)' })),
-    force: Type.Optional(Type.Boolean({ default: false, description: 'also reinstall pets' })),
+    force: Type.Optional(Type.Boolean({ default: false, description: 'also reinstall pets, and reinstall even when a check the profile depends on fails (fleet doctor)' })),
   },
   { additionalProperties: false },
 );

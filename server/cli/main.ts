@@ -21,6 +21,7 @@ import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
+import { cmdDoctor, type DoctorFlags } from './commands/doctor.js';
 import { cmdCompletion, COMPLETION_SHELLS } from './completion.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
@@ -56,6 +57,15 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .action((opts: { config: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
       run(cmdServer({ ...opts, data: opts.data ?? globals().data }, io)),
     );
+
+  program
+    .command('doctor')
+    .description('check this host can serve the cluster: boot endpoints, dnsmasq, iPXE, DHCP interface, OS trees/images/boot environment, agent bundle, clock, disk, BMC routes')
+    .requiredOption('-c, --config <file>', 'fleet.yaml the server runs with')
+    .option('--data <dir>', 'data dir (default: as fleet server picks it)')
+    .option('--boot-listen <addr:port>', 'as fleet server --boot-listen')
+    .option('--json', 'JSON output: {findings: [{id, status, message, fix}], summary}')
+    .action((opts: DoctorFlags) => run(cmdDoctor({ ...opts, ...(opts.data ?? globals().data ? { data: opts.data ?? globals().data } : {}) }, io)));
 
   program
     .command('apply')

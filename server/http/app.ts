@@ -27,7 +27,7 @@ import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
 import { registerNetbootApiRoutes, type NetbootApiDeps } from './routes/netboot-api.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
-import { registerLifecycleRoutes } from './routes/lifecycle.js';
+import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifecycle.js';
 import type { Conductor } from '../lifecycle/index.js';
 
 /** Paths of the admin face that answer without a token. */
@@ -41,6 +41,8 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   version?: string;
   /** The lifecycle conductor (reinstall, cancel); absent: those routes answer not_implemented. */
   conductor?: Conductor;
+  /** The doctor's checks a reinstall depends on (server/http/routes/lifecycle.ts); absent: none. */
+  preflight?: LifecycleRouteDeps['preflight'];
   /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
   onNodesChanged?: () => Promise<void>;
   /** Render/export/discovery/enroll API (needs the boot settings the renderers use). */
@@ -122,7 +124,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
       await registerInventoryRoutes(api, deps);
-      await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor });
+      await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor, ...(deps.preflight ? { preflight: deps.preflight } : {}) });
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
     },
     { prefix: '/api/v1' },

@@ -64,6 +64,16 @@ describe('fleet server faces', () => {
     expect(lines.join('\n')).toMatch(/boot endpoints not served: the management address 10\.10\.0\.1 is not on this host/);
   });
 
+  it('runs the doctor at start: one line per warning or failure, a summary, and it still serves', () => {
+    const doctor = lines.filter((l) => l.startsWith('doctor: '));
+    // The management address is not on this host: the boot endpoints fail, with the fix.
+    expect(doctor).toContainEqual(expect.stringMatching(/^doctor: fail {2}boot-endpoint: the boot endpoints are not served: nodes are told http:\/\/10\.10\.0\.1:\d+.* — fix: /));
+    expect(doctor).toContainEqual(expect.stringMatching(/^doctor: fail {2}agent-bundle: /));
+    expect(doctor.filter((l) => /^doctor: ok /.test(l))).toEqual([]);
+    expect(doctor.at(-1)).toMatch(/^doctor: \d+ ok, \d+ warn, [1-9]\d* fail; fleet reinstall refuses/);
+    expect(tls.url).toMatch(/^https:/);
+  });
+
   it('serves the admin API over TLS with a certificate of the fleet CA; the CLI trusts it from the data dir', async () => {
     expect(tls.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(lines.join('\n')).toMatch(/HTTP API listening on https:.*TLS certificate issued by the fleet CA/);

@@ -391,7 +391,7 @@ export function registerLifecycleCommands(
     .option('--watch', 'follow the nodes until they are ready or failed')
     .option('--timeout <duration>', 'with --watch: stop watching after this long (e.g. 2h)')
     .option('-y, --yes', 'do not ask for confirmation')
-    .option('--force', 'also reinstall pets')
+    .option('--force', 'also reinstall pets, and reinstall even when a check the profile depends on fails (fleet doctor)')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: ReinstallFlags) => run(cmdReinstall(globals(), nodeset, opts, io, ctx.deps)));
 

@@ -24,6 +24,8 @@ import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js
 import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
+import type { ProfileSpec } from '../../model.js';
+import { formatFinding, type Finding } from '../../doctor/checks.js';
 import { toApiEvent } from './api.js';
 
 export interface LifecycleRouteDeps {
@@ -41,6 +43,12 @@ export interface LifecycleRouteDeps {
   };
   /** Clock of status times. Default: the system clock. */
   clock?: () => Date;
+  /**
+   * The doctor's checks a reinstall depends on (server/doctor): given the
+   * profiles the nodes will install, the failed findings. Absent: no check
+   * (`fleet server` always passes it).
+   */
+  preflight?: (profiles: ProfileSpec[]) => Promise<Finding[]>;
 }
 
 /** The event store's node filter takes at most this many names; larger nodesets are filtered here. */
@@ -48,6 +56,27 @@ const STORE_NODE_FILTER_MAX = 10_000;
 function summarise(results: NodeActionResult[]): S.LifecycleActionResponse {
   const ok = results.filter((r) => r.ok).length;
   return { results, summary: { total: results.length, ok, failed: results.length - ok } };
+}
+
+/**
+ * Refuses a reinstall (precondition.failed, nothing changed) when a check
+ * the nodes' profiles depend on fails: the profile's image or OS tree, the
+ * boot environment, the boot endpoints, DHCP/iPXE. Unknown nodes and
+ * profiles are left to the conductor, which reports them per node.
+ */
+async function refuseOnFailedChecks(store: Store, preflight: NonNullable<LifecycleRouteDeps['preflight']>, names: string[], profile: string | undefined): Promise<void> {
+  const wanted = new Set<string>();
+  if (profile !== undefined) wanted.add(profile);
+  else for (const n of await store.nodes.list({ names })) if (!n.pet) wanted.add(n.profile); // pets are refused without force anyway
+  const profiles = (await store.profiles.list()).filter((p) => wanted.has(p.name));
+  if (profiles.length === 0) return;
+  const failed = await preflight(profiles);
+  if (failed.length === 0) return;
+  throw new FleetError(
+    'precondition.failed',
+    `reinstall refused: ${failed.length} check${failed.length === 1 ? '' : 's'} that profile${profiles.length === 1 ? '' : 's'} ${profiles.map((p) => p.name).join(', ')} depend${profiles.length === 1 ? 's' : ''} on fail${failed.length === 1 ? 's' : ''} (fleet doctor); nothing was changed; fix them, or pass force to reinstall anyway`,
+    { errors: failed.map(formatFinding), findings: failed },
+  );
 }
 
 export async function registerLifecycleRoutes(api: FastifyInstance, deps: LifecycleRouteDeps): Promise<void> {
@@ -77,6 +106,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     async (req): Promise<S.LifecycleActionResponse> => {
       const c = conductor();
       const names = expand(req.body.nodeset);
+      if (deps.preflight && !req.body.force) await refuseOnFailedChecks(deps.store, deps.preflight, names, req.body.profile);
       const results = await c.reinstall(names, {
         actor: actorOf(req),
         force: req.body.force ?? false,
