@@ -86,9 +86,9 @@ fetch_image() { # fetch_image URL SIZE: the body on stdout; each curl's PID in /
       echo "fleet-install: the server answered a resumed download with HTTP $f_code, not 206" >>"$LOG"; return 98
     fi
     f_got=$((f_got + f_n))
-    if [ "$f_rc" = 0 ]; then
-      [ "${2:-0}" -gt 0 ] 2>/dev/null && [ "$f_got" -lt "$2" ] || return 0
-    fi
+    # A body that ended cleanly is the whole answer, even one shorter than the plan's size:
+    # the digest check then says what is wrong with it. Only a broken transfer is resumed.
+    [ "$f_rc" = 0 ] && return 0
     case $f_code in 4??) return "$f_rc" ;; esac   # not there, refused: no use asking again
     f_try=$((f_try + 1))
     [ "$f_try" -lt 20 ] || return "$f_rc"
