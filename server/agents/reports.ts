@@ -16,6 +16,8 @@ import {
   type ReportInventoryResponse,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { FleetError } from '../../common/errors.js';
+import { assessReport } from '../../common/inventory/diff.js';
+import { inventoryFromProto, inventoryFromStored } from '../../common/inventory/proto.js';
 import { EVENT } from '../../common/events.js';
 import { assessBoot } from './boot.js';
 import { isoFromMs, MAX_FIELD, MAX_TEXT, short } from './bounds.js';
@@ -53,9 +55,12 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
     async reportInventory(node, req) {
       if (!req.inventory) throw new FleetError('request.invalid', 'the report carries no inventory');
       const inv = req.inventory;
+      const now = inventoryFromProto(inv);
+      // The event says whether the hardware changed: never against a partial report (see assessReport).
       const rec = await store.inventory.record(node, Inventory.toJSON(inv) as object, {
         actor: `node:${node}`,
         collectedAt: isoFromMs(inv.collectedAtMs),
+        assess: (previous) => ({ ...assessReport(previous === null ? null : inventoryFromStored(previous), now) }),
       });
       await store.nodes.markSeen(node);
       return { recordedAtMs: Date.parse(rec.reportedAt) };
