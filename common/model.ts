@@ -9,6 +9,8 @@
  * flag, last seen, events).
  */
 
+import type { ExpectSpec } from './inventory/expect.js';
+
 export type BmcProtocol = 'ipmi' | 'redfish' | 'ipmitool';
 
 /** Redfish authentication: a session when the service offers a SessionService (auto), or always one of the two. */
@@ -127,6 +129,11 @@ export interface ProfileSpec {
   /** Optional partitioning override (kickstart lines); default is clearpart + autopart plain ext4. */
   partitioning?: string[];
   roles: RolesSpec;
+  /**
+   * Hardware the profile's nodes must report (`expect:`, common/inventory/expect.ts):
+   * a node whose inventory falls short is held out of `ready`.
+   */
+  expect?: ExpectSpec;
 }
 
 export interface NodeBmcSpec {

@@ -33,6 +33,7 @@ import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.j
 import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
 import { checkImageName } from '../images/names.js';
+import { EXPECT_FIELD_NAMES, parseExpectRule, type ExpectSpec } from '../../common/inventory/expect.js';
 import {
   BMC_USERNAME,
   CHRONY_MAKESTEP,
@@ -384,8 +385,25 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 
 // ---------------------------------------------------------------- profiles
 
-const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
+const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles', 'expect'];
 const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
+
+/** `expect: {gpus: 8, memory_gib: ">= 512"}`: each field a count (exactly) or "OP N" (common/inventory/expect.ts). */
+function parseExpect(r: Reader, f: Fields): ExpectSpec | undefined {
+  const g = r.fields(f.get('expect'), f.p('expect'), EXPECT_FIELD_NAMES, [], f.keyNode('expect'));
+  if (!g) return undefined;
+  const out: ExpectSpec = {};
+  for (const field of EXPECT_FIELD_NAMES) {
+    const v = g.get(field);
+    if (!g.has(field)) continue;
+    // A mapping or a list is neither a count nor a comparison: parseExpectRule says what it takes.
+    const value = isScalar(v) ? v.value : undefined;
+    const rule = parseExpectRule(value);
+    if (typeof rule === 'string') r.error(g.p(field), g.where(field), `${field}: ${rule}`);
+    else out[field] = rule;
+  }
+  return out;
+}
 
 function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
@@ -433,6 +451,10 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const parts = f.stringList('partitioning', checkPartitionLine);
     if (parts !== undefined) p.partitioning = parts;
     if (f.get('roles') !== undefined) p.roles = parseRoles(r, f.get('roles'), f.p('roles'), net, f.keyNode('roles'));
+    if (f.has('expect')) {
+      const ex = parseExpect(r, f);
+      if (ex) p.expect = ex;
+    }
     out.push(p);
   }
   return out;

@@ -21,6 +21,8 @@ import { RESTING_STATES, S } from '../../lifecycle/states.js';
 
 /** What a node rests in: watch ends when every node rests. */
 const RESTING: ReadonlySet<string> = new Set(RESTING_STATES);
+/** Resting states a reinstall must not end in: failed, and held (hardware short of the profile's expect:). */
+const OUT_OF_SERVICE: ReadonlySet<string> = new Set([S.failed, S.held]);
 
 export interface LifecycleCliDeps {
   /** Asks a yes/no question; default: on the terminal (stdin and stdout must be TTYs). */
@@ -74,8 +76,8 @@ function ago(iso: string, now: number): string {
 
 /** The status table: one line per node, failed nodes last with step and reason, flags after. */
 export function formatStatus(res: StatusResponse, now: number): string {
-  const ok = res.nodes.filter((n) => n.state !== S.failed);
-  const failed = res.nodes.filter((n) => n.state === S.failed);
+  const ok = res.nodes.filter((n) => !OUT_OF_SERVICE.has(n.state));
+  const failed = res.nodes.filter((n) => OUT_OF_SERVICE.has(n.state));
   const row = (n: NodeStatus): string[] => [
     n.name,
     n.state,
@@ -86,8 +88,9 @@ export function formatStatus(res: StatusResponse, now: number): string {
   ];
   const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
   if (failed.length) {
-    lines.push(`-- ${failed.length} of ${res.nodes.length} failed:`);
-    lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: n.failure ? `${n.failure.step}: ${n.failure.reason}` : 'failed' }))));
+    const held = failed.filter((n) => n.state === S.held).length;
+    lines.push(`-- ${failed.length} of ${res.nodes.length} ${held === 0 ? 'failed' : held === failed.length ? 'held' : 'failed or held'}:`);
+    lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: `${n.state === S.held ? 'held: ' : ''}${n.failure ? `${n.failure.step}: ${n.failure.reason}` : n.state}` }))));
   }
   const flagged = res.nodes.filter((n) => n.flags.length);
   if (flagged.length) {
@@ -189,7 +192,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
         delete n.flag;
       }
       n.endMs = RESTING.has(e.toState) ? Date.parse(e.time) : null;
-      if (e.toState === S.failed) n.failure = `${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
+      if (OUT_OF_SERVICE.has(e.toState)) n.failure = `${e.toState === S.held ? 'held: ' : ''}${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
     } else if (e.kind === EVENT.loopSuspect) {
       n.flag = 'boot-loop-suspect';
     }
@@ -231,7 +234,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   }
   render(true);
   const list = [...nodes.values()];
-  const failed = list.filter((n) => n.state === S.failed);
+  const failed = list.filter((n) => OUT_OF_SERVICE.has(n.state));
   if (!live) {
     if (opts.json) io.stdout(JSON.stringify({ summary: summaryCounts(list), failed: failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })) }) + '\n');
     else {

@@ -1011,3 +1011,30 @@ describe('lifecycle section', () => {
     }
   });
 });
+
+describe("profiles' expect: (hardware a node must report)", () => {
+  it('a count is exact, a string compares; the parsed rules are on the profile', () => {
+    const o = base();
+    o.profiles.compute.expect = { gpus: 8, memory_gib: '>= 512', cpus: '> 63' };
+    const spec = parseConfig(yamlOf(o));
+    expect(spec.profiles[0]!.expect).toEqual({ gpus: { op: '==', value: 8 }, memory_gib: { op: '>=', value: 512 }, cpus: { op: '>', value: 63 } });
+    expect(parseConfig(yamlOf(base())).profiles[0]!.expect).toBeUndefined();
+  });
+
+  it('an unknown field, a bad comparison, a negative count and a list each get one issue at their place', () => {
+    const text = (e: unknown) => {
+      const o = base();
+      o.profiles.compute.expect = e;
+      return yamlOf(o);
+    };
+    const unknownField = oneIssue(text({ gpu: 8 }));
+    expect(unknownField.path).toBe('profiles.compute.expect.gpu');
+    expect(unknownField.message).toMatch(/gpus/); // suggests the closest known field
+    const badOp = oneIssue(text({ memory_gib: '=> 512' }));
+    expect(badOp.path).toBe('profiles.compute.expect.memory_gib');
+    expect(badOp.message).toMatch(/^memory_gib: "=> 512" is not a comparison/);
+    expect(oneIssue(text({ disks: -1 })).message).toBe('disks: -1 is not a count (a number of 0 or more)');
+    expect(oneIssue(text({ nics: [2] })).message).toMatch(/^nics: expected a number or a comparison/);
+    expect(oneIssue(text('nope')).path).toBe('profiles.compute.expect');
+  });
+});
