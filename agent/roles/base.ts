@@ -56,6 +56,9 @@ export const TIMEOUT = {
   install: 30 * 60_000,
 };
 
+/** What `systemctl is-enabled` prints for a unit that starts at boot (or needs no enabling). */
+export const SYSTEMD_ENABLED: ReadonlySet<string> = new Set(['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated']);
+
 /** Runs a command that changes the node; a non-zero exit throws StepError. */
 export async function exec(ctx: RoleContext, argv: string[], timeoutMs = TIMEOUT.command, env?: Record<string, string>): Promise<RunResult> {
   const [cmd, ...args] = argv;

@@ -14,5 +14,6 @@ export { hostsRole } from './hosts.js';
 export { chronyRole } from './chrony.js';
 export { usersRole } from './users.js';
 export { nfsRole } from './nfs.js';
+export { nfsServerRole } from './nfs-server.js';
 export { gpuRole } from './gpu.js';
 export { infinibandRole } from './infiniband.js';

@@ -5,10 +5,8 @@
  * `systemctl is-active rdma` already say so. Debian has no rdma.service
  * (rdma-core loads the modules through udev), so only packages there.
  */
-import { commandStep, defineRole, emptySurvey, query } from './base.js';
+import { commandStep, defineRole, emptySurvey, query, SYSTEMD_ENABLED } from './base.js';
 import { installStep, missingPackages } from './packages.js';
-
-const ENABLED = new Set(['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated']);
 
 export const infinibandRole = defineRole('infiniband', async (ctx) => {
   const s = emptySurvey();
@@ -23,7 +21,7 @@ export const infinibandRole = defineRole('infiniband', async (ctx) => {
   if (ctx.osFamily === 'rhel') {
     const en = await query(ctx, ['systemctl', 'is-enabled', 'rdma']);
     const ac = await query(ctx, ['systemctl', 'is-active', 'rdma']);
-    if (!ENABLED.has(en.stdout.trim()) || ac.stdout.trim() !== 'active') {
+    if (!SYSTEMD_ENABLED.has(en.stdout.trim()) || ac.stdout.trim() !== 'active') {
       s.steps.push(commandStep(ctx, ['systemctl', 'enable', '--now', 'rdma'], { group: 'packages' }));
     }
   }

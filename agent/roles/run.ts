@@ -11,6 +11,7 @@ import { gpuRole } from './gpu.js';
 import { hostsRole } from './hosts.js';
 import { infinibandRole } from './infiniband.js';
 import { nfsRole } from './nfs.js';
+import { nfsServerRole } from './nfs-server.js';
 import { reposRole } from './repos.js';
 import { usersRole } from './users.js';
 import { ROLE_ORDER, type ClusterFacts, type OsFamily, type Role, type RoleContext, type RoleName, type RoleResult, type RoleSettings } from './types.js';
@@ -20,6 +21,7 @@ export const ALL_ROLES: Readonly<Record<RoleName, Role>> = {
   hosts: hostsRole,
   chrony: chronyRole,
   users: usersRole,
+  nfsServer: nfsServerRole,
   nfs: nfsRole,
   infiniband: infinibandRole,
   gpu: gpuRole,
@@ -87,7 +89,7 @@ function orderIndex(name: string): number {
 
 /**
  * Applies (or, with dryRun, checks) the roles one after the other in the
- * fixed order (repos, hosts, chrony, users, nfs, infiniband, gpu), going on
+ * fixed order (repos, hosts, chrony, users, nfsServer, nfs, infiniband, gpu), going on
  * after a failure. Never throws: a role that throws is a 'failed' result.
  */
 export async function runRoles(roles: Role[], ctx: RoleContext, opts: { dryRun?: boolean } = {}): Promise<RoleResult[]> {

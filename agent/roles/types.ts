@@ -12,10 +12,15 @@ import type { RolesSpec } from '../../common/model.js';
 
 export type OsFamily = 'rhel' | 'debian';
 
-export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfs' | 'infiniband' | 'gpu';
+/** The keys of RolesSpec (fleet.yaml's `nfs_server` is `nfsServer`, as in roles_json). */
+export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfsServer' | 'nfs' | 'infiniband' | 'gpu';
 
-/** Apply order: repositories first (packages need them), GPU last (it may want a reboot). */
-export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+/**
+ * Apply order: repositories first (packages need them), an NFS server's
+ * exports before NFS mounts (a node may mount what it exports), GPU last
+ * (it may want a reboot). server/agents/config.ts ROLE_ORDER is the same.
+ */
+export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
 
 export interface HostEntry {
   /** Short host name, e.g. thor (or already a FQDN). */

@@ -19,6 +19,7 @@ import {
   infinibandRole,
   makeRoleContext,
   nfsRole,
+  nfsServerRole,
   reposRole,
   rolesFor,
   runRoles,
@@ -26,7 +27,9 @@ import {
   usersRole,
   osFamilyOf,
   clusterFacts,
+  ROLE_ORDER,
 } from '../../../agent/roles/index.js';
+import { ROLE_ORDER as SERVER_ROLE_ORDER } from '../../../server/agents/config.js';
 import type { RoleContext, RoleSettings } from '../../../agent/roles/types.js';
 import { FleetError } from '../../../common/errors.js';
 import type { RolesSpec } from '../../../server/model.js';
@@ -848,6 +851,194 @@ describe('infiniband role', () => {
   });
 });
 
+// ------------------------------------------------------------------ nfsServer
+
+const THOR_EXPORTS: RolesSpec['nfsServer'] = {
+  exports: [
+    { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+    { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+  ],
+};
+
+const THOR_EXPORTS_FILE = `# Managed by fleet (the profile's nfs_server role): local changes are overwritten.
+# Exports of your own belong in /etc/exports or another file of /etc/exports.d.
+/home 10.10.0.0/16(rw,sync,no_root_squash)
+/software 10.10.0.0/16(ro,sync)
+`;
+
+interface NfsServerFake {
+  installed: boolean;
+  running: boolean;
+  /** exportfs -ra's answer when it fails. */
+  exportfsFails?: Partial<RunResult>;
+}
+
+/**
+ * Plays an NFS server's commands on the lab: the package is installed once
+ * dnf/apt-get installed it, `exportfs -ra` writes /var/lib/nfs/etab from
+ * fleet's exports file (as exportfs does from its exports), systemctl
+ * enable --now makes the service enabled and active.
+ */
+function nfsServerFake(lab: Lab, sys: FakeSystem, st: NfsServerFake): void {
+  const pkg = /nfs-utils|nfs-kernel-server/;
+  sys.answers.push((cmd, args) => {
+    if (cmd === 'rpm' && args[0] === '-q') return st.installed ? { stdout: `${args[1]}-2.5.4-25.el9.x86_64\n` } : { code: 1, stdout: `package ${args[1]} is not installed\n` };
+    if (cmd === 'dpkg-query') {
+      const name = args[args.length - 1]!;
+      return st.installed ? { stdout: `${name}\tinstall ok installed\n` } : { code: 1, stderr: `dpkg-query: no packages found matching ${name}\n` };
+    }
+    if ((cmd === 'dnf' || cmd === 'apt-get') && args[0] === 'install' && pkg.test(args.join(' '))) {
+      st.installed = true;
+      return {};
+    }
+    if (cmd === 'exportfs') {
+      if (st.exportfsFails) return st.exportfsFails;
+      const lines = lab.exists('etc/exports.d/fleet.exports') ? lab.file('etc/exports.d/fleet.exports').split('\n').filter((l) => l && !l.startsWith('#')) : [];
+      lab.write('var/lib/nfs/etab', lines.map((l) => l.replace(' ', '\t').replace(/\(.*\)$/, '(rw,sync,wdelay,hide,nocrossmnt,secure,no_root_squash,no_all_squash)')).join('\n') + (lines.length ? '\n' : ''));
+      return {};
+    }
+    if (cmd === 'systemctl' && args[args.length - 1] === 'nfs-server') {
+      if (args[0] === 'is-enabled') return st.running ? { stdout: 'enabled\n' } : { code: 1, stdout: 'disabled\n' };
+      if (args[0] === 'is-active') return st.running ? { stdout: 'active\n' } : { code: 3, stdout: 'inactive\n' };
+      if (args[0] === 'enable') st.running = true;
+      return {};
+    }
+    return undefined;
+  });
+}
+
+describe('nfsServer role', () => {
+  it('installs nfs-utils, makes the directories, writes the exports, reloads and starts the server (RHEL), then does nothing', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+
+    const before = lab.snapshot();
+    const plan = await nfsServerRole.plan(ctx);
+    expect(plan.map((c) => c.summary)).toEqual(['install nfs-utils', 'mkdir /software', 'create /etc/exports.d/fleet.exports', 'exportfs -ra', 'systemctl enable --now nfs-server']);
+    expect(lab.snapshot()).toEqual(before);
+    expect(mutating(sys.runner)).toEqual([]);
+
+    sys.runner.clear();
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(res.message).toBe('5 changes: install nfs-utils; mkdir /software; create /etc/exports.d/fleet.exports; exportfs -ra; systemctl enable --now nfs-server');
+    expect(sys.runner.argvs).toEqual([
+      ['rpm', '-q', 'nfs-utils'],
+      ['systemctl', 'is-enabled', 'nfs-server'],
+      ['systemctl', 'is-active', 'nfs-server'],
+      ['dnf', 'install', '-y', 'nfs-utils'],
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    expect(fs.statSync(path.join(lab.root, 'etc/exports.d/fleet.exports')).mode & 0o7777).toBe(0o644);
+    expect(fs.statSync(path.join(lab.root, 'software')).isDirectory()).toBe(true);
+    expect(fs.statSync(path.join(lab.root, 'software')).mode & 0o7777).toBe(0o755);
+    expect(lab.exists('home/alice')).toBe(true); // an existing directory is left as it is
+
+    sys.runner.clear();
+    expect(await nfsServerRole.plan(ctx)).toEqual([]);
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [], message: 'already as declared' });
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('uses nfs-kernel-server, dpkg-query and apt-get on Debian, and the same nfs-server unit', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    expect((await nfsServerRole.apply(ctx)).status).toBe('changed');
+    expect(sys.runner.argvs[0]).toEqual(['dpkg-query', '-W', '--showformat=${Package}\\t${Status}\\n', 'nfs-kernel-server']);
+    expect(mutating(sys.runner)).toEqual([
+      ['apt-get', 'install', '-y', 'nfs-kernel-server'],
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    expect(sys.runner.calls.find((c) => c.cmd === 'apt-get')!.opts.env).toEqual({ DEBIAN_FRONTEND: 'noninteractive' });
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    sys.runner.clear();
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('reloads after a change to the file only; a running, enabled server is not touched', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    await nfsServerRole.apply(ctx);
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+
+    lab.write('etc/exports.d/fleet.exports', '/home *(rw,no_root_squash)\n');
+    sys.runner.clear();
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(res.changes[0]!.diff).toContain('-/home *(rw,no_root_squash)\n');
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    expect(lab.file('var/lib/fleet-agent/backup/etc/exports.d/fleet.exports')).toBe('/home *(rw,no_root_squash)\n');
+  });
+
+  it('reports a failed exportfs with its command and reason, and reloads again on the next apply', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    const st: NfsServerFake = { installed: true, running: false, exportfsFails: { code: 1, stderr: 'exportfs: /software does not support NFS export\n' } };
+    nfsServerFake(lab, sys, st);
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/^exportfs -ra failed: exportfs -ra: exit 1: exportfs: \/software does not support NFS export; /);
+    // the rest of the group is skipped: no server started on exports that did not load
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+    expect(res.changes.map((c) => c.summary)).toEqual(['mkdir /software', 'create /etc/exports.d/fleet.exports']);
+
+    // The file is in place, but etab says the exports never loaded: reload again.
+    delete st.exportfsFails;
+    sys.runner.clear();
+    const again = await nfsServerRole.apply(ctx);
+    expect(again.status).toBe('changed');
+    expect(mutating(sys.runner)).toEqual([
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    sys.runner.clear();
+    expect((await nfsServerRole.apply(ctx)).status).toBe('ok');
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('removes its file (and reloads) when the exports are gone, and installs nothing for them', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    await nfsServerRole.apply(await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner));
+    lab.write('etc/exports', '/srv/site 10.10.0.0/16(ro)\n');
+    sys.runner.clear();
+    const ctx = await ctxFor(lab, { nfsServer: { exports: [] } }, sys.runner);
+    const res = await nfsServerRole.apply(ctx);
+    expect(res).toMatchObject({ status: 'changed', message: '2 changes: delete /etc/exports.d/fleet.exports; exportfs -ra' });
+    expect(sys.runner.argvs).toEqual([['exportfs', '-ra']]);
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(lab.file('etc/exports')).toBe('/srv/site 10.10.0.0/16(ro)\n');
+    expect(lab.exists('var/lib/nfs/etab') && lab.file('var/lib/nfs/etab')).toBe('');
+    sys.runner.clear();
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+    expect(sys.runner.argvs).toEqual([]);
+  });
+
+  it('fails on an export path that is a file, and writes no exports line for it', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    lab.write('software', 'not a directory\n');
+    const res = await nfsServerRole.apply(await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner));
+    expect(res).toMatchObject({ status: 'failed', message: '/software exists and is not a directory: not exported' });
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+});
+
 // ------------------------------------------------------------------ plan, dry run, driver
 
 describe('plan and runRoles', () => {
@@ -920,6 +1111,12 @@ describe('plan and runRoles', () => {
     const again = await runRoles(rolesFor(FILE_ROLES), ctx);
     expect(again.map((r) => r.status)).toEqual(['ok', 'failed', 'changed', 'ok', 'ok']); // chrony: enable again (the fake systemctl makes no link)
     expect(sys.runner.argvs).toEqual([['systemctl', 'enable', '--now', 'chronyd']]);
+  });
+
+  it('orders an NFS server after users and before NFS mounts, as the server does', () => {
+    const spec: RolesSpec = { gpu: { vendor: 'nvidia', packages: [], blacklistNouveau: true }, nfs: NFS!, nfsServer: THOR_EXPORTS!, users: { groups: [], users: [] }, hosts: { enabled: true } };
+    expect(rolesFor(spec).map((r) => r.name)).toEqual(['hosts', 'users', 'nfsServer', 'nfs', 'gpu']);
+    expect([...ROLE_ORDER]).toEqual([...SERVER_ROLE_ORDER]);
   });
 
   it('turns a role that throws into a failed result', async () => {
