@@ -14,7 +14,7 @@
 import { describeFailure, formatArgv, type RunResult } from '../exec.js';
 import { RootFs, UnsafePathError, type ResolveOptions } from './fsroot.js';
 import { unifiedDiff } from './textdiff.js';
-import type { Change, Role, RoleContext, RoleName, RoleResult, RoleStatus } from './types.js';
+import type { Change, OsFamily, Role, RoleContext, RoleName, RoleResult, RoleStatus } from './types.js';
 
 export class StepError extends Error {
   override readonly name = 'StepError';
@@ -168,8 +168,22 @@ function summarize(changes: Change[]): string {
   return `${changes.length} change${changes.length === 1 ? '' : 's'}: ${parts.join('; ')}`;
 }
 
-/** Builds a Role from its survey function. */
-export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise<Survey>): Role {
+/**
+ * Why `role` does not run on this node (its OS family is not one the role
+ * supports), or undefined when it does.
+ */
+export function familySkip(role: Pick<Role, 'name' | 'families'>, ctx: Pick<RoleContext, 'osFamily' | 'osSource'>): string | undefined {
+  if (!role.families || role.families.includes(ctx.osFamily)) return undefined;
+  const os = ctx.osFamily === 'unknown' ? `OS family unknown${ctx.osSource ? ` (${ctx.osSource})` : ''}` : `OS family ${ctx.osFamily}`;
+  return `${os}; ${role.name} needs ${role.families.filter((f) => f !== 'unknown').join(' or ')}`;
+}
+
+/**
+ * Builds a Role from its survey function. `families`: where it runs
+ * (ANY_FAMILY when it needs no package manager nor family-specific path);
+ * on another family apply and check answer 'skipped' and plan [].
+ */
+export function defineRole(name: RoleName, families: readonly OsFamily[], survey: (ctx: RoleContext) => Promise<Survey>): Role {
   const result = (t0: number, status: RoleStatus, message: string, changes: Change[], dryRun = false): RoleResult => ({
     role: name,
     status,
@@ -201,14 +215,18 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
     return result(t0, 'ok', [verdict.message ?? 'already as declared', ...notes].filter((x) => x).join('; '), [], dry);
   };
 
-  return {
+  const role: Role = {
     name,
+    families,
     async plan(ctx) {
+      if (familySkip(role, ctx)) return [];
       const s = await survey(ctx);
       return s.steps.map((st) => st.change);
     },
     async check(ctx) {
       const t0 = Date.now();
+      const skip = familySkip(role, ctx);
+      if (skip) return result(t0, 'skipped', skip, [], true);
       try {
         const s = await survey(ctx);
         return await conclude(t0, s, s.steps.map((st) => st.change), [], true);
@@ -218,6 +236,8 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
     },
     async apply(ctx) {
       const t0 = Date.now();
+      const skip = familySkip(role, ctx);
+      if (skip) return result(t0, 'skipped', skip, []);
       let s: Survey;
       try {
         s = await survey(ctx);
@@ -243,6 +263,7 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
       return conclude(t0, s, done, failures, false);
     },
   };
+  return role;
 }
 
 /** Lines of a text (no trailing empty line). */

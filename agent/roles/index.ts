@@ -5,8 +5,8 @@
  *   const results = await runRoles(rolesFor(roles), ctx, { dryRun: false });
  */
 export type { Change, ClusterFacts, HostEntry, OsFamily, Role, RoleContext, RoleName, RoleResult, RoleSettings, RoleStatus } from './types.js';
-export { ROLE_ORDER } from './types.js';
-export { ALL_ROLES, clusterFacts, detectOsFamily, makeRoleContext, osFamilyOf, rolesFor, runRoles, type ContextOptions } from './run.js';
+export { ANY_FAMILY, KNOWN_FAMILIES, ROLE_ORDER } from './types.js';
+export { ALL_ROLES, clusterFacts, detectOs, detectOsFamily, makeRoleContext, osFamilyOf, rolesFor, runRoles, type ContextOptions } from './run.js';
 export { RootFs, UnsafePathError, BACKUP_DIR } from './fsroot.js';
 export { unifiedDiff } from './textdiff.js';
 export { reposRole } from './repos.js';

@@ -6,9 +6,10 @@
  * (rdma-core loads the modules through udev), so only packages there.
  */
 import { commandStep, defineRole, emptySurvey, query, SYSTEMD_ENABLED } from './base.js';
+import { KNOWN_FAMILIES } from './types.js';
 import { installStep, missingPackages } from './packages.js';
 
-export const infinibandRole = defineRole('infiniband', async (ctx) => {
+export const infinibandRole = defineRole('infiniband', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.infiniband;
   if (!spec) {

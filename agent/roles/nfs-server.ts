@@ -22,7 +22,7 @@
 import type { NfsExportSpec } from '../../common/model.js';
 import { commandStep, defineRole, deleteStep, emptySurvey, fileStep, query, rootFs, SYSTEMD_ENABLED, textLines } from './base.js';
 import { installStep, missingPackages } from './packages.js';
-import type { RoleContext } from './types.js';
+import { KNOWN_FAMILIES, type RoleContext } from './types.js';
 
 export const EXPORTS_PATH = '/etc/exports.d/fleet.exports';
 /** exportfs's record of what it exported (both families). */
@@ -55,7 +55,7 @@ export function etabPaths(text: string | undefined): Set<string> {
   return out;
 }
 
-export const nfsServerRole = defineRole('nfsServer', async (ctx) => {
+export const nfsServerRole = defineRole('nfsServer', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.nfsServer;
   if (!spec) {

@@ -28,10 +28,12 @@ import {
   osFamilyOf,
   clusterFacts,
   ROLE_ORDER,
+  detectOs,
 } from '../../../agent/roles/index.js';
+import { applyReport } from '../../../agent/run.js';
+import { RoleOutcome } from '../../../proto/gen/fleet/v1/agent.js';
 import { ROLE_ORDER as SERVER_ROLE_ORDER } from '../../../server/agents/config.js';
 import type { RoleContext, RoleSettings } from '../../../agent/roles/types.js';
-import { FleetError } from '../../../common/errors.js';
 import type { RolesSpec } from '../../../server/model.js';
 
 // ------------------------------------------------------------------ the lab
@@ -1133,15 +1135,98 @@ describe('plan and runRoles', () => {
 });
 
 describe('context', () => {
-  it('detects the OS family from os-release and refuses others', async () => {
+  it('detects the OS family from os-release; another is unknown, not refused', async () => {
     expect(osFamilyOf(ALMA_OS_RELEASE)).toBe('rhel');
     expect(osFamilyOf(DEBIAN_OS_RELEASE)).toBe('debian');
     expect(osFamilyOf('ID=ubuntu\nID_LIKE=debian\n')).toBe('debian');
     expect(osFamilyOf('ID="rocky"\nID_LIKE="rhel centos fedora"\n')).toBe('rhel');
     expect(osFamilyOf('ID=alpine\n')).toBeUndefined();
     const lab = newLab();
+    expect(await detectOs(lab.root)).toEqual({ family: 'rhel', source: 'ID=almalinux ID_LIKE="rhel centos fedora" in /etc/os-release' });
     lab.write('etc/os-release', 'ID=alpine\n');
-    await expect(makeRoleContext({ root: lab.root, settings: { roles: {}, cluster: CLUSTER } })).rejects.toBeInstanceOf(FleetError);
+    const ctx = await makeRoleContext({ root: lab.root, settings: { roles: {}, cluster: CLUSTER } });
+    expect([ctx.osFamily, ctx.osSource]).toEqual(['unknown', 'ID=alpine in /etc/os-release']);
+    lab.rm('etc/os-release');
+    lab.write('usr/lib/os-release', 'NAME=Plan 9\n');
+    expect(await detectOs(lab.root)).toEqual({ family: 'unknown', source: 'no ID in /usr/lib/os-release' });
+    lab.rm('usr/lib/os-release');
+    expect(await detectOs(lab.root)).toEqual({ family: 'unknown', source: 'no /etc/os-release or /usr/lib/os-release' });
+  });
+
+  it('on an unknown OS family applies the family-neutral roles and reports the others skipped, naming the family', async () => {
+    const lab = newLab();
+    lab.write('etc/os-release', 'NAME="Plan 9 from Bell Labs"\nID=plan9\n');
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const roles: RolesSpec = {
+      repos: SEED_REPOS!,
+      hosts: { enabled: true },
+      chrony: { servers: ['10.10.0.1'], makestep: '1.0 3' },
+      users: { groups: [{ name: 'hpc', gid: 3000 }], users: [{ name: 'alice', uid: 2001, gid: 3000, shell: '/bin/bash', home: '/home/alice', sshKeys: [KEY_A1] }] },
+      nfsServer: THOR_EXPORTS!,
+      nfs: NFS!,
+      infiniband: { packages: ['@infiniband'] },
+      gpu: { vendor: 'nvidia', packages: ['nvidia-driver'], blacklistNouveau: true },
+    };
+    const ctx = await ctxFor(lab, roles, sys.runner);
+    expect(ctx.osFamily).toBe('unknown');
+    const why = (role: string): string => `OS family unknown (ID=plan9 in /etc/os-release); ${role} needs rhel or debian`;
+
+    const before = lab.snapshot();
+    const dry = await runRoles(rolesFor(roles), ctx, { dryRun: true });
+    expect(dry.map((r) => [r.role, r.status, r.dryRun])).toEqual([
+      ['repos', 'skipped', true],
+      ['hosts', 'changed', true],
+      ['chrony', 'skipped', true],
+      ['users', 'changed', true],
+      ['nfsServer', 'skipped', true],
+      ['nfs', 'changed', true],
+      ['infiniband', 'skipped', true],
+      ['gpu', 'skipped', true],
+    ]);
+    expect(lab.snapshot()).toEqual(before);
+    expect(sys.runner.argvs).toEqual([]);
+
+    const results = await runRoles(rolesFor(roles), ctx);
+    expect(results.map((r) => [r.role, r.status, r.status === 'skipped' ? r.message : ''])).toEqual([
+      ['repos', 'skipped', why('repos')],
+      ['hosts', 'changed', ''],
+      ['chrony', 'skipped', why('chrony')],
+      ['users', 'changed', ''],
+      ['nfsServer', 'skipped', why('nfsServer')],
+      ['nfs', 'changed', ''],
+      ['infiniband', 'skipped', why('infiniband')],
+      ['gpu', 'skipped', why('gpu')],
+    ]);
+    // Only the neutral roles ran a command or wrote a file; no package manager was asked anything.
+    expect(sys.runner.argvs.map((a) => a[0])).toEqual(['groupadd', 'useradd', 'mount', 'mount', 'mount']);
+    expect(lab.file('etc/hosts')).toContain('10.10.1.1  thor.cluster.local thor\n');
+    expect(lab.file('etc/yum.repos.d/almalinux-baseos.repo')).toBe(ALMA_REPOS['almalinux-baseos.repo']);
+    expect(lab.file('etc/chrony.conf')).toBe(STOCK_CHRONY);
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(lab.exists('etc/modprobe.d/fleet-blacklist-nouveau.conf')).toBe(false);
+
+    // A role called directly says the same; plan has nothing to do.
+    expect(await gpuRole.apply(ctx)).toMatchObject({ status: 'skipped', message: why('gpu'), changes: [] });
+    expect(await chronyRole.check!(ctx)).toMatchObject({ status: 'skipped', dryRun: true });
+    expect(await reposRole.plan(ctx)).toEqual([]);
+
+    // On the wire: OK, with the reason after "skipped: ".
+    const report = applyReport('v1', results, 0, 1);
+    expect(report.results.filter((r) => r.role === 'gpu')).toEqual([{ role: 'gpu', outcome: RoleOutcome.ROLE_OUTCOME_OK, message: `skipped: ${why('gpu')}`, durationMs: expect.any(Number) }]);
+    expect(report.results.find((r) => r.role === 'hosts')!.outcome).toBe(RoleOutcome.ROLE_OUTCOME_CHANGED);
+  });
+
+  it('skips a role written for other families on a known one, and a role without families runs everywhere', async () => {
+    const lab = newLab('debian');
+    const ctx = await ctxFor(lab, {}, new RecordingRunner());
+    const rhelOnly = { name: 'rhel-only', families: ['rhel'] as const, plan: async () => [], apply: async () => Promise.reject(new Error('must not run')) };
+    const anywhere = { name: 'anywhere', plan: async () => [], apply: async () => ({ role: 'anywhere', status: 'ok' as const, message: '', durationMs: 0, changes: [] }) };
+    const res = await runRoles([rhelOnly, anywhere], ctx);
+    expect(res.map((r) => [r.role, r.status, r.message])).toEqual([
+      ['rhel-only', 'skipped', 'OS family debian; rhel-only needs rhel'],
+      ['anywhere', 'ok', ''],
+    ]);
   });
 
   it('builds cluster facts from the cluster spec', () => {
