@@ -143,7 +143,11 @@ const OUTCOMES: Record<RoleResult['status'], RoleOutcome> = {
   // The wire has no "needs reboot": the changes were made; the message says a reboot is due.
   'needs-reboot': RoleOutcome.ROLE_OUTCOME_CHANGED,
   failed: RoleOutcome.ROLE_OUTCOME_FAILED,
+  // Nor "skipped" (a role the node's OS family does not support): nothing failed and nothing was changed; the message says it was skipped.
+  skipped: RoleOutcome.ROLE_OUTCOME_OK,
 };
+
+const MESSAGE_PREFIX: Partial<Record<RoleResult['status'], string>> = { 'needs-reboot': 'needs reboot: ', skipped: 'skipped: ' };
 
 /** The ReportApply request for one apply. Pure. */
 export function applyReport(version: string, results: RoleResult[], startedAtMs: number, durationMs: number): ReportApplyRequest {
@@ -152,7 +156,7 @@ export function applyReport(version: string, results: RoleResult[], startedAtMs:
     results: results.map((r) => ({
       role: r.role,
       outcome: OUTCOMES[r.status],
-      message: (r.status === 'needs-reboot' ? `needs reboot: ${r.message}` : r.message).slice(0, 4000),
+      message: `${MESSAGE_PREFIX[r.status] ?? ''}${r.message}`.slice(0, 4000),
       durationMs: Math.max(0, Math.round(r.durationMs)),
     })),
     startedAtMs,

@@ -80,6 +80,16 @@ export interface NfsMountSpec {
   options: string;
 }
 
+/** One line of an NFS server's exports (exports(5)). */
+export interface NfsExportSpec {
+  /** Absolute directory to export. */
+  path: string;
+  /** Who may mount it: a host name, an IPv4 address, a CIDR (10.10.0.0/16), `*`, or a wildcard host name (`*.cluster.local`). */
+  clients: string;
+  /** exports(5) options, comma-separated, no spaces; default rw,sync,no_subtree_check. */
+  options: string;
+}
+
 export interface UserSpec {
   name: string;
   uid: number;
@@ -101,6 +111,8 @@ export interface RolesSpec {
   hosts?: { enabled: boolean };
   chrony?: { servers: string[]; makestep: string };
   nfs?: { mounts: NfsMountSpec[] };
+  /** fleet.yaml `nfs_server`: this node exports directories over NFS. */
+  nfsServer?: { exports: NfsExportSpec[] };
   users?: { groups: GroupSpec[]; users: UserSpec[] };
   gpu?: { vendor: 'nvidia'; packages: string[]; blacklistNouveau: boolean };
   infiniband?: { packages: string[] };

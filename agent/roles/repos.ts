@@ -10,7 +10,7 @@
  */
 import type { RepoSpec } from '../../common/model.js';
 import { commandStep, defineRole, deleteStep, emptySurvey, fileStep, rootFs, TIMEOUT } from './base.js';
-import type { RoleContext } from './types.js';
+import { KNOWN_FAMILIES, type RoleContext } from './types.js';
 
 export const HEADER = '# Managed by fleet: local changes are overwritten.\n';
 
@@ -36,7 +36,7 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-export const reposRole = defineRole('repos', async (ctx) => {
+export const reposRole = defineRole('repos', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.repos;
   if (!spec) {

@@ -27,9 +27,10 @@ export const ROLES_SCHEMA = 'fleet.roles/v1';
 /**
  * Apply order, as the agent applies them (agent/roles/types.ts ROLE_ORDER):
  * repositories before packages that need them, users before NFS homes are
- * used, drivers last (the GPU role may want a reboot).
+ * used, an NFS server's exports before NFS mounts (a node may mount what it
+ * exports), drivers last (the GPU role may want a reboot).
  */
-export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
 
 /** One /etc/hosts entry. */
 export interface ClusterHost {

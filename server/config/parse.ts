@@ -18,6 +18,7 @@ import type {
   GroupSpec,
   NetbootSpec,
   Networks,
+  NfsExportSpec,
   NfsMountSpec,
   NodeBmcSpec,
   NodeSpec,
@@ -386,7 +387,32 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 // ---------------------------------------------------------------- profiles
 
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles', 'expect'];
-const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
+const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'nfs_server', 'users', 'gpu', 'infiniband'];
+
+/** exports(5) options: a comma list; no spaces, parentheses or '#' (they would break the exports line). */
+const EXPORT_OPTIONS = /^[A-Za-z0-9_=.,:/@+-]+$/;
+/** A wildcard host name of exports(5): labels with `*` and `?`. */
+const EXPORT_WILDCARD = /^[A-Za-z0-9*?-]+(?:\.[A-Za-z0-9*?-]+)*$/;
+export const DEFAULT_EXPORT_OPTIONS = 'rw,sync,no_subtree_check';
+
+/** The client of an exports line: `*`, a CIDR, an IPv4 address, a host name or a wildcard host name. */
+function checkExportClients(s: string): string | undefined {
+  if (s === '*' || isIPv4(s) || isHostname(s)) return undefined;
+  if (s.includes('/')) {
+    const c = parseCidr(s);
+    return typeof c === 'string' ? `NFS clients: ${c}` : undefined;
+  }
+  if (/[*?]/.test(s) && s.length <= 253 && EXPORT_WILDCARD.test(s)) return undefined;
+  return `NFS clients ${show(s)} must be a host name, an IPv4 address, a CIDR (e.g. 10.10.0.0/16), '*' or a wildcard host name (e.g. *.cluster.local)`;
+}
+
+function checkExportOptions(s: string): string | undefined {
+  if (!EXPORT_OPTIONS.test(s)) return `export options ${show(s)} must be a comma-separated list without spaces or parentheses, e.g. ${DEFAULT_EXPORT_OPTIONS}`;
+  const opts = s.split(',');
+  if (opts.includes('')) return `export options ${show(s)} have an empty entry`;
+  if (opts.includes('rw') && opts.includes('ro')) return `export options ${show(s)} say both rw and ro`;
+  return undefined;
+}
 
 /** `expect: {gpus: 8, memory_gib: ">= 512"}`: each field a count (exactly) or "OP N" (common/inventory/expect.ts). */
 function parseExpect(r: Reader, f: Fields): ExpectSpec | undefined {
@@ -564,6 +590,29 @@ function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDra
           mounts.push({ source, target, options });
         }
         roles.nfs = { mounts };
+        break;
+      }
+      case 'nfs_server': {
+        const g = roleFields(r, v, rp, ['exports'], [], kn);
+        if (!g) break;
+        const exports: NfsExportSpec[] = [];
+        const seen = new Map<string, string>();
+        for (const it of (g.get('exports') !== undefined ? r.list(g.get('exports'), g.p('exports')) : []) ?? []) {
+          const ef = r.fields(it.node, it.path, ['path', 'clients', 'options'], ['path', 'clients'], g.get('exports'));
+          if (!ef) continue;
+          const epath = ef.string('path', checkAbsolutePath);
+          const clients = ef.string('clients', checkExportClients);
+          const options = ef.string('options', checkExportOptions) ?? DEFAULT_EXPORT_OPTIONS;
+          if (epath === undefined || clients === undefined) continue;
+          const key = `${epath} ${clients}`;
+          if (seen.has(key)) {
+            r.error(it.path, it.node, `${epath} is already exported to ${clients} by ${seen.get(key)}`);
+            continue;
+          }
+          seen.set(key, it.path);
+          exports.push({ path: epath, clients, options });
+        }
+        roles.nfsServer = { exports };
         break;
       }
       case 'users': {

@@ -115,6 +115,13 @@ describe('examples/seed-cluster.yaml', () => {
     });
     const storage = spec.profiles.find((p) => p.name === 'storage')!;
     expect(storage.roles.nfs).toBeUndefined();
+    expect(storage.roles.nfsServer).toEqual({
+      exports: [
+        { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+        { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+      ],
+    });
+    expect(spec.profiles.find((p) => p.name === 'login')!.roles.nfsServer).toBeUndefined();
     expect(storage.roles.gpu).toBeUndefined();
     expect(storage.kernelArgs).toEqual([]);
   });
@@ -782,6 +789,92 @@ describe('parseConfig', () => {
       expect(nfs({ target: 'home' }).message).toBe('home must be an absolute path');
       expect(nfs({ source: 'thor/home' }).message).toBe('NFS source thor/home must look like host:/path');
       expect(nfs({ options: 'rw, bg' }).message).toMatch(/is not a valid mount option list/);
+    });
+
+    it('takes nfs_server exports with the default options', () => {
+      const o = base();
+      o.profiles.compute.roles = {
+        nfs_server: {
+          exports: [
+            { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+            { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+            { path: '/scratch', clients: '*.cluster.local' },
+            { path: '/scratch', clients: 'heimdall' },
+            { path: '/pub', clients: '*' },
+            { path: '/pub', clients: '10.10.2.1', options: 'ro,sec=krb5:krb5i,fsid=1' },
+          ],
+        },
+      };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({
+        nfsServer: {
+          exports: [
+            { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+            { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+            { path: '/scratch', clients: '*.cluster.local', options: 'rw,sync,no_subtree_check' },
+            { path: '/scratch', clients: 'heimdall', options: 'rw,sync,no_subtree_check' },
+            { path: '/pub', clients: '*', options: 'rw,sync,no_subtree_check' },
+            { path: '/pub', clients: '10.10.2.1', options: 'ro,sec=krb5:krb5i,fsid=1' },
+          ],
+        },
+      });
+      o.profiles.compute.roles = { nfs_server: true };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({ nfsServer: { exports: [] } });
+      o.profiles.compute.roles = { nfs_server: false };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({});
+    });
+
+    it('rejects bad nfs_server exports with their place', () => {
+      const exp = (e: Obj) => profileIssue({ roles: { nfs_server: { exports: [{ path: '/home', clients: '10.10.0.0/16', ...e }] } } });
+      expect(exp({ path: 'home' })).toMatchObject({ path: 'profiles.compute.roles.nfs_server.exports[0].path', message: 'home must be an absolute path' });
+      expect(exp({ path: '/home/../etc' }).message).toBe("path /home/../etc must not contain '..'");
+      expect(exp({ path: '/my home' }).message).toBe('path "/my home" has forbidden characters');
+      expect(exp({ clients: '10.10.0.0/255.255.0.0' })).toMatchObject({
+        path: 'profiles.compute.roles.nfs_server.exports[0].clients',
+        message: 'NFS clients: 10.10.0.0/255.255.0.0 is not a valid IPv4 CIDR (expected e.g. 10.10.0.0/16)',
+      });
+      expect(exp({ clients: '10.10.1.0/16' }).message).toBe('NFS clients: 10.10.1.0/16 has host bits set; did you mean 10.10.0.0/16?');
+      expect(exp({ clients: 'heimdall(rw)' }).message).toMatch(/^NFS clients "heimdall\(rw\)" must be a host name, an IPv4 address, a CIDR/);
+      expect(exp({ clients: '@trusted' }).message).toMatch(/^NFS clients @trusted must be/);
+      expect(exp({ options: 'rw, sync' })).toMatchObject({
+        path: 'profiles.compute.roles.nfs_server.exports[0].options',
+        message: 'export options "rw, sync" must be a comma-separated list without spaces or parentheses, e.g. rw,sync,no_subtree_check',
+      });
+      expect(exp({ options: '' }).message).toMatch(/must be a comma-separated list/);
+      expect(exp({ options: 'rw,,sync' }).message).toBe('export options rw,,sync have an empty entry');
+      expect(exp({ options: 'rw,ro' }).message).toBe('export options rw,ro say both rw and ro');
+      expect(exp({ path: undefined }).message).toBe("'path' is required");
+      expect(exp({ clients: undefined }).message).toBe("'clients' is required");
+      expect(exp({ option: 'rw' }).path).toBe('profiles.compute.roles.nfs_server.exports[0].option');
+      expect(profileIssue({ roles: { nfs_server: { export: [] } } }).path).toBe('profiles.compute.roles.nfs_server.export');
+      expect(profileIssue({ roles: { nfs_server: { exports: { path: '/home' } } } }).path).toBe('profiles.compute.roles.nfs_server.exports');
+    });
+
+    it('rejects the same export twice, at its line', () => {
+      const text = stringify({
+        ...base(),
+        profiles: {
+          storage: {
+            os: { tree: 'http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os' },
+            roles: {
+              nfs_server: {
+                exports: [
+                  { path: '/home', clients: '10.10.0.0/16' },
+                  { path: '/home', clients: '10.20.0.0/16' },
+                  { path: '/home', clients: '10.10.0.0/16', options: 'ro' },
+                ],
+              },
+            },
+          },
+        },
+        nodes: {},
+      });
+      const i = oneIssue(text);
+      expect(i).toMatchObject({
+        path: 'profiles.storage.roles.nfs_server.exports[2]',
+        message: '/home is already exported to 10.10.0.0/16 by profiles.storage.roles.nfs_server.exports[0]',
+        // the third item's first line
+        line: text.split('\n').flatMap((l, n) => (l.includes('- path: /home') ? [n + 1] : []))[2],
+      });
     });
 
     it('fills role defaults', () => {
