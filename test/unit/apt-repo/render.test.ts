@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findExecutable } from '../../../common/executable.js';
 import { readDeb } from '../../../server/repo/deb.js';
 import { releaseDate, renderPackages, renderRelease, renderStanza } from '../../../server/repo/render.js';
 
@@ -27,10 +28,13 @@ function build(name: string, control: string): string {
   return out;
 }
 
+/** dpkg-dev is in .ci/deps.sh: under CI a missing reference fails the run rather than skipping. */
+const noReference = !findExecutable('dpkg-scanpackages') && process.env.CI !== 'true';
+
 const h = (b: Buffer, a: string) => createHash(a).update(b).digest('hex');
 
 describe('Packages stanzas', () => {
-  it('are what dpkg-scanpackages -m writes for the same packages', async () => {
+  it.skipIf(noReference)('are what dpkg-scanpackages -m writes for the same packages (dpkg-dev)', async () => {
     // Fields in a non-canonical order, a field dpkg does not know, a multi-line description.
     build(
       'zeta-tool',
