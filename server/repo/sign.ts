@@ -11,7 +11,8 @@
  * `gpgconf --kill gpg-agent` so no daemon outlives the command.
  */
 import { promises as fs } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import { findExecutable } from '../../common/executable.js';
 import { runProcess } from '../../common/spawn.js';
@@ -43,6 +44,20 @@ async function gpg(home: string, args: string[], what: string): Promise<string> 
   return r.stdout;
 }
 
+/**
+ * The home as gpg should be given it: gpg-agent's sockets live in the home
+ * when /run/user/UID does not exist, and a socket path is limited to 107
+ * bytes, so a long data dir path is reached through a short symlink in the
+ * temporary directory (removed by the returned function).
+ */
+export async function shortHome(home: string): Promise<{ home: string; done: () => Promise<void> }> {
+  if (home.length + '/S.gpg-agent.browser'.length < 100) return { home, done: async () => {} };
+  const dir = await fs.mkdtemp(path.join(tmpdir(), 'fleet-gpg-'));
+  const link = path.join(dir, 'h');
+  await fs.symlink(home, link);
+  return { home: link, done: () => fs.rm(dir, { recursive: true, force: true }) };
+}
+
 /** Stops the gpg-agent a private home started (nothing when none runs). */
 export async function stopAgent(home: string): Promise<void> {
   const gpgconf = findExecutable('gpgconf');
@@ -61,17 +76,19 @@ export async function secretFingerprint(home: string): Promise<string | undefine
  * The repository key: made when the home has none, its public half
  * (re)exported when missing. Answers the fingerprint.
  */
-export async function ensureKey(p: KeyPaths, log: (s: string) => void): Promise<string> {
-  await fs.mkdir(p.home, { recursive: true, mode: 0o700 });
-  await fs.chmod(p.home, 0o700);
+export async function ensureKey(paths: KeyPaths, log: (s: string) => void): Promise<string> {
+  await fs.mkdir(paths.home, { recursive: true, mode: 0o700 });
+  await fs.chmod(paths.home, 0o700);
+  const short = await shortHome(paths.home);
+  const p = { ...paths, home: short.home };
   try {
     let fpr = await secretFingerprint(p.home);
     if (!fpr) {
       const uid = `fleet repository key (${hostname()})`;
-      log(`making the repository signing key in ${p.home} (ed25519): ${uid}`);
+      log(`making the repository signing key in ${paths.home} (ed25519): ${uid}`);
       await gpg(p.home, ['--passphrase', '', '--pinentry-mode', 'loopback', '--quick-gen-key', uid, 'ed25519', 'sign', 'never'], 'quick-gen-key');
       fpr = await secretFingerprint(p.home);
-      if (!fpr) throw new FleetError('internal', `gpg made no key in ${p.home}`);
+      if (!fpr) throw new FleetError('internal', `gpg made no key in ${paths.home}`);
       await fs.rm(p.keyringGpg, { force: true });
       await fs.rm(p.keyringAsc, { force: true });
     }
@@ -80,6 +97,7 @@ export async function ensureKey(p: KeyPaths, log: (s: string) => void): Promise<
     return fpr;
   } finally {
     await stopAgent(p.home);
+    await short.done();
   }
 }
 
@@ -99,7 +117,9 @@ async function exportKey(home: string, fpr: string, out: string, armor: boolean)
 }
 
 /** InRelease (clearsigned) and Release.gpg (detached, armoured) beside `release`, by the key `fpr`. */
-export async function signRelease(home: string, fpr: string, release: string, dir: string): Promise<void> {
+export async function signRelease(realHome: string, fpr: string, release: string, dir: string): Promise<void> {
+  const short = await shortHome(realHome);
+  const home = short.home;
   const inRelease = `${dir}/InRelease`;
   const detached = `${dir}/Release.gpg`;
   const tmpIn = `${inRelease}.${process.pid}.tmp`;
@@ -116,5 +136,6 @@ export async function signRelease(home: string, fpr: string, release: string, di
     await fs.rm(tmpIn, { force: true });
     await fs.rm(tmpDet, { force: true });
     await stopAgent(home);
+    await short.done();
   }
 }
