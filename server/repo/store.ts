@@ -203,7 +203,7 @@ export async function removePackages(o: { dataDir: string; suite: string; names:
     const idx = await readIndex(p);
     const entries = idx.suites[suite] ?? [];
     const missing = o.names.filter((n) => !entries.some((e) => e.package === n));
-    if (missing.length > 0) throw new FleetError('not_found', `suite ${suite} holds no package ${missing.map(show).join(', ')} (fleet repo list --suite ${suite})`);
+    if (missing.length > 0) throw new FleetError('not_found', `suite ${suite} holds no package ${missing.map((n) => show(n)).join(', ')} (fleet repo list --suite ${suite})`);
     const gone = entries.filter((e) => o.names.includes(e.package));
     idx.suites[suite] = entries.filter((e) => !o.names.includes(e.package));
     await writeIndex(p, idx);
