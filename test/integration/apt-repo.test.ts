@@ -33,7 +33,7 @@ import { findExecutable } from '../../common/executable.js';
 import { runProcess } from '../../common/spawn.js';
 import { buildBootApp } from '../../server/http/app.js';
 import { configForNode } from '../../server/agents/config.js';
-import { preparePrivateApt } from '../../server/repo/fetch.js';
+import { fetchPackages, preparePrivateApt } from '../../server/repo/fetch.js';
 import { addDebs, listPackages, removePackages, repoPaths } from '../../server/repo/store.js';
 import { openStore, type Store } from '../../server/store/index.js';
 import { CA_FP, CLUSTER, PROFILES, SERVER } from '../helpers/golden.js';
@@ -263,6 +263,31 @@ describe.skipIf(why !== null)(`fleet apt repository with apt-get${why ? ` — SK
       writeFileSync(join(dist, 'InRelease'), inRelease);
       writeFileSync(join(dist, 'Release.gpg'), detached);
     }
+  });
+
+  it('fleet repo fetch: a dependency closure from "the host\'s" sources (here: this repository), signature checked, host apt untouched', async () => {
+    // A stand-in /etc/apt whose sources name this repository, its key by Signed-By.
+    const etc = mkdtempSync(join(base, 'etc-apt-'));
+    writeFileSync(join(etc, 'sources.list'), `deb [signed-by=${keyFile}] ${repoUrl} bookworm main\n`);
+    const osRelease = join(etc, 'os-release');
+    writeFileSync(osRelease, 'ID=debian\nVERSION_CODENAME=bookworm\n');
+    const other = join(base, 'other-data');
+    const saved = Object.fromEntries(Object.keys(process.env).filter((k) => /_proxy$/i.test(k)).map((k) => [k, process.env[k]]));
+    for (const k of Object.keys(saved)) delete process.env[k];
+    try {
+      const r = await fetchPackages({ dataDir: other, packages: ['fleet-test-app'], aptDir: etc, osRelease, log });
+      expect(r.added.map((e) => `${e.package} ${e.version}`).sort()).toEqual(['fleet-test-app 2:3.1-1', 'fleet-test-lib 1.1-1']);
+    } finally {
+      Object.assign(process.env, saved);
+    }
+    expect((await listPackages(other)).map((e) => `${e.suite} ${e.package}`)).toEqual(['bookworm fleet-test-app', 'bookworm fleet-test-lib']);
+    expect(readdirSync(repoPaths(other).tmp)).toEqual([]); // the private apt state is gone
+    for (const hostDir of ['/var/lib/apt/lists', '/var/cache/apt/archives']) {
+      if (existsSync(hostDir)) expect(readdirSync(hostDir).filter((n) => n.includes('127.0.0.1') || n.startsWith('fleet-test-')), hostDir).toEqual([]);
+    }
+    // A source whose key is not the repository's is refused by apt, and nothing is added.
+    writeFileSync(join(etc, 'sources.list'), `deb ${repoUrl} bookworm main\n`);
+    await expect(fetchPackages({ dataDir: join(base, 'third-data'), packages: ['fleet-test-app'], aptDir: etc, osRelease, log })).rejects.toThrow(/apt-get update failed[\s\S]*(NO_PUBKEY|not signed)/);
   });
 
   it('serves /repo/debian/ read-only: traversal, encoded dots, absolute paths and links out are 404', async () => {
