@@ -113,7 +113,7 @@ async function apt(conf: string, args: string[], what: string, signal?: AbortSig
   return r.stdout;
 }
 
-export async function fetchPackages(o: FetchOptions): Promise<AddResult> {
+export async function fetchPackages(o: FetchOptions): Promise<AddResult & { suite: string }> {
   if (o.packages.length === 0) throw new FleetError('usage.invalid', 'name at least one package to fetch');
   for (const n of o.packages) if (!PACKAGE_NAME.test(n)) throw new FleetError('usage.invalid', `${show(n)} is not a Debian package name`);
   const hostCodename = osReleaseCodename(await fs.readFile(o.osRelease ?? '/etc/os-release', 'utf8').catch(() => ''));
@@ -136,7 +136,7 @@ export async function fetchPackages(o: FetchOptions): Promise<AddResult> {
     const debs = (await fs.readdir(dir)).filter((n) => n.endsWith('.deb')).sort().map((n) => path.join(dir, n));
     if (debs.length === 0) throw new FleetError('internal', 'apt-get downloaded no package');
     o.log(`downloaded ${debs.length} package(s); adding them to ${suite}`);
-    return await addDebs({ dataDir: o.dataDir, suite, files: debs, log: o.log, ...(o.now ? { now: o.now } : {}) });
+    return { suite, ...(await addDebs({ dataDir: o.dataDir, suite, files: debs, log: o.log, ...(o.now ? { now: o.now } : {}) })) };
   } finally {
     await fs.rm(ws, { recursive: true, force: true });
   }

@@ -58,8 +58,7 @@ export async function cmdRepoFetch(globals: GlobalFlags, packages: string[], fla
   process.once('SIGTERM', stop);
   try {
     const r = await fetchPackages({ dataDir: dataDirOf(globals, io), packages, ...(flags.suite ? { suite: flags.suite } : {}), log: progress(io), signal: ac.signal });
-    const suite = r.added[0] ? (await listPackages(dataDirOf(globals, io))).find((e) => e.filename === r.added[0]!.filename)?.suite ?? '' : '';
-    io.stdout(flags.json ? JSON.stringify({ suite, added: r.added.map(brief), replaced: r.replaced.map(brief) }, null, 2) + '\n' : summary('fetched', suite, r));
+    io.stdout(flags.json ? JSON.stringify({ suite: r.suite, added: r.added.map(brief), replaced: r.replaced.map(brief) }, null, 2) + '\n' : summary('fetched', r.suite, r));
     return Exit.OK;
   } finally {
     process.off('SIGINT', stop);
