@@ -125,6 +125,10 @@ const objectName = (what: string) => (s: string) =>
   OBJECT_NAME.test(s) ? undefined : `${what} name ${show(s)} is not valid (letters, digits, '_', '.', '-'; starting with a letter or digit)`;
 const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? undefined : `${show(s)} is not a valid ${what}`);
 
+/** A repository's apt suite and components (repos role, Debian): one word each, nothing that could break the sources line. */
+const APT_SUITE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const APT_COMPONENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /**
  * Parses fleet.yaml text into a ClusterSpec.
  * @throws FleetError('config.invalid', '<source> has N errors', {source, errors: ConfigIssue[]})
@@ -385,10 +389,6 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 // ---------------------------------------------------------------- profiles
 
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
-/** A repository's apt suite and components (repos role, Debian): one word each, nothing that could break the sources line. */
-const APT_SUITE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const APT_COMPONENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
 
 function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
