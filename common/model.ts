@@ -70,6 +70,19 @@ export interface RepoSpec {
   baseurl: string;
   gpgcheck: boolean;
   enabled: boolean;
+  /**
+   * Debian only: the suite (dists/SUITE) of a standard repository; absent:
+   * a flat repository (`BASEURL ./`).
+   */
+  suite?: string;
+  /** Debian only, with `suite`: its components (default ['main']). */
+  components?: string[];
+  /**
+   * Debian only: 'fleet' = the repository is signed with the fleet server's
+   * repository key (docs/repo.md); the agent writes it from the cluster
+   * facts to /etc/apt/keyrings/fleet.gpg and names it with signed-by=.
+   */
+  key?: 'fleet';
 }
 
 export interface NfsMountSpec {

@@ -46,6 +46,8 @@ export interface ClusterFacts {
   managementName?: string;
   /** Every host /etc/hosts should list (management node and nodes with an address), in order. */
   hosts: HostEntry[];
+  /** The fleet server's apt repository key (base64 of the binary keyring), when it has one: the repos role's `key: fleet`. */
+  repoKey?: string;
 }
 
 export interface RoleSettings {

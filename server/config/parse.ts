@@ -127,6 +127,10 @@ const objectName = (what: string) => (s: string) =>
   OBJECT_NAME.test(s) ? undefined : `${what} name ${show(s)} is not valid (letters, digits, '_', '.', '-'; starting with a letter or digit)`;
 const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? undefined : `${show(s)} is not a valid ${what}`);
 
+/** A repository's apt suite and components (repos role, Debian): one word each, nothing that could break the sources line. */
+const APT_SUITE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const APT_COMPONENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /**
  * Parses fleet.yaml text into a ClusterSpec.
  * @throws FleetError('config.invalid', '<source> has N errors', {source, errors: ConfigIssue[]})
@@ -547,14 +551,29 @@ function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDra
         const repos: RepoSpec[] = [];
         const names = new Map<string, string>();
         for (const it of (g.get('repos') !== undefined ? r.list(g.get('repos'), g.p('repos')) : []) ?? []) {
-          const rf = r.fields(it.node, it.path, ['name', 'baseurl', 'gpgcheck', 'enabled'], ['name', 'baseurl'], g.get('repos'));
+          const rf = r.fields(it.node, it.path, ['name', 'baseurl', 'gpgcheck', 'enabled', 'suite', 'components', 'key'], ['name', 'baseurl'], g.get('repos'));
           if (!rf) continue;
           const name = rf.string('name', checkRepoName);
           const baseurl = rf.string('baseurl', checkHttpUrl);
           if (name !== undefined && names.has(name)) r.error(rf.p('name'), rf.get('name'), `repository ${name} is already defined at ${names.get(name)}`);
+          // Debian repository shape (docs/repo.md): absent suite = a flat repository, as before.
+          const suite = rf.string('suite', patternCheck(APT_SUITE, 'apt suite (letters, digits and ._-, e.g. bookworm)'));
+          const components = rf.stringList('components', patternCheck(APT_COMPONENT, 'apt component (letters, digits and ._-, e.g. main)'));
+          const key = rf.string('key', (s) => (s === 'fleet' ? undefined : `key ${show(s)} is not known: the only key is fleet (the fleet server's repository key)`));
+          const gpgcheck = rf.bool('gpgcheck') ?? true;
+          if (components !== undefined && suite === undefined) r.error(rf.p('components'), rf.get('components'), 'components need a suite (a flat repository has none)');
+          if (components !== undefined && components.length === 0) r.error(rf.p('components'), rf.get('components'), 'components must name at least one component');
+          if (key !== undefined && !gpgcheck) r.error(rf.p('key'), rf.get('key'), 'key fleet with gpgcheck: false: a repository is either checked with the key or explicitly trusted, not both');
           if (name === undefined || baseurl === undefined) continue;
           names.set(name, it.path);
-          repos.push({ name, baseurl, gpgcheck: rf.bool('gpgcheck') ?? true, enabled: rf.bool('enabled') ?? true });
+          repos.push({
+            name,
+            baseurl,
+            gpgcheck,
+            enabled: rf.bool('enabled') ?? true,
+            ...(suite !== undefined ? { suite, components: components?.length ? components : ['main'] } : {}),
+            ...(key === 'fleet' ? { key } : {}),
+          });
         }
         roles.repos = { repos, remove: g.stringList('remove', patternCheck(REPO_FILE_GLOB, 'repo file name or glob (no "/")')) ?? [] };
         break;

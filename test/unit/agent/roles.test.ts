@@ -417,6 +417,56 @@ describe('repos role', () => {
     expect(lab.exists('etc/apt/sources.list.d/debian.sources')).toBe(true);
     expect(sys.runner.argvs).toEqual([['apt-get', 'update']]);
   });
+
+  it('writes a suite and components on Debian; the fleet key to /etc/apt/keyrings/fleet.gpg, byte for byte, once', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    const key = Buffer.from([0x98, 0x33, 0x04, 0xff, 0x00, 0x80, 0xc3, 0x28, 0x0a, 0xe9]); // not UTF-8: compared as bytes
+    const repos = [
+      { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' as const },
+      { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true, suite: 'bookworm', components: ['main', 'contrib'] },
+    ];
+    const ctx = await ctxFor(lab, { repos: { repos, remove: [] } }, sys.runner);
+    ctx.settings.cluster.repoKey = key.toString('base64');
+    const res = await reposRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(lab.file('etc/apt/sources.list.d/fleet-fleet.list')).toBe(
+      '# Managed by fleet: local changes are overwritten.\n# fleet\ndeb [signed-by=/etc/apt/keyrings/fleet.gpg] http://10.10.0.1:8080/repo/debian bookworm main\n',
+    );
+    expect(lab.file('etc/apt/sources.list.d/fleet-site.list')).toContain('deb [trusted=yes] http://10.10.0.1/site bookworm main contrib\n');
+    const written = path.join(lab.root, 'etc/apt/keyrings/fleet.gpg');
+    expect(fs.readFileSync(written).equals(key)).toBe(true);
+    expect(fs.statSync(written).mode & 0o777).toBe(0o644);
+    expect(sys.runner.argvs).toEqual([['apt-get', 'update']]);
+    // idempotent: nothing to do, no command
+    expect(await reposRole.plan(ctx)).toEqual([]);
+    // a new server key is an update of the keyring only
+    ctx.settings.cluster.repoKey = Buffer.from([1, 2, 3]).toString('base64');
+    expect((await reposRole.plan(ctx)).map((c) => [c.action, c.path])).toEqual([['update', '/etc/apt/keyrings/fleet.gpg'], ['run', undefined]]);
+  });
+
+  it('fails clearly, and leaves the keyed repository alone, when the server sent no key', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    const repos = [
+      { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' as const },
+      { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true },
+    ];
+    const ctx = await ctxFor(lab, { repos: { repos, remove: [] } }, sys.runner);
+    const res = await reposRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/repository fleet uses key: fleet, but the server sent no repository key/);
+    expect(lab.exists('etc/apt/sources.list.d/fleet-fleet.list')).toBe(false);
+    expect(lab.file('etc/apt/sources.list.d/fleet-site.list')).toContain('deb [trusted=yes] http://10.10.0.1/site ./\n');
+  });
+
+  it('keeps the rhel branch as it was (no suite, no key there)', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    const ctx = await ctxFor(lab, { repos: { repos: [{ name: 'x', baseurl: 'http://10.10.0.1/x', gpgcheck: true, enabled: true }], remove: [] } }, sys.runner);
+    await reposRole.apply(ctx);
+    expect(lab.file('etc/yum.repos.d/fleet-x.repo')).toBe('# Managed by fleet: local changes are overwritten.\n[x]\nname=x\nbaseurl=http://10.10.0.1/x\ngpgcheck=1\nenabled=1\n');
+  });
 });
 
 // ------------------------------------------------------------------ hosts

@@ -777,6 +777,36 @@ describe('parseConfig', () => {
       expect(i).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].name', message: '"Base OS" is not a valid repository name (letters, digits and _.-)' });
     });
 
+    it('reads a Debian repository\'s suite, components and key (absent: a flat repository, as before)', () => {
+      const o = base();
+      o.profiles.compute.roles = {
+        repos: {
+          repos: [
+            { name: 'flat', baseurl: 'http://10.10.0.1/flat', gpgcheck: false },
+            { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', suite: 'bookworm', key: 'fleet' },
+            { name: 'site', baseurl: 'http://10.10.0.1/site', suite: 'bookworm-updates', components: ['main', 'non-free-firmware'], gpgcheck: false },
+          ],
+        },
+      };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles.repos!.repos).toEqual([
+        { name: 'flat', baseurl: 'http://10.10.0.1/flat', gpgcheck: false, enabled: true },
+        { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' },
+        { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true, suite: 'bookworm-updates', components: ['main', 'non-free-firmware'] },
+      ]);
+    });
+
+    it('rejects bad repository suites, components and keys', () => {
+      const repo = (r: Obj) => profileIssue({ roles: { repos: { repos: [{ name: 'r', baseurl: 'http://10.10.0.1/r', ...r }] } } });
+      expect(repo({ suite: 'bookworm main' })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].suite', message: expect.stringMatching(/"bookworm main" is not a valid apt suite/) });
+      expect(repo({ suite: 'bookworm]\ndeb http://evil/ x' }).message).toMatch(/is not a valid apt suite/);
+      expect(repo({ suite: 'bookworm', components: ['main', '../x'] })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].components[1]', message: expect.stringMatching(/is not a valid apt component/) });
+      expect(repo({ components: ['main'] })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].components', message: 'components need a suite (a flat repository has none)' });
+      expect(repo({ suite: 'bookworm', components: [] }).message).toBe('components must name at least one component');
+      expect(repo({ key: 'debian' })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].key', message: expect.stringMatching(/^key "?debian"? is not known: the only key is fleet/) });
+      expect(repo({ key: 'fleet', gpgcheck: false }).message).toMatch(/^key fleet with gpgcheck: false/);
+      expect(repo({ keyring: 'x' }).message).toMatch(/keyring/);
+    });
+
     it('rejects bad users, ids, paths and NFS sources', () => {
       const users = (u: Obj) => profileIssue({ roles: { users: { groups: [{ name: 'myuser', gid: 2001 }], users: [{ name: 'myuser', uid: 2001, group: 'myuser', ...u }] } } });
       expect(users({ name: 'MyUser' }).message).toMatch(/^MyUser is not a valid user name \(POSIX/);
