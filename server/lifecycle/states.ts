@@ -85,6 +85,9 @@ export const TRANSIENT_STATES: readonly LifecycleState[] = [
 
 export const ALL_STATES: readonly LifecycleState[] = [...RESTING_STATES, ...TRANSIENT_STATES];
 
+/** Resting states a reinstall must not end in: failed, and held (hardware short of the profile's expect:). */
+export const OUT_OF_SERVICE_STATES: readonly LifecycleState[] = [S.failed, S.held];
+
 /** States in which an armed node that netboots is given the installer (netboot/decide.ts). */
 export const INSTALL_STATES: readonly LifecycleState[] = [S.pxeArmed, S.powerCycling, S.netbooting, S.installing];
 

@@ -17,12 +17,11 @@ import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
 import { EVENT } from '../../../common/events.js';
-import { RESTING_STATES, S } from '../../lifecycle/states.js';
+import { OUT_OF_SERVICE_STATES, RESTING_STATES, S } from '../../lifecycle/states.js';
 
 /** What a node rests in: watch ends when every node rests. */
 const RESTING: ReadonlySet<string> = new Set(RESTING_STATES);
-/** Resting states a reinstall must not end in: failed, and held (hardware short of the profile's expect:). */
-const OUT_OF_SERVICE: ReadonlySet<string> = new Set([S.failed, S.held]);
+const OUT_OF_SERVICE: ReadonlySet<string> = new Set(OUT_OF_SERVICE_STATES);
 
 export interface LifecycleCliDeps {
   /** Asks a yes/no question; default: on the terminal (stdin and stdout must be TTYs). */
@@ -88,8 +87,7 @@ export function formatStatus(res: StatusResponse, now: number): string {
   ];
   const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
   if (failed.length) {
-    const held = failed.filter((n) => n.state === S.held).length;
-    lines.push(`-- ${failed.length} of ${res.nodes.length} ${held === 0 ? 'failed' : held === failed.length ? 'held' : 'failed or held'}:`);
+    lines.push(`-- ${failed.length} of ${res.nodes.length} ${[...new Set(failed.map((n) => n.state))].sort().join(' or ')}:`);
     lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: `${n.state === S.held ? 'held: ' : ''}${n.failure ? `${n.failure.step}: ${n.failure.reason}` : n.state}` }))));
   }
   const flagged = res.nodes.filter((n) => n.flags.length);
