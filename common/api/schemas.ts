@@ -249,6 +249,8 @@ export const BmcResult = Open({
       uuid: Type.Optional(Str),
       bmcFirmware: Type.Optional(Str),
       macs: Strings,
+      /** What could not be read and why (e.g. a FRU that does not parse). */
+      notes: Type.Optional(Strings),
     }),
   ),
   /** bootdev: what was asked, and (drivers that read it back) what the BMC stored and the quirks seen. */

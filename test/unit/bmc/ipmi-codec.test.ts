@@ -46,6 +46,7 @@ import {
   parseGetSystemBootOption,
   parseReadFruData,
   parseSystemGuid,
+  encodeSystemGuid,
   setSystemBootOption,
   verifyIpmi20Integrity,
 } from '../../../server/bmc/ipmi/codec.js';
@@ -272,10 +273,14 @@ describe('command data', () => {
     protocolErr(() => parseDeviceId(hex('00 03 09')));
   });
 
-  it('System GUID in IPMI encoding, as ipmitool prints it', () => {
-    // lan.conf guid a123456789abcdef0123456789abcdef → ipmitool: efcdab89-6745-2301-efcd-ab89674523a1
-    expect(parseSystemGuid(hex('a123456789abcdef0123456789abcdef'))).toBe('efcdab89-6745-2301-efcd-ab89674523a1');
+  it('System GUID in the SMBIOS byte order, as dmidecode shows the UUID and `ipmitool mc guid smbios` prints it', () => {
+    // SMBIOS 2.6+ §7.2.1: UUID 00112233-4455-6677-8899-aabbccddeeff is stored as 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff.
+    expect(parseSystemGuid(hex('33221100 5544 7766 8899aabbccddeeff'))).toBe('00112233-4455-6677-8899-aabbccddeeff');
+    expect(encodeSystemGuid('00112233-4455-6677-8899-AABBCCDDEEFF')).toEqual(hex('33221100 5544 7766 8899aabbccddeeff'));
+    // lan.conf guid a123456789abcdef0123456789abcdef → ipmitool mc guid smbios: 674523a1-ab89-efcd-0123-456789abcdef
+    expect(parseSystemGuid(hex('a123456789abcdef0123456789abcdef'))).toBe('674523a1-ab89-efcd-0123-456789abcdef');
     protocolErr(() => parseSystemGuid(hex('a1234567')));
+    expect(() => encodeSystemGuid('not-a-uuid')).toThrow(FleetError);
   });
 
   it('chassis status, FRU info, FRU read', () => {
