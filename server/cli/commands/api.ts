@@ -27,8 +27,8 @@ export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, 
   } else {
     io.stdout(
       formatTable(
-        ['name', 'profile', 'ip', 'bmc', 'state'],
-        res.nodes.map((n) => [n.name, n.profile, n.ip ?? '-', bmcLabel(n), n.state]),
+        ['name', 'profile', 'ip', 'bmc', 'state', 'flags'],
+        res.nodes.map((n) => [n.name, n.profile, n.ip ?? '-', bmcLabel(n), n.state, n.flags?.length ? n.flags.map((f) => f.flag).join(',') : '-']),
       ) + '\n',
     );
   }
@@ -57,6 +57,7 @@ export async function cmdShow(flags: GlobalFlags, node: string, opts: { json?: b
     ['origin', n.origin === 'enroll' ? 'fleet enroll (not in fleet.yaml; apply keeps it)' : 'fleet.yaml'],
     ['armed', n.armed ? 'yes (next network boot installs)' : 'no'],
     ['last seen', n.lastSeen ?? 'never'],
+    ...(n.flags ?? []).map((f): [string, string] => ['flag', `${f.flag} since ${f.since}: ${f.reason}`]),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   io.stdout(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
