@@ -46,7 +46,7 @@ export interface Reports {
   reportBoot(node: string, req: ReportBootRequest): Promise<ReportBootResponse>;
 }
 
-export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limits'>): Reports {
+export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limits'> & Partial<Pick<AgentDeps, 'log' | 'afterInventory'>>): Reports {
   const { store, recorder } = deps;
   const { maxApplyResults } = deps.limits;
   return {
@@ -58,6 +58,12 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
         collectedAt: isoFromMs(inv.collectedAtMs),
       });
       await store.nodes.markSeen(node);
+      // Reconciliation with the node's BMC runs in the background: never on this call's path, never its failure.
+      try {
+        deps.afterInventory?.(node);
+      } catch (e) {
+        deps.log?.warn({ node, err: e instanceof Error ? e.message : String(e) }, 'after-inventory hook failed');
+      }
       return { recordedAtMs: Date.parse(rec.reportedAt) };
     },
 
