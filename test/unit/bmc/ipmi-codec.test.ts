@@ -326,4 +326,35 @@ describe('FRU', () => {
     const cut = Buffer.from(board.subarray(0, 8));
     protocolErr(() => decodeFruBoard(cut));
   });
+
+  it('malformed FRUs give a clear bmc.protocol error naming what is wrong, never a crash', () => {
+    const img = encodeFru(fru);
+    const bad = Buffer.from(img);
+    bad[7] = bad[7]! ^ 1;
+    expect(protocolErr(() => decodeFru(bad)).message).toBe('FRU header: bad checksum');
+    expect(protocolErr(() => decodeFru(img.subarray(0, 5))).message).toMatch(/^FRU header: truncated at common header/);
+    const v2 = Buffer.from(img);
+    v2[0] = 0x02;
+    v2[7] = checksum(v2, 0, 7);
+    expect(protocolErr(() => decodeFru(v2)).message).toBe('FRU header: unsupported format version 2');
+    // The header points past the data.
+    const far = Buffer.from(img.subarray(0, 8));
+    far[3] = 0x20;
+    far[7] = checksum(far, 0, 7);
+    expect(protocolErr(() => decodeFru(far)).message).toBe('FRU: area offset 256 past the end (8 bytes)');
+    // A field whose type/length byte claims more bytes than the area holds (8-bit, 63 bytes, in a 16-byte area).
+    const area = Buffer.alloc(16);
+    Buffer.from([0x01, 0x02, 0x19, 0xff, 0x41, 0x42]).copy(area);
+    expect(protocolErr(() => decodeFruProduct(area)).message).toMatch(/^FRU product area: truncated at field/);
+    // An area whose length byte is 0.
+    expect(protocolErr(() => decodeFruBoard(Buffer.from([0x01, 0x00, 0, 0, 0, 0, 0, 0]))).message).toMatch(/area length 0 outside the data/);
+  });
+
+  it('8-bit fields drop trailing NULs and blanks; an empty field (0xC0) is absent; BCD plus uses its own alphabet', () => {
+    const area = Buffer.alloc(24);
+    // Product area: language; manufacturer 8-bit "AB\0\0 "; name empty; part number BCD plus 0x1b 0xcd = "1-.:"; end.
+    Buffer.from([0x01, 0x03, 0x19, 0xc5, 0x41, 0x42, 0x00, 0x00, 0x20, 0xc0, 0x42, 0x1b, 0xcd, 0xc1]).copy(area);
+    area[23] = checksum(area, 0, 23);
+    expect(decodeFruProduct(area)).toEqual({ manufacturer: 'AB', partNumber: '1-.:' });
+  });
 });
