@@ -60,6 +60,9 @@ export const EVENT = {
   agentInventory: 'agent.inventory',
   agentCommand: 'agent.command',
 
+  // --- the agent's inventory compared with the node's BMC (server/inventory/reconcile.ts)
+  inventoryReconciled: 'inventory.reconciled',
+
   // --- the conductor's own record of its steps
   stepStarted: 'lifecycle.step_started',
   stepDone: 'lifecycle.step_done',

@@ -23,6 +23,7 @@ import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, ty
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { startNetboot, type NetbootService } from './netboot/service.js';
 import { BmcSteps, Conductor, createRecorder, resolveLifecycleSettings } from './lifecycle/index.js';
+import { createAutoReconciler, type AutoReconciler } from './inventory/reconcile-run.js';
 import { createServer } from 'node:net';
 import { blockingFindings, formatFinding, summarize } from './doctor/checks.js';
 import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.js';
@@ -160,6 +161,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let grpc: AgentGrpcServer | undefined;
   let netboot: NetbootService | null = null;
   let conductor: Conductor | undefined;
+  let reconciler: AutoReconciler | undefined;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -197,9 +199,19 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     conductor = lifecycle;
     // The one way in for facts: services record them (event row, then the conductor).
     const recorder = createRecorder({ store, listener: lifecycle, logger: { error: (o, msg) => app?.log.error(o, msg) } });
+    // After each agent inventory report: reconcile it with the node's BMC, in the background (bmc-mismatch flag).
+    reconciler = createAutoReconciler({
+      store,
+      providers,
+      ...(opts.bmc?.timeoutMs !== undefined ? { timeoutMs: opts.bmc.timeoutMs } : {}),
+      ...(opts.bmc?.retries !== undefined ? { retries: opts.bmc.retries } : {}),
+      log: { warn: (o, msg) => app?.log.warn(o, msg) },
+    });
+    const autoReconcile = reconciler;
     grpc = await startGrpcServer({
       store,
       ca,
+      afterInventory: (node) => autoReconcile.schedule(node),
       listen: formatHostPort({ host: grpcHost, port: plan.grpc.port }),
       serverCert,
       // Boot and apply reports reach the conductor through the recorder (server/agents/reports.ts).
@@ -303,6 +315,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         await bootFace?.close();
         await running.close();
         await agentService.close();
+        // No new reports now: end the reconciliations in progress before the socket and the store go.
+        autoReconcile.stop();
+        await autoReconcile.idle();
         await transport.close();
         await store.close();
       },
@@ -313,6 +328,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await bootApp?.close();
     await app?.close();
     await grpc?.close();
+    reconciler?.stop();
+    await reconciler?.idle();
     await ipmiTransport?.close();
     await store.close();
     throw e;

@@ -81,6 +81,8 @@ export const ApiNode = Type.Object({
   lastSeen: NullableStr,
   createdAt: Str,
   updatedAt: Str,
+  /** Conditions to look at, each with its reason, e.g. bmc-mismatch (fleet inventory reconcile); absent from older servers. */
+  flags: Type.Optional(Type.Array(Type.Object({ flag: Str, reason: Str, since: Str }))),
 });
 export type ApiNode = Static<typeof ApiNode>;
 
@@ -249,6 +251,8 @@ export const BmcResult = Open({
       uuid: Type.Optional(Str),
       bmcFirmware: Type.Optional(Str),
       macs: Strings,
+      /** What could not be read and why (e.g. a FRU that does not parse). */
+      notes: Type.Optional(Strings),
     }),
   ),
   /** bootdev: what was asked, and (drivers that read it back) what the BMC stored and the quirks seen. */
@@ -478,3 +482,60 @@ export const EnrollResponse = Type.Object({
   ipNote: Type.Optional(Str),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
+
+// ------------------------------------------------------------------ inventory reconciliation with the BMC
+
+/** POST /api/v1/inventory/reconcile: the nodeset, and the same fan-out limits as the other BMC operations. */
+export const ReconcileRequest = Type.Object(BmcCommon, { additionalProperties: false });
+export type ReconcileRequest = Static<typeof ReconcileRequest>;
+
+export const RECONCILE_STATUSES = ['match', 'mismatch', 'unknown'] as const;
+
+export const ReconcileCheck = Open({
+  field: StringEnum(['uuid', 'serial', 'macs']),
+  /** Canonical values; null: unknown on that side (absent, a placeholder, a section the agent could not read). */
+  agent: NullableStr,
+  bmc: NullableStr,
+  result: StringEnum(RECONCILE_STATUSES),
+  note: Type.Optional(Str),
+});
+export type ReconcileCheck = Static<typeof ReconcileCheck>;
+
+export const ReconcileResult = Open({
+  node: Str,
+  /** match: the BMC is this machine's; mismatch: it describes another machine (the node is flagged bmc-mismatch); unknown: nothing decisive to compare. */
+  status: StringEnum(RECONCILE_STATUSES),
+  reason: Str,
+  checks: Type.Array(ReconcileCheck),
+  provider: Type.Optional(Str),
+  /** What the BMC said. */
+  bmc: Type.Optional(
+    Open({
+      manufacturer: Type.Optional(Str),
+      model: Type.Optional(Str),
+      serial: Type.Optional(Str),
+      uuid: Type.Optional(Str),
+      macs: Strings,
+      notes: Type.Optional(Strings),
+    }),
+  ),
+  /** Why the BMC was not read (status unknown). */
+  error: Type.Optional(Open({ code: Str, message: Str })),
+  /** What happened to the node's bmc-mismatch flag. */
+  flag: StringEnum(['raised', 'updated', 'cleared', 'unchanged']),
+  /** The agent report compared (its time); null: none yet. */
+  reportedAt: NullableStr,
+});
+export type ReconcileResult = Static<typeof ReconcileResult>;
+
+export const ReconcileResponse = Type.Object({
+  results: Type.Array(ReconcileResult),
+  summary: Type.Object({ total: Type.Integer(), match: Type.Integer(), mismatch: Type.Integer(), unknown: Type.Integer(), failed: Type.Integer() }),
+  /** Names of the nodeset the store does not know (not reconciled). */
+  missing: Strings,
+  missingFolded: Str,
+});
+export type ReconcileResponse = Static<typeof ReconcileResponse>;
+
+/** A node flag as the node API shows it (e.g. bmc-mismatch, with its reason). */
+export type ApiNodeFlag = NonNullable<ApiNode['flags']>[number];

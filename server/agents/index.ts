@@ -25,7 +25,7 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({ enrol
 
 const silent: AgentLogger = { info() {}, warn() {}, error() {} };
 
-export type AgentServicesOptions = Pick<AgentDeps, 'store' | 'ca' | 'nodeCertValidityDays'> & Partial<Pick<AgentDeps, 'recorder' | 'log' | 'clock'>> & { limits?: Partial<AgentLimits> };
+export type AgentServicesOptions = Pick<AgentDeps, 'store' | 'ca' | 'nodeCertValidityDays' | 'afterInventory'> & Partial<Pick<AgentDeps, 'recorder' | 'log' | 'clock'>> & { limits?: Partial<AgentLimits> };
 
 /** The agent services. Without a recorder, facts are written by the store and told to no one (tests, tools). */
 export function createAgentServices(opts: AgentServicesOptions): AgentServices {
@@ -37,6 +37,7 @@ export function createAgentServices(opts: AgentServicesOptions): AgentServices {
     clock: opts.clock ?? (() => new Date()),
     limits: { ...DEFAULT_AGENT_LIMITS, ...(opts.limits ?? {}) },
     ...(opts.nodeCertValidityDays !== undefined ? { nodeCertValidityDays: opts.nodeCertValidityDays } : {}),
+    ...(opts.afterInventory ? { afterInventory: opts.afterInventory } : {}),
   };
   return {
     ...createEnrolment(deps),

@@ -50,7 +50,7 @@ export interface Reports {
   reportBoot(node: string, req: ReportBootRequest): Promise<ReportBootResponse>;
 }
 
-export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limits'>): Reports {
+export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limits'> & Partial<Pick<AgentDeps, 'log' | 'afterInventory'>>): Reports {
   const { store, recorder } = deps;
   const { maxApplyResults } = deps.limits;
 
@@ -84,6 +84,12 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
       await store.nodes.markSeen(node);
       // A node in service whose hardware falls short is held (and released when it meets the profile again).
       if (expect) await recorder.recorded({ node, kind: EVENT.agentInventory, details: { id: rec.id, expect } });
+      // Reconciliation with the node's BMC runs in the background: never on this call's path, never its failure.
+      try {
+        deps.afterInventory?.(node);
+      } catch (e) {
+        deps.log?.warn({ node, err: e instanceof Error ? e.message : String(e) }, 'after-inventory hook failed');
+      }
       return { recordedAtMs: Date.parse(rec.reportedAt) };
     },
 

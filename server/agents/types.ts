@@ -28,4 +28,10 @@ export interface AgentDeps {
   limits: AgentLimits;
   /** Validity of node certificates; the PKI's default when absent. */
   nodeCertValidityDays?: number;
+  /**
+   * Told after each inventory report is stored (the server reconciles it with
+   * the node's BMC, server/inventory/reconcile-run.ts). Must return at once
+   * and never throw: the report's answer does not wait for it.
+   */
+  afterInventory?: (node: string) => void;
 }

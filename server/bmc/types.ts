@@ -33,6 +33,8 @@ export interface BmcIdentity {
   bmcFirmware?: string;
   /** Host NIC MACs where the BMC exposes them (lower-case colon form). */
   macs: string[];
+  /** What could not be read and why (e.g. a FRU that does not parse); absent when all was read. */
+  notes?: string[];
 }
 
 /** Where and how to reach one BMC. The password is held in memory only. */

@@ -14,7 +14,7 @@ import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js'
 import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
-import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
+import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
 import { registerRepoCommands } from './commands/repo.js';
@@ -153,6 +153,16 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<node>', 'node name')
     .option('--json', 'JSON output')
     .action((node: string, opts: { json?: boolean }) => run(cmdInventoryDiff(globals(), node, opts, io)));
+  inventory
+    .command('reconcile')
+    .description("compare each node's agent inventory (UUID, serial, MACs) with what its BMC says; a mismatch (a mis-cabled BMC) flags the node bmc-mismatch, exit 1")
+    .argument('<nodeset>', 'clustershell nodeset')
+    // --format is also the parent's option (commander hands it to `inventory` wherever it is written): either one counts.
+    .addOption(new Option('--format <format>', 'output format: table (default) or json').choices(['table', 'json']))
+    .option('--timeout <seconds>', 'per-BMC timeout')
+    .action((nodeset: string, opts: { format?: string; timeout?: string }) =>
+      run(cmdInventoryReconcile(globals(), nodeset, { ...opts, format: opts.format ?? inventory.opts<{ format?: string }>().format }, io)),
+    );
 
   program
     .command('render')

@@ -87,6 +87,8 @@ export interface GrpcServerOptions {
   clock?: () => Date;
   /** Validity of node certificates. Default 1825 days. */
   nodeCertValidityDays?: number;
+  /** Told after each stored inventory report (the server's reconciliation with the BMC); must not block or throw. */
+  afterInventory?: (node: string) => void;
 }
 
 export type { AgentCommandKind } from '../../common/commands.js';
@@ -155,6 +157,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<AgentGrp
     limits: { enrollFailuresPerMinute: limits.enrollFailuresPerMinute, maxApplyResults: limits.maxApplyResults },
     ...(opts.recorder ? { recorder: opts.recorder } : {}),
     ...(opts.nodeCertValidityDays !== undefined ? { nodeCertValidityDays: opts.nodeCertValidityDays } : {}),
+    ...(opts.afterInventory ? { afterInventory: opts.afterInventory } : {}),
   });
 
   let serverCert = opts.serverCert;

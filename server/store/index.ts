@@ -26,6 +26,8 @@ export type { LockRepository } from './repos/locks.js';
 export type { AgentRepository, AgentRecord, AgentIdentity, Enrolment } from './repos/agents.js';
 export type { InventoryRepository, InventoryReport } from './repos/inventory.js';
 export { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY } from './repos/inventory.js';
+export type { NodeFlagRepository, NodeFlag, NodeFlagName, ReconcileRecord, FlagChange } from './repos/flags.js';
+export { NODE_FLAG } from './repos/flags.js';
 export type * from './types.js';
 export { NODE_ORIGINS } from './types.js';
 export type { EngineInfo } from './sqlite.js';

@@ -243,6 +243,28 @@ const m005: Migration = {
   },
 };
 
+/**
+ * 006: node flags (issue 12 item 4). A flag is a condition someone must look
+ * at, with its reason, kept until a later observation clears it; the first is
+ * `bmc-mismatch` (the agent's machine is not the one its BMC describes,
+ * server/inventory/reconcile.ts). One row per node and flag; removed with the
+ * node. `details` is a secret-free JSON document (the checks that decided).
+ */
+const m006: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('node_flags')
+      .addColumn('node', 'text', (c) => c.notNull().references('nodes.name').onDelete('cascade'))
+      .addColumn('flag', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .addColumn('details', 'text')
+      .addColumn('since', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('node_flags_pk', ['node', 'flag'])
+      .execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -250,6 +272,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '003_bmc_system': m003,
   '004_node_origin': m004,
   '005_install_tokens': m005,
+  '006_node_flags': m006,
 });
 
 export const migrationProvider: MigrationProvider = {

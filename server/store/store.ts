@@ -11,6 +11,7 @@ import { CredentialRepository } from './repos/credentials.js';
 import { DiscoveredRepository } from './repos/discovered.js';
 import { EventRepository } from './repos/events.js';
 import { InventoryRepository } from './repos/inventory.js';
+import { NodeFlagRepository } from './repos/flags.js';
 import { LockRepository } from './repos/locks.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
@@ -45,6 +46,8 @@ export interface Store {
   readonly agents: AgentRepository;
   /** Inventory reports of agents, history kept (migration 002). */
   readonly inventory: InventoryRepository;
+  /** Node flags such as bmc-mismatch, each with its reason (migration 006). */
+  readonly flags: NodeFlagRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -72,6 +75,7 @@ class FleetStore implements Store {
   readonly locks: LockRepository;
   readonly agents: AgentRepository;
   readonly inventory: InventoryRepository;
+  readonly flags: NodeFlagRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -90,6 +94,7 @@ class FleetStore implements Store {
     this.locks = new LockRepository(ctx);
     this.agents = new AgentRepository(ctx);
     this.inventory = new InventoryRepository(ctx);
+    this.flags = new NodeFlagRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

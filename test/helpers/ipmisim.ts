@@ -38,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { findExecutable } from '../../common/executable.js';
 import type { BmcTarget } from '../../server/bmc/types.js';
 import { type Fru, encodeFru } from '../../server/bmc/ipmi/fru.js';
+import { encodeSystemGuid } from '../../server/bmc/ipmi/commands.js';
 
 const CHASSIS_SCRIPT = fileURLToPath(new URL('./ipmisim-chassis.sh', import.meta.url));
 
@@ -65,7 +66,7 @@ export interface SimBmc {
   password: string;
   /** 32 hex digits as configured in lan.conf. */
   guid: string;
-  /** The UUID a client reports for `guid` in IPMI encoding (as `ipmitool mc guid ipmi` prints it). */
+  /** The system UUID a client reports for `guid` (SMBIOS byte order, as `ipmitool mc guid smbios` prints it and dmidecode shows it). */
   uuid: string;
   fru?: Fru;
   stateDir: string;
@@ -98,6 +99,10 @@ export interface StartOptions {
   password?: string;
   /** FRU 0 contents per BMC; none by default (ipmi_sim then answers "invalid data field"). */
   fru?: (index: number) => Fru | undefined;
+  /** Raw FRU 0 image per BMC (e.g. a malformed one); takes precedence over `fru`. */
+  fruImage?: (index: number) => Buffer | undefined;
+  /** The machine's SMBIOS UUID per BMC: its GUID is configured as these bytes in the SMBIOS order; random by default. */
+  uuid?: (index: number) => string | undefined;
   /** Initial chassis state per BMC. */
   initial?: (index: number) => Partial<SimChassisState>;
   readyTimeoutMs?: number;
@@ -270,7 +275,8 @@ async function waitReady(port: number, child: ChildProcess, timeoutMs: number): 
 }
 
 function uuidFromGuid(guid: string): string {
-  const hex = Buffer.from(guid, 'hex').reverse().toString('hex');
+  const b = Buffer.from(guid, 'hex');
+  const hex = Buffer.concat([b.subarray(0, 4).reverse(), b.subarray(4, 6).reverse(), b.subarray(6, 8).reverse(), b.subarray(8)]).toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
@@ -326,8 +332,10 @@ async function startOne(dir: string, hook: string, pidFile: string, index: numbe
   const stateFile = join(stateDir, 'chassis.state');
   const username = o.username ?? 'admin';
   const password = o.password ?? 'fleet-Sim-Pass1';
-  const guid = randomBytes(16).toString('hex');
+  const machineUuid = o.uuid?.(index);
+  const guid = machineUuid ? encodeSystemGuid(machineUuid).toString('hex') : randomBytes(16).toString('hex');
   const fru = o.fru?.(index);
+  const fruImage = o.fruImage?.(index) ?? (fru ? encodeFru(fru) : undefined);
   await rm(stateDir, { recursive: true, force: true });
   await mkdir(stateDir, { recursive: true });
   writeState(stateFile, { power: 'off', boot: 'default', resets: 0, softs: 0, ...o.initial?.(index) });
@@ -335,7 +343,7 @@ async function startOne(dir: string, hook: string, pidFile: string, index: numbe
     'mc_setbmc 0x20',
     'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
     'sel_enable 0x20 1000 0x0a',
-    ...(fru ? [`mc_add_fru_data 0x20 0 ${encodeFru(fru).length} data ${[...encodeFru(fru)].map((b) => `0x${b.toString(16)}`).join(' ')}`] : []),
+    ...(fruImage ? [`mc_add_fru_data 0x20 0 ${fruImage.length} data ${[...fruImage].map((b) => `0x${b.toString(16)}`).join(' ')}`] : []),
     'mc_enable 0x20',
     '',
   ].join('\n');

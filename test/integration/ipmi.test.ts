@@ -162,7 +162,7 @@ suite(title, () => {
     it('identity: firmware, GUID as ipmitool prints it, FRU strings (absent without FRU)', async () => {
       const withFru = lab.bmcs[0]!;
       const id = await make(m, withFru.target).identity();
-      const mcGuid = await withFru.ipmitool(['mc', 'guid', 'ipmi']);
+      const mcGuid = await withFru.ipmitool(['mc', 'guid', 'smbios']);
       expect(mcGuid.stdout).toContain(withFru.uuid);
       expect(id).toEqual({ bmcFirmware: '9.08', uuid: withFru.uuid, manufacturer: 'Acme Corp', model: 'Rack 9000', serial: 'SN-0001', macs: [] });
       const bare = lab.bmcs[index]!;

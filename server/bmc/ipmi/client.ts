@@ -150,29 +150,44 @@ export class IpmiClient {
    * completion-code errors still throw.
    */
   async readFru(fruId = 0): Promise<Fru | undefined> {
+    return (await this.readFruReport(fruId)).fru;
+  }
+
+  /**
+   * Like readFru, and says why nothing came back: `problem` is the decoder's
+   * reason for a FRU that does not parse (bad checksum, an area past the
+   * end...), undefined when the FRU is absent or read fine. An area that does
+   * not parse leaves the other one usable.
+   */
+  async readFruReport(fruId = 0): Promise<{ fru: Fru | undefined; problem?: string }> {
     const infoRes = await this.raw(getFruInventoryAreaInfo(fruId));
-    if (infoRes.completionCode !== 0) return undefined;
+    if (infoRes.completionCode !== 0) return { fru: undefined };
     const info = parseFruInventoryAreaInfo(infoRes.data);
-    if (info.size < 8) return undefined;
+    if (info.size < 8) return { fru: undefined, problem: `FRU ${fruId}: ${info.size} bytes, shorter than its header` };
     const unit = info.byWords ? 2 : 1;
     const read = (offset: number, length: number) => this.readFruBytes(fruId, offset, length, info.size, unit);
+    const problems: string[] = [];
     const headerBytes = await read(0, 8);
-    const h = lenient(() => decodeFruHeader(headerBytes));
-    if (!h) return undefined;
-    const area = async <T>(offset: number, decode: (b: Buffer) => T): Promise<T | undefined> => {
-      if (!offset || offset + 2 > info.size) return undefined;
+    const h = lenient(() => decodeFruHeader(headerBytes), problems);
+    if (!h) return { fru: undefined, problem: `FRU ${fruId}: ${problems.join('; ')}` };
+    const area = async <T>(offset: number, what: string, decode: (b: Buffer) => T): Promise<T | undefined> => {
+      if (!offset) return undefined;
+      if (offset + 2 > info.size) {
+        problems.push(`${what} offset ${offset} past the end (${info.size} bytes)`);
+        return undefined;
+      }
       const lengthBytes = await read(offset, 2);
-      const n = lenient(() => fruAreaLength(lengthBytes));
+      const n = lenient(() => fruAreaLength(lengthBytes), problems);
       if (!n) return undefined;
       const bytes = await read(offset, Math.min(n, info.size - offset));
-      return lenient(() => decode(bytes));
+      return lenient(() => decode(bytes), problems);
     };
     const out: Fru = {};
-    const board: FruBoard | undefined = await area(h.boardOffset, decodeFruBoard);
-    const product: FruProduct | undefined = await area(h.productOffset, decodeFruProduct);
+    const board: FruBoard | undefined = await area(h.boardOffset, 'FRU board area', decodeFruBoard);
+    const product: FruProduct | undefined = await area(h.productOffset, 'FRU product area', decodeFruProduct);
     if (board) out.board = board;
     if (product) out.product = product;
-    return out;
+    return { fru: out, ...(problems.length ? { problem: `FRU ${fruId}: ${problems.join('; ')}` } : {}) };
   }
 
   private async readFruBytes(fruId: number, offset: number, length: number, size: number, unit: number): Promise<Buffer> {
@@ -198,12 +213,15 @@ export class IpmiClient {
   }
 }
 
-/** Runs a FRU decoder; a malformed FRU gives undefined instead of bmc.protocol. */
-function lenient<T>(decode: () => T): T | undefined {
+/** Runs a FRU decoder; a malformed FRU gives undefined instead of bmc.protocol, its reason pushed to `problems`. */
+function lenient<T>(decode: () => T, problems: string[]): T | undefined {
   try {
     return decode();
   } catch (e) {
-    if (e instanceof FleetError && e.code === 'bmc.protocol') return undefined;
+    if (e instanceof FleetError && e.code === 'bmc.protocol') {
+      problems.push(e.message.replace(/^IPMI: /, ''));
+      return undefined;
+    }
     throw e;
   }
 }

@@ -253,16 +253,33 @@ export function getSystemGuid(): CommandSpec {
 }
 
 /**
- * The GUID as a UUID string in IPMI encoding (IPMI v2.0 §20.8: the 16 bytes
- * are the RFC 4122 UUID least-significant byte first), the same string
- * `ipmitool mc guid ipmi` prints.
+ * The system GUID as the UUID string the host's SMBIOS shows (dmidecode,
+ * /sys/class/dmi/id/product_uuid), so the agent's UUID and the BMC's compare
+ * equal. IPMI v2.0 §22.14 defers to the SMBIOS UUID, and BMCs send its 16
+ * bytes in the SMBIOS 2.6+ order: the first three fields (4, 2, 2 bytes)
+ * least significant byte first, the last eight as they are. ipmitool
+ * (lib/ipmi_mc.c) calls this order "smbios" and prefers it when guessing:
+ * "most implementations like AMI MegaRAC do it the SMBIOS way". Other orders
+ * (all 16 bytes reversed, as §20.8 reads; RFC 4122 as is) exist, and the
+ * reconciliation (server/inventory/reconcile.ts) accepts those as the same
+ * UUID; this decoder picks the common one. `ipmitool mc guid smbios` prints
+ * the same string.
  */
 export function parseSystemGuid(data: Uint8Array): string {
   return guard('Get System GUID', () => {
     const r = new Reader(data, 'Get System GUID');
-    const hex = Buffer.from(r.bytes(16, 'GUID')).reverse().toString('hex');
+    const b = Buffer.from(r.bytes(16, 'GUID'));
+    const hex = Buffer.concat([b.subarray(0, 4).reverse(), b.subarray(4, 6).reverse(), b.subarray(6, 8).reverse(), b.subarray(8, 16)]).toString('hex');
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   });
+}
+
+/** The 16 GUID bytes a BMC sends for a system UUID (the SMBIOS order parseSystemGuid reads): tests and simulated BMCs. */
+export function encodeSystemGuid(uuid: string): Buffer {
+  const h = uuid.replace(/-/g, '').toLowerCase();
+  if (!/^[0-9a-f]{32}$/.test(h)) throw new FleetError('usage.invalid', `not a UUID: ${JSON.stringify(uuid)}`);
+  const b = Buffer.from(h, 'hex');
+  return Buffer.concat([b.subarray(0, 4).reverse(), b.subarray(4, 6).reverse(), b.subarray(6, 8).reverse(), b.subarray(8, 16)]);
 }
 
 // --- FRU

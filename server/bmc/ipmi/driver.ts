@@ -21,7 +21,6 @@ import { markNotRun, unconfirmedError } from '../retry.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { IpmiClient } from './client.js';
 import { ChassisControl, type ChassisControlCode, encodeBootFlags } from './commands.js';
-import { type Fru } from './fru.js';
 import { IpmiSession, type PrivilegeName } from './session.js';
 import { type Endpoint, type IpmiTransport, remoteKeyOf } from './transport.js';
 
@@ -132,8 +131,10 @@ export class IpmiDriver implements BmcDriver {
     return this.run(async (c) => {
       const dev = await c.deviceId();
       const uuid = await c.systemGuid();
-      const fru: Fru | undefined = await c.readFru(0);
+      const { fru, problem } = await c.readFruReport(0);
       const out: BmcIdentity = { bmcFirmware: dev.firmware, macs: [] };
+      // A FRU that does not parse is said, not thrown: the GUID still identifies the machine.
+      if (problem) out.notes = [problem];
       const manufacturer = fru?.product?.manufacturer ?? fru?.board?.manufacturer;
       const model = fru?.product?.name ?? fru?.board?.product;
       const serial = fru?.product?.serial ?? fru?.board?.serial;

@@ -118,7 +118,8 @@ export class IpmitoolDriver implements BmcDriver {
     const mc = parseMcInfo((await this.ok(['mc', 'info'])).stdout);
     const out: BmcIdentity = { macs: [] };
     if (mc.firmware) out.bmcFirmware = mc.firmware;
-    const guid = await this.optional(['mc', 'guid', 'ipmi']);
+    // smbios: the byte order the native driver reads too (ipmi/commands.ts parseSystemGuid).
+    const guid = await this.optional(['mc', 'guid', 'smbios']);
     const uuid = guid ? parseGuid(guid.stdout) : undefined;
     if (uuid) out.uuid = uuid;
     // No FRU (ipmi_sim: "Device not present") is not an error: the fields stay absent.

@@ -25,10 +25,13 @@ export async function cmdNodes(flags: GlobalFlags, nodeset: string | undefined, 
   } else if (opts.json) {
     io.stdout(JSON.stringify(res.nodes, null, 2) + '\n');
   } else {
+    // The flags column (e.g. bmc-mismatch) only when a listed node has one: the usual table stays as it was.
+    const flagged = res.nodes.some((n) => (n.flags?.length ?? 0) > 0);
+    const flagCell = (n: ApiNode): string[] => (flagged ? [n.flags?.length ? n.flags.map((f) => f.flag).join(',') : '-'] : []);
     io.stdout(
       formatTable(
-        ['name', 'profile', 'ip', 'bmc', 'state'],
-        res.nodes.map((n) => [n.name, n.profile, n.ip ?? '-', bmcLabel(n), n.state]),
+        ['name', 'profile', 'ip', 'bmc', 'state', ...(flagged ? ['flags'] : [])],
+        res.nodes.map((n) => [n.name, n.profile, n.ip ?? '-', bmcLabel(n), n.state, ...flagCell(n)]),
       ) + '\n',
     );
   }
@@ -57,6 +60,7 @@ export async function cmdShow(flags: GlobalFlags, node: string, opts: { json?: b
     ['origin', n.origin === 'enroll' ? 'fleet enroll (not in fleet.yaml; apply keeps it)' : 'fleet.yaml'],
     ['armed', n.armed ? 'yes (next network boot installs)' : 'no'],
     ['last seen', n.lastSeen ?? 'never'],
+    ...(n.flags ?? []).map((f): [string, string] => ['flag', `${f.flag} since ${f.since}: ${f.reason}`]),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   io.stdout(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');

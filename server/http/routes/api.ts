@@ -8,7 +8,7 @@ import { FleetError } from '../../../common/errors.js';
 import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { applyConfig } from '../../apply/config.js';
 import type { Conductor } from '../../lifecycle/index.js';
-import type { EventPage, EventQuery, EventRecord, NodeRecord, Store } from '../../store/index.js';
+import type { EventPage, EventQuery, EventRecord, NodeFlag, NodeRecord, Store } from '../../store/index.js';
 import * as S from '../../../common/api/schemas.js';
 import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
@@ -23,7 +23,8 @@ export interface ApiDeps {
   conductor?: Pick<Conductor, 'setSettings'>;
 }
 
-export function toApiNode(n: NodeRecord): S.ApiNode {
+/** `flags`: the node's flags (store.flags), e.g. bmc-mismatch with its reason; none when omitted. */
+export function toApiNode(n: NodeRecord, flags: readonly NodeFlag[] = []): S.ApiNode {
   return {
     name: n.name,
     profile: n.profile,
@@ -38,6 +39,7 @@ export function toApiNode(n: NodeRecord): S.ApiNode {
     lastSeen: n.lastSeen,
     createdAt: n.createdAt,
     updatedAt: n.updatedAt,
+    flags: flags.map((f) => ({ flag: f.flag, reason: f.reason, since: f.since })),
   };
 }
 
@@ -95,7 +97,8 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
       const found = new Set(nodes.map((n) => n.name));
       const missing = names ? names.filter((n) => !found.has(n)) : [];
       await yieldIfLarge(missing.length);
-      return { nodes: nodes.map(toApiNode), missing, missingFolded: missing.length ? foldNames(missing) : '' };
+      const flags = await deps.store.flags.byNode(names ? nodes.map((n) => n.name) : undefined);
+      return { nodes: nodes.map((n) => toApiNode(n, flags.get(n.name))), missing, missingFolded: missing.length ? foldNames(missing) : '' };
     },
   );
 
@@ -105,7 +108,7 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     async (req): Promise<S.ApiNode> => {
       const n = await deps.store.nodes.get(req.params.name);
       if (!n) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
-      return toApiNode(n);
+      return toApiNode(n, await deps.store.flags.list([n.name]));
     },
   );
 

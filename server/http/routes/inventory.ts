@@ -4,6 +4,8 @@
  *   GET /api/v1/inventory/:name/history?limit=N  a node's reports, newest first
  *   GET /api/v1/inventory/:name/diff             hardware changes between its last two reports
  *                                                (none when the older is partial: `refused` says so)
+ *   POST /api/v1/inventory/reconcile {nodeset}    each node's latest report against its BMC's
+ *                                                identity; flags/clears bmc-mismatch (server/inventory/reconcile-run.ts)
  * Reports are stored as the wire message's JSON; the answers carry the
  * agent's Inventory shape (common/inventory/types.ts), which is what
  * `fleet inventory` formats.
@@ -15,12 +17,17 @@ import { inventoryFromStored } from '../../../common/inventory/proto.js';
 import { FleetError } from '../../../common/errors.js';
 import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js';
 import { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY, type Store } from '../../store/index.js';
+import type { BmcDeps } from './bmc.js';
+import { reconcileNodes } from '../../inventory/reconcile-run.js';
+import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
 
 export interface InventoryRouteDeps {
   store: Store;
   /** Largest nodeset a request may expand to (default 100,000, DEFAULT_EXPAND_LIMIT). */
   nodesetLimit?: number;
+  /** BMC access for reconciliation; absent: POST /inventory/reconcile answers not_implemented. */
+  bmc?: BmcDeps['bmc'];
 }
 
 /** The contract's history bounds are the store's (a compile error otherwise). */
@@ -80,6 +87,51 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
       const ref = (r: typeof after) => (r ? { id: r.id, reportedAt: r.reportedAt } : null);
       const cmp = after && before ? compareInventories(inventoryFromStored(before.inventory), inventoryFromStored(after.inventory)) : { refused: null, notCompared: [], changes: [] };
       return { node: req.params.name, before: ref(before), after: ref(after), ...cmp };
+    },
+  );
+
+  // Reads BMCs: stopping the server ends the reads in progress (as for the other BMC routes).
+  const stopping = new AbortController();
+  api.addHook('preClose', async () => {
+    stopping.abort(new FleetError('unavailable', 'not done: the server is stopping'));
+  });
+
+  api.post<{ Body: S.ReconcileRequest }>(
+    '/inventory/reconcile',
+    {
+      schema: {
+        summary:
+          "Compare each node's latest agent inventory (system UUID, serial, NIC MACs) with what its BMC says (IPMI system GUID and FRU, Redfish ComputerSystem); a mismatch flags the node bmc-mismatch, a match clears the flag",
+        body: S.ReconcileRequest,
+        response: { 200: S.ReconcileResponse },
+      },
+    },
+    async (req): Promise<S.ReconcileResponse> => {
+      if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
+      const names = NodeSet.parse(req.body.nodeset, { limit }).expand();
+      await yieldIfLarge(names.length);
+      const known = new Set((await store.nodes.list({ names })).map((n) => n.name));
+      const missing = names.filter((n) => !known.has(n));
+      const results = await reconcileNodes(
+        names.filter((n) => known.has(n)),
+        {
+          store,
+          providers: deps.bmc.providers,
+          actor: actorOf(req),
+          trigger: 'api',
+          concurrency: req.body.concurrency ?? deps.bmc.concurrency,
+          timeoutMs: req.body.timeoutMs ?? deps.bmc.timeoutMs,
+          retries: deps.bmc.retries,
+          signal: stopping.signal,
+        },
+      );
+      const count = (s: string) => results.filter((r) => r.status === s).length;
+      return {
+        results,
+        summary: { total: results.length, match: count('match'), mismatch: count('mismatch'), unknown: count('unknown'), failed: results.filter((r) => r.error !== undefined).length },
+        missing,
+        missingFolded: missing.length ? foldNames(missing) : '',
+      };
     },
   );
 }

@@ -469,9 +469,10 @@ describe('migration 004_node_origin', () => {
     const file = store.file!;
     await store.close();
     // The database as it was before 004: no origin column, no record of the migration — nor of
-    // the later ones (Kysely runs migrations in order), so 005's columns and index go too.
+    // the later ones (Kysely runs migrations in order), so 005's columns and index and 006's table go too.
     const raw = new Database(file);
     raw.exec(`ALTER TABLE nodes DROP COLUMN origin;
+      DROP TABLE node_flags;
       DROP INDEX tokens_one_outstanding;
       ${['sealed', 'key_id', 'revoked_at', 'revoked_reason', 'last_ip', 'last_used_at'].map((c) => `ALTER TABLE tokens DROP COLUMN ${c};`).join('\n')}
       DELETE FROM kysely_migration WHERE name >= '004'`);

@@ -46,6 +46,7 @@ import {
   parseGetSystemBootOption,
   parseReadFruData,
   parseSystemGuid,
+  encodeSystemGuid,
   setSystemBootOption,
   verifyIpmi20Integrity,
 } from '../../../server/bmc/ipmi/codec.js';
@@ -272,10 +273,14 @@ describe('command data', () => {
     protocolErr(() => parseDeviceId(hex('00 03 09')));
   });
 
-  it('System GUID in IPMI encoding, as ipmitool prints it', () => {
-    // lan.conf guid a123456789abcdef0123456789abcdef → ipmitool: efcdab89-6745-2301-efcd-ab89674523a1
-    expect(parseSystemGuid(hex('a123456789abcdef0123456789abcdef'))).toBe('efcdab89-6745-2301-efcd-ab89674523a1');
+  it('System GUID in the SMBIOS byte order, as dmidecode shows the UUID and `ipmitool mc guid smbios` prints it', () => {
+    // SMBIOS 2.6+ §7.2.1: UUID 00112233-4455-6677-8899-aabbccddeeff is stored as 33 22 11 00 55 44 77 66 88 99 aa bb cc dd ee ff.
+    expect(parseSystemGuid(hex('33221100 5544 7766 8899aabbccddeeff'))).toBe('00112233-4455-6677-8899-aabbccddeeff');
+    expect(encodeSystemGuid('00112233-4455-6677-8899-AABBCCDDEEFF')).toEqual(hex('33221100 5544 7766 8899aabbccddeeff'));
+    // lan.conf guid a123456789abcdef0123456789abcdef → ipmitool mc guid smbios: 674523a1-ab89-efcd-0123-456789abcdef
+    expect(parseSystemGuid(hex('a123456789abcdef0123456789abcdef'))).toBe('674523a1-ab89-efcd-0123-456789abcdef');
     protocolErr(() => parseSystemGuid(hex('a1234567')));
+    expect(() => encodeSystemGuid('not-a-uuid')).toThrow(FleetError);
   });
 
   it('chassis status, FRU info, FRU read', () => {
@@ -320,5 +325,36 @@ describe('FRU', () => {
     const board = img.subarray(8);
     const cut = Buffer.from(board.subarray(0, 8));
     protocolErr(() => decodeFruBoard(cut));
+  });
+
+  it('malformed FRUs give a clear bmc.protocol error naming what is wrong, never a crash', () => {
+    const img = encodeFru(fru);
+    const bad = Buffer.from(img);
+    bad[7] = bad[7]! ^ 1;
+    expect(protocolErr(() => decodeFru(bad)).message).toBe('FRU header: bad checksum');
+    expect(protocolErr(() => decodeFru(img.subarray(0, 5))).message).toMatch(/^FRU header: truncated at common header/);
+    const v2 = Buffer.from(img);
+    v2[0] = 0x02;
+    v2[7] = checksum(v2, 0, 7);
+    expect(protocolErr(() => decodeFru(v2)).message).toBe('FRU header: unsupported format version 2');
+    // The header points past the data.
+    const far = Buffer.from(img.subarray(0, 8));
+    far[3] = 0x20;
+    far[7] = checksum(far, 0, 7);
+    expect(protocolErr(() => decodeFru(far)).message).toBe('FRU: area offset 256 past the end (8 bytes)');
+    // A field whose type/length byte claims more bytes than the area holds (8-bit, 63 bytes, in a 16-byte area).
+    const area = Buffer.alloc(16);
+    Buffer.from([0x01, 0x02, 0x19, 0xff, 0x41, 0x42]).copy(area);
+    expect(protocolErr(() => decodeFruProduct(area)).message).toMatch(/^FRU product area: truncated at field/);
+    // An area whose length byte is 0.
+    expect(protocolErr(() => decodeFruBoard(Buffer.from([0x01, 0x00, 0, 0, 0, 0, 0, 0]))).message).toMatch(/area length 0 outside the data/);
+  });
+
+  it('8-bit fields drop trailing NULs and blanks; an empty field (0xC0) is absent; BCD plus uses its own alphabet', () => {
+    const area = Buffer.alloc(24);
+    // Product area: language; manufacturer 8-bit "AB\0\0 "; name empty; part number BCD plus 0x1b 0xcd = "1-.:"; end.
+    Buffer.from([0x01, 0x03, 0x19, 0xc5, 0x41, 0x42, 0x00, 0x00, 0x20, 0xc0, 0x42, 0x1b, 0xcd, 0xc1]).copy(area);
+    area[23] = checksum(area, 0, 23);
+    expect(decodeFruProduct(area)).toEqual({ manufacturer: 'AB', partNumber: '1-.:' });
   });
 });

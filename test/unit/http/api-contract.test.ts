@@ -27,6 +27,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['get', '/api/v1/inventory', null, S.InventoryResponse],
   ['get', '/api/v1/inventory/{name}/history', null, S.InventoryHistoryResponse],
   ['get', '/api/v1/inventory/{name}/diff', null, S.InventoryDiffResponse],
+  ['post', '/api/v1/inventory/reconcile', S.ReconcileRequest, S.ReconcileResponse],
   ['post', '/api/v1/nodes/reinstall', S.ReinstallRequest, S.LifecycleActionResponse],
   ['post', '/api/v1/nodes/cancel', S.CancelRequest, S.LifecycleActionResponse],
   ['get', '/api/v1/nodes/status', null, S.StatusResponse],
