@@ -243,6 +243,25 @@ const m005: Migration = {
   },
 };
 
+/**
+ * 006: secrets fleet generates for the cluster (issue 12): the munge key of
+ * the cluster's Slurm. Sealed with the data dir's key (AES-256-GCM, bound to
+ * the secret's name) like BMC passwords; delivered only over the agent
+ * channel (GetConfig), never returned by the admin API.
+ */
+const m006: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('secrets')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('key_id', 'text', (c) => c.notNull())
+      .addColumn('box', 'blob', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -250,6 +269,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '003_bmc_system': m003,
   '004_node_origin': m004,
   '005_install_tokens': m005,
+  '006_secrets': m006,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -14,6 +14,7 @@ import { InventoryRepository } from './repos/inventory.js';
 import { LockRepository } from './repos/locks.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
+import { SecretRepository } from './repos/secrets.js';
 import { SettingsRepository } from './repos/settings.js';
 import { TokenRepository } from './repos/tokens.js';
 import type { DB } from './schema.js';
@@ -45,6 +46,8 @@ export interface Store {
   readonly agents: AgentRepository;
   /** Inventory reports of agents, history kept (migration 002). */
   readonly inventory: InventoryRepository;
+  /** Secrets fleet generates for the cluster, sealed (migration 006): the munge key. */
+  readonly secrets: SecretRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -72,6 +75,7 @@ class FleetStore implements Store {
   readonly locks: LockRepository;
   readonly agents: AgentRepository;
   readonly inventory: InventoryRepository;
+  readonly secrets: SecretRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -90,6 +94,7 @@ class FleetStore implements Store {
     this.locks = new LockRepository(ctx);
     this.agents = new AgentRepository(ctx);
     this.inventory = new InventoryRepository(ctx);
+    this.secrets = new SecretRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
