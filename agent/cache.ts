@@ -52,7 +52,18 @@ export function parseClusterFacts(json: unknown, what = 'cluster facts'): Cluste
     return x;
   };
   const managementName = str('managementName');
-  return { domain: str('domain'), managementAddress: str('managementAddress'), ...(managementName ? { managementName } : {}), hosts };
+  const slurm = v.slurm;
+  if (slurm !== undefined && (!isObj(slurm) || typeof slurm.conf !== 'string' || typeof slurm.mungeKeyB64 !== 'string')) {
+    // Never quote it: it holds the munge key.
+    throw new FleetError('config.invalid', `${what}: slurm needs conf and mungeKeyB64 (strings)`);
+  }
+  return {
+    domain: str('domain'),
+    managementAddress: str('managementAddress'),
+    ...(managementName ? { managementName } : {}),
+    hosts,
+    ...(isObj(slurm) ? { slurm: { conf: slurm.conf as string, mungeKeyB64: slurm.mungeKeyB64 as string } } : {}),
+  };
 }
 
 function parseJson(text: string, what: string): unknown {

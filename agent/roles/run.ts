@@ -12,6 +12,7 @@ import { hostsRole } from './hosts.js';
 import { infinibandRole } from './infiniband.js';
 import { nfsRole } from './nfs.js';
 import { reposRole } from './repos.js';
+import { slurmRole } from './slurm.js';
 import { usersRole } from './users.js';
 import { ROLE_ORDER, type ClusterFacts, type OsFamily, type Role, type RoleContext, type RoleName, type RoleResult, type RoleSettings } from './types.js';
 
@@ -21,6 +22,7 @@ export const ALL_ROLES: Readonly<Record<RoleName, Role>> = {
   chrony: chronyRole,
   users: usersRole,
   nfs: nfsRole,
+  slurm: slurmRole,
   infiniband: infinibandRole,
   gpu: gpuRole,
 };
@@ -87,7 +89,7 @@ function orderIndex(name: string): number {
 
 /**
  * Applies (or, with dryRun, checks) the roles one after the other in the
- * fixed order (repos, hosts, chrony, users, nfs, infiniband, gpu), going on
+ * fixed order (repos, hosts, chrony, users, nfs, slurm, infiniband, gpu), going on
  * after a failure. Never throws: a role that throws is a 'failed' result.
  */
 export async function runRoles(roles: Role[], ctx: RoleContext, opts: { dryRun?: boolean } = {}): Promise<RoleResult[]> {

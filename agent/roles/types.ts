@@ -12,10 +12,10 @@ import type { RolesSpec } from '../../common/model.js';
 
 export type OsFamily = 'rhel' | 'debian';
 
-export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfs' | 'infiniband' | 'gpu';
+export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfs' | 'slurm' | 'infiniband' | 'gpu';
 
-/** Apply order: repositories first (packages need them), GPU last (it may want a reboot). */
-export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+/** Apply order: repositories first (packages need them), slurm after users and NFS, GPU last (it may want a reboot). */
+export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'slurm', 'infiniband', 'gpu'];
 
 export interface HostEntry {
   /** Short host name, e.g. thor (or already a FQDN). */
@@ -32,6 +32,13 @@ export interface ClusterFacts {
   managementName?: string;
   /** Every host /etc/hosts should list (management node and nodes with an address), in order. */
   hosts: HostEntry[];
+  /** For the slurm role: slurm.conf and the cluster's munge key (base64), sent only to slurm nodes. A secret: never log it. */
+  slurm?: SlurmFacts;
+}
+
+export interface SlurmFacts {
+  conf: string;
+  mungeKeyB64: string;
 }
 
 export interface RoleSettings {
