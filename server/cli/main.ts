@@ -17,6 +17,7 @@ import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netbo
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
+import { registerSlurmCommands } from './commands/slurm.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
@@ -138,6 +139,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });
+  registerSlurmCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')
