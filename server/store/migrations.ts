@@ -251,8 +251,10 @@ const m005: Migration = {
  */
 const m006: Migration = {
   async up(db: Kysely<any>): Promise<void> {
+    // ifNotExists: a data dir rolled back to an older schema by deleting migration records keeps its sealed secrets.
     await db.schema
       .createTable('secrets')
+      .ifNotExists()
       .addColumn('name', 'text', (c) => c.primaryKey())
       .addColumn('key_id', 'text', (c) => c.notNull())
       .addColumn('box', 'blob', (c) => c.notNull())

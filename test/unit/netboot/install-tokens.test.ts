@@ -261,7 +261,8 @@ describe('TokenRepository', () => {
     // Back to the schema of an older server: no 005, several outstanding tokens per node.
     const db = new Database(file());
     try {
-      db.exec("drop index tokens_one_outstanding; delete from kysely_migration where name = '005_install_tokens'");
+      // Later migrations' records go too: Kysely runs them in order (their own changes are idempotent).
+      db.exec("drop index tokens_one_outstanding; delete from kysely_migration where name >= '005'");
       for (const c of ['sealed', 'key_id', 'revoked_at', 'revoked_reason', 'last_ip', 'last_used_at']) db.exec(`alter table tokens drop column ${c}`);
       const ins = db.prepare('insert into tokens (hash, node, purpose, created_at, expires_at, used_at) values (?, ?, ?, ?, ?, ?)');
       const hash = (t: string) => crypto.createHash('sha256').update(t).digest('hex');
