@@ -98,6 +98,20 @@ describe('GetConfig: slurm in cluster_json', () => {
     expect(factsOf(answer.clusterJson).slurm!.mungeKeyB64).toBe(factsOf(after.clusterJson).slurm!.mungeKeyB64);
   });
 
+  it('a partial report (memory unknown on the wire) leaves the node out, saying why; a complete one brings it back', async () => {
+    const store = await cluster();
+    await store.inventory.record(
+      'valkyrie02',
+      { cpu: { threads: 4 }, completeness: { unknown: [{ section: 'memory', reason: 'mem: timed out after 1500 ms' }], partial: true } },
+      { actor: 'agent' },
+    );
+    const partial = factsOf((await configForNode(store, 'ctl01')).clusterJson).slurm!.conf;
+    expect(partial).toContain('# valkyrie02 left out: its last inventory is partial: memory unknown (mem: timed out after 1500 ms)\n');
+    expect(partial).not.toMatch(/NodeName=valkyrie02/);
+    await store.inventory.record('valkyrie02', { cpu: { threads: 4 }, memory: { totalBytes: String(8 * GiB) } }, { actor: 'agent' });
+    expect(factsOf((await configForNode(store, 'ctl01')).clusterJson).slurm!.conf).toContain('NodeName=valkyrie02 NodeAddr=10.10.3.2 CPUs=4 RealMemory=7936 State=UNKNOWN\n');
+  });
+
   it('the key is stored sealed, and no event, secret listing or redacted config shows it', async () => {
     const store = await cluster();
     const cfg = await configForNode(store, 'valkyrie02');
