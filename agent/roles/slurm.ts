@@ -68,8 +68,12 @@ async function userIds(fsr: RootFs, name: string): Promise<{ uid: number; gid: n
 
 const asRoot = (): boolean => process.getuid?.() === 0;
 
-/** The munge key step, or undefined when the file already holds the key with mode 0400 and owner munge. */
-async function mungeKeyStep(fsr: RootFs, key: Buffer, mungeWillBeInstalled: boolean, s: Survey): Promise<Step | undefined> {
+/**
+ * The munge key step (and whether it writes new bytes, not only mode or
+ * owner), or undefined when the file already holds the key with mode 0400
+ * and owner munge.
+ */
+async function mungeKeyStep(fsr: RootFs, key: Buffer, mungeWillBeInstalled: boolean, s: Survey): Promise<{ step: Step; newBytes: boolean } | undefined> {
   const st = await fsr.stat(MUNGE_KEY_PATH);
   if (st && !st.isFile()) {
     s.problems.push(`${MUNGE_KEY_PATH} exists and is not a regular file`);
@@ -86,7 +90,7 @@ async function mungeKeyStep(fsr: RootFs, key: Buffer, mungeWillBeInstalled: bool
   const ownerOk = !asRoot() || (owner !== undefined && st !== undefined && st.uid === owner.uid && st.gid === owner.gid);
   if (same && modeOk && ownerOk) return undefined;
   const what = same ? `${MUNGE_KEY_PATH}: mode 0400, owner munge` : `${current === undefined ? 'create' : 'update'} ${MUNGE_KEY_PATH} (secret, ${key.length} bytes)`;
-  return {
+  const step: Step = {
     // No diff, ever: the content is the cluster's key.
     change: { path: MUNGE_KEY_PATH, action: current === undefined ? 'create' : 'update', summary: what },
     group: GROUP,
@@ -97,6 +101,7 @@ async function mungeKeyStep(fsr: RootFs, key: Buffer, mungeWillBeInstalled: bool
       else await fsr.writeAtomic(MUNGE_KEY_PATH, key, { mode: 0o400, uid: ids.uid, gid: ids.gid, dirMode: 0o700 });
     },
   };
+  return { step, newBytes: !same };
 }
 
 /** mkdir/chmod of a spool directory, owned by `user` (looked up when the step runs) or root. */
@@ -177,7 +182,7 @@ export const slurmRole = defineRole('slurm', async (ctx) => {
   const slurmMissing = pk.missing.some((p) => p !== 'munge');
 
   const keyStep = await mungeKeyStep(fsr, key, mungeMissing, s);
-  if (keyStep) s.steps.push(keyStep);
+  if (keyStep) s.steps.push(keyStep.step);
   const confStep = await fileStep(ctx, fsr, { path: SLURM_CONF_PATH, content: facts.conf, mode: 0o644, group: GROUP });
   if (confStep) s.steps.push(confStep);
   if (ctld) {
@@ -189,7 +194,7 @@ export const slurmRole = defineRole('slurm', async (ctx) => {
     if (d) s.steps.push(d);
   }
   // A key changed only in mode or owner needs no restart; new bytes do.
-  const keyChanged = keyStep !== undefined && keyStep.change.summary?.includes('(secret,') === true;
+  const keyChanged = keyStep?.newBytes === true;
   const confChanged = confStep !== undefined && confStep.change.diff !== undefined;
   const installing = pk.missing.length > 0;
   s.steps.push(...(await serviceSteps(ctx, 'munge', keyChanged || installing)));
