@@ -54,7 +54,19 @@ export function parseClusterFacts(json: unknown, what = 'cluster facts'): Cluste
   const managementName = str('managementName');
   const repoKey = str('repoKey');
   if (repoKey && !/^[A-Za-z0-9+/]+={0,2}$/.test(repoKey)) throw new FleetError('config.invalid', `${what}: repoKey is not base64`);
-  return { domain: str('domain'), managementAddress: str('managementAddress'), ...(managementName ? { managementName } : {}), hosts, ...(repoKey ? { repoKey } : {}) };
+  const slurm = v.slurm;
+  if (slurm !== undefined && (!isObj(slurm) || typeof slurm.conf !== 'string' || typeof slurm.mungeKeyB64 !== 'string')) {
+    // Never quote it: it holds the munge key.
+    throw new FleetError('config.invalid', `${what}: slurm needs conf and mungeKeyB64 (strings)`);
+  }
+  return {
+    domain: str('domain'),
+    managementAddress: str('managementAddress'),
+    ...(managementName ? { managementName } : {}),
+    hosts,
+    ...(repoKey ? { repoKey } : {}),
+    ...(isObj(slurm) ? { slurm: { conf: slurm.conf as string, mungeKeyB64: slurm.mungeKeyB64 as string } } : {}),
+  };
 }
 
 function parseJson(text: string, what: string): unknown {

@@ -32,6 +32,9 @@ export const EVENT = {
   tokenUsed: 'token.used',
   tokenRevoked: 'token.revoked',
   bmcTlsTrusted: 'bmc.tls_trusted',
+  /** A secret fleet generated (the munge key): its name only, never its value. */
+  secretCreated: 'secret.created',
+  secretReplaced: 'secret.replaced',
 
   // --- BMC audit: one row per node and operation, written as each result lands
   bmcPower: 'bmc.power',

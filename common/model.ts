@@ -129,6 +129,25 @@ export interface RolesSpec {
   users?: { groups: GroupSpec[]; users: UserSpec[] };
   gpu?: { vendor: 'nvidia'; packages: string[]; blacklistNouveau: boolean };
   infiniband?: { packages: string[] };
+  slurm?: SlurmRoleSpec;
+}
+
+/** What a node does in the cluster's Slurm: slurmctld (controller), slurmd (compute), or both. */
+export type SlurmNodeRole = 'controller' | 'compute' | 'both';
+
+/**
+ * The slurm role (docs/slurm.md). The server derives slurm.conf from the
+ * cluster (the one controller node, the compute nodes with their reported
+ * inventory) and delivers it with the munge key in cluster_json.
+ */
+export interface SlurmRoleSpec {
+  role: SlurmNodeRole;
+  /** ClusterName; the same in every profile (default 'fleet'). */
+  clusterName: string;
+  /** The partition this profile's compute nodes are in (default 'batch'). */
+  partition: string;
+  /** Whether that partition is the default one (Default=YES); default true. */
+  partitionDefault: boolean;
 }
 
 export interface ProfileSpec {

@@ -191,7 +191,7 @@ export class RootFs {
    * Writes `content` atomically: a temporary file next to the target, fsync,
    * explicit mode (and owner as root), rename over the target.
    */
-  async writeAtomic(p: string, content: string, opts: WriteOptions & ResolveOptions): Promise<void> {
+  async writeAtomic(p: string, content: string | Uint8Array, opts: WriteOptions & ResolveOptions): Promise<void> {
     const ro: ResolveOptions = opts.noFollowUnder !== undefined ? { noFollowUnder: opts.noFollowUnder } : {};
     await this.mkdirp(path.posix.dirname(p), opts.dirMode ?? 0o755, undefined, ro);
     // A link inside the root is written through (rename replaces the file it points to).

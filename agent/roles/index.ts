@@ -4,7 +4,7 @@
  *   const ctx = await makeRoleContext({ settings: { roles, cluster } });
  *   const results = await runRoles(rolesFor(roles), ctx, { dryRun: false });
  */
-export type { Change, ClusterFacts, HostEntry, OsFamily, Role, RoleContext, RoleName, RoleResult, RoleSettings, RoleStatus } from './types.js';
+export type { Change, ClusterFacts, SlurmFacts, HostEntry, OsFamily, Role, RoleContext, RoleName, RoleResult, RoleSettings, RoleStatus } from './types.js';
 export { ANY_FAMILY, KNOWN_FAMILIES, ROLE_ORDER } from './types.js';
 export { ALL_ROLES, clusterFacts, detectOs, detectOsFamily, makeRoleContext, osFamilyOf, rolesFor, runRoles, type ContextOptions } from './run.js';
 export { RootFs, UnsafePathError, BACKUP_DIR } from './fsroot.js';
@@ -15,5 +15,6 @@ export { chronyRole } from './chrony.js';
 export { usersRole } from './users.js';
 export { nfsRole } from './nfs.js';
 export { nfsServerRole } from './nfs-server.js';
+export { slurmRole } from './slurm.js';
 export { gpuRole } from './gpu.js';
 export { infinibandRole } from './infiniband.js';

@@ -12,6 +12,7 @@ import { infinibandRole } from './infiniband.js';
 import { nfsRole } from './nfs.js';
 import { nfsServerRole } from './nfs-server.js';
 import { reposRole } from './repos.js';
+import { slurmRole } from './slurm.js';
 import { usersRole } from './users.js';
 import { ROLE_ORDER, type ClusterFacts, type OsFamily, type Role, type RoleContext, type RoleName, type RoleResult, type RoleSettings } from './types.js';
 
@@ -22,6 +23,7 @@ export const ALL_ROLES: Readonly<Record<RoleName, Role>> = {
   users: usersRole,
   nfsServer: nfsServerRole,
   nfs: nfsRole,
+  slurm: slurmRole,
   infiniband: infinibandRole,
   gpu: gpuRole,
 };
@@ -120,7 +122,7 @@ function orderIndex(name: string): number {
 
 /**
  * Applies (or, with dryRun, checks) the roles one after the other in the
- * fixed order (repos, hosts, chrony, users, nfsServer, nfs, infiniband, gpu), going on
+ * fixed order (repos, hosts, chrony, users, nfsServer, nfs, slurm, infiniband, gpu), going on
  * after a failure. Never throws: a role that throws is a 'failed' result.
  * A role whose `families` lack the node's OS family is not called: its
  * result is 'skipped', saying the family and what the role needs.

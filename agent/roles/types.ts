@@ -22,14 +22,15 @@ export const ANY_FAMILY: readonly OsFamily[] = ['rhel', 'debian', 'unknown'];
 export const KNOWN_FAMILIES: readonly OsFamily[] = ['rhel', 'debian'];
 
 /** The keys of RolesSpec (fleet.yaml's `nfs_server` is `nfsServer`, as in roles_json). */
-export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfsServer' | 'nfs' | 'infiniband' | 'gpu';
+export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfsServer' | 'nfs' | 'slurm' | 'infiniband' | 'gpu';
 
 /**
  * Apply order: repositories first (packages need them), an NFS server's
- * exports before NFS mounts (a node may mount what it exports), GPU last
- * (it may want a reboot). server/agents/config.ts ROLE_ORDER is the same.
+ * exports before NFS mounts (a node may mount what it exports), slurm after
+ * users and NFS, GPU last (it may want a reboot). server/agents/config.ts
+ * ROLE_ORDER is the same.
  */
-export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
+export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'slurm', 'infiniband', 'gpu'];
 
 export interface HostEntry {
   /** Short host name, e.g. thor (or already a FQDN). */
@@ -48,6 +49,13 @@ export interface ClusterFacts {
   hosts: HostEntry[];
   /** The fleet server's apt repository key (base64 of the binary keyring), when it has one: the repos role's `key: fleet`. */
   repoKey?: string;
+  /** For the slurm role: slurm.conf and the cluster's munge key (base64), sent only to slurm nodes. A secret: never log it. */
+  slurm?: SlurmFacts;
+}
+
+export interface SlurmFacts {
+  conf: string;
+  mungeKeyB64: string;
 }
 
 export interface RoleSettings {

@@ -539,3 +539,16 @@ export type ReconcileResponse = Static<typeof ReconcileResponse>;
 
 /** A node flag as the node API shows it (e.g. bmc-mismatch, with its reason). */
 export type ApiNodeFlag = NonNullable<ApiNode['flags']>[number];
+
+// ------------------------------------------------------------------ slurm
+
+/** POST /slurm/rotate-key: a new munge key is stored; the key itself is never in an answer. */
+export const SlurmRotateKeyResponse = Type.Object({
+  /** The store's name of the secret (slurm.munge-key). */
+  secret: Str,
+  rotatedAt: Str,
+  /** The nodes whose profile has the slurm role: each receives the new key at its next config fetch. */
+  nodes: Type.Array(Str),
+  nodesFolded: Str,
+});
+export type SlurmRotateKeyResponse = Static<typeof SlurmRotateKeyResponse>;

@@ -12,6 +12,14 @@
  * the canonical JSON of schema + roles + cluster facts: equal versions, equal
  * configs, whatever the profile is called — and a node added to the cluster
  * (a new /etc/hosts line) is a new version for every node.
+ *
+ * Slurm (docs/slurm.md): a node whose profile has the slurm role also gets
+ * `slurm: {conf, mungeKeyB64}` in its cluster facts — slurm.conf derived from
+ * the cluster and the compute nodes' newest inventory reports, and the
+ * cluster's munge key (generated once, kept sealed in the store). Only such
+ * nodes get it, only here (GetConfig over the mTLS agent channel); a new
+ * inventory that changes slurm.conf, or a new key, is a new version.
+ * Whatever shows a config to people redacts the key (redactSlurmSecrets).
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -21,6 +29,7 @@ import { FleetError, isFleetError } from '../../common/errors.js';
 import type { Store } from '../store/index.js';
 import { readPublicKey } from '../repo/store.js';
 import { canonicalJson } from '../store/json.js';
+import { MUNGE_KEY_SECRET, deriveSlurmConf, generateMungeKeyB64, type SlurmDerivation, type SlurmFactsJson } from '../slurm/index.js';
 import { short } from './bounds.js';
 import type { AgentDeps } from './types.js';
 
@@ -30,9 +39,10 @@ export const ROLES_SCHEMA = 'fleet.roles/v1';
  * Apply order, as the agent applies them (agent/roles/types.ts ROLE_ORDER):
  * repositories before packages that need them, users before NFS homes are
  * used, an NFS server's exports before NFS mounts (a node may mount what it
- * exports), drivers last (the GPU role may want a reboot).
+ * exports), slurm after both (jobs run as cluster users in shared homes),
+ * drivers last (the GPU role may want a reboot).
  */
-export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
+export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'slurm', 'infiniband', 'gpu'];
 
 /** One /etc/hosts entry. */
 export interface ClusterHost {
@@ -59,6 +69,8 @@ export interface ClusterFactsJson {
    * the repos role writes it for `key: fleet` (docs/repo.md). Public material.
    */
   repoKey?: string;
+  /** Only for a node whose profile has the slurm role (and a cluster with exactly one controller node). Holds a secret. */
+  slurm?: SlurmFactsJson;
 }
 
 export interface NodeConfig {
@@ -110,10 +122,47 @@ export async function configForNode(store: Store, node: string): Promise<NodeCon
   if (!profile) throw new FleetError('not_found', `node ${node}'s profile ${rec.profile} does not exist`, { node, profile: rec.profile });
   const settings = await store.settings.getCluster();
   // The repository key lives beside the database (DATA/repo, server/repo); an in-memory store has none.
-  const repoKey = settings?.cluster && store.file ? await readPublicKey(path.dirname(store.file)) : undefined;
-  const cluster = settings?.cluster ? clusterFactsOf(settings.cluster, await store.nodes.list(), repoKey) : null;
+  if (!settings?.cluster) return nodeConfig(profile, null);
+  const repoKey = store.file ? await readPublicKey(path.dirname(store.file)) : undefined;
+  const nodes = await store.nodes.list();
+  const cluster = clusterFactsOf(settings.cluster, nodes, repoKey);
+  if (profile.roles?.slurm) {
+    const slurm = await slurmFactsOf(store, nodes);
+    if (slurm) cluster.slurm = slurm;
+  }
   return nodeConfig(profile, cluster);
 }
+
+/**
+ * slurm.conf and the munge key, or undefined when the cluster has no single
+ * controller node (the agent's slurm role then fails saying so). The key is
+ * generated and stored (sealed) the first time a slurm node asks.
+ */
+export async function slurmFactsOf(store: Store, nodes: readonly { name: string; profile: string; ip?: string | null }[]): Promise<SlurmFactsJson | undefined> {
+  const profiles = await store.profiles.list();
+  const slurmProfiles = profiles.filter((p) => p.roles?.slurm);
+  const computeProfiles = new Set(slurmProfiles.filter((p) => p.roles.slurm!.role !== 'controller').map((p) => p.name));
+  const computes = nodes.filter((n) => computeProfiles.has(n.profile)).map((n) => n.name);
+  // Heartbeats ask for the version every few seconds: the inventories are read only when a digest (or the cluster) changed.
+  const digests = await store.inventory.latestDigestsOf(computes);
+  const key = canonicalJson({
+    profiles: slurmProfiles.map((p) => [p.name, p.roles.slurm]),
+    nodes: nodes.map((n) => [n.name, n.profile, n.ip ?? null]),
+    digests: computes.map((n) => digests.get(n) ?? null),
+  });
+  let derived = slurmConfCache.get(store);
+  if (derived?.key !== key) {
+    const reports = await store.inventory.latestOf(computes);
+    derived = { key, result: deriveSlurmConf(profiles, nodes, new Map([...reports].map(([name, r]) => [name, r.inventory]))) };
+    slurmConfCache.set(store, derived);
+  }
+  if (!derived.result.ok) return undefined;
+  const mungeKeyB64 = await store.secrets.getOrCreate(MUNGE_KEY_SECRET, generateMungeKeyB64, { actor: 'system', cause: 'slurm' });
+  return { conf: derived.result.conf, mungeKeyB64 };
+}
+
+/** The last slurm.conf derived per store, with what it was derived from. */
+const slurmConfCache = new WeakMap<Store, { key: string; result: SlurmDerivation }>();
 
 export interface ConfigService {
   /** The node's config, or only `unchanged` when the agent already has this version. Marks the node seen. */

@@ -18,6 +18,7 @@ import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './command
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
 import { registerRepoCommands } from './commands/repo.js';
+import { registerSlurmCommands } from './commands/slurm.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { cmdNodeset } from './commands/nodeset.js';
@@ -140,6 +141,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });
   registerRepoCommands(program, { io, globals, run });
+  registerSlurmCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

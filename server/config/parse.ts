@@ -26,6 +26,8 @@ import type {
   RepoSpec,
   RolesSpec,
   ServerSpec,
+  SlurmNodeRole,
+  SlurmRoleSpec,
   UserSpec,
 } from '../model.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
@@ -188,7 +190,8 @@ function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
   const declaredProfiles = new Set<string>();
   const credentials = parseCredentials(r, top, declaredCredentials);
   const kernelArgsAt = new Map<string, Loc>();
-  const profiles = parseProfiles(r, top, net, declaredProfiles, kernelArgsAt);
+  const slurmAt = new Map<string, Loc>();
+  const profiles = parseProfiles(r, top, net, declaredProfiles, kernelArgsAt, slurmAt);
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
@@ -196,6 +199,7 @@ function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
   checkCommandLines(r, profiles, drafts, kernelArgsAt);
+  checkSlurm(r, profiles, drafts, slurmAt);
 
   if (r.issues.length > 0) throw configInvalid(source, r.issues);
 
@@ -391,7 +395,7 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 // ---------------------------------------------------------------- profiles
 
 const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles', 'expect'];
-const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'nfs_server', 'users', 'gpu', 'infiniband'];
+const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'nfs_server', 'users', 'slurm', 'gpu', 'infiniband'];
 
 /** exports(5) options: a comma list; no spaces, parentheses or '#' (they would break the exports line). */
 const EXPORT_OPTIONS = /^[A-Za-z0-9_=.,:/@+-]+$/;
@@ -435,7 +439,7 @@ function parseExpect(r: Reader, f: Fields): ExpectSpec | undefined {
   return out;
 }
 
-function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
+function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>, slurmAt?: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
   if (!entries) return [];
   const out: ProfileSpec[] = [];
@@ -485,6 +489,8 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
       const ex = parseExpect(r, f);
       if (ex) p.expect = ex;
     }
+    const rolesNode = f.get('roles');
+    if (p.roles.slurm && isMap(rolesNode)) slurmAt?.set(p.name, { path: `${f.p('roles')}.slurm`, node: (rolesNode.get('slurm', true) as Node | undefined) ?? f.keyNode('roles') });
     out.push(p);
   }
   return out;
@@ -651,9 +657,103 @@ function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDra
         if (g) roles.infiniband = { packages: g.has('packages') ? (g.stringList('packages', checkPackageName) ?? []) : ['@infiniband'] };
         break;
       }
+      case 'slurm': {
+        const slurm = parseSlurmRole(r, v, rp, kn);
+        if (slurm) roles.slurm = slurm;
+        break;
+      }
     }
   }
   return roles;
+}
+
+/** Slurm's ClusterName: lower case (slurm folds it), short (it names the accounting tables). */
+export const SLURM_CLUSTER_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+export const SLURM_PARTITION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const SLURM_NODE_ROLES: readonly SlurmNodeRole[] = ['controller', 'compute', 'both'];
+
+/** `slurm: {role, cluster_name?, partition?: NAME | {name?, default?}}` (role is required). */
+function parseSlurmRole(r: Reader, v: Node | undefined, rp: string, kn: Node | undefined): SlurmRoleSpec | undefined {
+  const g = roleFields(r, v, rp, ['role', 'cluster_name', 'partition'], ['role'], kn);
+  if (!g) return undefined;
+  const role = g.string('role', (s) => (SLURM_NODE_ROLES.includes(s as SlurmNodeRole) ? undefined : `slurm role ${show(s)} is not one of ${SLURM_NODE_ROLES.join(', ')}`));
+  const clusterName =
+    g.string('cluster_name', (s) => (SLURM_CLUSTER_NAME.test(s) ? undefined : `cluster_name ${show(s)} is not valid (lower-case letters, digits, '_', '-'; starting with a letter; at most 40)`)) ??
+    'fleet';
+  const partitionCheck = (s: string) => (SLURM_PARTITION_NAME.test(s) ? undefined : `partition name ${show(s)} is not valid (letters, digits, '_', '.', '-'; at most 64)`);
+  let partition = 'batch';
+  let partitionDefault = true;
+  const pn = g.get('partition');
+  if (pn !== undefined) {
+    if (isScalar(pn) && typeof pn.value === 'string') {
+      partition = g.string('partition', partitionCheck) ?? partition;
+    } else {
+      const pf = r.fields(pn, g.p('partition'), ['name', 'default'], [], g.keyNode('partition'));
+      if (pf) {
+        partition = pf.string('name', partitionCheck) ?? partition;
+        partitionDefault = pf.bool('default') ?? true;
+      }
+    }
+  }
+  if (role === undefined) return undefined;
+  return { role: role as SlurmNodeRole, clusterName, partition, partitionDefault };
+}
+
+/**
+ * Slurm across the cluster, when any profile has the slurm role: exactly one
+ * node runs slurmctld (uses a profile whose slurm role is controller or
+ * both), every slurm profile names the same cluster, and at most one
+ * partition is the default.
+ */
+function checkSlurm(r: Reader, profiles: readonly ProfileSpec[], drafts: readonly NodeDraft[], slurmAt: ReadonlyMap<string, Loc>): void {
+  const slurmProfiles = profiles.filter((p) => p.roles.slurm);
+  if (slurmProfiles.length === 0) return;
+  const at = (p: ProfileSpec): Loc => slurmAt.get(p.name) ?? { path: `profiles.${p.name}.roles.slurm`, node: undefined };
+  const first = slurmProfiles[0]!;
+  const names = new Map<string, string>();
+  for (const p of slurmProfiles) {
+    const cn = p.roles.slurm!.clusterName;
+    const other = [...names.entries()].find(([n]) => n !== cn);
+    if (other) {
+      const l = at(p);
+      r.error(l.path, l.node, `slurm cluster_name ${show(cn)} differs from ${show(other[0])} of profile ${other[1]}: one cluster has one name`);
+    }
+    if (!names.has(cn)) names.set(cn, p.name);
+  }
+  const defaults = new Map<string, string>();
+  for (const p of slurmProfiles) {
+    const s = p.roles.slurm!;
+    if (s.role === 'controller' || !s.partitionDefault) continue;
+    const other = [...defaults.entries()].find(([n]) => n !== s.partition);
+    if (other) {
+      const l = at(p);
+      r.error(l.path, l.node, `slurm partition ${show(s.partition)} is the default, and so is ${show(other[0])} of profile ${other[1]}: at most one partition may be (set partition.default: false)`);
+    }
+    if (!defaults.has(s.partition)) defaults.set(s.partition, p.name);
+  }
+  const controllerProfiles = new Set(slurmProfiles.filter((p) => p.roles.slurm!.role !== 'compute').map((p) => p.name));
+  const controllers = drafts.filter((d) => d.profile !== undefined && controllerProfiles.has(d.profile));
+  if (controllers.length === 1) return;
+  if (controllers.length === 0) {
+    const cp = slurmProfiles.find((p) => controllerProfiles.has(p.name));
+    const l = at(cp ?? first);
+    r.error(
+      l.path,
+      l.node,
+      cp
+        ? `slurm needs exactly one controller node: no node uses profile ${cp.name} (slurm role ${cp.roles.slurm!.role})`
+        : `slurm needs exactly one controller node: no profile has slurm role controller or both (profiles with slurm: ${slurmProfiles.map((p) => p.name).join(', ')})`,
+    );
+    return;
+  }
+  const shown = controllers.slice(0, 5).map((d) => `${d.name} (profile ${d.profile})`);
+  const cp = slurmProfiles.find((p) => controllerProfiles.has(p.name))!;
+  const l = at(cp);
+  r.error(
+    l.path,
+    l.node,
+    `slurm needs exactly one controller node, and ${controllers.length} nodes use a profile with slurm role controller or both: ${shown.join(', ')}${controllers.length > 5 ? ', ...' : ''}; give the other nodes a compute profile`,
+  );
 }
 
 function parseUsers(r: Reader, g: Fields): { groups: GroupSpec[]; users: UserSpec[] } {

@@ -27,6 +27,7 @@ import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
 import { registerNetbootApiRoutes, type NetbootApiDeps } from './routes/netboot-api.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
+import { registerSlurmRoutes } from './routes/slurm.js';
 import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifecycle.js';
 import type { Conductor } from '../lifecycle/index.js';
 
@@ -124,6 +125,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
       await registerInventoryRoutes(api, deps);
+      await registerSlurmRoutes(api, deps);
       await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor, ...(deps.preflight ? { preflight: deps.preflight } : {}) });
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
     },

@@ -23,6 +23,7 @@ export type { BmcRepository } from './repos/bmc.js';
 export type { DiscoveredRepository } from './repos/discovered.js';
 export type { TokenRepository } from './repos/tokens.js';
 export type { LockRepository } from './repos/locks.js';
+export type { SecretRepository } from './repos/secrets.js';
 export type { AgentRepository, AgentRecord, AgentIdentity, Enrolment } from './repos/agents.js';
 export type { InventoryRepository, InventoryReport } from './repos/inventory.js';
 export { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY } from './repos/inventory.js';

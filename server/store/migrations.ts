@@ -265,6 +265,27 @@ const m006: Migration = {
   },
 };
 
+/**
+ * 007: secrets fleet generates for the cluster (issue 12): the munge key of
+ * the cluster's Slurm. Sealed with the data dir's key (AES-256-GCM, bound to
+ * the secret's name) like BMC passwords; delivered only over the agent
+ * channel (GetConfig), never returned by the admin API.
+ */
+const m007: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    // ifNotExists: a data dir rolled back to an older schema by deleting migration records keeps its sealed secrets.
+    await db.schema
+      .createTable('secrets')
+      .ifNotExists()
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('key_id', 'text', (c) => c.notNull())
+      .addColumn('box', 'blob', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -273,6 +294,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '004_node_origin': m004,
   '005_install_tokens': m005,
   '006_node_flags': m006,
+  '007_secrets': m007,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -130,6 +130,18 @@ export interface LocksTable {
   expires_at: string;
 }
 
+/** Cluster secrets fleet generates itself (migration 007), e.g. the munge key: sealed like BMC secrets, never returned by the API. */
+export interface SecretsTable {
+  /** e.g. slurm.munge-key */
+  name: string;
+  /** Key id of the key that sealed it. */
+  key_id: string;
+  /** AES-256-GCM box (crypto.ts), bound to the name. */
+  box: Buffer;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface DB {
   settings: SettingsTable;
   profiles: ProfilesTable;
@@ -141,4 +153,5 @@ export interface DB {
   discovered: DiscoveredTable;
   tokens: TokensTable;
   locks: LocksTable;
+  secrets: SecretsTable;
 }

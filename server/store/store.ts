@@ -15,6 +15,7 @@ import { NodeFlagRepository } from './repos/flags.js';
 import { LockRepository } from './repos/locks.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
+import { SecretRepository } from './repos/secrets.js';
 import { SettingsRepository } from './repos/settings.js';
 import { TokenRepository } from './repos/tokens.js';
 import type { DB } from './schema.js';
@@ -48,6 +49,8 @@ export interface Store {
   readonly inventory: InventoryRepository;
   /** Node flags such as bmc-mismatch, each with its reason (migration 006). */
   readonly flags: NodeFlagRepository;
+  /** Secrets fleet generates for the cluster, sealed (migration 007): the munge key. */
+  readonly secrets: SecretRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -76,6 +79,7 @@ class FleetStore implements Store {
   readonly agents: AgentRepository;
   readonly inventory: InventoryRepository;
   readonly flags: NodeFlagRepository;
+  readonly secrets: SecretRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -95,6 +99,7 @@ class FleetStore implements Store {
     this.agents = new AgentRepository(ctx);
     this.inventory = new InventoryRepository(ctx);
     this.flags = new NodeFlagRepository(ctx);
+    this.secrets = new SecretRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

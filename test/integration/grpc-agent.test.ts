@@ -219,6 +219,40 @@ describe('an enrolled agent', () => {
     }
     await until(() => !server.watching().includes('node1'));
   });
+
+  it('GetConfig over mTLS: a slurm node gets slurm.conf and the munge key; a report that completes its inventory is a new version', async () => {
+    await store.settings.setCluster(
+      {
+        cluster: { name: 'lab', domain: 'cluster.local', timezone: 'UTC', managementAddress: '10.0.0.1' },
+        networks: { provisioning: { subnet: '10.0.0.0/16', unknownRange: { start: '10.0.254.1', end: '10.0.254.9' }, dns: [], ntp: [] } },
+      },
+      { actor: 'test' },
+    );
+    await store.profiles.upsert({ ...profile, roles: { ...profile.roles, slurm: { role: 'both', clusterName: 'fleet', partition: 'batch', partitionDefault: true } } }, { actor: 'test' });
+    const c = client();
+    try {
+      const cfg = await callUnary(c, c.getConfig, { knownVersion: '' }, 5000);
+      expect(cfg.roles).toEqual(['repos', 'chrony', 'slurm']);
+      const slurm = (JSON.parse(cfg.clusterJson) as { slurm: { conf: string; mungeKeyB64: string } }).slurm;
+      expect(Buffer.from(slurm.mungeKeyB64, 'base64')).toHaveLength(1024);
+      expect(slurm.conf).toContain('SlurmctldHost=node1\n');
+      // The earlier reports had no CPU or memory: node1 is not listed yet.
+      expect(slurm.conf).toMatch(/# node1 left out: its last inventory is partial/);
+      const inv = { collectedAtMs: Date.now(), cpu: { threads: 4, cores: 2, sockets: 1, model: 'QEMU', manufacturer: '', speedMhz: 0 }, memory: { totalBytes: 8 * 1024 ** 3, dimms: [] }, disks: [], nics: [], gpus: [], infiniband: [], warnings: [] };
+      await callUnary(c, c.reportInventory, { inventory: inv }, 5000);
+      const hb = await callUnary(c, c.heartbeat, { uptimeMs: 1, configVersion: cfg.version, agentVersion: '', bootId: '' }, 5000);
+      expect(hb.configVersion).not.toBe(cfg.version);
+      const next = await callUnary(c, c.getConfig, { knownVersion: cfg.version }, 5000);
+      expect(next.version).toBe(hb.configVersion);
+      const conf = (JSON.parse(next.clusterJson) as { slurm: { conf: string; mungeKeyB64: string } }).slurm;
+      expect(conf.conf).toContain('NodeName=node1 CPUs=4 RealMemory=7936 State=UNKNOWN\n');
+      expect(conf.mungeKeyB64).toBe(slurm.mungeKeyB64);
+      // No event holds the key.
+      expect(JSON.stringify((await store.events.list({ limit: 1000 })).events)).not.toContain(slurm.mungeKeyB64.slice(0, 40));
+    } finally {
+      c.close();
+    }
+  });
 });
 
 describe('the run loop and an absent server', () => {

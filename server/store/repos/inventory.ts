@@ -99,6 +99,38 @@ export class InventoryRepository {
     return rows.map(toReport);
   }
 
+  /** The newest report of each of `nodes` that has one (one query per 500 names), by node name. */
+  async latestOf(nodes: readonly string[]): Promise<Map<string, InventoryReport>> {
+    const out = new Map<string, InventoryReport>();
+    const names = [...new Set(nodes)];
+    for (let i = 0; i < names.length; i += 500) {
+      const chunk = names.slice(i, i + 500);
+      const rows = await this.q
+        .selectFrom('inventory_reports')
+        .selectAll()
+        .where('id', 'in', (eb) => eb.selectFrom('inventory_reports').select((e) => e.fn.max('id').as('id')).where('node', 'in', chunk).groupBy('node'))
+        .execute();
+      for (const r of rows) out.set(r.node, toReport(r));
+    }
+    return out;
+  }
+
+  /** The digest of the newest report of each of `nodes` that has one, by node name (cheap: no inventory is read). */
+  async latestDigestsOf(nodes: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const names = [...new Set(nodes)];
+    for (let i = 0; i < names.length; i += 500) {
+      const chunk = names.slice(i, i + 500);
+      const rows = await this.q
+        .selectFrom('inventory_reports')
+        .select(['node', 'digest'])
+        .where('id', 'in', (eb) => eb.selectFrom('inventory_reports').select((e) => e.fn.max('id').as('id')).where('node', 'in', chunk).groupBy('node'))
+        .execute();
+      for (const r of rows) out.set(r.node, r.digest);
+    }
+    return out;
+  }
+
   /** How many reports a node has (all nodes when omitted). */
   async count(node?: string): Promise<number> {
     let s = this.q.selectFrom('inventory_reports').select((eb) => eb.fn.countAll<number>().as('n'));

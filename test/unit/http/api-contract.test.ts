@@ -37,6 +37,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['get', '/api/v1/export/{format}', null, S.ExportResponse],
   ['get', '/api/v1/discovered', null, S.DiscoveredResponse],
   ['post', '/api/v1/enroll', S.EnrollRequest, S.EnrollResponse],
+  ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));

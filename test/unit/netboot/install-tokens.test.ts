@@ -261,6 +261,7 @@ describe('TokenRepository', () => {
     // Back to the schema of an older server: no 005 (nor the later ones: Kysely runs them in order), several outstanding tokens per node.
     const db = new Database(file());
     try {
+      // Later migrations' records go too: Kysely runs them in order (node_flags is created again; secrets ifNotExists).
       db.exec("drop index tokens_one_outstanding; drop table node_flags; delete from kysely_migration where name >= '005'");
       for (const c of ['sealed', 'key_id', 'revoked_at', 'revoked_reason', 'last_ip', 'last_used_at']) db.exec(`alter table tokens drop column ${c}`);
       const ins = db.prepare('insert into tokens (hash, node, purpose, created_at, expires_at, used_at) values (?, ?, ?, ?, ?, ?)');
