@@ -14,6 +14,8 @@ import { closeSync, openSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FleetError } from '../../common/errors.js';
+import { encodeSystemGuid } from '../bmc/ipmi/commands.js';
+import { encodeFru } from '../bmc/ipmi/fru.js';
 import { killPid, pidMatches, readPidFile, run, sleep } from './exec.js';
 
 export interface BmcSpec {
@@ -26,6 +28,12 @@ export interface BmcSpec {
   password: string;
   /** Absolute path of the chassis hook (no blanks). */
   hook: string;
+  /**
+   * The VM's SMBIOS identity (what its agent reports): the BMC's system GUID
+   * is the VM's UUID and its FRU 0 carries the serial, as on a real machine,
+   * so that `fleet inventory reconcile` matches. Absent: a GUID of its own, no FRU.
+   */
+  machine?: { uuid: string; serial: string; manufacturer: string; product: string };
 }
 
 function quote(s: string): string {
@@ -50,7 +58,7 @@ export function renderLanConf(b: BmcSpec): string {
     '    allowed_auths_user none md2 md5 straight',
     '    allowed_auths_operator none md2 md5 straight',
     '    allowed_auths_admin none md2 md5 straight',
-    `    guid ${guidFor(b.name)}`,
+    `    guid ${b.machine ? encodeSystemGuid(b.machine.uuid).toString('hex') : guidFor(b.name)}`,
     '  endlan',
     `  chassis_control ${quote(`/bin/bash ${b.hook} ${b.vmDir}`)}`,
     `user 2 true ${quote(b.username)} ${quote(b.password)} admin 10 none md2 md5 straight`,
@@ -58,13 +66,19 @@ export function renderLanConf(b: BmcSpec): string {
   ].join('\n');
 }
 
-export const BMC_EMU = [
-  'mc_setbmc 0x20',
-  'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
-  'sel_enable 0x20 1000 0x0a',
-  'mc_enable 0x20',
-  '',
-].join('\n');
+/** ipmi_sim's emulator commands: one BMC, its SEL, and FRU 0 with the machine's identity when known. */
+export function renderBmcEmu(b: Pick<BmcSpec, 'machine'>): string {
+  const m = b.machine;
+  const fru = m ? encodeFru({ board: { manufacturer: m.manufacturer, product: m.product, serial: m.serial }, product: { manufacturer: m.manufacturer, name: m.product, serial: m.serial } }) : undefined;
+  return [
+    'mc_setbmc 0x20',
+    'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
+    'sel_enable 0x20 1000 0x0a',
+    ...(fru ? [`mc_add_fru_data 0x20 0 ${fru.length} data ${[...fru].map((x) => `0x${x.toString(16)}`).join(' ')}`] : []),
+    'mc_enable 0x20',
+    '',
+  ].join('\n');
+}
 
 /** Runs ipmitool against a lab BMC from inside the namespace (lanplus, -C 3, password via IPMI_PASSWORD). */
 export function labIpmitool(netns: string | undefined, ipmitool: string, b: Pick<BmcSpec, 'address' | 'port' | 'username' | 'password'>, args: string[], timeoutMs = 15_000) {
@@ -86,7 +100,7 @@ export async function startBmc(netns: string | undefined, ipmiSim: string, b: Bm
   const lan = join(dir, 'lan.conf');
   await writeFile(lan, renderLanConf(b), { mode: 0o600 });
   await chmod(lan, 0o600);
-  await writeFile(join(dir, 'bmc.emu'), BMC_EMU);
+  await writeFile(join(dir, 'bmc.emu'), renderBmcEmu(b));
   const logFd = openSync(join(b.vmDir, 'ipmi_sim.log'), 'a');
   const simArgs = ['-n', '-c', lan, '-f', join(dir, 'bmc.emu'), '-s', dir];
   const child = spawn(netns ? 'ip' : ipmiSim, netns ? ['netns', 'exec', netns, ipmiSim, ...simArgs] : simArgs, {

@@ -32,7 +32,7 @@ import { bmcPid, startBmc, stopBmc } from './bmc.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, run, runOk } from './exec.js';
 import { assetPath } from './assets.js';
-import { type Firmware, OVMF, prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
+import { type Firmware, LAB_MANUFACTURER, LAB_PRODUCT, OVMF, prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
 
 export const LAB_SUBNET = '10.77.0.0/24';
 export const LAB_GATEWAY = '10.77.0.1';
@@ -385,7 +385,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         n.bmc.pid = await startBmc(
           netns,
           ipmiSim,
-          { name: n.name, vmDir: n.vmDir, address: n.bmc.address, port: n.bmc.port, username: 'admin', password, hook },
+          { name: n.name, vmDir: n.vmDir, address: n.bmc.address, port: n.bmc.port, username: 'admin', password, hook, machine: { uuid: n.uuid, serial: n.serial, manufacturer: LAB_MANUFACTURER, product: LAB_PRODUCT } },
           ipmitool,
         );
       }),

@@ -59,6 +59,10 @@ export interface VmSpec {
 export type VmPower = 'on' | 'off';
 
 /** A stable UUID for a name (so a VM keeps its identity across `lab up`s). */
+/** SMBIOS type 1 of every lab VM (and FRU 0 of its BMC): what the agent and the BMC report. */
+export const LAB_MANUFACTURER = 'fleet-lab';
+export const LAB_PRODUCT = 'lab-vm';
+
 export function uuidFor(name: string, salt = 'fleet-lab'): string {
   const h = createHash('sha256').update(`${salt}:${name}`).digest('hex');
   // RFC 4122 version 4 layout (variant bits set), from the hash.
@@ -89,7 +93,7 @@ export function qemuArgs(vm: VmSpec): string[] {
     '-serial', 'chardev:con0',
     '-netdev', `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`,
     ...(vm.diskMiB === 0 ? [] : ['-drive', `file=${join(vm.dir, 'disk.qcow2')},format=qcow2,if=none,id=d0,cache=unsafe`]),
-    '-smbios', `type=1,manufacturer=fleet-lab,product=lab-vm,serial=${vm.serial},uuid=${vm.uuid}`,
+    '-smbios', `type=1,manufacturer=${LAB_MANUFACTURER},product=${LAB_PRODUCT},serial=${vm.serial},uuid=${vm.uuid}`,
   ];
   if (vm.firmware === 'uefi') {
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,file=${join(vm.dir, 'OVMF_VARS.fd')}`);

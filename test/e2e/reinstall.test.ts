@@ -298,6 +298,12 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       timings.push(`a. ${node} inventory: serial ${inv!.system.serial}, ${inv!.cpus.threads} CPU, ${(inv!.memory.totalBytes / 1048576).toFixed(0)} MiB, disk ${inv!.disks[0]?.sizeBytes} bytes`);
     }
 
+    // Each VM's BMC describes that VM (issue 12 item 4): its GUID is the SMBIOS UUID, its FRU the serial.
+    const rec = await fleet('inventory', 'reconcile', SET, '--format', 'json');
+    expect(rec.code, `${rec.out}\n${rec.err}`).toBe(0);
+    const recd = JSON.parse(rec.out) as { results: { node: string; status: string; reason: string }[] };
+    for (const node of NODES) expect(recd.results.find((r) => r.node === node), `${node}: reconcile`).toMatchObject({ status: 'match' });
+
     // The loop breaker: force a PXE boot of each ready node through its BMC.
     const before = await lastEventId();
     const tPxe = Date.now();

@@ -142,7 +142,8 @@ describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in
   let dir = '';
   let vmDir = '';
   let reaper: Reaper | undefined;
-  const b = { name: 'valkyrie01', address: '127.0.0.1', port: 9001, username: 'admin', password: 'lab-Test-Pw1', hook: '', vmDir: '' };
+  const machine = { uuid: '6f2b1c3a-9d4e-4f50-8a61-0b7c2d3e4f51', serial: 'LAB-VALKYRIE01', manufacturer: 'fleet-lab', product: 'lab-vm' };
+  const b = { name: 'valkyrie01', address: '127.0.0.1', port: 9001, username: 'admin', password: 'lab-Test-Pw1', hook: '', vmDir: '', machine };
   const ipmi = (args: string[]) => labIpmitool(netns, IPMITOOL!, b, args);
   const boots = () => (existsSync(join(vmDir, 'boots')) ? readFileSync(join(vmDir, 'boots'), 'utf8').trim().split('\n') : []);
   const fakePid = () => readPidFile(join(vmDir, 'qemu.pid'));
@@ -172,6 +173,16 @@ describe.skipIf(!BMC_READY)(`lab BMC: ipmi_sim + chassis hook (stand-in QEMU, in
     await run('ip', ['netns', 'del', netns]);
     reaper?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("answers with the VM's identity: the system GUID is its SMBIOS UUID, FRU 0 its serial (fleet inventory reconcile matches)", async () => {
+    const g = await ipmi(['mc', 'guid', 'smbios']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout.toLowerCase()).toContain(machine.uuid);
+    const f = await ipmi(['fru', 'print', '0']);
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stdout).toMatch(/Product Serial\s*:\s*LAB-VALKYRIE01/);
+    expect(f.stdout).toMatch(/Product Manufacturer\s*:\s*fleet-lab/);
   });
 
   it('maps power and boot device onto the VM process, each call well under a second', async () => {
