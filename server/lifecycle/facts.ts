@@ -170,6 +170,7 @@ export const FACT_RULES: readonly FactRule[] = [
   { fact: FACT.agentApplied, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
   { fact: FACT.agentApplyFailed, in: [S.configuring], event: E.fail, details: (d) => ({ step: 'configure', reason: applyFailureReason(d) }), why: 'a role failed' },
   { fact: FACT.agentApplyFailed, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
+  { fact: FACT.agentEnrolled, in: [S.adopting], event: E.configure, details: pick(['peer']), why: 'an adopted machine\'s agent enrolled with its adoption token: it applies its roles' },
   { fact: FACT.agentEnrolled, ignore: () => 'enrolment is checked at the first boot', why: 'check-agent reads the enrolment' },
   { fact: FACT.loopSuspect, ignore: () => 'flag recorded by the boot endpoint', flag: loopFlag, why: 'the flag is raised, nothing moves' },
 ];
