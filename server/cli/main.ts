@@ -19,6 +19,7 @@ import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
+import { registerAdoptCommand } from './commands/adopt.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
 import { cmdDoctor, type DoctorFlags } from './commands/doctor.js';
@@ -135,6 +136,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
 
   registerLifecycleCommands(program, { io, globals, run });
+  registerAdoptCommand(program, { io, globals, run });
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });
