@@ -3,9 +3,10 @@
  * checked against the machine's identity, buys a node certificate for the
  * agent's own key (CSR), and only while the node is in an install phase or
  * adopting (enroll-policy.ts). The enrolment is told to the conductor as the
- * `agent.enrolled` fact: an adopting node moves on to configuring. Every refusal is an `agent.enroll_refused` event
- * (reason = catalogue code; never the token); the token's use is a
- * `token.used` event with the peer address (the store writes it).
+ * `agent.enrolled` fact: an adopting node moves on to configuring. Every
+ * refusal is an `agent.enroll_refused` event (reason = catalogue code; never
+ * the token); the token's use is a `token.used` event with the peer address
+ * (the store writes it).
  *
  * Refusals are counted per peer address: past the limit a minute, Enroll
  * answers rate_limited without looking at the request (logged once per
