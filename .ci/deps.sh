@@ -8,7 +8,9 @@
 # reference behaviour; mmdebstrap, squashfs-tools and zstd for fleet image
 # build (a real Debian root filesystem from this machine's apt sources);
 # GRUB for BIOS and UEFI, dosfstools, jq, curl, tar for the fleet boot
-# environment (fleet bootenv build) and OVMF for UEFI VMs; a
+# environment (fleet bootenv build) and OVMF for UEFI VMs; gnupg (signs
+# fleet's apt repository), dpkg-dev (dpkg-scanpackages, the reference for
+# its Packages stanzas) and xz-utils (control.tar.xz of .debs); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -23,6 +25,7 @@ PKGS=(
   mmdebstrap squashfs-tools zstd util-linux file
   grub-pc-bin grub-efi-amd64-bin grub2-common dosfstools jq curl tar ovmf openssh-client
   openssl iproute2 procps
+  gnupg gpgv dpkg-dev xz-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do

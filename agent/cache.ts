@@ -52,7 +52,9 @@ export function parseClusterFacts(json: unknown, what = 'cluster facts'): Cluste
     return x;
   };
   const managementName = str('managementName');
-  return { domain: str('domain'), managementAddress: str('managementAddress'), ...(managementName ? { managementName } : {}), hosts };
+  const repoKey = str('repoKey');
+  if (repoKey && !/^[A-Za-z0-9+/]+={0,2}$/.test(repoKey)) throw new FleetError('config.invalid', `${what}: repoKey is not base64`);
+  return { domain: str('domain'), managementAddress: str('managementAddress'), ...(managementName ? { managementName } : {}), hosts, ...(repoKey ? { repoKey } : {}) };
 }
 
 function parseJson(text: string, what: string): unknown {

@@ -12,12 +12,11 @@
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { Exit, FleetError, toFleetError } from '../common/errors.js';
-import { parseDurationMs } from '../common/duration.js';
 import { loadCachedConfig, readConfigFile } from './cache.js';
 import { enroll } from './enroll.js';
 import { formatArgv, systemRunner, type Runner } from './exec.js';
-import { collectInventory } from './inventory/index.js';
-import type { Inventory } from '../common/inventory/types.js';
+import { collectInventory, parseProbeTimeout, retryTimeout, type ProbeTimeout } from './inventory/index.js';
+import type { Inventory, InventorySection } from '../common/inventory/types.js';
 import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
 import type { RoleResult } from './roles/types.js';
 import { runAgent, runCycle, type CycleResult } from './run.js';
@@ -58,22 +57,32 @@ async function readToken(opts: { token?: string; tokenFile?: string }): Promise<
 const GiB = 1024 ** 3;
 const gib = (b: number): string => `${+(b / GiB).toFixed(b >= 100 * GiB ? 0 : 1)} GiB`;
 
-/** A few lines for people (`fleet-agent inventory` without --json). */
+/** A few lines for people (`fleet-agent inventory` without --json). An unknown section reads "unknown (reason)". */
 export function formatInventoryText(inv: Inventory): string {
+  const why = new Map(inv.unknown.map((u) => [u.section, u.reason]));
+  const or = (section: InventorySection, text: () => string): string => {
+    const r = why.get(section);
+    return r !== undefined ? `unknown (${r})` : text();
+  };
+  const memory = (): string => {
+    const dimms = why.has('dimms') ? ', DIMMs unknown' : inv.memory.dimms.length ? ` in ${inv.memory.dimms.length} DIMMs` : '';
+    return `${gib(inv.memory.totalBytes)}${dimms}`;
+  };
   const rows: [string, string][] = [
-    ['system', [inv.system.manufacturer, inv.system.model].filter((x) => x).join(' ') || '-'],
-    ['serial', inv.system.serial || '-'],
-    ['bios', [inv.bios.vendor, inv.bios.version, inv.bios.date ? `(${inv.bios.date})` : '', inv.bios.uefi ? 'UEFI' : ''].filter((x) => x).join(' ') || '-'],
-    ['cpus', `${inv.cpus.sockets}x ${inv.cpus.model || '?'}, ${inv.cpus.cores} cores, ${inv.cpus.threads} threads`],
-    ['memory', `${gib(inv.memory.totalBytes)}${inv.memory.dimms.length ? ` in ${inv.memory.dimms.length} DIMMs` : ''}`],
-    ['disks', inv.disks.map((d) => `${d.name} ${gib(d.sizeBytes)}${d.model ? ` ${d.model}` : ''}`).join(', ') || '-'],
-    ['nics', inv.nics.map((n) => `${n.name} ${n.mac}${n.speedMbps ? ` ${n.speedMbps}Mb/s` : ''}`).join(', ') || '-'],
-    ['gpus', inv.gpus.map((g) => g.model).join(', ') || '-'],
-    ['infiniband', inv.infiniband.map((h) => `${h.name} ${h.ports.map((p) => `${p.port}:${p.state}`).join(' ')}`).join(', ') || '-'],
-    ['os', `${inv.os.distro} ${inv.os.release} ${inv.os.kernel} ${inv.os.arch}`.trim()],
+    ['system', or('system', () => [inv.system.manufacturer, inv.system.model].filter((x) => x).join(' ') || '-')],
+    ['serial', or('system', () => inv.system.serial || '-')],
+    ['bios', or('bios', () => [inv.bios.vendor, inv.bios.version, inv.bios.date ? `(${inv.bios.date})` : '', inv.bios.uefi ? 'UEFI' : ''].filter((x) => x).join(' ') || '-')],
+    ['cpus', or('cpus', () => `${inv.cpus.sockets}x ${inv.cpus.model || '?'}, ${inv.cpus.cores} cores, ${inv.cpus.threads} threads`)],
+    ['memory', or('memory', memory)],
+    ['disks', or('disks', () => inv.disks.map((d) => `${d.name} ${gib(d.sizeBytes)}${d.model ? ` ${d.model}` : ''}`).join(', ') || '-')],
+    ['nics', or('nics', () => inv.nics.map((n) => `${n.name} ${n.mac}${n.speedMbps ? ` ${n.speedMbps}Mb/s` : ''}`).join(', ') || '-')],
+    ['gpus', or('gpus', () => inv.gpus.map((g) => g.model).join(', ') || '-')],
+    ['infiniband', or('infiniband', () => inv.infiniband.map((h) => `${h.name} ${h.ports.map((p) => `${p.port}:${p.state}`).join(' ')}`).join(', ') || '-')],
+    ['os', or('os', () => `${inv.os.distro} ${inv.os.release} ${inv.os.kernel} ${inv.os.arch}`.trim())],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   const lines = rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  if (inv.partial) lines.push(`partial: ${inv.unknown.map((u) => u.section).join(', ')} unknown`);
   for (const x of inv.warnings) lines.push(`warning: ${x}`);
   return lines.join('\n') + '\n';
 }
@@ -103,16 +112,19 @@ function formatCycle(r: CycleResult): string {
   return lines.join('\n') + '\n';
 }
 
+const PROBE_TIMEOUT_HELP = "each probe's budget (systeminformation 10 s, /sys walks 5 s, nvidia-smi 20 s) times N (e.g. 3x), or one limit for every probe (e.g. 30s)";
+
 export interface ProgramOptions {
   /** Runner for roles and reboot (tests); default the real one. */
   runner?: Runner;
   /** Inventory collection (tests); default collectInventory(). */
-  collectInventory?: () => Promise<Inventory>;
+  collectInventory?: (retry: number) => Promise<Inventory>;
 }
 
 export function buildProgram(io: AgentIo, onExit: (code: number) => void, popts: ProgramOptions = {}): Command {
   const runner = popts.runner ?? systemRunner;
-  const collect = popts.collectInventory ?? (() => collectInventory({ runner }));
+  const collectWith = (timeout: ProbeTimeout | undefined) =>
+    popts.collectInventory ?? ((retry: number) => collectInventory({ runner, timeout: retryTimeout(timeout, retry) }));
   const log = (line: string) => io.stderr(`fleet-agent: ${line}\n`);
   const program = new Command('fleet-agent');
   program
@@ -157,9 +169,11 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void, popts:
     .option('--heartbeat <seconds>', 'heartbeat interval', '60')
     .option('--once', 'one cycle (boot, inventory, config, roles, apply report), each call tried once, then exit')
     .option('--json', 'with --once: print the cycle as JSON')
-    .action(async (o: { stateDir: string; root: string; heartbeat: string; once?: boolean; json?: boolean }) => {
+    .option('--probe-timeout <Nx|duration>', PROBE_TIMEOUT_HELP)
+    .action(async (o: { stateDir: string; root: string; heartbeat: string; once?: boolean; json?: boolean; probeTimeout?: string }) => {
       const heartbeatMs = positiveInt('heartbeat', o.heartbeat, 60) * 1000;
-      const work = { root: o.root, runner, collectInventory: collect };
+      const timeout = o.probeTimeout !== undefined ? parseProbeTimeout(o.probeTimeout) : undefined;
+      const work = { root: o.root, runner, collectInventory: collectWith(timeout) };
       if (o.once) {
         const r = await runCycle({ stateDir: o.stateDir, work, log });
         io.stdout(o.json ? JSON.stringify(r, null, 2) + '\n' : formatCycle(r));
@@ -183,14 +197,10 @@ export function buildProgram(io: AgentIo, onExit: (code: number) => void, popts:
     .command('inventory')
     .description("collect and print this node's hardware inventory (local, no server)")
     .option('--json', 'JSON output')
-    .option('--probe-timeout <duration>', 'limit for each probe (a busy or slow machine needs more; e.g. 5s)')
+    .option('--probe-timeout <Nx|duration>', PROBE_TIMEOUT_HELP)
     .action(async (o: { json?: boolean; probeTimeout?: string }) => {
-      let probeTimeoutMs: number | undefined;
-      if (o.probeTimeout !== undefined) {
-        probeTimeoutMs = parseDurationMs(o.probeTimeout, { defaultUnit: 's', units: ['ms', 's', 'm'] });
-        if (probeTimeoutMs === undefined || probeTimeoutMs <= 0) throw new FleetError('request.invalid', `--probe-timeout: ${JSON.stringify(o.probeTimeout)} is not a duration such as 1500ms or 5s`);
-      }
-      const inv = probeTimeoutMs === undefined || popts.collectInventory ? await collect() : await collectInventory({ runner, probeTimeoutMs });
+      const timeout = o.probeTimeout !== undefined ? parseProbeTimeout(o.probeTimeout) : undefined;
+      const inv = await collectWith(timeout)(0);
       io.stdout(o.json ? JSON.stringify(inv, null, 2) + '\n' : formatInventoryText(inv));
       onExit(Exit.OK);
     });

@@ -38,7 +38,7 @@ import { collectBootFacts } from './boot.js';
 import { configFromResponse, loadCachedConfig, saveCachedConfig, type CachedConfig } from './cache.js';
 import { callUnary, fromGrpcError, isTransient, makeClient } from './client.js';
 import { describeFailure, systemRunner, type Runner } from './exec.js';
-import { collectInventory } from './inventory/index.js';
+import { collectInventory, retryTimeout } from './inventory/index.js';
 import { inventoryToProto } from '../common/inventory/proto.js';
 import type { Inventory } from '../common/inventory/types.js';
 import { makeRoleContext, rolesFor, runRoles } from './roles/index.js';
@@ -73,8 +73,12 @@ export interface AgentWork {
   root?: string;
   /** Runs the roles' commands and `systemctl reboot`; default the real one. */
   runner?: Runner;
-  /** Default: collectInventory() from agent/inventory. */
-  collectInventory?: () => Promise<Inventory>;
+  /**
+   * Default: collectInventory() from agent/inventory. `retry` counts the
+   * collections of this boot before this one (0 = the first); a collector
+   * gives later ones more time (retryTimeout).
+   */
+  collectInventory?: (retry: number) => Promise<Inventory>;
   /** Default: makeRoleContext({root, runner, settings}) and runRoles(rolesFor(settings.roles)). */
   applyRoles?: (settings: RoleSettings) => Promise<RoleResult[]>;
 }
@@ -111,8 +115,22 @@ export interface RunOptions {
   work?: AgentWork;
   /** Observes what the loop does (tests, status output). */
   onEvent?: (e: AgentEvent) => void;
+  /**
+   * While this boot's inventory has unknown sections: wait this long, collect
+   * again with doubled budgets, and report it when it knows more. One entry
+   * per retry; default INVENTORY_RETRY_MS.
+   */
+  inventoryRetryMs?: readonly number[];
 }
 
+
+/**
+ * A probe that timed out at boot (a node still starting its services, an
+ * emulated CPU) is asked again: after 30 s with twice the budgets, after 1 min
+ * with 4x, 2 min with 8x, 4 min with 16x; then the report stays partial until
+ * the next boot or `collect-inventory` command.
+ */
+export const INVENTORY_RETRY_MS: readonly number[] = [30_000, 60_000, 120_000, 240_000];
 
 /** Most apply reports kept while the server is away (the oldest are dropped). */
 const MAX_PENDING_REPORTS = 10;
@@ -125,7 +143,11 @@ const OUTCOMES: Record<RoleResult['status'], RoleOutcome> = {
   // The wire has no "needs reboot": the changes were made; the message says a reboot is due.
   'needs-reboot': RoleOutcome.ROLE_OUTCOME_CHANGED,
   failed: RoleOutcome.ROLE_OUTCOME_FAILED,
+  // Nor "skipped" (a role the node's OS family does not support): nothing failed and nothing was changed; the message says it was skipped.
+  skipped: RoleOutcome.ROLE_OUTCOME_OK,
 };
+
+const MESSAGE_PREFIX: Partial<Record<RoleResult['status'], string>> = { 'needs-reboot': 'needs reboot: ', skipped: 'skipped: ' };
 
 /** The ReportApply request for one apply. Pure. */
 export function applyReport(version: string, results: RoleResult[], startedAtMs: number, durationMs: number): ReportApplyRequest {
@@ -134,7 +156,7 @@ export function applyReport(version: string, results: RoleResult[], startedAtMs:
     results: results.map((r) => ({
       role: r.role,
       outcome: OUTCOMES[r.status],
-      message: (r.status === 'needs-reboot' ? `needs reboot: ${r.message}` : r.message).slice(0, 4000),
+      message: `${MESSAGE_PREFIX[r.status] ?? ''}${r.message}`.slice(0, 4000),
       durationMs: Math.max(0, Math.round(r.durationMs)),
     })),
     startedAtMs,
@@ -143,7 +165,7 @@ export function applyReport(version: string, results: RoleResult[], startedAtMs:
 }
 
 interface Worker {
-  collect(): Promise<Inventory>;
+  collect(retry?: number): Promise<Inventory>;
   apply(cfg: CachedConfig): Promise<{ results: RoleResult[]; report: ReportApplyRequest }>;
   reboot(): Promise<void>;
 }
@@ -157,7 +179,7 @@ function makeWorker(work: AgentWork, log: (line: string) => void): Worker {
       return runRoles(rolesFor(settings.roles), ctx, { dryRun: false });
     });
   return {
-    collect: work.collectInventory ?? (() => collectInventory({ runner })),
+    collect: (retry = 0) => (work.collectInventory ? work.collectInventory(retry) : collectInventory({ runner, timeout: retryTimeout(undefined, retry) })),
     async apply(cfg) {
       const t0 = Date.now();
       let results: RoleResult[];
@@ -467,35 +489,60 @@ export async function runAgent(opts: RunOptions): Promise<void> {
     }
   }
 
-  /** After the boot report: this boot's inventory, collected once, sent until the server takes it. */
+  /**
+   * After the boot report: this boot's inventory, sent until the server takes
+   * it. While it has unknown sections it is collected again (inventoryRetryMs,
+   * with more time each round) and sent again whenever it knows more.
+   */
   async function inventoryTask(): Promise<void> {
     if (!worker || signal.aborted) return;
-    let inv: Inventory;
-    try {
-      inv = await worker.collect();
-    } catch (e) {
-      const fe = fromGrpcError(e);
-      emit({ type: 'error', task: 'inventory', error: fe });
-      log(`inventory collection failed: ${fe.message}`);
-      return;
+    const retries = opts.inventoryRetryMs ?? INVENTORY_RETRY_MS;
+    let sent: Inventory | undefined;
+    for (let retry = 0; retry <= retries.length && !signal.aborted; retry++) {
+      if (retry > 0) await sleep(retries[retry - 1]!, signal);
+      if (signal.aborted) return;
+      let inv: Inventory;
+      try {
+        inv = await worker.collect(retry);
+      } catch (e) {
+        const fe = fromGrpcError(e);
+        emit({ type: 'error', task: 'inventory', error: fe });
+        log(`inventory collection failed: ${fe.message}`);
+        return;
+      }
+      if (sent && inv.unknown.length >= sent.unknown.length) {
+        log(`inventory still partial (${inv.unknown.map((u) => u.section).join(', ')} unknown)`);
+      } else {
+        if (!(await sendInventory(inv))) return;
+        sent = inv;
+      }
+      if (sent.unknown.length === 0) return;
+      if (retry < retries.length) {
+        log(`inventory partial (${sent.unknown.map((u) => `${u.section}: ${u.reason}`).join('; ')}): probing again in ${Math.round(retries[retry]! / 1000)} s with ${2 ** (retry + 1)}x the time`);
+      }
     }
+  }
+
+  /** Sends one inventory until the server takes it; false when it refused it or the agent is stopping. */
+  async function sendInventory(inv: Inventory): Promise<boolean> {
     for (let attempt = 0; !signal.aborted; attempt++) {
       try {
         await reportInventory(client, inv, callTimeoutMs);
         emit({ type: 'inventory-reported' });
-        log('inventory reported');
-        return;
+        log(inv.unknown.length === 0 ? 'inventory reported' : `inventory reported (partial: ${inv.unknown.map((u) => u.section).join(', ')} unknown)`);
+        return true;
       } catch (e) {
         const fe = fromGrpcError(e);
         emit({ type: 'error', task: 'inventory', error: fe });
         if (!isTransient(fe)) {
           log(`inventory report refused: ${fe.message}`);
-          return;
+          return false;
         }
         if (attempt === 0) log(`inventory report failed (retrying): ${fe.message}`);
       }
       await sleep(backoffDelay(attempt, opts.backoff), signal);
     }
+    return false;
   }
 
   async function heartbeatTask(): Promise<void> {

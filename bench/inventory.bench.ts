@@ -27,7 +27,7 @@ it('inventory collection on this machine', async () => {
   for (let i = 0; i < RUNS; i++) {
     fleet.push(
       await time(async () => {
-        const raw = await collectRaw({ probeTimeoutMs: 15_000 });
+        const raw = await collectRaw({ timeout: { overrideMs: 15_000 } });
         warnings = raw.warnings;
         expect(toInventory(raw).cpus.model).not.toBe('');
       }),

@@ -9,6 +9,8 @@
  * flag, last seen, events).
  */
 
+import type { ExpectSpec } from './inventory/expect.js';
+
 export type BmcProtocol = 'ipmi' | 'redfish' | 'ipmitool';
 
 /** Redfish authentication: a session when the service offers a SessionService (auto), or always one of the two. */
@@ -68,6 +70,19 @@ export interface RepoSpec {
   baseurl: string;
   gpgcheck: boolean;
   enabled: boolean;
+  /**
+   * Debian only: the suite (dists/SUITE) of a standard repository; absent:
+   * a flat repository (`BASEURL ./`).
+   */
+  suite?: string;
+  /** Debian only, with `suite`: its components (default ['main']). */
+  components?: string[];
+  /**
+   * Debian only: 'fleet' = the repository is signed with the fleet server's
+   * repository key (docs/repo.md); the agent writes it from the cluster
+   * facts to /etc/apt/keyrings/fleet.gpg and names it with signed-by=.
+   */
+  key?: 'fleet';
 }
 
 export interface NfsMountSpec {
@@ -75,6 +90,16 @@ export interface NfsMountSpec {
   source: string;
   /** absolute mount point */
   target: string;
+  options: string;
+}
+
+/** One line of an NFS server's exports (exports(5)). */
+export interface NfsExportSpec {
+  /** Absolute directory to export. */
+  path: string;
+  /** Who may mount it: a host name, an IPv4 address, a CIDR (10.10.0.0/16), `*`, or a wildcard host name (`*.cluster.local`). */
+  clients: string;
+  /** exports(5) options, comma-separated, no spaces; default rw,sync,no_subtree_check. */
   options: string;
 }
 
@@ -99,6 +124,8 @@ export interface RolesSpec {
   hosts?: { enabled: boolean };
   chrony?: { servers: string[]; makestep: string };
   nfs?: { mounts: NfsMountSpec[] };
+  /** fleet.yaml `nfs_server`: this node exports directories over NFS. */
+  nfsServer?: { exports: NfsExportSpec[] };
   users?: { groups: GroupSpec[]; users: UserSpec[] };
   gpu?: { vendor: 'nvidia'; packages: string[]; blacklistNouveau: boolean };
   infiniband?: { packages: string[] };
@@ -127,6 +154,11 @@ export interface ProfileSpec {
   /** Optional partitioning override (kickstart lines); default is clearpart + autopart plain ext4. */
   partitioning?: string[];
   roles: RolesSpec;
+  /**
+   * Hardware the profile's nodes must report (`expect:`, common/inventory/expect.ts):
+   * a node whose inventory falls short is held out of `ready`.
+   */
+  expect?: ExpectSpec;
 }
 
 export interface NodeBmcSpec {

@@ -2,18 +2,23 @@
  * Gathering the raw inventory.
  *
  * Every probe (each systeminformation call, each /sys walk, nvidia-smi) runs
- * at the same time and under its own time limit. A probe that fails or runs
- * late leaves its section empty and adds a line to `warnings`; collection
- * itself never throws. systeminformation calls cannot be cancelled: a late one
- * is abandoned (its result ignored), not killed. nvidia-smi, the slow one on
- * GPU nodes, is a child process run through the exec wrapper (so it never
- * blocks the event loop) and is killed at its limit.
+ * at the same time and under its own budget (PROBE_BUDGETS_MS, sized for a
+ * slow or emulated machine: a systeminformation call runs dmidecode, lsblk or
+ * lscpu, a /sys walk only reads files). A probe that fails or runs late is
+ * recorded in `failed` (and `warnings`) with the reason, and toInventory
+ * reports the sections behind it as unknown; collection itself never throws.
+ * systeminformation calls cannot be cancelled: a late one is abandoned (its
+ * result ignored), not killed. nvidia-smi, the slow one on GPU nodes, is a
+ * child process run through the exec wrapper (so it never blocks the event
+ * loop) and is killed at its limit.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as si from 'systeminformation';
 import { describeFailure, systemRunner, type Runner } from '../exec.js';
+import { FleetError } from '../../common/errors.js';
+import { parseDurationMs } from '../../common/duration.js';
 import type { RawBlockSys, RawIbPort, RawIbSys, RawInventory, RawNetSys, RawPciDevice, RawSi } from '../../common/inventory/types.js';
 
 /** The systeminformation calls we use (injectable for tests). */
@@ -29,14 +34,93 @@ export interface SiApi {
   osInfo(): Promise<unknown>;
 }
 
+export const SI_PROBES = ['system', 'baseboard', 'bios', 'cpu', 'mem', 'memLayout', 'diskLayout', 'networkInterfaces', 'osInfo'] as const;
+export const SYS_PROBES = ['sys net', 'sys block', 'sys infiniband', 'sys pci'] as const;
+export const PROBE_NAMES = [...SI_PROBES, ...SYS_PROBES, 'nvidia-smi'] as const;
+export type ProbeName = (typeof PROBE_NAMES)[number];
+
+/**
+ * Each probe's own time limit. Measured on a plain VM every probe answers in
+ * well under a second; under emulation (QEMU without KVM, a loaded CI host)
+ * dmidecode/lsblk/lscpu behind systeminformation take seconds, so the budgets
+ * leave room for a machine ten times slower. They all run at once: a
+ * collection takes as long as its slowest probe, not their sum.
+ */
+export const PROBE_BUDGETS_MS: Readonly<Record<ProbeName, number>> = {
+  system: 10_000,
+  baseboard: 10_000,
+  bios: 10_000,
+  cpu: 10_000,
+  mem: 10_000,
+  memLayout: 10_000,
+  // lsblk, then smartctl/udev per disk
+  diskLayout: 15_000,
+  networkInterfaces: 10_000,
+  osInfo: 10_000,
+  'sys net': 5_000,
+  'sys block': 5_000,
+  'sys infiniband': 5_000,
+  'sys pci': 5_000,
+  'nvidia-smi': 20_000,
+};
+
+/** How `--probe-timeout` changes the budgets: scale them all, or give every probe the same limit. */
+export type ProbeTimeout = { scale: number } | { overrideMs: number };
+
+export const MAX_PROBE_SCALE = 100;
+export const MAX_PROBE_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * `--probe-timeout`: "3x" (or "x3", "1.5x") multiplies every budget; a
+ * duration ("30s", "1500ms", "2m", a bare number is seconds) is every probe's
+ * limit. Anything else is a usage error naming the forms it takes.
+ */
+export function parseProbeTimeout(text: string): ProbeTimeout {
+  const t = text.trim();
+  const m = /^(?:x\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*x)$/i.exec(t);
+  if (m) {
+    const scale = Number(m[1] ?? m[2]);
+    if (!(scale > 0) || scale > MAX_PROBE_SCALE) throw new FleetError('usage.invalid', `--probe-timeout: the multiplier ${t} must be above 0 and at most ${MAX_PROBE_SCALE}`);
+    return { scale };
+  }
+  const ms = parseDurationMs(t, { defaultUnit: 's', units: ['ms', 's', 'm'] });
+  if (ms === undefined || !(ms > 0) || ms > MAX_PROBE_TIMEOUT_MS) {
+    throw new FleetError('usage.invalid', `--probe-timeout: ${JSON.stringify(text)} is not a duration up to 10m (e.g. 30s, 1500ms) nor a multiplier of the budgets (e.g. 3x)`);
+  }
+  return { overrideMs: Math.round(ms) };
+}
+
+/** The limit of each probe: PROBE_BUDGETS_MS, then `budgets` for single probes, then the scale or override. */
+export function probeBudgets(opts: { timeout?: ProbeTimeout; budgets?: Partial<Record<ProbeName, number>> } = {}): Record<ProbeName, number> {
+  const out = { ...PROBE_BUDGETS_MS, ...opts.budgets } as Record<ProbeName, number>;
+  const t = opts.timeout;
+  for (const n of PROBE_NAMES) {
+    if (t && 'overrideMs' in t) out[n] = t.overrideMs;
+    else if (t) out[n] = Math.max(1, Math.round(out[n] * t.scale));
+  }
+  return out;
+}
+
+/**
+ * The budgets of the `retry`-th collection of one boot: retry 0 uses `base`
+ * as given, each later one doubles it (a scale, or every probe's limit), up
+ * to MAX_PROBE_SCALE / MAX_PROBE_TIMEOUT_MS. Pure.
+ */
+export function retryTimeout(base: ProbeTimeout | undefined, retry: number): ProbeTimeout | undefined {
+  if (retry <= 0) return base;
+  const factor = 2 ** retry;
+  if (base && 'overrideMs' in base) return { overrideMs: Math.min(MAX_PROBE_TIMEOUT_MS, base.overrideMs * factor) };
+  return { scale: Math.min(MAX_PROBE_SCALE, (base?.scale ?? 1) * factor) };
+}
+
 export interface CollectOptions {
   /** Where /sys is read from (tests point it at a fake tree); default '/'. */
   sysRoot?: string;
   runner?: Runner;
-  /** Limit for each systeminformation call and /sys walk; default 1500 ms. */
-  probeTimeoutMs?: number;
-  /** Limit for nvidia-smi; default 10 s. */
-  nvidiaSmiTimeoutMs?: number;
+  /** Scales the budgets or replaces them all (`--probe-timeout`); default PROBE_BUDGETS_MS as they are. */
+  timeout?: ProbeTimeout;
+  /** Limits of single probes (tests), before `timeout` applies. */
+  budgets?: Partial<Record<ProbeName, number>>;
   /** Default: the systeminformation package. */
   si?: SiApi;
   /** Default: os.networkInterfaces (addresses per interface). */
@@ -49,26 +133,26 @@ export const NVIDIA_SMI_ARGS = [
   '--format=csv,noheader,nounits',
 ];
 
-class ProbeTimeout extends Error {}
+class ProbeTimedOut extends Error {}
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ProbeTimeout(`timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new ProbeTimedOut(`timed out after ${ms} ms`)), ms);
     timer.unref();
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/** Runs one probe; failure or timeout → fallback value and a warning. */
-async function probe<T>(name: string, ms: number, warnings: string[], fallback: T, fn: () => Promise<T>): Promise<T> {
+/** Runs one probe; failure or timeout → fallback value, and the reason in `failed` under the probe's name. */
+async function probe<T>(name: ProbeName, ms: number, failed: Map<string, string>, fallback: T, fn: () => Promise<T>): Promise<T> {
   try {
     return await withTimeout(
       Promise.resolve().then(fn),
       ms,
     );
   } catch (e) {
-    warnings.push(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+    failed.set(name, `${name}: ${e instanceof Error ? e.message : String(e)}`);
     return fallback;
   }
 }
@@ -259,19 +343,19 @@ function defaultAddresses(): Record<string, string[]> {
   return out;
 }
 
-/** Gathers everything toInventory needs. Never throws; see `warnings`. */
+/** Gathers everything toInventory needs. Never throws; see `failed` and `warnings`. */
 export async function collectRaw(opts: CollectOptions = {}): Promise<RawInventory> {
   const sys = path.join(opts.sysRoot ?? '/', 'sys');
   const api: SiApi = opts.si ?? (si as unknown as SiApi);
   const runner = opts.runner ?? systemRunner;
-  const ms = opts.probeTimeoutMs ?? 1500;
+  const budget = probeBudgets({ timeout: opts.timeout, budgets: opts.budgets });
   const warnings: string[] = [];
+  const failed = new Map<string, string>();
   const now = opts.now ?? (() => new Date());
   const collectedAt = now().toISOString();
 
-  const siNames = ['system', 'baseboard', 'bios', 'cpu', 'mem', 'memLayout', 'diskLayout', 'networkInterfaces', 'osInfo'] as const;
-  const siJobs = siNames.map((n) =>
-    probe<unknown>(n, ms, warnings, undefined, async () => trimSi(n, await api[n]())).then((v) => [n, v] as const),
+  const siJobs = SI_PROBES.map((n) =>
+    probe<unknown>(n, budget[n], failed, undefined, async () => trimSi(n, await api[n]())).then((v) => [n, v] as const),
   );
   const addrs = (() => {
     try {
@@ -281,21 +365,21 @@ export async function collectRaw(opts: CollectOptions = {}): Promise<RawInventor
       return {};
     }
   })();
-  const netJob = probe('sys net', ms, warnings, [] as RawNetSys[], () => readNetSys(sys, addrs));
-  const blockJob = probe('sys block', ms, warnings, [] as RawBlockSys[], () => readBlockSys(sys));
-  const ibJob = probe('sys infiniband', ms, warnings, [] as RawIbSys[], () => readIbSys(sys));
-  const pciJob = probe('sys pci', ms, warnings, [] as RawPciDevice[], () => readNvidiaPci(sys));
-  const smiTimeout = opts.nvidiaSmiTimeoutMs ?? 10_000;
+  const netJob = probe('sys net', budget['sys net'], failed, [] as RawNetSys[], () => readNetSys(sys, addrs));
+  const blockJob = probe('sys block', budget['sys block'], failed, [] as RawBlockSys[], () => readBlockSys(sys));
+  const ibJob = probe('sys infiniband', budget['sys infiniband'], failed, [] as RawIbSys[], () => readIbSys(sys));
+  const pciJob = probe('sys pci', budget['sys pci'], failed, [] as RawPciDevice[], () => readNvidiaPci(sys));
+  const smiTimeout = budget['nvidia-smi'];
   const smiJob = (async (): Promise<string | null> => {
     try {
       const r = await runner.run('nvidia-smi', NVIDIA_SMI_ARGS, { timeoutMs: smiTimeout, env: { LC_ALL: 'C' } });
       if (r.code === 0) return r.stdout;
       // Not installed: no GPUs from it (toInventory warns when PCI shows NVIDIA devices anyway).
       if (r.code === 127 && r.error) return null;
-      warnings.push(`nvidia-smi: ${describeFailure('nvidia-smi', NVIDIA_SMI_ARGS, r)}`);
+      failed.set('nvidia-smi', `nvidia-smi: ${describeFailure('nvidia-smi', NVIDIA_SMI_ARGS, r)}`);
       return null;
     } catch (e) {
-      warnings.push(`nvidia-smi: ${(e as Error).message}`);
+      failed.set('nvidia-smi', `nvidia-smi: ${(e as Error).message}`);
       return null;
     }
   })();
@@ -303,12 +387,14 @@ export async function collectRaw(opts: CollectOptions = {}): Promise<RawInventor
   const [siResults, net, block, infiniband, nvidiaPci, nvidiaSmi] = await Promise.all([Promise.all(siJobs), netJob, blockJob, ibJob, pciJob, smiJob]);
   const raw: Record<string, unknown> = {};
   for (const [n, v] of siResults) if (v !== undefined) raw[n] = v;
+  const failedSorted = Object.fromEntries(PROBE_NAMES.filter((n) => failed.has(n)).map((n) => [n, failed.get(n)!]));
   return {
     schema: 1,
     collectedAt,
     si: raw as RawSi,
     sys: { net, block, infiniband, nvidiaPci },
     nvidiaSmi,
-    warnings: [...warnings].sort(),
+    warnings: [...warnings, ...Object.values(failedSorted)].sort(),
+    ...(failed.size > 0 ? { failed: failedSorted } : {}),
   };
 }

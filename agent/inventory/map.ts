@@ -3,7 +3,8 @@
  * to the typed Inventory. No I/O, no clock: the same raw data always gives
  * the same inventory, which is what the fixtures test.
  */
-import type { Dimm, Disk, Gpu, InfinibandHca, Inventory, Nic, RawBlockSys, RawInventory, RawNetSys, RawPciDevice } from '../../common/inventory/types.js';
+import type { Dimm, Disk, Gpu, InfinibandHca, Inventory, InventorySection, Nic, RawBlockSys, RawInventory, RawNetSys, RawPciDevice, UnknownSection } from '../../common/inventory/types.js';
+import { addImplausible, mergeUnknown } from '../../common/inventory/unknown.js';
 
 /** Interfaces that are not hardware: loopback, containers, bridges, tunnels. */
 export const VIRTUAL_NIC = /^(lo|docker.*|veth.*|br-.*|virbr.*|ifb\d*|dummy\d*|tun\d*|tap.*|vnet\d*|cni\d*|flannel\..*|cali.*|kube-ipvs\d*)$/;
@@ -221,6 +222,34 @@ function mapDimms(raw: RawInventory): Dimm[] {
     }));
 }
 
+/**
+ * The sections the failed probes leave unknown. A section with two sources
+ * (/sys and systeminformation) is unknown only when neither could give it:
+ * disks and NICs come from /sys, else from systeminformation; GPUs from
+ * nvidia-smi and the PCI walk. Memory is known from the DIMMs or the kernel's
+ * total; the DIMMs only from memLayout.
+ */
+export function failedSections(raw: RawInventory, memoryTotal: number): UnknownSection[] {
+  const f = raw.failed ?? {};
+  const out: UnknownSection[] = [];
+  const add = (section: InventorySection, ...probes: string[]): void => {
+    const reasons = probes.map((p) => f[p]).filter((r): r is string => r !== undefined);
+    if (reasons.length > 0) out.push({ section, reason: reasons.join('; ') });
+  };
+  if (f.system) add('system', 'system');
+  if (f.baseboard) add('baseboard', 'baseboard');
+  if (f.bios) add('bios', 'bios');
+  if (f.cpu) add('cpus', 'cpu');
+  if (f.memLayout) add('dimms', 'memLayout');
+  if (memoryTotal <= 0 && (f.mem || f.memLayout)) add('memory', 'mem', 'memLayout');
+  if (f.diskLayout && (f['sys block'] || raw.sys.block.length === 0)) add('disks', 'sys block', 'diskLayout');
+  if (f.networkInterfaces && (f['sys net'] || raw.sys.net.length === 0)) add('nics', 'sys net', 'networkInterfaces');
+  if (f['sys pci'] && raw.nvidiaSmi === null) add('gpus', 'sys pci', 'nvidia-smi');
+  if (f['sys infiniband']) add('infiniband', 'sys infiniband');
+  if (f.osInfo) add('os', 'osInfo');
+  return out;
+}
+
 /** Maps raw probe data into the typed Inventory. Pure. */
 export function toInventory(raw: RawInventory): Inventory {
   const warnings = [...raw.warnings];
@@ -228,6 +257,17 @@ export function toInventory(raw: RawInventory): Inventory {
   const dimms = mapDimms(raw);
   const dimmTotal = dimms.reduce((a, d) => a + d.sizeBytes, 0);
   const gpus = mapGpus(raw, warnings);
+  // Installed memory when the DIMMs are known (stable across kernels); else what the kernel sees.
+  const memoryTotal = dimmTotal > 0 ? dimmTotal : n(mem.total);
+  const cpus = {
+    manufacturer: clean(cpu.manufacturer),
+    model: clean(cpu.brand),
+    sockets: n(cpu.processors),
+    cores: n(cpu.physicalCores),
+    threads: n(cpu.cores),
+    speedMhz: Math.round(n(cpu.speed) * 1000),
+  };
+  const unknown = addImplausible(mergeUnknown(failedSections(raw, memoryTotal)), { cpus, memory: { totalBytes: memoryTotal, dimms } });
   return {
     collectedAt: raw.collectedAt,
     system: {
@@ -245,16 +285,8 @@ export function toInventory(raw: RawInventory): Inventory {
       version: clean(baseboard.version),
     },
     bios: { vendor: clean(bios.vendor), version: clean(bios.version), date: clean(bios.releaseDate), uefi: osInfo.uefi === true },
-    cpus: {
-      manufacturer: clean(cpu.manufacturer),
-      model: clean(cpu.brand),
-      sockets: n(cpu.processors),
-      cores: n(cpu.physicalCores),
-      threads: n(cpu.cores),
-      speedMhz: Math.round(n(cpu.speed) * 1000),
-    },
-    // Installed memory when the DIMMs are known (stable across kernels); else what the kernel sees.
-    memory: { totalBytes: dimmTotal > 0 ? dimmTotal : n(mem.total), dimms },
+    cpus,
+    memory: { totalBytes: memoryTotal, dimms },
     disks: mapDisks(raw),
     nics: mapNics(raw),
     gpus,
@@ -267,5 +299,7 @@ export function toInventory(raw: RawInventory): Inventory {
       hostname: clean(osInfo.hostname),
     },
     warnings,
+    unknown,
+    partial: unknown.length > 0,
   };
 }

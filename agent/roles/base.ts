@@ -14,7 +14,7 @@
 import { describeFailure, formatArgv, type RunResult } from '../exec.js';
 import { RootFs, UnsafePathError, type ResolveOptions } from './fsroot.js';
 import { unifiedDiff } from './textdiff.js';
-import type { Change, Role, RoleContext, RoleName, RoleResult, RoleStatus } from './types.js';
+import type { Change, OsFamily, Role, RoleContext, RoleName, RoleResult, RoleStatus } from './types.js';
 
 export class StepError extends Error {
   override readonly name = 'StepError';
@@ -55,6 +55,9 @@ export const TIMEOUT = {
   /** Package installs. */
   install: 30 * 60_000,
 };
+
+/** What `systemctl is-enabled` prints for a unit that starts at boot (or needs no enabling). */
+export const SYSTEMD_ENABLED: ReadonlySet<string> = new Set(['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated']);
 
 /** Runs a command that changes the node; a non-zero exit throws StepError. */
 export async function exec(ctx: RoleContext, argv: string[], timeoutMs = TIMEOUT.command, env?: Record<string, string>): Promise<RunResult> {
@@ -165,8 +168,22 @@ function summarize(changes: Change[]): string {
   return `${changes.length} change${changes.length === 1 ? '' : 's'}: ${parts.join('; ')}`;
 }
 
-/** Builds a Role from its survey function. */
-export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise<Survey>): Role {
+/**
+ * Why `role` does not run on this node (its OS family is not one the role
+ * supports), or undefined when it does.
+ */
+export function familySkip(role: Pick<Role, 'name' | 'families'>, ctx: Pick<RoleContext, 'osFamily' | 'osSource'>): string | undefined {
+  if (!role.families || role.families.includes(ctx.osFamily)) return undefined;
+  const os = ctx.osFamily === 'unknown' ? `OS family unknown${ctx.osSource ? ` (${ctx.osSource})` : ''}` : `OS family ${ctx.osFamily}`;
+  return `${os}; ${role.name} needs ${role.families.filter((f) => f !== 'unknown').join(' or ')}`;
+}
+
+/**
+ * Builds a Role from its survey function. `families`: where it runs
+ * (ANY_FAMILY when it needs no package manager nor family-specific path);
+ * on another family apply and check answer 'skipped' and plan [].
+ */
+export function defineRole(name: RoleName, families: readonly OsFamily[], survey: (ctx: RoleContext) => Promise<Survey>): Role {
   const result = (t0: number, status: RoleStatus, message: string, changes: Change[], dryRun = false): RoleResult => ({
     role: name,
     status,
@@ -198,14 +215,18 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
     return result(t0, 'ok', [verdict.message ?? 'already as declared', ...notes].filter((x) => x).join('; '), [], dry);
   };
 
-  return {
+  const role: Role = {
     name,
+    families,
     async plan(ctx) {
+      if (familySkip(role, ctx)) return [];
       const s = await survey(ctx);
       return s.steps.map((st) => st.change);
     },
     async check(ctx) {
       const t0 = Date.now();
+      const skip = familySkip(role, ctx);
+      if (skip) return result(t0, 'skipped', skip, [], true);
       try {
         const s = await survey(ctx);
         return await conclude(t0, s, s.steps.map((st) => st.change), [], true);
@@ -215,6 +236,8 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
     },
     async apply(ctx) {
       const t0 = Date.now();
+      const skip = familySkip(role, ctx);
+      if (skip) return result(t0, 'skipped', skip, []);
       let s: Survey;
       try {
         s = await survey(ctx);
@@ -240,6 +263,7 @@ export function defineRole(name: RoleName, survey: (ctx: RoleContext) => Promise
       return conclude(t0, s, done, failures, false);
     },
   };
+  return role;
 }
 
 /** Lines of a text (no trailing empty line). */

@@ -6,7 +6,7 @@
  * file changed, and enables the service when its wants link is missing.
  */
 import { commandStep, defineRole, emptySurvey, fileStep, rootFs } from './base.js';
-import type { RoleContext } from './types.js';
+import { KNOWN_FAMILIES, type RoleContext } from './types.js';
 
 export function chronyPaths(ctx: RoleContext): { conf: string; service: string; drift: string } {
   return ctx.osFamily === 'rhel'
@@ -38,7 +38,7 @@ export function renderChrony(ctx: RoleContext, servers: string[], makestep: stri
   ].join('\n');
 }
 
-export const chronyRole = defineRole('chrony', async (ctx) => {
+export const chronyRole = defineRole('chrony', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.chrony;
   if (!spec) {

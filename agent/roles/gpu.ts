@@ -19,6 +19,7 @@
  */
 import { describeFailure } from '../exec.js';
 import { commandStep, defineRole, deleteStep, emptySurvey, fileStep, query, rootFs, textLines, type Verdict } from './base.js';
+import { KNOWN_FAMILIES } from './types.js';
 import { installStep, missingPackages } from './packages.js';
 
 export const MODPROBE_PATH = '/etc/modprobe.d/fleet-blacklist-nouveau.conf';
@@ -36,7 +37,7 @@ export function loadedModules(text: string | undefined): Set<string> {
   return new Set(textLines(text).map((l) => l.split(' ')[0]!));
 }
 
-export const gpuRole = defineRole('gpu', async (ctx) => {
+export const gpuRole = defineRole('gpu', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.gpu;
   if (!spec) {

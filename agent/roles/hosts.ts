@@ -11,7 +11,7 @@
  */
 import { defineRole, emptySurvey, fileStep, rootFs } from './base.js';
 import { setBlock } from './block.js';
-import type { ClusterFacts } from './types.js';
+import { ANY_FAMILY, type ClusterFacts } from './types.js';
 
 export const HOSTS_PATH = '/etc/hosts';
 
@@ -31,7 +31,7 @@ export function hostsBlock(c: ClusterFacts): string[] {
   return rows.map(([a, n]) => `${a.padEnd(width)}${n}`);
 }
 
-export const hostsRole = defineRole('hosts', async (ctx) => {
+export const hostsRole = defineRole('hosts', ANY_FAMILY, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.hosts;
   if (!spec) {

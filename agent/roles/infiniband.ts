@@ -5,12 +5,11 @@
  * `systemctl is-active rdma` already say so. Debian has no rdma.service
  * (rdma-core loads the modules through udev), so only packages there.
  */
-import { commandStep, defineRole, emptySurvey, query } from './base.js';
+import { commandStep, defineRole, emptySurvey, query, SYSTEMD_ENABLED } from './base.js';
+import { KNOWN_FAMILIES } from './types.js';
 import { installStep, missingPackages } from './packages.js';
 
-const ENABLED = new Set(['enabled', 'enabled-runtime', 'static', 'alias', 'indirect', 'generated']);
-
-export const infinibandRole = defineRole('infiniband', async (ctx) => {
+export const infinibandRole = defineRole('infiniband', KNOWN_FAMILIES, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.infiniband;
   if (!spec) {
@@ -23,7 +22,7 @@ export const infinibandRole = defineRole('infiniband', async (ctx) => {
   if (ctx.osFamily === 'rhel') {
     const en = await query(ctx, ['systemctl', 'is-enabled', 'rdma']);
     const ac = await query(ctx, ['systemctl', 'is-active', 'rdma']);
-    if (!ENABLED.has(en.stdout.trim()) || ac.stdout.trim() !== 'active') {
+    if (!SYSTEMD_ENABLED.has(en.stdout.trim()) || ac.stdout.trim() !== 'active') {
       s.steps.push(commandStep(ctx, ['systemctl', 'enable', '--now', 'rdma'], { group: 'packages' }));
     }
   }

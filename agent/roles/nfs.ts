@@ -10,6 +10,7 @@
  * the others still go ahead.
  */
 import { StepError, commandStep, defineRole, emptySurvey, fileStep, rootFs, textLines, type Step } from './base.js';
+import { ANY_FAMILY } from './types.js';
 import type { NfsMountSpec } from '../../common/model.js';
 
 export const FSTAB_PATH = '/etc/fstab';
@@ -62,7 +63,7 @@ export function mountedTargets(text: string | undefined): Set<string> {
   return set;
 }
 
-export const nfsRole = defineRole('nfs', async (ctx) => {
+export const nfsRole = defineRole('nfs', ANY_FAMILY, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.nfs;
   if (!spec) {

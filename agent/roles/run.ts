@@ -1,16 +1,16 @@
 /**
  * Running the roles: context, selection, order.
  */
-import path from 'node:path';
 import type { ClusterSpec, RolesSpec } from '../../common/model.js';
-import { FleetError } from '../../common/errors.js';
 import { systemRunner, type Runner } from '../exec.js';
 import { RootFs } from './fsroot.js';
+import { familySkip } from './base.js';
 import { chronyRole } from './chrony.js';
 import { gpuRole } from './gpu.js';
 import { hostsRole } from './hosts.js';
 import { infinibandRole } from './infiniband.js';
 import { nfsRole } from './nfs.js';
+import { nfsServerRole } from './nfs-server.js';
 import { reposRole } from './repos.js';
 import { usersRole } from './users.js';
 import { ROLE_ORDER, type ClusterFacts, type OsFamily, type Role, type RoleContext, type RoleName, type RoleResult, type RoleSettings } from './types.js';
@@ -20,6 +20,7 @@ export const ALL_ROLES: Readonly<Record<RoleName, Role>> = {
   hosts: hostsRole,
   chrony: chronyRole,
   users: usersRole,
+  nfsServer: nfsServerRole,
   nfs: nfsRole,
   infiniband: infinibandRole,
   gpu: gpuRole,
@@ -30,23 +31,45 @@ export function rolesFor(spec: RolesSpec): Role[] {
   return ROLE_ORDER.filter((n) => spec[n] !== undefined).map((n) => ALL_ROLES[n]);
 }
 
+/** The words of an os-release key (ID, ID_LIKE), unquoted, lower case. */
+function osReleaseWords(osRelease: string, key: string): string[] {
+  const m = new RegExp(`^${key}=(.*)$`, 'm').exec(osRelease);
+  return (m?.[1] ?? '').replace(/^["']|["']$/g, '').toLowerCase().split(/\s+/).filter((x) => x !== '');
+}
+
 /** 'rhel' or 'debian' from ROOT/etc/os-release (ID, then ID_LIKE); undefined when neither. */
-export function osFamilyOf(osRelease: string): OsFamily | undefined {
-  const get = (k: string): string[] => {
-    const m = new RegExp(`^${k}=(.*)$`, 'm').exec(osRelease);
-    return (m?.[1] ?? '').replace(/^["']|["']$/g, '').toLowerCase().split(/\s+/).filter((x) => x !== '');
-  };
-  for (const id of [...get('ID'), ...get('ID_LIKE')]) {
+export function osFamilyOf(osRelease: string): Exclude<OsFamily, 'unknown'> | undefined {
+  for (const id of [...osReleaseWords(osRelease, 'ID'), ...osReleaseWords(osRelease, 'ID_LIKE')]) {
     if (['rhel', 'fedora', 'centos', 'almalinux', 'rocky', 'ol', 'redhat'].includes(id)) return 'rhel';
     if (['debian', 'ubuntu'].includes(id)) return 'debian';
   }
   return undefined;
 }
 
-export async function detectOsFamily(root = '/'): Promise<OsFamily | undefined> {
+/** The OS release file under the root (/etc/os-release, else /usr/lib/os-release), or undefined. */
+async function readOsRelease(root: string): Promise<{ path: string; text: string } | undefined> {
   const fsr = new RootFs(root);
-  const text = (await fsr.read('/etc/os-release')) ?? (await fsr.read('/usr/lib/os-release'));
-  return text === undefined ? undefined : osFamilyOf(text);
+  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+    const text = await fsr.read(p);
+    if (text !== undefined) return { path: p, text };
+  }
+  return undefined;
+}
+
+/** The family and where it came from (`ID=plan9 in /etc/os-release`), for the skipped roles' messages. */
+export async function detectOs(root = '/'): Promise<{ family: OsFamily; source: string }> {
+  const rel = await readOsRelease(root);
+  if (!rel) return { family: 'unknown', source: 'no /etc/os-release or /usr/lib/os-release' };
+  const id = osReleaseWords(rel.text, 'ID').join(' ');
+  const like = osReleaseWords(rel.text, 'ID_LIKE').join(' ');
+  const source = id ? `ID=${id}${like ? ` ID_LIKE="${like}"` : ''} in ${rel.path}` : `no ID in ${rel.path}`;
+  return { family: osFamilyOf(rel.text) ?? 'unknown', source };
+}
+
+/** 'rhel' or 'debian'; undefined when ROOT's os-release names neither (or is missing). */
+export async function detectOsFamily(root = '/'): Promise<Exclude<OsFamily, 'unknown'> | undefined> {
+  const rel = await readOsRelease(root);
+  return rel === undefined ? undefined : osFamilyOf(rel.text);
 }
 
 /** Cluster facts from the declared cluster: the management node, then every node with an address. */
@@ -72,12 +95,22 @@ export interface ContextOptions {
   osFamily?: OsFamily;
 }
 
-/** A RoleContext; throws FleetError not_implemented when the OS family is neither RHEL nor Debian. */
+/**
+ * A RoleContext. An OS family that is neither RHEL nor Debian is 'unknown':
+ * the context is made all the same, and runRoles skips the roles that need
+ * a known family (their results say so), applying the others.
+ */
 export async function makeRoleContext(opts: ContextOptions): Promise<RoleContext> {
   const root = opts.root ?? '/';
-  const osFamily = opts.osFamily ?? (await detectOsFamily(root));
-  if (!osFamily) throw new FleetError('not_implemented', `configuration roles support the RHEL and Debian families; ${path.join(root, 'etc/os-release')} names neither`);
-  return { root, settings: opts.settings, runner: opts.runner ?? systemRunner, osFamily, log: opts.log ?? (() => {}) };
+  const os = opts.osFamily !== undefined ? { family: opts.osFamily, source: undefined } : await detectOs(root);
+  return {
+    root,
+    settings: opts.settings,
+    runner: opts.runner ?? systemRunner,
+    osFamily: os.family,
+    ...(os.source !== undefined ? { osSource: os.source } : {}),
+    log: opts.log ?? (() => {}),
+  };
 }
 
 function orderIndex(name: string): number {
@@ -87,8 +120,10 @@ function orderIndex(name: string): number {
 
 /**
  * Applies (or, with dryRun, checks) the roles one after the other in the
- * fixed order (repos, hosts, chrony, users, nfs, infiniband, gpu), going on
+ * fixed order (repos, hosts, chrony, users, nfsServer, nfs, infiniband, gpu), going on
  * after a failure. Never throws: a role that throws is a 'failed' result.
+ * A role whose `families` lack the node's OS family is not called: its
+ * result is 'skipped', saying the family and what the role needs.
  */
 export async function runRoles(roles: Role[], ctx: RoleContext, opts: { dryRun?: boolean } = {}): Promise<RoleResult[]> {
   const ordered = roles.map((r, i) => ({ r, i })).sort((a, b) => orderIndex(a.r.name) - orderIndex(b.r.name) || a.i - b.i);
@@ -97,7 +132,10 @@ export async function runRoles(roles: Role[], ctx: RoleContext, opts: { dryRun?:
     const t0 = Date.now();
     try {
       let res: RoleResult;
-      if (opts.dryRun) {
+      const skip = familySkip(r, ctx);
+      if (skip) {
+        res = { role: r.name, status: 'skipped', message: skip, durationMs: Date.now() - t0, changes: [], ...(opts.dryRun ? { dryRun: true } : {}) };
+      } else if (opts.dryRun) {
         if (r.check) res = await r.check(ctx);
         else {
           const changes = await r.plan(ctx);

@@ -10,12 +10,26 @@
 import type { Runner } from '../exec.js';
 import type { RolesSpec } from '../../common/model.js';
 
-export type OsFamily = 'rhel' | 'debian';
+/**
+ * From ROOT/etc/os-release. 'unknown': neither family; the family-neutral
+ * roles still apply, the others are 'skipped' (Role.families).
+ */
+export type OsFamily = 'rhel' | 'debian' | 'unknown';
 
-export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfs' | 'infiniband' | 'gpu';
+/** Every family, 'unknown' included: a role that needs no package manager nor family-specific path. */
+export const ANY_FAMILY: readonly OsFamily[] = ['rhel', 'debian', 'unknown'];
+/** The families whose package managers and paths fleet knows. */
+export const KNOWN_FAMILIES: readonly OsFamily[] = ['rhel', 'debian'];
 
-/** Apply order: repositories first (packages need them), GPU last (it may want a reboot). */
-export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+/** The keys of RolesSpec (fleet.yaml's `nfs_server` is `nfsServer`, as in roles_json). */
+export type RoleName = 'repos' | 'hosts' | 'chrony' | 'users' | 'nfsServer' | 'nfs' | 'infiniband' | 'gpu';
+
+/**
+ * Apply order: repositories first (packages need them), an NFS server's
+ * exports before NFS mounts (a node may mount what it exports), GPU last
+ * (it may want a reboot). server/agents/config.ts ROLE_ORDER is the same.
+ */
+export const ROLE_ORDER: readonly RoleName[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
 
 export interface HostEntry {
   /** Short host name, e.g. thor (or already a FQDN). */
@@ -32,6 +46,8 @@ export interface ClusterFacts {
   managementName?: string;
   /** Every host /etc/hosts should list (management node and nodes with an address), in order. */
   hosts: HostEntry[];
+  /** The fleet server's apt repository key (base64 of the binary keyring), when it has one: the repos role's `key: fleet`. */
+  repoKey?: string;
 }
 
 export interface RoleSettings {
@@ -46,6 +62,8 @@ export interface RoleContext {
   settings: RoleSettings;
   runner: Runner;
   osFamily: OsFamily;
+  /** How the family was found, for messages: e.g. `ID=plan9 in /etc/os-release`; absent when given by the caller. */
+  osSource?: string;
   log: (line: string) => void;
 }
 
@@ -61,7 +79,12 @@ export interface Change {
   summary?: string;
 }
 
-export type RoleStatus = 'ok' | 'changed' | 'failed' | 'needs-reboot';
+/**
+ * 'skipped': the role was not run because it does not support the node's OS
+ * family (an unknown one); the message says why. On the wire it is OK with a
+ * `skipped: ` message (agent/run.ts), as 'needs-reboot' is CHANGED.
+ */
+export type RoleStatus = 'ok' | 'changed' | 'failed' | 'needs-reboot' | 'skipped';
 
 export interface RoleResult {
   role: string;
@@ -76,6 +99,11 @@ export interface RoleResult {
 
 export interface Role {
   name: RoleName | string;
+  /**
+   * The OS families it runs on; on others runRoles reports it 'skipped'
+   * without calling it. Absent: every family (ANY_FAMILY).
+   */
+  families?: readonly OsFamily[];
   plan(ctx: RoleContext): Promise<Change[]>;
   apply(ctx: RoleContext): Promise<RoleResult>;
   /** A dry run with the problems plan alone cannot express (e.g. a uid conflict); optional. */

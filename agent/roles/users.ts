@@ -22,7 +22,7 @@ import type { UserSpec } from '../../common/model.js';
 import { commandStep, defineRole, emptySurvey, fileStep, rootFs, textLines, type Survey } from './base.js';
 import { setBlock } from './block.js';
 import type { RootFs } from './fsroot.js';
-import type { RoleContext } from './types.js';
+import { ANY_FAMILY, type RoleContext } from './types.js';
 
 export interface PasswdEntry {
   name: string;
@@ -95,7 +95,7 @@ async function keySteps(ctx: RoleContext, fsr: RootFs, u: UserSpec, s: Survey): 
   if (step) s.steps.push(step);
 }
 
-export const usersRole = defineRole('users', async (ctx) => {
+export const usersRole = defineRole('users', ANY_FAMILY, async (ctx) => {
   const s = emptySurvey();
   const spec = ctx.settings.roles.users;
   if (!spec) {

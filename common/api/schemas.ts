@@ -12,7 +12,7 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';
-import type { Inventory, InventoryChange } from '../inventory/types.js';
+import type { Inventory, InventoryChange, InventorySection } from '../inventory/types.js';
 
 // ------------------------------------------------------------------ helpers
 
@@ -422,6 +422,10 @@ export const InventoryDiffResponse = Type.Object({
   /** The older of the two reports compared (null: fewer than two reports). */
   before: ReportRef,
   after: ReportRef,
+  /** Why the two were not compared, e.g. "baseline is partial (memory unknown): no comparison"; null when they were (or there are fewer than two). */
+  refused: NullableStr,
+  /** Sections the newer report does not know (a probe failed there): not compared, not changes. */
+  notCompared: Type.Array(Type.Object({ section: StringOf<InventorySection>(), reason: Str })),
   changes: Type.Array(
     Type.Object({
       kind: StringOf<InventoryChange['kind']>(),

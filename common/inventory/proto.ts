@@ -9,12 +9,21 @@
  *  - a GPU serial or UUID that is absent on the agent is '' on the wire;
  *  - InfiniBand port GUIDs exist only on the wire (the agent does not read
  *    them yet): '' out, ignored in.
+ *  - unknown sections: by name on the wire (Inventory.completeness, absent
+ *    when complete); a name this side does not know
+ *    is dropped (partial stays true); a report without CPU or memory reads
+ *    as partial with those sections unknown even when the sender (an agent
+ *    older than the field) did not say so.
  * The server keeps reports in the message's JSON form (Inventory.toJSON);
  * `inventoryFromStored` reads that back into an Inventory for reports and
  * diffs.
  */
 import { Inventory as PbInventory } from '../../proto/gen/fleet/v1/agent.js';
-import type { Inventory } from './types.js';
+import type { Inventory, UnknownSection } from './types.js';
+import { addImplausible, isInventorySection, mergeUnknown } from './unknown.js';
+
+/** Longest reason kept from the wire (a probe's error line). */
+export const MAX_UNKNOWN_REASON = 500;
 
 const MiB = 1024 * 1024;
 
@@ -74,6 +83,9 @@ export function inventoryToProto(inv: Inventory): PbInventory {
     })),
     os: { name: inv.os.distro, version: inv.os.release, kernel: inv.os.kernel, arch: inv.os.arch, hostname: inv.os.hostname },
     warnings: [...inv.warnings],
+    // Absent when complete, so a complete report's message is what it was before the field existed.
+    completeness:
+      inv.partial || inv.unknown.length > 0 ? { unknown: inv.unknown.map((u) => ({ section: u.section, reason: u.reason })), partial: true } : undefined,
   };
 }
 
@@ -84,31 +96,37 @@ export function inventoryFromProto(p: PbInventory): Inventory {
   const bios = p.bios;
   const cpu = p.cpu;
   const os = p.os;
+  const cpus = {
+    manufacturer: cpu?.manufacturer ?? '',
+    model: cpu?.model ?? '',
+    sockets: cpu?.sockets ?? 0,
+    cores: cpu?.cores ?? 0,
+    threads: cpu?.threads ?? 0,
+    speedMhz: cpu?.speedMhz ?? 0,
+  };
+  const memory = {
+    totalBytes: p.memory?.totalBytes ?? 0,
+    dimms: (p.memory?.dimms ?? []).map((d) => ({
+      slot: d.slot,
+      sizeBytes: d.sizeBytes,
+      type: d.type,
+      speedMTs: d.speedMts,
+      serial: d.serial,
+      manufacturer: d.manufacturer,
+      partNumber: d.partNumber,
+    })),
+  };
+  const said: UnknownSection[] = (p.completeness?.unknown ?? []).flatMap((u) =>
+    isInventorySection(u.section) ? [{ section: u.section, reason: u.reason.slice(0, MAX_UNKNOWN_REASON) || 'not reported' }] : [],
+  );
+  const unknown = addImplausible(mergeUnknown(said), { cpus, memory });
   return {
     collectedAt: p.collectedAtMs > 0 && p.collectedAtMs < 8.64e15 ? new Date(p.collectedAtMs).toISOString() : '',
     system: { manufacturer: sys?.manufacturer ?? '', model: sys?.model ?? '', serial: sys?.serial ?? '', uuid: sys?.uuid ?? '', sku: sys?.sku ?? '', virtual: false },
     baseboard: { manufacturer: bb?.manufacturer ?? '', model: bb?.model ?? '', serial: bb?.serial ?? '', version: bb?.version ?? '' },
     bios: { vendor: bios?.vendor ?? '', version: bios?.version ?? '', date: bios?.releaseDate ?? '', uefi: bios?.uefi ?? false },
-    cpus: {
-      manufacturer: cpu?.manufacturer ?? '',
-      model: cpu?.model ?? '',
-      sockets: cpu?.sockets ?? 0,
-      cores: cpu?.cores ?? 0,
-      threads: cpu?.threads ?? 0,
-      speedMhz: cpu?.speedMhz ?? 0,
-    },
-    memory: {
-      totalBytes: p.memory?.totalBytes ?? 0,
-      dimms: (p.memory?.dimms ?? []).map((d) => ({
-        slot: d.slot,
-        sizeBytes: d.sizeBytes,
-        type: d.type,
-        speedMTs: d.speedMts,
-        serial: d.serial,
-        manufacturer: d.manufacturer,
-        partNumber: d.partNumber,
-      })),
-    },
+    cpus,
+    memory,
     disks: p.disks.map((d) => ({ name: d.name, model: d.model, serial: d.serial, sizeBytes: d.sizeBytes, type: d.type, rotational: d.rotational, interface: d.interface })),
     nics: p.nics.map((n) => ({ name: n.name, mac: n.mac, speedMbps: n.speedMbps, driver: n.driver, link: n.linkUp, addresses: [...n.addresses] })),
     gpus: p.gpus.map((g) => ({
@@ -130,6 +148,8 @@ export function inventoryFromProto(p: PbInventory): Inventory {
     })),
     os: { distro: os?.name ?? '', release: os?.version ?? '', kernel: os?.kernel ?? '', arch: os?.arch ?? '', hostname: os?.hostname ?? '' },
     warnings: [...p.warnings],
+    unknown,
+    partial: p.completeness?.partial === true || unknown.length > 0,
   };
 }
 

@@ -8,8 +8,20 @@
  * where they overlap, so the gRPC mapping is one-to-one.
  *
  * Unknown strings are '' and unknown numbers 0 (never undefined), so two
- * inventories compare field by field.
+ * inventories compare field by field. A whole section whose probes failed is
+ * listed in `unknown` with the reason (its fields then stay ''/0/[] and mean
+ * nothing): readers show it as unknown, never as zero, and a diff skips it.
  */
+
+/** The parts of an Inventory that can be unknown as a whole (a probe behind them failed). */
+export const INVENTORY_SECTIONS = ['system', 'baseboard', 'bios', 'cpus', 'memory', 'dimms', 'disks', 'nics', 'gpus', 'infiniband', 'os'] as const;
+export type InventorySection = (typeof INVENTORY_SECTIONS)[number];
+
+export interface UnknownSection {
+  section: InventorySection;
+  /** Why, from the probe(s) behind it, e.g. "mem: timed out after 10000 ms". */
+  reason: string;
+}
 
 export interface Inventory {
   /** ISO-8601, the agent's clock. */
@@ -35,6 +47,10 @@ export interface Inventory {
   os: { distro: string; release: string; kernel: string; arch: string; hostname: string };
   /** Probes that failed, timed out or were skipped; empty when complete. */
   warnings: string[];
+  /** Sections not known in this report (in INVENTORY_SECTIONS order), each with its reason. */
+  unknown: UnknownSection[];
+  /** True when `unknown` is not empty: the report does not describe the whole machine. */
+  partial: boolean;
 }
 
 export interface Dimm {
@@ -271,4 +287,10 @@ export interface RawInventory {
    */
   nvidiaSmi: string | null;
   warnings: string[];
+  /**
+   * Probes that failed or ran out of time, by probe name (PROBE_NAMES in
+   * agent/inventory/collect.ts), each with its warning line. Absent in
+   * recordings made before it existed: no probe failed.
+   */
+  failed?: Record<string, string>;
 }

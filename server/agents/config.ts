@@ -14,10 +14,12 @@
  * (a new /etc/hosts line) is a new version for every node.
  */
 import crypto from 'node:crypto';
+import path from 'node:path';
 import type { GetConfigRequest, GetConfigResponse, HeartbeatRequest, HeartbeatResponse } from '../../proto/gen/fleet/v1/agent.js';
 import type { ClusterInfo, ProfileSpec, RolesSpec } from '../model.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
 import type { Store } from '../store/index.js';
+import { readPublicKey } from '../repo/store.js';
 import { canonicalJson } from '../store/json.js';
 import { short } from './bounds.js';
 import type { AgentDeps } from './types.js';
@@ -27,9 +29,10 @@ export const ROLES_SCHEMA = 'fleet.roles/v1';
 /**
  * Apply order, as the agent applies them (agent/roles/types.ts ROLE_ORDER):
  * repositories before packages that need them, users before NFS homes are
- * used, drivers last (the GPU role may want a reboot).
+ * used, an NFS server's exports before NFS mounts (a node may mount what it
+ * exports), drivers last (the GPU role may want a reboot).
  */
-export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfs', 'infiniband', 'gpu'];
+export const ROLE_ORDER: readonly (keyof RolesSpec)[] = ['repos', 'hosts', 'chrony', 'users', 'nfsServer', 'nfs', 'infiniband', 'gpu'];
 
 /** One /etc/hosts entry. */
 export interface ClusterHost {
@@ -50,6 +53,12 @@ export interface ClusterFactsJson {
   managementName?: string;
   /** The management node (when it has a name) first, then every node with an address, in name order. */
   hosts: ClusterHost[];
+  /**
+   * The server's apt repository key (base64 of the binary public keyring,
+   * DATA/repo/debian/fleet-archive-keyring.gpg), when the repository has one:
+   * the repos role writes it for `key: fleet` (docs/repo.md). Public material.
+   */
+  repoKey?: string;
 }
 
 export interface NodeConfig {
@@ -67,6 +76,7 @@ export interface NodeConfig {
 export function clusterFactsOf(
   cluster: Pick<ClusterInfo, 'domain' | 'managementAddress' | 'managementName'>,
   nodes: readonly { name: string; ip?: string | null }[],
+  repoKey?: Buffer,
 ): ClusterFactsJson {
   const fqdn = (n: string) => (cluster.domain ? `${n}.${cluster.domain}` : n);
   const hosts: ClusterHost[] = [];
@@ -77,6 +87,7 @@ export function clusterFactsOf(
     managementAddress: cluster.managementAddress,
     ...(cluster.managementName ? { managementName: cluster.managementName } : {}),
     hosts,
+    ...(repoKey && repoKey.length > 0 ? { repoKey: repoKey.toString('base64') } : {}),
   };
 }
 
@@ -98,7 +109,9 @@ export async function configForNode(store: Store, node: string): Promise<NodeCon
   const profile = await store.profiles.get(rec.profile);
   if (!profile) throw new FleetError('not_found', `node ${node}'s profile ${rec.profile} does not exist`, { node, profile: rec.profile });
   const settings = await store.settings.getCluster();
-  const cluster = settings?.cluster ? clusterFactsOf(settings.cluster, await store.nodes.list()) : null;
+  // The repository key lives beside the database (DATA/repo, server/repo); an in-memory store has none.
+  const repoKey = settings?.cluster && store.file ? await readPublicKey(path.dirname(store.file)) : undefined;
+  const cluster = settings?.cluster ? clusterFactsOf(settings.cluster, await store.nodes.list(), repoKey) : null;
   return nodeConfig(profile, cluster);
 }
 

@@ -16,6 +16,10 @@ import {
   type ReportInventoryResponse,
 } from '../../proto/gen/fleet/v1/agent.js';
 import { FleetError } from '../../common/errors.js';
+import { assessReport } from '../../common/inventory/diff.js';
+import { assessExpect, type ExpectAssessment } from '../../common/inventory/expect.js';
+import type { Inventory as InventoryView } from '../../common/inventory/types.js';
+import { inventoryFromProto, inventoryFromStored } from '../../common/inventory/proto.js';
 import { EVENT } from '../../common/events.js';
 import { assessBoot } from './boot.js';
 import { isoFromMs, MAX_FIELD, MAX_TEXT, short } from './bounds.js';
@@ -49,15 +53,37 @@ export interface Reports {
 export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limits'>): Reports {
   const { store, recorder } = deps;
   const { maxApplyResults } = deps.limits;
+
+  /** The node's latest report (or `inv`) against its profile's expect:; null when the profile expects nothing. */
+  async function expectOfReport(node: string, inv?: InventoryView): Promise<ExpectAssessment | null> {
+    const rec = await store.nodes.get(node);
+    const profile = rec ? await store.profiles.get(rec.profile) : null;
+    if (!profile?.expect) return null;
+    let report = inv;
+    if (!report) {
+      const latest = await store.inventory.latest(node);
+      if (!latest) return { status: 'unknown', reason: 'cannot check the profile\'s expect: no inventory reported yet' };
+      report = inventoryFromStored(latest.inventory);
+    }
+    return assessExpect(profile.expect, report);
+  }
+
   return {
     async reportInventory(node, req) {
       if (!req.inventory) throw new FleetError('request.invalid', 'the report carries no inventory');
       const inv = req.inventory;
+      const now = inventoryFromProto(inv);
+      // Judged against the profile's expect: here, so that the event row (and a replay of it) carries the verdict.
+      const expect = await expectOfReport(node, now);
+      // The event says whether the hardware changed: never against a partial report (see assessReport).
       const rec = await store.inventory.record(node, Inventory.toJSON(inv) as object, {
         actor: `node:${node}`,
         collectedAt: isoFromMs(inv.collectedAtMs),
+        assess: (previous) => ({ ...assessReport(previous === null ? null : inventoryFromStored(previous), now), ...(expect ? { expect } : {}) }),
       });
       await store.nodes.markSeen(node);
+      // A node in service whose hardware falls short is held (and released when it meets the profile again).
+      if (expect) await recorder.recorded({ node, kind: EVENT.agentInventory, details: { id: rec.id, expect } });
       return { recordedAtMs: Date.parse(rec.reportedAt) };
     },
 
@@ -71,11 +97,14 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
         durationMs: r.durationMs,
       }));
       const failed = results.filter((r) => r.outcome === 'failed').map((r) => r.role);
+      // The verdict on the hardware travels with a successful apply (its event row, which check-applied
+      // reads, and the fact): configuring ends held when the inventory falls short of the profile's expect.
+      const expect = failed.length ? null : await expectOfReport(node);
       await store.agents.recordApply(
         node,
         req.configVersion,
         failed.length > 0,
-        { results, failed, startedAt: isoFromMs(req.startedAtMs), durationMs: req.durationMs },
+        { results, failed, startedAt: isoFromMs(req.startedAtMs), durationMs: req.durationMs, ...(expect ? { expect } : {}) },
         { actor: `node:${node}` },
       );
       await store.nodes.markSeen(node);
@@ -84,7 +113,7 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
       await recorder.recorded({
         node,
         kind: failedRoles.length ? EVENT.agentApplyFailed : EVENT.agentApplied,
-        details: { version: req.configVersion, failed: failedRoles },
+        details: { version: req.configVersion, failed: failedRoles, ...(expect ? { expect } : {}) },
       });
       return {};
     },

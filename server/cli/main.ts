@@ -17,6 +17,7 @@ import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netbo
 import { cmdInventory, cmdInventoryDiff } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
+import { registerRepoCommands } from './commands/repo.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
 import { registerAdoptCommand } from './commands/adopt.js';
@@ -140,6 +141,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });
+  registerRepoCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

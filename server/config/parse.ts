@@ -18,6 +18,7 @@ import type {
   GroupSpec,
   NetbootSpec,
   Networks,
+  NfsExportSpec,
   NfsMountSpec,
   NodeBmcSpec,
   NodeSpec,
@@ -33,6 +34,7 @@ import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.j
 import { kickstartUrl, treeKernelUrl } from '../netboot/render/urls.js';
 import { configInvalid } from './issues.js';
 import { checkImageName } from '../images/names.js';
+import { EXPECT_FIELD_NAMES, parseExpectRule, type ExpectSpec } from '../../common/inventory/expect.js';
 import {
   BMC_USERNAME,
   CHRONY_MAKESTEP,
@@ -124,6 +126,10 @@ const hostOrIp = (s: string): string | undefined => (isIPv4(s) || isHostname(s) 
 const objectName = (what: string) => (s: string) =>
   OBJECT_NAME.test(s) ? undefined : `${what} name ${show(s)} is not valid (letters, digits, '_', '.', '-'; starting with a letter or digit)`;
 const patternCheck = (re: RegExp, what: string) => (s: string) => (re.test(s) ? undefined : `${show(s)} is not a valid ${what}`);
+
+/** A repository's apt suite and components (repos role, Debian): one word each, nothing that could break the sources line. */
+const APT_SUITE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const APT_COMPONENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /**
  * Parses fleet.yaml text into a ClusterSpec.
@@ -384,8 +390,50 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
 
 // ---------------------------------------------------------------- profiles
 
-const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles'];
-const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'users', 'gpu', 'infiniband'];
+const PROFILE_KEYS = ['description', 'os', 'kernel_args', 'packages', 'root_password_hash', 'ssh_keys', 'partitioning', 'roles', 'expect'];
+const ROLE_KEYS = ['repos', 'hosts', 'chrony', 'nfs', 'nfs_server', 'users', 'gpu', 'infiniband'];
+
+/** exports(5) options: a comma list; no spaces, parentheses or '#' (they would break the exports line). */
+const EXPORT_OPTIONS = /^[A-Za-z0-9_=.,:/@+-]+$/;
+/** A wildcard host name of exports(5): labels with `*` and `?`. */
+const EXPORT_WILDCARD = /^[A-Za-z0-9*?-]+(?:\.[A-Za-z0-9*?-]+)*$/;
+export const DEFAULT_EXPORT_OPTIONS = 'rw,sync,no_subtree_check';
+
+/** The client of an exports line: `*`, a CIDR, an IPv4 address, a host name or a wildcard host name. */
+function checkExportClients(s: string): string | undefined {
+  if (s === '*' || isIPv4(s) || isHostname(s)) return undefined;
+  if (s.includes('/')) {
+    const c = parseCidr(s);
+    return typeof c === 'string' ? `NFS clients: ${c}` : undefined;
+  }
+  if (/[*?]/.test(s) && s.length <= 253 && EXPORT_WILDCARD.test(s)) return undefined;
+  return `NFS clients ${show(s)} must be a host name, an IPv4 address, a CIDR (e.g. 10.10.0.0/16), '*' or a wildcard host name (e.g. *.cluster.local)`;
+}
+
+function checkExportOptions(s: string): string | undefined {
+  if (!EXPORT_OPTIONS.test(s)) return `export options ${show(s)} must be a comma-separated list without spaces or parentheses, e.g. ${DEFAULT_EXPORT_OPTIONS}`;
+  const opts = s.split(',');
+  if (opts.includes('')) return `export options ${show(s)} have an empty entry`;
+  if (opts.includes('rw') && opts.includes('ro')) return `export options ${show(s)} say both rw and ro`;
+  return undefined;
+}
+
+/** `expect: {gpus: 8, memory_gib: ">= 512"}`: each field a count (exactly) or "OP N" (common/inventory/expect.ts). */
+function parseExpect(r: Reader, f: Fields): ExpectSpec | undefined {
+  const g = r.fields(f.get('expect'), f.p('expect'), EXPECT_FIELD_NAMES, [], f.keyNode('expect'));
+  if (!g) return undefined;
+  const out: ExpectSpec = {};
+  for (const field of EXPECT_FIELD_NAMES) {
+    const v = g.get(field);
+    if (!g.has(field)) continue;
+    // A mapping or a list is neither a count nor a comparison: parseExpectRule says what it takes.
+    const value = isScalar(v) ? v.value : undefined;
+    const rule = parseExpectRule(value);
+    if (typeof rule === 'string') r.error(g.p(field), g.where(field), `${field}: ${rule}`);
+    else out[field] = rule;
+  }
+  return out;
+}
 
 function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<string>, kernelArgsAt: Map<string, Loc>): ProfileSpec[] {
   const entries = r.map(top.get('profiles'), 'profiles', top.keyNode('profiles'));
@@ -433,6 +481,10 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const parts = f.stringList('partitioning', checkPartitionLine);
     if (parts !== undefined) p.partitioning = parts;
     if (f.get('roles') !== undefined) p.roles = parseRoles(r, f.get('roles'), f.p('roles'), net, f.keyNode('roles'));
+    if (f.has('expect')) {
+      const ex = parseExpect(r, f);
+      if (ex) p.expect = ex;
+    }
     out.push(p);
   }
   return out;
@@ -499,14 +551,29 @@ function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDra
         const repos: RepoSpec[] = [];
         const names = new Map<string, string>();
         for (const it of (g.get('repos') !== undefined ? r.list(g.get('repos'), g.p('repos')) : []) ?? []) {
-          const rf = r.fields(it.node, it.path, ['name', 'baseurl', 'gpgcheck', 'enabled'], ['name', 'baseurl'], g.get('repos'));
+          const rf = r.fields(it.node, it.path, ['name', 'baseurl', 'gpgcheck', 'enabled', 'suite', 'components', 'key'], ['name', 'baseurl'], g.get('repos'));
           if (!rf) continue;
           const name = rf.string('name', checkRepoName);
           const baseurl = rf.string('baseurl', checkHttpUrl);
           if (name !== undefined && names.has(name)) r.error(rf.p('name'), rf.get('name'), `repository ${name} is already defined at ${names.get(name)}`);
+          // Debian repository shape (docs/repo.md): absent suite = a flat repository, as before.
+          const suite = rf.string('suite', patternCheck(APT_SUITE, 'apt suite (letters, digits and ._-, e.g. bookworm)'));
+          const components = rf.stringList('components', patternCheck(APT_COMPONENT, 'apt component (letters, digits and ._-, e.g. main)'));
+          const key = rf.string('key', (s) => (s === 'fleet' ? undefined : `key ${show(s)} is not known: the only key is fleet (the fleet server's repository key)`));
+          const gpgcheck = rf.bool('gpgcheck') ?? true;
+          if (components !== undefined && suite === undefined) r.error(rf.p('components'), rf.get('components'), 'components need a suite (a flat repository has none)');
+          if (components !== undefined && components.length === 0) r.error(rf.p('components'), rf.get('components'), 'components must name at least one component');
+          if (key !== undefined && !gpgcheck) r.error(rf.p('key'), rf.get('key'), 'key fleet with gpgcheck: false: a repository is either checked with the key or explicitly trusted, not both');
           if (name === undefined || baseurl === undefined) continue;
           names.set(name, it.path);
-          repos.push({ name, baseurl, gpgcheck: rf.bool('gpgcheck') ?? true, enabled: rf.bool('enabled') ?? true });
+          repos.push({
+            name,
+            baseurl,
+            gpgcheck,
+            enabled: rf.bool('enabled') ?? true,
+            ...(suite !== undefined ? { suite, components: components?.length ? components : ['main'] } : {}),
+            ...(key === 'fleet' ? { key } : {}),
+          });
         }
         roles.repos = { repos, remove: g.stringList('remove', patternCheck(REPO_FILE_GLOB, 'repo file name or glob (no "/")')) ?? [] };
         break;
@@ -542,6 +609,29 @@ function parseRoles(r: Reader, node: Node | undefined, path: string, net: NetDra
           mounts.push({ source, target, options });
         }
         roles.nfs = { mounts };
+        break;
+      }
+      case 'nfs_server': {
+        const g = roleFields(r, v, rp, ['exports'], [], kn);
+        if (!g) break;
+        const exports: NfsExportSpec[] = [];
+        const seen = new Map<string, string>();
+        for (const it of (g.get('exports') !== undefined ? r.list(g.get('exports'), g.p('exports')) : []) ?? []) {
+          const ef = r.fields(it.node, it.path, ['path', 'clients', 'options'], ['path', 'clients'], g.get('exports'));
+          if (!ef) continue;
+          const epath = ef.string('path', checkAbsolutePath);
+          const clients = ef.string('clients', checkExportClients);
+          const options = ef.string('options', checkExportOptions) ?? DEFAULT_EXPORT_OPTIONS;
+          if (epath === undefined || clients === undefined) continue;
+          const key = `${epath} ${clients}`;
+          if (seen.has(key)) {
+            r.error(it.path, it.node, `${epath} is already exported to ${clients} by ${seen.get(key)}`);
+            continue;
+          }
+          seen.set(key, it.path);
+          exports.push({ path: epath, clients, options });
+        }
+        roles.nfsServer = { exports };
         break;
       }
       case 'users': {

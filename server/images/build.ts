@@ -5,6 +5,7 @@
  * A build whose key is already registered is reused (unless force).
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
@@ -85,15 +86,75 @@ export function sourceRoot(): string {
   throw new FleetError('unavailable', 'cannot find agent/package/build.sh above server/images: give --agent DIR (agent/package/build.sh --out DIR)');
 }
 
-/** The agent bundle to bake in: --agent DIR, else DATA/www/agent (built there by agent/package/build.sh when absent). */
+/** What the agent bundle is built from (agent/package/build.sh bundles agent/, common/ and proto/gen/ with the locked npm packages). */
+export const AGENT_SOURCE_DIRS = ['agent', 'common', 'proto/gen'] as const;
+export const AGENT_SOURCE_FILES = ['package.json', 'package-lock.json'] as const;
+/** Beside the bundle in DATA/www/agent: the agentSourceDigest it was built from. */
+export const AGENT_SOURCE_RECORD = 'fleet-agent.source';
+
+/**
+ * SHA-256 over the agent's sources in a checkout: every file under
+ * AGENT_SOURCE_DIRS and AGENT_SOURCE_FILES, by relative path and content,
+ * in path order. A bundle built from other sources is rebuilt.
+ */
+export async function agentSourceDigest(root: string): Promise<string> {
+  const files: string[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = `${rel}/${e.name}`;
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules') await walk(r);
+      } else if (e.isFile()) files.push(r);
+    }
+  };
+  for (const d of AGENT_SOURCE_DIRS) await walk(d);
+  for (const f of AGENT_SOURCE_FILES) if (await isRegularFile(path.join(root, f))) files.push(f);
+  files.sort();
+  const h = createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(await fs.readFile(path.join(root, f))).update('\0');
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * Whether DATA/www/agent must be (re)built, and why; null when the bundle
+ * there was built from these sources. Pure.
+ */
+export function bundleBuildReason(have: { bundle: boolean; unit: boolean; recorded: string | null }, sources: string): string | null {
+  if (!have.bundle || !have.unit) return 'absent';
+  if (have.recorded === null) return 'built from unrecorded sources';
+  if (have.recorded.trim() !== sources) return 'built from other agent sources';
+  return null;
+}
+
+/**
+ * The agent bundle to bake in: --agent DIR as given, else DATA/www/agent,
+ * (re)built there by agent/package/build.sh when absent or built from other
+ * agent sources than this checkout's (a stale bundle would bake an old agent
+ * into every image and be served at /agent/).
+ */
 export async function agentBundle(dataDir: string, agentDir: string | undefined, log: (s: string) => void, signal?: AbortSignal): Promise<{ bundle: string; unit: string; sha256: string }> {
   const dir = path.resolve(agentDir ?? path.join(dataDir, 'www', 'agent'));
   const bundle = path.join(dir, 'fleet-agent');
   const unit = path.join(dir, 'fleet-agent.service');
-  if (!(await isRegularFile(bundle)) || !(await isRegularFile(unit))) {
-    if (agentDir !== undefined) throw new FleetError('usage.invalid', `--agent ${show(dir)} does not hold fleet-agent and fleet-agent.service (agent/package/build.sh --out DIR makes them)`);
-    log(`building the agent bundle into ${dir} (agent/package/build.sh; what the server serves at /agent/)`);
-    await mustRun('agent/package/build.sh', requireTool('sh', 'dash'), [path.join(sourceRoot(), 'agent', 'package', 'build.sh'), '--out', dir], { timeoutMs: 10 * 60_000, ...(signal ? { signal } : {}) });
+  const have = { bundle: await isRegularFile(bundle), unit: await isRegularFile(unit) };
+  if (agentDir !== undefined) {
+    if (!have.bundle || !have.unit) throw new FleetError('usage.invalid', `--agent ${show(dir)} does not hold fleet-agent and fleet-agent.service (agent/package/build.sh --out DIR makes them)`);
+  } else {
+    const root = sourceRoot();
+    const sources = await agentSourceDigest(root);
+    const recorded = await fs.readFile(path.join(dir, AGENT_SOURCE_RECORD), 'utf8').catch(() => null);
+    const why = bundleBuildReason({ ...have, recorded }, sources);
+    if (why !== null) {
+      log(`building the agent bundle into ${dir} (${why}; agent/package/build.sh; what the server serves at /agent/)`);
+      await mustRun('agent/package/build.sh', requireTool('sh', 'dash'), [path.join(root, 'agent', 'package', 'build.sh'), '--out', dir], { timeoutMs: 10 * 60_000, ...(signal ? { signal } : {}) });
+      await fs.writeFile(path.join(dir, AGENT_SOURCE_RECORD), sources + '\n', { mode: 0o644 });
+    }
   }
   return { bundle, unit, sha256: agentDigest(await sha256File(bundle), await sha256File(unit)) };
 }

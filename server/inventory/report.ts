@@ -10,8 +10,11 @@
  *   whatever the machine says).
  * - HTML: one file, no script, no external asset (inline CSS, a CSP that
  *   forbids everything else), every value escaped.
+ * - A section the report does not know (Inventory.unknown: its probe failed)
+ *   reads `unknown` in every format, never 0 or empty; in JSON its value is
+ *   the string "unknown" and `unknown` lists the reasons.
  */
-import type { Inventory, InventoryChange } from '../../common/inventory/types.js';
+import type { Inventory, InventoryChange, InventorySection, UnknownSection } from '../../common/inventory/types.js';
 
 export type InventoryFormat = 'table' | 'json' | 'csv' | 'html';
 export const INVENTORY_FORMATS: readonly InventoryFormat[] = ['table', 'json', 'csv', 'html'];
@@ -28,8 +31,15 @@ export interface InventoryDiffReport {
   /** The older of the two reports compared (null: fewer than two reports). */
   before: { id: number; reportedAt: string } | null;
   after: { id: number; reportedAt: string } | null;
+  /** Why the two were not compared (the older is partial), or null. Absent from servers before it existed. */
+  refused?: string | null;
+  /** Sections the newer report does not know: not compared. */
+  notCompared?: UnknownSection[];
   changes: InventoryChange[];
 }
+
+/** What a cell of an unknown section shows. */
+export const UNKNOWN_CELL = 'unknown';
 
 export const INVENTORY_COLUMNS = ['node', 'model', 'serial', 'cpus', 'memory', 'disks', 'nics', 'gpus', 'infiniband', 'bios', 'reported'] as const;
 export type InventoryColumn = (typeof INVENTORY_COLUMNS)[number];
@@ -55,24 +65,38 @@ export function inventoryCells(row: InventoryRow): Record<InventoryColumn, strin
   if (!inv) return { node: row.node, model: '', serial: '', cpus: '', memory: '', disks: '', nics: '', gpus: '', infiniband: '', bios: '', reported: '' };
   const gpuGroups = new Map<string, number>();
   for (const g of inv.gpus) gpuGroups.set(g.model, (gpuGroups.get(g.model) ?? 0) + 1);
+  const unknown = new Set<InventorySection>(inv.unknown.map((u) => u.section));
+  const cell = (section: InventorySection, text: () => string): string => (unknown.has(section) ? UNKNOWN_CELL : text());
+  const dimms = unknown.has('dimms') ? ' (DIMMs unknown)' : inv.memory.dimms.length ? ` (${inv.memory.dimms.length} DIMMs)` : '';
   return {
     node: row.node,
-    model: join([inv.system.manufacturer, inv.system.model]),
-    serial: inv.system.serial,
-    cpus:
+    model: cell('system', () => join([inv.system.manufacturer, inv.system.model])),
+    serial: cell('system', () => inv.system.serial),
+    cpus: cell('cpus', () =>
       inv.cpus.sockets > 0 || inv.cpus.model
         ? `${inv.cpus.sockets}x ${inv.cpus.model || '?'} (${inv.cpus.cores}c/${inv.cpus.threads}t)`
-        : '',
-    memory: inv.memory.totalBytes > 0 ? `${gib(inv.memory.totalBytes)}${inv.memory.dimms.length ? ` (${inv.memory.dimms.length} DIMMs)` : ''}` : '',
-    disks: inv.disks.map((d) => join([d.name, diskSize(d.sizeBytes), d.type || d.interface, d.model])).join('; '),
-    nics: inv.nics.map((n) => join([n.name, n.mac, n.speedMbps ? `${n.speedMbps >= 1000 ? `${n.speedMbps / 1000}G` : `${n.speedMbps}M`}` : ''])).join('; '),
-    gpus: [...gpuGroups].map(([m, k]) => `${k}x ${m}`).join('; '),
-    infiniband: inv.infiniband
-      .map((h) => join([h.name, h.ports.length > 0 && `(${h.ports.map((p) => join([`port ${p.port}`, p.state, p.rate])).join(', ')})`, h.fwVersion && `fw ${h.fwVersion}`]))
-      .join('; '),
-    bios: join([inv.bios.vendor, inv.bios.version, inv.bios.date && `(${inv.bios.date})`]),
+        : `${inv.cpus.threads} CPUs`,
+    ),
+    memory: cell('memory', () => `${gib(inv.memory.totalBytes)}${dimms}`),
+    disks: cell('disks', () => inv.disks.map((d) => join([d.name, diskSize(d.sizeBytes), d.type || d.interface, d.model])).join('; ')),
+    nics: cell('nics', () => inv.nics.map((n) => join([n.name, n.mac, n.speedMbps ? `${n.speedMbps >= 1000 ? `${n.speedMbps / 1000}G` : `${n.speedMbps}M`}` : ''])).join('; ')),
+    gpus: cell('gpus', () => [...gpuGroups].map(([m, k]) => `${k}x ${m}`).join('; ')),
+    infiniband: cell('infiniband', () =>
+      inv.infiniband
+        .map((h) => join([h.name, h.ports.length > 0 && `(${h.ports.map((p) => join([`port ${p.port}`, p.state, p.rate])).join(', ')})`, h.fwVersion && `fw ${h.fwVersion}`]))
+        .join('; '),
+    ),
+    bios: cell('bios', () => join([inv.bios.vendor, inv.bios.version, inv.bios.date && `(${inv.bios.date})`])),
     reported: row.reportedAt ?? '',
   };
+}
+
+/** One line for stderr naming the partial reports, e.g. "lab-node1 (memory, cpus unknown); lab-node2 (disks unknown)"; '' when none. */
+export function partialSummary(rows: InventoryRow[]): string {
+  return rows
+    .filter((r) => r.inventory && (r.inventory.partial || r.inventory.unknown.length > 0))
+    .map((r) => `${r.node} (${r.inventory!.unknown.map((u) => u.section).join(', ') || 'sections'} unknown)`)
+    .join('; ');
 }
 
 // ------------------------------------------------------------------ table
@@ -104,8 +128,39 @@ export function formatInventoryTable(rows: InventoryRow[]): string {
 
 // ------------------------------------------------------------------ JSON
 
+/** Where each section lives in an Inventory, for the JSON view. */
+const SECTION_PATHS: Record<InventorySection, readonly string[]> = {
+  system: ['system'],
+  baseboard: ['baseboard'],
+  bios: ['bios'],
+  cpus: ['cpus'],
+  memory: ['memory', 'totalBytes'],
+  dimms: ['memory', 'dimms'],
+  disks: ['disks'],
+  nics: ['nics'],
+  gpus: ['gpus'],
+  infiniband: ['infiniband'],
+  os: ['os'],
+};
+
+/**
+ * The inventory as `--format json` prints it: every unknown section's value
+ * is the string "unknown" (so no reader takes its zeros for data); the
+ * reasons are in `unknown`, and `partial` says whether there are any.
+ */
+export function inventoryJsonView(inv: Inventory): Record<string, unknown> {
+  const out = structuredClone(inv) as unknown as Record<string, unknown>;
+  for (const u of inv.unknown) {
+    const p = SECTION_PATHS[u.section];
+    let o: Record<string, unknown> = out;
+    for (const k of p.slice(0, -1)) o = o[k] as Record<string, unknown>;
+    o[p[p.length - 1]!] = UNKNOWN_CELL;
+  }
+  return out;
+}
+
 export function formatInventoryJson(rows: InventoryRow[]): string {
-  return JSON.stringify(rows, null, 2) + '\n';
+  return JSON.stringify(rows.map((r) => ({ ...r, inventory: r.inventory ? inventoryJsonView(r.inventory) : null })), null, 2) + '\n';
 }
 
 // ------------------------------------------------------------------ CSV
@@ -152,6 +207,12 @@ function nodeDetails(row: InventoryRow): string {
   const inv = row.inventory;
   const title = `<summary>${escapeHtml(row.node)}</summary>`;
   if (!inv) return `<details>${title}<p class="muted">no inventory reported</p></details>`;
+  const why = new Map(inv.unknown.map((u) => [u.section, u.reason]));
+  // A list whose section is unknown is not "none": say unknown, with the reason.
+  const orUnknown = (section: InventorySection, html: () => string): string => {
+    const r = why.get(section);
+    return r !== undefined ? `<p class="warn">unknown (${escapeHtml(r)})</p>` : html();
+  };
   const parts: string[] = [
     `<p>reported ${escapeHtml(row.reportedAt ?? '?')}, collected ${escapeHtml(inv.collectedAt || '?')}; ${escapeHtml(join([inv.os.distro, inv.os.release, inv.os.kernel, inv.os.arch]))}</p>`,
     '<h2>System</h2>',
@@ -164,22 +225,25 @@ function nodeDetails(row: InventoryRow): string {
       ],
     ),
     '<h2>Memory</h2>',
-    htmlTable(
+    orUnknown('dimms', () => htmlTable(
       ['slot', 'size', 'type', 'speed', 'manufacturer', 'part', 'serial'],
       inv.memory.dimms.map((d) => [d.slot, gib(d.sizeBytes), d.type, d.speedMTs ? `${d.speedMTs} MT/s` : '', d.manufacturer, d.partNumber, d.serial]),
-    ),
+    )),
     '<h2>Disks</h2>',
-    htmlTable(['name', 'size', 'type', 'interface', 'model', 'serial'], inv.disks.map((d) => [d.name, diskSize(d.sizeBytes), d.type, d.interface, d.model, d.serial])),
+    orUnknown('disks', () => htmlTable(['name', 'size', 'type', 'interface', 'model', 'serial'], inv.disks.map((d) => [d.name, diskSize(d.sizeBytes), d.type, d.interface, d.model, d.serial]))),
     '<h2>Network</h2>',
-    htmlTable(['name', 'mac', 'speed', 'driver', 'link', 'addresses'], inv.nics.map((n) => [n.name, n.mac, n.speedMbps ? `${n.speedMbps} Mb/s` : '', n.driver, n.link ? 'up' : 'down', n.addresses.join(', ')])),
+    orUnknown('nics', () => htmlTable(['name', 'mac', 'speed', 'driver', 'link', 'addresses'], inv.nics.map((n) => [n.name, n.mac, n.speedMbps ? `${n.speedMbps} Mb/s` : '', n.driver, n.link ? 'up' : 'down', n.addresses.join(', ')]))),
     '<h2>GPUs</h2>',
-    htmlTable(['pci', 'model', 'memory', 'driver', 'serial', 'uuid'], inv.gpus.map((g) => [g.pciBus, g.model, g.memoryMiB ? `${g.memoryMiB} MiB` : '', g.driver, g.serial ?? '', g.uuid ?? ''])),
+    orUnknown('gpus', () => htmlTable(['pci', 'model', 'memory', 'driver', 'serial', 'uuid'], inv.gpus.map((g) => [g.pciBus, g.model, g.memoryMiB ? `${g.memoryMiB} MiB` : '', g.driver, g.serial ?? '', g.uuid ?? '']))),
     '<h2>InfiniBand</h2>',
-    htmlTable(
-      ['hca', 'model', 'firmware', 'node guid', 'pci', 'ports'],
-      inv.infiniband.map((h) => [h.name, h.model, h.fwVersion, h.nodeGuid, h.pciBus, h.ports.map((p) => join([`${p.port}:`, p.state, p.rate, p.linkLayer, p.lid ? `lid ${p.lid}` : ''])).join('; ')]),
+    orUnknown('infiniband', () =>
+      htmlTable(
+        ['hca', 'model', 'firmware', 'node guid', 'pci', 'ports'],
+        inv.infiniband.map((h) => [h.name, h.model, h.fwVersion, h.nodeGuid, h.pciBus, h.ports.map((p) => join([`${p.port}:`, p.state, p.rate, p.linkLayer, p.lid ? `lid ${p.lid}` : ''])).join('; ')]),
+      ),
     ),
   ];
+  if (inv.unknown.length > 0) parts.unshift(`<p class="warn">partial report: ${inv.unknown.map((u) => escapeHtml(`${u.section} unknown (${u.reason})`)).join('; ')}</p>`);
   if (inv.warnings.length > 0) parts.push('<h2>Warnings</h2>', `<ul>${inv.warnings.map((w) => `<li class="warn">${escapeHtml(w)}</li>`).join('')}</ul>`);
   return `<details>${title}\n${parts.join('\n')}\n</details>`;
 }
@@ -234,6 +298,8 @@ export function formatInventoryDiff(d: InventoryDiffReport): string {
   if (!d.after) return `${d.node}: no inventory reported\n`;
   if (!d.before) return `${d.node}: one inventory report (${d.after.reportedAt}): nothing to compare\n`;
   const head = `${d.node}: report ${d.before.id} (${d.before.reportedAt}) -> report ${d.after.id} (${d.after.reportedAt})`;
-  if (d.changes.length === 0) return `${head}\nno hardware changes\n`;
-  return `${head}\n${d.changes.map((c) => `  ${c.kind.padEnd(19)}  ${printable(c.message)}`).join('\n')}\n`;
+  if (d.refused) return `${head}\n${printable(d.refused)}\n`;
+  const skipped = (d.notCompared ?? []).map((u) => `not compared: ${u.section} unknown in the newer report (${printable(u.reason)})`);
+  const changes = d.changes.length === 0 ? ['no hardware changes'] : d.changes.map((c) => `  ${c.kind.padEnd(19)}  ${printable(c.message)}`);
+  return [head, ...changes, ...skipped].join('\n') + '\n';
 }

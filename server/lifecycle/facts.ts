@@ -26,6 +26,7 @@ export const FACT = {
   agentBoot: EVENT.agentBoot,
   agentApplied: EVENT.agentApplied,
   agentApplyFailed: EVENT.agentApplyFailed,
+  agentInventory: EVENT.agentInventory,
 } as const;
 export type FactKind = (typeof FACT)[keyof typeof FACT];
 export const FACT_KINDS: readonly string[] = Object.values(FACT);
@@ -124,6 +125,13 @@ export function applyFailureReason(details: Details): string {
   return failed.length ? `roles failed: ${failed.join(', ')}${msg}` : `the agent reported a failed apply${msg}`;
 }
 
+/** The `expect` assessment an inventory or apply report carries (ExpectAssessment, common/inventory/expect.ts). */
+function expectOf(d: Details): { status?: unknown; reason?: unknown } {
+  return d.expect && typeof d.expect === 'object' ? (d.expect as { status?: unknown; reason?: unknown }) : {};
+}
+const expectIs = (status: string) => (d: Details) => expectOf(d).status === status;
+const holdDetails = (d: Details): Details => ({ step: 'expect', reason: str(expectOf(d).reason) ?? 'hardware short of profile' });
+
 const loopFlag = (d: Details): Flag => ({ name: BOOT_LOOP_SUSPECT, reason: str(d.reason) ?? 'back on the netboot path' });
 
 /** First-boot flag: the firmware came through its network entry although the boot device was set to disk. */
@@ -166,12 +174,17 @@ export const FACT_RULES: readonly FactRule[] = [
   }, why: 'the node booted, but not the system just installed' },
   { fact: FACT.agentBoot, in: [S.diskArmed], event: E.boot, details: (d) => ({ ...bootIdOf(d), firmwareVia: assessment(d).firmwareVia ?? 'unknown' }), flag: networkEntryFlag, why: 'the first boot from the local disk (a network firmware entry is flagged)' },
   { fact: FACT.agentBoot, ignore: (s) => `a boot report in ${s} does not move the lifecycle`, why: 'boot reports matter only after the flip to disk' },
+  { fact: FACT.agentApplied, in: [S.configuring], when: { test: expectIs('short'), says: "its inventory falls short of the profile's expect" }, event: E.hold, details: holdDetails, why: 'every role applied, but the hardware falls short: held, not in service' },
   { fact: FACT.agentApplied, in: [S.configuring], event: E.complete, details: pick(['version']), why: 'every role applied: in service' },
   { fact: FACT.agentApplied, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
   { fact: FACT.agentApplyFailed, in: [S.configuring], event: E.fail, details: (d) => ({ step: 'configure', reason: applyFailureReason(d) }), why: 'a role failed' },
   { fact: FACT.agentApplyFailed, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
   { fact: FACT.agentEnrolled, in: [S.adopting], event: E.configure, details: pick(['peer']), why: 'an adopted machine\'s agent enrolled with its adoption token: it applies its roles' },
   { fact: FACT.agentEnrolled, ignore: () => 'enrolment is checked at the first boot', why: 'check-agent reads the enrolment' },
+  // --- the agent's inventory against the profile's expect: (USER-STORIES Day 3)
+  { fact: FACT.agentInventory, in: [S.ready, S.held], when: { test: expectIs('short'), says: "it falls short of the profile's expect" }, event: E.hold, details: holdDetails, why: 'a node in service whose hardware falls short is held' },
+  { fact: FACT.agentInventory, in: [S.held], when: { test: expectIs('met'), says: "it meets the profile's expect" }, event: E.release, details: (d) => ({ step: 'expect', reason: str(expectOf(d).reason) ?? 'hardware meets profile' }), why: 'the hardware meets the profile again: back in service' },
+  { fact: FACT.agentInventory, ignore: (s) => `an inventory report in ${s} does not move the lifecycle`, why: "only a report judged against the profile's expect moves a ready or held node (configuring reads it with the apply report)" },
   { fact: FACT.loopSuspect, ignore: () => 'flag recorded by the boot endpoint', flag: loopFlag, why: 'the flag is raised, nothing moves' },
 ];
 

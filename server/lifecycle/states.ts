@@ -12,6 +12,8 @@ export const S = {
   enrolled: 'enrolled',
   /** Installed, configured, in service. */
   ready: 'ready',
+  /** Installed and configured, but its reported hardware falls short of its profile's `expect:` (the event says what); out of service until a report meets it again. */
+  held: 'held',
   /** A lifecycle step failed; the node rests until an operator acts (the event says which step and why). */
   failed: 'failed',
   /** Reinstall requested: the one-time PXE boot override is being set through the BMC (maybe after a stagger wait). */
@@ -62,6 +64,10 @@ export const E = {
   complete: 'complete',
   /** A step failed (after its retries), the installer or agent reported a failure, or the state timed out. */
   fail: 'fail',
+  /** The agent's inventory falls short of the profile's `expect:`. */
+  hold: 'hold',
+  /** The agent's inventory meets the profile's `expect:` again. */
+  release: 'release',
   /** Operator: stop the lifecycle and put the node back to rest. */
   cancel: 'cancel',
   /** Operator: adopt an already-installed machine (`fleet adopt`): an adoption token is issued. */
@@ -71,7 +77,7 @@ export const E = {
 export type LifecycleEvent = (typeof E)[keyof typeof E];
 
 /** States in which a node rests: no step runs, no timer. */
-export const RESTING_STATES: readonly LifecycleState[] = [S.enrolled, S.ready, S.failed];
+export const RESTING_STATES: readonly LifecycleState[] = [S.enrolled, S.ready, S.held, S.failed];
 
 /** States a node passes through; each has a timeout, and `fail` and `cancel` leave every one of them. */
 export const TRANSIENT_STATES: readonly LifecycleState[] = [
@@ -87,6 +93,9 @@ export const TRANSIENT_STATES: readonly LifecycleState[] = [
 ];
 
 export const ALL_STATES: readonly LifecycleState[] = [...RESTING_STATES, ...TRANSIENT_STATES];
+
+/** Resting states a reinstall must not end in: failed, and held (hardware short of the profile's expect:). */
+export const OUT_OF_SERVICE_STATES: readonly LifecycleState[] = [S.failed, S.held];
 
 /** States in which an armed node that netboots is given the installer (netboot/decide.ts). */
 export const INSTALL_STATES: readonly LifecycleState[] = [S.pxeArmed, S.powerCycling, S.netbooting, S.installing];

@@ -60,7 +60,8 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
       flagReasons[BOOT_LOOP_SUSPECT] = typeof reason === 'string' ? reason : 'back on the netboot path after its install';
     }
   }
-  if (node.state === S.failed && latestChange?.toState === S.failed) {
+  // A failed node says which step failed; a held one why its hardware keeps it out of service.
+  if ((node.state === S.failed || node.state === S.held) && latestChange?.toState === node.state) {
     const d = (latestChange.details ?? {}) as { step?: unknown; reason?: unknown };
     failure = { step: typeof d.step === 'string' ? d.step : 'unknown', reason: typeof d.reason === 'string' ? d.reason : 'unknown', time: latestChange.time };
   }

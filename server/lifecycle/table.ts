@@ -36,6 +36,7 @@ const m = 60;
 export const STATE_SPECS: readonly StateSpec[] = [
   { state: S.enrolled, kind: 'resting', waitsFor: 'an operator (reinstall)' },
   { state: S.ready, kind: 'resting', waitsFor: 'an operator (reinstall)' },
+  { state: S.held, kind: 'resting', waitsFor: 'an inventory report that meets the profile (fix the hardware, or the profile), or an operator (reinstall)' },
   { state: S.failed, kind: 'resting', waitsFor: 'an operator (fix the cause, then reinstall)' },
   { state: S.pxeArmed, kind: 'transient', step: STEP.armPxe, timeoutSeconds: 5 * m, onTimeout: E.fail, waitsFor: 'its stagger slot and the BMC to accept the one-time PXE boot override' },
   { state: S.powerCycling, kind: 'transient', step: STEP.powerCycle, timeoutSeconds: 15 * m, onTimeout: E.fail, waitsFor: 'the power cycle and the node to fetch its iPXE install script' },
@@ -54,6 +55,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.enrolled, event: E.reinstall, to: S.pxeArmed, why: 'an operator asked for a reinstall: set the one-time PXE override first' },
   { from: S.ready, event: E.reinstall, to: S.pxeArmed, why: 'reinstall of a node in service (its disk is erased)' },
   { from: S.failed, event: E.reinstall, to: S.pxeArmed, why: 'the cause of the failure was fixed: try again' },
+  { from: S.held, event: E.reinstall, to: S.pxeArmed, why: 'reinstall of a node held for its hardware' },
   // --- netboot and install
   { from: S.pxeArmed, event: E.cycle, to: S.powerCycling, armed: 'arm', why: 'the BMC accepted the one-time PXE override (layer 1): arm the node (layer 2) and power-cycle it' },
   { from: S.powerCycling, event: E.netboot, to: S.netbooting, why: 'the node fetched its iPXE script and was given the installer' },
@@ -72,6 +74,11 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.failed, event: E.adopt, to: S.adopting, why: 'adopt after a failure (e.g. the adoption timed out): a new adoption token' },
   { from: S.adopting, event: E.adopt, to: S.adopting, why: 'adopt again while waiting (the line was lost): a new token supersedes the old, the timer starts again' },
   { from: S.adopting, event: E.configure, to: S.configuring, why: 'the agent enrolled with the adoption token: it applies its roles' },
+  // --- hardware against the profile's expect: (USER-STORIES Day 3)
+  { from: S.configuring, event: E.hold, to: S.held, why: 'every role applied, but the inventory falls short of the profile: not in service' },
+  { from: S.ready, event: E.hold, to: S.held, why: 'a new inventory falls short of the profile (a GPU or a DIMM gone): out of service' },
+  { from: S.held, event: E.hold, to: S.held, stay: true, why: 'still short: nothing changes' },
+  { from: S.held, event: E.release, to: S.ready, why: 'the inventory meets the profile again: back in service' },
   // --- fail, from every transient state (step and reason in the event)
   { from: S.pxeArmed, event: E.fail, to: S.failed, armed: 'disarm', why: 'the PXE override failed after its retries, or timed out' },
   { from: S.powerCycling, event: E.fail, to: S.failed, armed: 'disarm', why: 'the power cycle failed after its retries, or no netboot in time' },

@@ -4,7 +4,7 @@
  */
 import type { InventoryDiffResponse, InventoryResponse } from '../../../common/api/schemas.js';
 import { Exit, FleetError } from '../../../common/errors.js';
-import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, type InventoryFormat } from '../../inventory/report.js';
+import { formatInventory, formatInventoryDiff, INVENTORY_FORMATS, partialSummary, type InventoryFormat } from '../../inventory/report.js';
 import { foldNames } from '../../nodeset/index.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
@@ -19,6 +19,8 @@ export async function cmdInventory(flags: GlobalFlags, nodeset: string | undefin
   io.stdout(formatInventory(res.nodes, format, { generatedAt: new Date().toISOString() }));
   const never = res.nodes.filter((n) => n.inventory === null).map((n) => n.node);
   if (never.length > 0) io.stderr(`fleet: no inventory reported yet: ${foldNames(never)}\n`);
+  const partial = partialSummary(res.nodes);
+  if (partial !== '') io.stderr(`fleet: partial inventory (a probe failed; see unknown in --format json): ${partial}\n`);
   if (nodeset && res.missing.length > 0) {
     io.stderr(`fleet: not in the store: ${res.missingFolded}\n`);
     return Exit.FAILED;

@@ -17,10 +17,11 @@ import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
 import { EVENT } from '../../../common/events.js';
-import { RESTING_STATES, RUN_START_STATES, S } from '../../lifecycle/states.js';
+import { OUT_OF_SERVICE_STATES, RESTING_STATES, RUN_START_STATES, S } from '../../lifecycle/states.js';
 
 /** What a node rests in: watch ends when every node rests. */
 const RESTING: ReadonlySet<string> = new Set(RESTING_STATES);
+const OUT_OF_SERVICE: ReadonlySet<string> = new Set(OUT_OF_SERVICE_STATES);
 
 export interface LifecycleCliDeps {
   /** Asks a yes/no question; default: on the terminal (stdin and stdout must be TTYs). */
@@ -74,8 +75,8 @@ function ago(iso: string, now: number): string {
 
 /** The status table: one line per node, failed nodes last with step and reason, flags after. */
 export function formatStatus(res: StatusResponse, now: number): string {
-  const ok = res.nodes.filter((n) => n.state !== S.failed);
-  const failed = res.nodes.filter((n) => n.state === S.failed);
+  const ok = res.nodes.filter((n) => !OUT_OF_SERVICE.has(n.state));
+  const failed = res.nodes.filter((n) => OUT_OF_SERVICE.has(n.state));
   const row = (n: NodeStatus): string[] => [
     n.name,
     n.state,
@@ -86,8 +87,8 @@ export function formatStatus(res: StatusResponse, now: number): string {
   ];
   const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
   if (failed.length) {
-    lines.push(`-- ${failed.length} of ${res.nodes.length} failed:`);
-    lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: n.failure ? `${n.failure.step}: ${n.failure.reason}` : 'failed' }))));
+    lines.push(`-- ${failed.length} of ${res.nodes.length} ${[...new Set(failed.map((n) => n.state))].sort().join(' or ')}:`);
+    lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: `${n.state === S.held ? 'held: ' : ''}${n.failure ? `${n.failure.step}: ${n.failure.reason}` : n.state}` }))));
   }
   const flagged = res.nodes.filter((n) => n.flags.length);
   if (flagged.length) {
@@ -189,7 +190,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
         delete n.flag;
       }
       n.endMs = RESTING.has(e.toState) ? Date.parse(e.time) : null;
-      if (e.toState === S.failed) n.failure = `${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
+      if (OUT_OF_SERVICE.has(e.toState)) n.failure = `${e.toState === S.held ? 'held: ' : ''}${String(d.step ?? 'unknown')}: ${String(d.reason ?? 'failed')}`;
     } else if (e.kind === EVENT.loopSuspect) {
       n.flag = 'boot-loop-suspect';
     }
@@ -231,7 +232,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   }
   render(true);
   const list = [...nodes.values()];
-  const failed = list.filter((n) => n.state === S.failed);
+  const failed = list.filter((n) => OUT_OF_SERVICE.has(n.state));
   if (!live) {
     if (opts.json) io.stdout(JSON.stringify({ summary: summaryCounts(list), failed: failed.map((n) => ({ node: n.name, reason: n.failure ?? 'failed' })) }) + '\n');
     else {

@@ -14,6 +14,7 @@
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
  *   GET  /images/sha256/<hex>/<file>              the image store's artefacts (DATA/images/sha256/)
+ *   GET  /repo/debian/*                           fleet's apt repository (DATA/repo/debian/, docs/repo.md)
  *   GET  /repo/*, /images/*                       static trees (deps.staticRoots), not rate-limited
  *
  * Every script response is text/plain; an error on an .ipxe route is itself
@@ -28,6 +29,7 @@ import { createRecorder, type FactRecorder } from '../../lifecycle/record.js';
 import { bootenvCurrentDir, createBootService, type BootServiceDeps } from '../../netboot/boot-service.js';
 import { imagePaths } from '../../images/store.js';
 import { ADOPT_SCRIPT_PATH, adoptScript } from '../../agents/adopt.js';
+import { repoPaths } from '../../repo/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
 import { registerStaticTree, serveFile } from '../static.js';
 
@@ -198,6 +200,14 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
       prefix: '/images/sha256',
       root: dataDir === undefined ? undefined : imagePaths(dataDir).blobs,
       missingMessage: 'no image store on this server (no data dir)',
+    });
+    // fleet's own apt repository (server/repo, docs/repo.md): DATA/repo/debian only, so the
+    // signing key (DATA/repo/key) and the index beside it are never reachable; the more
+    // specific prefix wins over /repo/* (the OS trees of DATA/www/repo).
+    registerStaticTree(scope, {
+      prefix: '/repo/debian',
+      root: dataDir === undefined ? undefined : repoPaths(dataDir).debian,
+      missingMessage: 'no apt repository on this server (no data dir)',
     });
     // The boot environment: DATA/bootenv/current is resolved at each request (a directory
     // renamed into place, or a symlink to one beside it); only its kernel and initrd are served.

@@ -3,13 +3,14 @@
  *   GET /api/v1/inventory?nodeset=NODESET        latest report per node
  *   GET /api/v1/inventory/:name/history?limit=N  a node's reports, newest first
  *   GET /api/v1/inventory/:name/diff             hardware changes between its last two reports
+ *                                                (none when the older is partial: `refused` says so)
  * Reports are stored as the wire message's JSON; the answers carry the
  * agent's Inventory shape (common/inventory/types.ts), which is what
  * `fleet inventory` formats.
  */
 import type { FastifyInstance } from 'fastify';
 import * as S from '../../../common/api/schemas.js';
-import { diffInventory } from '../../../common/inventory/diff.js';
+import { compareInventories } from '../../../common/inventory/diff.js';
 import { inventoryFromStored } from '../../../common/inventory/proto.js';
 import { FleetError } from '../../../common/errors.js';
 import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js';
@@ -77,12 +78,8 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
       await requireKnown(req.params.name);
       const [after, before] = await store.inventory.history(req.params.name, 2);
       const ref = (r: typeof after) => (r ? { id: r.id, reportedAt: r.reportedAt } : null);
-      return {
-        node: req.params.name,
-        before: ref(before),
-        after: ref(after),
-        changes: after && before ? diffInventory(inventoryFromStored(before.inventory), inventoryFromStored(after.inventory)) : [],
-      };
+      const cmp = after && before ? compareInventories(inventoryFromStored(before.inventory), inventoryFromStored(after.inventory)) : { refused: null, notCompared: [], changes: [] };
+      return { node: req.params.name, before: ref(before), after: ref(after), ...cmp };
     },
   );
 }

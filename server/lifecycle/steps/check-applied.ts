@@ -1,11 +1,13 @@
 /**
  * Step check-applied (configuring): the agent's last apply report of this
- * run decides; none yet is a wait (the report's signal moves the node).
+ * run decides, as its fact would (complete, or hold when the inventory falls
+ * short of the profile's expect); none yet is a wait (the report's signal
+ * moves the node).
  * Reads the store only.
  */
 import { runStart } from '../history.js';
-import { applyFailureReason, FACT } from '../facts.js';
-import { E, STEP } from '../states.js';
+import { applyFailureReason, eventForFact, FACT } from '../facts.js';
+import { E, S, STEP } from '../states.js';
 import type { StepDef } from './types.js';
 
 const step = STEP.checkApplied;
@@ -18,6 +20,9 @@ export const checkApplied: StepDef = {
     const last = page.events[0];
     if (!last) return { kind: 'wait' };
     const d = (last.details ?? {}) as Record<string, unknown>;
+    // Every role applied, but the report's inventory falls short of the profile's expect: held.
+    const t = last.kind === FACT.agentApplied ? eventForFact(S.configuring, last.kind, d) : undefined;
+    if (t && 'event' in t && t.event === E.hold) return { kind: 'event', event: E.hold, details: t.details };
     if (last.kind === FACT.agentApplied) return { kind: 'event', event: E.complete, details: { step, ...(d.version !== undefined ? { version: d.version } : {}) } };
     return { kind: 'event', event: E.fail, details: { step: 'configure', reason: applyFailureReason(d) } };
   },

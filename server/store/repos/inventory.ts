@@ -36,8 +36,11 @@ export const MAX_INVENTORY_HISTORY = 500;
 
 /**
  * Inventory reports of agents, every one kept with its time, newest last.
- * Each report writes agent.inventory with its digest and whether it differs
- * from the previous report, so hardware changes show in the event log.
+ * Each report writes agent.inventory with its digest and `changed` (whether
+ * the report as sent differs from the previous one: its collection time
+ * alone makes it differ), plus whatever `assess` says of the new report
+ * against the previous one (the caller's hardware comparison), so hardware
+ * changes show in the event log.
  */
 export class InventoryRepository {
   constructor(private readonly ctx: StoreContext) {}
@@ -46,7 +49,11 @@ export class InventoryRepository {
     return this.ctx.q.withTables<{ inventory_reports: InventoryReportsTable }>();
   }
 
-  async record(node: string, inventory: unknown, opts: WriteContext & { collectedAt?: string | null }): Promise<InventoryReport> {
+  async record(
+    node: string,
+    inventory: unknown,
+    opts: WriteContext & { collectedAt?: string | null; assess?: (previous: unknown | null) => Record<string, unknown> },
+  ): Promise<InventoryReport> {
     if (inventory === null || typeof inventory !== 'object') throw new FleetError('request.invalid', 'an inventory must be an object');
     const json = canonicalJson(inventory);
     const digest = crypto.createHash('sha256').update(json).digest('hex');
@@ -54,7 +61,7 @@ export class InventoryRepository {
       const t = trx.withTables<{ inventory_reports: InventoryReportsTable }>();
       const exists = await trx.selectFrom('nodes').select('name').where('name', '=', node).executeTakeFirst();
       if (!exists) throw new FleetError('node.not_found', `no node named ${node}`, { node });
-      const prev = await t.selectFrom('inventory_reports').select('digest').where('node', '=', node).orderBy('id', 'desc').limit(1).executeTakeFirst();
+      const prev = await t.selectFrom('inventory_reports').select(['digest', 'inventory']).where('node', '=', node).orderBy('id', 'desc').limit(1).executeTakeFirst();
       const now = this.ctx.nowIso();
       const row = await t
         .insertInto('inventory_reports')
@@ -66,7 +73,12 @@ export class InventoryRepository {
         kind: EVENT.agentInventory,
         actor: opts.actor,
         cause: opts.cause ?? null,
-        details: { id: Number(row.id), digest, changed: prev === undefined ? null : prev.digest !== digest },
+        details: {
+          id: Number(row.id),
+          digest,
+          changed: prev === undefined ? null : prev.digest !== digest,
+          ...(opts.assess ? opts.assess(prev === undefined ? null : parseJson(prev.inventory)) : {}),
+        },
       });
       return { id: Number(row.id), node, reportedAt: now, collectedAt: opts.collectedAt ?? null, digest, inventory: JSON.parse(json) as unknown };
     });

@@ -5,10 +5,11 @@
  */
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { parseClusterFacts } from '../../../agent/cache.js';
 import { fromGrpcError, isTransient } from '../../../agent/client.js';
 import type { ReportBootRequest } from '../../../proto/gen/fleet/v1/agent.js';
 import { CATALOGUE, FleetError, type ErrorCode } from '../../../common/errors.js';
-import { assessBoot, nodeConfig, redactCmdline } from '../../../server/agents/index.js';
+import { assessBoot, clusterFactsOf, nodeConfig, redactCmdline } from '../../../server/agents/index.js';
 import { toGrpcError, ERROR_CODE_TRAILER } from '../../../server/grpc/index.js';
 
 describe('nodeConfig', () => {
@@ -23,6 +24,23 @@ describe('nodeConfig', () => {
     expect(reordered.version).toBe(c.version);
     expect(nodeConfig({ name: 'p', roles: { ...roles, chrony: { servers: ['b'], makestep: '1 3' } } as never }).version).not.toBe(c.version);
     expect(nodeConfig({ name: 'p', roles: {} }).roles).toEqual([]);
+  });
+
+  it('carries the repository key in the cluster facts only when there is one (versions without it unchanged)', () => {
+    const cluster = { domain: 'cluster.local', managementAddress: '10.10.0.1', managementName: 'odin' };
+    const nodes = [{ name: 'n1', ip: '10.10.3.1' }];
+    const without = clusterFactsOf(cluster, nodes);
+    expect(without).not.toHaveProperty('repoKey');
+    expect(clusterFactsOf(cluster, nodes, Buffer.alloc(0))).toEqual(without);
+    const key = Buffer.from([0x98, 0x33, 0x04, 0xff]);
+    const withKey = clusterFactsOf(cluster, nodes, key);
+    expect(withKey.repoKey).toBe('mDME/w==');
+    expect(JSON.parse(nodeConfig({ name: 'p', roles: roles as never }, withKey).clusterJson).repoKey).toBe('mDME/w==');
+    expect(nodeConfig({ name: 'p', roles: roles as never }, withKey).version).not.toBe(nodeConfig({ name: 'p', roles: roles as never }, without).version);
+    // what the agent reads back
+    expect(parseClusterFacts(nodeConfig({ name: 'p', roles: roles as never }, withKey).clusterJson).repoKey).toBe('mDME/w==');
+    expect(parseClusterFacts(nodeConfig({ name: 'p', roles: roles as never }, without).clusterJson)).not.toHaveProperty('repoKey');
+    expect(() => parseClusterFacts({ ...withKey, repoKey: 'not base64!' })).toThrow(/repoKey is not base64/);
   });
 });
 

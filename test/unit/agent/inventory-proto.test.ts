@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { toInventory, type Inventory, type RawInventory } from '../../../agent/inventory/index.js';
-import { inventoryFromProto, inventoryFromStored, inventoryToProto, inventoryToStored } from '../../../common/inventory/proto.js';
+import { MAX_UNKNOWN_REASON, inventoryFromProto, inventoryFromStored, inventoryToProto, inventoryToStored } from '../../../common/inventory/proto.js';
 import { Inventory as PbInventory } from '../../../proto/gen/fleet/v1/agent.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/inventory');
@@ -120,5 +120,52 @@ describe('edge cases', () => {
     expect(old.collectedAt).toBe('2024-05-01T10:00:00.000Z');
     expect(old.system.model).toBe('X');
     expect(old.gpus[0]).toMatchObject({ model: 'G', memoryMiB: 2 });
+  });
+});
+
+describe('unknown sections on the wire', () => {
+  const base = load('debian-vm.json');
+  const partial: Inventory = {
+    ...base,
+    memory: { totalBytes: 0, dimms: [] },
+    disks: [],
+    unknown: [
+      { section: 'memory', reason: 'mem: timed out after 10000 ms' },
+      { section: 'disks', reason: 'sys block: EIO; diskLayout: timed out after 15000 ms' },
+    ],
+    partial: true,
+  };
+
+  it('a partial report keeps its unknown sections and reasons through protobuf bytes and the stored JSON', () => {
+    const pb = inventoryToProto(deepFreeze(structuredClone(partial)));
+    expect(pb.completeness).toEqual({ partial: true, unknown: partial.unknown });
+    const back = inventoryFromProto(PbInventory.decode(PbInventory.encode(pb).finish()));
+    expect(back).toEqual(wireView(partial));
+    expect(inventoryFromStored(JSON.parse(JSON.stringify(inventoryToStored(partial))))).toEqual(wireView(partial));
+  });
+
+  it('a complete report carries no completeness message (its stored form is what it was before the field)', () => {
+    expect(base.partial).toBe(false);
+    const pb = inventoryToProto(base);
+    expect(pb.completeness).toBeUndefined();
+    expect(inventoryToStored(base)).not.toHaveProperty('completeness');
+  });
+
+  it('an older agent that sent no CPU and no memory reads as partial, those sections unknown', () => {
+    const old = inventoryFromStored({ collectedAtMs: '1714557600000', system: { serial: 'S1' }, warnings: ['cpu: timed out after 1500 ms', 'mem: timed out after 1500 ms'] });
+    expect(old.unknown).toEqual([
+      { section: 'cpus', reason: 'no CPU reported' },
+      { section: 'memory', reason: 'no memory size reported' },
+    ]);
+    expect(old.partial).toBe(true);
+  });
+
+  it('a section name this side does not know is dropped, the report stays partial; a long reason is cut', () => {
+    const pb = inventoryToProto(base);
+    pb.completeness = { partial: true, unknown: [{ section: 'tpm', reason: 'tpm: no device' }, { section: 'os', reason: 'x'.repeat(5000) }] };
+    const back = inventoryFromProto(pb);
+    expect(back.partial).toBe(true);
+    expect(back.unknown.map((u) => u.section)).toEqual(['os']);
+    expect(back.unknown[0]!.reason).toHaveLength(MAX_UNKNOWN_REASON);
   });
 });

@@ -19,6 +19,7 @@ import {
   infinibandRole,
   makeRoleContext,
   nfsRole,
+  nfsServerRole,
   reposRole,
   rolesFor,
   runRoles,
@@ -26,9 +27,13 @@ import {
   usersRole,
   osFamilyOf,
   clusterFacts,
+  ROLE_ORDER,
+  detectOs,
 } from '../../../agent/roles/index.js';
+import { applyReport } from '../../../agent/run.js';
+import { RoleOutcome } from '../../../proto/gen/fleet/v1/agent.js';
+import { ROLE_ORDER as SERVER_ROLE_ORDER } from '../../../server/agents/config.js';
 import type { RoleContext, RoleSettings } from '../../../agent/roles/types.js';
-import { FleetError } from '../../../common/errors.js';
 import type { RolesSpec } from '../../../server/model.js';
 
 // ------------------------------------------------------------------ the lab
@@ -411,6 +416,56 @@ describe('repos role', () => {
     expect(lab.file('etc/apt/sources.list.d/fleet-site.list')).toBe('# Managed by fleet: local changes are overwritten.\n# site\ndeb [trusted=yes] http://10.10.0.1/debian/site ./\n');
     expect(lab.exists('etc/apt/sources.list.d/debian.sources')).toBe(true);
     expect(sys.runner.argvs).toEqual([['apt-get', 'update']]);
+  });
+
+  it('writes a suite and components on Debian; the fleet key to /etc/apt/keyrings/fleet.gpg, byte for byte, once', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    const key = Buffer.from([0x98, 0x33, 0x04, 0xff, 0x00, 0x80, 0xc3, 0x28, 0x0a, 0xe9]); // not UTF-8: compared as bytes
+    const repos = [
+      { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' as const },
+      { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true, suite: 'bookworm', components: ['main', 'contrib'] },
+    ];
+    const ctx = await ctxFor(lab, { repos: { repos, remove: [] } }, sys.runner);
+    ctx.settings.cluster.repoKey = key.toString('base64');
+    const res = await reposRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(lab.file('etc/apt/sources.list.d/fleet-fleet.list')).toBe(
+      '# Managed by fleet: local changes are overwritten.\n# fleet\ndeb [signed-by=/etc/apt/keyrings/fleet.gpg] http://10.10.0.1:8080/repo/debian bookworm main\n',
+    );
+    expect(lab.file('etc/apt/sources.list.d/fleet-site.list')).toContain('deb [trusted=yes] http://10.10.0.1/site bookworm main contrib\n');
+    const written = path.join(lab.root, 'etc/apt/keyrings/fleet.gpg');
+    expect(fs.readFileSync(written).equals(key)).toBe(true);
+    expect(fs.statSync(written).mode & 0o777).toBe(0o644);
+    expect(sys.runner.argvs).toEqual([['apt-get', 'update']]);
+    // idempotent: nothing to do, no command
+    expect(await reposRole.plan(ctx)).toEqual([]);
+    // a new server key is an update of the keyring only
+    ctx.settings.cluster.repoKey = Buffer.from([1, 2, 3]).toString('base64');
+    expect((await reposRole.plan(ctx)).map((c) => [c.action, c.path])).toEqual([['update', '/etc/apt/keyrings/fleet.gpg'], ['run', undefined]]);
+  });
+
+  it('fails clearly, and leaves the keyed repository alone, when the server sent no key', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    const repos = [
+      { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' as const },
+      { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true },
+    ];
+    const ctx = await ctxFor(lab, { repos: { repos, remove: [] } }, sys.runner);
+    const res = await reposRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/repository fleet uses key: fleet, but the server sent no repository key/);
+    expect(lab.exists('etc/apt/sources.list.d/fleet-fleet.list')).toBe(false);
+    expect(lab.file('etc/apt/sources.list.d/fleet-site.list')).toContain('deb [trusted=yes] http://10.10.0.1/site ./\n');
+  });
+
+  it('keeps the rhel branch as it was (no suite, no key there)', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    const ctx = await ctxFor(lab, { repos: { repos: [{ name: 'x', baseurl: 'http://10.10.0.1/x', gpgcheck: true, enabled: true }], remove: [] } }, sys.runner);
+    await reposRole.apply(ctx);
+    expect(lab.file('etc/yum.repos.d/fleet-x.repo')).toBe('# Managed by fleet: local changes are overwritten.\n[x]\nname=x\nbaseurl=http://10.10.0.1/x\ngpgcheck=1\nenabled=1\n');
   });
 });
 
@@ -848,6 +903,194 @@ describe('infiniband role', () => {
   });
 });
 
+// ------------------------------------------------------------------ nfsServer
+
+const THOR_EXPORTS: RolesSpec['nfsServer'] = {
+  exports: [
+    { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+    { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+  ],
+};
+
+const THOR_EXPORTS_FILE = `# Managed by fleet (the profile's nfs_server role): local changes are overwritten.
+# Exports of your own belong in /etc/exports or another file of /etc/exports.d.
+/home 10.10.0.0/16(rw,sync,no_root_squash)
+/software 10.10.0.0/16(ro,sync)
+`;
+
+interface NfsServerFake {
+  installed: boolean;
+  running: boolean;
+  /** exportfs -ra's answer when it fails. */
+  exportfsFails?: Partial<RunResult>;
+}
+
+/**
+ * Plays an NFS server's commands on the lab: the package is installed once
+ * dnf/apt-get installed it, `exportfs -ra` writes /var/lib/nfs/etab from
+ * fleet's exports file (as exportfs does from its exports), systemctl
+ * enable --now makes the service enabled and active.
+ */
+function nfsServerFake(lab: Lab, sys: FakeSystem, st: NfsServerFake): void {
+  const pkg = /nfs-utils|nfs-kernel-server/;
+  sys.answers.push((cmd, args) => {
+    if (cmd === 'rpm' && args[0] === '-q') return st.installed ? { stdout: `${args[1]}-2.5.4-25.el9.x86_64\n` } : { code: 1, stdout: `package ${args[1]} is not installed\n` };
+    if (cmd === 'dpkg-query') {
+      const name = args[args.length - 1]!;
+      return st.installed ? { stdout: `${name}\tinstall ok installed\n` } : { code: 1, stderr: `dpkg-query: no packages found matching ${name}\n` };
+    }
+    if ((cmd === 'dnf' || cmd === 'apt-get') && args[0] === 'install' && pkg.test(args.join(' '))) {
+      st.installed = true;
+      return {};
+    }
+    if (cmd === 'exportfs') {
+      if (st.exportfsFails) return st.exportfsFails;
+      const lines = lab.exists('etc/exports.d/fleet.exports') ? lab.file('etc/exports.d/fleet.exports').split('\n').filter((l) => l && !l.startsWith('#')) : [];
+      lab.write('var/lib/nfs/etab', lines.map((l) => l.replace(' ', '\t').replace(/\(.*\)$/, '(rw,sync,wdelay,hide,nocrossmnt,secure,no_root_squash,no_all_squash)')).join('\n') + (lines.length ? '\n' : ''));
+      return {};
+    }
+    if (cmd === 'systemctl' && args[args.length - 1] === 'nfs-server') {
+      if (args[0] === 'is-enabled') return st.running ? { stdout: 'enabled\n' } : { code: 1, stdout: 'disabled\n' };
+      if (args[0] === 'is-active') return st.running ? { stdout: 'active\n' } : { code: 3, stdout: 'inactive\n' };
+      if (args[0] === 'enable') st.running = true;
+      return {};
+    }
+    return undefined;
+  });
+}
+
+describe('nfsServer role', () => {
+  it('installs nfs-utils, makes the directories, writes the exports, reloads and starts the server (RHEL), then does nothing', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+
+    const before = lab.snapshot();
+    const plan = await nfsServerRole.plan(ctx);
+    expect(plan.map((c) => c.summary)).toEqual(['install nfs-utils', 'mkdir /software', 'create /etc/exports.d/fleet.exports', 'exportfs -ra', 'systemctl enable --now nfs-server']);
+    expect(lab.snapshot()).toEqual(before);
+    expect(mutating(sys.runner)).toEqual([]);
+
+    sys.runner.clear();
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(res.message).toBe('5 changes: install nfs-utils; mkdir /software; create /etc/exports.d/fleet.exports; exportfs -ra; systemctl enable --now nfs-server');
+    expect(sys.runner.argvs).toEqual([
+      ['rpm', '-q', 'nfs-utils'],
+      ['systemctl', 'is-enabled', 'nfs-server'],
+      ['systemctl', 'is-active', 'nfs-server'],
+      ['dnf', 'install', '-y', 'nfs-utils'],
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    expect(fs.statSync(path.join(lab.root, 'etc/exports.d/fleet.exports')).mode & 0o7777).toBe(0o644);
+    expect(fs.statSync(path.join(lab.root, 'software')).isDirectory()).toBe(true);
+    expect(fs.statSync(path.join(lab.root, 'software')).mode & 0o7777).toBe(0o755);
+    expect(lab.exists('home/alice')).toBe(true); // an existing directory is left as it is
+
+    sys.runner.clear();
+    expect(await nfsServerRole.plan(ctx)).toEqual([]);
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [], message: 'already as declared' });
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('uses nfs-kernel-server, dpkg-query and apt-get on Debian, and the same nfs-server unit', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    expect((await nfsServerRole.apply(ctx)).status).toBe('changed');
+    expect(sys.runner.argvs[0]).toEqual(['dpkg-query', '-W', '--showformat=${Package}\\t${Status}\\n', 'nfs-kernel-server']);
+    expect(mutating(sys.runner)).toEqual([
+      ['apt-get', 'install', '-y', 'nfs-kernel-server'],
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    expect(sys.runner.calls.find((c) => c.cmd === 'apt-get')!.opts.env).toEqual({ DEBIAN_FRONTEND: 'noninteractive' });
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    sys.runner.clear();
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('reloads after a change to the file only; a running, enabled server is not touched', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    await nfsServerRole.apply(ctx);
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+
+    lab.write('etc/exports.d/fleet.exports', '/home *(rw,no_root_squash)\n');
+    sys.runner.clear();
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('changed');
+    expect(res.changes[0]!.diff).toContain('-/home *(rw,no_root_squash)\n');
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+    expect(lab.file('etc/exports.d/fleet.exports')).toBe(THOR_EXPORTS_FILE);
+    expect(lab.file('var/lib/fleet-agent/backup/etc/exports.d/fleet.exports')).toBe('/home *(rw,no_root_squash)\n');
+  });
+
+  it('reports a failed exportfs with its command and reason, and reloads again on the next apply', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    const st: NfsServerFake = { installed: true, running: false, exportfsFails: { code: 1, stderr: 'exportfs: /software does not support NFS export\n' } };
+    nfsServerFake(lab, sys, st);
+    const ctx = await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner);
+    const res = await nfsServerRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/^exportfs -ra failed: exportfs -ra: exit 1: exportfs: \/software does not support NFS export; /);
+    // the rest of the group is skipped: no server started on exports that did not load
+    expect(mutating(sys.runner)).toEqual([['exportfs', '-ra']]);
+    expect(res.changes.map((c) => c.summary)).toEqual(['mkdir /software', 'create /etc/exports.d/fleet.exports']);
+
+    // The file is in place, but etab says the exports never loaded: reload again.
+    delete st.exportfsFails;
+    sys.runner.clear();
+    const again = await nfsServerRole.apply(ctx);
+    expect(again.status).toBe('changed');
+    expect(mutating(sys.runner)).toEqual([
+      ['exportfs', '-ra'],
+      ['systemctl', 'enable', '--now', 'nfs-server'],
+    ]);
+    sys.runner.clear();
+    expect((await nfsServerRole.apply(ctx)).status).toBe('ok');
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('removes its file (and reloads) when the exports are gone, and installs nothing for them', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    await nfsServerRole.apply(await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner));
+    lab.write('etc/exports', '/srv/site 10.10.0.0/16(ro)\n');
+    sys.runner.clear();
+    const ctx = await ctxFor(lab, { nfsServer: { exports: [] } }, sys.runner);
+    const res = await nfsServerRole.apply(ctx);
+    expect(res).toMatchObject({ status: 'changed', message: '2 changes: delete /etc/exports.d/fleet.exports; exportfs -ra' });
+    expect(sys.runner.argvs).toEqual([['exportfs', '-ra']]);
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(lab.file('etc/exports')).toBe('/srv/site 10.10.0.0/16(ro)\n');
+    expect(lab.exists('var/lib/nfs/etab') && lab.file('var/lib/nfs/etab')).toBe('');
+    sys.runner.clear();
+    expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+    expect(sys.runner.argvs).toEqual([]);
+  });
+
+  it('fails on an export path that is a file, and writes no exports line for it', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: true, running: true });
+    lab.write('software', 'not a directory\n');
+    const res = await nfsServerRole.apply(await ctxFor(lab, { nfsServer: THOR_EXPORTS }, sys.runner));
+    expect(res).toMatchObject({ status: 'failed', message: '/software exists and is not a directory: not exported' });
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+});
+
 // ------------------------------------------------------------------ plan, dry run, driver
 
 describe('plan and runRoles', () => {
@@ -922,6 +1165,12 @@ describe('plan and runRoles', () => {
     expect(sys.runner.argvs).toEqual([['systemctl', 'enable', '--now', 'chronyd']]);
   });
 
+  it('orders an NFS server after users and before NFS mounts, as the server does', () => {
+    const spec: RolesSpec = { gpu: { vendor: 'nvidia', packages: [], blacklistNouveau: true }, nfs: NFS!, nfsServer: THOR_EXPORTS!, users: { groups: [], users: [] }, hosts: { enabled: true } };
+    expect(rolesFor(spec).map((r) => r.name)).toEqual(['hosts', 'users', 'nfsServer', 'nfs', 'gpu']);
+    expect([...ROLE_ORDER]).toEqual([...SERVER_ROLE_ORDER]);
+  });
+
   it('turns a role that throws into a failed result', async () => {
     const lab = newLab();
     const ctx = await ctxFor(lab, {}, new RecordingRunner());
@@ -936,15 +1185,98 @@ describe('plan and runRoles', () => {
 });
 
 describe('context', () => {
-  it('detects the OS family from os-release and refuses others', async () => {
+  it('detects the OS family from os-release; another is unknown, not refused', async () => {
     expect(osFamilyOf(ALMA_OS_RELEASE)).toBe('rhel');
     expect(osFamilyOf(DEBIAN_OS_RELEASE)).toBe('debian');
     expect(osFamilyOf('ID=ubuntu\nID_LIKE=debian\n')).toBe('debian');
     expect(osFamilyOf('ID="rocky"\nID_LIKE="rhel centos fedora"\n')).toBe('rhel');
     expect(osFamilyOf('ID=alpine\n')).toBeUndefined();
     const lab = newLab();
+    expect(await detectOs(lab.root)).toEqual({ family: 'rhel', source: 'ID=almalinux ID_LIKE="rhel centos fedora" in /etc/os-release' });
     lab.write('etc/os-release', 'ID=alpine\n');
-    await expect(makeRoleContext({ root: lab.root, settings: { roles: {}, cluster: CLUSTER } })).rejects.toBeInstanceOf(FleetError);
+    const ctx = await makeRoleContext({ root: lab.root, settings: { roles: {}, cluster: CLUSTER } });
+    expect([ctx.osFamily, ctx.osSource]).toEqual(['unknown', 'ID=alpine in /etc/os-release']);
+    lab.rm('etc/os-release');
+    lab.write('usr/lib/os-release', 'NAME=Plan 9\n');
+    expect(await detectOs(lab.root)).toEqual({ family: 'unknown', source: 'no ID in /usr/lib/os-release' });
+    lab.rm('usr/lib/os-release');
+    expect(await detectOs(lab.root)).toEqual({ family: 'unknown', source: 'no /etc/os-release or /usr/lib/os-release' });
+  });
+
+  it('on an unknown OS family applies the family-neutral roles and reports the others skipped, naming the family', async () => {
+    const lab = newLab();
+    lab.write('etc/os-release', 'NAME="Plan 9 from Bell Labs"\nID=plan9\n');
+    const sys = fakeSystem(lab);
+    nfsServerFake(lab, sys, { installed: false, running: false });
+    const roles: RolesSpec = {
+      repos: SEED_REPOS!,
+      hosts: { enabled: true },
+      chrony: { servers: ['10.10.0.1'], makestep: '1.0 3' },
+      users: { groups: [{ name: 'hpc', gid: 3000 }], users: [{ name: 'alice', uid: 2001, gid: 3000, shell: '/bin/bash', home: '/home/alice', sshKeys: [KEY_A1] }] },
+      nfsServer: THOR_EXPORTS!,
+      nfs: NFS!,
+      infiniband: { packages: ['@infiniband'] },
+      gpu: { vendor: 'nvidia', packages: ['nvidia-driver'], blacklistNouveau: true },
+    };
+    const ctx = await ctxFor(lab, roles, sys.runner);
+    expect(ctx.osFamily).toBe('unknown');
+    const why = (role: string): string => `OS family unknown (ID=plan9 in /etc/os-release); ${role} needs rhel or debian`;
+
+    const before = lab.snapshot();
+    const dry = await runRoles(rolesFor(roles), ctx, { dryRun: true });
+    expect(dry.map((r) => [r.role, r.status, r.dryRun])).toEqual([
+      ['repos', 'skipped', true],
+      ['hosts', 'changed', true],
+      ['chrony', 'skipped', true],
+      ['users', 'changed', true],
+      ['nfsServer', 'skipped', true],
+      ['nfs', 'changed', true],
+      ['infiniband', 'skipped', true],
+      ['gpu', 'skipped', true],
+    ]);
+    expect(lab.snapshot()).toEqual(before);
+    expect(sys.runner.argvs).toEqual([]);
+
+    const results = await runRoles(rolesFor(roles), ctx);
+    expect(results.map((r) => [r.role, r.status, r.status === 'skipped' ? r.message : ''])).toEqual([
+      ['repos', 'skipped', why('repos')],
+      ['hosts', 'changed', ''],
+      ['chrony', 'skipped', why('chrony')],
+      ['users', 'changed', ''],
+      ['nfsServer', 'skipped', why('nfsServer')],
+      ['nfs', 'changed', ''],
+      ['infiniband', 'skipped', why('infiniband')],
+      ['gpu', 'skipped', why('gpu')],
+    ]);
+    // Only the neutral roles ran a command or wrote a file; no package manager was asked anything.
+    expect(sys.runner.argvs.map((a) => a[0])).toEqual(['groupadd', 'useradd', 'mount', 'mount', 'mount']);
+    expect(lab.file('etc/hosts')).toContain('10.10.1.1  thor.cluster.local thor\n');
+    expect(lab.file('etc/yum.repos.d/almalinux-baseos.repo')).toBe(ALMA_REPOS['almalinux-baseos.repo']);
+    expect(lab.file('etc/chrony.conf')).toBe(STOCK_CHRONY);
+    expect(lab.exists('etc/exports.d/fleet.exports')).toBe(false);
+    expect(lab.exists('etc/modprobe.d/fleet-blacklist-nouveau.conf')).toBe(false);
+
+    // A role called directly says the same; plan has nothing to do.
+    expect(await gpuRole.apply(ctx)).toMatchObject({ status: 'skipped', message: why('gpu'), changes: [] });
+    expect(await chronyRole.check!(ctx)).toMatchObject({ status: 'skipped', dryRun: true });
+    expect(await reposRole.plan(ctx)).toEqual([]);
+
+    // On the wire: OK, with the reason after "skipped: ".
+    const report = applyReport('v1', results, 0, 1);
+    expect(report.results.filter((r) => r.role === 'gpu')).toEqual([{ role: 'gpu', outcome: RoleOutcome.ROLE_OUTCOME_OK, message: `skipped: ${why('gpu')}`, durationMs: expect.any(Number) }]);
+    expect(report.results.find((r) => r.role === 'hosts')!.outcome).toBe(RoleOutcome.ROLE_OUTCOME_CHANGED);
+  });
+
+  it('skips a role written for other families on a known one, and a role without families runs everywhere', async () => {
+    const lab = newLab('debian');
+    const ctx = await ctxFor(lab, {}, new RecordingRunner());
+    const rhelOnly = { name: 'rhel-only', families: ['rhel'] as const, plan: async () => [], apply: async () => Promise.reject(new Error('must not run')) };
+    const anywhere = { name: 'anywhere', plan: async () => [], apply: async () => ({ role: 'anywhere', status: 'ok' as const, message: '', durationMs: 0, changes: [] }) };
+    const res = await runRoles([rhelOnly, anywhere], ctx);
+    expect(res.map((r) => [r.role, r.status, r.message])).toEqual([
+      ['rhel-only', 'skipped', 'OS family debian; rhel-only needs rhel'],
+      ['anywhere', 'ok', ''],
+    ]);
   });
 
   it('builds cluster facts from the cluster spec', () => {

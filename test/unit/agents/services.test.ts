@@ -227,6 +227,29 @@ describe('reports', () => {
     expect((await refusal(env.services.reportInventory('node1', {}))).code).toBe('request.invalid');
   });
 
+  it('agent.inventory says whether the hardware changed, never against a partial report', async () => {
+    const complete = Inventory.fromPartial({ cpu: { model: 'EPYC', threads: 4, cores: 4, sockets: 1 }, memory: { totalBytes: 8 * 1024 ** 3 }, bios: { version: '1.0' } });
+    const partial = Inventory.fromPartial({
+      ...complete,
+      memory: { totalBytes: 0 },
+      completeness: { partial: true, unknown: [{ section: 'memory', reason: 'mem: timed out after 10000 ms' }] },
+    });
+    const send = (inventory: Inventory, collectedAtMs: number) => env.services.reportInventory('node1', { inventory: { ...inventory, collectedAtMs } });
+    await send(complete, 1); // first: nothing to compare
+    await send(partial, 2); // memory unknown: not a change; BIOS the same
+    await send({ ...complete, bios: { vendor: '', version: '2.0', releaseDate: '', uefi: false } }, 3); // against a partial baseline: no comparison
+    await send(complete, 4); // BIOS back to 1.0: a change against a complete baseline
+    const details = (await eventsOf(env.store, EVENT.agentInventory)).map((e) => e.details);
+    expect(details.map(({ partial, unknown, hardwareChanged, changes, refused }) => ({ partial, unknown, hardwareChanged, changes, refused }))).toEqual([
+      { partial: false, unknown: [], hardwareChanged: null, changes: [], refused: undefined },
+      { partial: true, unknown: ['memory'], hardwareChanged: false, changes: [], refused: undefined },
+      { partial: false, unknown: [], hardwareChanged: null, changes: [], refused: 'baseline is partial (memory unknown): no comparison' },
+      { partial: false, unknown: [], hardwareChanged: true, changes: ['bios-version'], refused: undefined },
+    ]);
+    // `changed` still says whether the report as sent differs (its collection time alone does)
+    expect(details.map((d) => d.changed)).toEqual([null, true, true, true]);
+  });
+
   it('GetConfig answers the roles, then unchanged for a known version; heartbeat answers the same version', async () => {
     const cfg = await env.services.getConfig('node1', { knownVersion: '' });
     expect(cfg).toMatchObject({ profile: 'compute', roles: ['chrony'], schema: 'fleet.roles/v1' });

@@ -115,6 +115,13 @@ describe('examples/seed-cluster.yaml', () => {
     });
     const storage = spec.profiles.find((p) => p.name === 'storage')!;
     expect(storage.roles.nfs).toBeUndefined();
+    expect(storage.roles.nfsServer).toEqual({
+      exports: [
+        { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+        { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+      ],
+    });
+    expect(spec.profiles.find((p) => p.name === 'login')!.roles.nfsServer).toBeUndefined();
     expect(storage.roles.gpu).toBeUndefined();
     expect(storage.kernelArgs).toEqual([]);
   });
@@ -770,6 +777,36 @@ describe('parseConfig', () => {
       expect(i).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].name', message: '"Base OS" is not a valid repository name (letters, digits and _.-)' });
     });
 
+    it('reads a Debian repository\'s suite, components and key (absent: a flat repository, as before)', () => {
+      const o = base();
+      o.profiles.compute.roles = {
+        repos: {
+          repos: [
+            { name: 'flat', baseurl: 'http://10.10.0.1/flat', gpgcheck: false },
+            { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', suite: 'bookworm', key: 'fleet' },
+            { name: 'site', baseurl: 'http://10.10.0.1/site', suite: 'bookworm-updates', components: ['main', 'non-free-firmware'], gpgcheck: false },
+          ],
+        },
+      };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles.repos!.repos).toEqual([
+        { name: 'flat', baseurl: 'http://10.10.0.1/flat', gpgcheck: false, enabled: true },
+        { name: 'fleet', baseurl: 'http://10.10.0.1:8080/repo/debian', gpgcheck: true, enabled: true, suite: 'bookworm', components: ['main'], key: 'fleet' },
+        { name: 'site', baseurl: 'http://10.10.0.1/site', gpgcheck: false, enabled: true, suite: 'bookworm-updates', components: ['main', 'non-free-firmware'] },
+      ]);
+    });
+
+    it('rejects bad repository suites, components and keys', () => {
+      const repo = (r: Obj) => profileIssue({ roles: { repos: { repos: [{ name: 'r', baseurl: 'http://10.10.0.1/r', ...r }] } } });
+      expect(repo({ suite: 'bookworm main' })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].suite', message: expect.stringMatching(/"bookworm main" is not a valid apt suite/) });
+      expect(repo({ suite: 'bookworm]\ndeb http://evil/ x' }).message).toMatch(/is not a valid apt suite/);
+      expect(repo({ suite: 'bookworm', components: ['main', '../x'] })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].components[1]', message: expect.stringMatching(/is not a valid apt component/) });
+      expect(repo({ components: ['main'] })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].components', message: 'components need a suite (a flat repository has none)' });
+      expect(repo({ suite: 'bookworm', components: [] }).message).toBe('components must name at least one component');
+      expect(repo({ key: 'debian' })).toMatchObject({ path: 'profiles.compute.roles.repos.repos[0].key', message: expect.stringMatching(/^key "?debian"? is not known: the only key is fleet/) });
+      expect(repo({ key: 'fleet', gpgcheck: false }).message).toMatch(/^key fleet with gpgcheck: false/);
+      expect(repo({ keyring: 'x' }).message).toMatch(/keyring/);
+    });
+
     it('rejects bad users, ids, paths and NFS sources', () => {
       const users = (u: Obj) => profileIssue({ roles: { users: { groups: [{ name: 'myuser', gid: 2001 }], users: [{ name: 'myuser', uid: 2001, group: 'myuser', ...u }] } } });
       expect(users({ name: 'MyUser' }).message).toMatch(/^MyUser is not a valid user name \(POSIX/);
@@ -782,6 +819,92 @@ describe('parseConfig', () => {
       expect(nfs({ target: 'home' }).message).toBe('home must be an absolute path');
       expect(nfs({ source: 'thor/home' }).message).toBe('NFS source thor/home must look like host:/path');
       expect(nfs({ options: 'rw, bg' }).message).toMatch(/is not a valid mount option list/);
+    });
+
+    it('takes nfs_server exports with the default options', () => {
+      const o = base();
+      o.profiles.compute.roles = {
+        nfs_server: {
+          exports: [
+            { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+            { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+            { path: '/scratch', clients: '*.cluster.local' },
+            { path: '/scratch', clients: 'heimdall' },
+            { path: '/pub', clients: '*' },
+            { path: '/pub', clients: '10.10.2.1', options: 'ro,sec=krb5:krb5i,fsid=1' },
+          ],
+        },
+      };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({
+        nfsServer: {
+          exports: [
+            { path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' },
+            { path: '/software', clients: '10.10.0.0/16', options: 'ro,sync' },
+            { path: '/scratch', clients: '*.cluster.local', options: 'rw,sync,no_subtree_check' },
+            { path: '/scratch', clients: 'heimdall', options: 'rw,sync,no_subtree_check' },
+            { path: '/pub', clients: '*', options: 'rw,sync,no_subtree_check' },
+            { path: '/pub', clients: '10.10.2.1', options: 'ro,sec=krb5:krb5i,fsid=1' },
+          ],
+        },
+      });
+      o.profiles.compute.roles = { nfs_server: true };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({ nfsServer: { exports: [] } });
+      o.profiles.compute.roles = { nfs_server: false };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.roles).toEqual({});
+    });
+
+    it('rejects bad nfs_server exports with their place', () => {
+      const exp = (e: Obj) => profileIssue({ roles: { nfs_server: { exports: [{ path: '/home', clients: '10.10.0.0/16', ...e }] } } });
+      expect(exp({ path: 'home' })).toMatchObject({ path: 'profiles.compute.roles.nfs_server.exports[0].path', message: 'home must be an absolute path' });
+      expect(exp({ path: '/home/../etc' }).message).toBe("path /home/../etc must not contain '..'");
+      expect(exp({ path: '/my home' }).message).toBe('path "/my home" has forbidden characters');
+      expect(exp({ clients: '10.10.0.0/255.255.0.0' })).toMatchObject({
+        path: 'profiles.compute.roles.nfs_server.exports[0].clients',
+        message: 'NFS clients: 10.10.0.0/255.255.0.0 is not a valid IPv4 CIDR (expected e.g. 10.10.0.0/16)',
+      });
+      expect(exp({ clients: '10.10.1.0/16' }).message).toBe('NFS clients: 10.10.1.0/16 has host bits set; did you mean 10.10.0.0/16?');
+      expect(exp({ clients: 'heimdall(rw)' }).message).toMatch(/^NFS clients "heimdall\(rw\)" must be a host name, an IPv4 address, a CIDR/);
+      expect(exp({ clients: '@trusted' }).message).toMatch(/^NFS clients @trusted must be/);
+      expect(exp({ options: 'rw, sync' })).toMatchObject({
+        path: 'profiles.compute.roles.nfs_server.exports[0].options',
+        message: 'export options "rw, sync" must be a comma-separated list without spaces or parentheses, e.g. rw,sync,no_subtree_check',
+      });
+      expect(exp({ options: '' }).message).toMatch(/must be a comma-separated list/);
+      expect(exp({ options: 'rw,,sync' }).message).toBe('export options rw,,sync have an empty entry');
+      expect(exp({ options: 'rw,ro' }).message).toBe('export options rw,ro say both rw and ro');
+      expect(exp({ path: undefined }).message).toBe("'path' is required");
+      expect(exp({ clients: undefined }).message).toBe("'clients' is required");
+      expect(exp({ option: 'rw' }).path).toBe('profiles.compute.roles.nfs_server.exports[0].option');
+      expect(profileIssue({ roles: { nfs_server: { export: [] } } }).path).toBe('profiles.compute.roles.nfs_server.export');
+      expect(profileIssue({ roles: { nfs_server: { exports: { path: '/home' } } } }).path).toBe('profiles.compute.roles.nfs_server.exports');
+    });
+
+    it('rejects the same export twice, at its line', () => {
+      const text = stringify({
+        ...base(),
+        profiles: {
+          storage: {
+            os: { tree: 'http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os' },
+            roles: {
+              nfs_server: {
+                exports: [
+                  { path: '/home', clients: '10.10.0.0/16' },
+                  { path: '/home', clients: '10.20.0.0/16' },
+                  { path: '/home', clients: '10.10.0.0/16', options: 'ro' },
+                ],
+              },
+            },
+          },
+        },
+        nodes: {},
+      });
+      const i = oneIssue(text);
+      expect(i).toMatchObject({
+        path: 'profiles.storage.roles.nfs_server.exports[2]',
+        message: '/home is already exported to 10.10.0.0/16 by profiles.storage.roles.nfs_server.exports[0]',
+        // the third item's first line
+        line: text.split('\n').flatMap((l, n) => (l.includes('- path: /home') ? [n + 1] : []))[2],
+      });
     });
 
     it('fills role defaults', () => {
@@ -1009,5 +1132,32 @@ describe('lifecycle section', () => {
       expect(issues.map((i) => i.path).sort()).toEqual(['lifecycle.retrys', 'lifecycle.timeouts.installing', 'lifecycle.timeouts.ready']);
       expect(issues.every((i) => typeof i.line === 'number' && i.line > 15)).toBe(true);
     }
+  });
+});
+
+describe("profiles' expect: (hardware a node must report)", () => {
+  it('a count is exact, a string compares; the parsed rules are on the profile', () => {
+    const o = base();
+    o.profiles.compute.expect = { gpus: 8, memory_gib: '>= 512', cpus: '> 63' };
+    const spec = parseConfig(yamlOf(o));
+    expect(spec.profiles[0]!.expect).toEqual({ gpus: { op: '==', value: 8 }, memory_gib: { op: '>=', value: 512 }, cpus: { op: '>', value: 63 } });
+    expect(parseConfig(yamlOf(base())).profiles[0]!.expect).toBeUndefined();
+  });
+
+  it('an unknown field, a bad comparison, a negative count and a list each get one issue at their place', () => {
+    const text = (e: unknown) => {
+      const o = base();
+      o.profiles.compute.expect = e;
+      return yamlOf(o);
+    };
+    const unknownField = oneIssue(text({ gpu: 8 }));
+    expect(unknownField.path).toBe('profiles.compute.expect.gpu');
+    expect(unknownField.message).toMatch(/gpus/); // suggests the closest known field
+    const badOp = oneIssue(text({ memory_gib: '=> 512' }));
+    expect(badOp.path).toBe('profiles.compute.expect.memory_gib');
+    expect(badOp.message).toMatch(/^memory_gib: "=> 512" is not a comparison/);
+    expect(oneIssue(text({ disks: -1 })).message).toBe('disks: -1 is not a count (a number of 0 or more)');
+    expect(oneIssue(text({ nics: [2] })).message).toMatch(/^nics: expected a number or a comparison/);
+    expect(oneIssue(text('nope')).path).toBe('profiles.compute.expect');
   });
 });

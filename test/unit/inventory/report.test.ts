@@ -18,6 +18,8 @@ import {
   formatInventoryTable,
   INVENTORY_COLUMNS,
   inventoryCells,
+  inventoryJsonView,
+  partialSummary,
   type InventoryRow,
 } from '../../../server/inventory/report.js';
 
@@ -240,7 +242,7 @@ describe('table and JSON', () => {
     expect(formatInventory(rows, 'table')).toBe(t);
   });
 
-  it('json: the rows, as they are', () => {
+  it('json: the rows, as they are (for complete reports)', () => {
     expect(JSON.parse(formatInventory(rows, 'json'))).toEqual(JSON.parse(JSON.stringify(rows)));
     expect(formatInventory(rows, 'csv')).toBe(formatInventoryCsv(rows));
     expect(formatInventory(rows, 'html', { generatedAt: 'x' })).toBe(formatInventoryHtml(rows, { generatedAt: 'x' }));
@@ -260,3 +262,105 @@ describe('diff text', () => {
     expect(formatInventoryDiff({ node: 'n', before: null, after: null, changes: [] })).toBe('n: no inventory reported\n');
   });
 });
+
+// ------------------------------------------------------------------ partial reports
+
+/** The lab's VM when every systeminformation probe ran out of time: /sys still gave disks and NICs. */
+const partialVm: Inventory = {
+  ...vm,
+  system: { manufacturer: '', model: '', serial: '', uuid: '', sku: '', virtual: false },
+  cpus: { manufacturer: '', model: '', sockets: 0, cores: 0, threads: 0, speedMhz: 0 },
+  memory: { totalBytes: 0, dimms: [] },
+  unknown: [
+    { section: 'system', reason: 'system: timed out after 10000 ms' },
+    { section: 'cpus', reason: 'cpu: timed out after 10000 ms' },
+    { section: 'memory', reason: 'mem: timed out after 10000 ms' },
+    { section: 'dimms', reason: 'memLayout: timed out after 10000 ms' },
+  ],
+  partial: true,
+};
+const partialRows: InventoryRow[] = [
+  { node: 'lab-node1', reportedAt: '2026-12-06T23:00:00.000Z', inventory: partialVm },
+  { node: 'lab-node2', reportedAt: '2026-12-06T23:00:00.000Z', inventory: vm },
+];
+
+describe('a partial report reads unknown, never 0', () => {
+  it('cells: unknown for the sections the report does not know, values for the others', () => {
+    const c = inventoryCells(partialRows[0]!);
+    expect(c).toMatchObject({ model: 'unknown', serial: 'unknown', cpus: 'unknown', memory: 'unknown' });
+    expect(c.disks).toBe(inventoryCells(partialRows[1]!).disks); // known from /sys
+    expect(c.nics).toContain(vm.nics[0]!.mac);
+    // DIMMs unknown, memory known: the size, and that the DIMMs are not
+    const dimmsOnly: Inventory = { ...vm, unknown: [{ section: 'dimms', reason: 'memLayout: timed out after 10000 ms' }], partial: true };
+    expect(inventoryCells({ node: 'n', reportedAt: 't', inventory: dimmsOnly }).memory).toBe('23.5 GiB (DIMMs unknown)');
+  });
+
+  it('CSV and table say unknown where the report does not know, not 0 GiB or empty', () => {
+    const csv = parseCsvStrict(formatInventoryCsv(partialRows));
+    const header = csv[0]!;
+    const rec = (i: number) => Object.fromEntries(header.map((h, j) => [h, csv[i]![j]]));
+    expect(rec(1)).toMatchObject({ node: 'lab-node1', model: 'unknown', serial: 'unknown', cpus: 'unknown', memory: 'unknown' });
+    expect(rec(2)!.memory).toBe('23.5 GiB');
+    expect(formatInventoryCsv(partialRows)).not.toContain('0 GiB');
+    const table = formatInventoryTable(partialRows).split('\n');
+    expect(table[1]).toMatch(/^lab-node1 +unknown +unknown +unknown +unknown +vda /);
+    expect(table[2]).not.toContain('unknown');
+  });
+
+  it('JSON: an unknown section is the string "unknown", the reasons are in `unknown`', () => {
+    const out = JSON.parse(formatInventory(partialRows, 'json')) as { inventory: Record<string, any> }[];
+    const inv = out[0]!.inventory;
+    expect(inv.memory).toEqual({ totalBytes: 'unknown', dimms: 'unknown' });
+    expect(inv.cpus).toBe('unknown');
+    expect(inv.system).toBe('unknown');
+    expect(inv.disks).toEqual(vm.disks);
+    expect(inv.partial).toBe(true);
+    expect(inv.unknown).toContainEqual({ section: 'memory', reason: 'mem: timed out after 10000 ms' });
+    expect(out[1]!.inventory).toEqual(JSON.parse(JSON.stringify(vm)));
+    // the view leaves the inventory it is given alone
+    const copy = structuredClone(partialVm);
+    inventoryJsonView(partialVm);
+    expect(partialVm).toEqual(copy);
+  });
+
+  it('partialSummary names the partial reports for stderr', () => {
+    expect(partialSummary(partialRows)).toBe('lab-node1 (system, cpus, memory, dimms unknown)');
+    expect(partialSummary(rows)).toBe('');
+  });
+
+  it('HTML names the unknown sections with their reasons', () => {
+    const html = formatInventoryHtml(partialRows);
+    expect(html).toContain('partial report: system unknown (system: timed out after 10000 ms); cpus unknown');
+    expect(html).toMatch(/<td>unknown<\/td>/);
+    // the DIMM list is unknown, not "none"; the disks (known) are listed
+    expect(html).toContain('<h2>Memory</h2>\n<p class="warn">unknown (memLayout: timed out after 10000 ms)</p>');
+    expect(html).toMatch(/<h2>Disks<\/h2>\n<table>/);
+  });
+
+  it('diff text: a partial baseline is not compared, and says so; sections the newer report lacks are named', () => {
+    const refused = formatInventoryDiff({
+      node: 'lab-node1',
+      before: { id: 1, reportedAt: 't1' },
+      after: { id: 2, reportedAt: 't2' },
+      refused: 'baseline is partial (memory unknown): no comparison',
+      notCompared: [],
+      changes: [],
+    });
+    expect(refused).toBe('lab-node1: report 1 (t1) -> report 2 (t2)\nbaseline is partial (memory unknown): no comparison\n');
+    const skipped = formatInventoryDiff({
+      node: 'lab-node1',
+      before: { id: 1, reportedAt: 't1' },
+      after: { id: 2, reportedAt: 't2' },
+      refused: null,
+      notCompared: [{ section: 'disks', reason: 'sys block: EIO; diskLayout: EIO' }],
+      changes: [],
+    });
+    expect(skipped.split('\n')).toEqual([
+      'lab-node1: report 1 (t1) -> report 2 (t2)',
+      'no hardware changes',
+      'not compared: disks unknown in the newer report (sys block: EIO; diskLayout: EIO)',
+      '',
+    ]);
+  });
+});
+

@@ -17,6 +17,9 @@ import { nodeStatus } from '../../../server/lifecycle/status.js';
 import { TRANSITIONS } from '../../../server/lifecycle/table.js';
 import { Clock, diskBoot, FakeBmc, harness, PROFILE, type Harness } from '../../helpers/lifecycle.js';
 import { openStore } from '../../../server/store/index.js';
+import { createRecorder } from '../../../server/lifecycle/record.js';
+import { createReports } from '../../../server/agents/reports.js';
+import { Inventory as ProtoInventory, RoleOutcome } from '../../../proto/gen/fleet/v1/agent.js';
 
 const ACTOR = { actor: 'tester' };
 const INSTALL = { decision: 'install', mac: '52:54:00:00:00:01' };
@@ -685,4 +688,69 @@ describe('conductor: life', () => {
     expect(await h.store.locks.list()).toEqual([]);
   });
 
+});
+
+describe("conductor: hardware against the profile's expect: (USER-STORIES Day 3)", () => {
+  /** The agent service's reports, told to this conductor as the server wires them. */
+  function reportsTo(x: Harness) {
+    const recorder = createRecorder({ store: x.store, listener: { signal: (node, kind, details) => x.c.signal(node, kind, details) } });
+    return createReports({ store: x.store, recorder, limits: { enrollFailuresPerMinute: 3, maxApplyResults: 100 } });
+  }
+  const inv = (gpus: number, unknown: { section: string; reason: string }[] = []) =>
+    ProtoInventory.fromPartial({
+      cpu: { model: 'EPYC', threads: 64, cores: 32, sockets: 1 },
+      memory: { totalBytes: 512 * 1024 ** 3 },
+      gpus: Array.from({ length: gpus }, (_, i) => ({ model: 'H100', pciBus: `0000:0${i}:00.0`, uuid: `GPU-${i}` })),
+      ...(unknown.length ? { completeness: { partial: true, unknown } } : {}),
+    });
+  const apply = { configVersion: 'v1', startedAtMs: 0, durationMs: 5, results: [{ role: 'chrony', outcome: RoleOutcome.ROLE_OUTCOME_OK, message: '', durationMs: 1 }] };
+
+  it('configuring ends held when the inventory falls short; a report that meets it releases the node; a ready node losing a GPU is held again', async () => {
+    h = await harness();
+    await h.store.profiles.upsert({ ...PROFILE, expect: { gpus: { op: '==', value: 8 }, memory_gib: { op: '>=', value: 512 } } }, ACTOR);
+    const reports = reportsTo(h);
+    await driveTo(h, S.configuring);
+    await reports.reportInventory('n1', { inventory: inv(7) });
+    expect((await h.store.nodes.require('n1')).state).toBe(S.configuring); // an inventory alone does not end configuring
+    await reports.reportApply('n1', apply);
+    await h.c.idle();
+    const held = await h.store.nodes.require('n1');
+    expect(held.state).toBe(S.held);
+    const st = await nodeStatus(h.store, held);
+    expect(st.failure).toMatchObject({ step: 'expect', reason: 'hardware short of profile: gpus: 7, expected 8' });
+
+    // still short: nothing written; a partial report (GPUs unknown) neither holds nor releases
+    const changes = async () => (await h.store.events.list({ node: 'n1', kinds: ['state.changed'], limit: 100 })).events.length;
+    const before = await changes();
+    await reports.reportInventory('n1', { inventory: inv(7) });
+    await reports.reportInventory('n1', { inventory: inv(0, [{ section: 'gpus', reason: 'nvidia-smi: timed out after 20000 ms' }]) });
+    expect(await changes()).toBe(before);
+    expect((await h.store.nodes.require('n1')).state).toBe(S.held);
+
+    await reports.reportInventory('n1', { inventory: inv(8) });
+    expect((await h.store.nodes.require('n1')).state).toBe(S.ready);
+    await reports.reportInventory('n1', { inventory: inv(8) });
+    expect((await h.store.nodes.require('n1')).state).toBe(S.ready);
+    await reports.reportInventory('n1', { inventory: inv(7) });
+    expect((await h.store.nodes.require('n1')).state).toBe(S.held);
+    // held is a resting state a reinstall leaves
+    const [r] = await h.c.reinstall(['n1'], ACTOR);
+    expect(r?.ok, r?.error?.message).toBe(true);
+  });
+
+  it('a profile without expect: inventory reports never move the node; an apply with the inventory unknown ends ready', async () => {
+    h = await harness({ nodes: ['n1', 'n2'] });
+    const reports = reportsTo(h);
+    await driveTo(h, S.ready);
+    await reports.reportInventory('n1', { inventory: inv(0) });
+    expect((await h.store.nodes.require('n1')).state).toBe(S.ready);
+
+    await h.store.profiles.upsert({ ...PROFILE, expect: { gpus: { op: '==', value: 8 } } }, ACTOR);
+    await driveTo(h, S.configuring, 'n2');
+    await reports.reportApply('n2', apply); // no inventory yet: cannot judge, not held
+    await h.c.idle();
+    expect((await h.store.nodes.require('n2')).state).toBe(S.ready);
+    await reports.reportInventory('n2', { inventory: inv(2) });
+    expect((await h.store.nodes.require('n2')).state).toBe(S.held);
+  });
 });

@@ -314,6 +314,30 @@ export interface Inventory {
     | undefined;
   /** Probes that failed or were skipped (e.g. "gpus: nvidia-smi not found"); empty when complete. */
   warnings: string[];
+  /**
+   * Which sections the agent could not read. Absent from agents older than
+   * it; the server then still treats a report with no CPU or no memory as
+   * partial.
+   */
+  completeness?: Completeness | undefined;
+}
+
+/**
+ * Sections the agent could not read (a probe failed or ran out of time):
+ * their fields in Inventory are empty and mean nothing. They are shown as
+ * unknown, never as zero, and skipped by diffs.
+ */
+export interface Completeness {
+  unknown: UnknownSection[];
+  /** True when unknown is not empty: the report does not describe the whole machine. */
+  partial: boolean;
+}
+
+export interface UnknownSection {
+  /** system, baseboard, bios, cpus, memory, dimms, disks, nics, gpus, infiniband, os */
+  section: string;
+  /** e.g. "mem: timed out after 10000 ms" */
+  reason: string;
 }
 
 export interface ReportInventoryRequest {
@@ -2591,6 +2615,7 @@ function createBaseInventory(): Inventory {
     infiniband: [],
     os: undefined,
     warnings: [],
+    completeness: undefined,
   };
 }
 
@@ -2631,6 +2656,9 @@ export const Inventory: MessageFns<Inventory> = {
     }
     for (const v of message.warnings) {
       writer.uint32(98).string(v!);
+    }
+    if (message.completeness !== undefined) {
+      Completeness.encode(message.completeness, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -2744,6 +2772,14 @@ export const Inventory: MessageFns<Inventory> = {
             message.warnings.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.completeness = Completeness.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2776,6 +2812,7 @@ export const Inventory: MessageFns<Inventory> = {
         : [],
       os: isSet(object.os) ? OperatingSystem.fromJSON(object.os) : undefined,
       warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+      completeness: isSet(object.completeness) ? Completeness.fromJSON(object.completeness) : undefined,
     };
   },
 
@@ -2817,6 +2854,9 @@ export const Inventory: MessageFns<Inventory> = {
     if (message.warnings?.length) {
       obj.warnings = message.warnings;
     }
+    if (message.completeness !== undefined) {
+      obj.completeness = Completeness.toJSON(message.completeness);
+    }
     return obj;
   },
 
@@ -2843,6 +2883,181 @@ export const Inventory: MessageFns<Inventory> = {
     message.infiniband = object.infiniband?.map((e) => InfinibandHca.fromPartial(e)) || [];
     message.os = (object.os !== undefined && object.os !== null) ? OperatingSystem.fromPartial(object.os) : undefined;
     message.warnings = object.warnings?.map((e) => e) || [];
+    message.completeness = (object.completeness !== undefined && object.completeness !== null)
+      ? Completeness.fromPartial(object.completeness)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCompleteness(): Completeness {
+  return { unknown: [], partial: false };
+}
+
+export const Completeness: MessageFns<Completeness> = {
+  encode(message: Completeness, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.unknown) {
+      UnknownSection.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.partial !== false) {
+      writer.uint32(16).bool(message.partial);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Completeness {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCompleteness();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.unknown.push(UnknownSection.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.partial = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Completeness {
+    return {
+      unknown: globalThis.Array.isArray(object?.unknown)
+        ? object.unknown.map((e: any) => UnknownSection.fromJSON(e))
+        : [],
+      partial: isSet(object.partial) ? globalThis.Boolean(object.partial) : false,
+    };
+  },
+
+  toJSON(message: Completeness): unknown {
+    const obj: any = {};
+    if (message.unknown?.length) {
+      obj.unknown = message.unknown.map((e) => UnknownSection.toJSON(e));
+    }
+    if (message.partial !== false) {
+      obj.partial = message.partial;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Completeness>, I>>(base?: I): Completeness {
+    return Completeness.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Completeness>, I>>(object: I): Completeness {
+    const message = createBaseCompleteness();
+    message.unknown = object.unknown?.map((e) => UnknownSection.fromPartial(e)) || [];
+    message.partial = object.partial ?? false;
+    return message;
+  },
+};
+
+function createBaseUnknownSection(): UnknownSection {
+  return { section: "", reason: "" };
+}
+
+export const UnknownSection: MessageFns<UnknownSection> = {
+  encode(message: UnknownSection, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.section !== "") {
+      writer.uint32(10).string(message.section);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnknownSection {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnknownSection();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.section = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnknownSection {
+    return {
+      section: isSet(object.section) ? globalThis.String(object.section) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: UnknownSection): unknown {
+    const obj: any = {};
+    if (message.section !== "") {
+      obj.section = message.section;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UnknownSection>, I>>(base?: I): UnknownSection {
+    return UnknownSection.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UnknownSection>, I>>(object: I): UnknownSection {
+    const message = createBaseUnknownSection();
+    message.section = object.section ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

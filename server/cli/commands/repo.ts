@@ -1,0 +1,135 @@
+/**
+ * `fleet repo add|fetch|list|remove|key`: the local apt repository the
+ * server serves at /repo/debian/ (server/repo, docs/repo.md). Like
+ * `fleet image`, they work on this machine's data dir under the
+ * repository's own lock (DATA/repo/repo.lock), so they run while a server
+ * serves.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Exit, FleetError } from '../../../common/errors.js';
+import { osReleaseCodename } from '../../images/sources.js';
+import { addDebs, fetchPackages, listPackages, removePackages, repoPaths, type ListedEntry, type RepoEntry } from '../../repo/index.js';
+import type { CliIo } from '../io.js';
+import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { formatTable } from '../table.js';
+
+function dataDirOf(globals: GlobalFlags, io: CliIo): string {
+  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+}
+
+/** --suite, else the management node's code name. */
+function suiteOf(flag: string | undefined): string {
+  if (flag) return flag;
+  let text = '';
+  try {
+    text = readFileSync('/etc/os-release', 'utf8');
+  } catch {
+    /* none */
+  }
+  const c = osReleaseCodename(text);
+  if (!c) throw new FleetError('usage.invalid', 'cannot tell this machine\'s Debian code name (/etc/os-release): give --suite');
+  return c;
+}
+
+function progress(io: CliIo): (line: string) => void {
+  const t0 = Date.now();
+  return (line) => io.stderr(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] repo: ${line}\n`);
+}
+
+function summary(verb: string, suite: string, r: { added: RepoEntry[]; replaced: RepoEntry[] }): string {
+  const lines = r.added.map((e) => `${verb} ${e.package} ${e.version} ${e.architecture} to ${suite}\n`);
+  for (const e of r.replaced) lines.push(`replaced ${e.package} ${e.version} ${e.architecture}\n`);
+  return lines.join('');
+}
+
+export async function cmdRepoAdd(globals: GlobalFlags, files: string[], flags: { suite?: string; json?: boolean }, io: CliIo): Promise<number> {
+  const suite = suiteOf(flags.suite);
+  const r = await addDebs({ dataDir: dataDirOf(globals, io), suite, files: files.map((f) => resolve(io.cwd, f)), log: progress(io) });
+  io.stdout(flags.json ? JSON.stringify({ suite, added: r.added.map(brief), replaced: r.replaced.map(brief) }, null, 2) + '\n' : summary('added', suite, r));
+  return Exit.OK;
+}
+
+export async function cmdRepoFetch(globals: GlobalFlags, packages: string[], flags: { suite?: string; json?: boolean }, io: CliIo): Promise<number> {
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const r = await fetchPackages({ dataDir: dataDirOf(globals, io), packages, ...(flags.suite ? { suite: flags.suite } : {}), log: progress(io), signal: ac.signal });
+    io.stdout(flags.json ? JSON.stringify({ suite: r.suite, added: r.added.map(brief), replaced: r.replaced.map(brief) }, null, 2) + '\n' : summary('fetched', r.suite, r));
+    return Exit.OK;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+function brief(e: RepoEntry): Omit<ListedEntry, 'suite'> {
+  return { package: e.package, version: e.version, architecture: e.architecture, filename: e.filename, size: e.size, sha256: e.sha256 };
+}
+
+export async function cmdRepoList(globals: GlobalFlags, flags: { suite?: string; json?: boolean }, io: CliIo): Promise<number> {
+  const rows = await listPackages(dataDirOf(globals, io), flags.suite);
+  if (flags.json) io.stdout(JSON.stringify(rows, null, 2) + '\n');
+  else if (rows.length === 0) io.stdout('the repository holds no package (fleet repo add FILE.deb, fleet repo fetch PKG)\n');
+  else io.stdout(formatTable(['SUITE', 'PACKAGE', 'VERSION', 'ARCH', 'SIZE'], rows.map((r) => [r.suite, r.package, r.version, r.architecture, String(r.size)])) + '\n');
+  return Exit.OK;
+}
+
+export async function cmdRepoRemove(globals: GlobalFlags, names: string[], flags: { suite?: string }, io: CliIo): Promise<number> {
+  const suite = suiteOf(flags.suite);
+  const gone = await removePackages({ dataDir: dataDirOf(globals, io), suite, names, log: progress(io) });
+  io.stdout(gone.map((e) => `removed ${e.package} ${e.version} ${e.architecture} from ${suite}\n`).join(''));
+  return Exit.OK;
+}
+
+export async function cmdRepoKey(globals: GlobalFlags, io: CliIo): Promise<number> {
+  const p = repoPaths(dataDirOf(globals, io));
+  let asc: string;
+  try {
+    asc = readFileSync(p.keyringAsc, 'utf8');
+  } catch {
+    throw new FleetError('not_found', `the repository has no key yet (${p.keyringAsc}): the first fleet repo add or fetch makes it`);
+  }
+  io.stdout(asc);
+  return Exit.OK;
+}
+
+export function registerRepoCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
+  const { io, globals, run } = ctx;
+  const repo = program.command('repo').description('the local apt repository the server serves at /repo/debian/ (docs/repo.md)');
+  const suiteHelp = "suite (dists/ directory; default this machine's Debian code name)";
+  repo
+    .command('add')
+    .description('add .deb files (each checked: a real Debian package for amd64 or all) and publish the suite, signed')
+    .argument('<files...>', '.deb files')
+    .option('--suite <suite>', suiteHelp)
+    .option('--json', 'JSON output')
+    .action((files: string[], opts: { suite?: string; json?: boolean }) => run(cmdRepoAdd(globals(), files, opts, io)));
+  repo
+    .command('fetch')
+    .description("download packages and their dependencies from this machine's apt sources (private apt state) and add them")
+    .argument('<packages...>', 'Debian package names')
+    .option('--suite <suite>', `${suiteHelp}; the host's sources are rewritten for it, as fleet image build does`)
+    .option('--json', 'JSON output')
+    .action((packages: string[], opts: { suite?: string; json?: boolean }) => run(cmdRepoFetch(globals(), packages, opts, io)));
+  repo
+    .command('list')
+    .description('the packages of every suite (or one)')
+    .option('--suite <suite>', 'only this suite')
+    .option('--json', 'JSON output')
+    .action((opts: { suite?: string; json?: boolean }) => run(cmdRepoList(globals(), opts, io)));
+  repo
+    .command('remove')
+    .alias('rm')
+    .description('remove packages (by name) from a suite and publish it; pool files no suite uses are deleted')
+    .argument('<packages...>', 'package names')
+    .option('--suite <suite>', suiteHelp)
+    .action((names: string[], opts: { suite?: string }) => run(cmdRepoRemove(globals(), names, opts, io)));
+  repo
+    .command('key')
+    .description('print the repository public key (ASCII-armoured; nodes get it from the cluster facts or /repo/debian/fleet-archive-keyring.gpg)')
+    .action(() => run(cmdRepoKey(globals(), io)));
+}
