@@ -1,6 +1,6 @@
 /**
  * Adoption of an installed machine (issue 12 item 5, seed 002; docs/agent.md
- * "Adoption", docs/decisions/0010-adoption-without-bmc.md): `fleet adopt
+ * "Adoption", docs/decisions/0011-adoption-without-bmc.md): `fleet adopt
  * NODE` prints one line for the admin to paste as root on the machine.
  *
  * Trust: the machine does not know the server yet and fetches over plain

@@ -155,7 +155,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       continue;
     }
     if (!node.bmc) {
-      // bmc: none (or no bmc block): nothing is sent; the answer says why (docs/decisions/0010).
+      // bmc: none (or no bmc block): nothing is sent; the answer says why (docs/decisions/0011).
       prepared.set(name, { error: new FleetError('bmc.unsupported', `${name} has no BMC (bmc: none in fleet.yaml): power is manual; power it by hand`, { node: name, power: 'manual' }) });
       continue;
     }

@@ -927,7 +927,7 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
         }
       | undefined;
     // `bmc: none`: the node has no BMC, power is manual (the same as no bmc block, said explicitly;
-    // docs/decisions/0010-adoption-without-bmc.md). Any other scalar is a mistake, not a BMC.
+    // docs/decisions/0011-adoption-without-bmc.md). Any other scalar is a mistake, not a BMC.
     const bmcNode = f.get('bmc');
     let bmcNone = false;
     if (isScalar(bmcNode)) {

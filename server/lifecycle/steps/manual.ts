@@ -1,6 +1,6 @@
 /**
  * Nodes without a BMC (fleet.yaml `bmc: none`, or no bmc block: the same,
- * docs/decisions/0010-adoption-without-bmc.md): power is manual. The BMC
+ * docs/decisions/0011-adoption-without-bmc.md): power is manual. The BMC
  * steps do not call the BMC for them at all: arm-pxe only arms the node,
  * power-cycle records that a person must PXE-boot it and waits for its
  * netboot, flip-to-disk moves on (the node is disarmed, so any later

@@ -1,5 +1,5 @@
 /**
- * fleet.yaml `bmc: none` (issue 12 item 5, docs/decisions/0010): a node
+ * fleet.yaml `bmc: none` (issue 12 item 5, docs/decisions/0011): a node
  * without a BMC, power by hand. The same node as one without a bmc block
  * (no BMC endpoint); any other scalar is a clear error, never a BMC.
  */
