@@ -303,12 +303,31 @@ export const NodeActionResult = Open({
   from: Type.Optional(Str),
   /** Stagger: the step starts no earlier than this (ISO). */
   notBefore: Type.Optional(Str),
+  /** Something the operator must know (a node without a BMC: power is manual, PXE-boot it by hand). */
+  note: Type.Optional(Str),
   error: Type.Optional(Open({ code: Str, message: Str })),
 });
 export type NodeActionResult = Static<typeof NodeActionResult>;
 
 export const LifecycleActionResponse = Type.Object({ results: Type.Array(NodeActionResult), summary: Summary });
 export type LifecycleActionResponse = Static<typeof LifecycleActionResponse>;
+
+/** `POST /api/v1/nodes/:name/adopt` (fleet adopt): the one line to run as root on the machine. */
+export const AdoptResponse = Type.Object({
+  node: Str,
+  /** State after the adoption (adopting) and before it. */
+  state: Str,
+  from: Str,
+  /** The line to paste as root on the machine; it holds the one-time token, shown only here, once. */
+  line: Str,
+  /** When the token (and the wait in adopting) expires (ISO). */
+  expiresAt: Str,
+  /** Where the script is served, its sha256 (in the line) and the agent bundle's (in the script). */
+  scriptUrl: Str,
+  scriptSha256: Str,
+  agentSha256: Str,
+});
+export type AdoptResponse = Static<typeof AdoptResponse>;
 
 export const StatusQuery = Type.Object({ nodeset: Type.Optional(Nodeset) }, { additionalProperties: false });
 export type StatusQuery = Static<typeof StatusQuery>;

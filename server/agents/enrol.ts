@@ -1,10 +1,12 @@
 /**
  * Enrol (issue 9, docs/decisions/0004): a one-time token bound to a node,
  * checked against the machine's identity, buys a node certificate for the
- * agent's own key (CSR), and only while the node is in an install phase
- * (enroll-policy.ts). Every refusal is an `agent.enroll_refused` event
- * (reason = catalogue code; never the token); the token's use is a
- * `token.used` event with the peer address (the store writes it).
+ * agent's own key (CSR), and only while the node is in an install phase or
+ * adopting (enroll-policy.ts). The enrolment is told to the conductor as the
+ * `agent.enrolled` fact: an adopting node moves on to configuring. Every
+ * refusal is an `agent.enroll_refused` event (reason = catalogue code; never
+ * the token); the token's use is a `token.used` event with the peer address
+ * (the store writes it).
  *
  * Refusals are counted per peer address: past the limit a minute, Enroll
  * answers rate_limited without looking at the request (logged once per
@@ -154,6 +156,8 @@ export function createEnrolment(deps: AgentDeps): Enrolment {
         return { agent, repeated: false };
       });
       log.info({ node: res.agent.node, peer, repeated: res.repeated }, 'agent enrolled');
+      // The row (agent.enrolled) is written by the store; the conductor is told (an adopting node configures).
+      await deps.recorder.recorded({ node: res.agent.node, kind: EVENT.agentEnrolled, details: { peer, repeated: res.repeated } });
       return response(res.agent);
     } catch (e) {
       const fe = toFleetError(e);

@@ -1,5 +1,7 @@
 /**
- * When an agent may enrol (issue 9): only as part of an install. The
+ * When an agent may enrol (issue 9): only as part of an install, or of an
+ * adoption (issue 12: `fleet adopt` put the node in `adopting` and issued
+ * the adoption token; the admin runs the printed line on the machine). The
  * kickstart's %post runs `fleet-agent enroll` on the freshly installed
  * system, before its last section posts install-finished; the agent at the
  * first boot and after it uses the certificate it got then and never enrols.
@@ -10,7 +12,8 @@
  * replayed later), so a fast install can enrol before its node is seen
  * installing. `installed` and later are refused: install-finished revoked
  * the enrolment token anyway. The node must be armed too (the kickstart is
- * served only while it is).
+ * served only while it is). An adopting node is not armed (nothing netboots):
+ * the adoption token, which only `fleet adopt` issues, is what authorises it.
  *
  * Also here: what an Enroll request must look like (token, identity) and
  * which node its MAC addresses name. Pure.
@@ -24,12 +27,16 @@ import { MAX_FIELD, MAX_MACS, short } from './bounds.js';
 
 export const ENROLMENT_STATES: readonly string[] = [S.powerCycling, S.netbooting, S.installing];
 
+/** States in which an adopted machine enrols (no install, not armed). */
+export const ADOPTION_STATES: readonly string[] = [S.adopting];
+
 /** Why the node's agent may not enrol now, or null when it may. */
 export function enrolmentRefusal(node: { name: string; state: string; armed: boolean }): FleetError | null {
+  if (ADOPTION_STATES.includes(node.state)) return null;
   if (!ENROLMENT_STATES.includes(node.state)) {
     return new FleetError(
       'enroll.not_installing',
-      `node ${node.name} is ${node.state}, not installing: an agent enrols only during an install (${ENROLMENT_STATES.join(', ')}); reinstall the node to enrol it again`,
+      `node ${node.name} is ${node.state}, not installing or adopting: an agent enrols only during an install (${ENROLMENT_STATES.join(', ')}) or an adoption (fleet adopt); reinstall or adopt the node to enrol it again`,
       { node: node.name, state: node.state },
     );
   }

@@ -155,7 +155,8 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       continue;
     }
     if (!node.bmc) {
-      prepared.set(name, { error: new FleetError('bmc.unsupported', 'no BMC declared for this node in fleet.yaml') });
+      // bmc: none (or no bmc block): nothing is sent; the answer says why (docs/decisions/0011).
+      prepared.set(name, { error: new FleetError('bmc.unsupported', `${name} has no BMC (bmc: none in fleet.yaml): power is manual; power it by hand`, { node: name, power: 'manual' }) });
       continue;
     }
     let cred = secrets.get(node.bmc.credentials);

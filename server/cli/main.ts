@@ -21,6 +21,7 @@ import { registerRepoCommands } from './commands/repo.js';
 import { registerSlurmCommands } from './commands/slurm.js';
 import { registerLabCommands } from './commands/lab.js';
 import { registerLifecycleCommands } from './commands/lifecycle.js';
+import { registerAdoptCommand } from './commands/adopt.js';
 import { cmdNodeset } from './commands/nodeset.js';
 import { cmdServer } from './commands/server.js';
 import { cmdDoctor, type DoctorFlags } from './commands/doctor.js';
@@ -137,6 +138,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
 
   registerLifecycleCommands(program, { io, globals, run });
+  registerAdoptCommand(program, { io, globals, run });
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });

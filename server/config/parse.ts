@@ -1026,7 +1026,24 @@ function parseNodes(r: Reader, top: Fields): NodeDraft[] {
           powerWait?: number;
         }
       | undefined;
-    const bf = f.get('bmc') !== undefined ? r.fields(f.get('bmc'), f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
+    // `bmc: none`: the node has no BMC, power is manual (the same as no bmc block, said explicitly;
+    // docs/decisions/0011-adoption-without-bmc.md). Any other scalar is a mistake, not a BMC.
+    const bmcNode = f.get('bmc');
+    let bmcNone = false;
+    if (isScalar(bmcNode)) {
+      if (bmcNode.value === 'none') bmcNone = true;
+      else {
+        const text = typeof bmcNode.value === 'string' ? bmcNode.value : String(bmcNode.value);
+        const guess = typeof bmcNode.value === 'string' ? closest(bmcNode.value, ['none']) : undefined;
+        r.error(
+          f.p('bmc'),
+          bmcNode,
+          `bmc: ${show(text)} is neither a BMC nor 'none'${guess ? ` (did you mean 'none'?)` : ''}: write a mapping {address, credentials, protocol?, port?} or 'none' (no BMC: power by hand)`,
+        );
+        bmcNone = true; // reported: do not cascade into a "must be a mapping" error
+      }
+    }
+    const bf = bmcNode !== undefined && !bmcNone ? r.fields(bmcNode, f.p('bmc'), BMC_KEYS, ['address', 'credentials'], f.keyNode('bmc')) : undefined;
     if (bf) {
       bmc = {};
       // Several BMCs may share one address on distinct ports (simulators, chassis managers):

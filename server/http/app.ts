@@ -29,6 +29,7 @@ import { registerNetbootApiRoutes, type NetbootApiDeps } from './routes/netboot-
 import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerSlurmRoutes } from './routes/slurm.js';
 import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifecycle.js';
+import { registerAdoptRoutes } from './routes/adopt.js';
 import type { Conductor } from '../lifecycle/index.js';
 
 /** Paths of the admin face that answer without a token. */
@@ -47,7 +48,10 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   /** Called after a request changed the set of nodes (apply, enroll): DHCP reservations follow. */
   onNodesChanged?: () => Promise<void>;
   /** Render/export/discovery/enroll API (needs the boot settings the renderers use). */
-  netboot?: Omit<NetbootApiDeps, 'store' | 'onNodesChanged'>;
+  netboot?: Omit<NetbootApiDeps, 'store' | 'onNodesChanged'> & {
+    /** The agent bundle (DATA/www/agent): `fleet adopt` pins its sha256 in the adoption script. */
+    agentDir?: string;
+  };
   /** TLS for the admin listener (PEM); absent: plain HTTP. */
   https?: { cert: string; key: string };
 }
@@ -128,6 +132,18 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       await registerSlurmRoutes(api, deps);
       await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor, ...(deps.preflight ? { preflight: deps.preflight } : {}) });
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
+      await registerAdoptRoutes(api, {
+        store: deps.store,
+        ...(deps.conductor ? { conductor: deps.conductor } : {}),
+        ...(deps.netboot
+          ? {
+              serverUrl: deps.netboot.serverUrl,
+              ...(deps.netboot.enrolServer !== undefined ? { enrolServer: deps.netboot.enrolServer } : {}),
+              ...(deps.netboot.caFingerprint !== undefined ? { caFingerprint: deps.netboot.caFingerprint } : {}),
+              ...(deps.netboot.agentDir !== undefined ? { agentDir: deps.netboot.agentDir } : {}),
+            }
+          : {}),
+      });
     },
     { prefix: '/api/v1' },
   );

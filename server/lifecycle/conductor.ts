@@ -32,6 +32,7 @@ import { resolveLifecycleSettings, type LifecycleSettings } from './settings.js'
 import { S, type LifecycleEvent } from './states.js';
 import type { Steps } from './steps.js';
 import { diskBestEffort, pxeStoredAsContinuous } from './steps/index.js';
+import { powerIsManual } from './steps/manual.js';
 import { Timers } from './timers.js';
 import { applyTransition, type ApplyCtx } from './transition.js';
 import type { ConductorLogger, ConductorOptions, NodeActionResult, RecoveryReport, ReinstallOptions, SignalResult } from './types.js';
@@ -139,6 +140,7 @@ export class Conductor {
       runner,
       timers,
       apply,
+      powerIsManual: (name) => powerIsManual(steps, name),
       cleanupBootDevice: (name, by) => this.cleanupBootDevice(name, by),
     });
   }
@@ -194,6 +196,11 @@ export class Conductor {
    */
   reinstall(names: string[], opts: ReinstallOptions): Promise<NodeActionResult[]> {
     return this.requests.reinstall(names, opts);
+  }
+
+  /** Adopts an installed machine (fleet adopt): the node goes to `adopting`; the caller issues the adoption token. */
+  adopt(name: string, opts: { actor: string }): Promise<NodeActionResult> {
+    return this.requests.adopt(name, opts);
   }
 
   /** Cancels each node's lifecycle: back to `enrolled`, disarmed, with a best-effort "boot from disk" in the background. */

@@ -179,6 +179,7 @@ export const FACT_RULES: readonly FactRule[] = [
   { fact: FACT.agentApplied, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
   { fact: FACT.agentApplyFailed, in: [S.configuring], event: E.fail, details: (d) => ({ step: 'configure', reason: applyFailureReason(d) }), why: 'a role failed' },
   { fact: FACT.agentApplyFailed, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },
+  { fact: FACT.agentEnrolled, in: [S.adopting], event: E.configure, details: pick(['peer']), why: 'an adopted machine\'s agent enrolled with its adoption token: it applies its roles' },
   { fact: FACT.agentEnrolled, ignore: () => 'enrolment is checked at the first boot', why: 'check-agent reads the enrolment' },
   // --- the agent's inventory against the profile's expect: (USER-STORIES Day 3)
   { fact: FACT.agentInventory, in: [S.ready, S.held], when: { test: expectIs('short'), says: "it falls short of the profile's expect" }, event: E.hold, details: holdDetails, why: 'a node in service whose hardware falls short is held' },

@@ -4,7 +4,7 @@
  * what a restarted conductor knows (DESIGN §6).
  */
 import type { EventRecord, Store } from '../store/index.js';
-import { S } from './states.js';
+import { RUN_START_STATES } from './states.js';
 import { EVENT } from '../../common/events.js';
 
 /** The event that put the node in its current state. */
@@ -18,10 +18,10 @@ export async function eventsAfter(store: Store, name: string, afterId: number): 
   return (await store.events.list({ node: name, afterId, limit: 1000 })).events;
 }
 
-/** The reinstall that started the node's current run: the last entry into pxe-armed. */
+/** The reinstall or adoption that started the node's current run: the last entry into pxe-armed or adopting. */
 export async function runStart(store: Store, name: string): Promise<EventRecord | undefined> {
   const page = await store.events.list({ node: name, kinds: [EVENT.stateChanged], order: 'desc', limit: 30 });
-  return page.events.find((e) => e.toState === S.pxeArmed);
+  return page.events.find((e) => e.toState !== null && (RUN_START_STATES as readonly (string | null)[]).includes(e.toState));
 }
 
 /** The stagger slot a state change recorded (ms), or 0 when it has none. Pure. */

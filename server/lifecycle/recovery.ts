@@ -19,6 +19,7 @@ import type { LifecycleSettings } from './settings.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, isResting, type LifecycleEvent } from './states.js';
 import type { Steps } from './steps.js';
 import { settleDoubtfulCycle, type DoubtfulCycle } from './steps/index.js';
+import { powerIsManual } from './steps/manual.js';
 import { stateSpec } from './table.js';
 import type { ApplyCtx } from './transition.js';
 import type { ConductorLogger, RecoveryReport } from './types.js';
@@ -125,6 +126,12 @@ export async function recoverNode(d: RecoveryDeps, name: string, why: 'startup' 
         cur = await fail(decision.reason ?? 'failed', { attempts: decision.attempts });
         break;
       case 'read-power': {
+        if (await powerIsManual(d.steps, name)) {
+          // No BMC: the step only records that power is manual; running it again sends nothing.
+          cur = await d.runner.runEntrySteps(ctl, rec);
+          action = 'power manual: waiting for the netboot';
+          break;
+        }
         // Interrupted while acting: the cycle may have happened. Read, never repeat (steps/power-cycle.ts).
         let after: DoubtfulCycle;
         try {

@@ -16,6 +16,7 @@ import { BUSY, Halted, type Pool, type SessionCtl, type Sessions } from './sessi
 import { eventForFact, ignoredEverywhere, isFactKind } from './facts.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, type LifecycleEvent } from './states.js';
 import { hasBmcStep } from './steps/index.js';
+import { manualPowerNote } from './steps/manual.js';
 import { next, tryNext } from './table.js';
 import type { Timers } from './timers.js';
 import { isConflict, type ApplyCtx } from './transition.js';
@@ -37,6 +38,8 @@ export interface RequestsDeps {
   runner: StepRunner;
   timers: Timers;
   apply: (rec: NodeRecord, event: LifecycleEvent, ctx: ApplyCtx) => Promise<NodeRecord>;
+  /** Whether the node's power is manual (no BMC): a reinstall tells the operator to PXE-boot it. */
+  powerIsManual: (name: string) => Promise<boolean>;
   /** Best effort after a cancel: boot the disk. */
   cleanupBootDevice: (name: string, actor: string) => Promise<void>;
 }
@@ -87,7 +90,16 @@ export class Requests {
             });
           });
           this.d.timers.keepSlot(name, notBeforeMs, cur.generation);
-          return { node: name, ok: true, state: cur.state, from: rec.state, ...(slot > 0 ? { notBefore: new Date(notBeforeMs).toISOString() } : {}) };
+          const manual = await this.d.powerIsManual(name);
+          return {
+            node: name,
+            ok: true,
+            state: cur.state,
+            from: rec.state,
+            ...(slot > 0 ? { notBefore: new Date(notBeforeMs).toISOString() } : {}),
+            // No BMC: the steps send nothing; a person PXE-boots the node (steps/manual.ts).
+            ...(manual ? { note: manualPowerNote(name) } : {}),
+          };
         });
         if (r === BUSY) results.push({ node: name, ok: false, error: { code: 'conflict', message: `${name} is busy (another conductor works on it); try again` } });
         else {
@@ -101,6 +113,26 @@ export class Requests {
     }
     this.d.timers.kick();
     return results;
+  }
+
+  /**
+   * Adopts an installed machine as `name` (fleet adopt): a compare-and-set
+   * into `adopting` (from enrolled, ready, failed, or adopting again). The
+   * caller issues the adoption token after it; the node's agent enrolling
+   * with it moves the node on (facts.ts). No step, no BMC.
+   * @throws FleetError: node.not_found, state.invalid_transition, conflict (busy).
+   */
+  async adopt(name: string, opts: { actor: string }): Promise<NodeActionResult> {
+    const r = await this.d.sessions.run(name, this.d.lockWaitMs, false, async () => {
+      const rec = await this.d.store.nodes.get(name);
+      if (!rec) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
+      next(rec.state, E.adopt, name);
+      const cur = await this.d.apply(rec, E.adopt, { actor: opts.actor, cause: 'adopt', details: {} });
+      return { node: name, ok: true, state: cur.state, from: rec.state } satisfies NodeActionResult;
+    });
+    if (r === BUSY) throw new FleetError('conflict', `${name} is busy (another conductor works on it); try again`, { node: name });
+    this.d.timers.kick();
+    return r;
   }
 
   /**

@@ -32,6 +32,12 @@ export const S = {
   firstBoot: 'first-boot',
   /** The agent applies the profile's roles. */
   configuring: 'configuring',
+  /**
+   * Adoption of an installed machine (`fleet adopt`, typically one without a
+   * BMC): an adoption token was issued; waiting for the admin to run the
+   * printed line on the machine and for its agent to enrol.
+   */
+  adopting: 'adopting',
 } as const;
 
 export type LifecycleState = (typeof S)[keyof typeof S];
@@ -64,6 +70,8 @@ export const E = {
   release: 'release',
   /** Operator: stop the lifecycle and put the node back to rest. */
   cancel: 'cancel',
+  /** Operator: adopt an already-installed machine (`fleet adopt`): an adoption token is issued. */
+  adopt: 'adopt',
 } as const;
 
 export type LifecycleEvent = (typeof E)[keyof typeof E];
@@ -81,6 +89,7 @@ export const TRANSIENT_STATES: readonly LifecycleState[] = [
   S.diskArmed,
   S.firstBoot,
   S.configuring,
+  S.adopting,
 ];
 
 export const ALL_STATES: readonly LifecycleState[] = [...RESTING_STATES, ...TRANSIENT_STATES];
@@ -107,6 +116,12 @@ export const REINSTALL_PATH: readonly LifecycleState[] = [
   S.configuring,
   S.ready,
 ];
+
+/** The happy path of an adoption, from a resting state to ready: no install, no BMC. */
+export const ADOPT_PATH: readonly LifecycleState[] = [S.adopting, S.configuring, S.ready];
+
+/** States a run starts in (history.ts runStart): a reinstall enters pxe-armed, an adoption adopting. */
+export const RUN_START_STATES: readonly LifecycleState[] = [S.pxeArmed, S.adopting];
 
 export function isLifecycleState(s: string): s is LifecycleState {
   return (ALL_STATES as readonly string[]).includes(s);

@@ -3,7 +3,7 @@
  * timeout, failure (step and reason) and flags (boot-loop-suspect). Read-only.
  */
 import type { EventRecord, NodeRecord, Store } from '../store/index.js';
-import { BOOT_LOOP_SUSPECT, LIFECYCLE_EVENT_KINDS as K, S, isTransient } from './states.js';
+import { BOOT_LOOP_SUSPECT, LIFECYCLE_EVENT_KINDS as K, RUN_START_STATES, S, isTransient } from './states.js';
 import { stateSpec } from './table.js';
 import { EVENT } from '../../common/events.js';
 
@@ -50,7 +50,7 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
   for (const e of histPage.events) {
     if (e.kind === EVENT.stateChanged) {
       latestChange ??= e;
-      if (e.toState === S.pxeArmed) {
+      if (e.toState !== null && (RUN_START_STATES as readonly string[]).includes(e.toState)) {
         runStartedAt = e.time;
         break;
       }

@@ -29,6 +29,12 @@ export interface Steps {
   powerStatus(node: string): Promise<PowerState>;
   /** Boot from the disk, persistently (loop breaker layer 3). Idempotent. */
   flipToDisk(node: string): Promise<void>;
+  /**
+   * Whether the node has no BMC (fleet.yaml `bmc: none`): power is manual,
+   * and the steps call none of the above for it (steps/manual.ts). Absent:
+   * every node has a BMC.
+   */
+  powerIsManual?(node: string): Promise<boolean>;
 }
 
 export interface BmcStepsOptions {
@@ -68,6 +74,11 @@ export class BmcSteps implements Steps {
       throw new FleetError((r.error?.code as ErrorCode | undefined) ?? 'internal', r.error?.message ?? 'BMC operation failed', { ...extra, node });
     }
     return r;
+  }
+
+  async powerIsManual(node: string): Promise<boolean> {
+    const rec = await this.store.nodes.get(node);
+    return rec !== null && rec !== undefined && !rec.bmc;
   }
 
   async armPxe(node: string): Promise<void> {

@@ -46,6 +46,7 @@ export const STATE_SPECS: readonly StateSpec[] = [
   { state: S.diskArmed, kind: 'transient', timeoutSeconds: 30 * m, onTimeout: E.fail, waitsFor: 'the agent to report a boot from the local disk' },
   { state: S.firstBoot, kind: 'transient', step: STEP.checkAgent, timeoutSeconds: 5 * m, onTimeout: E.fail, waitsFor: 'the check that the agent enrolled during this install' },
   { state: S.configuring, kind: 'transient', step: STEP.checkApplied, timeoutSeconds: 60 * m, onTimeout: E.fail, waitsFor: 'the agent to report its roles applied' },
+  { state: S.adopting, kind: 'transient', timeoutSeconds: 120 * m, onTimeout: E.fail, waitsFor: 'the admin to run the adoption line on the machine and its agent to enrol with the adoption token' },
 ];
 
 /** One transition per line; `why` is the comment (and the doc's last column). */
@@ -67,6 +68,12 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.diskArmed, event: E.boot, to: S.firstBoot, why: 'the agent on the installed system reported a boot from the local disk (layer 4)' },
   { from: S.firstBoot, event: E.configure, to: S.configuring, why: 'the agent enrolled during this install: it applies its roles' },
   { from: S.configuring, event: E.complete, to: S.ready, why: 'the agent applied every role: in service' },
+  // --- adoption of an installed machine (fleet adopt; no install, no BMC): the adoption token authorises the enrolment
+  { from: S.enrolled, event: E.adopt, to: S.adopting, why: 'an operator adopts an installed machine: an adoption token is issued' },
+  { from: S.ready, event: E.adopt, to: S.adopting, why: 'adopt again (e.g. the machine lost its agent): a new adoption token' },
+  { from: S.failed, event: E.adopt, to: S.adopting, why: 'adopt after a failure (e.g. the adoption timed out): a new adoption token' },
+  { from: S.adopting, event: E.adopt, to: S.adopting, why: 'adopt again while waiting (the line was lost): a new token supersedes the old, the timer starts again' },
+  { from: S.adopting, event: E.configure, to: S.configuring, why: 'the agent enrolled with the adoption token: it applies its roles' },
   // --- hardware against the profile's expect: (USER-STORIES Day 3)
   { from: S.configuring, event: E.hold, to: S.held, why: 'every role applied, but the inventory falls short of the profile: not in service' },
   { from: S.ready, event: E.hold, to: S.held, why: 'a new inventory falls short of the profile (a GPU or a DIMM gone): out of service' },
@@ -81,6 +88,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.diskArmed, event: E.fail, to: S.failed, armed: 'disarm', why: 'no boot from the local disk in time, or the node booted from elsewhere' },
   { from: S.firstBoot, event: E.fail, to: S.failed, armed: 'disarm', why: 'the agent did not enrol during this install' },
   { from: S.configuring, event: E.fail, to: S.failed, armed: 'disarm', why: 'a role failed, or the apply did not finish in time' },
+  { from: S.adopting, event: E.fail, to: S.failed, armed: 'disarm', why: 'the agent did not enrol in time (the adoption token is revoked)' },
   // --- cancel, from every transient state: back to rest, disarmed (the disk holds the old or a partial system)
   { from: S.pxeArmed, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled before the power cycle' },
   { from: S.powerCycling, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled during the power cycle' },
@@ -90,6 +98,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.diskArmed, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled before the first boot' },
   { from: S.firstBoot, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled at the first boot' },
   { from: S.configuring, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled the configuration' },
+  { from: S.adopting, event: E.cancel, to: S.enrolled, armed: 'disarm', why: 'an operator cancelled the adoption (the adoption token is revoked)' },
 ];
 
 const byKey = new Map<string, Transition>(TRANSITIONS.map((t) => [`${t.from}\u0000${t.event}`, t]));

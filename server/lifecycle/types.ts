@@ -53,6 +53,8 @@ export interface NodeActionResult {
   from?: string;
   /** Stagger: the step starts no earlier than this (ISO). */
   notBefore?: string;
+  /** Something the operator must know (a node without a BMC: power is manual). */
+  note?: string;
   error?: { code: string; message: string };
 }
 

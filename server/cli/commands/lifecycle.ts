@@ -17,7 +17,7 @@ import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
 import { EVENT } from '../../../common/events.js';
-import { OUT_OF_SERVICE_STATES, RESTING_STATES, S } from '../../lifecycle/states.js';
+import { OUT_OF_SERVICE_STATES, RESTING_STATES, RUN_START_STATES, S } from '../../lifecycle/states.js';
 
 /** What a node rests in: watch ends when every node rests. */
 const RESTING: ReadonlySet<string> = new Set(RESTING_STATES);
@@ -184,7 +184,7 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
     if (e.kind === EVENT.stateChanged && e.toState) {
       n.state = e.toState;
       const d = (e.details ?? {}) as { step?: unknown; reason?: unknown };
-      if (e.toState === S.pxeArmed) {
+      if ((RUN_START_STATES as readonly string[]).includes(e.toState)) {
         n.startMs = Date.parse(e.time);
         delete n.failure;
         delete n.flag;
@@ -337,7 +337,10 @@ export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: Re
     io.stdout(JSON.stringify(res, null, 2) + '\n');
   } else if (!opts.json) {
     io.stdout(
-      formatActions(res, (r) => `reinstalling (${r.from ?? '?'} -> ${r.state ?? '?'}${r.notBefore ? `, starts at ${new Date(r.notBefore).toLocaleTimeString()}` : ''})`) + '\n',
+      formatActions(
+        res,
+        (r) => `reinstalling (${r.from ?? '?'} -> ${r.state ?? '?'}${r.notBefore ? `, starts at ${new Date(r.notBefore).toLocaleTimeString()}` : ''})${r.note ? `: ${r.note}` : ''}`,
+      ) + '\n',
     );
   }
   let code: number = res.summary.failed || refusedLocally || status.missing.length ? Exit.FAILED : Exit.OK;

@@ -10,6 +10,7 @@
  *   GET  /bootenv/:node/plan?token=T              an image install's plan (JSON; an error is one line of text)
  *   POST /api/v1/boot-events/:node/:event?token=T  install-started | install-failed | install-finished |
  *                                                 install-progress (204)
+ *   GET  /agent/adopt.sh                          the adoption script (server/agents/adopt.ts; fleet adopt pins its sha256)
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
  *   GET  /images/sha256/<hex>/<file>              the image store's artefacts (DATA/images/sha256/)
@@ -27,6 +28,7 @@ import { FleetError, isFleetError } from '../../../common/errors.js';
 import { createRecorder, type FactRecorder } from '../../lifecycle/record.js';
 import { bootenvCurrentDir, createBootService, type BootServiceDeps } from '../../netboot/boot-service.js';
 import { imagePaths } from '../../images/store.js';
+import { ADOPT_SCRIPT_PATH, adoptScript } from '../../agents/adopt.js';
 import { repoPaths } from '../../repo/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
 import { registerStaticTree, serveFile } from '../static.js';
@@ -169,6 +171,17 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         return req.params.event === 'install-progress' ? reply.status(204).send() : done;
       },
     );
+
+    // Before the /agent/* tree: the more specific route wins. The same bytes as fleet adopt hashed (same inputs).
+    scope.get(ADOPT_SCRIPT_PATH, { schema: { hide: true } }, async (_req, reply) => {
+      const script = await adoptScript({
+        serverUrl: serviceDeps.serverUrl,
+        ...(serviceDeps.enrolServer !== undefined ? { enrolServer: serviceDeps.enrolServer } : {}),
+        ...(serviceDeps.caFingerprint !== undefined ? { caFingerprint: serviceDeps.caFingerprint } : {}),
+        ...(agentDir !== undefined ? { agentDir } : {}),
+      });
+      return reply.type('text/x-shellscript; charset=utf-8').send(script.text);
+    });
 
     registerStaticTree(scope, {
       prefix: '/agent',

@@ -1,11 +1,14 @@
 /** Step arm-pxe (pxe-armed): the one-time PXE boot override through the BMC (loop breaker layer 1). Idempotent. */
 import { E, STEP } from '../states.js';
+import { powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
 
 export const armPxe: StepDef = {
   name: STEP.armPxe,
   bmcAction: 'bootdev.set',
   async run(ctx, rec) {
+    // No BMC (power is manual): nothing to override; the node is armed and a person PXE-boots it.
+    if (await powerIsManual(ctx.steps, rec.name)) return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe, power: 'manual' } };
     await ctx.steps.armPxe(rec.name);
     return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe } };
   },

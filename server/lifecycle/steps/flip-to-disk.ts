@@ -8,6 +8,7 @@ import type { Store } from '../../store/index.js';
 import { toFleetError } from '../../../common/errors.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, STEP } from '../states.js';
 import type { Steps } from '../steps.js';
+import { powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
 import { EVENT } from '../../../common/events.js';
 
@@ -15,6 +16,8 @@ export const flipToDisk: StepDef = {
   name: STEP.flipToDisk,
   bmcAction: 'bootdev.set',
   async run(ctx, rec) {
+    // No BMC (power is manual): the node is disarmed, so a netboot is answered "boot the local disk" anyway.
+    if (await powerIsManual(ctx.steps, rec.name)) return { kind: 'event', event: E.flip, details: { step: STEP.flipToDisk, power: 'manual' } };
     await ctx.steps.flipToDisk(rec.name);
     return { kind: 'event', event: E.flip, details: { step: STEP.flipToDisk } };
   },
@@ -34,6 +37,7 @@ export async function pxeStoredAsContinuous(store: Store, name: string): Promise
 /** Best effort outside the step: boot the disk; a failure is written as lifecycle.cleanup_failed, never thrown. */
 export async function diskBestEffort(store: Store, steps: Steps, name: string, who: { actor: string; cause: string }): Promise<void> {
   try {
+    if (await powerIsManual(steps, name)) return; // power is manual: there is no BMC to ask
     await steps.flipToDisk(name);
   } catch (e) {
     const fe = toFleetError(e);

@@ -11,6 +11,7 @@ import { provedNotRun, TRANSIENT_ERRORS } from '../../bmc/retry.js';
 import type { PowerState } from '../../bmc/types.js';
 import { E, LIFECYCLE_EVENT_KINDS as K, STEP } from '../states.js';
 import type { Steps } from '../steps.js';
+import { manualPowerNote, powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
 
 const step = STEP.powerCycle;
@@ -48,6 +49,11 @@ export const powerCycle: StepDef = {
   bmcAction: 'power.cycle',
   async run(ctx, rec, attempt) {
     const name = rec.name;
+    if (await powerIsManual(ctx.steps, name)) {
+      // No BMC: a person powers the node; it waits here (armed) for its netboot, or the deadline.
+      await ctx.append(name, K.stepDone, { step, attempt, action: 'manual', power: 'manual', message: manualPowerNote(name) });
+      return { kind: 'wait' };
+    }
     let did: string;
     try {
       did = await ctx.steps.powerCycle(name);

@@ -131,8 +131,8 @@ describe('enrolment', () => {
     expect(await eventsOf(env.store, EVENT.agentEnrolled)).toHaveLength(1);
     expect((await eventsOf(env.store, EVENT.tokenUsed))[0]).toMatchObject({ node: 'node1' });
     expect(await env.services.authenticate(new X509Certificate(res.certificatePem).raw)).toBe('node1');
-    // Enrolment is not told to the conductor (check-agent reads the row).
-    expect(env.recorder.told).toEqual([]);
+    // Enrolment is told to the conductor (an adopting node moves on; in an install check-agent reads the row).
+    expect(env.recorder.told).toEqual([{ node: 'node1', kind: EVENT.agentEnrolled, details: { peer: PEER, repeated: false } }]);
   });
 
   it('refuses a used token, an unknown token, a malformed one and a machine with another node\'s MACs, each with agent.enroll_refused', async () => {
@@ -183,6 +183,7 @@ describe('reports', () => {
   beforeEach(async () => {
     env = await setup();
     await enrolled(env);
+    env.recorder.told.length = 0; // the enrolment's own fact (checked under enrolment)
   });
 
   it('a boot report is stored once per boot id (redacted, assessed) and told to the conductor every time, with isNewBoot', async () => {
@@ -335,6 +336,7 @@ describe('through a real recorder', () => {
     await services.reportBoot('node1', boot('b-1'));
     await services.reportBoot('node1', boot('b-1'));
     expect(signals.map(([n, k, d]) => [n, k, d['bootId'], d['isNewBoot']])).toEqual([
+      ['node1', EVENT.agentEnrolled, undefined, undefined],
       ['node1', EVENT.agentBoot, 'b-1', true],
       ['node1', EVENT.agentBoot, 'b-1', false],
     ]);

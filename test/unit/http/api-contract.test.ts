@@ -30,6 +30,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/inventory/reconcile', S.ReconcileRequest, S.ReconcileResponse],
   ['post', '/api/v1/nodes/reinstall', S.ReinstallRequest, S.LifecycleActionResponse],
   ['post', '/api/v1/nodes/cancel', S.CancelRequest, S.LifecycleActionResponse],
+  ['post', '/api/v1/nodes/{name}/adopt', null, S.AdoptResponse],
   ['get', '/api/v1/nodes/status', null, S.StatusResponse],
   ['get', '/api/v1/events/stream', null, null],
   ['get', '/api/v1/render/{name}/ipxe', null, S.RenderResponse],

@@ -126,12 +126,24 @@ describe('BmcSteps (Redfish double)', () => {
     expect(order.length).toBeGreaterThanOrEqual(2);
     expect(JSON.parse(order[0]!)).toMatchObject({ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
     for (const b of order.slice(1)) expect(JSON.parse(b)).toHaveProperty('ResetType');
+    // A node without a BMC (bmc: none): power is manual. It is armed and waits for its netboot; no BMC operation at all.
+    const before = bmc.requests.length;
     const [r] = await c.reinstall(['nobmc'], { actor: 't' });
-    expect(r?.ok).toBe(true);
+    expect(r).toMatchObject({ ok: true, note: 'power is manual (no BMC): PXE-boot nobmc by hand; waiting for its netboot' });
     await c.tick();
     await c.idle();
-    const failed = (await store.events.list({ node: 'nobmc', kinds: ['state.changed'] })).events.at(-1);
-    expect(failed).toMatchObject({ toState: S.failed, details: { step: 'arm-pxe', reason: expect.stringContaining('no BMC declared') } });
+    expect(await store.nodes.require('nobmc')).toMatchObject({ state: S.powerCycling, armed: true });
+    expect(bmc.requests.length).toBe(before);
+    const nobmcEvents = (await store.events.list({ node: 'nobmc' })).events;
+    expect(nobmcEvents.filter((e) => e.kind.startsWith('bmc.'))).toEqual([]);
+    expect(nobmcEvents.find((e) => e.kind === 'lifecycle.step_done')).toMatchObject({ details: { step: 'power-cycle', action: 'manual', message: expect.stringContaining('PXE-boot nobmc by hand') } });
+    // Its netboot moves it on like any other node's.
+    expect(await c.signal('nobmc', 'boot.script_fetched', { decision: 'install' })).toMatchObject({ status: 'applied', to: S.netbooting });
+    // A cancel asks no BMC to boot the disk either.
+    await c.cancel(['nobmc'], { actor: 't' });
+    await c.idle();
+    expect(bmc.requests.length).toBe(before);
+    expect((await store.events.list({ node: 'nobmc', kinds: ['lifecycle.cleanup_failed'] })).events).toEqual([]);
     await c.stop();
   });
 });

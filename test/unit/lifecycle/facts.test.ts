@@ -23,7 +23,10 @@ describe('fact rules', () => {
   });
 
   it('knows the facts that move nothing in any state', () => {
-    expect(ignoredEverywhere(FACT.agentEnrolled)).toBe(true);
+    // agent.enrolled moves an adopting node (fleet adopt); everywhere else it is ignored.
+    expect(ignoredEverywhere(FACT.agentEnrolled)).toBe(false);
+    expect(eventForFact(S.adopting, FACT.agentEnrolled, { peer: '10.0.0.9', repeated: false })).toEqual({ event: E.configure, details: { peer: '10.0.0.9' } });
+    expect(eventForFact(S.installing, FACT.agentEnrolled, {})).toMatchObject({ ignore: expect.any(String) });
     expect(ignoredEverywhere(FACT.loopSuspect)).toBe(true);
     expect(ignoredEverywhere(FACT.scriptFetched)).toBe(false);
     expect(ignoredEverywhere(FACT.agentBoot)).toBe(false);

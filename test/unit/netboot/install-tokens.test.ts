@@ -13,7 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { ENROLMENT_STATES, enrolmentRefusal } from '../../../server/agents/enroll-policy.js';
+import { ADOPTION_STATES, ENROLMENT_STATES, enrolmentRefusal } from '../../../server/agents/enroll-policy.js';
 import { TOKEN_REVOKING_EVENTS } from '../../../server/lifecycle/conductor.js';
 import { FACT as SIGNAL } from '../../../server/lifecycle/facts.js';
 import { ALL_EVENTS, ALL_STATES, S } from '../../../server/lifecycle/states.js';
@@ -77,12 +77,13 @@ describe('planFetchToken (pure)', () => {
 });
 
 describe('enrolmentRefusal (pure)', () => {
-  it('allows exactly power-cycling, netbooting and installing, armed', () => {
+  it('allows exactly power-cycling, netbooting and installing, armed, and adopting (fleet adopt; never armed)', () => {
     const allowed = ALL_STATES.filter((state) => enrolmentRefusal({ name: 'n1', state, armed: true }) === null);
-    expect(allowed).toEqual(['power-cycling', 'netbooting', 'installing']);
-    expect([...ENROLMENT_STATES]).toEqual(allowed);
+    expect(allowed).toEqual(['power-cycling', 'netbooting', 'installing', 'adopting']);
+    expect([...ENROLMENT_STATES, ...ADOPTION_STATES]).toEqual(allowed);
+    expect(ALL_STATES.filter((state) => enrolmentRefusal({ name: 'n1', state, armed: false }) === null)).toEqual(['adopting']);
   });
-  it.each(ALL_STATES.filter((s) => !ENROLMENT_STATES.includes(s)))('%s is refused with enroll.not_installing, naming the state', (state) => {
+  it.each(ALL_STATES.filter((s) => !ENROLMENT_STATES.includes(s) && !ADOPTION_STATES.includes(s)))('%s is refused with enroll.not_installing, naming the state', (state) => {
     const e = enrolmentRefusal({ name: 'n1', state, armed: true });
     expect(e?.code).toBe('enroll.not_installing');
     expect(e?.message).toContain(`node n1 is ${state}, not installing`);
