@@ -111,7 +111,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<op>', 'on, off (hard), soft (ACPI shutdown), cycle, reset, status')
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--stagger <N/interval>', 'at most N power actions per interval, e.g. 10/2s (PDU inrush)')
-    .option('--timeout <seconds>', 'per-BMC timeout')
+    .option('--timeout <duration>', 'per-BMC timeout: 10s, 1500ms, 2m (a bare number is seconds)')
     .option('--json', 'JSON output')
     .action((op: string, nodeset: string, opts: { json?: boolean; stagger?: string; timeout?: string }) => run(cmdPower(globals(), op, nodeset, opts, io)));
 

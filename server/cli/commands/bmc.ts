@@ -1,6 +1,7 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
 import { Exit, FleetError } from '../../../common/errors.js';
 import { BOOT_DEVICES, type BmcInfoRequest, type BmcResponse, type BmcResult, type BootDeviceName, type BootdevRequest, type PowerRequest } from '../../../common/api/schemas.js';
+import { parseDurationMs } from '../../../common/duration.js';
 import { apiRequest } from '../client.js';
 import { foldFailures } from '../fold.js';
 import type { CliIo } from '../io.js';
@@ -34,6 +35,13 @@ async function send(flags: GlobalFlags, io: CliIo, path: string, body: PowerRequ
   return res.summary.failed > 0 ? Exit.FAILED : Exit.OK;
 }
 
+/** `--timeout`: a duration (10s, 1500ms, 2m; a bare number is seconds) within the API's bounds; anything else is a usage error, never NaN on the wire. */
+export function powerTimeoutMs(text: string): number {
+  const ms = parseDurationMs(text, { defaultUnit: 's', units: ['ms', 's', 'm'] });
+  if (ms === undefined || ms < 100 || ms > 600_000) throw new FleetError('usage.invalid', `--timeout ${JSON.stringify(text)} is not a duration from 100ms to 10m (e.g. 10s, 1500ms, 2m; a bare number is seconds)`);
+  return Math.round(ms);
+}
+
 export async function cmdPower(
   flags: GlobalFlags,
   op: string,
@@ -43,7 +51,8 @@ export async function cmdPower(
 ): Promise<number> {
   const ops = ['on', 'off', 'soft', 'cycle', 'reset', 'status'];
   if (!ops.includes(op)) throw new FleetError('usage.invalid', `unknown power operation '${op}' (one of: ${ops.join(', ')})`);
-  const body: PowerRequest = { nodeset, op: op as PowerRequest['op'], ...(opts.stagger ? { stagger: opts.stagger } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {}) };
+  const timeoutMs = opts.timeout !== undefined ? powerTimeoutMs(opts.timeout) : undefined;
+  const body: PowerRequest = { nodeset, op: op as PowerRequest['op'], ...(opts.stagger ? { stagger: opts.stagger } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
   return send(flags, io, '/api/v1/power', body, opts.json, (r) => r.power ?? (op === 'soft' ? 'soft shutdown requested' : 'ok'));
 }
 

@@ -49,3 +49,31 @@ describe('fleet bootdev through the command line', () => {
     expect(srv.requests).toEqual([]);
   });
 });
+
+describe('fleet power --timeout', () => {
+  let srv: RecordingServer;
+  beforeEach(async () => {
+    srv = await recordingServer((): BmcResponse => ({ results: [{ node: 'n1', ok: true, power: 'on', attempts: [], durationMs: 1 }], summary: { total: 1, ok: 1, failed: 0 } }));
+  });
+  afterEach(() => srv.close());
+  const power = (timeout: string) => {
+    const c = captureIo();
+    return main(['node', 'fleet', '--url', srv.url, '--token', 't', 'power', 'status', 'n1', '--timeout', timeout], c.io).then((code) => ({ code, err: c.err() }));
+  };
+
+  it('takes a duration or bare seconds and sends milliseconds (10s used to send NaN)', async () => {
+    for (const [t, ms] of [['10s', 10_000], ['1500ms', 1500], ['2m', 120_000], ['5', 5000]] as const) {
+      expect((await power(t)).code, t).toBe(0);
+      expect(srv.requests.at(-1)?.body, t).toEqual({ nodeset: 'n1', op: 'status', timeoutMs: ms });
+    }
+  });
+
+  it('refuses what is not a duration within 100ms..10m with exit 2 and sends nothing', async () => {
+    for (const bad of ['soon', '10x', '50ms', '11m', '-1', '']) {
+      const r = await power(bad);
+      expect(r.code, bad).toBe(2);
+      expect(r.err, bad).toMatch(/--timeout ".*" is not a duration from 100ms to 10m/);
+    }
+    expect(srv.requests).toEqual([]);
+  });
+});
