@@ -66,18 +66,21 @@ export function renderLanConf(b: BmcSpec): string {
   ].join('\n');
 }
 
-/** ipmi_sim's emulator commands: one BMC, its SEL, and FRU 0 with the machine's identity when known. */
-export function renderBmcEmu(b: Pick<BmcSpec, 'machine'>): string {
-  const m = b.machine;
-  const fru = m ? encodeFru({ board: { manufacturer: m.manufacturer, product: m.product, serial: m.serial }, product: { manufacturer: m.manufacturer, name: m.product, serial: m.serial } }) : undefined;
+/** ipmi_sim's emulator commands: one BMC, its SEL, and FRU 0 when given (its bytes; test/helpers/ipmisim.ts uses it too). */
+export function renderBmcEmu(fruImage?: Buffer): string {
   return [
     'mc_setbmc 0x20',
     'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
     'sel_enable 0x20 1000 0x0a',
-    ...(fru ? [`mc_add_fru_data 0x20 0 ${fru.length} data ${[...fru].map((x) => `0x${x.toString(16)}`).join(' ')}`] : []),
+    ...(fruImage ? [`mc_add_fru_data 0x20 0 ${fruImage.length} data ${[...fruImage].map((x) => `0x${x.toString(16)}`).join(' ')}`] : []),
     'mc_enable 0x20',
     '',
   ].join('\n');
+}
+
+/** FRU 0 of a lab BMC: the VM's maker, product and serial in the board and product areas. */
+function machineFru(m: NonNullable<BmcSpec['machine']>): Buffer {
+  return encodeFru({ board: { manufacturer: m.manufacturer, product: m.product, serial: m.serial }, product: { manufacturer: m.manufacturer, name: m.product, serial: m.serial } });
 }
 
 /** Runs ipmitool against a lab BMC from inside the namespace (lanplus, -C 3, password via IPMI_PASSWORD). */
@@ -100,7 +103,7 @@ export async function startBmc(netns: string | undefined, ipmiSim: string, b: Bm
   const lan = join(dir, 'lan.conf');
   await writeFile(lan, renderLanConf(b), { mode: 0o600 });
   await chmod(lan, 0o600);
-  await writeFile(join(dir, 'bmc.emu'), renderBmcEmu(b));
+  await writeFile(join(dir, 'bmc.emu'), renderBmcEmu(b.machine ? machineFru(b.machine) : undefined));
   const logFd = openSync(join(b.vmDir, 'ipmi_sim.log'), 'a');
   const simArgs = ['-n', '-c', lan, '-f', join(dir, 'bmc.emu'), '-s', dir];
   const child = spawn(netns ? 'ip' : ipmiSim, netns ? ['netns', 'exec', netns, ipmiSim, ...simArgs] : simArgs, {

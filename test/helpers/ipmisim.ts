@@ -39,6 +39,7 @@ import { findExecutable } from '../../common/executable.js';
 import type { BmcTarget } from '../../server/bmc/types.js';
 import { type Fru, encodeFru } from '../../server/bmc/ipmi/fru.js';
 import { encodeSystemGuid } from '../../server/bmc/ipmi/commands.js';
+import { renderBmcEmu } from '../../server/lab/bmc.js';
 
 const CHASSIS_SCRIPT = fileURLToPath(new URL('./ipmisim-chassis.sh', import.meta.url));
 
@@ -339,14 +340,7 @@ async function startOne(dir: string, hook: string, pidFile: string, index: numbe
   await rm(stateDir, { recursive: true, force: true });
   await mkdir(stateDir, { recursive: true });
   writeState(stateFile, { power: 'off', boot: 'default', resets: 0, softs: 0, ...o.initial?.(index) });
-  const emu = [
-    'mc_setbmc 0x20',
-    'mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr',
-    'sel_enable 0x20 1000 0x0a',
-    ...(fruImage ? [`mc_add_fru_data 0x20 0 ${fruImage.length} data ${[...fruImage].map((b) => `0x${b.toString(16)}`).join(' ')}`] : []),
-    'mc_enable 0x20',
-    '',
-  ].join('\n');
+  const emu = renderBmcEmu(fruImage);
   await writeFile(join(stateDir, 'bmc.emu'), emu);
 
   for (let attempt = 0; attempt < 5; attempt++) {
