@@ -17,12 +17,12 @@
  * the one-time token rides in the line, in the environment of `sh`, never
  * in argv. Rendering is pure; `adoptScript` reads the agent bundle.
  */
-import crypto from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import { normaliseFingerprint } from '../../common/fingerprint.js';
+import { sha256Hex } from '../images/manifest.js';
+import { sha256File } from '../images/store.js';
 
 /** Where the boot face serves the script (server/http/routes/boot.ts). */
 export const ADOPT_SCRIPT_PATH = '/agent/adopt.sh';
@@ -109,10 +109,6 @@ say "enrolled; fleet-agent started: the node goes ready once its roles apply (fl
 `;
 }
 
-export function sha256Hex(text: string | Buffer): string {
-  return crypto.createHash('sha256').update(text).digest('hex');
-}
-
 /**
  * The one line the admin pastes as root on the machine: a private temp
  * directory, the script fetched and checked against its sha256, then run
@@ -125,13 +121,6 @@ export function renderAdoptLine(i: { serverUrl: string; scriptSha256: string; to
   if (!TOKEN.test(i.token)) throw new FleetError('internal', 'the adoption token is malformed');
   const url = `${i.serverUrl.replace(/\/+$/, '')}${ADOPT_SCRIPT_PATH}`;
   return `(d=$(mktemp -d) && trap 'rm -rf "$d"' EXIT && curl -fsSo "$d/a" ${url} && echo "${i.scriptSha256}  $d/a" | sha256sum -c --quiet && FLEET_ENROLL_TOKEN=${i.token} sh "$d/a")`;
-}
-
-/** sha256 of a file, streamed. */
-async function fileSha256(path: string): Promise<string> {
-  const h = crypto.createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 const digests = new Map<string, { key: string; sha256: string }>();
@@ -163,7 +152,7 @@ export async function agentBundle(agentDir: string | undefined): Promise<{ sha25
   }
   const cached = digests.get(file);
   if (cached?.key === key) return { sha256: cached.sha256, unit };
-  const sha256 = await fileSha256(file);
+  const sha256 = await sha256File(file);
   digests.set(file, { key, sha256 });
   return { sha256, unit };
 }

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADOPT_SCRIPT_PATH, agentBundle, compactFingerprint, renderAdoptLine, renderAdoptScript, sha256Hex } from '../../../server/agents/adopt.js';
+import { ADOPT_SCRIPT_PATH, agentBundle, compactFingerprint, renderAdoptLine, renderAdoptScript } from '../../../server/agents/adopt.js';
+import { sha256Hex } from '../../../server/images/manifest.js';
 
 const exec = promisify(execFile);
 const FP = 'AB:'.repeat(31) + 'AB';
