@@ -1,12 +1,20 @@
 /**
  * chrony: the node's time client, pointed at the cluster's NTP servers.
  *
- * Writes /etc/chrony.conf (RHEL) or /etc/chrony/chrony.conf (Debian) whole,
+ * Installs the chrony package when it is missing (the same name on both
+ * families; a minimal Debian image has no NTP client), then writes
+ * /etc/chrony.conf (RHEL) or /etc/chrony/chrony.conf (Debian) whole,
  * as in the seed's client section; restarts chronyd / chrony only when the
  * file changed, and enables the service when its wants link is missing.
+ * A failed install skips the rest (one group).
  */
 import { commandStep, defineRole, emptySurvey, fileStep, rootFs } from './base.js';
+import { installStep, missingPackages } from './packages.js';
 import { KNOWN_FAMILIES, type RoleContext } from './types.js';
+
+/** The package is called chrony on Debian and on RHEL. */
+export const CHRONY_PACKAGE = 'chrony';
+const GROUP = 'chrony';
 
 export function chronyPaths(ctx: RoleContext): { conf: string; service: string; drift: string } {
   return ctx.osFamily === 'rhel'
@@ -47,12 +55,16 @@ export const chronyRole = defineRole('chrony', KNOWN_FAMILIES, async (ctx) => {
   }
   const fsr = rootFs(ctx);
   const { conf, service } = chronyPaths(ctx);
-  const step = await fileStep(ctx, fsr, { path: conf, content: renderChrony(ctx, spec.servers, spec.makestep), mode: 0o644 });
-  const enabled = await fsr.lexists(`/etc/systemd/system/multi-user.target.wants/${service}.service`);
+  const pk = await missingPackages(ctx, [CHRONY_PACKAGE]);
+  s.problems.push(...pk.problems);
+  if (pk.problems.length > 0) return s;
+  if (pk.missing.length > 0) s.steps.push(installStep(ctx, pk.missing, GROUP));
+  const step = await fileStep(ctx, fsr, { path: conf, content: renderChrony(ctx, spec.servers, spec.makestep), mode: 0o644, group: GROUP });
+  const enabled = pk.missing.length === 0 && (await fsr.lexists(`/etc/systemd/system/multi-user.target.wants/${service}.service`));
   if (step) {
     s.steps.push(step);
-    s.steps.push(commandStep(ctx, ['systemctl', 'restart', service]));
+    s.steps.push(commandStep(ctx, ['systemctl', 'restart', service], { group: GROUP }));
   }
-  if (!enabled) s.steps.push(commandStep(ctx, ['systemctl', 'enable', '--now', service], { group: 'enable' }));
+  if (!enabled) s.steps.push(commandStep(ctx, ['systemctl', 'enable', '--now', service], { group: GROUP }));
   return s;
 });

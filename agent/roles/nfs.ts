@@ -8,9 +8,21 @@
  * the root) does not list are mounted with `mount TARGET` — one by one, each
  * with its own time limit: a mount that fails is reported with its reason and
  * the others still go ahead.
+ *
+ * The mount helper (mount.nfs) comes first: nfs-common (Debian) or
+ * nfs-utils (RHEL) is installed when missing; the mounts wait for it (a
+ * failed install leaves them unmounted, saying why). On an unknown family
+ * the package is not installed: the role says so and mounts with what the
+ * system has.
  */
 import { StepError, commandStep, defineRole, emptySurvey, fileStep, rootFs, textLines, type Step } from './base.js';
-import { ANY_FAMILY } from './types.js';
+import { installStep, missingPackages } from './packages.js';
+import { ANY_FAMILY, type RoleContext } from './types.js';
+
+/** The package with mount.nfs, per family (undefined: unknown family, nothing installed). */
+export function nfsClientPackage(ctx: RoleContext): string | undefined {
+  return ctx.osFamily === 'debian' ? 'nfs-common' : ctx.osFamily === 'rhel' ? 'nfs-utils' : undefined;
+}
 import type { NfsMountSpec } from '../../common/model.js';
 
 export const FSTAB_PATH = '/etc/fstab';
@@ -71,6 +83,32 @@ export const nfsRole = defineRole('nfs', ANY_FAMILY, async (ctx) => {
     return s;
   }
   const fsr = rootFs(ctx);
+  let helperFailed: string | undefined;
+  const pkg = nfsClientPackage(ctx);
+  if (pkg === undefined) {
+    s.notes.push(`no NFS client package installed on an unknown OS family (${ctx.osSource ?? ctx.osFamily}): mount.nfs must already be there`);
+  } else if (spec.mounts.length > 0) {
+    const pk = await missingPackages(ctx, [pkg]);
+    if (pk.problems.length > 0) {
+      s.problems.push(...pk.problems);
+      return s;
+    }
+    if (pk.missing.length > 0) {
+      const step = installStep(ctx, pk.missing, 'nfs client');
+      const run = step.run;
+      s.steps.push({
+        ...step,
+        run: async () => {
+          try {
+            await run();
+          } catch (e) {
+            helperFailed = `${pkg} (mount.nfs) could not be installed`;
+            throw e;
+          }
+        },
+      });
+    }
+  }
   const current = (await fsr.read(FSTAB_PATH)) ?? '';
   const fstab = await fileStep(ctx, fsr, { path: FSTAB_PATH, content: updateFstab(current, spec.mounts), mode: 0o644, group: 'fstab' });
   let fstabFailed = false;
@@ -114,6 +152,7 @@ export const nfsRole = defineRole('nfs', ANY_FAMILY, async (ctx) => {
       ...step,
       run: async () => {
         if (fstabFailed) throw new StepError(`not mounted: ${FSTAB_PATH} could not be written`);
+        if (helperFailed) throw new StepError(`not mounted: ${helperFailed}`);
         await run();
       },
     });

@@ -66,6 +66,17 @@ async function userIds(fsr: RootFs, name: string): Promise<{ uid: number; gid: n
   return u ? { uid: u.uid, gid: u.gid } : undefined;
 }
 
+/** The NodeName= values of a slurm.conf (one per line; comments and other lines ignored). */
+export function confNodeNames(conf: string): string[] {
+  return [...conf.matchAll(/^NodeName=([^\s]+)/gm)].map((m) => m[1]!);
+}
+
+/** The first label of /etc/hostname's name, or undefined. */
+export function hostShortName(text: string | undefined): string | undefined {
+  const line = (text ?? '').split('\n').map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  return line ? line.split('.')[0] : undefined;
+}
+
 const asRoot = (): boolean => process.getuid?.() === 0;
 
 /**
@@ -198,7 +209,18 @@ export const slurmRole = defineRole('slurm', KNOWN_FAMILIES, async (ctx) => {
   const confChanged = confStep !== undefined && confStep.change.diff !== undefined;
   const installing = pk.missing.length > 0;
   s.steps.push(...(await serviceSteps(ctx, 'munge', keyChanged || installing)));
-  if (ctld) s.steps.push(...(await serviceSteps(ctx, 'slurmctld', confChanged || keyChanged || installing)));
-  if (slurmd) s.steps.push(...(await serviceSteps(ctx, 'slurmd', confChanged || keyChanged || installing)));
+  const listed = confNodeNames(facts.conf);
+  if (ctld) {
+    if (listed.length === 0) s.notes.push('slurmctld not started: slurm.conf lists no compute node yet (the server adds each once its inventory reports CPUs and memory)');
+    else s.steps.push(...(await serviceSteps(ctx, 'slurmctld', confChanged || keyChanged || installing)));
+  }
+  if (slurmd) {
+    const me = hostShortName(await fsr.read('/etc/hostname'));
+    if (me === undefined || !listed.includes(me)) {
+      s.notes.push(`slurmd not started: slurm.conf does not list ${me ?? 'this node (no /etc/hostname)'} yet (the server adds a compute node once its inventory reports CPUs and memory; that new slurm.conf starts it)`);
+    } else {
+      s.steps.push(...(await serviceSteps(ctx, 'slurmd', confChanged || keyChanged || installing)));
+    }
+  }
   return s;
 });

@@ -16,6 +16,13 @@
  * A home that does not exist yet is skipped with a note when it lies under
  * one of the profile's NFS mount points (written on a later apply, once
  * mounted), and is a failure otherwise.
+ *
+ * Homes are made where they live: on the node that exports them (its
+ * profile's nfs_server exports a directory the home lies under, thor of
+ * seed 000 §9: `mkdir /home/myuser; chown myuser:myuser`), a missing home
+ * is created 0700, owned by the user's uid and gid. Nowhere else: on the
+ * NFS clients it would hide under the mount, or be made on the local disk
+ * when the mount is late.
  */
 import path from 'node:path';
 import type { UserSpec } from '../../common/model.js';
@@ -58,13 +65,18 @@ function under(p: string, dir: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !path.posix.isAbsolute(rel);
 }
 
-async function keySteps(ctx: RoleContext, fsr: RootFs, u: UserSpec, s: Survey): Promise<void> {
+/** The export of this node's nfs_server role a home lies under, if any: that node keeps the homes. */
+export function exportHolding(ctx: RoleContext, home: string): string | undefined {
+  return ctx.settings.roles.nfsServer?.exports.map((e) => e.path).find((p) => under(home, p));
+}
+
+async function keySteps(ctx: RoleContext, fsr: RootFs, u: UserSpec, s: Survey, homeMade = false): Promise<void> {
   const group = `user ${u.name}`; // same group as useradd: no keys for a user that could not be added
   const sshDir = path.posix.join(u.home, '.ssh');
   const keysPath = path.posix.join(sshDir, 'authorized_keys');
   const ro = { noFollowUnder: u.home };
   const homeSt = await fsr.stat(u.home);
-  if (!homeSt) {
+  if (!homeSt && !homeMade) {
     if (u.sshKeys.length === 0) return;
     const nfs = ctx.settings.roles.nfs?.mounts.find((m) => under(u.home, m.target) || u.home === m.target);
     if (nfs) s.notes.push(`SSH keys of ${u.name} deferred: ${u.home} does not exist yet (NFS ${nfs.target} not mounted?)`);
@@ -156,7 +168,26 @@ export const usersRole = defineRole('users', ANY_FAMILY, async (ctx) => {
       }
       s.steps.push(commandStep(ctx, ['useradd', '-u', String(u.uid), '-g', String(u.gid), '-s', u.shell, '-d', u.home, '-M', u.name], { group: `user ${u.name}` }));
     }
-    await keySteps(ctx, fsr, u, s);
+    let homeMade = false;
+    const exported = exportHolding(ctx, u.home);
+    if (exported !== undefined) {
+      const st = await fsr.stat(u.home);
+      if (st && !st.isDirectory()) {
+        s.problems.push(`home of ${u.name}: ${u.home} exists and is not a directory`);
+        continue;
+      }
+      if (!st) {
+        homeMade = true;
+        s.steps.push({
+          change: { path: u.home, action: 'create', summary: `mkdir ${u.home} (0700, owner ${u.uid}:${u.gid}; this node exports ${exported})` },
+          group: `user ${u.name}`,
+          run: async () => {
+            await fsr.mkdirp(u.home, 0o700, { uid: u.uid, gid: u.gid });
+          },
+        });
+      }
+    }
+    await keySteps(ctx, fsr, u, s, homeMade);
   }
   return s;
 });

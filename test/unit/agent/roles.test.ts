@@ -221,6 +221,7 @@ interface FakeSystem {
 /** A recording runner that also does what groupadd/useradd/usermod/mount would do to the lab's files. */
 function fakeSystem(lab: Lab): FakeSystem {
   const failMounts = new Set<string>();
+  const installed = new Set<string>();
   const answers: FakeSystem['answers'] = [];
   const append = (p: string, line: string): void => fs.appendFileSync(path.join(lab.root, p), `${line}\n`);
   const runner = new RecordingRunner((cmd, args) => {
@@ -236,6 +237,14 @@ function fakeSystem(lab: Lab): FakeSystem {
         return {};
       case 'useradd':
         append('etc/passwd', `${last}:x:${opt('-u')}:${opt('-g')}::${opt('-d')}:${opt('-s')}`);
+        return {};
+      case 'dpkg-query': {
+        // Debian: only what apt-get installed here (or an answer above) is installed.
+        const names = args.filter((a) => !a.startsWith('-'));
+        return { code: names.every((n) => installed.has(n)) ? 0 : 1, stdout: names.filter((n) => installed.has(n)).map((n) => `${n}\tinstall ok installed\n`).join('') };
+      }
+      case 'apt-get':
+        if (args[0] === 'install') for (const p of args.slice(1).filter((a) => !a.startsWith('-'))) installed.add(p);
         return {};
       case 'mount':
         if (failMounts.has(last)) return { code: 32, stderr: `mount.nfs: Connection timed out for ${last}\n` };
@@ -575,7 +584,8 @@ describe('chrony role', () => {
     expect(res.status).toBe('changed');
     expect(lab.file('etc/chrony.conf')).toBe(CHRONY_RHEL);
     expect(lab.file('var/lib/fleet-agent/backup/etc/chrony.conf')).toBe(STOCK_CHRONY);
-    expect(sys.runner.argvs).toEqual([
+    expect(sys.runner.argvs[0], 'the package is queried first').toEqual(['rpm', '-q', 'chrony']);
+    expect(mutating(sys.runner)).toEqual([
       ['systemctl', 'restart', 'chronyd'],
       ['systemctl', 'enable', '--now', 'chronyd'],
     ]);
@@ -584,27 +594,49 @@ describe('chrony role', () => {
     fs.symlinkSync('/usr/lib/systemd/system/chronyd.service', path.join(lab.root, 'etc/systemd/system/multi-user.target.wants/chronyd.service'));
     sys.runner.clear();
     expect(await chronyRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
-    expect(sys.runner.argvs).toEqual([]);
+    expect(mutating(sys.runner)).toEqual([]);
 
     ctx.settings.roles.chrony = { servers: ['10.10.0.1', '10.10.0.2'], makestep: '1.0 3' };
     const res3 = await chronyRole.apply(ctx);
     expect(res3.status).toBe('changed');
     expect(lab.file('etc/chrony.conf')).toBe(CHRONY_RHEL.replace('server 10.10.0.1 iburst\n', 'server 10.10.0.1 iburst\nserver 10.10.0.2 iburst\n'));
-    expect(sys.runner.argvs).toEqual([['systemctl', 'restart', 'chronyd']]);
+    expect(mutating(sys.runner)).toEqual([['systemctl', 'restart', 'chronyd']]);
   });
 
-  it('uses /etc/chrony/chrony.conf and the chrony service on Debian', async () => {
+  it('uses /etc/chrony/chrony.conf and the chrony service on Debian, installing chrony first when a minimal image lacks it', async () => {
     const lab = newLab('debian');
     const sys = fakeSystem(lab);
-    fs.mkdirSync(path.join(lab.root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
-    fs.symlinkSync('/lib/systemd/system/chrony.service', path.join(lab.root, 'etc/systemd/system/multi-user.target.wants/chrony.service'));
     const ctx = await ctxFor(lab, { chrony: { servers: ['10.10.0.1'], makestep: '1 3' } }, sys.runner);
     expect((await chronyRole.apply(ctx)).status).toBe('changed');
     const conf = lab.file('etc/chrony/chrony.conf');
     expect(conf).toContain('server 10.10.0.1 iburst\n');
     expect(conf).toContain('driftfile /var/lib/chrony/chrony.drift\n');
     expect(conf).toContain('makestep 1 3\n');
-    expect(sys.runner.argvs).toEqual([['systemctl', 'restart', 'chrony']]);
+    expect(mutating(sys.runner)).toEqual([
+      ['apt-get', 'install', '-y', 'chrony'],
+      ['systemctl', 'restart', 'chrony'],
+      ['systemctl', 'enable', '--now', 'chrony'],
+    ]);
+    // installed and enabled (the package's wants link): a new server list only restarts it
+    fs.mkdirSync(path.join(lab.root, 'etc/systemd/system/multi-user.target.wants'), { recursive: true });
+    fs.symlinkSync('/lib/systemd/system/chrony.service', path.join(lab.root, 'etc/systemd/system/multi-user.target.wants/chrony.service'));
+    sys.runner.clear();
+    ctx.settings.roles.chrony = { servers: ['10.10.0.2'], makestep: '1 3' };
+    expect((await chronyRole.apply(ctx)).status).toBe('changed');
+    expect(mutating(sys.runner)).toEqual([['systemctl', 'restart', 'chrony']]);
+  });
+
+  it('a failed install of chrony writes nothing and restarts nothing, naming the command', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    sys.answers.push((cmd, args) => (cmd === 'apt-get' && args[0] === 'install' ? { code: 100, stderr: 'E: Unable to locate package chrony\n' } : undefined));
+    const ctx = await ctxFor(lab, { chrony: { servers: ['10.10.0.1'], makestep: '1 3' } }, sys.runner);
+    const before = lab.file('etc/chrony/chrony.conf');
+    const res = await chronyRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/install chrony failed: .*apt-get install -y chrony.*exit 100: E: Unable to locate package chrony/);
+    expect(lab.file('etc/chrony/chrony.conf')).toBe(before);
+    expect(mutating(sys.runner)).toEqual([['apt-get', 'install', '-y', 'chrony']]);
   });
 
   it('does not restart when the write failed', async () => {
@@ -640,7 +672,8 @@ describe('nfs role', () => {
     expect(fs.statSync(path.join(lab.root, 'scratch')).isDirectory()).toBe(true);
     const real = fs.realpathSync(lab.root);
     const mount = (t: string): string[] => ['mount', '--fstab', `${real}/etc/fstab`, '--target-prefix', real, t];
-    expect(sys.runner.argvs).toEqual([mount('/home'), mount('/software'), mount('/scratch')]);
+    expect(sys.runner.argvs[0], 'mount.nfs is checked for first').toEqual(['rpm', '-q', 'nfs-utils']);
+    expect(mutating(sys.runner)).toEqual([mount('/home'), mount('/software'), mount('/scratch')]);
     expect(res.message).toContain('mount /software failed: mount --fstab');
     expect(res.message).toContain('exit 32: mount.nfs: Connection timed out for /software');
     expect(res.changes.map((c) => c.summary)).toEqual(['update /etc/fstab', 'mount /home', 'mkdir /scratch', 'mount /scratch']);
@@ -650,10 +683,32 @@ describe('nfs role', () => {
     sys.runner.clear();
     const res2 = await nfsRole.apply(ctx);
     expect(res2.status).toBe('changed');
-    expect(sys.runner.argvs).toEqual([mount('/software')]);
+    expect(mutating(sys.runner)).toEqual([mount('/software')]);
     sys.runner.clear();
     expect(await nfsRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
-    expect(sys.runner.argvs).toEqual([]);
+    expect(mutating(sys.runner)).toEqual([]);
+  });
+
+  it('installs the mount helper first on Debian (nfs-common); a failed install leaves the mounts undone, saying why', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    let aptFails = true;
+    sys.answers.push((cmd, args) => (cmd === 'apt-get' && args[0] === 'install' && aptFails ? { code: 100, stderr: 'E: Unable to locate package nfs-common\n' } : undefined));
+    const ctx = await ctxFor(lab, { nfs: NFS }, sys.runner);
+    const res = await nfsRole.apply(ctx);
+    expect(res.status).toBe('failed');
+    expect(res.message).toMatch(/install nfs-common failed: .*exit 100/);
+    expect(res.message).toContain('mount /home failed: not mounted: nfs-common (mount.nfs) could not be installed');
+    expect(mutating(sys.runner)).toEqual([['apt-get', 'install', '-y', 'nfs-common']]);
+    aptFails = false;
+    sys.runner.clear();
+    const res2 = await nfsRole.apply(ctx);
+    expect(res2.status, res2.message).toBe('changed');
+    const real = fs.realpathSync(lab.root);
+    const mount = (t: string): string[] => ['mount', '--fstab', `${real}/etc/fstab`, '--target-prefix', real, t];
+    expect(mutating(sys.runner)).toEqual([['apt-get', 'install', '-y', 'nfs-common'], mount('/home'), mount('/software'), mount('/scratch')]);
+    sys.runner.clear();
+    expect(await nfsRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
   });
 
   it('uses a plain `mount TARGET` on the live root', async () => {
@@ -662,7 +717,7 @@ describe('nfs role', () => {
     const ctx = await makeRoleContext({ root: '/', osFamily: 'rhel', settings: { roles: { nfs: { mounts: [{ source: 'thor:/fleet-test-nonexistent', target: '/fleet-test-nonexistent-mnt', options: 'ro' }] } }, cluster: CLUSTER }, runner });
     const plan = await nfsRole.plan(ctx);
     expect(plan.find((c) => c.action === 'run')?.command).toEqual(['mount', '/fleet-test-nonexistent-mnt']);
-    expect(runner.argvs).toEqual([]);
+    expect(mutating(runner)).toEqual([]);
     expect(fs.existsSync('/fleet-test-nonexistent-mnt')).toBe(false);
   });
 });
@@ -763,6 +818,29 @@ describe('users role', () => {
     expect(res.message).toMatch(/\/home\/mallory\/\.ssh is a symbolic link; refusing to follow it/);
     expect(lab.exists('etc/authorized_keys')).toBe(false);
     expect(sys.runner.argvs).toEqual([]);
+  });
+
+  it('makes the homes on the node that exports them (0700, the user\'s), with the keys inside; never on an NFS client', async () => {
+    const lab = newLab('debian');
+    const sys = fakeSystem(lab);
+    const exportsHome: RolesSpec['nfsServer'] = { exports: [{ path: '/home', clients: '10.10.0.0/16', options: 'rw,sync,no_root_squash' }] };
+    const ctx = await ctxFor(lab, { users: USERS, nfsServer: exportsHome }, sys.runner);
+    const res = await usersRole.apply(ctx);
+    expect(res.status, res.message).toBe('changed');
+    expect(res.changes.map((c) => c.summary), JSON.stringify(res.changes.map((c) => c.summary))).toContain('mkdir /home/bob (0700, owner 2002:2002; this node exports /home)');
+    expect(res.changes.some((c) => c.summary?.startsWith('mkdir /home/alice ')), 'an existing home is left as it is').toBe(false);
+    const st = fs.statSync(path.join(lab.root, 'home/bob'));
+    expect(st.mode & 0o7777).toBe(0o700);
+    if (asRoot) expect([st.uid, st.gid]).toEqual([2002, 2002]);
+    expect(lab.file('home/bob/.ssh/authorized_keys')).toContain(KEY_B);
+    sys.runner.clear();
+    expect(await usersRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+    // The same users on an NFS client of that export: nothing is made under the mount point.
+    const client = newLab('debian');
+    const cctx = await ctxFor(client, { users: USERS, nfs: NFS }, fakeSystem(client).runner);
+    const cres = await usersRole.apply(cctx);
+    expect(cres.changes.some((c) => c.summary?.startsWith('mkdir /home/bob'))).toBe(false);
+    expect(fs.existsSync(path.join(client.root, 'home/bob'))).toBe(false);
   });
 
   it('fails on a missing home outside any NFS mount', async () => {
@@ -1076,7 +1154,7 @@ describe('nfsServer role', () => {
     expect(lab.exists('var/lib/nfs/etab') && lab.file('var/lib/nfs/etab')).toBe('');
     sys.runner.clear();
     expect(await nfsServerRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
-    expect(sys.runner.argvs).toEqual([]);
+    expect(mutating(sys.runner)).toEqual([]);
   });
 
   it('fails on an export path that is a file, and writes no exports line for it', async () => {
@@ -1125,7 +1203,7 @@ describe('plan and runRoles', () => {
     ]);
     for (const r of [reposRole, nfsRole, usersRole]) expect((await r.plan(ctx)).length).toBeGreaterThan(0);
     expect(lab.snapshot()).toEqual(before);
-    expect(sys.runner.argvs).toEqual([]);
+    expect(mutating(sys.runner)).toEqual([]);
   });
 
   it('runs the roles in the fixed order, goes on after a failure, and a dry run changes nothing', async () => {
@@ -1146,7 +1224,7 @@ describe('plan and runRoles', () => {
     ]);
     expect(dry[2]!.message).toMatch(/^would make 3 changes: update \/etc\/chrony.conf; systemctl restart chronyd; systemctl enable --now chronyd/);
     expect(lab.snapshot()).toEqual(before);
-    expect(sys.runner.argvs).toEqual([]);
+    expect(mutating(sys.runner)).toEqual([]);
 
     const results = await runRoles(rolesFor(FILE_ROLES).reverse(), ctx);
     expect(results.map((r) => [r.role, r.status])).toEqual([
@@ -1157,12 +1235,12 @@ describe('plan and runRoles', () => {
       ['nfs', 'changed'],
     ]);
     expect(results[1]!.message).toMatch(/symbolic link out of the root/);
-    expect(sys.runner.argvs.map((a) => a[0])).toEqual(['dnf', 'systemctl', 'systemctl', 'groupadd', 'useradd', 'mount', 'mount', 'mount']);
+    expect(mutating(sys.runner).map((a) => a[0])).toEqual(['dnf', 'systemctl', 'systemctl', 'groupadd', 'useradd', 'mount', 'mount', 'mount']);
 
     sys.runner.clear();
     const again = await runRoles(rolesFor(FILE_ROLES), ctx);
     expect(again.map((r) => r.status)).toEqual(['ok', 'failed', 'changed', 'ok', 'ok']); // chrony: enable again (the fake systemctl makes no link)
-    expect(sys.runner.argvs).toEqual([['systemctl', 'enable', '--now', 'chronyd']]);
+    expect(mutating(sys.runner)).toEqual([['systemctl', 'enable', '--now', 'chronyd']]);
   });
 
   it('orders an NFS server after users and before NFS mounts, as the server does', () => {

@@ -47,6 +47,7 @@ function lab(family: 'debian' | 'rhel'): Lab {
   fs.mkdirSync(abs('etc'), { recursive: true });
   fs.writeFileSync(abs('etc/os-release'), OS_RELEASE[family]);
   fs.writeFileSync(abs('etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+  fs.writeFileSync(abs('etc/hostname'), 'valkyrie01\n');
   const l: Lab = { root, abs, installed: new Set(), enabled: new Set(), active: new Set(), noMungeUser: false, runner: undefined as never };
   const install = (pkgs: string[]) => {
     for (const p of pkgs) {
@@ -150,6 +151,35 @@ describe('slurm role', () => {
     const again = await slurmRole.apply(ctx);
     expect(again).toMatchObject({ status: 'ok', changes: [] });
     expect(mutating(l.runner)).toEqual([]);
+  });
+
+  it('not listed yet: slurmd waits for a slurm.conf that names this node, slurmctld for one that names any; the next conf starts them', async () => {
+    const l = lab('debian');
+    fs.writeFileSync(l.abs('etc/hostname'), 'valkyrie02\n');
+    const early = 'ClusterName=fleet\nSlurmctldHost=ctl01(10.10.1.1)\n# valkyrie02 left out: no inventory reported yet\n';
+    const ctx = await ctxFor(l, 'both', { conf: early, mungeKeyB64: KEY_B64 });
+    const res = await slurmRole.apply(ctx);
+    expect(res.status, res.message).toBe('changed');
+    expect(mutating(l.runner)).toEqual([
+      ['apt-get', 'install', '-y', 'munge', 'slurm-client', 'slurmctld', 'slurmd'],
+      ['systemctl', 'enable', 'munge'],
+      ['systemctl', 'restart', 'munge'],
+    ]);
+    expect(res.message).toMatch(/slurmctld not started: slurm\.conf lists no compute node yet/);
+    expect(res.message).toMatch(/slurmd not started: slurm\.conf does not list valkyrie02 yet/);
+    // valkyrie01 listed, not this node: slurmctld starts, slurmd still waits.
+    l.runner.clear();
+    ctx.settings.cluster.slurm = { conf: CONF, mungeKeyB64: KEY_B64 };
+    const r2 = await slurmRole.apply(ctx);
+    expect(mutating(l.runner)).toEqual([['systemctl', 'restart', 'slurmctld']]);
+    expect(r2.message).toMatch(/slurmd not started: slurm\.conf does not list valkyrie02 yet/);
+    l.runner.clear();
+    ctx.settings.cluster.slurm = { conf: `${CONF}NodeName=valkyrie02 NodeAddr=10.10.3.2 CPUs=8 RealMemory=16056 State=UNKNOWN\n`, mungeKeyB64: KEY_B64 };
+    await slurmRole.apply(ctx);
+    expect(mutating(l.runner)).toEqual([
+      ['systemctl', 'restart', 'slurmctld'],
+      ['systemctl', 'restart', 'slurmd'],
+    ]);
   });
 
   it('rhel controller: EPEL packages, StateSaveLocation 0700 slurm, slurmctld not slurmd', async () => {
