@@ -236,11 +236,24 @@ export interface AgentBundleFacts {
   files: Record<string, boolean>;
   /** Profiles that install by kickstart (their %post downloads the agent). */
   kickstartProfiles: string[];
+  /**
+   * The bundle's recorded source digest (DIR/fleet-agent.source) differs from
+   * this fleet's agent sources: it was built from another agent. Absent when
+   * it matches, nothing is recorded, or the sources cannot be read.
+   */
+  stale?: boolean;
 }
 
 export function checkAgentBundle(f: AgentBundleFacts): Finding {
   const id = 'agent-bundle';
   const missing = Object.keys(f.files).filter((n) => !f.files[n]);
+  if (missing.length === 0 && f.stale) {
+    return warn(
+      id,
+      `the agent bundle in ${f.dir} was built from other agent sources than this fleet's (an older fleet?): ${f.kickstartProfiles.length ? `kickstart installs of ${f.kickstartProfiles.join(', ')} would get that agent` : 'the server serves it at /agent/'}`,
+      `remove ${f.dir}/fleet-agent.source and run fleet image build (it rebuilds a stale bundle), or agent/package/build.sh --out ${f.dir}`,
+    );
+  }
   if (missing.length === 0) return ok(id, `agent bundle in ${f.dir}`);
   const fix = `agent/package/build.sh --out ${f.dir}`;
   if (f.kickstartProfiles.length === 0) return warn(id, `${f.dir} lacks ${missing.join(', ')} (no profile installs by kickstart now, images carry their own agent)`, fix);

@@ -13,6 +13,7 @@ import { runProcess, type SpawnResult } from '../../common/spawn.js';
 import type { ClusterSpec, ProfileSpec } from '../model.js';
 import { currentBootenv } from '../bootenv/build.js';
 import { listImages } from '../images/store.js';
+import { AGENT_SOURCE_RECORD, agentSourceDigest, sourceRoot } from '../images/build.js';
 import { DEFAULT_IPXE_SOURCE, IPXE_BINARIES } from '../netboot/dnsmasq/tftp.js';
 import { planListeners } from '../listeners.js';
 import { bmcGroups, runChecks, type BmcRouteFacts, type DoctorFacts, type Finding, type HostInterface, type OsTreeFacts } from './checks.js';
@@ -216,6 +217,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     dir: agentDir,
     files: { 'fleet-agent': await isFile(path.join(agentDir, 'fleet-agent')), 'fleet-agent.service': await isFile(path.join(agentDir, 'fleet-agent.service')) },
     kickstartProfiles: profiles.filter((p) => p.os.install === 'kickstart').map((p) => p.name),
+    ...((await agentBundleStale(agentDir)) ? { stale: true } : {}),
   };
 
   const facts: DoctorFacts = {
@@ -264,4 +266,14 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
 /** Gathers and checks: the findings, in a stable order. */
 export async function runDoctor(o: GatherOptions): Promise<Finding[]> {
   return runChecks(await gatherFacts(o));
+}
+
+/** The bundle in DIR records a source digest other than this checkout's agent sources (unknown → false). */
+async function agentBundleStale(dir: string): Promise<boolean> {
+  try {
+    const recorded = (await fs.readFile(path.join(dir, AGENT_SOURCE_RECORD), 'utf8')).trim();
+    return recorded !== '' && recorded !== (await agentSourceDigest(sourceRoot()));
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * `fleet status`: per node, its state, time in state, last event, next
- * timeout, failure (step and reason) and flags (boot-loop-suspect). Read-only.
+ * timeout, failure (step and reason) and flags (boot-loop-suspect from the
+ * events; the store's flags such as bmc-mismatch, with their reasons). Read-only.
  */
 import type { EventRecord, NodeRecord, Store } from '../store/index.js';
 import { BOOT_LOOP_SUSPECT, LIFECYCLE_EVENT_KINDS as K, RUN_START_STATES, S, isTransient } from './states.js';
@@ -85,11 +86,24 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
   };
 }
 
+/** A status with the node's stored flags (e.g. bmc-mismatch and its reason) added after the lifecycle's. */
+export function withStoredFlags(st: NodeStatus, stored: readonly { flag: string; reason: string }[]): NodeStatus {
+  const flags = [...st.flags];
+  const flagReasons = { ...st.flagReasons };
+  for (const f of stored) {
+    if (!flags.includes(f.flag)) flags.push(f.flag);
+    flagReasons[f.flag] = f.reason;
+  }
+  return { ...st, flags, flagReasons };
+}
+
 /** Statuses of the named nodes (natural order) and the names not in the store. */
 export async function nodeStatuses(store: Store, names: string[] | undefined, now: Date = new Date()): Promise<{ nodes: NodeStatus[]; missing: string[] }> {
   const nodes = await store.nodes.list(names ? { names } : {});
   const found = new Set(nodes.map((n) => n.name));
+  // The store's flags (bmc-mismatch, raised by reconciliation) beside the lifecycle's own.
+  const stored = await store.flags.byNode(nodes.map((n) => n.name));
   const out: NodeStatus[] = [];
-  for (const n of nodes) out.push(await nodeStatus(store, n, now));
+  for (const n of nodes) out.push(withStoredFlags(await nodeStatus(store, n, now), stored.get(n.name) ?? []));
   return { nodes: out, missing: names ? names.filter((n) => !found.has(n)) : [] };
 }

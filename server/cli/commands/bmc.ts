@@ -75,6 +75,8 @@ export async function cmdBmcInfo(flags: GlobalFlags, nodeset: string, opts: { js
     const id = r.identity;
     if (!id) return 'ok';
     const parts = [id.manufacturer, id.model, id.serial && `serial ${id.serial}`, id.uuid && `uuid ${id.uuid}`, id.bmcFirmware && `fw ${id.bmcFirmware}`, id.macs.length ? `macs ${id.macs.join(',')}` : undefined];
-    return parts.filter(Boolean).join(', ') || 'no identity exposed';
+    // What could not be read, and why (a FRU that does not parse, no FRU 0): said, not hidden.
+    const notes = (id.notes ?? []).length ? ` (not read: ${id.notes!.join('; ')})` : '';
+    return (parts.filter(Boolean).join(', ') || 'no identity exposed') + notes;
   });
 }

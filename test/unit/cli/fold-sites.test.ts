@@ -72,6 +72,20 @@ describe('failures folded by reason', () => {
     });
   }
 
+  it('fleet bmc info prints the identity, and says what could not be read (FRU notes)', async () => {
+    srv = await recordingServer((): BmcResponse => ({
+      results: [
+        { node: 'thor', ok: true, identity: { manufacturer: 'fleet-lab', model: 'lab-vm', serial: 'LAB-THOR', uuid: '0f6b1b9c-0000-4000-8000-000000000003', macs: [] }, attempts: [], durationMs: 1 },
+        { node: 'valkyrie01', ok: true, identity: { uuid: '0f6b1b9c-0000-4000-8000-000000000001', macs: [], notes: ['FRU 0: no such FRU device'] }, attempts: [], durationMs: 1 },
+      ],
+      summary: { total: 2, ok: 2, failed: 0 },
+    }));
+    const c = captureIo();
+    expect(await main(['node', 'fleet', '--url', srv.url, '--token', 't', 'bmc', 'info', 'thor,valkyrie01'], c.io)).toBe(0);
+    expect(c.out()).toMatch(/^thor: fleet-lab, lab-vm, serial LAB-THOR, uuid 0f6b1b9c-0000-4000-8000-000000000003$/m);
+    expect(c.out()).toMatch(/^valkyrie01: uuid 0f6b1b9c-0000-4000-8000-000000000001 \(not read: FRU 0: no such FRU device\)$/m);
+  });
+
   it('fleet cancel', async () => {
     srv = await recordingServer((): LifecycleActionResponse => ({
       results: [

@@ -141,6 +141,10 @@ describe('what the profiles need', () => {
     expect(checkAgentBundle({ dir: '/d/www/agent', files, kickstartProfiles: ['compute'] })).toMatchObject({ status: 'fail', fix: 'agent/package/build.sh --out /d/www/agent' });
     expect(checkAgentBundle({ dir: '/d/www/agent', files, kickstartProfiles: [] }).status).toBe('warn');
     expect(checkAgentBundle({ dir: '/d/www/agent', files: { 'fleet-agent': true }, kickstartProfiles: ['compute'] }).status).toBe('ok');
+    // Built from another agent's sources (fleet-agent.source differs): a warning, with the way out.
+    const stale = checkAgentBundle({ dir: '/d/www/agent', files: { 'fleet-agent': true }, kickstartProfiles: ['compute'], stale: true });
+    expect(stale).toMatchObject({ status: 'warn', fix: expect.stringContaining('fleet image build') });
+    expect(stale.message).toMatch(/built from other agent sources .*kickstart installs of compute would get that agent/);
   });
 });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { gatherFacts, localTreeDir, parseIpAddr, parseRouteGet, plannedBoot, runDoctor } from '../../../server/doctor/gather.js';
 import { parseConfig } from '../../../server/config/index.js';
+import { agentSourceDigest, sourceRoot } from '../../../server/images/build.js';
 import type { ClusterSpec } from '../../../server/model.js';
 
 let dir: string;
@@ -155,6 +156,14 @@ describe('gatherFacts and runDoctor', () => {
     for (const f of ['undionly.kpxe', 'snponly.efi']) writeFileSync(path.join(dir, 'data', 'tftp', f), 'b');
     const byId = Object.fromEntries((await runDoctor(opts({ timedatectl: fakeProgram('timedatectl', 'yes'), dnsmasq: '/usr/sbin/dnsmasq' }))).map((f) => [f.id, f.status]));
     expect(byId).toMatchObject({ dnsmasq: 'ok', ipxe: 'ok', 'os-tree:compute': 'ok', 'agent-bundle': 'ok', clock: 'ok' });
+
+    // A bundle recorded as built from other agent sources (an older fleet's): stale, a warning.
+    writeFileSync(path.join(www, 'agent', 'fleet-agent.source'), `${'0'.repeat(64)}\n`);
+    const stale = (await runDoctor(opts({ timedatectl: fakeProgram('timedatectl', 'yes'), dnsmasq: '/usr/sbin/dnsmasq' }))).find((f) => f.id === 'agent-bundle');
+    expect(stale).toMatchObject({ status: 'warn', message: expect.stringContaining('built from other agent sources') });
+    // This checkout's digest: ok again.
+    writeFileSync(path.join(www, 'agent', 'fleet-agent.source'), `${await agentSourceDigest(sourceRoot())}\n`);
+    expect((await runDoctor(opts({ timedatectl: fakeProgram('timedatectl', 'yes'), dnsmasq: '/usr/sbin/dnsmasq' }))).find((f) => f.id === 'agent-bundle')?.status).toBe('ok');
   });
 
   it('without ip or timedatectl the checks say unknown (warn), never ok', async () => {

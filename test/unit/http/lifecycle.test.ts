@@ -6,6 +6,7 @@ import type { LifecycleActionResponse, StatusResponse } from '../../../common/ap
 import { registerLifecycleRoutes } from '../../../server/http/routes/lifecycle.js';
 import { S } from '../../../server/lifecycle/states.js';
 import { harness, type Harness } from '../../helpers/lifecycle.js';
+import { formatStatus } from '../../../server/cli/commands/lifecycle.js';
 
 let h: Harness;
 let app: FastifyInstance;
@@ -105,6 +106,18 @@ describe('GET /api/v1/nodes/status and POST /api/v1/nodes/cancel', () => {
     const body = (await app.inject({ url: '/api/v1/nodes/status?nodeset=n3' })).json<StatusResponse>();
     expect(body.summary.failed).toBe(1);
     expect(body.nodes[0]?.failure).toMatchObject({ step: 'install', reason: 'installer failed: no disk found by installer' });
+  });
+  it("lists the store's flags (bmc-mismatch and its reason) beside the lifecycle's, and fleet status shows them", async () => {
+    await h.store.flags.recordReconcile('n2', { status: 'mismatch', reason: 'serial differs: agent LAB-THOR, BMC LAB-VALKYRIE02', checks: [], trigger: 'api' }, { actor: 't' });
+    const body = (await app.inject({ url: '/api/v1/nodes/status?nodeset=n[1-2]' })).json<StatusResponse>();
+    expect(body.nodes.find((n) => n.name === 'n1')?.flags).toEqual([]);
+    expect(body.nodes.find((n) => n.name === 'n2')).toMatchObject({ flags: ['bmc-mismatch'], flagReasons: { 'bmc-mismatch': 'serial differs: agent LAB-THOR, BMC LAB-VALKYRIE02' } });
+    const text = formatStatus(body, h.clock.ms);
+    expect(text).toMatch(/^n2 .*bmc-mismatch$/m);
+    expect(text).toContain('n2: bmc-mismatch: serial differs: agent LAB-THOR, BMC LAB-VALKYRIE02');
+    // A match clears it.
+    await h.store.flags.recordReconcile('n2', { status: 'match', reason: 'uuid matches', checks: [], trigger: 'api' }, { actor: 't' });
+    expect((await app.inject({ url: '/api/v1/nodes/status?nodeset=n2' })).json<StatusResponse>().nodes[0]?.flags).toEqual([]);
   });
 });
 
