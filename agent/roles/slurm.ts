@@ -214,6 +214,14 @@ export const slurmRole = defineRole('slurm', KNOWN_FAMILIES, async (ctx) => {
     if (listed.length === 0) s.notes.push('slurmctld not started: slurm.conf lists no compute node yet (the server adds each once its inventory reports CPUs and memory)');
     else s.steps.push(...(await serviceSteps(ctx, 'slurmctld', confChanged || keyChanged || installing)));
   }
+  // The daemon this node does not run (both packages in the image, a profile that changed):
+  // stopped and disabled, so a compute node never starts a second controller at its next boot.
+  for (const [svc, wanted] of [['slurmctld', ctld], ['slurmd', slurmd]] as const) {
+    if (wanted) continue;
+    const enabled = ENABLED.has((await query(ctx, ['systemctl', 'is-enabled', svc])).stdout.trim());
+    const active = (await query(ctx, ['systemctl', 'is-active', svc])).stdout.trim() === 'active';
+    if (enabled || active) s.steps.push(commandStep(ctx, ['systemctl', 'disable', '--now', svc], { group: GROUP, summary: `systemctl disable --now ${svc} (not this node's daemon: role ${spec.role})` }));
+  }
   if (slurmd) {
     const me = hostShortName(await fsr.read('/etc/hostname'));
     if (me === undefined || !listed.includes(me)) {

@@ -13,8 +13,8 @@
 import { canonicalJson } from '../store/json.js';
 import { sha256Hex } from './manifest.js';
 
-/** Raise when the build recipe (argv, agent baking, artefact formats) changes what an image holds. */
-export const RECIPE = 2;
+/** Raise when the build recipe (argv, agent baking, artefact formats, scrubbing) changes what an image holds. 3: per-machine secrets removed (tree.ts scrubMachineSecrets). */
+export const RECIPE = 3;
 /** mmdebstrap variant: Debian's priority required + important packages (apt, systemd's neighbours, ...). */
 export const VARIANT = 'important';
 

@@ -63,6 +63,45 @@ export async function bakeAgent(tree: string, bundle: string, unit: string): Pro
   await fs.symlink('/etc/systemd/system/fleet-agent.service', path.join(tree, AGENT_WANTS_LINK));
 }
 
+/**
+ * Per-machine secrets a package's postinst made while the image was built:
+ * every node installed from the image would share them, and the image is
+ * served over HTTP. SSH host keys (the boot environment makes new ones per
+ * install), munge's key (the slurm role writes the cluster's) and the
+ * machine id (made per install) are removed from the tree before it is
+ * packed. Answers what it removed (paths relative to the tree).
+ */
+export const MACHINE_SECRETS: readonly RegExp[] = [/^etc\/ssh\/ssh_host_[a-z0-9]+_key(\.pub)?$/, /^etc\/munge\/munge\.key$/];
+
+export async function scrubMachineSecrets(tree: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const dir of ['etc/ssh', 'etc/munge']) {
+    let names: string[] = [];
+    try {
+      names = await fs.readdir(path.join(tree, dir));
+    } catch {
+      continue;
+    }
+    for (const n of names.sort()) {
+      const rel = `${dir}/${n}`;
+      if (!MACHINE_SECRETS.some((re) => re.test(rel))) continue;
+      await fs.rm(path.join(tree, rel), { force: true });
+      removed.push(rel);
+    }
+  }
+  // systemd's convention for images: an empty machine-id, filled at first boot (or by the installer).
+  try {
+    if ((await fs.lstat(path.join(tree, 'etc/machine-id'))).isFile()) {
+      await fs.writeFile(path.join(tree, 'etc/machine-id'), '');
+      removed.push('etc/machine-id (emptied)');
+    }
+  } catch {
+    /* none */
+  }
+  await fs.rm(path.join(tree, 'var/lib/dbus/machine-id'), { force: true });
+  return removed;
+}
+
 async function kernelOf(tree: string, out: string): Promise<{ version: string | null; kernel: Artefact | null; initrd: Artefact | null }> {
   const boot = path.join(tree, 'boot');
   let names: string[] = [];
@@ -126,6 +165,8 @@ export async function publishTree(o: {
   signal?: AbortSignal;
   now: () => Date;
 }): Promise<{ image: NamedManifest; reused: false }> {
+  const scrubbed = await scrubMachineSecrets(o.tree);
+  if (scrubbed.length) o.log(`removed per-machine secrets from the tree: ${scrubbed.join(', ')}`);
   const a = await artefactsFromTree(o.tree, o.out, o.tools, o.log, o.signal);
   const manifest: ImageManifest = {
     schema: MANIFEST_SCHEMA,

@@ -182,6 +182,28 @@ describe('slurm role', () => {
     ]);
   });
 
+  it('an image with both daemons: a compute node stops and disables slurmctld, a controller slurmd', async () => {
+    const l = lab('debian');
+    for (const p of ['munge', 'slurm-client', 'slurmctld', 'slurmd']) l.installed.add(p);
+    fs.appendFileSync(l.abs('etc/passwd'), `munge:x:${MUNGE_UID}:${MUNGE_UID}::/nonexistent:/usr/sbin/nologin\nslurm:x:${SLURM_UID}:${SLURM_UID}::/nonexistent:/usr/sbin/nologin\n`);
+    for (const d of ['munge', 'slurmctld', 'slurmd']) l.enabled.add(d);
+    l.active.add('munge');
+    const ctx = await ctxFor(l, 'compute');
+    const res = await slurmRole.apply(ctx);
+    expect(res.status, res.message).toBe('changed');
+    expect(mutating(l.runner)).toEqual([
+      ['systemctl', 'restart', 'munge'],
+      ['systemctl', 'disable', '--now', 'slurmctld'],
+      ['systemctl', 'restart', 'slurmd'],
+    ]);
+    expect(res.changes.map((c) => c.summary)).toContain('systemctl disable --now slurmctld (not this node\'s daemon: role compute)');
+    // Disabled and stopped: nothing more to do.
+    l.enabled.delete('slurmctld');
+    l.active.delete('slurmctld');
+    l.runner.clear();
+    expect(await slurmRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+  });
+
   it('rhel controller: EPEL packages, StateSaveLocation 0700 slurm, slurmctld not slurmd', async () => {
     const l = lab('rhel');
     const ctx = await ctxFor(l, 'controller');
