@@ -91,9 +91,12 @@ export class NodeFlagRepository {
    * Records one reconciliation of a node: a mismatch raises (or refreshes)
    * the bmc-mismatch flag with its reason, a match clears it, unknown leaves
    * it as it was; the `inventory.reconciled` event carries the result and
-   * what happened to the flag, in the same transaction.
+   * what happened to the flag, in the same transaction. A reconciliation
+   * after an agent's report (trigger `report`) that changes nothing — the
+   * flag unchanged and the same status as the node's last reconciliation —
+   * writes no event (eventId null): one event per change, not per report.
    */
-  async recordReconcile(node: string, r: ReconcileRecord, wc: WriteContext): Promise<{ flag: FlagChange; eventId: number }> {
+  async recordReconcile(node: string, r: ReconcileRecord, wc: WriteContext): Promise<{ flag: FlagChange; eventId: number | null }> {
     return this.ctx.write(async (trx) => {
       const t = trx.withTables<{ node_flags: NodeFlagsTable }>();
       const exists = await trx.selectFrom('nodes').select('name').where('name', '=', node).executeTakeFirst();
@@ -114,6 +117,20 @@ export class NodeFlagRepository {
       } else if (r.status === 'match' && current) {
         await t.deleteFrom('node_flags').where('node', '=', node).where('flag', '=', flag).execute();
         change = 'cleared';
+      }
+      // After an agent's report, the same verdict again is not news: one event per change of status or
+      // flag, not one per report (agents report at every boot and on every re-collection).
+      if (r.trigger === 'report' && change === 'unchanged') {
+        const last = await trx
+          .selectFrom('events')
+          .select('details')
+          .where('node', '=', node)
+          .where('kind', '=', EVENT.inventoryReconciled)
+          .orderBy('id', 'desc')
+          .limit(1)
+          .executeTakeFirst();
+        const lastStatus = last?.details ? (JSON.parse(last.details) as { status?: string }).status : undefined;
+        if (lastStatus === r.status) return { flag: change, eventId: null };
       }
       const eventId = await appendEvent(trx, now, {
         node,

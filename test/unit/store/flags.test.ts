@@ -57,6 +57,16 @@ describe('node flags (migration 006): bmc-mismatch', () => {
     expect(events[3]!.details).toMatchObject({ trigger: 'report', error: { code: 'bmc.timeout' }, flag: { raised: true } });
   });
 
+  it('after agent reports, one event per change of verdict, not one per report; an operator\'s reconcile always writes one', async () => {
+    const rep = (status: 'match' | 'mismatch' | 'unknown'): ReconcileRecord => (status === 'mismatch' ? { ...mismatch(), trigger: 'report' } : { status, reason: status, checks: [], trigger: 'report' });
+    const ids = [];
+    for (const st of ['match', 'match', 'match', 'unknown', 'unknown', 'match', 'mismatch', 'mismatch', 'match'] as const) ids.push((await store.flags.recordReconcile('n1', rep(st), { actor: 'node:n1' })).eventId);
+    expect(ids.map((x) => x !== null)).toEqual([true, false, false, true, false, true, true, false, true]);
+    expect((await store.flags.recordReconcile('n1', { status: 'match', reason: 'again', checks: [], trigger: 'api' }, { actor: 'alice' })).eventId).not.toBeNull();
+    const events = (await store.events.list({ node: 'n1', kinds: [EVENT.inventoryReconciled], limit: 100 })).events;
+    expect(events.map((e) => (e.details as { status: string }).status)).toEqual(['match', 'unknown', 'match', 'mismatch', 'match', 'match']);
+  });
+
   it('flags go with their node; an unknown node is node.not_found', async () => {
     await store.flags.recordReconcile('n2', mismatch(), { actor: 't' });
     expect([...(await store.flags.byNode()).keys()]).toEqual(['n2']);
