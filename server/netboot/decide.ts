@@ -19,7 +19,10 @@
  *      a. with `flag: 'boot-loop-suspect'` when the node should be booting
  *         from its disk by now: it is in a post-install state (installed,
  *         disk-armed, first-boot) or finished an install less than
- *         `loopWindowSeconds` ago. The caller writes the event; the node is
+ *         `loopWindowSeconds` ago — and this is not its first netboot since
+ *         that install (`netbootedSinceInstall`: one pass through the network
+ *         after an install is what a network-first boot order does; coming
+ *         back is the loop). The caller writes the event; the node is
  *         never reinstalled for it.
  *      b. with `method: 'sanboot'` when the same node is back less than
  *         `bounceSeconds` after being told to `exit` (the firmware came straight
@@ -67,6 +70,14 @@ export interface BootNode {
   installedAt?: string | Date | null;
   /** When fleet last served this node a local-boot script, if known. ISO string or Date. */
   lastLocalbootAt?: string | Date | null;
+  /**
+   * Whether fleet already answered a netboot of this node (localboot) since
+   * its last install finished: false for the first netboot after an install
+   * (a firmware that keeps the network first, as UEFI does until the next
+   * power cycle), which is expected and not flagged. Unknown (absent): treated
+   * as a repeat.
+   */
+  netbootedSinceInstall?: boolean;
 }
 
 export interface BootOptions {
@@ -208,12 +219,16 @@ export function decideBoot(input: BootInput): BootDecision {
     };
     const installedAt = toMs(node.installedAt);
     const sinceInstall = installedAt === undefined ? undefined : (now - installedAt) / 1000;
-    if (opts.postInstallStates.includes(node.state)) {
+    const postInstall = opts.postInstallStates.includes(node.state);
+    const inWindow = sinceInstall !== undefined && sinceInstall >= 0 && sinceInstall < opts.loopWindowSeconds;
+    if ((postInstall || inWindow) && node.netbootedSinceInstall === false) {
+      decision.reason = `${node.name} netbooted ${postInstall ? `in state ${node.state}` : `${ago(sinceInstall!)}`} after its install, the first time since (a network-first boot order): boot the local disk, flagged boot-loop-suspect if it comes back`;
+    } else if (postInstall) {
       decision.flag = 'boot-loop-suspect';
       decision.reason = `${node.name} is back on the network boot path in state ${node.state}: suspected boot loop, not reinstalling`;
-    } else if (sinceInstall !== undefined && sinceInstall >= 0 && sinceInstall < opts.loopWindowSeconds) {
+    } else if (inWindow) {
       decision.flag = 'boot-loop-suspect';
-      decision.reason = `${node.name} is back on the network boot path ${ago(sinceInstall)} after its install: suspected boot loop, not reinstalling`;
+      decision.reason = `${node.name} is back on the network boot path ${ago(sinceInstall!)} after its install: suspected boot loop, not reinstalling`;
     }
     const lastLocal = toMs(node.lastLocalbootAt);
     const sinceLocal = lastLocal === undefined ? undefined : (now - lastLocal) / 1000;

@@ -84,6 +84,8 @@ export async function bootNodeOf(store: Store, node: NodeRecord): Promise<BootNo
     profile: node.profile,
     installedAt: finished?.time ?? null,
     lastLocalbootAt: served && d.decision === 'localboot' && d.method === 'exit' ? served.time : null,
+    // The last script served came after the install finished and was a localboot: this netboot is not the first since.
+    ...(finished ? { netbootedSinceInstall: served !== undefined && served.id > finished.id && d.decision === 'localboot' } : {}),
   };
 }
 

@@ -54,6 +54,14 @@ describe('decideBoot: the decision table', () => {
       { kind: 'localboot', flag: 'boot-loop-suspect', reason: 'valkyrie01 is back on the network boot path 5 min after its install: suspected boot loop, not reinstalling' },
     ],
     ['not armed, ready, installed 2 h ago -> plain localboot', { node: node({ installedAt: minutesAgo(120) }) }, { kind: 'localboot', flag: undefined }],
+    [
+      'disk-armed, the first netboot since its install (UEFI keeps the NIC first) -> localboot, no flag',
+      { node: node({ state: 'disk-armed', installedAt: secondsAgo(20), netbootedSinceInstall: false }) },
+      { kind: 'localboot', method: 'exit', flag: undefined, reason: 'valkyrie01 netbooted in state disk-armed after its install, the first time since (a network-first boot order): boot the local disk, flagged boot-loop-suspect if it comes back' },
+    ],
+    ['disk-armed, back again after a localboot since its install -> boot-loop-suspect', { node: node({ state: 'disk-armed', installedAt: secondsAgo(90), netbootedSinceInstall: true }) }, { kind: 'localboot', flag: 'boot-loop-suspect' }],
+    ['ready, installed 5 min ago, first netboot since -> no flag', { node: node({ installedAt: minutesAgo(5), netbootedSinceInstall: false }) }, { kind: 'localboot', flag: undefined }],
+    ['ready, installed 5 min ago, a second netboot since -> boot-loop-suspect', { node: node({ installedAt: minutesAgo(5), netbootedSinceInstall: true }) }, { kind: 'localboot', flag: 'boot-loop-suspect' }],
     ['installedAt in the future (clock skew) -> no flag', { node: node({ installedAt: minutesAgo(-5) }) }, { kind: 'localboot', flag: undefined }],
     ['installedAt unparsable -> no flag', { node: node({ installedAt: 'yesterday' }) }, { kind: 'localboot', flag: undefined }],
     [
