@@ -149,6 +149,14 @@ export const ApplyRequest = Type.Object(
         description: 'the nodes the client confirmed to remove; a plan removing any other node is refused',
       }),
     ),
+    files: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        maxProperties: 1000,
+        additionalProperties: Type.String({ maxLength: 4 * 1024 * 1024 }),
+        description: 'the files the YAML names (discovery serials_file), path as written -> text, read by the client relative to fleet.yaml',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
