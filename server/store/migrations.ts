@@ -293,8 +293,12 @@ const m007: Migration = {
  */
 const m008: Migration = {
   async up(db: Kysely<any>): Promise<void> {
-    await db.schema.alterTable('discovered').addColumn('rejected_at', 'text').execute();
-    await db.schema.alterTable('discovered').addColumn('rejected_by', 'text').execute();
+    // Only the columns missing: a data dir rolled back to an older schema by deleting migration records keeps them (as 007).
+    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('discovered')`.execute(db);
+    const have = new Set(rows.map((r) => r.name));
+    for (const column of ['rejected_at', 'rejected_by']) {
+      if (!have.has(column)) await db.schema.alterTable('discovered').addColumn(column, 'text').execute();
+    }
   },
 };
 
