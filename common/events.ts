@@ -28,6 +28,10 @@ export const EVENT = {
   credentialRemoved: 'credential.removed',
   settingsChanged: 'settings.changed',
   machineDiscovered: 'machine.discovered',
+  /** A discovered machine became a node through a discovery rule (fleet discover --accept, or policy auto). */
+  machineAccepted: 'machine.accepted',
+  /** An operator set a discovered machine aside (fleet discover --reject): plans skip it. */
+  machineRejected: 'machine.rejected',
   tokenIssued: 'token.issued',
   tokenUsed: 'token.used',
   tokenRevoked: 'token.revoked',

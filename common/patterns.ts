@@ -36,6 +36,8 @@ export const MOUNT_OPTIONS = /^[A-Za-z0-9_=.,:/+-]+$/;
 /** chrony makestep: "THRESHOLD LIMIT", e.g. "1.0 3" (limit -1 = always). */
 export const CHRONY_MAKESTEP = /^\d+(?:\.\d+)? -?\d+$/;
 /** Lower-case colon MAC, the canonical form fleet stores (and the agent reports). */
+/** A hardware serial number as SMBIOS, iPXE and fleet.yaml give it: letters, digits, space and ._:/+- (at most 64). */
+export const SERIAL_NUMBER = /^[A-Za-z0-9 ._:/+-]{1,64}$/;
 export const MAC_CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 /** A MAC as people and firmware write it: six hex pairs, any case, all separated by ':' or all by '-'. */
 export const MAC_INPUT = /^[0-9A-Fa-f]{2}(?:([:-])[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}$/;

@@ -5,10 +5,13 @@
  */
 import type { ClusterSpec as SharedClusterSpec } from '../common/model.js';
 import type { LifecycleSettings } from './lifecycle/settings.js';
+import type { DiscoverySpec } from './discovery/types.js';
 
 export type * from '../common/model.js';
 
 export interface ClusterSpec extends SharedClusterSpec {
   /** Per-state timeouts and step retries (server/lifecycle/settings.ts); defaults when absent. */
   lifecycle?: LifecycleSettings;
+  /** Naming rules and policy for discovered machines (server/discovery, docs/discovery.md); absent: no rules, policy manual. */
+  discovery?: DiscoverySpec;
 }

@@ -28,6 +28,7 @@ import { createServer } from 'node:net';
 import { blockingFindings, formatFinding, summarize } from './doctor/checks.js';
 import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.js';
 import type { Finding } from './doctor/checks.js';
+import { AutoAccept } from './discovery/index.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -162,6 +163,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let netboot: NetbootService | null = null;
   let conductor: Conductor | undefined;
   let reconciler: AutoReconciler | undefined;
+  let autoAccept: AutoAccept | undefined;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -255,8 +257,18 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       preflight,
       ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
+    // Discovery policy auto: a machine a rule plans is accepted when it is seen (lease event or iPXE fetch); under manual nothing happens.
+    const auto = new AutoAccept({
+      store,
+      conductor: lifecycle,
+      preflight,
+      onNodesChanged: async () => netboot?.refresh(),
+      log: { info: (o, msg) => app?.log.info(o, msg), warn: (o, msg) => app?.log.warn(o, msg) },
+    });
+    autoAccept = auto;
+    const onDiscovered = (mac: string): void => auto.seen(mac);
     // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
@@ -286,6 +298,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       serverUrl: netbootDeps.serverUrl,
       say,
       logger: app.log,
+      onDiscovered,
       ...(opts.dnsmasqBinary ? { binary: opts.dnsmasqBinary } : {}),
     });
 
@@ -310,6 +323,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       async close() {
         if (closed) return;
         closed = true;
+        // No new acceptances: the batch in progress ends before the conductor it hands installs to.
+        await auto.stop();
         await theConductor.stop();
         await dhcp?.stop();
         await bootFace?.close();
@@ -323,6 +338,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     };
   } catch (e) {
+    await autoAccept?.stop();
     await conductor?.stop();
     await netboot?.stop();
     await bootApp?.close();

@@ -149,6 +149,14 @@ export const ApplyRequest = Type.Object(
         description: 'the nodes the client confirmed to remove; a plan removing any other node is refused',
       }),
     ),
+    files: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        maxProperties: 1000,
+        additionalProperties: Type.String({ maxLength: 4 * 1024 * 1024 }),
+        description: 'the files the YAML names (discovery serials_file), path as written -> text, read by the client relative to fleet.yaml',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -501,6 +509,88 @@ export const EnrollResponse = Type.Object({
   ipNote: Type.Optional(Str),
 });
 export type EnrollResponse = Static<typeof EnrollResponse>;
+
+// ------------------------------------------------------------------ discovery rules (fleet discover, docs/discovery.md)
+
+/** What a discovery rule gives a machine. */
+export const ApiPlannedMachine = Type.Object({
+  mac: Str,
+  /** The rule that gives the name: the first that matches. */
+  rule: Str,
+  /** Later rules that match too (the first wins). */
+  alsoMatched: Strings,
+  name: Str,
+  ip: NullableStr,
+  bmc: Type.Union([Type.Object({ address: Str, port: Type.Integer(), protocol: StringOf<BmcProtocol>(), credentials: Str }), Type.Null()]),
+  profile: Str,
+  onAccept: StringEnum(['install', 'inventory-only'] as const),
+  serial: NullableStr,
+  /** Slots skipped on the way (an address another node holds). */
+  notes: Strings,
+});
+export type ApiPlannedMachine = Static<typeof ApiPlannedMachine>;
+
+/** A machine the plan names nothing: no rule matches, a rule waits for a fact, or a matching rule cannot give a name. */
+export const ApiUnplannedMachine = Type.Object({
+  mac: Str,
+  status: StringEnum(['unmatched', 'waiting', 'refused'] as const),
+  reason: Str,
+  rule: NullableStr,
+});
+export type ApiUnplannedMachine = Static<typeof ApiUnplannedMachine>;
+
+/** GET /api/v1/discover/plan */
+export const DiscoverPlanResponse = Type.Object({
+  policy: StringEnum(['manual', 'auto'] as const),
+  /** Rule names in order; empty when fleet.yaml has no discovery rules. */
+  rules: Strings,
+  planned: Type.Array(ApiPlannedMachine),
+  unplanned: Type.Array(ApiUnplannedMachine),
+  rejected: Type.Array(Type.Object({ mac: Str, rejectedAt: Str, rejectedBy: Str })),
+});
+export type DiscoverPlanResponse = Static<typeof DiscoverPlanResponse>;
+
+/** POST /api/v1/discover/accept */
+export const DiscoverAcceptRequest = Type.Object(
+  {
+    macs: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100000, description: 'the machines to accept; absent: every planned machine' })),
+    expect: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        maxProperties: 100000,
+        additionalProperties: Type.String({ maxLength: 253 }),
+        description: 'MAC -> the name the client was shown: refused, nothing changed, when the plan now gives another',
+      }),
+    ),
+    force: Type.Optional(Type.Boolean({ default: false, description: 'accept even when a check an install profile depends on fails (fleet doctor)' })),
+    stagger: Type.Optional(Type.String({ maxLength: 32, description: 'install starts: at most N nodes per interval, "10/30s"' })),
+  },
+  { additionalProperties: false },
+);
+export type DiscoverAcceptRequest = Static<typeof DiscoverAcceptRequest>;
+
+export const DiscoverAcceptResponse = Type.Object({
+  accepted: Type.Array(
+    Type.Object({
+      ...ApiPlannedMachine.properties,
+      /** on_accept install: the reinstall's start, as fleet reinstall reports it; null for inventory-only. */
+      install: Type.Union([NodeActionResult, Type.Null()]),
+    }),
+  ),
+  /** ok: accepted and, for install, the reinstall started. */
+  summary: Summary,
+});
+export type DiscoverAcceptResponse = Static<typeof DiscoverAcceptResponse>;
+
+/** POST /api/v1/discover/reject */
+export const DiscoverRejectRequest = Type.Object({ macs: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 100000 }) }, { additionalProperties: false });
+export type DiscoverRejectRequest = Static<typeof DiscoverRejectRequest>;
+
+export const DiscoverRejectResponse = Type.Object({
+  /** already: it was rejected before (nothing changed). */
+  rejected: Type.Array(Type.Object({ mac: Str, rejectedAt: Str, already: Type.Boolean() })),
+});
+export type DiscoverRejectResponse = Static<typeof DiscoverRejectResponse>;
 
 // ------------------------------------------------------------------ inventory reconciliation with the BMC
 

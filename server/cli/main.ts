@@ -14,6 +14,7 @@ import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js'
 import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
+import { cmdDiscover, type DiscoverFlags } from './commands/discover.js';
 import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
@@ -194,6 +195,19 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .requiredOption('--name <name>', 'node name')
     .option('--profile <profile>', 'profile (default: the only one, if there is one)')
     .action((mac: string, opts: { name: string; profile?: string }) => run(cmdEnroll(globals(), mac, opts, io)));
+
+  program
+    .command('discover')
+    .description('naming rules for discovered machines (fleet.yaml discovery:): --plan shows what each rule gives, --accept commits, --reject sets aside')
+    .argument('[machines...]', 'MACs of discovered machines (--accept: default every planned machine; --reject: required)')
+    .option('--plan', 'show the names, IPs and BMC addresses the rules would give, and why the other machines get none (the default)')
+    .option('--accept', 'make planned machines their nodes (kept by apply); on_accept install starts the reinstall')
+    .option('--reject', 'set machines aside: plans skip them and list them as rejected')
+    .option('-y, --yes', 'with --accept: do not ask before machines install')
+    .option('--force', 'with --accept: install even when a check the profile depends on fails (fleet doctor)')
+    .option('--stagger <N/INTERVAL>', 'with --accept: at most N installs start per interval, e.g. 10/30s (PDU inrush)')
+    .option('--json', 'JSON output')
+    .action((machines: string[], opts: DiscoverFlags) => run(cmdDiscover(globals(), machines, opts, io)));
 
   program
     .command('nodeset')

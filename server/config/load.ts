@@ -9,6 +9,8 @@ import path from 'node:path';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, CredentialSpec } from '../model.js';
 import { MAX_CONFIG_BYTES, parseConfig } from './parse.js';
+import { serialsFilesNamed } from './discovery.js';
+import { MAX_SERIALS_FILE_BYTES } from '../discovery/serials.js';
 
 export { MAX_CONFIG_BYTES };
 /** A password file larger than this is certainly not a password. */
@@ -22,6 +24,8 @@ export interface LoadedConfig {
   path: string;
   /** Directory of the file: relative password_file paths are resolved against it. */
   baseDir: string;
+  /** The texts of the files fleet.yaml names (discovery serials_file), by the path as written; `fleet apply` sends them with the YAML. */
+  files: Record<string, string>;
 }
 
 function reason(e: unknown): string {
@@ -58,8 +62,33 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
     if (e instanceof FleetError) throw e;
     throw new FleetError('config.unreadable', `cannot read config file ${file}: ${reason(e)}`, { path: file }, { cause: e });
   }
-  const spec = parseConfig(text, { source: file });
-  return { spec, text, path: file, baseDir: path.dirname(path.resolve(file)) };
+  const baseDir = path.dirname(path.resolve(file));
+  const files = await readNamedFiles(serialsFilesNamed(text), baseDir);
+  const spec = parseConfig(text, { source: file, files });
+  return { spec, text, path: file, baseDir, files };
+}
+
+/**
+ * Reads the serials files fleet.yaml names, relative to its directory.
+ * @throws FleetError('config.unreadable') naming the file and why.
+ */
+async function readNamedFiles(names: readonly string[], baseDir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const name of names) {
+    const p = path.resolve(baseDir, name);
+    try {
+      const st = await stat(p);
+      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: st.isDirectory() ? 'EISDIR' : 'not a regular file' });
+      if (st.size > MAX_SERIALS_FILE_BYTES) {
+        throw new FleetError('config.unreadable', `cannot read serials file ${p}: larger than ${MAX_SERIALS_FILE_BYTES} bytes`, { path: p });
+      }
+      files[name] = await readFile(p, 'utf8');
+    } catch (e) {
+      if (e instanceof FleetError) throw e;
+      throw new FleetError('config.unreadable', `cannot read serials file ${p} (discovery serials_file ${name}): ${reason(e)}`, { path: p }, { cause: e });
+    }
+  }
+  return files;
 }
 
 export interface ResolvedSecret {

@@ -72,10 +72,17 @@ import {
   type Cidr,
 } from '../../common/patterns.js';
 import { AliasBombError, Fields, Reader, closest } from './reader.js';
+import { parseDiscovery } from './discovery.js';
 
 export interface ParseOptions {
   /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
   source?: string;
+  /**
+   * Texts of the files fleet.yaml names (discovery rules' serials_file), by
+   * the path as written: read by the caller (loadConfigFile, the CLI), so
+   * that parsing reads nothing. A file named but not given is an error.
+   */
+  files?: Readonly<Record<string, string>>;
 }
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
@@ -93,7 +100,7 @@ export const MAX_NODES = 100_000;
 /** fleet.yaml larger than this is refused before parsing. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle'] as const;
+const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle', 'discovery'] as const;
 
 /** Where a value was written, for cross-check issues. */
 interface Loc {
@@ -158,7 +165,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
     throw configInvalid(source, r.issues);
   }
   try {
-    return parseTree(r, doc.contents, source);
+    return parseTree(r, doc.contents, source, opts.files);
   } catch (e) {
     // An alias bomb: its one issue says so; whatever else was found is noise.
     if (e instanceof AliasBombError) throw configInvalid(source, [e.issue]);
@@ -166,7 +173,7 @@ export function parseConfig(text: string, opts: ParseOptions = {}): ClusterSpec 
   }
 }
 
-function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
+function parseTree(r: Reader, contents: unknown, source: string, files: ParseOptions['files']): ClusterSpec {
 
   const root = r.resolve(contents, '');
   if (root === undefined) {
@@ -196,6 +203,20 @@ function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
   const lifecycle = parseLifecycle(r, top);
+  const discovery = parseDiscovery(r, top, {
+    declaredProfiles,
+    declaredCredentials,
+    ...(net.subnet ? { subnet: net.subnet, subnetText: net.subnetText! } : {}),
+    ...(net.unknown ? { unknown: net.unknown } : {}),
+    ...(net.bmcSubnet ? { bmcSubnet: net.bmcSubnet, bmcSubnetText: net.bmcSubnetText! } : {}),
+    ...(cluster.managementAddress !== undefined ? { managementAddress: cluster.managementAddress } : {}),
+    ...(cluster.managementName !== undefined ? { managementName: cluster.managementName } : {}),
+    ...(net.gateway !== undefined ? { gateway: net.gateway } : {}),
+    bmcProtocols: BMC_PROTOCOLS,
+    defaultBmcPort: DEFAULT_BMC_PORT,
+    ...(files ? { files } : {}),
+    limit: MAX_NODES_PER_KEY,
+  });
 
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
   checkCommandLines(r, profiles, drafts, kernelArgsAt);
@@ -213,6 +234,7 @@ function parseTree(r: Reader, contents: unknown, source: string): ClusterSpec {
   if (netboot) spec.netboot = netboot;
   if (server) spec.server = server;
   if (lifecycle) spec.lifecycle = lifecycle;
+  if (discovery) spec.discovery = discovery;
   return spec;
 }
 

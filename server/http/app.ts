@@ -30,6 +30,7 @@ import { registerInventoryRoutes } from './routes/inventory.js';
 import { registerSlurmRoutes } from './routes/slurm.js';
 import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifecycle.js';
 import { registerAdoptRoutes } from './routes/adopt.js';
+import { registerDiscoverRoutes } from './routes/discover.js';
 import type { Conductor } from '../lifecycle/index.js';
 
 /** Paths of the admin face that answer without a token. */
@@ -132,6 +133,12 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       await registerSlurmRoutes(api, deps);
       await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor, ...(deps.preflight ? { preflight: deps.preflight } : {}) });
       if (deps.netboot) await registerNetbootApiRoutes(api, { store: deps.store, ...deps.netboot, onNodesChanged: deps.onNodesChanged });
+      await registerDiscoverRoutes(api, {
+        store: deps.store,
+        ...(deps.conductor ? { conductor: deps.conductor } : {}),
+        ...(deps.preflight ? { preflight: deps.preflight } : {}),
+        ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
+      });
       await registerAdoptRoutes(api, {
         store: deps.store,
         ...(deps.conductor ? { conductor: deps.conductor } : {}),

@@ -41,7 +41,7 @@
  */
 import { EVENT, type EventKind } from '../../common/events.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
-import { MAC_INPUT, NODE_NAME, normalizeMac, show } from '../../common/patterns.js';
+import { MAC_INPUT, NODE_NAME, SERIAL_NUMBER, normalizeMac, show } from '../../common/patterns.js';
 import type { Fact, FactRecorder } from '../lifecycle/record.js';
 import type { NodeRecord, Store } from '../store/index.js';
 import type { BootEvent } from './render/index.js';
@@ -62,6 +62,8 @@ export interface BootServiceDeps extends RenderDeps {
   tokenTtlMs?: number;
   /** Life of the install token (kickstart fetch and callbacks; default tokenTtlMs). */
   installTokenTtlMs?: number;
+  /** Told each time an unknown machine's script fetch is recorded (discovery policy auto looks at it). */
+  onDiscovered?: (mac: string) => void;
 }
 
 /** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
@@ -98,7 +100,6 @@ export interface BootService {
 
 // Identity facts, recorded only when they look sane (SMBIOS serials can hold anything:
 // a machine is never refused its boot script for an odd serial).
-const SERIAL = /^[A-Za-z0-9 ._:/+-]{1,64}$/;
 const UUID = /^[0-9A-Fa-f-]{1,36}$/;
 
 const CALLBACK_KIND: Record<BootEvent, EventKind> = {
@@ -212,12 +213,13 @@ export function createBootService(deps: BootServiceDeps): BootService {
         ip,
         ...(m.arch ? { arch: m.arch } : {}),
         ...(m.platform ? { platform: m.platform } : {}),
-        ...(m.serial && SERIAL.test(m.serial) ? { serial: m.serial } : {}),
+        ...(m.serial && SERIAL_NUMBER.test(m.serial) ? { serial: m.serial } : {}),
         ...(m.uuid && UUID.test(m.uuid) ? { uuid: m.uuid } : {}),
       };
 
       if (decision.kind === 'discover') {
         await store.discovered.record({ mac: decision.mac, ip, pxe: true, ...(m.arch ? { arch: m.arch } : {}) });
+        deps.onDiscovered?.(decision.mac);
         return renderDecision(deps, decision);
       }
 

@@ -6,6 +6,7 @@
  */
 import { checkNodeName, cidrContains, ipToInt, isIPv4, normalizeMac, parseCidr, show } from '../../common/patterns.js';
 import { FleetError } from '../../common/errors.js';
+import type { NodeBmcSpec } from '../model.js';
 import type { NodeRecord, Store } from '../store/index.js';
 
 export interface EnrollInput {
@@ -13,6 +14,24 @@ export interface EnrollInput {
   name: string;
   /** Default: the only declared profile. */
   profile?: string;
+  /**
+   * The node's address as a discovery rule planned it: kept as given (it
+   * must be free). Absent: the discovered address, when it may be kept.
+   */
+  ip?: string;
+  /** The node's BMC as a discovery rule planned it (its credential set must exist). */
+  bmc?: NodeBmcSpec;
+}
+
+export interface EnrollOptions {
+  /**
+   * Enrolment through a discovery rule (server/discovery): the machine is
+   * forgotten with a machine.accepted event carrying these details (rule,
+   * what it gave) rather than silently, and node.added says `discover`.
+   */
+  accepted?: Record<string, unknown>;
+  /** Cause of the events written (default 'enroll', or 'discover' with `accepted`). */
+  cause?: string;
 }
 
 export interface EnrollResult {
@@ -44,7 +63,7 @@ async function enrolledIp(store: Store, discoveredIp: string | null): Promise<{ 
 }
 
 /** Creates a node from a discovered machine and forgets the machine, in one transaction. */
-export async function enrollMachine(store: Store, req: EnrollInput, actor: string): Promise<EnrollResult> {
+export async function enrollMachine(store: Store, req: EnrollInput, actor: string, opts: EnrollOptions = {}): Promise<EnrollResult> {
   const mac = normalizeMac(req.mac);
   if (mac === undefined) throw new FleetError('request.invalid', `${show(req.mac)} is not a unicast MAC address (aa:bb:cc:dd:ee:ff)`);
   const badName = checkNodeName(req.name);
@@ -67,9 +86,27 @@ export async function enrollMachine(store: Store, req: EnrollInput, actor: strin
     const owner = await tx.nodes.findByMac(mac);
     if (owner) throw new FleetError('conflict', `MAC ${mac} already belongs to node ${owner.name}`, { mac, node: owner.name });
     if (await tx.nodes.get(req.name)) throw new FleetError('conflict', `a node named ${req.name} already exists`, { node: req.name });
-    const { ip, note } = await enrolledIp(tx, machine.ip);
-    const res = await tx.nodes.upsert({ name: req.name, profile: profile!, macs: [mac], ...(ip !== undefined ? { ip } : {}), pet: false }, { actor, cause: 'enroll' }, { origin: 'enroll' });
-    await tx.discovered.remove(mac);
+    let ip: string | undefined;
+    let note: string | undefined;
+    if (req.ip !== undefined) {
+      if (!isIPv4(req.ip)) throw new FleetError('request.invalid', `${show(req.ip)} is not an IPv4 address`);
+      const holder = await tx.nodes.findByIp(req.ip);
+      if (holder) throw new FleetError('conflict', `${req.ip} belongs to node ${holder.name}`, { ip: req.ip, node: holder.name });
+      ip = req.ip;
+    } else {
+      ({ ip, note } = await enrolledIp(tx, machine.ip));
+    }
+    if (req.bmc && !(await tx.credentials.get(req.bmc.credentials))) {
+      throw new FleetError('request.invalid', `no credential set named ${show(req.bmc.credentials)} (fleet apply the fleet.yaml that declares it)`, { credentials: req.bmc.credentials });
+    }
+    const cause = opts.cause ?? (opts.accepted ? 'discover' : 'enroll');
+    const res = await tx.nodes.upsert(
+      { name: req.name, profile: profile!, macs: [mac], ...(ip !== undefined ? { ip } : {}), ...(req.bmc ? { bmc: req.bmc } : {}), pet: false },
+      { actor, cause },
+      { origin: 'enroll' },
+    );
+    if (opts.accepted) await tx.discovered.accepted(mac, req.name, opts.accepted, { actor, cause });
+    else await tx.discovered.remove(mac);
     return { node: res.node, ...(note !== undefined ? { ipNote: note } : {}) };
   });
 }

@@ -29,6 +29,8 @@ export interface NetbootServiceOptions {
   binary?: string;
   /** Interfaces as seen by the server (tests inject). Default os.networkInterfaces(). */
   interfaces?: () => ReturnType<typeof networkInterfaces>;
+  /** Told each time a lease event of an unknown machine is recorded (discovery policy auto looks at it). */
+  onDiscovered?: (mac: string) => void;
 }
 
 export interface NetbootService {
@@ -76,7 +78,12 @@ export async function startNetboot(o: NetbootServiceOptions): Promise<NetbootSer
   await chmod(o.dataDir, 0o711);
   const paths = dnsmasqPaths(o.dataDir);
   const settings = dnsmasqSettingsFromCluster(o.spec, { serverUrl: o.serverUrl });
-  const consumer = new DiscoveryConsumer({ store: o.store, logger: o.logger });
+  const onDiscovered = o.onDiscovered;
+  const consumer = new DiscoveryConsumer({
+    store: o.store,
+    logger: o.logger,
+    ...(onDiscovered ? { onApplied: (ev, outcome) => (outcome.kind === 'discovered' ? onDiscovered(ev.mac) : undefined) } : {}),
+  });
   const listener = new DiscoveryListener({ fifo: paths.eventsFifo, sink: consumer, logger: o.logger });
   await listener.start();
   const supervisor = new DnsmasqSupervisor({

@@ -286,6 +286,22 @@ const m007: Migration = {
   },
 };
 
+/**
+ * 008: discovery rules (issue 13 item 2). An operator may reject a
+ * discovered machine (`fleet discover --reject`): naming plans skip it and
+ * list it as rejected. When and by whom; null: not rejected.
+ */
+const m008: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    // Only the columns missing: a data dir rolled back to an older schema by deleting migration records keeps them (as 007).
+    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('discovered')`.execute(db);
+    const have = new Set(rows.map((r) => r.name));
+    for (const column of ['rejected_at', 'rejected_by']) {
+      if (!have.has(column)) await db.schema.alterTable('discovered').addColumn(column, 'text').execute();
+    }
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -295,6 +311,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '005_install_tokens': m005,
   '006_node_flags': m006,
   '007_secrets': m007,
+  '008_discovery': m008,
 });
 
 export const migrationProvider: MigrationProvider = {

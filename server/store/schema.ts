@@ -101,6 +101,9 @@ export interface DiscoveredTable {
   pxe: number;
   first_seen: string;
   last_seen: string;
+  /** When an operator rejected the machine (fleet discover --reject; migration 008): discovery plans skip it. */
+  rejected_at: string | null;
+  rejected_by: string | null;
 }
 
 export interface TokensTable {

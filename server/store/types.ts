@@ -153,6 +153,9 @@ export interface DiscoveredMachine {
   lastSeen: string;
   /** Node that declares this MAC, if any. */
   node: string | null;
+  /** When an operator rejected it (fleet discover --reject) and who; null: not rejected. */
+  rejectedAt: string | null;
+  rejectedBy: string | null;
 }
 
 export interface DiscoveryObservation {

@@ -111,7 +111,15 @@ export async function cmdApply(flags: GlobalFlags, opts: ApplyFlags, io: CliIo, 
     secrets[cred.name] = await resolveSecret(cred, io.env, dirname(path));
   }
   const settings = await resolveClientSettings(flags, io);
-  const body: ApplyRequest = { yaml: loaded.text, source: opts.file, secrets, dryRun: true, ...(opts.prune ? { prune: true } : {}) };
+  const body: ApplyRequest = {
+    yaml: loaded.text,
+    source: opts.file,
+    secrets,
+    dryRun: true,
+    ...(opts.prune ? { prune: true } : {}),
+    // The serials files the discovery rules name, read next to fleet.yaml: the server reads no client file.
+    ...(Object.keys(loaded.files).length > 0 ? { files: loaded.files } : {}),
+  };
   const planned = await apiRequest<ApplyResponse>(settings, 'POST', '/api/v1/apply', body);
   const held = planned.plan.nodes.held ?? [];
   const removals = planned.plan.nodes.removed;

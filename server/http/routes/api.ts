@@ -142,7 +142,7 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     '/apply',
     { schema: { summary: 'Apply a fleet.yaml (idempotent); dryRun only plans', body: S.ApplyRequest, response: { 200: S.ApplyResponse } } },
     async (req): Promise<S.ApplyResponse> => {
-      const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml' });
+      const spec = parseConfig(req.body.yaml, { source: req.body.source ?? 'fleet.yaml', ...(req.body.files ? { files: req.body.files } : {}) });
       const res = await applyConfig(deps.store, spec, req.body.secrets, {
         actor: actorOf(req),
         dryRun: req.body.dryRun === true,

@@ -3,7 +3,7 @@ import { FleetError } from '../../../common/errors.js';
 import { MAC_CANONICAL } from '../../../common/patterns.js';
 import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
-import type { DiscoveredMachine, DiscoveryObservation } from '../types.js';
+import type { DiscoveredMachine, DiscoveryObservation, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
 
 
@@ -77,6 +77,48 @@ export class DiscoveredRepository {
     return rows.map(toMachine)[0] ?? null;
   }
 
+  /**
+   * Sets machines aside (fleet discover --reject): discovery plans skip them
+   * and list them as rejected; they stay rejected when seen again. Writes
+   * machine.rejected per machine newly rejected; one already rejected is
+   * left as it was. Refuses (nothing changed) a MAC that is not discovered
+   * (not_found) or that a node declares (conflict).
+   */
+  async reject(macs: readonly string[], wc: WriteContext): Promise<{ mac: string; rejectedAt: string; already: boolean }[]> {
+    return this.ctx.write(async (trx) => {
+      const when = this.ctx.nowIso();
+      const out: { mac: string; rejectedAt: string; already: boolean }[] = [];
+      for (const raw of macs) {
+        const mac = raw.toLowerCase();
+        const row = (await this.select(trx).where('discovered.mac', '=', mac).execute())[0];
+        if (!row) throw new FleetError('not_found', `no discovered machine with MAC ${mac} (see fleet discovered)`, { mac });
+        if (row.node !== null) throw new FleetError('conflict', `MAC ${mac} belongs to node ${row.node}: it is not a discovered machine to reject`, { mac, node: row.node });
+        if (row.rejected_at !== null) {
+          out.push({ mac, rejectedAt: row.rejected_at, already: true });
+          continue;
+        }
+        await trx.updateTable('discovered').set({ rejected_at: when, rejected_by: wc.actor }).where('mac', '=', mac).execute();
+        await appendEvent(trx, when, { kind: EVENT.machineRejected, actor: wc.actor, cause: wc.cause ?? null, details: { mac } });
+        out.push({ mac, rejectedAt: when, already: false });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * A discovered machine became node `node` through a discovery rule: the
+   * machine is forgotten and machine.accepted is written (on the node, with
+   * the rule and what it gave), in one transaction.
+   */
+  async accepted(mac: string, node: string, details: Record<string, unknown>, wc: WriteContext): Promise<void> {
+    await this.ctx.write(async (trx) => {
+      const when = this.ctx.nowIso();
+      const res = await trx.deleteFrom('discovered').where('mac', '=', mac.toLowerCase()).executeTakeFirst();
+      if (Number(res.numDeletedRows) === 0) throw new FleetError('not_found', `no discovered machine with MAC ${mac}`, { mac });
+      await appendEvent(trx, when, { node, kind: EVENT.machineAccepted, actor: wc.actor, cause: wc.cause ?? null, details: { mac: mac.toLowerCase(), ...details } });
+    });
+  }
+
   /** Forgets a machine (no event: discovery data is a cache of observations). Returns whether it was there. */
   async remove(mac: string): Promise<boolean> {
     return this.ctx.write(async (trx) => {
@@ -104,6 +146,8 @@ function toMachine(r: {
   first_seen: string;
   last_seen: string;
   node: string | null;
+  rejected_at: string | null;
+  rejected_by: string | null;
 }): DiscoveredMachine {
   return {
     mac: r.mac,
@@ -115,5 +159,7 @@ function toMachine(r: {
     firstSeen: r.first_seen,
     lastSeen: r.last_seen,
     node: r.node,
+    rejectedAt: r.rejected_at,
+    rejectedBy: r.rejected_by,
   };
 }

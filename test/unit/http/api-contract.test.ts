@@ -38,6 +38,9 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['get', '/api/v1/export/{format}', null, S.ExportResponse],
   ['get', '/api/v1/discovered', null, S.DiscoveredResponse],
   ['post', '/api/v1/enroll', S.EnrollRequest, S.EnrollResponse],
+  ['get', '/api/v1/discover/plan', null, S.DiscoverPlanResponse],
+  ['post', '/api/v1/discover/accept', S.DiscoverAcceptRequest, S.DiscoverAcceptResponse],
+  ['post', '/api/v1/discover/reject', S.DiscoverRejectRequest, S.DiscoverRejectResponse],
   ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
 ];
 
