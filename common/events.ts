@@ -28,6 +28,10 @@ export const EVENT = {
   credentialRemoved: 'credential.removed',
   settingsChanged: 'settings.changed',
   machineDiscovered: 'machine.discovered',
+  /** A BMC answered a scan for the first time (fleet discover bmc): its address and identity, no credential. */
+  bmcDiscovered: 'bmc.discovered',
+  /** One BMC scan: subnet, protocols, counts (answered, silent, BMCs, new). */
+  bmcScanned: 'bmc.scanned',
   tokenIssued: 'token.issued',
   tokenUsed: 'token.used',
   tokenRevoked: 'token.revoked',
