@@ -14,6 +14,7 @@ import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js'
 import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
+import { registerDiscoverBmcCommand } from './commands/discover-bmc.js';
 import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
@@ -186,6 +187,9 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('machines seen on the network (DHCP, PXE) that no node declares')
     .option('--json', 'JSON output')
     .action((opts: { json?: boolean }) => run(cmdDiscovered(globals(), opts, io)));
+
+  const discover = program.command('discover').description('find machines and BMCs fleet does not manage yet');
+  registerDiscoverBmcCommand(discover, { io, globals, run });
 
   program
     .command('enroll')
