@@ -7,9 +7,10 @@
  *   - Get Channel Authentication Capabilities in IPMI v1.5 framing (§22.13),
  *     asking for the IPMI v2.0 extended data; a BMC that refuses that form
  *     (an error completion code) is asked the v1.5 form after.
- * The transport retransmits each until its deadline (the scan opens it with
- * the retransmit interval timeout / (retries + 1)), drops replies from any
- * other address or port, and fails a request whose peer sends garbage.
+ * The transport sends each 1 + retries times (timeout / (retries + 1)
+ * apart: the scan opens it with that interval) and waits until the deadline,
+ * drops replies from any other address or port, and fails a request whose
+ * peer sends garbage.
  */
 import { FleetError, toFleetError } from '../../common/errors.js';
 import { getChannelAuthCaps } from '../bmc/ipmi/commands.js';
@@ -29,7 +30,7 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
 }
 
 /** Get Channel Auth Caps, sessionless, at the privilege a console asks for first (administrator, as ipmitool does). */
-async function channelAuthCaps(transport: IpmiTransport, remote: Endpoint, deadline: number, extended: boolean): Promise<{ completionCode: number; data: Buffer }> {
+async function channelAuthCaps(transport: IpmiTransport, remote: Endpoint, deadline: number, maxAttempts: number, extended: boolean): Promise<{ completionCode: number; data: Buffer }> {
   const label = remoteKeyOf(remote.address, remote.port);
   const spec = getChannelAuthCaps(Privilege.ADMINISTRATOR, 0x0e, extended);
   const rqSeq = transport.nextCounter(`sl|${label}`, 64, (v) => transport.isPending(sessionlessKey(label, v)));
@@ -37,6 +38,7 @@ async function channelAuthCaps(transport: IpmiTransport, remote: Endpoint, deadl
     remote,
     key: sessionlessKey(label, rqSeq),
     deadline,
+    maxAttempts,
     what: 'Get Channel Authentication Capabilities',
     encode: () => encodeIpmi15Packet({ payload: encodeIpmiRequest({ ...spec, rqSeq }) }),
     accept: (r) => r.response?.cmd === spec.cmd && r.response.netFn === spec.netFn + 1,
@@ -46,14 +48,22 @@ async function channelAuthCaps(transport: IpmiTransport, remote: Endpoint, deadl
   return { completionCode: res.completionCode, data: Buffer.from(res.data) };
 }
 
-/** Probes one address; never throws. At most two timeouts long (the v1.5 retry only follows an answer). */
-export async function probeIpmi(transport: IpmiTransport, address: string, port: number, timeoutMs: number): Promise<IpmiRaw> {
+/**
+ * Probes one address; never throws. Each request is sent 1 + `retries`
+ * times at most, then waited for until its deadline; at most two timeouts
+ * long (the v1.5 form only follows an answer).
+ */
+export async function probeIpmi(transport: IpmiTransport, address: string, port: number, timeoutMs: number, retries: number): Promise<IpmiRaw> {
   const remote = { address, port };
   const deadline = Date.now() + timeoutMs;
-  const [pong, caps] = await Promise.all([settle(transport.ping(remote, deadline)), settle(channelAuthCaps(transport, remote, deadline, true))]);
+  const maxAttempts = retries + 1;
+  const [pong, caps] = await Promise.all([
+    settle(transport.ping(remote, deadline, { maxAttempts })),
+    settle(channelAuthCaps(transport, remote, deadline, maxAttempts, true)),
+  ]);
   const raw: IpmiRaw = { pong, caps };
   if ('ok' in caps && caps.ok.completionCode !== 0) {
-    raw.capsV15 = await settle(channelAuthCaps(transport, remote, Date.now() + timeoutMs, false));
+    raw.capsV15 = await settle(channelAuthCaps(transport, remote, Date.now() + timeoutMs, maxAttempts, false));
   }
   return raw;
 }

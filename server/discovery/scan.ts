@@ -21,7 +21,7 @@ import { probeIpmi } from './scan-ipmi.js';
 import { probeRedfish } from './scan-redfish.js';
 
 export interface ScanProbes {
-  ipmi(transport: IpmiTransport, address: string, port: number, timeoutMs: number): Promise<IpmiRaw>;
+  ipmi(transport: IpmiTransport, address: string, port: number, timeoutMs: number, retries: number): Promise<IpmiRaw>;
   redfish(address: string, port: number, timeoutMs: number): Promise<RedfishRaw>;
 }
 
@@ -67,7 +67,7 @@ export async function runBmcScan(plan: ScanPlan, opts: ScanOptions = {}): Promis
       const i = next++;
       const address = intToIp(plan.first + i);
       const [ipmiRaw, redfishRaw] = await Promise.all([
-        transport && plan.ipmi ? probes.ipmi(transport, address, plan.ipmi.port, plan.timeoutMs) : null,
+        transport && plan.ipmi ? probes.ipmi(transport, address, plan.ipmi.port, plan.timeoutMs, plan.retries) : null,
         plan.redfish ? probes.redfish(address, plan.redfish.port, plan.timeoutMs) : null,
       ]);
       results[i] = classifyHost(
