@@ -158,8 +158,10 @@ nodes:
   it('runs one scan at a time: a second one while the first runs is refused with 409', async () => {
     const body = { subnet: '127.0.1.0/29', protocol: 'ipmi', ipmiPort: lab.bmcs[0]!.port, timeoutMs: 1500 };
     const first = api('POST', '/api/v1/discover/bmc', body);
-    // Let the first one reach the server.
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait until the server has started the first one (its log says so).
+    const started = /"subnet":"127\.0\.1\.0\/29"[^\n]*"msg":"BMC scan started"/;
+    for (let i = 0; i < 200 && !started.test(logs); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(logs).toMatch(started);
     const second = await api('POST', '/api/v1/discover/bmc', body);
     expect(second.status).toBe(409);
     expect(await second.text()).toMatch(/a BMC scan of 127\.0\.1\.0\/29 is running .*one scan at a time/);
