@@ -32,6 +32,10 @@ export const EVENT = {
   machineAccepted: 'machine.accepted',
   /** An operator set a discovered machine aside (fleet discover --reject): plans skip it. */
   machineRejected: 'machine.rejected',
+  /** A BMC answered a scan for the first time (fleet discover bmc): its address and identity, no credential. */
+  bmcDiscovered: 'bmc.discovered',
+  /** One BMC scan: subnet, protocols, counts (answered, silent, BMCs, new). */
+  bmcScanned: 'bmc.scanned',
   tokenIssued: 'token.issued',
   tokenUsed: 'token.used',
   tokenRevoked: 'token.revoked',

@@ -592,6 +592,121 @@ export const DiscoverRejectResponse = Type.Object({
 });
 export type DiscoverRejectResponse = Static<typeof DiscoverRejectResponse>;
 
+// ------------------------------------------------------------------ BMC discovery by scan (server/discovery/scan*.ts)
+
+/**
+ * POST /discover/bmc. Ranges and limits are checked by the scan's planner
+ * (server/discovery/scan-input.ts), which says why a value is refused: an
+ * IPv4 CIDR with host bits zero or one address; at most a /16 unless
+ * `force` (never more than a /12); ports 1-65535; concurrency 1-1024;
+ * timeoutMs 100-60000.
+ */
+export const BmcScanRequest = Type.Object(
+  {
+    subnet: Type.String({ minLength: 1, maxLength: 64, description: 'IPv4 CIDR, e.g. 10.10.100.0/24, or one address' }),
+    protocol: Type.Optional(StringEnum(['ipmi', 'redfish', 'both'], { description: 'default both' })),
+    ipmiPort: Type.Optional(Type.Integer({ description: 'UDP port of RMCP, default 623' })),
+    redfishPort: Type.Optional(Type.Integer({ description: 'TCP port of HTTPS, default 443' })),
+    concurrency: Type.Optional(Type.Integer({ description: 'addresses probed at a time, default 64' })),
+    timeoutMs: Type.Optional(Type.Integer({ description: 'per address and protocol, default 3000' })),
+    force: Type.Optional(Type.Boolean({ description: 'scan more than a /16 (up to a /12)' })),
+  },
+  { additionalProperties: false },
+);
+export type BmcScanRequest = Static<typeof BmcScanRequest>;
+
+const NullableBool = Nullable(Type.Boolean());
+const NullableInt = Nullable(Type.Integer());
+
+/** What IPMI said before any session (the presence pong, Get Channel Auth Caps). */
+const IpmiFindingFields = {
+  port: Type.Integer(),
+  notes: Strings,
+  pong: Type.Union([Open({ iana: Type.Integer(), oem: Type.Integer(), ipmi: Type.Boolean(), entities: Type.Integer(), interactions: Type.Integer() }), Type.Null()]),
+  versions: Strings,
+  authTypes: Strings,
+  channel: NullableInt,
+  anonymousLogin: NullableBool,
+  nullUsernames: NullableBool,
+  kgSet: NullableBool,
+  perMessageAuthDisabled: NullableBool,
+  userLevelAuthDisabled: NullableBool,
+  oemId: NullableInt,
+  enterprise: NullableStr,
+};
+
+/** What the anonymous Redfish service root said; the certificate's SHA-256 was seen, not trusted. */
+const RedfishFindingFields = {
+  port: Type.Integer(),
+  notes: Strings,
+  fingerprint: NullableStr,
+  rootRead: Type.Boolean(),
+  uuid: NullableStr,
+  vendor: NullableStr,
+  product: NullableStr,
+  redfishVersion: NullableStr,
+  name: NullableStr,
+};
+
+const SCAN_VERDICTS = ['bmc', 'other', 'silent'] as const;
+
+export const BmcScanHost = Type.Object({
+  address: Str,
+  /** bmc: answered as a BMC; other: answered, not as a BMC (see the notes). */
+  verdict: StringEnum(SCAN_VERDICTS),
+  /** A BMC this scan found for the first time (a bmc.discovered event was written). */
+  new: Type.Boolean(),
+  ipmi: Type.Union([Open({ verdict: StringEnum(SCAN_VERDICTS), ...IpmiFindingFields }), Type.Null()]),
+  redfish: Type.Union([Open({ verdict: StringEnum(SCAN_VERDICTS), ...RedfishFindingFields }), Type.Null()]),
+});
+export type BmcScanHost = Static<typeof BmcScanHost>;
+
+export const BmcScanResponse = Type.Object({
+  subnet: Str,
+  /** e.g. ["ipmi/623", "redfish/443"] */
+  protocols: Strings,
+  concurrency: Type.Integer(),
+  timeoutMs: Type.Integer(),
+  retries: Type.Integer(),
+  /** The longest this scan could have taken. */
+  boundMs: Type.Integer(),
+  startedAt: Str,
+  durationMs: Type.Integer(),
+  summary: Type.Object({
+    addresses: Type.Integer(),
+    answered: Type.Integer(),
+    silent: Type.Integer(),
+    bmcs: Type.Integer(),
+    other: Type.Integer(),
+    new: Type.Integer(),
+  }),
+  /** Every address that answered (BMCs and others), in address order. */
+  hosts: Type.Array(BmcScanHost),
+  /** Silent addresses as ranges: ["10.0.0.2-10.0.0.6"]. */
+  silent: Strings,
+  /** Addresses not probed because the server stopped during the scan. */
+  notScanned: Strings,
+});
+export type BmcScanResponse = Static<typeof BmcScanResponse>;
+
+export const ApiDiscoveredBmc = Type.Object({
+  address: Str,
+  ipmi: Type.Union([Open(IpmiFindingFields), Type.Null()]),
+  redfish: Type.Union([Open(RedfishFindingFields), Type.Null()]),
+  uuid: NullableStr,
+  vendor: NullableStr,
+  product: NullableStr,
+  tlsFingerprint: NullableStr,
+  firstSeen: Str,
+  lastSeen: Str,
+  /** Nodes whose BMC is at this address (fleet.yaml). */
+  nodes: Strings,
+});
+export type ApiDiscoveredBmc = Static<typeof ApiDiscoveredBmc>;
+
+export const DiscoveredBmcsResponse = Type.Object({ bmcs: Type.Array(ApiDiscoveredBmc) });
+export type DiscoveredBmcsResponse = Static<typeof DiscoveredBmcsResponse>;
+
 // ------------------------------------------------------------------ inventory reconciliation with the BMC
 
 /** POST /api/v1/inventory/reconcile: the nodeset, and the same fan-out limits as the other BMC operations. */

@@ -15,6 +15,7 @@ import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } fro
 import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
 import { cmdDiscover, type DiscoverFlags } from './commands/discover.js';
+import { registerDiscoverBmcCommand } from './commands/discover-bmc.js';
 import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './commands/inventory.js';
 import { registerImageCommands } from './commands/images.js';
 import { registerBootenvCommands } from './commands/bootenv.js';
@@ -196,9 +197,9 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--profile <profile>', 'profile (default: the only one, if there is one)')
     .action((mac: string, opts: { name: string; profile?: string }) => run(cmdEnroll(globals(), mac, opts, io)));
 
-  program
+  const discover = program
     .command('discover')
-    .description('naming rules for discovered machines (fleet.yaml discovery:): --plan shows what each rule gives, --accept commits, --reject sets aside')
+    .description('naming rules for discovered machines (fleet.yaml discovery:): --plan shows what each rule gives, --accept commits, --reject sets aside; `discover bmc` scans for BMCs')
     .argument('[machines...]', 'MACs of discovered machines (--accept: default every planned machine; --reject: required)')
     .option('--plan', 'show the names, IPs and BMC addresses the rules would give, and why the other machines get none (the default)')
     .option('--accept', 'make planned machines their nodes (kept by apply); on_accept install starts the reinstall')
@@ -208,6 +209,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--stagger <N/INTERVAL>', 'with --accept: at most N installs start per interval, e.g. 10/30s (PDU inrush)')
     .option('--json', 'JSON output')
     .action((machines: string[], opts: DiscoverFlags) => run(cmdDiscover(globals(), machines, opts, io)));
+  registerDiscoverBmcCommand(discover, { io, globals, run });
 
   program
     .command('nodeset')

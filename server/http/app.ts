@@ -24,6 +24,7 @@ import { installErrorHandling } from './errors.js';
 import { loggerOptions } from './logging.js';
 import { registerApiRoutes, type ApiDeps } from './routes/api.js';
 import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
+import { registerDiscoverBmcRoutes } from './routes/discover-bmc.js';
 import { registerBootRoutes, type BootDeps } from './routes/boot.js';
 import { registerNetbootApiRoutes, type NetbootApiDeps } from './routes/netboot-api.js';
 import { registerInventoryRoutes } from './routes/inventory.js';
@@ -129,6 +130,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
       });
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
+      await registerDiscoverBmcRoutes(api, { store: deps.store });
       await registerInventoryRoutes(api, deps);
       await registerSlurmRoutes(api, deps);
       await registerLifecycleRoutes(api, { store: deps.store, nodesetLimit: deps.nodesetLimit, conductor: deps.conductor, ...(deps.preflight ? { preflight: deps.preflight } : {}) });

@@ -21,6 +21,7 @@ export type { EventRepository } from './repos/events.js';
 export type { SettingsRepository } from './repos/settings.js';
 export type { BmcRepository } from './repos/bmc.js';
 export type { DiscoveredRepository } from './repos/discovered.js';
+export type { DiscoveredBmcRepository, DiscoveredBmc } from './repos/discovered-bmcs.js';
 export type { TokenRepository } from './repos/tokens.js';
 export type { LockRepository } from './repos/locks.js';
 export type { SecretRepository } from './repos/secrets.js';

@@ -302,6 +302,34 @@ const m008: Migration = {
   },
 };
 
+/**
+ * 009: BMCs found by `fleet discover bmc` (issue 13 item 4), one row per
+ * address: what IPMI said before any session (pong, Get Channel Auth Caps)
+ * and what the anonymous Redfish service root said, each as a secret-free
+ * JSON document with its port; the Redfish identity (UUID, Vendor, Product)
+ * and the certificate's SHA-256 in columns of their own, for the naming
+ * rules and for pinning. No credential: a scan uses none.
+ */
+const m009: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('discovered_bmcs')
+      .addColumn('address', 'text', (c) => c.primaryKey())
+      .addColumn('ipmi_port', 'integer')
+      .addColumn('ipmi', 'text')
+      .addColumn('redfish_port', 'integer')
+      .addColumn('redfish', 'text')
+      .addColumn('uuid', 'text')
+      .addColumn('vendor', 'text')
+      .addColumn('product', 'text')
+      .addColumn('tls_fingerprint', 'text')
+      .addColumn('first_seen', 'text', (c) => c.notNull())
+      .addColumn('last_seen', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('discovered_bmcs_uuid').on('discovered_bmcs').column('uuid').execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -312,6 +340,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '006_node_flags': m006,
   '007_secrets': m007,
   '008_discovery': m008,
+  '009_discovered_bmcs': m009,
 });
 
 export const migrationProvider: MigrationProvider = {

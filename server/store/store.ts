@@ -9,6 +9,7 @@ import { AgentRepository } from './repos/agents.js';
 import { BmcRepository } from './repos/bmc.js';
 import { CredentialRepository } from './repos/credentials.js';
 import { DiscoveredRepository } from './repos/discovered.js';
+import { DiscoveredBmcRepository } from './repos/discovered-bmcs.js';
 import { EventRepository } from './repos/events.js';
 import { InventoryRepository } from './repos/inventory.js';
 import { NodeFlagRepository } from './repos/flags.js';
@@ -51,6 +52,8 @@ export interface Store {
   readonly flags: NodeFlagRepository;
   /** Secrets fleet generates for the cluster, sealed (migration 007): the munge key. */
   readonly secrets: SecretRepository;
+  /** BMCs found by scanning a subnet (migration 009, fleet discover bmc). */
+  readonly discoveredBmcs: DiscoveredBmcRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -80,6 +83,7 @@ class FleetStore implements Store {
   readonly inventory: InventoryRepository;
   readonly flags: NodeFlagRepository;
   readonly secrets: SecretRepository;
+  readonly discoveredBmcs: DiscoveredBmcRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -100,6 +104,7 @@ class FleetStore implements Store {
     this.inventory = new InventoryRepository(ctx);
     this.flags = new NodeFlagRepository(ctx);
     this.secrets = new SecretRepository(ctx);
+    this.discoveredBmcs = new DiscoveredBmcRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

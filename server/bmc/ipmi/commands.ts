@@ -43,22 +43,35 @@ function guard<T>(what: string, fn: () => T): T {
   }
 }
 
-// --- Get Channel Authentication Capabilities (App 0x38)
+// --- Get Channel Authentication Capabilities (App 0x38, IPMI v2.0 §22.13)
 
 export interface ChannelAuthCaps {
   channel: number;
+  /** Byte 2: bits 5:0 the IPMI v1.5 authentication types (authTypeNames), bit 7 "IPMI v2.0 extended data follows". */
   authTypes: number;
   /** Byte 2 bit 7 and byte 4 bit 1: the channel accepts IPMI v2.0 / RMCP+ sessions. */
   ipmi20: boolean;
+  /** Byte 4 bit 0, or no extended data at all (an IPMI v1.5 BMC): the channel accepts IPMI v1.5 sessions. */
+  ipmi15: boolean;
   anonymousLogin: boolean;
   nullUsernames: boolean;
   nonNullUsernames: boolean;
+  /** Byte 3 bit 3: user level authentication disabled. */
+  userLevelAuthDisabled: boolean;
+  /** Byte 3 bit 4: per-message authentication disabled. */
+  perMessageAuthDisabled: boolean;
+  /** Byte 3 bit 5: the BMC key K_G is set to a non-zero value (IPMI v2.0 extended data only). */
+  kgSet: boolean;
   oemId: number;
 }
 
-/** channel 0x0E = this channel; bit 7 asks for IPMI v2.0 extended data. */
-export function getChannelAuthCaps(privilege: number, channel = 0x0e): CommandSpec {
-  return { netFn: NetFn.APP, cmd: Cmd.GET_CHANNEL_AUTH_CAPS, data: Buffer.from([0x80 | (channel & 0x0f), privilege & 0x0f]) };
+/**
+ * channel 0x0E = this channel; `extended` (default) sets bit 7, asking for
+ * the IPMI v2.0 extended data. A BMC that speaks only IPMI v1.5 may refuse
+ * that bit (0xCC); ask again without it.
+ */
+export function getChannelAuthCaps(privilege: number, channel = 0x0e, extended = true): CommandSpec {
+  return { netFn: NetFn.APP, cmd: Cmd.GET_CHANNEL_AUTH_CAPS, data: Buffer.from([(extended ? 0x80 : 0) | (channel & 0x0f), privilege & 0x0f]) };
 }
 
 export function parseChannelAuthCaps(data: Uint8Array): ChannelAuthCaps {
@@ -69,16 +82,50 @@ export function parseChannelAuthCaps(data: Uint8Array): ChannelAuthCaps {
     const status = r.u8('auth status');
     const ext = r.u8('extended capabilities');
     const oemId = r.remaining >= 3 ? r.u8() | (r.u8() << 8) | (r.u8() << 16) : 0;
+    const extended = (authTypes & 0x80) !== 0;
     return {
       channel,
       authTypes,
-      ipmi20: (authTypes & 0x80) !== 0 && (ext & 0x02) !== 0,
+      ipmi20: extended && (ext & 0x02) !== 0,
+      ipmi15: !extended || (ext & 0x01) !== 0,
       anonymousLogin: (status & 0x01) !== 0,
       nullUsernames: (status & 0x02) !== 0,
       nonNullUsernames: (status & 0x04) !== 0,
+      userLevelAuthDisabled: (status & 0x08) !== 0,
+      perMessageAuthDisabled: (status & 0x10) !== 0,
+      kgSet: extended && (status & 0x20) !== 0,
       oemId,
     };
   });
+}
+
+/** Names of the IPMI v1.5 authentication types in byte 2 of the answer (bits 0, 1, 2, 4, 5), in bit order. */
+export const AUTH_TYPE_BITS: readonly (readonly [number, string])[] = [
+  [0x01, 'none'],
+  [0x02, 'md2'],
+  [0x04, 'md5'],
+  [0x10, 'password'],
+  [0x20, 'oem'],
+];
+
+export function authTypeNames(authTypes: number): string[] {
+  return AUTH_TYPE_BITS.filter(([bit]) => (authTypes & bit) !== 0).map(([, name]) => name);
+}
+
+/** The response data (after the completion code) a BMC sends: tests and simulated BMCs. */
+export function encodeChannelAuthCaps(c: {
+  channel: number;
+  authTypes: number;
+  ipmi20?: boolean;
+  ipmi15?: boolean;
+  status?: number;
+  oemId?: number;
+  oemAux?: number;
+}): Buffer {
+  const extended = (c.authTypes & 0x80) !== 0;
+  const ext = extended ? (c.ipmi20 ? 0x02 : 0) | (c.ipmi15 === false ? 0 : 0x01) : 0;
+  const oem = (c.oemId ?? 0) >>> 0;
+  return Buffer.from([c.channel & 0xff, c.authTypes & 0xff, (c.status ?? 0) & 0xff, ext, oem & 0xff, (oem >> 8) & 0xff, (oem >> 16) & 0xff, (c.oemAux ?? 0) & 0xff]);
 }
 
 // --- session commands

@@ -11,7 +11,8 @@
  * its reply arrives or its deadline passes (→ bmc.timeout); a retransmit is
  * the datagram `encode` gives for that attempt (session messages give the
  * same bytes every time: same sequence number, same rqSeq). A request marked
- * `once` is sent a single time and only waited for. A datagram from a
+ * `once` is sent a single time and only waited for, one with `maxAttempts`
+ * at most that many times. A datagram from a
  * BMC that does not decode fails that BMC's pending requests (→ bmc.protocol).
  */
 import dgram from 'node:dgram';
@@ -60,6 +61,8 @@ export interface TransportRequest {
   encode: (attempt: number) => Buffer;
   /** Send once, never retransmit: wait for the answer until the deadline (actions that must not run twice). */
   once?: boolean;
+  /** Send at most this many times (first send included), then wait for the answer until the deadline; once is 1. */
+  maxAttempts?: number;
   /** Absolute time (Date.now() scale) after which the request fails with bmc.timeout. */
   deadline: number;
   retransmitMs?: number[];
@@ -82,6 +85,13 @@ interface Pending {
   remoteKey: string;
   attempt: number;
   timer: NodeJS.Timeout | null;
+  /**
+   * The pending wake-up is the deadline: it reports the timeout and sends
+   * nothing, even when the timer fires a little before Date.now() reaches
+   * the deadline (timers run on the event loop's cached clock, which can lag
+   * Date.now() by the work of a loop iteration).
+   */
+  atDeadline?: boolean;
   resolve: (r: Reply) => void;
   reject: (e: FleetError) => void;
   lastSendError?: string;
@@ -195,10 +205,10 @@ export class IpmiTransport {
   }
 
   /** ASF presence ping (RMCP class 6): is something speaking RMCP at this address, and does it claim IPMI? */
-  async ping(remote: Endpoint, deadline: number): Promise<AsfPong> {
+  async ping(remote: Endpoint, deadline: number, opts: { maxAttempts?: number } = {}): Promise<AsfPong> {
     const rk = remoteKeyOf(remote.address, remote.port);
     const tag = this.nextCounter(`asf|${rk}`, 255, (v) => this.isPending(asfKey(rk, v)));
-    const reply = await this.request({ remote, key: asfKey(rk, tag), deadline, what: 'ASF presence ping', encode: () => encodeAsfPing(tag) });
+    const reply = await this.request({ remote, key: asfKey(rk, tag), deadline, what: 'ASF presence ping', encode: () => encodeAsfPing(tag), ...opts });
     if (reply.packet.kind !== 'asf') throw protocolError('ASF presence ping: unexpected reply');
     return decodeAsfPong(reply.packet);
   }
@@ -217,7 +227,7 @@ export class IpmiTransport {
 
   private transmit(p: Pending): void {
     const now = Date.now();
-    if (now >= p.req.deadline) {
+    if (now >= p.req.deadline || p.atDeadline) {
       const extra = p.lastSendError ? ` (last send error: ${p.lastSendError})` : '';
       this.finish(p, new FleetError('bmc.timeout', `IPMI ${p.req.what}: no answer from ${p.remoteKey} after ${p.attempt} attempt(s)${extra}`));
       return;
@@ -241,9 +251,11 @@ export class IpmiTransport {
       return;
     }
     const schedule = p.req.retransmitMs ?? this.retransmitMs;
-    // `once`: the next wake-up is the deadline, where transmit() reports the timeout without sending.
-    const interval = p.req.once ? p.req.deadline - now : schedule[Math.min(p.attempt, schedule.length - 1)]!;
+    // `once`, or the last of maxAttempts: the next wake-up is the deadline, where transmit() reports the timeout without sending.
+    const last = p.req.once === true || (p.req.maxAttempts !== undefined && p.attempt + 1 >= p.req.maxAttempts);
+    const interval = last ? p.req.deadline - now : schedule[Math.min(p.attempt, schedule.length - 1)]!;
     p.attempt++;
+    p.atDeadline = last || interval >= p.req.deadline - now;
     p.timer = setTimeout(() => this.transmit(p), Math.max(1, Math.min(interval, p.req.deadline - now)));
   }
 

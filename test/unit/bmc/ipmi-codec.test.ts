@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   BootParam,
   CIPHER_SUITES,
+  authTypeNames,
+  encodeChannelAuthCaps,
   Cmd,
   NetFn,
   PayloadType,
@@ -120,6 +122,91 @@ describe('IPMI messages', () => {
     if (pkt.kind !== 'ipmi15') return;
     const caps = parseChannelAuthCaps(decodeIpmiResponse(pkt.payload).data);
     expect(caps).toMatchObject({ channel: 1, ipmi20: true, nonNullUsernames: true });
+  });
+});
+
+/**
+ * Byte vectors captured from OpenIPMI's ipmi_sim (lan.conf: allowed_auths
+ * none md2 md5 straight, one non-null admin user) on loopback: what
+ * `fleet discover bmc` reads before any session (IPMI v2.0 §13.2.4, §22.13).
+ */
+describe('pre-session answers of ipmi_sim (captured bytes)', () => {
+  const PONG = hex('06 00 ff 06  00 00 11 be  40 42 00 10  00 00 11 be  00 00 00 00  81 00  00 00 00 00 00 00');
+  const CAPS_V20 = hex('06 00 ff 07  00  00000000 00000000  10  81 1c 63 20 00 38  00 01 97 04 03 000000 00  09');
+  const CAPS_V15 = hex('06 00 ff 07  00  00000000 00000000  10  81 1c 63 20 04 38  00 01 17 04 00 000000 00  88');
+
+  it('decodes the presence pong: ASF IANA 4542, no OEM, IPMI supported (entities bit 7), ASF 1.0', () => {
+    const pkt = decodeRmcpPacket(PONG);
+    if (pkt.kind !== 'asf') throw new Error('expected ASF');
+    expect(decodeAsfPong(pkt)).toEqual({ tag: 0x42, iana: 4542, oem: 0, entities: 0x81, interactions: 0, ipmi: true });
+    expect(encodeAsfPong(0x42, { entities: 0x81, interactions: 0 })).toEqual(PONG);
+  });
+
+  it('decodes Get Channel Auth Caps with the v2.0 extended data: v1.5 and v2.0, auth types none/md2/md5/password', () => {
+    const pkt = decodeRmcpPacket(CAPS_V20);
+    if (pkt.kind !== 'ipmi15') throw new Error('expected IPMI v1.5 framing');
+    const res = decodeIpmiResponse(pkt.payload);
+    expect(res).toMatchObject({ netFn: 7, cmd: 0x38, rqSeq: 0, completionCode: 0 });
+    const caps = parseChannelAuthCaps(res.data);
+    expect(caps).toEqual({
+      channel: 1,
+      authTypes: 0x97,
+      ipmi20: true,
+      ipmi15: true,
+      anonymousLogin: false,
+      nullUsernames: false,
+      nonNullUsernames: true,
+      userLevelAuthDisabled: false,
+      perMessageAuthDisabled: false,
+      kgSet: false,
+      oemId: 0,
+    });
+    expect(authTypeNames(caps.authTypes)).toEqual(['none', 'md2', 'md5', 'password']);
+    expect(encodeChannelAuthCaps({ channel: 1, authTypes: 0x97, status: 0x04, ipmi20: true })).toEqual(res.data);
+  });
+
+  it('decodes the plain IPMI v1.5 answer (no bit 7 asked, none given): v1.5 only, K_G not reported', () => {
+    const pkt = decodeRmcpPacket(CAPS_V15);
+    if (pkt.kind !== 'ipmi15') throw new Error('expected IPMI v1.5 framing');
+    const res = decodeIpmiResponse(pkt.payload);
+    expect(res.rqSeq).toBe(1);
+    const caps = parseChannelAuthCaps(res.data);
+    expect(caps).toMatchObject({ authTypes: 0x17, ipmi20: false, ipmi15: true, kgSet: false });
+    expect(encodeChannelAuthCaps({ channel: 1, authTypes: 0x17, status: 0x04 })).toEqual(res.data);
+  });
+
+  it('asks for the v2.0 data with bit 7 of the channel byte, and without it when told to', () => {
+    expect(getChannelAuthCaps(4).data).toEqual(hex('8e 04'));
+    expect(getChannelAuthCaps(4, 0x0e, false).data).toEqual(hex('0e 04'));
+  });
+
+  it('reads the status bits, K_G, the OEM IANA (LS byte first) and a v2.0-only channel', () => {
+    const caps = parseChannelAuthCaps(hex('02 a0 3f 02 a2 02 00 00'));
+    expect(caps).toMatchObject({
+      channel: 2,
+      ipmi20: true,
+      ipmi15: false,
+      anonymousLogin: true,
+      nullUsernames: true,
+      nonNullUsernames: true,
+      userLevelAuthDisabled: true,
+      perMessageAuthDisabled: true,
+      kgSet: true,
+      oemId: 674,
+    });
+    expect(authTypeNames(caps.authTypes)).toEqual(['oem']);
+    expect(authTypeNames(0)).toEqual([]);
+  });
+
+  it('refuses truncated answers with bmc.protocol, never a RangeError', () => {
+    for (let n = 0; n < 4; n++) protocolErr(() => parseChannelAuthCaps(hex('01 97 04 03').subarray(0, n)));
+    // A pong cut inside its data: the RMCP length says 16, 8 bytes follow.
+    protocolErr(() => decodeRmcpPacket(PONG.subarray(0, 20)));
+    // A pong whose own length is honest but too short for the pong fields.
+    const short = hex('06 00 ff 06  00 00 11 be  40 42 00 04  00 00 11 be');
+    const pkt = decodeRmcpPacket(short);
+    if (pkt.kind !== 'asf') throw new Error('expected ASF');
+    protocolErr(() => decodeAsfPong(pkt));
   });
 });
 

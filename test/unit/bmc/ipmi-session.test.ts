@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   decodeIpmiRequest,
   decodeOpenSessionRequest,
@@ -501,6 +501,37 @@ describe('multiplexing on one socket', () => {
       const p = await transport.ping({ address: '127.0.0.1', port: s.address().port }, Date.now() + 1000);
       expect(p).toMatchObject({ iana: 4542, ipmi: true });
     } finally {
+      s.close();
+    }
+  });
+
+  it('once and maxAttempts are counts: the wake-up at the deadline sends nothing, even when timers fire early', async () => {
+    // Timers run on the event loop's cached clock, which can lag Date.now(): a timer set for the deadline may
+    // fire a few ms before it. For a request marked once (a power cycle) that was a second send; for a BMC
+    // scan's probe a fourth. Make every timer fire 5 ms early.
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    let received = 0;
+    s.on('message', () => received++);
+    const t = await IpmiTransport.open();
+    const realSetTimeout = globalThis.setTimeout;
+    const early = vi
+      .spyOn(globalThis, 'setTimeout')
+      .mockImplementation(((fn: () => void, ms?: number) => realSetTimeout(fn, Math.max(0, (ms ?? 0) - 5))) as unknown as typeof setTimeout);
+    try {
+      const remote = { address: '127.0.0.1', port: s.address().port };
+      const start = Date.now();
+      const once = t.request({ remote, key: 'x|once', deadline: start + 200, what: 'once', once: true, encode: () => Buffer.from([1]) });
+      const thrice = t.request({ remote, key: 'x|thrice', deadline: start + 300, retransmitMs: [100], maxAttempts: 3, what: 'thrice', encode: () => Buffer.from([2]) });
+      const [a, b] = await Promise.allSettled([once, thrice]);
+      early.mockRestore();
+      expect([a.status, b.status]).toEqual(['rejected', 'rejected']);
+      await new Promise((r) => realSetTimeout(r, 50));
+      expect(received).toBe(1 + 3);
+      expect(t.stats).toMatchObject({ sent: 4, retransmits: 2 });
+    } finally {
+      early.mockRestore();
+      await t.close();
       s.close();
     }
   });
