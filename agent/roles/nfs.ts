@@ -6,8 +6,9 @@
  * dropped), a missing one is appended; every other line stays as it is.
  * Mount points are created (0755). Targets that /proc/self/mounts (under
  * the root) does not list are mounted with `mount TARGET` — one by one, each
- * with its own time limit: a mount that fails is reported with its reason and
- * the others still go ahead.
+ * with its own time limit: a mount that fails is tried again a bounded number
+ * of times (NFS_MOUNT_RETRY_MS, ~3.5 min: the storage node may not export
+ * yet), then reported with its reason; the others still go ahead.
  *
  * The mount helper (mount.nfs) comes first: nfs-common (Debian) or
  * nfs-utils (RHEL) is installed when missing; the mounts wait for it (a
@@ -27,6 +28,14 @@ import type { NfsMountSpec } from '../../common/model.js';
 
 export const FSTAB_PATH = '/etc/fstab';
 export const MOUNT_TIMEOUT_MS = 60_000;
+/**
+ * Waits before each new try of a mount that failed: ~3.5 min in all. A
+ * compute node often applies its roles before the storage node exports
+ * (both installed at once; or the NFS server is up with an empty export
+ * table, which mount.nfs answers "access denied", a failure even with `bg`):
+ * the node waits for its storage, a bounded while, instead of failing.
+ */
+export const NFS_MOUNT_RETRY_MS: readonly number[] = [5_000, 10_000, 15_000, 30_000, 30_000, 30_000, 30_000, 30_000, 30_000];
 
 /** fstab and /proc/mounts escape spaces and such as \040. */
 function unescapeMount(s: string): string {
@@ -148,12 +157,27 @@ export const nfsRole = defineRole('nfs', ANY_FAMILY, async (ctx) => {
     const argv = ctx.root === '/' ? ['mount', m.target] : ['mount', '--fstab', `${rootReal}${FSTAB_PATH}`, '--target-prefix', rootReal, m.target];
     const step: Step = commandStep(ctx, argv, { group, timeoutMs: MOUNT_TIMEOUT_MS, summary: `mount ${m.target}` });
     const run = step.run;
+    const delays = ctx.retryDelaysMs?.nfsMount ?? NFS_MOUNT_RETRY_MS;
     s.steps.push({
       ...step,
       run: async () => {
         if (fstabFailed) throw new StepError(`not mounted: ${FSTAB_PATH} could not be written`);
         if (helperFailed) throw new StepError(`not mounted: ${helperFailed}`);
-        await run();
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await run();
+            return;
+          } catch (e) {
+            if (!(e instanceof StepError) || attempt >= delays.length) {
+              if (e instanceof StepError && attempt > 0) throw new StepError(`${e.message} (after ${attempt + 1} tries)`);
+              throw e;
+            }
+            ctx.log(`nfs: mount ${m.target} failed (${e.message.split('\n')[0]}): its server may not export it yet; trying again in ${Math.round(delays[attempt]! / 1000)} s (${attempt + 1} of ${delays.length})`);
+            await new Promise((r) => setTimeout(r, delays[attempt]));
+            // Mounted meanwhile (a bg mount that went through, or someone else): done.
+            if (mountedTargets(await fsr.read('/proc/self/mounts')).has(m.target)) return;
+          }
+        }
       },
     });
   }

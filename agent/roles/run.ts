@@ -95,6 +95,7 @@ export interface ContextOptions {
   log?: (line: string) => void;
   /** Default: detected from ROOT/etc/os-release. */
   osFamily?: OsFamily;
+  retryDelaysMs?: RoleContext['retryDelaysMs'];
 }
 
 /**
@@ -112,6 +113,7 @@ export async function makeRoleContext(opts: ContextOptions): Promise<RoleContext
     osFamily: os.family,
     ...(os.source !== undefined ? { osSource: os.source } : {}),
     log: opts.log ?? (() => {}),
+    ...(opts.retryDelaysMs ? { retryDelaysMs: opts.retryDelaysMs } : {}),
   };
 }
 

@@ -73,6 +73,8 @@ export interface RoleContext {
   /** How the family was found, for messages: e.g. `ID=plan9 in /etc/os-release`; absent when given by the caller. */
   osSource?: string;
   log: (line: string) => void;
+  /** Waits between retries (tests pass short ones); default NFS_MOUNT_RETRY_MS of the nfs role. */
+  retryDelaysMs?: { nfsMount?: readonly number[] };
 }
 
 export interface Change {

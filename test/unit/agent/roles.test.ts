@@ -257,9 +257,10 @@ function fakeSystem(lab: Lab): FakeSystem {
   return { runner, failMounts, answers };
 }
 
-async function ctxFor(lab: Lab, roles: RolesSpec, runner: RecordingRunner, log: string[] = []): Promise<RoleContext> {
+async function ctxFor(lab: Lab, roles: RolesSpec, runner: RecordingRunner, log: string[] = [], nfsMountRetryMs: number[] = []): Promise<RoleContext> {
   const settings: RoleSettings = { roles, cluster: structuredClone(CLUSTER) };
-  return makeRoleContext({ root: lab.root, settings, runner, log: (l) => log.push(l) });
+  // No waits between mount tries unless a test asks for them (the nfs role's default is minutes).
+  return makeRoleContext({ root: lab.root, settings, runner, log: (l) => log.push(l), retryDelaysMs: { nfsMount: nfsMountRetryMs } });
 }
 
 // ------------------------------------------------------------------ fixtures of the profile
@@ -709,6 +710,31 @@ describe('nfs role', () => {
     expect(mutating(sys.runner)).toEqual([['apt-get', 'install', '-y', 'nfs-common'], mount('/home'), mount('/software'), mount('/scratch')]);
     sys.runner.clear();
     expect(await nfsRole.apply(ctx)).toMatchObject({ status: 'ok', changes: [] });
+  });
+
+  it('waits for its storage: a mount the server refuses at first (not exported yet) is tried again, a bounded number of times', async () => {
+    const lab = newLab();
+    const sys = fakeSystem(lab);
+    let refusals = 2;
+    sys.answers.push((cmd, args) => {
+      if (cmd !== 'mount' || args[args.length - 1] !== '/home' || refusals === 0) return undefined;
+      refusals--;
+      return { code: 32, stderr: 'mount.nfs: access denied by server while mounting thor:/home\n' };
+    });
+    const log: string[] = [];
+    const ctx = await ctxFor(lab, { nfs: { mounts: [NFS!.mounts[0]!] } }, sys.runner, log, [1, 1, 1]);
+    const res = await nfsRole.apply(ctx);
+    expect(res.status, res.message).toBe('changed');
+    expect(mutating(sys.runner).filter((a) => a[0] === 'mount')).toHaveLength(3);
+    expect(log.filter((l) => /nfs: mount \/home failed .*access denied by server.*trying again in 0 s \([12] of 3\)/.test(l))).toHaveLength(2);
+    // Refused every time: failed after the last try, saying how many.
+    const lab2 = newLab();
+    const sys2 = fakeSystem(lab2);
+    sys2.failMounts.add('/home');
+    const res2 = await nfsRole.apply(await ctxFor(lab2, { nfs: { mounts: [NFS!.mounts[0]!] } }, sys2.runner, [], [1, 1]));
+    expect(res2.status).toBe('failed');
+    expect(res2.message).toMatch(/mount \/home failed: .*Connection timed out for \/home.* \(after 3 tries\)/);
+    expect(mutating(sys2.runner).filter((a) => a[0] === 'mount')).toHaveLength(3);
   });
 
   it('uses a plain `mount TARGET` on the live root', async () => {
