@@ -313,7 +313,9 @@ const m008: Migration = {
 const m009: Migration = {
   async up(db: Kysely<any>): Promise<void> {
     await db.schema
+      // ifNotExists: a data dir rolled back by deleting migration records keeps the table (as 007, 008).
       .createTable('discovered_bmcs')
+      .ifNotExists()
       .addColumn('address', 'text', (c) => c.primaryKey())
       .addColumn('ipmi_port', 'integer')
       .addColumn('ipmi', 'text')
@@ -326,7 +328,7 @@ const m009: Migration = {
       .addColumn('first_seen', 'text', (c) => c.notNull())
       .addColumn('last_seen', 'text', (c) => c.notNull())
       .execute();
-    await db.schema.createIndex('discovered_bmcs_uuid').on('discovered_bmcs').column('uuid').execute();
+    await db.schema.createIndex('discovered_bmcs_uuid').ifNotExists().on('discovered_bmcs').column('uuid').execute();
   },
 };
 

@@ -179,6 +179,12 @@ async function agentCli(args: string[], opts: Parameters<typeof agentMain>[2] = 
   return { code, out, err };
 }
 
+
+/** The commands that change something: read-only package and service queries (rpm -q, dpkg-query, systemctl is-*) left out. */
+function changing(r: { argvs: string[][] }): string[][] {
+  return r.argvs.filter((a) => !((a[0] === 'rpm' && a[1] === '-q') || a[0] === 'dpkg-query' || (a[0] === 'systemctl' && (a[1] === 'is-enabled' || a[1] === 'is-active'))));
+}
+
 describe('fleet-agent end to end', () => {
   let store: Store;
   let ca: FleetCa;
@@ -278,7 +284,7 @@ describe('fleet-agent end to end', () => {
     expect(fs.existsSync(path.join(root1, 'etc/yum.repos.d/almalinux-baseos.repo'))).toBe(false);
     expect(read(root1, 'etc/yum.repos.d/fleet-BaseOS.repo')).toContain('baseurl=http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os/BaseOS');
     expect(fs.existsSync(path.join(root1, 'var/lib/fleet-agent/backup/etc/chrony.conf'))).toBe(true);
-    expect(runner1.argvs).toEqual([
+    expect(changing(runner1)).toEqual([
       ['dnf', 'clean', 'all'],
       ['systemctl', 'restart', 'chronyd'],
     ]);
@@ -312,7 +318,7 @@ describe('fleet-agent end to end', () => {
     expect(r.errors).toEqual([]);
     expect(r.config).toBe('unchanged');
     expect(r.results.map((x) => x.status)).toEqual(['ok', 'ok', 'ok']);
-    expect(runner1.argvs).toEqual([]);
+    expect(changing(runner1)).toEqual([]);
     expect(read(root1, 'etc/hosts')).toBe(hostsBefore);
     expect(await store.inventory.history('valkyrie01')).toHaveLength(2);
   });
@@ -390,7 +396,7 @@ describe('fleet-agent end to end', () => {
       // the heartbeat sees the version it applied from the cache: no second apply on its own
       await until(() => events.filter((e) => e.type === 'heartbeat').length >= 3);
       expect(applied()).toHaveLength(1);
-      expect(runner1.argvs).toEqual([]);
+      expect(changing(runner1)).toEqual([]);
 
       const invBefore = await store.inventory.count('valkyrie01');
       expect((await grpc!.push('valkyrie01', { kind: 'apply_config', reason: 'test' }, { actor: 'alice' })).delivered).toBe(true);
@@ -485,7 +491,7 @@ describe('fleet-agent end to end', () => {
     expect(plan.out).toMatch(/^chrony: changed/m);
     expect(plan.out).toContain('run systemctl restart chronyd');
     expect(read(fresh, 'etc/hosts')).toBe(before);
-    expect(runner.argvs).toEqual([]);
+    expect(changing(runner)).toEqual([]);
     // {roles, cluster} works as well; --json
     const settingsFile = path.join(tmp, 'settings.json');
     fs.writeFileSync(settingsFile, JSON.stringify({ roles: { hosts: { enabled: true } }, cluster: { domain: 'lab', managementAddress: '10.0.0.1', hosts: [{ name: 'a', address: '10.0.0.5' }] } }));

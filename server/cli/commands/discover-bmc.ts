@@ -193,5 +193,9 @@ export function registerDiscoverBmcCommand(discover: Command, ctx: { io: CliIo; 
     .option('--force', 'scan more than a /16 (up to a /12)')
     .option('--list', 'show the BMCs found so far instead of scanning')
     .option('--json', 'JSON output')
-    .action((opts: DiscoverBmcFlags) => run(cmdDiscoverBmc(globals(), opts, io)));
+    // `fleet discover` has --json and --force too: commander gives them to the parent wherever they stand.
+    .action((opts: DiscoverBmcFlags, cmd: Command) => {
+      const parent = (cmd.parent?.opts() ?? {}) as { json?: boolean; force?: boolean };
+      return run(cmdDiscoverBmc(globals(), { ...opts, ...(parent.json ? { json: true } : {}), ...(parent.force ? { force: true } : {}) }, io));
+    });
 }
