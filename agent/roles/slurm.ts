@@ -13,7 +13,8 @@
  *    ROOT/etc/passwd when the step runs, after the install that creates it).
  *    A secret: its change shows as "update /etc/munge/munge.key (secret,
  *    1024 bytes)", never with a diff, and no log line holds it;
- *  - /etc/slurm/slurm.conf 0644 (the same path on Debian 12 and EPEL);
+ *  - /etc/slurm/slurm.conf 0644 (the same path on Debian 12 and EPEL), and
+ *    /etc/slurm/cgroup.conf 0644 (CGROUP_CONF: no D-Bus needed);
  *  - the controller's StateSaveLocation (/var/spool/slurmctld, 0700
  *    slurm:slurm) and the compute node's SlurmdSpoolDir (/var/spool/slurmd,
  *    0755);
@@ -36,6 +37,23 @@ import { parsePasswd } from './users.js';
 
 export const MUNGE_KEY_PATH = '/etc/munge/munge.key';
 export const SLURM_CONF_PATH = '/etc/slurm/slurm.conf';
+export const CGROUP_CONF_PATH = '/etc/slurm/cgroup.conf';
+/**
+ * cgroup.conf beside slurm.conf. slurm.conf uses proctrack/linuxproc and
+ * task/none (no containment), yet slurmd 22.05 still initialises its cgroup
+ * plugin, and on cgroup v2 that asks systemd over D-Bus for a scope: on a
+ * node without a D-Bus system daemon (a minimal image) slurmd exits with
+ * "Unable to initialize cgroup plugin" — measured in the lab. IgnoreSystemd
+ * skips D-Bus; it does not apply to cgroup v1.
+ */
+export const CGROUP_CONF = [
+  '# Managed by fleet (docs/slurm.md): local changes are overwritten.',
+  '# No cgroup containment (slurm.conf: proctrack/linuxproc, task/none); slurmd still loads its',
+  '# cgroup plugin, which on cgroup v2 asks systemd over D-Bus unless told not to.',
+  'CgroupPlugin=autodetect',
+  'IgnoreSystemd=yes',
+  '',
+].join('\n');
 export const SLURMCTLD_STATE_DIR = '/var/spool/slurmctld';
 export const SLURMD_SPOOL_DIR = '/var/spool/slurmd';
 /** munged refuses keys shorter than this. */
@@ -196,6 +214,8 @@ export const slurmRole = defineRole('slurm', KNOWN_FAMILIES, async (ctx) => {
   if (keyStep) s.steps.push(keyStep.step);
   const confStep = await fileStep(ctx, fsr, { path: SLURM_CONF_PATH, content: facts.conf, mode: 0o644, group: GROUP });
   if (confStep) s.steps.push(confStep);
+  const cgroupStep = await fileStep(ctx, fsr, { path: CGROUP_CONF_PATH, content: CGROUP_CONF, mode: 0o644, group: GROUP });
+  if (cgroupStep) s.steps.push(cgroupStep);
   if (ctld) {
     const d = await dirStep(fsr, SLURMCTLD_STATE_DIR, 0o700, 'slurm', slurmMissing, s);
     if (d) s.steps.push(d);
@@ -206,7 +226,7 @@ export const slurmRole = defineRole('slurm', KNOWN_FAMILIES, async (ctx) => {
   }
   // A key changed only in mode or owner needs no restart; new bytes do.
   const keyChanged = keyStep?.newBytes === true;
-  const confChanged = confStep !== undefined && confStep.change.diff !== undefined;
+  const confChanged = (confStep !== undefined && confStep.change.diff !== undefined) || (cgroupStep !== undefined && cgroupStep.change.diff !== undefined);
   const installing = pk.missing.length > 0;
   s.steps.push(...(await serviceSteps(ctx, 'munge', keyChanged || installing)));
   const listed = confNodeNames(facts.conf);

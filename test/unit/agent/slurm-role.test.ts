@@ -8,7 +8,7 @@ import { configFromResponse } from '../../../agent/cache.js';
 import { main } from '../../../agent/main.js';
 import { applyReport } from '../../../agent/run.js';
 import { makeRoleContext, rolesFor, runRoles, slurmRole, type RoleContext } from '../../../agent/roles/index.js';
-import { MUNGE_KEY_PATH, SLURM_CONF_PATH } from '../../../agent/roles/slurm.js';
+import { CGROUP_CONF, CGROUP_CONF_PATH, MUNGE_KEY_PATH, SLURM_CONF_PATH } from '../../../agent/roles/slurm.js';
 import type { RolesSpec, SlurmNodeRole } from '../../../common/model.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -139,6 +139,10 @@ describe('slurm role', () => {
     if (asRoot) expect([st.uid, st.gid]).toEqual([MUNGE_UID, MUNGE_UID]);
     expect(fs.readFileSync(l.abs(SLURM_CONF_PATH), 'utf8')).toBe(CONF);
     expect(fs.statSync(l.abs(SLURM_CONF_PATH)).mode & 0o7777).toBe(0o644);
+    // cgroup.conf beside it: slurmd 22.05 on cgroup v2 without D-Bus exits unless IgnoreSystemd.
+    expect(fs.readFileSync(l.abs(CGROUP_CONF_PATH), 'utf8')).toBe(CGROUP_CONF);
+    expect(CGROUP_CONF).toMatch(/^IgnoreSystemd=yes$/m);
+    expect(res.changes.map((c) => c.path)).toContain(CGROUP_CONF_PATH);
     expect(fs.statSync(l.abs('var/spool/slurmd')).mode & 0o7777).toBe(0o755);
     expect(fs.existsSync(l.abs('var/spool/slurmctld'))).toBe(false);
     // The old key is not kept as a backup: it was a secret too.
