@@ -6,13 +6,18 @@
  *   - a network namespace `fleet-lab-<id>` with a bridge br0 (10.77.0.1/24 and
  *     fd77::1/64, the ULA lets dnsmasq send the router advertisements iPXE
  *     waits for) and one tap per VM; nothing is linked to the host's network;
- *   - per VM valkyrieNN: VMDIR = DIR/vms/valkyrieNN with an empty 4 GiB
- *     qcow2, 1 GiB of memory, MAC 52:54:00:77:00:NN, IP 10.77.0.(10+N),
+ *   - seed 000's cluster in small: compute VMs valkyrie01..N and, unless
+ *     `storage: false`, the storage node thor (index N+1: NFS server of /home
+ *     and /software, and the Slurm controller); lab.yaml gives them the
+ *     seed's roles (renderLabConfig);
+ *   - per VM (valkyrieNN, thor): VMDIR = DIR/vms/NAME with an empty 4 GiB
+ *     qcow2, 1 GiB of memory, MAC 52:54:00:77:00:NN, IP 10.77.0.(10+N) (N: the VM's index),
  *     SMBIOS serial/uuid, legacy BIOS for odd N and UEFI (OVMF) for even N,
  *     and an ipmi_sim BMC on 127.0.0.1:(9000+N) of the namespace whose
  *     chassis hook starts/stops the VM's QEMU (powered off at first);
- *   - DIR/lab.yaml (a fleet.yaml for the lab: profile `lab` installs the
- *     image `lab` with fleet's boot environment), DIR/secrets/lab.password
+ *   - DIR/lab.yaml (a fleet.yaml for the lab: profiles `compute` and
+ *     `storage` install the image `lab` with fleet's boot environment and
+ *     apply the seed's roles, packages from fleet's own repository), DIR/secrets/lab.password
  *     (the BMCs'), DIR/secrets/lab_ed25519 (root's ssh key on the VMs);
  *   - DIR/lab.json, the state labStatus() and labDown() read.
  * The image and the boot environment themselves are built by server/lab/os.ts.
@@ -41,13 +46,26 @@ export const LAB_BRIDGE = 'br0';
 /** A veth port of the bridge (its peer stays unbridged): keeps br0 up (carrier) while every VM is off. */
 export const LAB_CARRIER = 'carrier0';
 export const LAB_MAX_NODES = 32;
+/** The lab's storage node (seed 000's thor): NFS server of /home and /software, Slurm controller. */
+export const LAB_STORAGE_NODE = 'thor';
+/** The suite of fleet's repository the lab's nodes use: the image's (LAB_IMAGE_FROM). */
+export const LAB_REPO_SUITE = 'bookworm';
+/**
+ * What `fleet lab up` puts into fleet's repository (`fleet repo fetch`, with
+ * dependencies): the packages the lab's roles install (chrony, nfs-common,
+ * nfs-kernel-server, munge and Slurm's) and `hello`, which no role installs
+ * (the e2e installs it by hand on a node, from fleet's repository).
+ */
+export const LAB_REPO_PACKAGES: readonly string[] = ['chrony', 'nfs-common', 'nfs-kernel-server', 'munge', 'slurm-client', 'slurmctld', 'slurmd', 'hello'];
 const NETNS_PATTERN = /^fleet-(lab|test)-[a-z0-9][a-z0-9-]{0,30}$/;
 
 export interface LabUpOptions {
   /** Lab directory (absolute path without blanks), e.g. DATA/lab. */
   dir: string;
-  /** Number of VMs, 1-32. */
+  /** Number of compute VMs (valkyrieNN), 1-32. */
   nodes: number;
+  /** Add the storage node thor (default true). */
+  storage?: boolean;
   /** Namespace name: fleet-lab-<id> or fleet-test-<id> (default fleet-lab-<hash of dir>). */
   netns?: string;
   /** Firmware of VM i (1-based): default legacy BIOS for odd i, UEFI for even i. */
@@ -68,6 +86,8 @@ export interface LabUpOptions {
 export interface LabNode {
   name: string;
   index: number;
+  /** compute (valkyrieNN) or storage (thor); absent in a lab.json of an older fleet: compute. */
+  role?: 'compute' | 'storage';
   mac: string;
   ip: string;
   tap: string;
@@ -162,10 +182,10 @@ export function labNodeName(i: number): string {
   return `valkyrie${String(i).padStart(2, '0')}`;
 }
 
-/** Node i (1-based): MAC 52:54:00:77:00:NN (NN = i in decimal digits), IP 10.77.0.(10+i). */
-export function labNodeAddresses(i: number): { name: string; mac: string; ip: string } {
+/** Node i (1-based): MAC 52:54:00:77:00:NN (NN = i in decimal digits), IP 10.77.0.(10+i); named valkyrieNN unless `name` says otherwise. */
+export function labNodeAddresses(i: number, name = labNodeName(i)): { name: string; mac: string; ip: string } {
   const nn = String(i).padStart(2, '0');
-  return { name: labNodeName(i), mac: `52:54:00:77:00:${nn}`, ip: `10.77.0.${10 + i}` };
+  return { name, mac: `52:54:00:77:00:${nn}`, ip: `10.77.0.${10 + i}` };
 }
 
 export function netnsExists(name: string): boolean {
@@ -182,12 +202,14 @@ export function defaultFirmware(i: number): Firmware {
   return i % 2 === 1 ? 'bios' : 'uefi';
 }
 
-/** fleet.yaml for the lab (see docs/configuration.md). */
+/** fleet.yaml for the lab (see docs/configuration.md, docs/lab.md): seed 000's cluster in small. */
 export function renderLabConfig(s: Pick<LabState, 'server' | 'imageName' | 'nodes' | 'gateway'>, sshPublicKey: string, passwordFile = 'secrets/lab.password'): string {
-  const n = s.nodes.length;
+  const computes = s.nodes.filter((x) => x.role !== 'storage');
+  const storage = s.nodes.find((x) => x.role === 'storage');
+  const n = computes.length;
   const range = (a: number, b: number) => (a === b ? `${a}` : `[${a}-${b}]`);
-  const first = s.nodes[0]!;
-  const last = s.nodes[n - 1]!;
+  const first = computes[0]!;
+  const last = computes[n - 1]!;
   const nn = (x: LabNode) => String(x.index).padStart(2, '0');
   const key = n === 1 ? first.name : `valkyrie[${nn(first)}-${nn(last)}]`;
   const ipRange = n === 1 ? first.ip : `10.77.0.[${10 + first.index}-${10 + last.index}]`;
@@ -195,8 +217,27 @@ export function renderLabConfig(s: Pick<LabState, 'server' | 'imageName' | 'node
   const portRange = n === 1 ? `${first.bmc.port}` : `"${range(first.bmc.port, last.bmc.port)}"`;
   const listen = new URL(s.server).host;
   const adminListen = new URL(labAdminUrl(s)).host;
+  const storageRoles = storage
+    ? `      # Seed 000 §7.1: /home read-write, /software read-only, to the cluster network.
+      nfs_server:
+        exports:
+          - { path: /home, clients: ${LAB_SUBNET}, options: "rw,sync,no_root_squash" }
+          - { path: /software, clients: ${LAB_SUBNET}, options: "ro,sync" }
+      # Seed 002: the scheduler (slurmctld); slurm.conf and the munge key come from fleet.
+      slurm: { role: controller }
+`
+    : '';
+  const computeRoles = storage
+    ? `      nfs:
+        mounts:
+          - { source: "${storage.name}:/home", target: /home, options: "rw,nfsvers=4,bg" }
+          - { source: "${storage.name}:/software", target: /software, options: "ro,nfsvers=4,bg" }
+      slurm: { role: compute }
+`
+    : '';
   return `# fleet.yaml of the fleet lab, written by \`fleet lab up\` (server/lab/lab.ts).
 # It is regenerated by every lab up: edit a copy. docs/lab.md explains the lab.
+# Seed 000's cluster in small: ${storage ? `${storage.name} (storage, Slurm controller) and ` : ''}${key} (compute).
 version: 1
 
 cluster:
@@ -221,7 +262,7 @@ netboot:
     interface: ${LAB_BRIDGE}
     # The bridge has ${LAB_IPV6}: RAs spare iPXE ~13 s of IPv6 autoconfiguration per boot.
     router_advertisements: true
-  # The boot endpoints (iPXE scripts, kickstarts, callbacks) face the VMs.
+  # The boot endpoints (iPXE scripts, kickstarts, callbacks, /repo/) face the VMs.
   http:
     listen: "${listen}"
 
@@ -234,25 +275,69 @@ credentials:
     username: admin
     password_file: ${passwordFile}
 
-profiles:
-  lab:
-    description: Lab VM, Debian 12 installed by fleet's boot environment (docs/lab.md)
-    os:
-      install: image
-      # Built by \`fleet lab up\` (fleet image build ${s.imageName} --from debian:bookworm).
-      image: ${s.imageName}
-    kernel_args: console=ttyS0
-    # \`fleet lab ssh NODE\` logs in with DIR/secrets/lab_ed25519.
-    ssh_keys:
-      - ${sshPublicKey}
+# Shared by the profiles below (YAML anchors; top-level x- keys are ignored by fleet).
+x-base: &base
+  os:
+    install: image
+    # Built by \`fleet lab up\` (fleet image build ${s.imageName} --from debian:bookworm).
+    image: ${s.imageName}
+  kernel_args: console=ttyS0
+  # \`fleet lab ssh NODE\` logs in with DIR/secrets/lab_ed25519.
+  ssh_keys:
+    - ${sshPublicKey}
 
+x-roles: &roles
+  repos:
+    # Seed 000 §6.2.2: the distribution's sources go; nodes install from the management node only
+    # (fleet's repository, filled by \`fleet lab up\` with \`fleet repo fetch\`, signed by the server's key).
+    remove: ["*.list", "*.sources"]
+    repos:
+      - name: fleet
+        baseurl: ${s.server}/repo/debian
+        suite: ${LAB_REPO_SUITE}
+        key: fleet
+  hosts:
+    enabled: true
+  chrony:
+    servers: [${s.gateway}]
+  users:
+    groups:
+      - { name: myuser, gid: 2001 }
+    users:
+      - { name: myuser, uid: 2001, gid: 2001, group: myuser, home: /home/myuser, shell: /bin/bash }
+
+profiles:
+  compute:
+    <<: *base
+    description: Lab compute VM (seed 000's valkyrie), Debian 12 installed by fleet's boot environment (docs/lab.md)
+    roles:
+      <<: *roles
+${computeRoles}${
+    storage
+      ? `  storage:
+    <<: *base
+    description: Lab storage VM (seed 000's thor)
+    roles:
+      <<: *roles
+${storageRoles}`
+      : ''
+  }
 nodes:
   ${key}:
-    profile: lab
+    profile: compute
     ip: ${ipRange}
     mac: ${macRange}
     bmc: { address: 127.0.0.1, port: ${portRange}, protocol: ipmi, credentials: lab }
-`;
+${
+  storage
+    ? `  ${storage.name}:
+    profile: storage
+    ip: ${storage.ip}
+    mac: "${storage.mac}"
+    bmc: { address: ${storage.bmc.address}, port: ${storage.bmc.port}, protocol: ipmi, credentials: lab }
+`
+    : ''
+}`;
 }
 
 function stateFile(dir: string): string {
@@ -311,11 +396,14 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   const sshPublicKey = (await readFile(`${sshKey}.pub`, 'utf8')).trim();
 
   const nodes: LabNode[] = [];
-  for (let i = 1; i <= o.nodes; i++) {
-    const a = labNodeAddresses(i);
+  const count = o.storage === false ? o.nodes : o.nodes + 1;
+  for (let i = 1; i <= count; i++) {
+    const storage = i > o.nodes;
+    const a = labNodeAddresses(i, storage ? LAB_STORAGE_NODE : labNodeName(i));
     nodes.push({
       ...a,
       index: i,
+      role: storage ? 'storage' : 'compute',
       tap: `tap${String(i).padStart(2, '0')}`,
       vmDir: join(dir, 'vms', a.name),
       serial: `LAB-${a.name.toUpperCase()}`,

@@ -20,6 +20,18 @@ import { buildImage, type NamedManifest } from '../images/index.js';
 import { copyImage } from '../images/store.js';
 
 export const LAB_IMAGE_FROM = 'debian:bookworm';
+/**
+ * Packages baked into the lab's image (`fleet image build --include`): what
+ * the seed's roles would otherwise install on every node at first boot. Under
+ * TCG each package's maintainer scripts take minutes (measured: chrony 2 min,
+ * nfs-kernel-server 4 min on one VM), and the e2e reinstalls nodes several
+ * times; a site bakes what all its nodes run into the image the same way.
+ * The roles still check for them (and install what is missing from fleet's
+ * repository); `hello` stays out, for the e2e's `apt-get install` from the
+ * repository. The integration tests' image (test/helpers/debian-image.ts)
+ * uses the same list, so one build serves both.
+ */
+export const LAB_IMAGE_INCLUDES: readonly string[] = ['chrony', 'munge', 'nfs-common', 'nfs-kernel-server', 'slurm-client', 'slurmctld', 'slurmd'];
 
 export interface LabOsOptions {
   /** The lab server's data dir (DIR/data). */
@@ -40,8 +52,8 @@ export interface LabOs {
 
 export async function prepareLabOs(o: LabOsOptions): Promise<LabOs> {
   const buildDir = resolve(o.imageCache ?? o.dataDir);
-  o.log(`image ${o.imageName}: fleet image build ${o.imageName} --from ${LAB_IMAGE_FROM} in ${buildDir} (reused while its build key holds; a first build takes ~4 min)`);
-  const built = await buildImage({ dataDir: buildDir, name: o.imageName, from: LAB_IMAGE_FROM, log: (l) => o.log(`image: ${l}`) });
+  o.log(`image ${o.imageName}: fleet image build ${o.imageName} --from ${LAB_IMAGE_FROM} --include ${LAB_IMAGE_INCLUDES.join(',')} in ${buildDir} (reused while its build key holds; a first build takes ~5 min)`);
+  const built = await buildImage({ dataDir: buildDir, name: o.imageName, from: LAB_IMAGE_FROM, includes: [LAB_IMAGE_INCLUDES.join(',')], log: (l) => o.log(`image: ${l}`) });
   let image = built.image;
   if (buildDir !== resolve(o.dataDir)) {
     image = (await copyImage({ fromDataDir: buildDir, name: o.imageName, toDataDir: o.dataDir, as: o.imageName, log: (l) => o.log(`image: ${l}`) })).image;

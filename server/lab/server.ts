@@ -45,8 +45,8 @@ function tail(file: string, lines = 25): string {
   return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
-/** What a fresh lab server keeps of DIR/data: the image store, the boot environment and DATA/www (the agent bundle). */
-export const LAB_DATA_KEPT = ['images', 'bootenv', 'www'] as const;
+/** What a fresh lab server keeps of DIR/data: the image store, the boot environment, DATA/www (the agent bundle) and fleet's repository (packages and key). */
+export const LAB_DATA_KEPT = ['images', 'bootenv', 'www', 'repo'] as const;
 
 /**
  * Empties the lab server's data dir except LAB_DATA_KEPT: fresh VMs (empty

@@ -1,6 +1,7 @@
 /**
  * The real Debian image of the integration tests, built once per checkout
- * (per CI run): `fleet image build itest --from debian:bookworm` into the
+ * (per CI run): `fleet image build itest --from debian:bookworm --include
+ * LAB_IMAGE_INCLUDES` (the lab's packages: the e2e's lab reuses it) into the
  * data dir cached under .tmp/image-build, whose index is keyed by the build
  * key, so the second caller (image-build.test.ts, bootenv-debian.test.ts,
  * in either order or at once under the store's lock) reuses the image.
@@ -12,6 +13,7 @@ import { findExecutable } from '../../common/executable.js';
 import type { CliIo } from '../../server/cli/io.js';
 import { main } from '../../server/cli/main.js';
 import type { NamedManifest } from '../../server/images/index.js';
+import { LAB_IMAGE_INCLUDES } from '../../server/lab/os.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const IMAGE_CACHE = join(ROOT, '.tmp', 'image-build');
@@ -46,7 +48,8 @@ export interface DebianImage {
 
 /** Builds the image, or reuses this checkout's build while its key holds. */
 export async function debianImage(): Promise<DebianImage> {
-  const r = await fleetImage('image', 'build', IMAGE_NAME, '--from', IMAGE_FROM, '--json');
+  // The lab's packages too: one build key, so the e2e's lab reuses this build (server/lab/os.ts).
+  const r = await fleetImage('image', 'build', IMAGE_NAME, '--from', IMAGE_FROM, '--include', LAB_IMAGE_INCLUDES.join(','), '--json');
   if (r.code !== 0) throw new Error(`fleet image build ${IMAGE_NAME} failed (${r.code}): ${r.err}`);
   const o = JSON.parse(r.out) as { reused: boolean; image: NamedManifest };
   return { image: o.image, reused: o.reused, dir: join(IMAGE_DATA, 'images', 'sha256', o.image.digest.slice('sha256:'.length)), log: r.err };

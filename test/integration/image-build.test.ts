@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { NamedManifest } from '../../server/images/index.js';
 import { fleetImage as fleet, IMAGE_DATA as DATA, IMAGE_FROM, IMAGE_NAME as NAME, imageBuildMissing } from '../helpers/debian-image.js';
+import { LAB_IMAGE_INCLUDES } from '../../server/lab/os.js';
 
 const why = imageBuildMissing();
 if (why && process.env.CI === 'true') throw new Error(`CI=true: the real image build ${why}`);
@@ -37,12 +38,12 @@ describe.skipIf(why !== null)(`fleet image build (mmdebstrap, real)${why ? ` —
 
   it('builds debian:bookworm (or reuses this run\'s build), then reuses it on the second build', async () => {
     const t0 = Date.now();
-    const first = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--json');
+    const first = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--include', LAB_IMAGE_INCLUDES.join(','), '--json');
     expect(first.code, first.err).toBe(0);
     const r1 = JSON.parse(first.out) as { reused: boolean; image: NamedManifest };
     process.stderr.write(`image-build: first build ${r1.reused ? 'reused the cached image' : 'built'} in ${((Date.now() - t0) / 1000).toFixed(0)} s\n${first.err}`);
     expect(first.err).toMatch(/image itest: (mmdebstrap bookworm amd64|reusing sha256:)/);
-    const second = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--json');
+    const second = await fleet('image', 'build', NAME, '--from', IMAGE_FROM, '--include', LAB_IMAGE_INCLUDES.join(','), '--json');
     expect(second.code, second.err).toBe(0);
     const r2 = JSON.parse(second.out) as { reused: boolean; image: NamedManifest };
     expect(r2.reused).toBe(true);
@@ -87,6 +88,11 @@ describe.skipIf(why !== null)(`fleet image build (mmdebstrap, real)${why ? ` —
     const link = execFileSync('tar', ['--zstd', '-tvf', join(dir, 'rootfs.tar.zst'), './etc/systemd/system/multi-user.target.wants/fleet-agent.service'], { encoding: 'utf8' });
     expect(link).toMatch(/^l.* -> \/etc\/systemd\/system\/fleet-agent\.service$/m);
     const apt = execFileSync('tar', ['--zstd', '-xOf', join(dir, 'rootfs.tar.zst'), './etc/apt/sources.list.d/0000sources.list'], { encoding: 'utf8' });
+    // No per-machine secret a postinst made at build time: the image is served over HTTP to every node.
+    const secrets = l.tar.filter((p) => /^etc\/ssh\/ssh_host_|^etc\/munge\/munge\.key$/.test(p));
+    expect(secrets, 'SSH host keys or a munge key in the image').toEqual([]);
+    expect(l.tar).toContain('usr/sbin/munged'); // the lab's packages are in it (LAB_IMAGE_INCLUDES)
+    expect(execFileSync('tar', ['--zstd', '-xOf', join(dir, 'rootfs.tar.zst'), './etc/machine-id'], { encoding: 'utf8' })).toBe('');
     expect(image.origin.kind).toBe('build');
     if (image.origin.kind === 'build') for (const s of image.origin.sources) expect(apt).toContain(s);
   }, 180_000);

@@ -3,7 +3,9 @@
  * with the real fleet server running inside its namespace.
  *
  *   up      build (or reuse) the Debian image `lab` and the boot environment
- *           in DIR/data (server/lab/os.ts), labUp (namespace, bridge, VMs
+ *           in DIR/data (server/lab/os.ts), fill fleet's repository with the
+ *           packages the lab's roles install (LAB_REPO_PACKAGES, `fleet repo
+ *           fetch`), labUp (namespace, bridge, VMs
  *           powered off, BMCs), start `fleet server --config DIR/lab.yaml
  *           --data DIR/data` inside the namespace, detached (DIR/server.log,
  *           DIR/server.pid), and wait until its dnsmasq serves.
@@ -11,7 +13,7 @@
  *   ssh     ssh to a VM as root with the lab's key (from inside the namespace).
  *   down    stop the server (by PID, command line checked), then labDown.
  *   status  labStatus and whether the server runs.
- *   demo    up (unless already up) + exec reinstall 'valkyrie[..]' --yes --watch.
+ *   demo    up (unless already up) + exec reinstall of every lab VM --yes --watch.
  *
  * Root only (namespaces, taps). Every wait is bounded. The lab's server
  * (start, stop, run the CLI in the namespace) is in server/lab/server.ts.
@@ -22,6 +24,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { labAdminUrl, labDown, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
+import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, type LabState } from '../../lab/lab.js';
+import { fetchPackages, listPackages } from '../../repo/index.js';
 import { DEFAULT_LAB_DIR, fleetBin, labPaths, labServerPid, labSsh, resetLabData, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../lab/server.js';
 import type { CliIo } from '../io.js';
 
@@ -41,6 +45,35 @@ export interface LabUpFlags {
   nodes?: string;
   dir?: string;
   imageCache?: string;
+  /** commander's --no-storage: false. */
+  storage?: boolean;
+}
+
+/** Every VM of the lab as one nodeset, e.g. `thor,valkyrie[01-02]`. */
+export function labNodeset(state: Pick<LabState, 'nodes'>): string {
+  const computes = state.nodes.filter((n) => n.role !== 'storage');
+  const others = state.nodes.filter((n) => n.role === 'storage').map((n) => n.name);
+  const first = computes[0];
+  const last = computes[computes.length - 1];
+  const set = !first || !last ? [] : computes.length === 1 ? [first.name] : [`valkyrie[${first.name.slice(-2)}-${last.name.slice(-2)}]`];
+  return [...others, ...set].join(',');
+}
+
+/**
+ * fleet's repository in DATA/repo gets the packages the lab's roles install
+ * (and their dependencies), unless the suite already lists each of them:
+ * the VMs have no other network. Kept across labs (LAB_DATA_KEPT).
+ */
+export async function prepareLabRepo(dataDir: string, log: (line: string) => void): Promise<void> {
+  const have = new Set((await listPackages(dataDir, LAB_REPO_SUITE)).map((e) => e.package));
+  const missing = LAB_REPO_PACKAGES.filter((p) => !have.has(p));
+  if (missing.length === 0) {
+    log(`repository: ${LAB_REPO_SUITE} already holds ${LAB_REPO_PACKAGES.join(', ')} (reused)`);
+    return;
+  }
+  log(`repository: fleet repo fetch --suite ${LAB_REPO_SUITE} ${LAB_REPO_PACKAGES.join(' ')} (with dependencies, from this machine's apt sources)`);
+  const r = await fetchPackages({ dataDir, packages: [...LAB_REPO_PACKAGES], suite: LAB_REPO_SUITE, log: (l) => log(`repository: ${l}`) });
+  log(`repository: ${r.suite} now holds ${(await listPackages(dataDir, LAB_REPO_SUITE)).length} packages`);
 }
 
 function parseNodes(text: string | undefined): number {
@@ -78,7 +111,8 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
   // the image, the boot environment and the agent bundle stay (LAB_DATA_KEPT).
   await resetLabData(p);
   const os = await prepareLabOs({ dataDir: p.dataDir, imageName: 'lab', ...(flags.imageCache ? { imageCache: resolve(io.cwd, flags.imageCache) } : {}), log: say });
-  const state = await labUp({ dir: p.dir, nodes, imageName: os.image.name, log: say });
+  await prepareLabRepo(p.dataDir, say);
+  const state = await labUp({ dir: p.dir, nodes, ...(flags.storage === false ? { storage: false } : {}), imageName: os.image.name, log: say });
   try {
     say(`starting fleet server in namespace ${state.netns} (log ${p.serverLog})`);
     const pid = await startLabServer(state, p);
@@ -91,7 +125,7 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
   const x = execHint(io, p, resolve(io.cwd, DEFAULT_LAB_DIR));
   const f = fleetCmd(io);
   const first = state.nodes[0]!.name;
-  const set = state.nodes.length === 1 ? first : `valkyrie[${first.slice(-2)}-${state.nodes[state.nodes.length - 1]!.name.slice(-2)}]`;
+  const set = labNodeset(state);
   io.stdout(
     [
       `lab up: ${state.nodes.length} VM(s) (powered off), fleet server at ${state.server} in namespace ${state.netns}`,
@@ -194,7 +228,7 @@ export async function cmdLabDemo(flags: LabUpFlags, io: CliIo, deps: LabCliDeps 
   }
   const state = readLabState(p.dir)!;
   const first = state.nodes[0]!.name;
-  const set = state.nodes.length === 1 ? first : `valkyrie[${first.slice(-2)}-${state.nodes[state.nodes.length - 1]!.name.slice(-2)}]`;
+  const set = labNodeset(state);
   io.stderr(`\nfleet reinstall '${set}' --yes --watch   (inside the lab; each VM: one-time PXE, install, disk boot, agent)\n\n`);
   const code = (await runInLab(p, ['reinstall', set, '--yes', '--watch', '--timeout', '15m'])).code;
   const dirFlag = p.dir === resolve(io.cwd, DEFAULT_LAB_DIR) ? '' : ` --dir ${p.dir}`;
@@ -218,7 +252,8 @@ export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p:
   lab
     .command('up')
     .description('create the lab (namespace, VMs powered off, BMCs) and start fleet server inside it')
-    .option('--nodes <n>', 'number of VMs, 1-32', '2')
+    .option('--nodes <n>', 'number of compute VMs (valkyrieNN), 1-32', '2')
+    .option('--no-storage', 'without the storage node thor (and so without NFS mounts and Slurm on the compute VMs)')
     .option(...dirOpt)
     .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
     .action((opts: LabUpFlags) => run(cmdLabUp(opts, io, ctx.deps)));
@@ -254,7 +289,8 @@ export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p:
   lab
     .command('demo')
     .description('lab up (unless up) and reinstall every lab VM, watching; the lab stays up (npm run lab)')
-    .option('--nodes <n>', 'number of VMs, 1-32', '2')
+    .option('--nodes <n>', 'number of compute VMs (valkyrieNN), 1-32', '2')
+    .option('--no-storage', 'without the storage node thor')
     .option(...dirOpt)
     .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
     .action((opts: LabUpFlags) => run(cmdLabDemo(opts, io, ctx.deps)));
