@@ -167,9 +167,15 @@ async function dirStep(fsr: RootFs, dir: string, mode: number, user: string | un
  * installed now (Debian starts a daemon at install, with the key it made
  * itself): then `restart`, which also starts a stopped unit.
  */
-async function serviceSteps(ctx: RoleContext, service: string, changed: boolean): Promise<Step[]> {
+/** Whether systemd has the unit enabled (or static, ...) and running: read-only queries. */
+async function serviceState(ctx: RoleContext, service: string): Promise<{ enabled: boolean; active: boolean }> {
   const enabled = ENABLED.has((await query(ctx, ['systemctl', 'is-enabled', service])).stdout.trim());
   const active = (await query(ctx, ['systemctl', 'is-active', service])).stdout.trim() === 'active';
+  return { enabled, active };
+}
+
+async function serviceSteps(ctx: RoleContext, service: string, changed: boolean): Promise<Step[]> {
+  const { enabled, active } = await serviceState(ctx, service);
   const steps: Step[] = [];
   if (changed) {
     if (!enabled) steps.push(commandStep(ctx, ['systemctl', 'enable', service], { group: GROUP }));
@@ -238,8 +244,7 @@ export const slurmRole = defineRole('slurm', KNOWN_FAMILIES, async (ctx) => {
   // stopped and disabled, so a compute node never starts a second controller at its next boot.
   for (const [svc, wanted] of [['slurmctld', ctld], ['slurmd', slurmd]] as const) {
     if (wanted) continue;
-    const enabled = ENABLED.has((await query(ctx, ['systemctl', 'is-enabled', svc])).stdout.trim());
-    const active = (await query(ctx, ['systemctl', 'is-active', svc])).stdout.trim() === 'active';
+    const { enabled, active } = await serviceState(ctx, svc);
     if (enabled || active) s.steps.push(commandStep(ctx, ['systemctl', 'disable', '--now', svc], { group: GROUP, summary: `systemctl disable --now ${svc} (not this node's daemon: role ${spec.role})` }));
   }
   if (slurmd) {

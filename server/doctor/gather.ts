@@ -13,7 +13,7 @@ import { runProcess, type SpawnResult } from '../../common/spawn.js';
 import type { ClusterSpec, ProfileSpec } from '../model.js';
 import { currentBootenv } from '../bootenv/build.js';
 import { listImages } from '../images/store.js';
-import { AGENT_SOURCE_RECORD, agentSourceDigest, sourceRoot } from '../images/build.js';
+import { AGENT_SOURCE_RECORD, agentSourceDigest, bundleBuildReason, sourceRoot } from '../images/build.js';
 import { DEFAULT_IPXE_SOURCE, IPXE_BINARIES } from '../netboot/dnsmasq/tftp.js';
 import { planListeners } from '../listeners.js';
 import { bmcGroups, runChecks, type BmcRouteFacts, type DoctorFacts, type Finding, type HostInterface, type OsTreeFacts } from './checks.js';
@@ -271,8 +271,9 @@ export async function runDoctor(o: GatherOptions): Promise<Finding[]> {
 /** The bundle in DIR records a source digest other than this checkout's agent sources (unknown → false). */
 async function agentBundleStale(dir: string): Promise<boolean> {
   try {
-    const recorded = (await fs.readFile(path.join(dir, AGENT_SOURCE_RECORD), 'utf8')).trim();
-    return recorded !== '' && recorded !== (await agentSourceDigest(sourceRoot()));
+    const recorded = await fs.readFile(path.join(dir, AGENT_SOURCE_RECORD), 'utf8');
+    // The image build's own rule (a missing bundle is the other check's business here).
+    return recorded.trim() !== '' && bundleBuildReason({ bundle: true, unit: true, recorded }, await agentSourceDigest(sourceRoot())) === 'built from other agent sources';
   } catch {
     return false;
   }

@@ -26,6 +26,7 @@ import { Exit, FleetError } from '../../../common/errors.js';
 import { labAdminUrl, labDown, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
 import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, type LabState } from '../../lab/lab.js';
 import { fetchPackages, listPackages } from '../../repo/index.js';
+import { foldNames } from '../../nodeset/index.js';
 import { DEFAULT_LAB_DIR, fleetBin, labPaths, labServerPid, labSsh, resetLabData, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../lab/server.js';
 import type { CliIo } from '../io.js';
 
@@ -51,12 +52,7 @@ export interface LabUpFlags {
 
 /** Every VM of the lab as one nodeset, e.g. `thor,valkyrie[01-02]`. */
 export function labNodeset(state: Pick<LabState, 'nodes'>): string {
-  const computes = state.nodes.filter((n) => n.role !== 'storage');
-  const others = state.nodes.filter((n) => n.role === 'storage').map((n) => n.name);
-  const first = computes[0];
-  const last = computes[computes.length - 1];
-  const set = !first || !last ? [] : computes.length === 1 ? [first.name] : [`valkyrie[${first.name.slice(-2)}-${last.name.slice(-2)}]`];
-  return [...others, ...set].join(',');
+  return foldNames(state.nodes.map((n) => n.name));
 }
 
 /**
