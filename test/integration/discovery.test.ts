@@ -83,11 +83,13 @@ suite(`discovery from real dnsmasq lease events${reason ? ` (skipped: ${reason})
 
 (loadReason ? describe.skip : describe)(`discovery under load: 200 perfdhcp clients${loadReason ? ` (skipped: ${loadReason})` : ''}`, () => {
   it('every lease dnsmasq hands out lands in the store, none lost', async () => {
-    const r = await benchDiscovery({ clients: 200, rate: 500, timeoutMs: 45_000 });
+    // Six passes: perfdhcp never retransmits, so on a loaded machine (CI once got 193 of 200 with
+    // three) later passes ask again for the clients whose exchange it dropped.
+    const r = await benchDiscovery({ clients: 200, rate: 300, passes: 6, timeoutMs: 60_000 });
     expect(r.leases).toBe(200);
     expect(r.discovered).toBe(200);
     expect(r.lost).toBe(0);
     expect(r.malformed).toBe(0);
     expect(r.failed).toBe(0);
-  }, 60_000);
+  }, 90_000);
 });
