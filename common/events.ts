@@ -32,6 +32,10 @@ export const EVENT = {
   machineAccepted: 'machine.accepted',
   /** An operator set a discovered machine aside (fleet discover --reject): plans skip it. */
   machineRejected: 'machine.rejected',
+  /** A discovered machine's inspection report was kept (fleet boot environment, inspect mode): serial, model, NICs, disks, its BMC. */
+  machineInspected: 'machine.inspected',
+  /** An inspection report or poll was refused (no inspect token, a wrong or used one). */
+  inspectionRefused: 'machine.inspection_refused',
   /** A BMC answered a scan for the first time (fleet discover bmc): its address and identity, no credential. */
   bmcDiscovered: 'bmc.discovered',
   /** One BMC scan: subnet, protocols, counts (answered, silent, BMCs, new). */

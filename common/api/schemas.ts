@@ -487,6 +487,12 @@ export const ApiDiscovered = Type.Object({
   pxe: Type.Boolean(),
   firstSeen: Str,
   lastSeen: Str,
+  /** When the last inspection report came (fleet boot environment, inspect mode); null: never inspected. */
+  inspectedAt: NullableStr,
+  /** The last inspection report (server/discovery/inspection.ts Inspection): SMBIOS, CPUs, memory, disks, NICs, the BMC. */
+  inspection: Type.Unknown(),
+  /** This MAC is the BMC of that inspected machine (its own DHCP lease), not a machine to name. */
+  bmcOf: NullableStr,
 });
 export type ApiDiscovered = Static<typeof ApiDiscovered>;
 

@@ -70,11 +70,15 @@ export const BOOTENV_TOOLS: readonly ToolSpec[] = [
 /** Debian packages whose versions enter the build key (besides the kernel's). */
 export const BOOTENV_PACKAGES = ['busybox-static', 'fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'grub2-common', 'grub-common', 'grub-pc-bin', 'grub-efi-amd64-bin', 'zstd', 'curl', 'tar', 'jq', 'ipmitool', 'libc6'] as const;
 
+/** The jobs of the boot environment (fleet.job=): install a node, or inspect an unknown machine. */
+export type BootenvJob = 'install' | 'inspect';
+
 /** Shell assets (server/bootenv/assets) and where they land. */
 export const BOOTENV_ASSETS = [
   { name: 'init.sh', dest: 'init', mode: 0o755 },
   { name: 'lib.sh', dest: 'usr/share/fleet/lib.sh', mode: 0o644 },
   { name: 'install.sh', dest: 'usr/share/fleet/install.sh', mode: 0o755 },
+  { name: 'inspect.sh', dest: 'usr/share/fleet/inspect.sh', mode: 0o755 },
   { name: 'udhcpc.script', dest: 'usr/share/fleet/udhcpc.script', mode: 0o755 },
 ] as const;
 
@@ -142,14 +146,16 @@ export function bootenvPaths(dataDir: string): BootenvPaths {
  * The boot environment's kernel arguments for a job, in the contract's order
  * (docs/bootenv.md "Protocol"): consoles, then fleet.server, fleet.node,
  * fleet.token (when known), fleet.mac, fleet.job. The boot script adds the
- * token later (scripts.ts withInstallToken puts it after fleet.node).
+ * token later (scripts.ts withInstallToken puts it after fleet.node). An
+ * inspect job has no node (the machine is unknown): no fleet.node.
  */
-export function cmdlineArgs(o: { server: string; node: string; token?: string; mac: string; job: 'install'; console?: string[] }): string[] {
-  const consoles = o.console ?? ['ttyS0', 'tty0'];
+export function cmdlineArgs(o: { server: string; node?: string; token?: string; mac: string; job: BootenvJob; console?: string[] }): string[] {
+  // The last console is /dev/console, where the boot environment's own lines go: the serial line (SOL, the lab's log).
+  const consoles = o.console ?? ['tty0', 'ttyS0'];
   return [
     ...consoles.map((c) => `console=${c}`),
     `fleet.server=${o.server}`,
-    `fleet.node=${o.node}`,
+    ...(o.node !== undefined ? [`fleet.node=${o.node}`] : []),
     ...(o.token !== undefined ? [`fleet.token=${o.token}`] : []),
     `fleet.mac=${o.mac}`,
     `fleet.job=${o.job}`,
@@ -157,7 +163,7 @@ export function cmdlineArgs(o: { server: string; node: string; token?: string; m
 }
 
 /** The kernel command line the server gives the boot environment for a job. */
-export function renderCmdline(o: { server: string; node: string; token: string; mac: string; job: 'install'; console?: string[] }): string {
+export function renderCmdline(o: { server: string; node?: string; token: string; mac: string; job: BootenvJob; console?: string[] }): string {
   return cmdlineArgs(o).join(' ');
 }
 

@@ -18,7 +18,7 @@ import type { NodeActionResult } from '../lifecycle/types.js';
 import type { ProfileSpec } from '../model.js';
 import { enrollMachine } from '../netboot/enroll.js';
 import type { Store } from '../store/index.js';
-import { candidateOf, takenBy } from './facts.js';
+import { candidatesOf, takenBy } from './facts.js';
 import { planDiscovery } from './plan.js';
 import type { DiscoveryPlan, DiscoveryPolicy, DiscoverySpec, PlannedMachine, UnplannedMachine } from './types.js';
 
@@ -48,7 +48,7 @@ export async function currentPlan(store: Store): Promise<CurrentPlan> {
   return {
     policy: spec?.policy ?? 'manual',
     rules: rules.map((r) => r.name),
-    plan: planDiscovery(rules, machines.map(candidateOf), takenBy(nodes, settings)),
+    plan: planDiscovery(rules, candidatesOf(machines), takenBy(nodes, settings)),
   };
 }
 

@@ -68,9 +68,17 @@ export interface DiscoveryRule {
   onAccept: OnAccept;
 }
 
+/** What an inspected machine does once its report is in: wait powered on (polling the server), or power off. */
+export type AfterInspect = 'wait' | 'poweroff';
+export const AFTER_INSPECT: readonly AfterInspect[] = ['wait', 'poweroff'];
+
 /** fleet.yaml `discovery:`. */
 export interface DiscoverySpec {
   policy: DiscoveryPolicy;
+  /** Unknown machines that netboot get the fleet boot environment in inspect mode (default true; false: the waiting script). */
+  inspect?: boolean;
+  /** After its report (default wait). */
+  afterInspect?: AfterInspect;
   /** In order: the first rule that matches a machine wins. */
   rules: DiscoveryRule[];
 }

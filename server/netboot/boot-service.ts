@@ -48,7 +48,9 @@ import type { BootEvent } from './render/index.js';
 import { bootenvPaths } from '../bootenv/spec.js';
 import { showImage } from '../images/store.js';
 import { acceptProgress, parseProgress, renderInstallPlan, type InstallPlan } from './install-plan.js';
-import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInstallToken, type RenderDeps } from './scripts.js';
+import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInspectToken, withInstallToken, type RenderDeps } from './scripts.js';
+import { parseInspectionReport } from '../discovery/inspection.js';
+import type { DiscoverySpec } from '../discovery/types.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
 /** How much of an install-failed log is kept in the event (its end). */
@@ -64,7 +66,19 @@ export interface BootServiceDeps extends RenderDeps {
   installTokenTtlMs?: number;
   /** Told each time an unknown machine's script fetch is recorded (discovery policy auto looks at it). */
   onDiscovered?: (mac: string) => void;
+  /** Told when an inspection report was kept (policy auto looks again: the rules may match now). */
+  onInspected?: (mac: string) => void;
+  /** Life of an inspect token (the report and the waiting machine's polls; default 24 h). */
+  inspectTokenTtlMs?: number;
 }
+
+/** An inspected machine may wait a day for an operator before its token runs out (it asks again when booted again). */
+export const DEFAULT_INSPECT_TOKEN_TTL_MS = 24 * 3600_000;
+/** How often a waiting inspected machine asks what comes next. */
+export const INSPECT_POLL_SECONDS = 30;
+
+/** What a waiting inspected machine does next (GET /inspection/MAC/next). */
+export type InspectNext = { action: 'wait'; seconds: number; reason: string } | { action: 'poweroff'; reason: string };
 
 /** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
 export function bootenvCurrentDir(dataDir: string): string {
@@ -96,6 +110,10 @@ export interface BootService {
    * install-progress report. A progress report too close to the last one is dropped (recorded: null).
    */
   installCallback(node: string, event: BootEvent, token: string | undefined, ip: string, body?: unknown): Promise<{ recorded: EventKind | null }>;
+  /** An unknown machine's inspection report, for its inspect token: checked, kept, machine.inspected written; a refusal is recorded and thrown. */
+  inspectionReport(mac: string, token: string | undefined, ip: string, body: unknown): Promise<{ mac: string; inspectedAt: string }>;
+  /** What an inspected machine does next, for its inspect token. */
+  inspectionNext(mac: string, token: string | undefined, ip: string): Promise<InspectNext>;
 }
 
 // Identity facts, recorded only when they look sane (SMBIOS serials can hold anything:
@@ -163,6 +181,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
   const { store, recorder } = deps;
   const tokenTtlMs = deps.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
   const installTtlMs = deps.installTokenTtlMs ?? tokenTtlMs;
+  const inspectTtlMs = deps.inspectTokenTtlMs ?? DEFAULT_INSPECT_TOKEN_TTL_MS;
   const fact = (node: string, kind: EventKind, details: Record<string, unknown>): Fact => ({ node, kind, actor: ACTOR, details });
   /** The last kept progress report per node (the rate rule of install-plan.ts). */
   const lastProgress = new Map<string, { phase: string; at: number }>();
@@ -217,8 +236,10 @@ export function createBootService(deps: BootServiceDeps): BootService {
         ...(m.uuid && UUID.test(m.uuid) ? { uuid: m.uuid } : {}),
       };
 
-      if (decision.kind === 'discover') {
+      if (decision.kind === 'discover' || decision.kind === 'inspect') {
         await store.discovered.record({ mac: decision.mac, ip, pxe: true, ...(m.arch ? { arch: m.arch } : {}) });
+        // A new inspect token for each inspect script: this boot's report and polls carry it.
+        if (decision.kind === 'inspect') decision = withInspectToken(decision, (await store.discovered.issueInspectToken(decision.mac, inspectTtlMs)).token);
         deps.onDiscovered?.(decision.mac);
         return renderDecision(deps, decision);
       }
@@ -335,6 +356,53 @@ export function createBootService(deps: BootServiceDeps): BootService {
       return plan;
     },
 
+    async inspectionReport(rawMac, token, ip, body) {
+      const mac = inspectMac(rawMac);
+      const refuse = async (why: string): Promise<never> => {
+        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'report', reason: why } });
+        throw new FleetError('auth.forbidden', `inspection report for ${mac} refused: ${why}`, { mac });
+      };
+      if (!token) return refuse('no token (the boot environment takes it from fleet.token= on its command line)');
+      // The token first: an unauthenticated body is never parsed.
+      try {
+        await store.discovered.checkInspectToken(mac, token);
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'auth.forbidden') throw e;
+        return refuse(e.message);
+      }
+      const inspection = parseInspectionReport(body);
+      let machine;
+      try {
+        machine = await store.discovered.recordInspection(mac, token, inspection, ip);
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'auth.forbidden') throw e;
+        return refuse(e.message);
+      }
+      deps.onInspected?.(mac);
+      return { mac, inspectedAt: machine.inspectedAt! };
+    },
+
+    async inspectionNext(rawMac, token, ip) {
+      const mac = inspectMac(rawMac);
+      const refuse = async (why: string): Promise<never> => {
+        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'next', reason: why } });
+        throw new FleetError('auth.forbidden', `inspection poll for ${mac} refused: ${why}`, { mac });
+      };
+      if (!token) return refuse('no token');
+      let machine;
+      try {
+        machine = await store.discovered.checkInspectToken(mac, token);
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'auth.forbidden') throw e;
+        return refuse(e.message);
+      }
+      if (machine.tokenUsedAt === null) throw new FleetError('conflict', `no inspection report from ${mac} yet: report first`, { mac });
+      const discovery = (await store.settings.getCluster())?.discovery as DiscoverySpec | undefined;
+      if (discovery?.afterInspect === 'poweroff') return { action: 'poweroff', reason: 'discovery.after_inspect: poweroff' };
+      const reason = machine.rejectedAt !== null ? `rejected by ${machine.rejectedBy ?? 'an operator'}` : 'waiting to be accepted (fleet discover --plan)';
+      return { action: 'wait', seconds: INSPECT_POLL_SECONDS, reason };
+    },
+
     async installCallback(name, event, token, ip, body) {
       await requireNode(name);
       const kind = CALLBACK_KIND[event];
@@ -383,4 +451,11 @@ export function createBootService(deps: BootServiceDeps): BootService {
       return { recorded: kind };
     },
   };
+}
+
+/** The MAC of an inspection route, canonical; request.invalid otherwise. */
+function inspectMac(raw: string): string {
+  const mac = MAC_INPUT.test(raw) ? normalizeMac(raw) : undefined;
+  if (mac === undefined) throw new FleetError('request.invalid', `${show(raw)} is not a MAC address (52-54-00-12-34-56 or 52:54:00:12:34:56)`);
+  return mac;
 }

@@ -8,9 +8,13 @@
  *
  *   1. The MAC must be a unicast MAC (aa:bb:.. or aa-bb-..), else
  *      FleetError('request.invalid'). It is used in canonical form from here on.
- *   2. No node declares this MAC                     -> `discover`: the script
- *      shows the MAC, says it waits to be enrolled, sleeps and chains back to
- *      boot.ipxe (the HTTP layer records the machine as discovered).
+ *   2. No node declares this MAC                     -> `inspect` when
+ *      `input.inspect` (the fleet boot environment is built and discovery
+ *      inspects): the boot environment with fleet.job=inspect reports the
+ *      machine's hardware and BMC (the caller adds the inspect token).
+ *      Otherwise `discover`: the script shows the MAC, says it waits to be
+ *      enrolled, sleeps and chains back to boot.ipxe. Either way the HTTP
+ *      layer records the machine as discovered.
  *   3. The node's install method is diskless or stateless -> `not-implemented`
  *      with a clear message (these nodes always boot from the network, so the
  *      armed flag does not apply to them).
@@ -112,6 +116,8 @@ export interface BootInput {
   server: string;
   /** iPXE ${platform}: pcbios or efi, when the request carried it. */
   platform?: string;
+  /** An unknown machine is inspected (the boot environment is built and discovery inspects); else it gets the waiting script. */
+  inspect?: boolean;
   now?: Date;
   options?: Partial<BootOptions>;
 }
@@ -167,7 +173,18 @@ export interface NotImplementedDecision {
   message: string;
 }
 
-export type BootDecision = InstallDecision | ImageInstallDecision | LocalbootDecision | DiscoverDecision | NotImplementedDecision;
+/** An unknown machine boots the fleet boot environment in inspect mode: it reports its hardware and its BMC. */
+export interface InspectDecision {
+  kind: 'inspect';
+  /** Canonical lower-case colon form. */
+  mac: string;
+  kernelUrl: string;
+  initrdUrl: string;
+  /** Kernel command line after the kernel URL, one token each; fleet.token= (the inspect token) is added by the caller. */
+  kernelArgs: string[];
+}
+
+export type BootDecision = InstallDecision | ImageInstallDecision | LocalbootDecision | DiscoverDecision | InspectDecision | NotImplementedDecision;
 
 const METHODS: readonly string[] = ['kickstart', 'image', 'diskless', 'stateless'];
 
@@ -193,7 +210,12 @@ export function decideBoot(input: BootInput): BootDecision {
 
   // 2. unknown machine
   const node = input.node;
-  if (!node) return { kind: 'discover', mac, retrySeconds: opts.discoverRetrySeconds };
+  if (!node) {
+    if (input.inspect) {
+      return { kind: 'inspect', mac, kernelUrl: bootenvKernelUrl(input.server), initrdUrl: bootenvInitrdUrl(input.server), kernelArgs: inspectKernelArgs(input.server, mac) };
+    }
+    return { kind: 'discover', mac, retrySeconds: opts.discoverRetrySeconds };
+  }
 
   // 3. network-only install methods (not implemented yet)
   const method = node.installMethod ?? input.profile?.os.install ?? 'kickstart';
@@ -321,4 +343,9 @@ export function installKernelArgs(tree: string, kickstart: string, mac: string, 
  */
 export function bootenvKernelArgs(server: string, node: string, mac: string): string[] {
   return ['initrd=initrd.img', ...cmdlineArgs({ server, node, mac, job: 'install' })];
+}
+
+/** The boot environment's kernel arguments for inspecting an unknown machine (no fleet.node; the caller adds fleet.token=). */
+export function inspectKernelArgs(server: string, mac: string): string[] {
+  return ['initrd=initrd.img', ...cmdlineArgs({ server, mac, job: 'inspect' })];
 }

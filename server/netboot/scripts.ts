@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { bootenvPaths } from '../bootenv/spec.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
-import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InstallDecision } from './decide.js';
+import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InspectDecision, type InstallDecision } from './decide.js';
+import type { DiscoverySpec } from '../discovery/types.js';
 import {
   ipxeTemplateName,
   KICKSTART_TEMPLATE,
@@ -93,13 +94,19 @@ export async function bootNodeOf(store: Store, node: NodeRecord): Promise<BootNo
 export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: string, opts: { platform?: string } = {}): Promise<BootDecision> {
   let bootNode: BootNode | undefined;
   let profile: ProfileSpec | undefined;
+  let inspect = false;
   if (node) {
     bootNode = await bootNodeOf(deps.store, node);
     profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
+  } else {
+    // An unknown machine is inspected when the boot environment is built and discovery does not say `inspect: false`.
+    const discovery = (await deps.store.settings.getCluster())?.discovery as DiscoverySpec | undefined;
+    inspect = discovery?.inspect !== false && (await bootenvBuilt(deps.dataDir));
   }
   const decision = decideBoot({
     ...(bootNode ? { node: bootNode } : {}),
     ...(profile ? { profile } : {}),
+    inspect,
     mac,
     server: deps.serverUrl,
     ...(opts.platform ? { platform: opts.platform } : {}),
@@ -125,6 +132,14 @@ export function withInstallToken<D extends InstallDecision | ImageInstallDecisio
     return { ...decision, kernelArgs: args };
   }
   return withKickstartToken(decision, token) as D;
+}
+
+/** The inspect decision with its inspect token as `fleet.token=T` before `fleet.mac=`. */
+export function withInspectToken(decision: InspectDecision, token: string): InspectDecision {
+  const args = decision.kernelArgs.filter((a) => !a.startsWith('fleet.token='));
+  const at = args.findIndex((a) => a.startsWith('fleet.mac='));
+  args.splice(at === -1 ? args.length : at, 0, `fleet.token=${token}`);
+  return { ...decision, kernelArgs: args };
 }
 
 /** The install decision with `?token=TOKEN` on its kickstart URL (and in the inst.ks= kernel argument). */

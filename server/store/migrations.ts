@@ -332,6 +332,22 @@ const m009: Migration = {
   },
 };
 
+/**
+ * 010: inspection (issue 13 item 1). The last report the fleet boot
+ * environment posted in inspect mode (the checked JSON, secret-free) and
+ * when; the inspect token its iPXE script carried (SHA-256 only), when it
+ * expires and when a report used it (one report per boot).
+ */
+const m010: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('discovered')`.execute(db);
+    const have = new Set(rows.map((r) => r.name));
+    for (const column of ['inspection', 'inspected_at', 'inspect_token', 'inspect_token_expires_at', 'inspect_token_used_at']) {
+      if (!have.has(column)) await db.schema.alterTable('discovered').addColumn(column, 'text').execute();
+    }
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -343,6 +359,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '007_secrets': m007,
   '008_discovery': m008,
   '009_discovered_bmcs': m009,
+  '010_inspection': m010,
 });
 
 export const migrationProvider: MigrationProvider = {

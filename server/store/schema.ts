@@ -104,6 +104,13 @@ export interface DiscoveredTable {
   /** When an operator rejected the machine (fleet discover --reject; migration 008): discovery plans skip it. */
   rejected_at: string | null;
   rejected_by: string | null;
+  /** The last inspection report (server/discovery/inspection.ts Inspection, JSON; migration 010) and when it came. */
+  inspection: string | null;
+  inspected_at: string | null;
+  /** SHA-256 of the inspect token of the machine's last inspect script, its expiry, and when a report used it. */
+  inspect_token: string | null;
+  inspect_token_expires_at: string | null;
+  inspect_token_used_at: string | null;
 }
 
 export interface TokensTable {

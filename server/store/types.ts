@@ -4,6 +4,7 @@
  */
 import type { BmcProtocol, ClusterSpec, NodeBmcSpec, RedfishAuth } from '../model.js';
 import type { EventKind as CatalogueKind } from '../../common/events.js';
+import type { Inspection } from '../discovery/inspection.js';
 
 /**
  * A lifecycle state name. The closed set and the transition table belong to
@@ -156,6 +157,9 @@ export interface DiscoveredMachine {
   /** When an operator rejected it (fleet discover --reject) and who; null: not rejected. */
   rejectedAt: string | null;
   rejectedBy: string | null;
+  /** The last inspection report (fleet boot environment, inspect mode) and when it came; null: never inspected. */
+  inspection: Inspection | null;
+  inspectedAt: string | null;
 }
 
 export interface DiscoveryObservation {

@@ -3,7 +3,7 @@
 # Rendered at build time: @@KVER@@ and @@BUILD@@ are filled in by server/bootenv.
 # Mounts proc/sys/dev, loads the modules listed in /etc/fleet/modules (in
 # dependency order), reads fleet.* from the kernel command line, brings up the
-# NIC whose MAC is fleet.mac with DHCP and runs the job (fleet.job=install).
+# NIC whose MAC is fleet.mac with DHCP and runs the job (fleet.job=install or inspect).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 KVER='@@KVER@@'
@@ -65,11 +65,14 @@ case "${FLEET_JOB:-}" in
   install)
     /bin/sh /usr/share/fleet/install.sh
     ;;
+  inspect)
+    /bin/sh /usr/share/fleet/inspect.sh
+    ;;
   shell)
     setsid cttyhack sh
     ;;
   *)
-    log "unknown job '${FLEET_JOB:-}' (fleet.job=install)"
+    log "unknown job '${FLEET_JOB:-}' (fleet.job=install or inspect)"
     ;;
 esac
 halt_forever

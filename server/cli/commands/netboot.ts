@@ -28,6 +28,23 @@ export async function cmdRender(flags: GlobalFlags, kind: string, node: string, 
   return Exit.OK;
 }
 
+/** The parts of an inspection report (server/discovery/inspection.ts) the table shows. */
+interface InspectionView {
+  system: { serial?: string; manufacturer?: string; model?: string };
+  bmc: { ip?: string; mac?: string } | { absent: string };
+}
+
+function modelOf(i: InspectionView | null): string {
+  if (!i) return '-';
+  return [i.system.manufacturer, i.system.model].filter((x) => x !== undefined).join(' ') || '-';
+}
+
+function bmcOf(i: InspectionView | null): string {
+  if (!i) return '-';
+  if ('absent' in i.bmc) return 'none';
+  return i.bmc.ip ?? i.bmc.mac ?? 'no address';
+}
+
 export async function cmdExport(flags: GlobalFlags, format: string, io: CliIo): Promise<number> {
   if (!isExportFormat(format)) throw new FleetError('usage.invalid', `unknown export format ${JSON.stringify(format)}: use one of ${EXPORT_FORMATS.join(', ')}`);
   const settings = await resolveClientSettings(flags, io);
@@ -49,8 +66,11 @@ export async function cmdDiscovered(flags: GlobalFlags, opts: { json?: boolean }
   }
   io.stdout(
     formatTable(
-      ['mac', 'ip', 'vendor class', 'arch', 'pxe', 'first seen', 'last seen'],
-      res.machines.map((m) => [m.mac, m.ip ?? '-', m.vendorClass ?? '-', m.arch ?? '-', m.pxe ? 'yes' : 'no', m.firstSeen, m.lastSeen]),
+      ['mac', 'ip', 'serial', 'model', 'bmc', 'arch', 'pxe', 'inspected', 'last seen'],
+      res.machines.map((m) => {
+        const i = m.inspection as InspectionView | null;
+        return [m.mac, m.ip ?? '-', i?.system.serial ?? '-', modelOf(i), m.bmcOf ? `bmc of ${m.bmcOf}` : bmcOf(i), m.arch ?? '-', m.pxe ? 'yes' : 'no', m.inspectedAt ?? '-', m.lastSeen];
+      }),
     ) + '\n',
   );
   return Exit.OK;

@@ -10,6 +10,9 @@
  *   GET  /bootenv/:node/plan?token=T              an image install's plan (JSON; an error is one line of text)
  *   POST /api/v1/boot-events/:node/:event?token=T  install-started | install-failed | install-finished |
  *                                                 install-progress (204)
+ *   POST /inspection/:mac?token=T                 an unknown machine's inspection report (fleet.job=inspect;
+ *                                                 T = the inspect token of its inspect script)
+ *   GET  /inspection/:mac/next?token=T            what the inspected machine does next (wait, poweroff)
  *   GET  /agent/adopt.sh                          the adoption script (server/agents/adopt.ts; fleet adopt pins its sha256)
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
@@ -32,6 +35,7 @@ import { ADOPT_SCRIPT_PATH, adoptScript } from '../../agents/adopt.js';
 import { repoPaths } from '../../repo/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
 import { registerStaticTree, serveFile } from '../static.js';
+import { MAX_INSPECTION_BODY } from '../../discovery/inspection.js';
 
 export const DEFAULT_BOOT_RATE_LIMIT = { max: 120, timeWindow: 60_000 };
 /** Largest callback body accepted (the install-failed log tail). */
@@ -170,6 +174,18 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         // Progress is fire-and-forget for the boot environment (a dropped report is still a 204).
         return req.params.event === 'install-progress' ? reply.status(204).send() : done;
       },
+    );
+
+    const MAC_PARAMS = { type: 'object', properties: { mac: { type: 'string', maxLength: 17 } }, required: ['mac'] } as const;
+    scope.post<{ Params: { mac: string }; Querystring: { token?: string }; Body: unknown }>(
+      '/inspection/:mac',
+      { bodyLimit: MAX_INSPECTION_BODY, schema: { hide: true, params: MAC_PARAMS, querystring: TOKEN_QUERY } },
+      async (req) => boot.inspectionReport(req.params.mac, req.query.token, clientIp(req), req.body),
+    );
+    scope.get<{ Params: { mac: string }; Querystring: { token?: string } }>(
+      '/inspection/:mac/next',
+      { exposeHeadRoute: false, schema: { hide: true, params: MAC_PARAMS, querystring: TOKEN_QUERY } },
+      async (req) => boot.inspectionNext(req.params.mac, req.query.token, clientIp(req)),
     );
 
     // Before the /agent/* tree: the more specific route wins. The same bytes as fleet adopt hashed (same inputs).

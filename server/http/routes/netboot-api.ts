@@ -18,6 +18,7 @@ import { EXPORT_FORMATS, exportAs, isExportFormat } from '../../inventory/export
 import { clusterInfo, previewIpxe, previewKickstart, type RenderDeps } from '../../netboot/scripts.js';
 import { enrollMachine } from '../../netboot/enroll.js';
 import type { DiscoveredMachine } from '../../store/index.js';
+import { bmcOwners } from '../../discovery/facts.js';
 import { actorOf } from './actor.js';
 import { toApiNode } from './api.js';
 
@@ -41,7 +42,7 @@ function answer<T extends { text: string }>(req: FastifyRequest, reply: FastifyR
   return reply.type('text/plain; charset=utf-8').send(body.text);
 }
 
-function toApiDiscovered(m: DiscoveredMachine): S.ApiDiscovered {
+function toApiDiscovered(m: DiscoveredMachine, bmcOf: ReadonlyMap<string, string>): S.ApiDiscovered {
   return {
     mac: m.mac,
     ip: m.ip,
@@ -51,6 +52,9 @@ function toApiDiscovered(m: DiscoveredMachine): S.ApiDiscovered {
     pxe: m.pxe,
     firstSeen: m.firstSeen,
     lastSeen: m.lastSeen,
+    inspectedAt: m.inspectedAt,
+    inspection: m.inspection,
+    bmcOf: bmcOf.get(m.mac) ?? null,
   };
 }
 
@@ -110,7 +114,8 @@ export async function registerNetbootApiRoutes(api: FastifyInstance, deps: Netbo
     { schema: { summary: 'Machines seen on the provisioning network that no node declares, newest first', response: { 200: S.DiscoveredResponse } } },
     async (): Promise<S.DiscoveredResponse> => {
       const machines = await deps.store.discovered.list({ unknownOnly: true });
-      return { machines: machines.map(toApiDiscovered) };
+      const owners = bmcOwners(machines);
+      return { machines: machines.map((m) => toApiDiscovered(m, owners)) };
     },
   );
 

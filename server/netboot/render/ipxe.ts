@@ -9,6 +9,7 @@
  *                        ipxe/install-image.ipxe    kind 'install', method image (the fleet boot environment)
  *                        ipxe/localboot.ipxe        kind 'localboot'
  *                        ipxe/discover.ipxe         kind 'discover'
+ *                        ipxe/inspect.ipxe          kind 'inspect' (the fleet boot environment, fleet.job=inspect)
  *                        ipxe/not-implemented.ipxe  kind 'not-implemented'
  */
 import type { BootDecision } from '../decide.js';
@@ -72,6 +73,7 @@ export const IPXE_TEMPLATES = {
   'install-image': 'install-image.ipxe',
   localboot: 'localboot.ipxe',
   discover: 'discover.ipxe',
+  inspect: 'inspect.ipxe',
   'not-implemented': 'not-implemented.ipxe',
 } as const;
 
@@ -176,6 +178,27 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
         mac: normalizeMac(decision.mac)!,
         retry_seconds: String(decision.retrySeconds),
         boot_url: bootScriptUrl(opts.server),
+        fail_delay: String(failDelay),
+      });
+    }
+    case 'inspect': {
+      const p = new Problems(`iPXE inspect script for ${decision.mac}`, 'request.invalid');
+      p.check('MAC', decision.mac, checkMac);
+      p.check('kernel URL', decision.kernelUrl, checkRenderUrl);
+      p.check('initrd URL', decision.initrdUrl, checkRenderUrl);
+      addFailDelay(p, failDelay);
+      decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
+      for (const key of ['fleet.server=', 'fleet.token=', 'fleet.mac=', 'fleet.job=inspect']) {
+        if (!decision.kernelArgs.some((a) => a.startsWith(key))) p.add(`kernel arguments: no ${key} (the boot environment needs it)`);
+      }
+      const tooLong = checkInstallCommandLine(decision.kernelUrl, decision.kernelArgs);
+      if (tooLong) p.add(tooLong);
+      p.throwIfAny();
+      return fillTemplate(name, template, {
+        mac: normalizeMac(decision.mac)!,
+        kernel_url: decision.kernelUrl,
+        initrd_url: decision.initrdUrl,
+        kernel_args: decision.kernelArgs.join(' '),
         fail_delay: String(failDelay),
       });
     }

@@ -1,5 +1,8 @@
+import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
+import { hashToken } from '../crypto.js';
+import { inspectionSummary, type Inspection } from '../../discovery/inspection.js';
 import { MAC_CANONICAL } from '../../../common/patterns.js';
 import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
@@ -119,6 +122,69 @@ export class DiscoveredRepository {
     });
   }
 
+  /**
+   * A new inspect token for the machine's inspect script (its iPXE script
+   * carries it to the boot environment's report and polls). Only its
+   * SHA-256 is kept; the machine's earlier token stops working. The
+   * machine must have been recorded (its script fetch records it first).
+   */
+  async issueInspectToken(mac: string, ttlMs: number): Promise<{ token: string; expiresAt: string }> {
+    if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new FleetError('request.invalid', 'token ttl must be positive');
+    const token = crypto.randomBytes(32).toString('base64url');
+    return this.ctx.write(async (trx) => {
+      const expiresAt = new Date(this.ctx.now().getTime() + ttlMs).toISOString();
+      const res = await trx
+        .updateTable('discovered')
+        .set({ inspect_token: hashToken(token), inspect_token_expires_at: expiresAt, inspect_token_used_at: null })
+        .where('mac', '=', mac.toLowerCase())
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 0) throw new FleetError('not_found', `no discovered machine with MAC ${mac}`, { mac });
+      return { token, expiresAt };
+    });
+  }
+
+  /**
+   * Checks an inspect token (a poll may use it again after the report).
+   * Throws auth.forbidden with the reason in words, never the token; the
+   * machine's row when it holds.
+   */
+  async checkInspectToken(mac: string, token: string): Promise<DiscoveredMachine & { tokenUsedAt: string | null }> {
+    const row = (await this.select(this.ctx.q).where('discovered.mac', '=', mac.toLowerCase()).execute())[0];
+    inspectRefusal(row, token, this.ctx.now());
+    return { ...toMachine(row!), tokenUsedAt: row!.inspect_token_used_at };
+  }
+
+  /**
+   * Keeps an inspection report: one per inspect token (a second report of
+   * the same boot is refused), the token checked, the report and
+   * machine.inspected (a summary: never a secret) written in one
+   * transaction.
+   */
+  async recordInspection(mac: string, token: string, inspection: Inspection, ip: string): Promise<DiscoveredMachine> {
+    const key = mac.toLowerCase();
+    return this.ctx.write(async (trx) => {
+      const now = this.ctx.now();
+      const row = (await this.select(trx).where('discovered.mac', '=', key).execute())[0];
+      inspectRefusal(row, token, now);
+      if (row!.inspect_token_used_at !== null) {
+        throw new FleetError('auth.forbidden', `already used by a report at ${row!.inspect_token_used_at} (one report per boot)`, { mac: key });
+      }
+      const when = now.toISOString();
+      await trx
+        .updateTable('discovered')
+        .set({ inspection: JSON.stringify(inspection), inspected_at: when, inspect_token_used_at: when, last_seen: when, ip })
+        .where('mac', '=', key)
+        .execute();
+      await appendEvent(trx, when, {
+        node: row!.node,
+        kind: EVENT.machineInspected,
+        actor: 'bootenv',
+        details: { mac: key, ip, ...inspectionSummary(inspection) },
+      });
+      return (await this.select(trx).where('discovered.mac', '=', key).execute()).map(toMachine)[0]!;
+    });
+  }
+
   /** Forgets a machine (no event: discovery data is a cache of observations). Returns whether it was there. */
   async remove(mac: string): Promise<boolean> {
     return this.ctx.write(async (trx) => {
@@ -136,6 +202,20 @@ export class DiscoveredRepository {
   }
 }
 
+/** Why an inspect token is refused, as auth.forbidden; nothing when it holds. */
+function inspectRefusal(
+  row: { mac: string; inspect_token: string | null; inspect_token_expires_at: string | null } | undefined,
+  token: string,
+  now: Date,
+): void {
+  if (!row) throw new FleetError('auth.forbidden', 'not a discovered machine (no inspect script was served to this MAC)');
+  if (row.inspect_token === null || row.inspect_token_expires_at === null) throw new FleetError('auth.forbidden', 'no inspect token was issued to this machine', { mac: row.mac });
+  const a = Buffer.from(hashToken(token));
+  const b = Buffer.from(row.inspect_token);
+  if (a.length !== b.length || !crypto.timingSafeEqual(a, b)) throw new FleetError('auth.forbidden', "unknown token (not the one of this machine's last inspect script)", { mac: row.mac });
+  if (row.inspect_token_expires_at <= now.toISOString()) throw new FleetError('auth.forbidden', `expired at ${row.inspect_token_expires_at}`, { mac: row.mac });
+}
+
 function toMachine(r: {
   mac: string;
   ip: string | null;
@@ -148,6 +228,8 @@ function toMachine(r: {
   node: string | null;
   rejected_at: string | null;
   rejected_by: string | null;
+  inspection: string | null;
+  inspected_at: string | null;
 }): DiscoveredMachine {
   return {
     mac: r.mac,
@@ -161,5 +243,7 @@ function toMachine(r: {
     node: r.node,
     rejectedAt: r.rejected_at,
     rejectedBy: r.rejected_by,
+    inspection: r.inspection === null ? null : (JSON.parse(r.inspection) as Inspection),
+    inspectedAt: r.inspected_at,
   };
 }

@@ -65,7 +65,7 @@ describe('bootenv: what goes in', () => {
 describe('bootenv: command line', () => {
   const line = renderCmdline({ server: 'http://10.77.0.1:8080', node: 'valkyrie01', token: 'tok123', mac: '52:54:00:77:00:01', job: 'install' });
   it('renders the contract command line', () => {
-    expect(line).toBe('console=ttyS0 console=tty0 fleet.server=http://10.77.0.1:8080 fleet.node=valkyrie01 fleet.token=tok123 fleet.mac=52:54:00:77:00:01 fleet.job=install');
+    expect(line).toBe('console=tty0 console=ttyS0 fleet.server=http://10.77.0.1:8080 fleet.node=valkyrie01 fleet.token=tok123 fleet.mac=52:54:00:77:00:01 fleet.job=install');
   });
   it('is what the server puts on the boot script for an armed image node (decide + the install token)', async () => {
     const { bootenvKernelArgs } = await import('../../../server/netboot/decide.js');

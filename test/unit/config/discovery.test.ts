@@ -56,6 +56,11 @@ function oneIssue(o: Obj, files?: Record<string, string>): ConfigIssue {
 }
 
 describe('discovery: in fleet.yaml', () => {
+  it('inspect and after_inspect: absent means inspect and wait', () => {
+    expect(parseConfig(stringify(base({ policy: 'auto' }))).discovery).toEqual({ policy: 'auto', rules: [] });
+    expect(parseConfig(stringify(base({ inspect: false, after_inspect: 'poweroff' }))).discovery).toEqual({ policy: 'manual', inspect: false, afterInspect: 'poweroff', rules: [] });
+  });
+
   it('is optional', () => {
     expect(parseConfig(stringify(base(null))).discovery).toBeUndefined();
   });
@@ -123,6 +128,8 @@ describe('discovery: in fleet.yaml', () => {
     ['a bad NIC count', rule1({ match: { nics: 'two' } }), 'discovery.rules[1].match.nics', /^nics: "two" is not a comparison/],
     ['an empty lldp', rule1({ match: { lldp: {} } }), 'discovery.rules[1].match.lldp', 'lldp needs switch, port or both'],
     ['a bad policy', base({ policy: 'automatic' }), 'discovery.policy', 'policy automatic must be one of manual, auto'],
+    ['a bad after_inspect', base({ after_inspect: 'halt' }), 'discovery.after_inspect', 'after_inspect halt must be one of wait, poweroff'],
+    ['inspect that is not a boolean', base({ inspect: 'sometimes' }), 'discovery.inspect', 'expected true or false, got a string'],
     ['a rule without names', base({ rules: [{ name: 'x', profile: 'compute' }] }), 'discovery.rules[0].names', "'names' is required"],
   ];
   it.each(CASES)('%s', (_what, config, path, message) => {

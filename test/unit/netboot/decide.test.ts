@@ -42,6 +42,18 @@ describe('decideBoot: the decision table', () => {
   const table: [string, Partial<BootInput>, Record<string, unknown>][] = [
     ['unknown MAC -> discover', { node: undefined }, { kind: 'discover', mac: MAC, retrySeconds: 30 }],
     ['unknown MAC in iPXE hexhyp upper case -> discover, canonical MAC', { node: undefined, mac: '08-00-27-18-67-BC' }, { kind: 'discover', mac: MAC }],
+    [
+      'unknown MAC, inspect -> the boot environment in inspect mode (no fleet.node, the caller adds the token)',
+      { node: undefined, inspect: true },
+      {
+        kind: 'inspect',
+        mac: MAC,
+        kernelUrl: 'http://10.10.0.1:8080/bootenv/vmlinuz',
+        initrdUrl: 'http://10.10.0.1:8080/bootenv/initrd.img',
+        kernelArgs: ['initrd=initrd.img', 'console=tty0', 'console=ttyS0', 'fleet.server=http://10.10.0.1:8080', `fleet.mac=${MAC}`, 'fleet.job=inspect'],
+      },
+    ],
+    ['a known node is never inspected', { node: node(), inspect: true }, { kind: 'localboot' }],
     ['known, not armed, ready -> localboot exit', { node: node() }, { kind: 'localboot', method: 'exit', reason: 'valkyrie01 is not armed for install (state ready)' }],
     ['known, not armed, enrolled -> localboot', { node: node({ state: 'enrolled' }) }, { kind: 'localboot', method: 'exit' }],
     ['not armed even in an install state -> localboot (the armed flag rules)', { node: node({ state: 'netbooting' }) }, { kind: 'localboot', method: 'exit' }],
@@ -102,7 +114,7 @@ describe('decideBoot: the decision table', () => {
         method: 'image',
         kernelUrl: `${SERVER}/bootenv/vmlinuz`,
         initrdUrl: `${SERVER}/bootenv/initrd.img`,
-        kernelArgs: ['initrd=initrd.img', 'console=ttyS0', 'console=tty0', `fleet.server=${SERVER}`, 'fleet.node=valkyrie01', `fleet.mac=${MAC}`, 'fleet.job=install'],
+        kernelArgs: ['initrd=initrd.img', 'console=tty0', 'console=ttyS0', `fleet.server=${SERVER}`, 'fleet.node=valkyrie01', `fleet.mac=${MAC}`, 'fleet.job=install'],
       },
     ],
     ['image, armed but ready -> localboot (armed alone never installs)', { node: node({ installMethod: 'image', armed: true, state: 'ready' }) }, { kind: 'localboot', method: 'exit' }],
@@ -122,7 +134,7 @@ describe('decideBoot: the decision table', () => {
 
   it('covers every decision kind', () => {
     const kinds = new Set(table.map(([, input]) => decide(input).kind));
-    expect([...kinds].sort()).toEqual(['discover', 'install', 'localboot', 'not-implemented']);
+    expect([...kinds].sort()).toEqual(['discover', 'inspect', 'install', 'localboot', 'not-implemented']);
   });
 });
 

@@ -84,7 +84,7 @@ describe('image install through the boot service', () => {
   it('an armed image node gets the boot environment script with its install token', async () => {
     await arm();
     const script = await boot.machineScript(hyp(MAC1), { ip: IP, platform: 'efi' });
-    expect(script).toContain(`kernel ${SERVER}/bootenv/vmlinuz initrd=initrd.img console=ttyS0 console=tty0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=`);
+    expect(script).toContain(`kernel ${SERVER}/bootenv/vmlinuz initrd=initrd.img console=tty0 console=ttyS0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=`);
     expect(script).toContain(`fleet.mac=${MAC1} fleet.job=install || goto failed`);
     expect(script).not.toContain('inst.ks');
     const token = /fleet\.token=(\S+)/.exec(script)![1]!;

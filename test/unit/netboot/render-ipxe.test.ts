@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { decideBoot, type BootDecision, type ImageInstallDecision, type InstallDecision } from '../../../server/netboot/decide.js';
-import { withInstallToken } from '../../../server/netboot/scripts.js';
+import { decideBoot, type BootDecision, type ImageInstallDecision, type InspectDecision, type InstallDecision } from '../../../server/netboot/decide.js';
+import { withInspectToken, withInstallToken } from '../../../server/netboot/scripts.js';
 import {
   findTemplateRoot,
   ipxeTemplateName,
@@ -92,6 +92,7 @@ const loopSanboot: BootDecision = decideBoot({
   node: { name: 'valkyrie01', state: 'installed', armed: false, profile: 'compute', lastLocalbootAt: new Date(NOW.getTime() - 20_000) },
 });
 const discover: BootDecision = decideBoot({ mac: '52-54-00-AB-CD-EF', server: SERVER, now: NOW });
+const inspect = withInspectToken(decideBoot({ mac: '52-54-00-AB-CD-EF', server: SERVER, now: NOW, inspect: true }) as InspectDecision, 'INSPECT-TOKEN');
 const notImpl: BootDecision = decideBoot({
   mac: '08:00:27:18:67:bc',
   server: SERVER,
@@ -139,13 +140,24 @@ describe('iPXE renderers: golden files', () => {
     expectGolden('discover.ipxe', s);
   });
 
+  it('inspect (the fleet boot environment, fleet.job=inspect)', async () => {
+    const s = await render(inspect);
+    expect(lintIpxe(s)).toEqual([]);
+    expect(s).toContain(
+      'kernel http://10.10.0.1:8080/bootenv/vmlinuz initrd=initrd.img console=tty0 console=ttyS0 fleet.server=http://10.10.0.1:8080 fleet.token=INSPECT-TOKEN fleet.mac=52:54:00:ab:cd:ef fleet.job=inspect || goto failed',
+    );
+    expectGolden('inspect.ipxe', s);
+    const noToken = decideBoot({ mac: '52-54-00-AB-CD-EF', server: SERVER, now: NOW, inspect: true });
+    await expect(render(noToken)).rejects.toThrow('kernel arguments: no fleet.token= (the boot environment needs it)');
+  });
+
   it('install by image (the fleet boot environment)', async () => {
     const d = imageInstall();
     expect(ipxeTemplateName(d)).toBe('install-image.ipxe');
     const s = await render(d);
     expect(lintIpxe(s)).toEqual([]);
     expect(s).toContain(
-      `kernel ${SERVER}/bootenv/vmlinuz initrd=initrd.img console=ttyS0 console=tty0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=${IMAGE_TOKEN} fleet.mac=08:00:27:18:67:bc fleet.job=install || goto failed\n`,
+      `kernel ${SERVER}/bootenv/vmlinuz initrd=initrd.img console=tty0 console=ttyS0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=${IMAGE_TOKEN} fleet.mac=08:00:27:18:67:bc fleet.job=install || goto failed\n`,
     );
     expect(s).toContain(`initrd ${SERVER}/bootenv/initrd.img || goto failed\n`);
     expect(s).not.toContain('inst.ks');
@@ -196,6 +208,7 @@ describe('iPXE renderers: content', () => {
       await render(localboot),
       await render(loopSanboot),
       await render(discover),
+      await render(inspect),
       await render(notImpl),
       await render(imageInstall()),
     ];

@@ -68,6 +68,7 @@ describe('the shipped templates', () => {
     expect(files.sort()).toEqual([
       'ipxe/boot.ipxe',
       'ipxe/discover.ipxe',
+      'ipxe/inspect.ipxe',
       'ipxe/install-image.ipxe',
       'ipxe/install.ipxe',
       'ipxe/localboot.ipxe',

@@ -1,0 +1,130 @@
+#!/bin/sh
+# fleet boot environment: the inspect job (fleet.job=inspect, docs/discovery.md
+# "Inspection"). A machine no node declares: read what it is (SMBIOS, CPUs,
+# memory, disks, NICs and their links) and what its own BMC says in band
+# (ipmitool over the KCS device: LAN channel, address, MAC, firmware, GUID,
+# users), post one report with the inspect token of the iPXE script, then ask
+# the server what comes next (wait, or power off) until the machine is
+# rebooted. The server interprets the BMC's texts; this script only collects.
+. /run/fleet.env
+. /usr/share/fleet/lib.sh
+LOG=/run/fleet.log
+API="$FLEET_SERVER/inspection/$FLEET_MAC"
+Q="token=$FLEET_TOKEN"
+W=/tmp/inspect
+mkdir -p "$W"
+: > "$W/notes"
+log() { echo "fleet-inspect: $*" | tee -a "$LOG" >/dev/console; }
+note() { echo "$*" >> "$W/notes"; log "$*"; }
+# One sysfs/procfs value: NULs dropped, at most 200 bytes, empty when unreadable.
+rd() { [ -r "$1" ] && tr -d '\000\n' < "$1" 2>/dev/null | head -c 200; }
+
+halt_now() {
+  log "powering off: $1"
+  sync
+  poweroff -f
+  while :; do sleep 3600; done
+}
+
+log "inspecting $FLEET_MAC for $FLEET_SERVER"
+FIRMWARE=bios; [ -d /sys/firmware/efi ] && FIRMWARE=uefi
+
+# SMBIOS (the kernel's DMI table: /sys/class/dmi/id; serial and UUID are root-only).
+D=/sys/class/dmi/id
+[ -d "$D" ] || note "no /sys/class/dmi/id: the firmware gave no SMBIOS table"
+jq -n --arg v "$(rd $D/sys_vendor)" --arg p "$(rd $D/product_name)" --arg s "$(rd $D/product_serial)" \
+  --arg u "$(rd $D/product_uuid)" --arg bv "$(rd $D/bios_vendor)" --arg bver "$(rd $D/bios_version)" \
+  '{sys_vendor:$v, product_name:$p, product_serial:$s, product_uuid:$u, bios_vendor:$bv, bios_version:$bver}' > "$W/system.json"
+
+# CPUs and memory as the kernel counts them (logical CPUs; MemTotal, which is a little below what is installed).
+CPUS=$(grep -c '^processor' /proc/cpuinfo)
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+MEM_KIB=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+
+# Disks: every block device but loop, ram, zram, CD and floppy drives, device-mapper and md.
+: > "$W/disks"
+for b in /sys/block/*; do
+  n=${b##*/}
+  case "$n" in loop*|ram*|zram*|sr*|fd*|dm-*|md*) continue ;; esac
+  serial=$(rd "$b/serial"); [ -n "$serial" ] || serial=$(rd "$b/device/serial")
+  jq -cn --arg name "$n" --arg sectors "$(rd "$b/size")" --arg model "$(rd "$b/device/model")" --arg serial "$serial" \
+    --arg rot "$(rd "$b/queue/rotational")" --arg rem "$(rd "$b/removable")" \
+    '{name:$name, sectors:($sectors|tonumber? // 0), model:$model, serial:$serial, rotational:($rot|tonumber? // null), removable:($rem|tonumber? // null)}' >> "$W/disks"
+done
+
+# NICs: every interface backed by a device. Links are read after bringing each up (carrier is only valid then).
+NICS=''
+for c in /sys/class/net/*; do
+  [ -e "$c/device" ] || continue
+  NICS="$NICS ${c##*/}"
+  ip link set "${c##*/}" up 2>>"$LOG"
+done
+sleep 3
+: > "$W/nics"
+for n in $NICS; do
+  c=/sys/class/net/$n
+  drv=''; [ -L "$c/device/driver" ] && drv=$(basename "$(readlink "$c/device/driver")")
+  jq -cn --arg name "$n" --arg mac "$(rd "$c/address")" --arg carrier "$(rd "$c/carrier")" --arg speed "$(rd "$c/speed")" --arg driver "$drv" \
+    '{name:$name, mac:$mac, carrier:($carrier|tonumber? // null), speed:($speed|tonumber? // null), driver:$driver}' >> "$W/nics"
+done
+
+# The BMC, in band. ipmi_si finds a KCS (or SMIC/BT) interface from SMBIOS/ACPI; ipmi_devintf makes /dev/ipmi0.
+ipmi() { timeout 60 ipmitool "$@" 2>>"$LOG"; }
+if [ ! -e /dev/ipmi0 ]; then
+  jq -n '{absent: "no in-band IPMI device (/dev/ipmi0): the machine has no BMC the kernel found over KCS, SMIC or BT"}' > "$W/bmc.json"
+else
+  CH=''
+  for ch in 1 2 3 4 5 6 7 8 9 10 11; do
+    if ipmi channel info "$ch" 2>/dev/null | grep -q '802.3 LAN'; then CH=$ch; break; fi
+  done
+  if [ -z "$CH" ]; then
+    note "bmc: no channel 1-11 says it is 802.3 LAN: using channel 1"
+    CH=1
+  fi
+  ipmi lan print "$CH" > "$W/lan.txt" || note "bmc: ipmitool lan print $CH failed"
+  ipmi mc info > "$W/mc.txt" || note "bmc: ipmitool mc info failed"
+  ipmi user list "$CH" > "$W/users.txt" || note "bmc: ipmitool user list $CH failed"
+  ipmi raw 0x06 0x37 > "$W/guid.txt" || note "bmc: Get System GUID failed"
+  jq -n --argjson ch "$CH" --rawfile lan "$W/lan.txt" --rawfile mc "$W/mc.txt" --rawfile users "$W/users.txt" --rawfile guid "$W/guid.txt" \
+    '{channel:$ch, lan:$lan, mc:$mc, users:$users, guid:$guid}' > "$W/bmc.json"
+fi
+
+jq -n --arg fw "$FIRMWARE" --slurpfile system "$W/system.json" --arg cm "$CPU_MODEL" --arg cc "$CPUS" --arg mem "${MEM_KIB:-0}" \
+  --slurpfile disks "$W/disks" --slurpfile nics "$W/nics" --slurpfile bmc "$W/bmc.json" --rawfile notes "$W/notes" \
+  '{version:1, firmware:$fw, system:$system[0], cpu:{model:$cm, count:($cc|tonumber)}, memoryKiB:($mem|tonumber),
+    disks:$disks, nics:$nics, bmc:$bmc[0], notes:($notes|split("\n")|map(select(. != "")))}' > "$W/report.json" \
+  || halt_now "could not assemble the inspection report (jq)"
+log "report: $(jq -c '{serial:.system.product_serial, model:.system.product_name, cpus:.cpu.count, memoryKiB, disks:(.disks|length), nics:(.nics|length), bmc:(.bmc.channel // .bmc.absent)}' "$W/report.json")"
+
+code=$(curl -sS -m 30 --retry 5 --retry-connrefused -o "$W/answer" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+  --data-binary @"$W/report.json" "$API?$Q" 2>>"$LOG")
+if [ "$code" != 200 ]; then
+  log "the server refused the report (HTTP $code): $(head -c 300 "$W/answer" 2>/dev/null)"
+  halt_now "no report was kept; boot the machine again to inspect it again"
+fi
+log "report kept by the server"
+
+# What comes next: the server says wait (and when to ask again) or power off. A machine that
+# becomes a node is rebooted by fleet through its BMC (or by hand) and netboots as that node.
+while :; do
+  if curl -fsS -m 20 -o "$W/next.json" "$API/next?$Q" 2>>"$LOG"; then
+    action=$(jq -r '.action // empty' "$W/next.json")
+    reason=$(jq -r '.reason // empty' "$W/next.json")
+    case "$action" in
+      wait)
+        s=$(jq -r '.seconds // 30' "$W/next.json")
+        case "$s" in ''|*[!0-9]*) s=30 ;; esac
+        log "waiting: $reason (asking again in $s s)"
+        sleep "$s"
+        ;;
+      poweroff) halt_now "$reason" ;;
+      *)
+        log "the server said $(head -c 200 "$W/next.json"): not an action this boot environment knows; asking again in 60 s"
+        sleep 60
+        ;;
+    esac
+  else
+    log "could not ask $FLEET_SERVER what comes next (accepted and no longer a discovered machine, or the server is away); asking again in 60 s"
+    sleep 60
+  fi
+done
