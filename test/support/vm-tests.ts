@@ -9,4 +9,5 @@ export const VM_TESTS = [
   'test/integration/bootenv.test.ts',
   'test/integration/bootenv-debian.test.ts',
   'test/integration/netboot-qemu.test.ts',
+  'test/integration/inspect-vm.test.ts',
 ];
