@@ -10,7 +10,9 @@
 # GRUB for BIOS and UEFI, dosfstools, jq, curl, tar for the fleet boot
 # environment (fleet bootenv build) and OVMF for UEFI VMs; gnupg (signs
 # fleet's apt repository), dpkg-dev (dpkg-scanpackages, the reference for
-# its Packages stanzas) and xz-utils (control.tar.xz of .debs); a
+# its Packages stanzas) and xz-utils (control.tar.xz of .debs); nginx and
+# wrk for the boot-http benchmark (the bench starts its own nginx on
+# loopback; the packaged service is never enabled by it); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -26,6 +28,7 @@ PKGS=(
   grub-pc-bin grub-efi-amd64-bin grub2-common dosfstools jq curl tar ovmf openssh-client
   openssl iproute2 procps
   gnupg gpgv dpkg-dev xz-utils
+  nginx wrk
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -34,4 +37,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian starts the packaged nginx on :80 when it installs it; nothing here uses
+  # that service (the boot-http benchmark runs its own nginx on loopback).
+  if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet nginx 2>/dev/null; then
+    systemctl disable --now nginx
+  fi
 fi

@@ -34,7 +34,7 @@ import { imagePaths } from '../../images/store.js';
 import { ADOPT_SCRIPT_PATH, adoptScript } from '../../agents/adopt.js';
 import { repoPaths } from '../../repo/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
-import { registerStaticTree, serveFile } from '../static.js';
+import { registerStaticTree, serveFile, type FileCache } from '../static.js';
 import { MAX_INSPECTION_BODY } from '../../discovery/inspection.js';
 
 export const DEFAULT_BOOT_RATE_LIMIT = { max: 120, timeWindow: 60_000 };
@@ -50,6 +50,8 @@ export interface BootDeps extends Omit<BootServiceDeps, 'recorder'> {
   staticRoots?: { repo?: string; images?: string };
   /** Directory served under /agent (the kickstart downloads /agent/fleet-agent). */
   agentDir?: string;
+  /** Where the static trees hold file bytes (server/http/static.ts; default its sharedFileCache). */
+  fileCache?: FileCache;
 }
 
 /** The client address as recorded in events (IPv4-mapped IPv6 shown as IPv4). */
@@ -113,7 +115,8 @@ async function sendText(reply: FastifyReply, text: string): Promise<FastifyReply
 }
 
 export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): Promise<void> {
-  const { rateLimit: limitOpt, staticRoots, agentDir, recorder, ...serviceDeps } = deps;
+  const { rateLimit: limitOpt, staticRoots, agentDir, recorder, fileCache, ...serviceDeps } = deps;
+  const cache = { cache: fileCache };
   const boot = createBootService({ ...serviceDeps, recorder: recorder ?? createRecorder({ store: deps.store, logger: app.log }) });
   const limits = limitOpt ?? DEFAULT_BOOT_RATE_LIMIT;
 
@@ -200,6 +203,7 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
     });
 
     registerStaticTree(scope, {
+      ...cache,
       prefix: '/agent',
       root: agentDir,
       missingMessage: 'the fleet agent bundle is not built or not configured on this server (agent directory): nodes cannot download fleet-agent',
@@ -208,11 +212,12 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
 
   // --- static trees: an install fetches hundreds of packages, so no rate limit here
   await app.register(async (scope) => {
-    registerStaticTree(scope, { prefix: '/repo', root: staticRoots?.repo, missingMessage: 'no repository tree is configured on this server (/repo)' });
-    registerStaticTree(scope, { prefix: '/images', root: staticRoots?.images, missingMessage: 'no images tree is configured on this server (/images)' });
+    registerStaticTree(scope, { ...cache, prefix: '/repo', root: staticRoots?.repo, missingMessage: 'no repository tree is configured on this server (/repo)' });
+    registerStaticTree(scope, { ...cache, prefix: '/images', root: staticRoots?.images, missingMessage: 'no images tree is configured on this server (/images)' });
     const dataDir = serviceDeps.dataDir;
     // The image store's artefacts (rootfs.tar.zst, ...): the more specific prefix wins over /images/*.
     registerStaticTree(scope, {
+      ...cache,
       prefix: '/images/sha256',
       root: dataDir === undefined ? undefined : imagePaths(dataDir).blobs,
       missingMessage: 'no image store on this server (no data dir)',
@@ -221,6 +226,7 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
     // signing key (DATA/repo/key) and the index beside it are never reachable; the more
     // specific prefix wins over /repo/* (the OS trees of DATA/www/repo).
     registerStaticTree(scope, {
+      ...cache,
       prefix: '/repo/debian',
       root: dataDir === undefined ? undefined : repoPaths(dataDir).debian,
       missingMessage: 'no apt repository on this server (no data dir)',
@@ -235,6 +241,7 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
         schema: { hide: true },
         handler: (req, reply) =>
           serveFile(req, reply, {
+            ...cache,
             prefix: '/bootenv',
             root: dataDir === undefined ? undefined : bootenvCurrentDir(dataDir),
             missingMessage: 'the fleet boot environment is not built: run fleet bootenv build',
