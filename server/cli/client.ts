@@ -1,5 +1,5 @@
 /** The CLI's REST client: one function, errors turned back into FleetErrors from the server's catalogue body. */
-import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+import type { Agent, RequestInit as UndiciRequestInit } from 'undici';
 import { CATALOGUE, FleetError, type ErrorCode } from '../../common/errors.js';
 import type { ClientSettings } from './settings.js';
 
@@ -8,16 +8,18 @@ const agents = new Map<string, Agent>();
 /**
  * fetch() towards the fleet server: with a CA (https:// to a server whose
  * certificate the fleet CA issued) through an undici Agent that trusts it,
- * else Node's fetch with the system's CAs.
+ * else Node's fetch with the system's CAs. undici is loaded only then: most
+ * calls need no CA, and loading it costs start-up time.
  */
 export async function serverFetch(settings: Pick<ClientSettings, 'ca'>, url: string, init: RequestInit): Promise<Response> {
   if (!settings.ca) return fetch(url, init);
+  const undici = await import('undici');
   let agent = agents.get(settings.ca);
   if (!agent) {
-    agent = new Agent({ connect: { ca: settings.ca } });
+    agent = new undici.Agent({ connect: { ca: settings.ca } });
     agents.set(settings.ca, agent);
   }
-  return (await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher: agent })) as unknown as Response;
+  return (await undici.fetch(url, { ...(init as UndiciRequestInit), dispatcher: agent })) as unknown as Response;
 }
 
 export async function apiRequest<T>(

@@ -7,7 +7,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { API_TOKEN_FILE } from '../auth/api-token.js';
 import { FleetError } from '../../common/errors.js';
 import type { CliIo } from './io.js';
@@ -57,6 +56,8 @@ async function readUserConfig(io: CliIo): Promise<UserConfig> {
   const path = join(io.env.XDG_CONFIG_HOME ?? join(io.home, '.config'), 'fleet', 'config.yaml');
   const text = await readIfExists(path);
   if (text === undefined) return {};
+  // yaml is loaded only when there is a file to read: it is not needed otherwise and costs start-up time.
+  const { parse: parseYaml } = await import('yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text);

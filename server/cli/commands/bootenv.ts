@@ -4,7 +4,6 @@
  * environment's own lock (DATA/bootenv/bootenv.lock), like `fleet image`.
  */
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { buildBootenv, currentBootenv, formatBootenv } from '../../bootenv/index.js';
 import type { CliIo } from '../io.js';
@@ -31,18 +30,4 @@ export async function cmdBootenvShow(globals: GlobalFlags, flags: { json?: boole
   if (!c) throw new FleetError('not_found', `no boot environment in ${dataDir} (fleet bootenv build)`);
   io.stdout(flags.json ? JSON.stringify({ dir: c.dir, manifest: c.manifest }, null, 2) + '\n' : formatBootenv(c.manifest, c.dir));
   return Exit.OK;
-}
-
-export function registerBootenvCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  const be = program.command('bootenv').description('the fleet boot environment: the in-RAM Linux nodes netboot into to be installed (docs/bootenv.md)');
-  be.command('build')
-    .description("build it from this machine's kernel and Debian packages (reused while its inputs are unchanged)")
-    .option('--force', 'build again even if a build with the same inputs exists')
-    .option('--json', 'print the manifest as JSON')
-    .action((opts: { force?: boolean; json?: boolean }) => run(cmdBootenvBuild(globals(), opts, io)));
-  be.command('show')
-    .description('the current build: kernel, sizes, modules, tools')
-    .option('--json', 'the manifest as JSON')
-    .action((opts: { json?: boolean }) => run(cmdBootenvShow(globals(), opts, io)));
 }
