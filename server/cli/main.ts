@@ -56,13 +56,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   program
     .command('server')
     .description('run the fleet server: admin API, boot endpoints, gRPC for agents, DHCP/TFTP via dnsmasq, the lifecycle')
-    .requiredOption('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start)')
-    .option('--data <dir>', 'data dir: SQLite file, secret key, API token', undefined)
+    .option('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start); as a systemd service default $CONFIGURATION_DIRECTORY/fleet.yaml (/etc/fleet)')
+    .option('--data <dir>', 'data dir: SQLite file, secret key, API token (env FLEET_DATA; default fleet.yaml server.data_dir, else $STATE_DIRECTORY (/var/lib/fleet) as a systemd service, else ./fleet-data)', undefined)
     .option('--listen <addr:port>', 'admin API address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
     .option('--boot-listen <addr:port>', 'boot endpoints address (default from fleet.yaml netboot.http.listen, else the management address, port 8080)')
     .option('--grpc-listen <addr:port>', 'gRPC agent service address (default from fleet.yaml server.grpc_listen, else the boot address, port 50051)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-    .action((opts: { config: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
+    .action((opts: { config?: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
       run(load.server().then((m) => m.cmdServer({ ...opts, data: opts.data ?? globals().data }, io))),
     );
 

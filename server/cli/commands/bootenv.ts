@@ -3,14 +3,13 @@
  * docs/bootenv.md). They work on this machine's data dir, under the boot
  * environment's own lock (DATA/bootenv/bootenv.lock), like `fleet image`.
  */
-import { resolve } from 'node:path';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { buildBootenv, currentBootenv, formatBootenv } from '../../bootenv/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 export async function cmdBootenvBuild(globals: GlobalFlags, flags: { force?: boolean; json?: boolean }, io: CliIo): Promise<number> {

@@ -13,10 +13,10 @@ import { show } from '../../../common/patterns.js';
 import { buildImage, formatList, formatManifest, imagePaths, importImage, listImages, lockImages, showImage, unregister, type NamedManifest } from '../../images/index.js';
 import { DB_FILE, openDataDir } from '../../store/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 /** Phase lines on stderr with the time since the start. */

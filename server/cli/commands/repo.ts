@@ -11,11 +11,11 @@ import { Exit, FleetError } from '../../../common/errors.js';
 import { osReleaseCodename } from '../../images/sources.js';
 import { addDebs, fetchPackages, listPackages, removePackages, repoPaths, type ListedEntry, type RepoEntry } from '../../repo/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 /** --suite, else the management node's code name. */
