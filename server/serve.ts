@@ -35,8 +35,10 @@ export const DEFAULT_DATA_DIR = 'fleet-data';
 
 export interface StartOptions {
   configPath: string;
-  /** Overrides fleet.yaml server.data_dir; default ./fleet-data */
+  /** Overrides fleet.yaml server.data_dir; default defaultDataDir, else ./fleet-data */
   dataDir?: string;
+  /** Where the data goes when neither dataDir nor fleet.yaml says: $STATE_DIRECTORY under systemd (fleet server). Default ./fleet-data */
+  defaultDataDir?: string;
   /** Admin API; overrides fleet.yaml server.listen; default 127.0.0.1:8080 */
   listen?: string;
   /** Boot endpoints; overrides fleet.yaml netboot.http.listen; default the management address, port 8080. */
@@ -135,7 +137,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const loaded = await loadConfigFile(configPath);
   const spec = loaded.spec;
-  const dataDir = resolve(cwd, opts.dataDir ?? spec.server?.dataDir ?? DEFAULT_DATA_DIR);
+  const dataDir = resolve(cwd, opts.dataDir ?? spec.server?.dataDir ?? opts.defaultDataDir ?? DEFAULT_DATA_DIR);
   const mgmt = spec.cluster.managementAddress;
   const plan = planListeners({
     flags: { listen: opts.listen, bootListen: opts.bootListen, grpcListen: opts.grpcListen },

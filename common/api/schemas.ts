@@ -13,6 +13,7 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';
 import type { Inventory, InventoryChange, InventorySection } from '../inventory/types.js';
+import { BOOT_DEVICES, BOOT_MODES, POWER_OPS } from './values.js';
 
 // ------------------------------------------------------------------ helpers
 
@@ -210,11 +211,9 @@ export type ApplyResponse = Static<typeof ApplyResponse>;
 
 // ------------------------------------------------------------------ BMC
 
-export const POWER_OPS = ['status', 'on', 'off', 'soft', 'cycle', 'reset'] as const;
+export { POWER_OPS, BOOT_DEVICES, BOOT_MODES };
 export type PowerOp = (typeof POWER_OPS)[number];
-export const BOOT_DEVICES = ['pxe', 'disk', 'cdrom', 'bios'] as const;
 export type BootDeviceName = (typeof BOOT_DEVICES)[number];
-export const BOOT_MODES = ['uefi', 'legacy', 'auto'] as const;
 
 const BmcCommon = {
   nodeset: Nodeset,

@@ -1,23 +1,52 @@
-/** The CLI's REST client: one function, errors turned back into FleetErrors from the server's catalogue body. */
-import { Agent, fetch as undiciFetch, type RequestInit as UndiciRequestInit } from 'undici';
+/**
+ * The CLI's REST client: requests to the fleet server over node:http or
+ * node:https, errors turned back into FleetErrors from the server's catalogue
+ * body. Not fetch(): Node's fetch compiles its HTTP parser (WebAssembly) on
+ * first use, which cost a short command like `fleet nodes` 200-400 ms of
+ * start-up on a busy machine (bench/results/cli.md); node:http's parser is native.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { CATALOGUE, FleetError, type ErrorCode } from '../../common/errors.js';
 import type { ClientSettings } from './settings.js';
 
-const agents = new Map<string, Agent>();
+export interface ServerRequest {
+  method?: 'GET' | 'POST' | 'DELETE';
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+}
 
 /**
- * fetch() towards the fleet server: with a CA (https:// to a server whose
- * certificate the fleet CA issued) through an undici Agent that trusts it,
- * else Node's fetch with the system's CAs.
+ * One request to the fleet server; resolves once the response headers arrive,
+ * to the response (its body is a stream of Buffers, an AsyncIterable). With a
+ * CA (https:// to a server whose certificate the fleet CA issued) only that CA
+ * is trusted, else the system's CAs. A connection failure rejects with the
+ * socket's error (code ECONNREFUSED, ...); an abort with the signal's reason.
  */
-export async function serverFetch(settings: Pick<ClientSettings, 'ca'>, url: string, init: RequestInit): Promise<Response> {
-  if (!settings.ca) return fetch(url, init);
-  let agent = agents.get(settings.ca);
-  if (!agent) {
-    agent = new Agent({ connect: { ca: settings.ca } });
-    agents.set(settings.ca, agent);
-  }
-  return (await undiciFetch(url, { ...(init as UndiciRequestInit), dispatcher: agent })) as unknown as Response;
+export function serverRequest(settings: Pick<ClientSettings, 'ca'>, url: string, req: ServerRequest): Promise<IncomingMessage> {
+  const u = new URL(url);
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const r = send(
+      u,
+      {
+        method: req.method ?? 'GET',
+        headers: req.body === undefined ? req.headers : { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) },
+        signal: req.signal,
+        ...(settings.ca ? { ca: settings.ca } : {}),
+      },
+      resolve,
+    );
+    r.on('error', (e) => reject(req.signal.aborted ? req.signal.reason : e));
+    r.end(req.body);
+  });
+}
+
+async function readText(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export async function apiRequest<T>(
@@ -31,29 +60,27 @@ export async function apiRequest<T>(
   if (settings.token) headers.authorization = `Bearer ${settings.token}`;
   if (settings.actor) headers['x-fleet-actor'] = settings.actor;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let res: Response;
+  const signal = AbortSignal.timeout(timeoutMs);
+  let status: number;
+  let text: string;
   try {
-    res = await serverFetch(settings, settings.url + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    const res = await serverRequest(settings, settings.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+    status = res.statusCode ?? 0;
+    text = await readText(res);
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+    const cause = signal.aborted ? (signal.reason as Error).name : ((e as { code?: string }).code ?? (e as Error).name);
     throw new FleetError('unavailable', `cannot reach the fleet server at ${settings.url} (${cause}); is 'fleet server' running?`);
   }
-  const text = await res.text();
   let parsed: unknown;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
-    throw new FleetError('unavailable', `${settings.url}${path} answered HTTP ${res.status} with non-JSON content`);
+    throw new FleetError('unavailable', `${settings.url}${path} answered HTTP ${status} with non-JSON content`);
   }
-  if (!res.ok) {
+  if (status < 200 || status > 299) {
     const err = (parsed as { error?: { code?: string; message?: string; details?: unknown } } | undefined)?.error;
     const code = err?.code && err.code in CATALOGUE ? (err.code as ErrorCode) : 'internal';
-    let message = err?.message ?? `HTTP ${res.status}`;
+    let message = err?.message ?? `HTTP ${status}`;
     if (code === 'auth.missing' && !settings.token) {
       message += '; set FLEET_TOKEN, pass --token-file, or run on the server host next to its data dir';
     }

@@ -4,30 +4,33 @@
  *
  * Exit codes: 0 ok, 1 some targets failed, 2 usage or configuration error.
  * Errors are one clear line on stderr; `--debug` adds the stack.
+ *
+ * Start-up is kept short: this file and register.ts define every command's
+ * options and help and import only commander and small modules; each action
+ * imports its command module when it runs (load.ts). Import nothing else here.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { configIssuesOf, formatConfigIssues } from '../config/index.js';
+import { configIssuesOf, formatConfigIssues } from '../config/issues.js';
 import { Exit, toFleetError } from '../../common/errors.js';
 import { processIo, type CliIo } from './io.js';
 import type { GlobalFlags } from './settings.js';
-import { cmdApply, cmdNodes, cmdShow, type ApplyFlags } from './commands/api.js';
-import { cmdEvents, DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT, type EventsFlags } from './commands/events.js';
-import { cmdBmcInfo, cmdBootdev, cmdPower } from './commands/bmc.js';
-import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from './commands/netboot.js';
-import { cmdDiscover, type DiscoverFlags } from './commands/discover.js';
-import { registerDiscoverBmcCommand } from './commands/discover-bmc.js';
-import { cmdInventory, cmdInventoryDiff, cmdInventoryReconcile } from './commands/inventory.js';
-import { registerImageCommands } from './commands/images.js';
-import { registerBootenvCommands } from './commands/bootenv.js';
-import { registerRepoCommands } from './commands/repo.js';
-import { registerSlurmCommands } from './commands/slurm.js';
-import { registerLabCommands } from './commands/lab.js';
-import { registerLifecycleCommands } from './commands/lifecycle.js';
-import { registerAdoptCommand } from './commands/adopt.js';
-import { cmdNodeset } from './commands/nodeset.js';
-import { cmdServer } from './commands/server.js';
-import { cmdDoctor, type DoctorFlags } from './commands/doctor.js';
-import { cmdCompletion, COMPLETION_SHELLS } from './completion.js';
+import { DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT } from './counts.js';
+import { COMPLETION_SHELLS, cmdCompletion } from './completion.js';
+import * as load from './load.js';
+import {
+  registerAdoptCommand,
+  registerBootenvCommands,
+  registerDiscoverBmcCommand,
+  registerImageCommands,
+  registerLabCommands,
+  registerLifecycleCommands,
+  registerRepoCommands,
+  registerSlurmCommands,
+} from './register.js';
+import type { ApplyFlags } from './commands/apply.js';
+import type { DiscoverFlags } from './commands/discover.js';
+import type { DoctorFlags } from './commands/doctor.js';
+import type { EventsFlags } from './commands/events.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -53,14 +56,14 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   program
     .command('server')
     .description('run the fleet server: admin API, boot endpoints, gRPC for agents, DHCP/TFTP via dnsmasq, the lifecycle')
-    .requiredOption('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start)')
-    .option('--data <dir>', 'data dir: SQLite file, secret key, API token', undefined)
+    .option('-c, --config <file>', 'fleet.yaml describing the cluster (applied at start); as a systemd service default $CONFIGURATION_DIRECTORY/fleet.yaml (/etc/fleet)')
+    .option('--data <dir>', 'data dir: SQLite file, secret key, API token (env FLEET_DATA; default fleet.yaml server.data_dir, else $STATE_DIRECTORY (/var/lib/fleet) as a systemd service, else ./fleet-data)', undefined)
     .option('--listen <addr:port>', 'admin API address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
     .option('--boot-listen <addr:port>', 'boot endpoints address (default from fleet.yaml netboot.http.listen, else the management address, port 8080)')
     .option('--grpc-listen <addr:port>', 'gRPC agent service address (default from fleet.yaml server.grpc_listen, else the boot address, port 50051)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-    .action((opts: { config: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
-      run(cmdServer({ ...opts, data: opts.data ?? globals().data }, io)),
+    .action((opts: { config?: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
+      run(load.server().then((m) => m.cmdServer({ ...opts, data: opts.data ?? globals().data }, io))),
     );
 
   program
@@ -70,7 +73,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--data <dir>', 'data dir (default: as fleet server picks it)')
     .option('--boot-listen <addr:port>', 'as fleet server --boot-listen')
     .option('--json', 'JSON output: {findings: [{id, status, message, fix}], summary}')
-    .action((opts: DoctorFlags) => run(cmdDoctor({ ...opts, ...(opts.data ?? globals().data ? { data: opts.data ?? globals().data } : {}) }, io)));
+    .action((opts: DoctorFlags) => run(load.doctor().then((m) => m.cmdDoctor({ ...opts, ...(opts.data ?? globals().data ? { data: opts.data ?? globals().data } : {}) }, io))));
 
   program
     .command('apply')
@@ -80,7 +83,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--prune', 'also remove nodes gone from the file that are pets or mid-operation')
     .option('-y, --yes', 'do not ask before removing nodes')
     .option('--json', 'print the plan as JSON')
-    .action((opts: ApplyFlags) => run(cmdApply(globals(), opts, io)));
+    .action((opts: ApplyFlags) => run(load.apply().then((m) => m.cmdApply(globals(), opts, io))));
 
   program
     .command('nodes')
@@ -88,14 +91,14 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('[nodeset]', 'clustershell nodeset, e.g. valkyrie[01-02]')
     .option('--json', 'JSON output')
     .option('--names', 'only the node names, one per line (for scripts and shell completion)')
-    .action((nodeset: string | undefined, opts: { json?: boolean; names?: boolean }) => run(cmdNodes(globals(), nodeset, opts, io)));
+    .action((nodeset: string | undefined, opts: { json?: boolean; names?: boolean }) => run(load.api().then((m) => m.cmdNodes(globals(), nodeset, opts, io))));
 
   program
     .command('show')
     .description('show one node in detail')
     .argument('<node>', 'node name')
     .option('--json', 'JSON output')
-    .action((node: string, opts: { json?: boolean }) => run(cmdShow(globals(), node, opts, io)));
+    .action((node: string, opts: { json?: boolean }) => run(load.api().then((m) => m.cmdShow(globals(), node, opts, io))));
 
   program
     .command('events')
@@ -105,7 +108,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--since <time>', 'only events since an ISO time or a duration ago like 10m, 2h, 7d')
     .option('-f, --follow', 'then keep printing new events until Ctrl-C')
     .option('--json', 'JSON output (with --follow: one event per line)')
-    .action((nodeset: string | undefined, opts: EventsFlags) => run(cmdEvents(globals(), nodeset, opts, io)));
+    .action((nodeset: string | undefined, opts: EventsFlags) => run(load.events().then((m) => m.cmdEvents(globals(), nodeset, opts, io))));
 
   program
     .command('power')
@@ -115,7 +118,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--stagger <N/interval>', 'at most N power actions per interval, e.g. 10/2s (PDU inrush)')
     .option('--timeout <duration>', 'per-BMC timeout: 10s, 1500ms, 2m (a bare number is seconds)')
     .option('--json', 'JSON output')
-    .action((op: string, nodeset: string, opts: { json?: boolean; stagger?: string; timeout?: string }) => run(cmdPower(globals(), op, nodeset, opts, io)));
+    .action((op: string, nodeset: string, opts: { json?: boolean; stagger?: string; timeout?: string }) => run(load.bmc().then((m) => m.cmdPower(globals(), op, nodeset, opts, io))));
 
   program
     .command('bootdev')
@@ -127,7 +130,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--legacy', 'legacy BIOS boot mode')
     .option('--json', 'JSON output')
     .action((device: string, nodeset: string, opts: { json?: boolean; persistent?: boolean; uefi?: boolean; legacy?: boolean }) =>
-      run(cmdBootdev(globals(), device, nodeset, opts, io)),
+      run(load.bmc().then((m) => m.cmdBootdev(globals(), device, nodeset, opts, io))),
     );
 
   program
@@ -137,7 +140,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('identity through the BMC: manufacturer, model, serial, UUID, firmware, MACs')
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
-    .action((nodeset: string, opts: { json?: boolean }) => run(cmdBmcInfo(globals(), nodeset, opts, io)));
+    .action((nodeset: string, opts: { json?: boolean }) => run(load.bmc().then((m) => m.cmdBmcInfo(globals(), nodeset, opts, io))));
 
   registerLifecycleCommands(program, { io, globals, run });
   registerAdoptCommand(program, { io, globals, run });
@@ -152,13 +155,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('hardware inventory reported by the agents: model, serial, CPUs, memory, disks, NICs, GPUs, IB, BIOS')
     .argument('[nodeset]', 'clustershell nodeset (default: every node)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json', 'csv', 'html']).default('table'))
-    .action((nodeset: string | undefined, opts: { format: string }) => run(cmdInventory(globals(), nodeset, opts, io)));
+    .action((nodeset: string | undefined, opts: { format: string }) => run(load.inventory().then((m) => m.cmdInventory(globals(), nodeset, opts, io))));
   inventory
     .command('diff')
     .description('hardware changes between the last two inventory reports of a node (e.g. a DIMM gone)')
     .argument('<node>', 'node name')
     .option('--json', 'JSON output')
-    .action((node: string, opts: { json?: boolean }) => run(cmdInventoryDiff(globals(), node, opts, io)));
+    .action((node: string, opts: { json?: boolean }) => run(load.inventory().then((m) => m.cmdInventoryDiff(globals(), node, opts, io))));
   inventory
     .command('reconcile')
     .description("compare each node's agent inventory (UUID, serial, MACs) with what its BMC says; a mismatch (a mis-cabled BMC) flags the node bmc-mismatch, exit 1")
@@ -167,7 +170,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .addOption(new Option('--format <format>', 'output format: table (default) or json').choices(['table', 'json']))
     .option('--timeout <seconds>', 'per-BMC timeout')
     .action((nodeset: string, opts: { format?: string; timeout?: string }) =>
-      run(cmdInventoryReconcile(globals(), nodeset, { ...opts, format: opts.format ?? inventory.opts<{ format?: string }>().format }, io)),
+      run(load.inventory().then((m) => m.cmdInventoryReconcile(globals(), nodeset, { ...opts, format: opts.format ?? inventory.opts<{ format?: string }>().format }, io))),
     );
 
   program
@@ -175,19 +178,19 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .description('print exactly what a node would be served now (tokens replaced by placeholders)')
     .argument('<what>', 'ipxe or kickstart')
     .argument('<node>', 'node name')
-    .action((what: string, node: string) => run(cmdRender(globals(), what, node, io)));
+    .action((what: string, node: string) => run(load.netboot().then((m) => m.cmdRender(globals(), what, node, io))));
 
   program
     .command('export')
     .description('the cluster for other tools: hosts, dnsmasq, ansible-inventory, clustershell-groups')
     .argument('<format>', 'hosts, dnsmasq, ansible-inventory or clustershell-groups')
-    .action((format: string) => run(cmdExport(globals(), format, io)));
+    .action((format: string) => run(load.netboot().then((m) => m.cmdExport(globals(), format, io))));
 
   program
     .command('discovered')
     .description('machines seen on the network (DHCP, PXE) that no node declares')
     .option('--json', 'JSON output')
-    .action((opts: { json?: boolean }) => run(cmdDiscovered(globals(), opts, io)));
+    .action((opts: { json?: boolean }) => run(load.netboot().then((m) => m.cmdDiscovered(globals(), opts, io))));
 
   program
     .command('enroll')
@@ -195,7 +198,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .argument('<mac>', 'MAC of the discovered machine')
     .requiredOption('--name <name>', 'node name')
     .option('--profile <profile>', 'profile (default: the only one, if there is one)')
-    .action((mac: string, opts: { name: string; profile?: string }) => run(cmdEnroll(globals(), mac, opts, io)));
+    .action((mac: string, opts: { name: string; profile?: string }) => run(load.netboot().then((m) => m.cmdEnroll(globals(), mac, opts, io))));
 
   const discover = program
     .command('discover')
@@ -208,7 +211,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--force', 'with --accept: install even when a check the profile depends on fails (fleet doctor)')
     .option('--stagger <N/INTERVAL>', 'with --accept: at most N installs start per interval, e.g. 10/30s (PDU inrush)')
     .option('--json', 'JSON output')
-    .action((machines: string[], opts: DiscoverFlags) => run(cmdDiscover(globals(), machines, opts, io)));
+    .action((machines: string[], opts: DiscoverFlags) => run(load.discover().then((m) => m.cmdDiscover(globals(), machines, opts, io))));
   registerDiscoverBmcCommand(discover, { io, globals, run });
 
   program
@@ -218,7 +221,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .argument('[args...]', 'options and nodesets, as clustershell nodeset takes them')
-    .action((args: string[]) => run(Promise.resolve(cmdNodeset(args, io))));
+    .action((args: string[]) => run(load.nodeset().then((m) => m.cmdNodeset(args, io))));
 
   program
     .command('completion')

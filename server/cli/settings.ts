@@ -2,18 +2,35 @@
  * Where the CLI finds the server and its token. Order: flags, environment
  * (FLEET_URL, FLEET_TOKEN, FLEET_TOKEN_FILE), ~/.config/fleet/config.yaml
  * (url, token or token_file), then the local server's data dir token file
- * (FLEET_DATA or ./fleet-data/api.token) so that an admin on the management
- * node needs no setup.
+ * (localDataDir: FLEET_DATA, ./fleet-data or the service's /var/lib/fleet)
+ * so that an admin on the management node needs no setup.
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { API_TOKEN_FILE } from '../auth/api-token.js';
 import { FleetError } from '../../common/errors.js';
 import type { CliIo } from './io.js';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 export const DEFAULT_DATA_DIR = 'fleet-data';
+/** The data dir of fleet's systemd service (server/fleet.service: StateDirectory=fleet). */
+export const SERVICE_DATA_DIR = '/var/lib/fleet';
+
+/**
+ * The data dir of the fleet server on this host, for the commands that read
+ * or write it here (token, CA, images, boot environment, repository, doctor):
+ * --data, FLEET_DATA, `configured` (fleet.yaml server.data_dir, where the
+ * command reads fleet.yaml), else ./fleet-data when it exists (a first try),
+ * else the service's /var/lib/fleet when it exists, else ./fleet-data.
+ */
+export function localDataDir(flagData: string | undefined, io: Pick<CliIo, 'cwd' | 'env'>, configured?: string, serviceDir = SERVICE_DATA_DIR): string {
+  const named = flagData ?? io.env.FLEET_DATA ?? configured;
+  if (named !== undefined) return resolve(io.cwd, named);
+  const firstTry = resolve(io.cwd, DEFAULT_DATA_DIR);
+  if (!existsSync(firstTry) && existsSync(serviceDir)) return serviceDir;
+  return firstTry;
+}
 
 export interface GlobalFlags {
   url?: string;
@@ -57,6 +74,8 @@ async function readUserConfig(io: CliIo): Promise<UserConfig> {
   const path = join(io.env.XDG_CONFIG_HOME ?? join(io.home, '.config'), 'fleet', 'config.yaml');
   const text = await readIfExists(path);
   if (text === undefined) return {};
+  // yaml is loaded only when there is a file to read: it is not needed otherwise and costs start-up time.
+  const { parse: parseYaml } = await import('yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -105,7 +124,7 @@ async function resolveCa(flags: GlobalFlags, io: CliIo, user: UserConfig, url: s
     if (pem === undefined) throw new FleetError('config.unreadable', `CA file ${named} does not exist`);
     return pem;
   }
-  return readIfExists(join(resolve(io.cwd, flags.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR), 'pki', 'ca.crt'));
+  return readIfExists(join(localDataDir(flags.data, io), 'pki', 'ca.crt'));
 }
 
 async function resolveUrlAndToken(flags: GlobalFlags, io: CliIo, user: UserConfig): Promise<ClientSettings> {
@@ -118,7 +137,7 @@ async function resolveUrlAndToken(flags: GlobalFlags, io: CliIo, user: UserConfi
   if (io.env.FLEET_TOKEN_FILE) return { url, token: await tokenFromFile(io.env.FLEET_TOKEN_FILE), tokenSource: 'FLEET_TOKEN_FILE' };
   if (user.token) return { url, token: user.token, tokenSource: '~/.config/fleet/config.yaml' };
   if (user.token_file) return { url, token: await tokenFromFile(user.token_file), tokenSource: user.token_file };
-  const dataDir = resolve(io.cwd, flags.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  const dataDir = localDataDir(flags.data, io);
   const local = await readIfExists(join(dataDir, API_TOKEN_FILE));
   if (local !== undefined) return { url, token: local.trim(), tokenSource: join(dataDir, API_TOKEN_FILE) };
   return { url };

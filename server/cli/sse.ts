@@ -4,7 +4,7 @@
  */
 import type { ApiEvent } from '../../common/api/schemas.js';
 import { FleetError } from '../../common/errors.js';
-import { serverFetch } from './client.js';
+import { serverRequest } from './client.js';
 import type { ClientSettings } from './settings.js';
 
 export interface SseMessage {
@@ -62,18 +62,23 @@ export async function openEventStream(
   const params = new URLSearchParams();
   if (query.nodeset !== undefined) params.set('nodeset', query.nodeset);
   params.set('after', String(query.after));
-  const res = await serverFetch(settings, `${settings.url}/api/v1/events/stream?${params.toString()}`, { headers, signal });
-  if (!res.ok || !res.body) {
-    const text = await res.text().catch(() => '');
-    let message = `HTTP ${res.status}`;
+  const res = await serverRequest(settings, `${settings.url}/api/v1/events/stream?${params.toString()}`, { headers, signal });
+  if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode > 299) {
+    let text = '';
+    try {
+      for await (const c of res) text += (c as Buffer).toString('utf8');
+    } catch {
+      /* the message is enough */
+    }
+    let message = `HTTP ${res.statusCode}`;
     try {
       message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? message;
     } catch {
       /* not JSON */
     }
-    throw new FleetError(res.status === 401 ? 'auth.invalid' : 'unavailable', `event stream: ${message}`);
+    throw new FleetError(res.statusCode === 401 ? 'auth.invalid' : 'unavailable', `event stream: ${message}`);
   }
-  const body = res.body;
+  const body = res as AsyncIterable<Uint8Array>;
   return (async function* events(): AsyncGenerator<ApiEvent> {
     for await (const msg of sseEvents(body)) {
       if (msg.event === 'error') continue;

@@ -13,7 +13,7 @@ import { FleetError } from '../../common/errors.js';
 import { killPid, pidMatches, readPidFile, sleep } from './exec.js';
 import { fleetSourceRoot, labAdminUrl, readLabState, type LabState } from './lab.js';
 
-export const DEFAULT_LAB_DIR = 'fleet-lab';
+export { DEFAULT_LAB_DIR } from './defaults.js';
 /** The server log line that says DHCP/TFTP is up: the lab is usable from then on. */
 export const LAB_READY_LINE = /netboot: dnsmasq serving/;
 

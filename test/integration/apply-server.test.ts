@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cmdApply } from '../../server/cli/commands/api.js';
+import { cmdApply } from '../../server/cli/commands/apply.js';
 import type { CliIo } from '../../server/cli/io.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst, type CliResult } from '../helpers/cli.js';

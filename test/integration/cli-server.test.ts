@@ -156,4 +156,29 @@ describe('fleet CLI against a running server', () => {
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).not.toMatch(/\bat .*\.js:\d+/);
   });
+
+  it.runIf(existsSync(join(ROOT, 'dist/server/cli/main.js')))('the built binary: nodeset, nodes and status load no server module', async () => {
+    // test/helpers/trace-loads.mjs lists every module the process loads; the command modules themselves load lazily (server/cli/load.ts).
+    const loaded = async (...args: string[]): Promise<string[]> => {
+      const trace = join(dir, `loads-${args[0]}.txt`);
+      await run(process.execPath, ['--import', join(ROOT, 'test/helpers/trace-loads.mjs'), join(ROOT, 'bin/fleet.js'), ...args], {
+        env: { ...process.env, FLEET_TRACE_LOADS: trace },
+      }).catch(() => undefined); // the exit code does not matter here, what was loaded does
+      return (await readFile(trace, 'utf8')).trim().split('\n');
+    };
+    const remote = ['--url', server.url, '--token-file', server.tokenPath];
+    const heavy = /node_modules\/(fastify|@fastify|@grpc|@bufbuild|kysely|better-sqlite3|systeminformation|@peculiar|typebox|undici|yaml)\/|dist\/server\/(serve|listeners|http|grpc|store|images|bootenv|netboot|lab\/lab|repo|apply)\b/;
+    for (const [args, commandModule] of [
+      [['nodeset', '-e', 'n[1-100]'], 'commands/nodeset.js'],
+      [[...remote, 'nodes'], 'commands/api.js'],
+      [[...remote, 'status'], 'commands/lifecycle.js'],
+    ] as const) {
+      const urls = await loaded(...args);
+      expect(urls.some((u) => u.endsWith(`dist/server/cli/${commandModule}`)), args.join(' ')).toBe(true);
+      expect(urls.filter((u) => heavy.test(u)), args.join(' ')).toEqual([]);
+    }
+    // `fleet server --help` only defines the command; `fleet apply` loads the config code, which the trace sees.
+    expect((await loaded('server', '--help')).filter((u) => heavy.test(u))).toEqual([]);
+    expect((await loaded('apply', '-f', join(dir, 'missing.yaml'))).filter((u) => heavy.test(u)).length).toBeGreaterThan(0);
+  });
 });

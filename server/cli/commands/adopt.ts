@@ -5,7 +5,6 @@
  * machine (docs/agent.md "Adoption"). stdout is that line alone (so it can
  * be captured); what to do with it goes to stderr. --json: the whole answer.
  */
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import type { AdoptResponse } from '../../../common/api/schemas.js';
 import { NODE_NAME } from '../../../common/patterns.js';
@@ -28,14 +27,4 @@ export async function cmdAdopt(flags: GlobalFlags, node: string, opts: { json?: 
   );
   io.stdout(res.line + '\n');
   return Exit.OK;
-}
-
-/** Adds `fleet adopt` (cli/main.ts). */
-export function registerAdoptCommand(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  program
-    .command('adopt')
-    .description('adopt an installed machine (e.g. bmc: none) as NODE: prints one line to run as root on it (fetches, checks and enrols the agent)')
-    .argument('<node>', 'the node name the machine becomes')
-    .option('--json', 'JSON output (the line, its expiry, the digests)')
-    .action((node: string, opts: { json?: boolean }) => ctx.run(cmdAdopt(ctx.globals(), node, opts, ctx.io)));
 }

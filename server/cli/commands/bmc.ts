@@ -1,6 +1,7 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
 import { Exit, FleetError } from '../../../common/errors.js';
-import { BOOT_DEVICES, type BmcInfoRequest, type BmcResponse, type BmcResult, type BootDeviceName, type BootdevRequest, type PowerRequest } from '../../../common/api/schemas.js';
+import type { BmcInfoRequest, BmcResponse, BmcResult, BootDeviceName, BootdevRequest, PowerRequest } from '../../../common/api/schemas.js';
+import { BOOT_DEVICES } from '../../../common/api/values.js';
 import { parseDurationMs } from '../../../common/duration.js';
 import { apiRequest } from '../client.js';
 import { foldFailures } from '../fold.js';

@@ -3,15 +3,13 @@
  * docs/bootenv.md). They work on this machine's data dir, under the boot
  * environment's own lock (DATA/bootenv/bootenv.lock), like `fleet image`.
  */
-import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { buildBootenv, currentBootenv, formatBootenv } from '../../bootenv/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 export async function cmdBootenvBuild(globals: GlobalFlags, flags: { force?: boolean; json?: boolean }, io: CliIo): Promise<number> {
@@ -31,18 +29,4 @@ export async function cmdBootenvShow(globals: GlobalFlags, flags: { json?: boole
   if (!c) throw new FleetError('not_found', `no boot environment in ${dataDir} (fleet bootenv build)`);
   io.stdout(flags.json ? JSON.stringify({ dir: c.dir, manifest: c.manifest }, null, 2) + '\n' : formatBootenv(c.manifest, c.dir));
   return Exit.OK;
-}
-
-export function registerBootenvCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  const be = program.command('bootenv').description('the fleet boot environment: the in-RAM Linux nodes netboot into to be installed (docs/bootenv.md)');
-  be.command('build')
-    .description("build it from this machine's kernel and Debian packages (reused while its inputs are unchanged)")
-    .option('--force', 'build again even if a build with the same inputs exists')
-    .option('--json', 'print the manifest as JSON')
-    .action((opts: { force?: boolean; json?: boolean }) => run(cmdBootenvBuild(globals(), opts, io)));
-  be.command('show')
-    .description('the current build: kernel, sizes, modules, tools')
-    .option('--json', 'the manifest as JSON')
-    .action((opts: { json?: boolean }) => run(cmdBootenvShow(globals(), opts, io)));
 }

@@ -11,7 +11,6 @@
  * subnet or port fails at once, and the CLI waits as long as the scan can
  * take (its bound) and no longer.
  */
-import type { Command } from 'commander';
 import type { ApiDiscoveredBmc, BmcScanHost, BmcScanRequest, BmcScanResponse, DiscoveredBmcsResponse } from '../../../common/api/schemas.js';
 import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
@@ -176,26 +175,4 @@ export async function cmdDiscoverBmc(flags: GlobalFlags, opts: DiscoverBmcFlags,
   const res = await apiRequest<BmcScanResponse>(settings, 'POST', '/api/v1/discover/bmc', req, plan.boundMs + 60_000);
   io.stdout((opts.json ? JSON.stringify(res, null, 2) : formatScan(res)) + '\n');
   return Exit.OK;
-}
-
-export function registerDiscoverBmcCommand(discover: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  discover
-    .command('bmc')
-    .description('scan a subnet for BMCs (IPMI: RMCP ping and Get Channel Auth Caps; Redfish: the anonymous service root) and record them; no credentials are used')
-    .option('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.100.0/24 (at most a /16 unless --force), or one address')
-    .option('--protocol <protocol>', `ipmi, redfish or both (default ${SCAN_DEFAULTS.protocol})`)
-    .option('--port <n>', `the port of the one --protocol given (default ${SCAN_DEFAULTS.ipmiPort} for ipmi, ${SCAN_DEFAULTS.redfishPort} for redfish)`)
-    .option('--ipmi-port <n>', `RMCP UDP port (default ${SCAN_DEFAULTS.ipmiPort})`)
-    .option('--redfish-port <n>', `HTTPS TCP port (default ${SCAN_DEFAULTS.redfishPort})`)
-    .option('--concurrency <n>', `addresses probed at a time (default ${SCAN_DEFAULTS.concurrency}, at most ${SCAN_LIMITS.maxConcurrency})`)
-    .option('--timeout <duration>', `per address and protocol: 3s, 500ms (default ${SCAN_DEFAULTS.timeoutMs / 1000}s; IPMI is retried ${SCAN_DEFAULTS.retries} times within it)`)
-    .option('--force', 'scan more than a /16 (up to a /12)')
-    .option('--list', 'show the BMCs found so far instead of scanning')
-    .option('--json', 'JSON output')
-    // `fleet discover` has --json and --force too: commander gives them to the parent wherever they stand.
-    .action((opts: DiscoverBmcFlags, cmd: Command) => {
-      const parent = (cmd.parent?.opts() ?? {}) as { json?: boolean; force?: boolean };
-      return run(cmdDiscoverBmc(globals(), { ...opts, ...(parent.json ? { json: true } : {}), ...(parent.force ? { force: true } : {}) }, io));
-    });
 }

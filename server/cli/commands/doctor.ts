@@ -8,7 +8,7 @@ import { loadConfigFile } from '../../config/index.js';
 import { doctorExit, formatFinding, summarize } from '../../doctor/checks.js';
 import { plannedBoot, runDoctor } from '../../doctor/gather.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR } from '../settings.js';
+import { localDataDir } from '../settings.js';
 
 export interface DoctorFlags {
   config: string;
@@ -20,8 +20,8 @@ export interface DoctorFlags {
 export async function cmdDoctor(flags: DoctorFlags, io: CliIo): Promise<number> {
   const loaded = await loadConfigFile(resolve(io.cwd, flags.config));
   const spec = loaded.spec;
-  // The data dir as `fleet server` picks it (serve.ts).
-  const dataDir = resolve(io.cwd, flags.data ?? io.env.FLEET_DATA ?? spec.server?.dataDir ?? DEFAULT_DATA_DIR);
+  // The data dir of the server on this host: as `fleet server` picks it (serve.ts), or the service's.
+  const dataDir = localDataDir(flags.data, io, spec.server?.dataDir);
   const findings = await runDoctor({ spec, dataDir, boot: plannedBoot(spec, flags.bootListen !== undefined ? { bootListen: flags.bootListen } : {}) });
   const summary = summarize(findings);
   if (flags.json) {

@@ -12,11 +12,10 @@ import type { CliIo } from '../io.js';
 import { resolveClientSettings, type ClientSettings, type GlobalFlags } from '../settings.js';
 import { openEventStream } from '../sse.js';
 import { parseSince } from '../time.js';
+import { DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT } from '../counts.js';
 
-/** How many of the newest events `fleet events` shows without -n or --since. */
-export const DEFAULT_EVENT_COUNT = 50;
-/** The most events one `fleet events` prints before following (-n and --since alike). */
-export const MAX_EVENT_COUNT = 10_000;
+export { DEFAULT_EVENT_COUNT, MAX_EVENT_COUNT };
+
 /** The server's largest page (EventsQuery.limit). */
 const PAGE = 1000;
 /** Consecutive failed (re)connections of -f before it gives up. */

@@ -8,16 +8,15 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { show } from '../../../common/patterns.js';
 import { buildImage, formatList, formatManifest, imagePaths, importImage, listImages, lockImages, showImage, unregister, type NamedManifest } from '../../images/index.js';
 import { DB_FILE, openDataDir } from '../../store/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 /** Phase lines on stderr with the time since the start. */
@@ -147,49 +146,4 @@ export async function cmdImageRm(globals: GlobalFlags, name: string, flags: { fo
   } finally {
     lock.release();
   }
-}
-
-const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
-
-export function registerImageCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  const image = program.command('image').description('OS images: build (mmdebstrap), import (rootfs tarball, OCI archive), list, show, rm (docs/images.md)');
-  image
-    .command('build')
-    .description("build a Debian image from this machine's apt sources (systemd, kernel, initramfs, openssh-server, the fleet agent); root, minutes")
-    .argument('<name>', 'image name')
-    .requiredOption('--from <distro:suite>', 'what to build, e.g. debian:bookworm')
-    .option('--include <packages>', 'more packages (comma-separated; repeatable)', collect)
-    .option('--arch <arch>', 'Debian architecture (default amd64)')
-    .option('--agent <dir>', 'agent bundle directory (fleet-agent, fleet-agent.service); default DATA/www/agent, built when absent')
-    .option('--force', 'build again even if an image with the same inputs exists')
-    .option('--json', 'print the manifest as JSON')
-    .action((name: string, opts: ImageBuildFlags) => run(cmdImageBuild(globals(), name, opts, io)));
-  image
-    .command('import')
-    .description('import a root filesystem tarball (.tar, .tar.gz, .tar.zst) or an OCI image archive (oci-archive, docker save); root')
-    .argument('<name>', 'image name')
-    .argument('<file>', 'the archive')
-    .option('--arch <arch>', 'the image to take from a multi-architecture OCI index')
-    .option('--force', 'import again even if this file was imported before')
-    .option('--json', 'print the manifest as JSON')
-    .action((name: string, file: string, opts: { arch?: string; force?: boolean; json?: boolean }) => run(cmdImageImport(globals(), name, file, opts, io)));
-  image
-    .command('list')
-    .description('images of this data dir')
-    .option('--json', 'JSON output (manifests without their package lists)')
-    .action((opts: { json?: boolean }) => run(cmdImageList(globals(), opts, io)));
-  image
-    .command('show')
-    .description("one image's manifest: digest, origin, kernel, package count, artefacts with sizes and sha256")
-    .argument('<name>', 'image name')
-    .option('--packages', 'also list the packages')
-    .option('--json', 'the whole manifest as JSON')
-    .action((name: string, opts: { json?: boolean; packages?: boolean }) => run(cmdImageShow(globals(), name, opts, io)));
-  image
-    .command('rm')
-    .description('remove an image (refused while a profile names it, unless --force)')
-    .argument('<name>', 'image name')
-    .option('--force', 'remove it even if a profile names it (and without reading the store)')
-    .action((name: string, opts: { force?: boolean }) => run(cmdImageRm(globals(), name, opts, io)));
 }

@@ -21,7 +21,6 @@
 
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { labAdminUrl, labDown, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
 import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, type LabState } from '../../lab/lab.js';
@@ -239,55 +238,4 @@ export async function cmdLabDemo(flags: LabUpFlags, io: CliIo, deps: LabCliDeps 
     ].join('\n'),
   );
   return code === 0 ? Exit.OK : Exit.FAILED;
-}
-
-export function registerLabCommands(program: Command, ctx: { io: CliIo; run: (p: Promise<number>) => Promise<void>; deps?: LabCliDeps }): void {
-  const { io, run } = ctx;
-  const lab = program.command('lab').description('the lab: QEMU VMs with IPMI BMCs in a network namespace, served by a real fleet server (root; docs/lab.md)');
-  const dirOpt = ['--dir <dir>', `lab directory (default ./${DEFAULT_LAB_DIR})`] as const;
-  lab
-    .command('up')
-    .description('create the lab (namespace, VMs powered off, BMCs) and start fleet server inside it')
-    .option('--nodes <n>', 'number of compute VMs (valkyrieNN), 1-32', '2')
-    .option('--no-storage', 'without the storage node thor (and so without NFS mounts and Slurm on the compute VMs)')
-    .option(...dirOpt)
-    .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
-    .action((opts: LabUpFlags) => run(cmdLabUp(opts, io, ctx.deps)));
-  lab
-    .command('down')
-    .description('stop the lab\'s fleet server, VMs and BMCs, delete its namespace')
-    .option(...dirOpt)
-    .option('--purge', 'also delete the lab directory')
-    .action((opts: { dir?: string; purge?: boolean }) => run(cmdLabDown(opts, io, ctx.deps)));
-  lab
-    .command('status')
-    .description('the lab\'s VMs (power, next boot device), BMCs and fleet server')
-    .option(...dirOpt)
-    .option('--json', 'JSON output')
-    .action((opts: { dir?: string; json?: boolean }) => run(cmdLabStatus(opts, io)));
-  lab
-    .command('exec')
-    .description('run the fleet CLI inside the lab against its server: fleet lab exec -- status')
-    .option(...dirOpt)
-    .argument('[args...]', 'fleet arguments, after --')
-    .allowUnknownOption(true)
-    .allowExcessArguments(true)
-    .action((args: string[], opts: { dir?: string }) => run(cmdLabExec(opts, args, io, ctx.deps)));
-  lab
-    .command('ssh')
-    .description('ssh to a lab VM as root with the lab\'s key (it must be installed): fleet lab ssh valkyrie01 [-- COMMAND]')
-    .option(...dirOpt)
-    .argument('<node>', 'the VM, e.g. valkyrie01')
-    .argument('[command...]', 'a command to run instead of a shell, after --')
-    .allowUnknownOption(true)
-    .allowExcessArguments(true)
-    .action((node: string, args: string[], opts: { dir?: string }) => run(cmdLabSsh(opts, node, args, io, ctx.deps)));
-  lab
-    .command('demo')
-    .description('lab up (unless up) and reinstall every lab VM, watching; the lab stays up (npm run lab)')
-    .option('--nodes <n>', 'number of compute VMs (valkyrieNN), 1-32', '2')
-    .option('--no-storage', 'without the storage node thor')
-    .option(...dirOpt)
-    .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
-    .action((opts: LabUpFlags) => run(cmdLabDemo(opts, io, ctx.deps)));
 }

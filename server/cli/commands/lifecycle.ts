@@ -4,7 +4,6 @@
  * with their reason, --json for scripts, exit 1 when any node failed.
  */
 import { createInterface } from 'node:readline/promises';
-import type { Command } from 'commander';
 import { parseStagger } from '../../bmc/fanout.js';
 import { parseDurationMs } from '../../../common/duration.js';
 import { Exit, FleetError } from '../../../common/errors.js';
@@ -375,49 +374,4 @@ export async function cmdCancel(flags: GlobalFlags, nodeset: string, opts: { jso
   const res = await apiRequest<LifecycleActionResponse>(settings, 'POST', '/api/v1/nodes/cancel', { nodeset } satisfies CancelRequest);
   io.stdout((opts.json ? JSON.stringify(res, null, 2) : formatActions(res, (r) => `cancelled in ${r.from ?? '?'}, now ${r.state ?? '?'} (disarmed)`)) + '\n');
   return res.summary.failed ? Exit.FAILED : Exit.OK;
-}
-
-/**
- * Adds the four commands to the program (cli/main.ts):
- *   registerLifecycleCommands(program, { io, globals, run });
- */
-export function registerLifecycleCommands(
-  program: Command,
-  ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void>; deps?: LifecycleCliDeps },
-): void {
-  const { io, globals, run } = ctx;
-  program
-    .command('reinstall')
-    .description('reinstall nodes (erases their disks): one-time PXE boot, install, boot the disk, configure')
-    .argument('<nodeset>', 'clustershell nodeset, e.g. valkyrie[01-02]')
-    .option('--profile <name>', 'install this profile (changes the node\'s profile; update fleet.yaml too)')
-    .option('--stagger <N/SECONDS>', 'at most N nodes power-cycle per interval, e.g. 10/30 or 10/30s (PDU inrush)')
-    .option('--watch', 'follow the nodes until they are ready or failed')
-    .option('--timeout <duration>', 'with --watch: stop watching after this long (e.g. 2h)')
-    .option('-y, --yes', 'do not ask for confirmation')
-    .option('--force', 'also reinstall pets, and reinstall even when a check the profile depends on fails (fleet doctor)')
-    .option('--json', 'JSON output')
-    .action((nodeset: string, opts: ReinstallFlags) => run(cmdReinstall(globals(), nodeset, opts, io, ctx.deps)));
-
-  program
-    .command('status')
-    .description('lifecycle status: state, time in state, next timeout, last event, failure reason, flags')
-    .argument('[nodeset]', 'clustershell nodeset (default: every node)')
-    .option('--json', 'JSON output')
-    .action((nodeset: string | undefined, opts: { json?: boolean }) => run(cmdStatus(globals(), nodeset, opts, io, ctx.deps)));
-
-  program
-    .command('watch')
-    .description('follow nodes live until each is ready or failed (plain event lines when not on a terminal)')
-    .argument('<nodeset>', 'clustershell nodeset')
-    .option('--timeout <duration>', 'stop watching after this long (e.g. 2h)')
-    .option('--json', 'one JSON event per line')
-    .action((nodeset: string, opts: { timeout?: string; json?: boolean }) => run(cmdWatch(globals(), nodeset, opts, io, ctx.deps)));
-
-  program
-    .command('cancel')
-    .description('cancel the lifecycle of nodes: back to enrolled, disarmed, boot device disk')
-    .argument('<nodeset>', 'clustershell nodeset')
-    .option('--json', 'JSON output')
-    .action((nodeset: string, opts: { json?: boolean }) => run(cmdCancel(globals(), nodeset, opts, io)));
 }

@@ -7,16 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { osReleaseCodename } from '../../images/sources.js';
 import { addDebs, fetchPackages, listPackages, removePackages, repoPaths, type ListedEntry, type RepoEntry } from '../../repo/index.js';
 import type { CliIo } from '../io.js';
-import { DEFAULT_DATA_DIR, type GlobalFlags } from '../settings.js';
+import { localDataDir, type GlobalFlags } from '../settings.js';
 import { formatTable } from '../table.js';
 
 function dataDirOf(globals: GlobalFlags, io: CliIo): string {
-  return resolve(io.cwd, globals.data ?? io.env.FLEET_DATA ?? DEFAULT_DATA_DIR);
+  return localDataDir(globals.data, io);
 }
 
 /** --suite, else the management node's code name. */
@@ -95,41 +94,4 @@ export async function cmdRepoKey(globals: GlobalFlags, io: CliIo): Promise<numbe
   }
   io.stdout(asc);
   return Exit.OK;
-}
-
-export function registerRepoCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  const repo = program.command('repo').description('the local apt repository the server serves at /repo/debian/ (docs/repo.md)');
-  const suiteHelp = "suite (dists/ directory; default this machine's Debian code name)";
-  repo
-    .command('add')
-    .description('add .deb files (each checked: a real Debian package for amd64 or all) and publish the suite, signed')
-    .argument('<files...>', '.deb files')
-    .option('--suite <suite>', suiteHelp)
-    .option('--json', 'JSON output')
-    .action((files: string[], opts: { suite?: string; json?: boolean }) => run(cmdRepoAdd(globals(), files, opts, io)));
-  repo
-    .command('fetch')
-    .description("download packages and their dependencies from this machine's apt sources (private apt state) and add them")
-    .argument('<packages...>', 'Debian package names')
-    .option('--suite <suite>', `${suiteHelp}; the host's sources are rewritten for it, as fleet image build does`)
-    .option('--json', 'JSON output')
-    .action((packages: string[], opts: { suite?: string; json?: boolean }) => run(cmdRepoFetch(globals(), packages, opts, io)));
-  repo
-    .command('list')
-    .description('the packages of every suite (or one)')
-    .option('--suite <suite>', 'only this suite')
-    .option('--json', 'JSON output')
-    .action((opts: { suite?: string; json?: boolean }) => run(cmdRepoList(globals(), opts, io)));
-  repo
-    .command('remove')
-    .alias('rm')
-    .description('remove packages (by name) from a suite and publish it; pool files no suite uses are deleted')
-    .argument('<packages...>', 'package names')
-    .option('--suite <suite>', suiteHelp)
-    .action((names: string[], opts: { suite?: string }) => run(cmdRepoRemove(globals(), names, opts, io)));
-  repo
-    .command('key')
-    .description('print the repository public key (ASCII-armoured; nodes get it from the cluster facts or /repo/debian/fleet-archive-keyring.gpg)')
-    .action(() => run(cmdRepoKey(globals(), io)));
 }

@@ -1,9 +1,10 @@
-import { Exit } from '../../../common/errors.js';
+import { join } from 'node:path';
+import { Exit, FleetError } from '../../../common/errors.js';
 import { startServer } from '../../serve.js';
 import type { CliIo } from '../io.js';
 
 export interface ServerFlags {
-  config: string;
+  config?: string;
   data?: string;
   listen?: string;
   bootListen?: string;
@@ -11,30 +12,81 @@ export interface ServerFlags {
   logLevel: string;
 }
 
-/** `fleet server`: runs until SIGINT/SIGTERM, then stops cleanly. */
+/** The first of systemd's colon-separated directory list ($CONFIGURATION_DIRECTORY, $STATE_DIRECTORY), if set. */
+function systemdDir(value: string | undefined): string | undefined {
+  const first = value?.split(':')[0];
+  return first ? first : undefined;
+}
+
+/**
+ * Where `fleet server` finds fleet.yaml and keeps its data when not told.
+ * Under systemd (server/fleet.service) the unit's ConfigurationDirectory= and
+ * StateDirectory= give $CONFIGURATION_DIRECTORY (/etc/fleet) and
+ * $STATE_DIRECTORY (/var/lib/fleet); by hand, --config is needed and the data
+ * goes to ./fleet-data (a first try). --data, FLEET_DATA and fleet.yaml's
+ * server.data_dir win over $STATE_DIRECTORY.
+ */
+export function serverPaths(flags: Pick<ServerFlags, 'config' | 'data'>, env: NodeJS.ProcessEnv): { configPath: string; dataDir?: string; defaultDataDir?: string } {
+  const confDir = systemdDir(env.CONFIGURATION_DIRECTORY);
+  const configPath = flags.config ?? (confDir ? join(confDir, 'fleet.yaml') : undefined);
+  if (configPath === undefined) {
+    throw new FleetError('usage.invalid', 'fleet server needs --config FILE (fleet.yaml); as a systemd service it reads /etc/fleet/fleet.yaml ($CONFIGURATION_DIRECTORY)');
+  }
+  const dataDir = flags.data ?? env.FLEET_DATA;
+  const stateDir = systemdDir(env.STATE_DIRECTORY);
+  return { configPath, ...(dataDir ? { dataDir } : {}), ...(stateDir ? { defaultDataDir: stateDir } : {}) };
+}
+
+/** How often `fleet server` under npm checks that its parent is still there. */
+const PARENT_CHECK_MS = 500;
+
+/**
+ * `fleet server`: runs until SIGINT/SIGTERM, then stops cleanly (dnsmasq,
+ * listeners, lifecycle, store) and exits 0.
+ *
+ * Under npx / npm exec (npm sets npm_command), npm runs the command through
+ * `sh -c` and passes a SIGTERM it gets to that shell only: the shell dies and
+ * the server would run on, orphaned, with its dnsmasq. So there the server
+ * also stops when its parent process is gone. Not otherwise: a server started
+ * with nohup or detached (fleet lab) outlives its parent on purpose.
+ */
 export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> {
-  const server = await startServer({
-    configPath: flags.config,
-    dataDir: flags.data ?? io.env.FLEET_DATA,
-    listen: flags.listen,
-    bootListen: flags.bootListen,
-    grpcListen: flags.grpcListen,
-    logLevel: flags.logLevel,
-    env: io.env,
-    cwd: io.cwd,
-    say: (line) => io.stderr(line + '\n'),
-  });
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string): void => {
-      io.stderr(`fleet: ${signal} received, stopping\n`);
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      void server.close().then(resolveStop);
-    };
-    const onInt = (): void => stop('SIGINT');
-    const onTerm = (): void => stop('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
-  return Exit.OK;
+  // Listen for the signals before starting: a SIGTERM during start-up (systemctl stop) then stops the server once it is up.
+  let stopping: string | undefined;
+  let wake: (() => void) | undefined;
+  const stop = (why: string): void => {
+    if (stopping !== undefined) return;
+    stopping = why;
+    io.stderr(`fleet: ${why}, stopping\n`);
+    wake?.();
+  };
+  const onInt = (): void => stop('SIGINT received');
+  const onTerm = (): void => stop('SIGTERM received');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const parent = process.ppid;
+  const watch = io.env.npm_command
+    ? setInterval(() => {
+        if (process.ppid !== parent) stop(`its parent process ${parent} (npm exec) is gone`);
+      }, PARENT_CHECK_MS)
+    : undefined;
+  try {
+    const server = await startServer({
+      ...serverPaths(flags, io.env),
+      listen: flags.listen,
+      bootListen: flags.bootListen,
+      grpcListen: flags.grpcListen,
+      logLevel: flags.logLevel,
+      env: io.env,
+      cwd: io.cwd,
+      say: (line) => io.stderr(line + '\n'),
+    });
+    if (stopping === undefined) await new Promise<void>((resolveStop) => (wake = resolveStop));
+    await server.close();
+    return Exit.OK;
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    if (watch) clearInterval(watch);
+  }
 }

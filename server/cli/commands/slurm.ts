@@ -2,7 +2,6 @@
  * `fleet slurm rotate-key --yes`: a new munge key for the cluster
  * (POST /api/v1/slurm/rotate-key, docs/slurm.md). The key is never printed.
  */
-import type { Command } from 'commander';
 import type { SlurmRotateKeyResponse } from '../../../common/api/schemas.js';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { apiRequest } from '../client.js';
@@ -24,15 +23,4 @@ export async function cmdSlurmRotateKey(flags: GlobalFlags, opts: { yes?: boolea
       : `munge key rotated at ${res.rotatedAt}; ${res.nodes.length} slurm node${res.nodes.length === 1 ? '' : 's'} receive it at their next config fetch${res.nodesFolded ? `: ${res.nodesFolded}` : ''}\n`,
   );
   return Exit.OK;
-}
-
-export function registerSlurmCommands(program: Command, ctx: { io: CliIo; globals: () => GlobalFlags; run: (p: Promise<number>) => Promise<void> }): void {
-  const { io, globals, run } = ctx;
-  const slurm = program.command('slurm').description("the cluster's Slurm, derived by fleet (docs/slurm.md)");
-  slurm
-    .command('rotate-key')
-    .description('replace the munge key; every slurm node writes the new one and restarts munge and its daemon at its next heartbeat')
-    .option('--yes', 'yes: nodes cannot authenticate to each other until all have the new key')
-    .option('--json', 'JSON output')
-    .action((opts: { yes?: boolean; json?: boolean }) => run(cmdSlurmRotateKey(globals(), opts, io)));
 }
