@@ -382,10 +382,10 @@ describe('unknown sections', () => {
       networkInterfaces: hang,
     };
     const runner = new RecordingRunner((cmd) => (cmd === 'nvidia-smi' ? { code: 127, error: 'spawn nvidia-smi ENOENT' } : undefined));
-    const inv = toInventory(await collectRaw({ sysRoot, runner, si, timeout: { overrideMs: 100 } }));
+    const inv = toInventory(await collectRaw({ sysRoot, runner, si, timeout: { overrideMs: 1000 } }));
     expect(inv.unknown.map((u) => u.section)).toEqual(['disks', 'nics', 'gpus']);
     expect(inv.unknown[0]!.reason).toMatch(/^sys block: ENOTDIR.*; diskLayout: lsblk: not found$/);
-    expect(inv.unknown[1]!.reason).toMatch(/^sys net: ENOTDIR.*; networkInterfaces: timed out after 100 ms$/);
+    expect(inv.unknown[1]!.reason).toMatch(/^sys net: ENOTDIR.*; networkInterfaces: timed out after 1000 ms$/);
     expect(inv.unknown[2]!.reason).toMatch(/^sys pci: ENOTDIR/);
     expect(inv.cpus.model).toBe('Xeon® Gold 6248R');
   });
