@@ -74,7 +74,7 @@ suite(why ? `fleet server stops on SIGTERM — SKIPPED: ${why}` : 'fleet server 
       { code: 0, signal: null },
       /fleet: SIGTERM received, stopping/,
     ],
-    ['under npx', (data) => ['npx', '--no-install', 'fleet', ...serverArgs(data)], { code: null, signal: 'SIGTERM' }, /fleet: its parent process \d+ \(npm exec\) is gone, stopping/],
+    ['under npx', (data) => ['npx', '--yes', 'fleet', ...serverArgs(data)], { code: null, signal: 'SIGTERM' }, /fleet: its parent process \d+ \(npm exec\) is gone, stopping/],
   ];
 
   it.each(cases)('%s: stops, dnsmasq gone, store closed, lock released', async (name, argv, wrapperEnd, stopLine) => {
