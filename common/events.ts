@@ -32,6 +32,8 @@ export const EVENT = {
   machineAccepted: 'machine.accepted',
   /** An operator set a discovered machine aside (fleet discover --reject): plans skip it. */
   machineRejected: 'machine.rejected',
+  /** An operator took a rejected machine back (fleet discover --unreject): plans consider it again. */
+  machineUnrejected: 'machine.unrejected',
   /** A discovered machine's inspection report was kept (fleet boot environment, inspect mode): serial, model, NICs, disks, its BMC. */
   machineInspected: 'machine.inspected',
   /** An inspection report or poll was refused (no inspect token, a wrong or used one). */

@@ -597,6 +597,13 @@ export const DiscoverRejectResponse = Type.Object({
 });
 export type DiscoverRejectResponse = Static<typeof DiscoverRejectResponse>;
 
+/** POST /discover/unreject (the body is DiscoverRejectRequest's). */
+export const DiscoverUnrejectResponse = Type.Object({
+  /** already: it was not rejected (nothing changed). */
+  unrejected: Type.Array(Type.Object({ mac: Str, already: Type.Boolean() })),
+});
+export type DiscoverUnrejectResponse = Static<typeof DiscoverUnrejectResponse>;
+
 // ------------------------------------------------------------------ BMC discovery by scan (server/discovery/scan*.ts)
 
 /**

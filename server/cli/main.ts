@@ -202,11 +202,12 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   const discover = program
     .command('discover')
-    .description('naming rules for discovered machines (fleet.yaml discovery:): --plan shows what each rule gives, --accept commits, --reject sets aside; `discover bmc` scans for BMCs')
-    .argument('[machines...]', 'MACs of discovered machines (--accept: default every planned machine; --reject: required)')
+    .description('naming rules for discovered machines (fleet.yaml discovery:): --plan shows what each rule gives, --accept commits, --reject sets aside, --unreject takes back; `discover bmc` scans for BMCs')
+    .argument('[machines...]', 'MACs of discovered machines (--accept: default every planned machine; --reject, --unreject: required)')
     .option('--plan', 'show the names, IPs and BMC addresses the rules would give, and why the other machines get none (the default)')
     .option('--accept', 'make planned machines their nodes (kept by apply); on_accept install starts the reinstall')
     .option('--reject', 'set machines aside: plans skip them and list them as rejected')
+    .option('--unreject', 'take rejected machines back: plans consider them again')
     .option('-y, --yes', 'with --accept: do not ask before machines install')
     .option('--force', 'with --accept: install even when a check the profile depends on fails (fleet doctor)')
     .option('--stagger <N/INTERVAL>', 'with --accept: at most N installs start per interval, e.g. 10/30s (PDU inrush)')

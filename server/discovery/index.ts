@@ -14,5 +14,5 @@ export { matchRule, globRegExp, serialKey } from './rules.js';
 export { planDiscovery, autoAcceptable, byFirstSeen } from './plan.js';
 export { factsOf, candidateOf, candidatesOf, bmcOwners, takenBy } from './facts.js';
 export { parseSerialsFile, MAX_SERIALS_FILE_BYTES } from './serials.js';
-export { currentPlan, acceptMachines, rejectMachines, type DiscoveryDeps, type CurrentPlan, type AcceptRequest, type AcceptResult, type AcceptedMachine, type RejectedResult } from './service.js';
+export { currentPlan, acceptMachines, rejectMachines, unrejectMachines, type DiscoveryDeps, type CurrentPlan, type AcceptRequest, type AcceptResult, type AcceptedMachine, type RejectedResult } from './service.js';
 export { AutoAccept, AUTO_ACTOR, type AutoAcceptLogger } from './auto.js';

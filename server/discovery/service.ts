@@ -208,10 +208,20 @@ export interface RejectedResult {
 /** Sets machines aside (plans skip them and list them as rejected); refuses, with nothing changed, a MAC that is not a discovered machine. */
 export async function rejectMachines(store: Store, macs: readonly string[], actor: string): Promise<RejectedResult[]> {
   if (macs.length === 0) throw new FleetError('request.invalid', 'reject which machines? give their MACs');
+  return store.discovered.reject(canonicalMacs(macs), { actor, cause: 'fleet discover --reject' });
+}
+
+/** Takes rejected machines back (fleet discover --unreject): plans consider them again. All or nothing, as reject. */
+export async function unrejectMachines(store: Store, macs: readonly string[], actor: string): Promise<{ mac: string; already: boolean }[]> {
+  if (macs.length === 0) throw new FleetError('request.invalid', 'take back which machines? give their MACs');
+  return store.discovered.unreject(canonicalMacs(macs), { actor, cause: 'fleet discover --unreject' });
+}
+
+function canonicalMacs(macs: readonly string[]): string[] {
   const canonical = macs.map((raw) => {
     const mac = normalizeMac(raw);
     if (mac === undefined) throw new FleetError('request.invalid', `${show(raw)} is not a MAC address (aa:bb:cc:dd:ee:ff)`);
     return mac;
   });
-  return store.discovered.reject([...new Set(canonical)], { actor, cause: 'fleet discover --reject' });
+  return [...new Set(canonical)];
 }

@@ -127,6 +127,13 @@ describe('fleet discover against a running server', () => {
     const bad = await fleet('discover', '--reject', 'not-a-mac');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/not-a-mac is not a MAC address/);
+    // Taken back, then set aside again for the cases below.
+    const back = await fleet('discover', '--unreject', ODD);
+    expect(back.code, back.err).toBe(0);
+    expect(back.out).toBe(`${ODD}: taken back; plans consider it again\n`);
+    expect((await plan()).rejected).toEqual([]);
+    expect((await fleet('discover', '--unreject', ODD)).out).toBe(`${ODD}: was not rejected\n`);
+    expect((await fleet('discover', '--reject', ODD)).code).toBe(0);
   });
 
   it('--accept of a machine that is not planned changes nothing and says why', async () => {

@@ -15,7 +15,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { DiscoverAcceptRequest, DiscoverAcceptResponse, DiscoverPlanResponse, DiscoverRejectRequest, DiscoverRejectResponse } from '../../../common/api/schemas.js';
+import type { DiscoverAcceptRequest, DiscoverAcceptResponse, DiscoverPlanResponse, DiscoverRejectRequest, DiscoverRejectResponse, DiscoverUnrejectResponse } from '../../../common/api/schemas.js';
 import { normalizeMac, show } from '../../../common/patterns.js';
 import { parseStagger } from '../../bmc/fanout.js';
 import { foldNames } from '../../nodeset/index.js';
@@ -28,6 +28,7 @@ export interface DiscoverFlags {
   plan?: boolean;
   accept?: boolean;
   reject?: boolean;
+  unreject?: boolean;
   json?: boolean;
   yes?: boolean;
   force?: boolean;
@@ -98,11 +99,12 @@ export function formatPlan(res: DiscoverPlanResponse): string {
 }
 
 export async function cmdDiscover(flags: GlobalFlags, machines: readonly string[], opts: DiscoverFlags, io: CliIo, deps: DiscoverCliDeps = {}): Promise<number> {
-  const modes = [opts.plan && '--plan', opts.accept && '--accept', opts.reject && '--reject'].filter(Boolean);
+  const modes = [opts.plan && '--plan', opts.accept && '--accept', opts.reject && '--reject', opts.unreject && '--unreject'].filter(Boolean);
   if (modes.length > 1) throw new FleetError('usage.invalid', `choose one of ${modes.join(', ')}`);
   if (opts.stagger !== undefined && !opts.accept) throw new FleetError('usage.invalid', '--stagger goes with --accept');
   if (opts.stagger !== undefined) parseStagger(opts.stagger);
   if (opts.reject) return reject(flags, macsOf(machines), opts, io);
+  if (opts.unreject) return unreject(flags, macsOf(machines), opts, io);
   if (opts.accept) return accept(flags, macsOf(machines), opts, io, deps);
   if (machines.length > 0) throw new FleetError('usage.invalid', `--plan takes no machines (did you mean --accept ${machines.join(' ')}?)`);
   const settings = await resolveClientSettings(flags, io);
@@ -117,6 +119,15 @@ async function reject(flags: GlobalFlags, macs: string[], opts: DiscoverFlags, i
   const res = await apiRequest<DiscoverRejectResponse>(settings, 'POST', '/api/v1/discover/reject', { macs } satisfies DiscoverRejectRequest);
   if (opts.json) io.stdout(JSON.stringify(res, null, 2) + '\n');
   else io.stdout(res.rejected.map((r) => (r.already ? `${r.mac}: already rejected (since ${r.rejectedAt})` : `${r.mac}: rejected; plans skip it`)).join('\n') + '\n');
+  return Exit.OK;
+}
+
+async function unreject(flags: GlobalFlags, macs: string[], opts: DiscoverFlags, io: CliIo): Promise<number> {
+  if (macs.length === 0) throw new FleetError('usage.invalid', 'take back which machines? give their MACs (fleet discover --plan lists the rejected ones)');
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<DiscoverUnrejectResponse>(settings, 'POST', '/api/v1/discover/unreject', { macs } satisfies DiscoverRejectRequest);
+  if (opts.json) io.stdout(JSON.stringify(res, null, 2) + '\n');
+  else io.stdout(res.unrejected.map((r) => (r.already ? `${r.mac}: was not rejected` : `${r.mac}: taken back; plans consider it again`)).join('\n') + '\n');
   return Exit.OK;
 }
 

@@ -5,11 +5,12 @@
  *   GET  /discover/plan                                   names, IPs, BMCs the rules would give; the rest with why
  *   POST /discover/accept {macs?, expect?, force?, stagger?}   planned machines → nodes; on_accept install starts the reinstall
  *   POST /discover/reject {macs}                          machines set aside: plans skip them
+ *   POST /discover/unreject {macs}                        rejected machines taken back: plans consider them again
  */
 import type { FastifyInstance } from 'fastify';
 import * as S from '../../../common/api/schemas.js';
 import { parseStagger } from '../../bmc/fanout.js';
-import { acceptMachines, currentPlan, rejectMachines, type DiscoveryDeps } from '../../discovery/index.js';
+import { acceptMachines, currentPlan, rejectMachines, unrejectMachines, type DiscoveryDeps } from '../../discovery/index.js';
 import { actorOf } from './actor.js';
 
 export async function registerDiscoverRoutes(api: FastifyInstance, deps: DiscoveryDeps): Promise<void> {
@@ -57,5 +58,17 @@ export async function registerDiscoverRoutes(api: FastifyInstance, deps: Discove
       },
     },
     async (req): Promise<S.DiscoverRejectResponse> => ({ rejected: await rejectMachines(deps.store, req.body.macs, actorOf(req)) }),
+  );
+
+  api.post<{ Body: S.DiscoverRejectRequest }>(
+    '/discover/unreject',
+    {
+      schema: {
+        summary: 'Take rejected machines back: plans consider them again',
+        body: S.DiscoverRejectRequest,
+        response: { 200: S.DiscoverUnrejectResponse },
+      },
+    },
+    async (req): Promise<S.DiscoverUnrejectResponse> => ({ unrejected: await unrejectMachines(deps.store, req.body.macs, actorOf(req)) }),
   );
 }

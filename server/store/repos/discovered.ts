@@ -109,6 +109,32 @@ export class DiscoveredRepository {
   }
 
   /**
+   * Takes rejected machines back (fleet discover --unreject): plans consider
+   * them again. Writes machine.unrejected per machine that was rejected; one
+   * that was not is left as it was (already). Refuses, with nothing changed,
+   * a MAC that is not discovered.
+   */
+  async unreject(macs: readonly string[], wc: WriteContext): Promise<{ mac: string; already: boolean }[]> {
+    return this.ctx.write(async (trx) => {
+      const when = this.ctx.nowIso();
+      const out: { mac: string; already: boolean }[] = [];
+      for (const raw of macs) {
+        const mac = raw.toLowerCase();
+        const row = (await this.select(trx).where('discovered.mac', '=', mac).execute())[0];
+        if (!row) throw new FleetError('not_found', `no discovered machine with MAC ${mac} (see fleet discovered)`, { mac });
+        if (row.rejected_at === null) {
+          out.push({ mac, already: true });
+          continue;
+        }
+        await trx.updateTable('discovered').set({ rejected_at: null, rejected_by: null }).where('mac', '=', mac).execute();
+        await appendEvent(trx, when, { kind: EVENT.machineUnrejected, actor: wc.actor, cause: wc.cause ?? null, details: { mac, rejectedAt: row.rejected_at, rejectedBy: row.rejected_by } });
+        out.push({ mac, already: false });
+      }
+      return out;
+    });
+  }
+
+  /**
    * A discovered machine became node `node` through a discovery rule: the
    * machine is forgotten and machine.accepted is written (on the node, with
    * the rule and what it gave), in one transaction.

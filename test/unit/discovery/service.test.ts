@@ -10,7 +10,7 @@ import { FleetError } from '../../../common/errors.js';
 import { EVENT } from '../../../common/events.js';
 import { applyConfig } from '../../../server/apply/config.js';
 import { parseConfig } from '../../../server/config/index.js';
-import { acceptMachines, AutoAccept, currentPlan, rejectMachines, type DiscoveryDeps } from '../../../server/discovery/index.js';
+import { acceptMachines, AutoAccept, currentPlan, rejectMachines, unrejectMachines, type DiscoveryDeps } from '../../../server/discovery/index.js';
 import type { ReinstallOptions } from '../../../server/lifecycle/types.js';
 import { openStore, type Store } from '../../../server/store/index.js';
 
@@ -161,6 +161,27 @@ describe('discovery against the store', () => {
     await expectRefused(rejectMachines(store, ['52:54:00:00:00:77'], 'bob'), 'not_found', /no discovered machine/);
     await expectRefused(rejectMachines(store, ['nope'], 'bob'), 'request.invalid', /not a MAC/);
     await expectRefused(acceptMachines(deps(), { macs: ['52:54:00:00:00:01'], actor: 'a', via: 'command' }), 'conflict', /not in the plan/);
+  });
+
+  it('unreject: the machine is planned again, with machine.unrejected; one not rejected is a no-op; all or nothing', async () => {
+    await see('52:54:00:00:00:01');
+    await see('52:54:00:00:00:02');
+    await rejectMachines(store, ['52:54:00:00:00:01'], 'bob');
+    await expectRefused(unrejectMachines(store, ['52:54:00:00:00:01', '52:54:00:00:00:77'], 'carol'), 'not_found', /no discovered machine with MAC 52:54:00:00:00:77/);
+    expect((await currentPlan(store)).plan.rejected).toHaveLength(1); // nothing changed
+    expect(await unrejectMachines(store, ['52-54-00-00-00-01', '52:54:00:00:00:02'], 'carol')).toEqual([
+      { mac: '52:54:00:00:00:01', already: false },
+      { mac: '52:54:00:00:00:02', already: true },
+    ]);
+    const { plan } = await currentPlan(store);
+    expect(plan.rejected).toEqual([]);
+    expect(plan.planned.map((p) => [p.mac, p.name])).toEqual([
+      ['52:54:00:00:00:01', 'valkyrie02'],
+      ['52:54:00:00:00:02', 'valkyrie03'],
+    ]);
+    const ev = (await store.events.list({ kinds: [EVENT.machineUnrejected] })).events;
+    expect(ev.map((e) => [e.actor, e.details])).toEqual([['carol', { mac: '52:54:00:00:00:01', rejectedAt: expect.any(String), rejectedBy: 'bob' }]]);
+    await expectRefused(unrejectMachines(store, [], 'carol'), 'request.invalid', /take back which machines/);
   });
 
   it('policy auto accepts a planned machine when it is seen; manual does nothing; a machine waiting for a fact waits', async () => {
