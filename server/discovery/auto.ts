@@ -16,6 +16,7 @@
 import { toFleetError } from '../../common/errors.js';
 import { autoAcceptable } from './plan.js';
 import { acceptMachines, currentPlan, type DiscoveryDeps } from './service.js';
+import type { DiscoverySpec } from './types.js';
 
 export interface AutoAcceptLogger {
   info(obj: object, msg: string): void;
@@ -75,6 +76,9 @@ export class AutoAccept {
   }
 
   private async once(macs: ReadonlySet<string>): Promise<void> {
+    // The policy before the plan: planning reads and plans every discovered machine, which under
+    // policy manual (the default) would be spent on each sighting for nothing (bench/discovery-inspection.ts).
+    if (((await this.deps.store.settings.getCluster())?.discovery as DiscoverySpec | undefined)?.policy !== 'auto') return;
     const current = await currentPlan(this.deps.store);
     if (current.policy !== 'auto') return;
     const go = autoAcceptable(current.plan, macs);
