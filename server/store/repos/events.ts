@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
-import { appendEvent, type StoreContext } from '../context.js';
+import { eventValues, type StoreContext } from '../context.js';
 import { parseJson } from '../json.js';
 import type { EventsTable } from '../schema.js';
 import type { EventPage, EventQuery, EventRecord, NewEvent } from '../types.js';
@@ -39,9 +39,10 @@ export class EventRepository {
     if (!e.kind) throw new FleetError('request.invalid', 'event kind is empty');
     if (!e.actor) throw new FleetError('request.invalid', 'event actor is empty');
     return this.ctx.write(async (trx) => {
-      const id = await appendEvent(trx, this.ctx.nowIso(), e);
-      const row = await trx.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-      return toEventRecord(row);
+      const values = eventValues(this.ctx.nowIso(), e);
+      const id = await this.ctx.appendEventRow(trx, values);
+      // The record of the row as written (no read-back: rows are never changed).
+      return toEventRecord({ id, ...values });
     });
   }
 
