@@ -52,6 +52,8 @@ export interface SetArmedOptions extends WriteContext {
 
 type NodeRow = Selectable<NodesTable>;
 type BmcRow = Pick<Selectable<BmcEndpointsTable>, (typeof BMC_COLUMNS)[number]>;
+/** BmcRow's columns as a left join gives them: bmc_ prefixed, all null when the node has no BMC. */
+type JoinedBmc = { [K in keyof BmcRow as `bmc_${K}`]: BmcRow[K] | null };
 
 function validateSpec(spec: NodeSpec): void {
   const problems: string[] = [];
@@ -80,6 +82,24 @@ export class NodeRepository {
     db.selectFrom('interfaces').select('mac').where('node', '=', p('node')).orderBy('position'),
   );
   private readonly bmcOf = prepared<{ node: string }, BmcRow>((db, p) => db.selectFrom('bmc_endpoints').select(BMC_COLUMNS).where('node', '=', p('node')));
+  /** A node with its BMC endpoint (left join: at most one), for get: its interfaces are the one other read. */
+  private readonly rowWithBmc = prepared<{ name: string }, NodeRow & JoinedBmc>((db, p) =>
+    db
+      .selectFrom('nodes')
+      .leftJoin('bmc_endpoints', 'bmc_endpoints.node', 'nodes.name')
+      .selectAll('nodes')
+      .select([
+        'bmc_endpoints.node as bmc_node',
+        'bmc_endpoints.address as bmc_address',
+        'bmc_endpoints.port as bmc_port',
+        'bmc_endpoints.protocol as bmc_protocol',
+        'bmc_endpoints.credentials as bmc_credentials',
+        'bmc_endpoints.system as bmc_system',
+        'bmc_endpoints.auth as bmc_auth',
+        'bmc_endpoints.power_wait as bmc_power_wait',
+      ])
+      .where('nodes.name', '=', p('name')),
+  );
   /** setState's compare-and-set when the caller names the state and generation it read: no read before the write. */
   private readonly casState = prepared<{ name: string; from: string; generation: number; to: string; now: string; deadline: string | null }, NodeRow>(
     (db, p) =>
@@ -136,8 +156,19 @@ export class NodeRepository {
 
   async get(name: string): Promise<NodeRecord | null> {
     const q = this.ctx.q;
-    const row = await this.rowByName.first(q, { name });
-    return row ? this.hydrateOne(q, row) : null;
+    const row = await this.rowWithBmc.first(q, { name });
+    if (!row) return null;
+    const { bmc_node, bmc_address, bmc_port, bmc_protocol, bmc_credentials, bmc_system, bmc_auth, bmc_power_wait, ...node } = row;
+    const macs = await this.macsOf.rows(q, { node: name });
+    const bmc =
+      bmc_node !== null
+        ? toBmc({ node: bmc_node, address: bmc_address!, port: bmc_port!, protocol: bmc_protocol!, credentials: bmc_credentials!, system: bmc_system, auth: bmc_auth, power_wait: bmc_power_wait })
+        : undefined;
+    return toRecord(
+      node,
+      macs.map((m) => m.mac),
+      bmc,
+    );
   }
 
   /** Like get, but a missing node is FleetError('node.not_found'). */
