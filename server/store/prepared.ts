@@ -32,7 +32,7 @@ type Source = { slot: string } | { value: unknown };
 export type SlotOf<A> = <K extends keyof A & string>(name: K) => A[K];
 
 export class PreparedQuery<A extends Record<string, unknown>, R> {
-  private compiled: { sql: string; query: CompiledQuery['query']; sources: Source[] } | undefined;
+  private compiled: { sql: string; query: CompiledQuery['query']; queryId: CompiledQuery['queryId']; sources: Source[] } | undefined;
 
   /** `build` gets the database and `slot(name)`, a stand-in for the call's value of `name`. */
   constructor(private readonly build: (db: Kysely<DB>, slot: SlotOf<A>) => Compilable<R>) {}
@@ -42,7 +42,7 @@ export class PreparedQuery<A extends Record<string, unknown>, R> {
     const slot = ((name: string) => ({ [SLOT]: name })) as SlotOf<A>;
     const c = this.build(db, slot).compile();
     const sources = c.parameters.map((p): Source => (isSlot(p) ? { slot: p[SLOT] } : { value: p }));
-    this.compiled = { sql: c.sql, query: c.query, sources };
+    this.compiled = { sql: c.sql, query: c.query, queryId: c.queryId, sources };
     return this.compiled;
   }
 
@@ -54,7 +54,7 @@ export class PreparedQuery<A extends Record<string, unknown>, R> {
       if (v === undefined) throw new FleetError('internal', `prepared query: no value for ${s.slot}`);
       return v;
     });
-    return { sql: c.sql, query: c.query, queryId: { queryId: '' }, parameters } as CompiledQuery<R>;
+    return { sql: c.sql, query: c.query, queryId: c.queryId, parameters };
   }
 
   /** Runs it with `args` on `db` (the store's handle or the running transaction). */
