@@ -53,19 +53,18 @@ export async function applyTransition(
   const t = next(rec.state, event, rec.name);
   if (t.stay) return rec;
   const deadline = deadlineFor(t.to, clock.timeouts, clock.nowMs, ctx.notBeforeMs);
+  // In the same write as the state: the store changes the flag (and writes its event) only when it differs.
+  const armed = t.armed ? { to: t.armed === 'arm', cause: `lifecycle ${event}` } : undefined;
   return store.transaction(async (tx) => {
-    let out = await tx.nodes.setState(rec.name, t.to, {
+    const out = await tx.nodes.setState(rec.name, t.to, {
       expectedFrom: rec.state,
       expectedGeneration: rec.generation,
       actor: ctx.actor,
       cause: ctx.cause,
       details: { event, ...ctx.details },
       deadline,
+      ...(armed ? { armed } : {}),
     });
-    if (t.armed) {
-      const want = t.armed === 'arm';
-      if (out.armed !== want) out = await tx.nodes.setArmed(rec.name, want, { actor: ctx.actor, cause: `lifecycle ${event}` });
-    }
     for (const x of ctx.extraEvents ?? []) await tx.events.append({ node: rec.name, kind: x.kind, actor: ctx.actor, cause: ctx.cause, details: x.details });
     // A run that ends or starts again leaves no token of an earlier run usable (install, enrolment).
     if (TOKEN_REVOKING_EVENTS.has(event)) await tx.tokens.revokeAll(rec.name, { actor: ctx.actor, cause: ctx.cause, reason: event });

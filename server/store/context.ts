@@ -8,11 +8,12 @@
  * the connection the transaction holds (which would deadlock).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Kysely } from 'kysely';
-import type { DB } from './schema.js';
+import type { Insertable, Kysely } from 'kysely';
+import type { DB, EventsTable } from './schema.js';
 import type { SecretKeys } from './crypto.js';
 import type { NewEvent } from './types.js';
 import { mapDbError } from './sqlite.js';
+import { prepared } from './prepared.js';
 
 interface TxState {
   trx: Kysely<DB>;
@@ -22,8 +23,40 @@ interface TxState {
 
 export const MAX_IN_LIST = 500;
 
+/** An event row as inserted (without its id). */
+export type EventValues = Omit<Insertable<EventsTable>, 'id'> & { node: string | null; from_state: string | null; to_state: string | null; cause: string | null; details: string | null };
+
+/** The row appendEvent inserts for e at `time`. Pure. */
+export function eventValues(time: string, e: NewEvent): EventValues {
+  return {
+    time,
+    node: e.node ?? null,
+    kind: e.kind,
+    from_state: e.fromState ?? null,
+    to_state: e.toState ?? null,
+    actor: e.actor,
+    cause: e.cause ?? null,
+    details: e.details === undefined ? null : JSON.stringify(e.details),
+  };
+}
+
 export class StoreContext {
   private readonly als = new AsyncLocalStorage<TxState>();
+  private readonly insertEvent = prepared<EventValues, { id: number }>((db, p) =>
+    db
+      .insertInto('events')
+      .values({
+        time: p('time'),
+        node: p('node'),
+        kind: p('kind'),
+        from_state: p('from_state'),
+        to_state: p('to_state'),
+        actor: p('actor'),
+        cause: p('cause'),
+        details: p('details'),
+      })
+      .returning('id'),
+  );
 
   constructor(
     readonly db: Kysely<DB>,
@@ -49,6 +82,16 @@ export class StoreContext {
     return this.clock().toISOString();
   }
 
+  /**
+   * Appends one event row with the given executor (always the caller's
+   * transaction), as appendEvent does, through a query compiled once: for
+   * the hot paths (state changes, the conductor's own events).
+   */
+  async appendEventRow(trx: Kysely<DB>, values: EventValues): Promise<number> {
+    const row = await this.insertEvent.first(trx, values);
+    return Number(row!.id);
+  }
+
   async write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
     const current = this.als.getStore();
     if (current?.open) return fn(current.trx);
@@ -69,20 +112,7 @@ export class StoreContext {
 
 /** Appends one event row with the given executor (always the caller's transaction). */
 export async function appendEvent(trx: Kysely<DB>, time: string, e: NewEvent): Promise<number> {
-  const row = await trx
-    .insertInto('events')
-    .values({
-      time,
-      node: e.node ?? null,
-      kind: e.kind,
-      from_state: e.fromState ?? null,
-      to_state: e.toState ?? null,
-      actor: e.actor,
-      cause: e.cause ?? null,
-      details: e.details === undefined ? null : JSON.stringify(e.details),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
+  const row = await trx.insertInto('events').values(eventValues(time, e)).returning('id').executeTakeFirstOrThrow();
   return Number(row.id);
 }
 

@@ -9,7 +9,17 @@
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import { sql, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type Kysely, type SqliteDialectConfig } from 'kysely';
+import {
+  sql,
+  SqliteDialect,
+  SqliteDriver,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  type Kysely,
+  type QueryResult,
+  type SqliteDialectConfig,
+} from 'kysely';
 import { FleetError } from '../../common/errors.js';
 import { mapStorageError, storageFailure } from './storage-errors.js';
 
@@ -61,6 +71,48 @@ function isBusy(e: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
+/** How many prepared statements a connection keeps (the store issues a few dozen distinct statements). */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * Kysely's SQLite connection prepares every statement anew on each query;
+ * preparing costs more than running most of fleet's statements. This one
+ * keeps the prepared statements by SQL text (bounded, oldest dropped first;
+ * pragmas excepted).
+ * A cached statement is only ever run to completion synchronously, so it is
+ * never in use twice; streams prepare their own.
+ */
+class CachingSqliteConnection implements DatabaseConnection {
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(private readonly raw: Database.Database) {}
+
+  private prepare(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (stmt) return stmt;
+    stmt = this.raw.prepare(text);
+    // Some pragmas act (or read their value) when prepared, not when run: never reuse one.
+    if (/^\s*pragma/i.test(text)) return stmt;
+    if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.delete(this.statements.keys().next().value!);
+    this.statements.set(text, stmt);
+    return stmt;
+  }
+
+  executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const { sql: text, parameters } = compiledQuery;
+    const stmt = this.prepare(text);
+    if (stmt.reader) return Promise.resolve({ rows: stmt.all(parameters) as R[] });
+    const { changes, lastInsertRowid } = stmt.run(parameters);
+    return Promise.resolve({ numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] });
+  }
+
+  async *streamQuery<R>(compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    const stmt = this.raw.prepare(compiledQuery.sql);
+    if (!stmt.reader) throw new Error('the SQLite driver streams only statements that return rows');
+    for (const row of stmt.iterate(compiledQuery.parameters)) yield { rows: [row as R] };
+  }
+}
+
 /**
  * Kysely's SQLite driver begins transactions with a deferred `BEGIN`: a
  * transaction that reads and then writes can fail with SQLITE_BUSY at once
@@ -74,12 +126,23 @@ function isBusy(e: unknown): boolean {
  * busy timeout; then the call fails with FleetError('unavailable').
  */
 class FleetSqliteDriver extends SqliteDriver {
+  private readonly connection: CachingSqliteConnection;
+  private readonly begin: Database.Statement;
+
   constructor(
     config: SqliteDialectConfig,
     private readonly raw: Database.Database,
     private readonly busyTimeoutMs: number,
   ) {
     super(config);
+    this.connection = new CachingSqliteConnection(raw);
+    this.begin = raw.prepare('BEGIN IMMEDIATE');
+  }
+
+  /** The base driver's mutex (one connection, one user at a time), with the caching connection. */
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await super.acquireConnection();
+    return this.connection;
   }
 
   /**
@@ -97,11 +160,12 @@ class FleetSqliteDriver extends SqliteDriver {
   override async beginTransaction(_connection: DatabaseConnection): Promise<void> {
     const deadline = Date.now() + this.busyTimeoutMs;
     let delay = 1;
+    // Not a prepared statement: SQLite applies this pragma when it is prepared, not when it runs.
     this.raw.pragma('busy_timeout = 0');
     try {
       for (;;) {
         try {
-          this.raw.exec('BEGIN IMMEDIATE');
+          this.begin.run();
           return;
         } catch (e) {
           if (!isBusy(e)) throw e;

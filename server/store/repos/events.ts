@@ -1,13 +1,34 @@
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
-import { appendEvent, type StoreContext } from '../context.js';
+import { eventValues, type StoreContext } from '../context.js';
 import { parseJson } from '../json.js';
-import type { EventsTable } from '../schema.js';
+import { prepared, type PreparedQuery } from '../prepared.js';
+import type { DB, EventsTable } from '../schema.js';
 import type { EventPage, EventQuery, EventRecord, NewEvent } from '../types.js';
 
 export const DEFAULT_EVENT_LIMIT = 100;
 export const MAX_EVENT_LIMIT = 1000;
 const MAX_NODES_FILTER = 10_000;
+/** Queries of one node or none with at most this many kinds are compiled once per shape (the conductor's reads). */
+const MAX_PREPARED_KINDS = 4;
+
+interface ListArgs extends Record<string, unknown> {
+  node?: string;
+  since?: string;
+  afterId?: number;
+  beforeId?: number;
+  limit: number;
+}
+
+/** Which clauses a list query has: queries of one shape share their compiled SQL. */
+interface ListShape {
+  node: boolean;
+  kinds: number;
+  since: boolean;
+  afterId: boolean;
+  beforeId: boolean;
+  order: 'asc' | 'desc';
+}
 
 export function toEventRecord(r: Selectable<EventsTable>): EventRecord {
   return {
@@ -30,6 +51,27 @@ export function toEventRecord(r: Selectable<EventsTable>): EventRecord {
 export class EventRepository {
   constructor(private readonly ctx: StoreContext) {}
 
+  private readonly shapes = new Map<string, PreparedQuery<ListArgs, Selectable<EventsTable>>>();
+
+  /** The list query of this shape, compiled once (prepared.ts); kinds are slots kind0, kind1, ... */
+  private listQuery(shape: ListShape): PreparedQuery<ListArgs, Selectable<EventsTable>> {
+    const key = `${shape.node}|${shape.kinds}|${shape.since}|${shape.afterId}|${shape.beforeId}|${shape.order}`;
+    let q = this.shapes.get(key);
+    if (!q) {
+      q = prepared<ListArgs, Selectable<EventsTable>>((db: Kysely<DB>, p) => {
+        let s = db.selectFrom('events').selectAll();
+        if (shape.node) s = s.where('node', '=', p('node') as string);
+        if (shape.kinds > 0) s = s.where('kind', 'in', Array.from({ length: shape.kinds }, (_, i) => p(`kind${i}`) as string));
+        if (shape.since) s = s.where('time', '>=', p('since') as string);
+        if (shape.afterId) s = s.where('id', '>', p('afterId') as number);
+        if (shape.beforeId) s = s.where('id', '<', p('beforeId') as number);
+        return s.orderBy('id', shape.order).limit(p('limit'));
+      });
+      this.shapes.set(key, q);
+    }
+    return q;
+  }
+
   /**
    * Appends an event that is not a side effect of another repository write
    * (e.g. the audit entry of a BMC power action). Joins the running
@@ -39,9 +81,10 @@ export class EventRepository {
     if (!e.kind) throw new FleetError('request.invalid', 'event kind is empty');
     if (!e.actor) throw new FleetError('request.invalid', 'event actor is empty');
     return this.ctx.write(async (trx) => {
-      const id = await appendEvent(trx, this.ctx.nowIso(), e);
-      const row = await trx.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-      return toEventRecord(row);
+      const values = eventValues(this.ctx.nowIso(), e);
+      const id = await this.ctx.appendEventRow(trx, values);
+      // The record of the row as written (no read-back: rows are never changed).
+      return toEventRecord({ id, ...values });
     });
   }
 
@@ -63,16 +106,33 @@ export class EventRepository {
       if (nodes.length === 0) return { events: [], nextCursor: null };
       if (nodes.length > MAX_NODES_FILTER) throw new FleetError('request.invalid', `at most ${MAX_NODES_FILTER} nodes per event query`);
     }
-    let s = this.ctx.q.selectFrom('events').selectAll();
-    if (nodes) s = s.where('node', 'in', nodes);
-    if (query.kinds) {
-      if (query.kinds.length === 0) return { events: [], nextCursor: null };
-      s = s.where('kind', 'in', query.kinds);
+    if (query.kinds?.length === 0) return { events: [], nextCursor: null };
+    let rows: Selectable<EventsTable>[];
+    if ((nodes === undefined || nodes.length === 1) && (query.kinds?.length ?? 0) <= MAX_PREPARED_KINDS) {
+      const shape: ListShape = {
+        node: nodes !== undefined,
+        kinds: query.kinds?.length ?? 0,
+        since: query.since !== undefined,
+        afterId: query.afterId !== undefined,
+        beforeId: query.beforeId !== undefined,
+        order,
+      };
+      const args: ListArgs = { limit: limit + 1 };
+      if (nodes) args.node = nodes[0]!;
+      query.kinds?.forEach((k, i) => (args[`kind${i}`] = k));
+      if (query.since !== undefined) args.since = query.since;
+      if (query.afterId !== undefined) args.afterId = query.afterId;
+      if (query.beforeId !== undefined) args.beforeId = query.beforeId;
+      rows = await this.listQuery(shape).rows(this.ctx.q, args);
+    } else {
+      let s = this.ctx.q.selectFrom('events').selectAll();
+      if (nodes) s = s.where('node', 'in', nodes);
+      if (query.kinds) s = s.where('kind', 'in', query.kinds);
+      if (query.since !== undefined) s = s.where('time', '>=', query.since);
+      if (query.afterId !== undefined) s = s.where('id', '>', query.afterId);
+      if (query.beforeId !== undefined) s = s.where('id', '<', query.beforeId);
+      rows = await s.orderBy('id', order).limit(limit + 1).execute();
     }
-    if (query.since !== undefined) s = s.where('time', '>=', query.since);
-    if (query.afterId !== undefined) s = s.where('id', '>', query.afterId);
-    if (query.beforeId !== undefined) s = s.where('id', '<', query.beforeId);
-    const rows = await s.orderBy('id', order).limit(limit + 1).execute();
     const more = rows.length > limit;
     const events = rows.slice(0, limit).map(toEventRecord);
     return { events, nextCursor: more ? events[events.length - 1]!.id : null };

@@ -1,5 +1,6 @@
 import { FleetError } from '../../../common/errors.js';
 import { type StoreContext } from '../context.js';
+import { prepared } from '../prepared.js';
 import type { LockRecord } from '../types.js';
 
 /**
@@ -11,6 +12,35 @@ import type { LockRecord } from '../types.js';
 export class LockRepository {
   constructor(private readonly ctx: StoreContext) {}
 
+  // Taken and released around every BMC step: compiled once (prepared.ts).
+  /** The node (null when it does not exist) and its lock row, in one read. */
+  private readonly nodeAndLock = prepared<{ node: string }, { name: string; owner: string | null; acquired_at: string | null; expires_at: string | null }>(
+    (db, p) =>
+      db
+        .selectFrom('nodes')
+        .leftJoin('locks', 'locks.node', 'nodes.name')
+        .select(['nodes.name', 'locks.owner', 'locks.acquired_at', 'locks.expires_at'])
+        .where('nodes.name', '=', p('node')),
+  );
+  private readonly insertLock = prepared<{ node: string; owner: string; acquired_at: string; expires_at: string }, unknown>((db, p) =>
+    db.insertInto('locks').values({ node: p('node'), owner: p('owner'), acquired_at: p('acquired_at'), expires_at: p('expires_at') }),
+  );
+  private readonly takeLock = prepared<{ node: string; owner: string; acquired_at: string; expires_at: string; was_owner: string; was_expires_at: string }, unknown>(
+    (db, p) =>
+      db
+        .updateTable('locks')
+        .set({ owner: p('owner'), acquired_at: p('acquired_at'), expires_at: p('expires_at') })
+        .where('node', '=', p('node'))
+        .where('owner', '=', p('was_owner'))
+        .where('expires_at', '=', p('was_expires_at')),
+  );
+  private readonly renewLock = prepared<{ node: string; owner: string; expires_at: string }, unknown>((db, p) =>
+    db.updateTable('locks').set({ expires_at: p('expires_at') }).where('node', '=', p('node')).where('owner', '=', p('owner')),
+  );
+  private readonly deleteLock = prepared<{ node: string; owner: string }, unknown>((db, p) =>
+    db.deleteFrom('locks').where('node', '=', p('node')).where('owner', '=', p('owner')),
+  );
+
   /**
    * Takes the node's lock for `ttlMs`, or renews it when `owner` holds it
    * already. Returns false while another owner holds an unexpired lease.
@@ -18,26 +48,26 @@ export class LockRepository {
   async acquire(node: string, owner: string, ttlMs: number): Promise<boolean> {
     checkArgs(owner, ttlMs);
     return this.ctx.write(async (trx) => {
-      const exists = await trx.selectFrom('nodes').select('name').where('name', '=', node).executeTakeFirst();
-      if (!exists) throw new FleetError('node.not_found', `no node named ${node}`, { node });
+      const row = await this.nodeAndLock.first(trx, { node });
+      if (!row) throw new FleetError('node.not_found', `no node named ${node}`, { node });
       const now = this.ctx.now();
       const nowIso = now.toISOString();
       const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
-      const row = await trx.selectFrom('locks').selectAll().where('node', '=', node).executeTakeFirst();
-      if (!row) {
-        await trx.insertInto('locks').values({ node, owner, acquired_at: nowIso, expires_at: expiresAt }).execute();
+      if (row.owner === null || row.acquired_at === null || row.expires_at === null) {
+        await this.insertLock.execute(trx, { node, owner, acquired_at: nowIso, expires_at: expiresAt });
         return true;
       }
       if (row.owner !== owner && row.expires_at > nowIso) return false;
       // Compare-and-set on the row as read, so the same code is safe under PostgreSQL's READ COMMITTED.
-      const res = await trx
-        .updateTable('locks')
-        .set({ owner, acquired_at: row.owner === owner ? row.acquired_at : nowIso, expires_at: expiresAt })
-        .where('node', '=', node)
-        .where('owner', '=', row.owner)
-        .where('expires_at', '=', row.expires_at)
-        .executeTakeFirst();
-      return Number(res.numUpdatedRows) === 1;
+      const n = await this.takeLock.affected(trx, {
+        node,
+        owner,
+        acquired_at: row.owner === owner ? row.acquired_at : nowIso,
+        expires_at: expiresAt,
+        was_owner: row.owner,
+        was_expires_at: row.expires_at,
+      });
+      return n === 1;
     });
   }
 
@@ -46,16 +76,14 @@ export class LockRepository {
     checkArgs(owner, ttlMs);
     return this.ctx.write(async (trx) => {
       const expiresAt = new Date(this.ctx.now().getTime() + ttlMs).toISOString();
-      const res = await trx.updateTable('locks').set({ expires_at: expiresAt }).where('node', '=', node).where('owner', '=', owner).executeTakeFirst();
-      return Number(res.numUpdatedRows) === 1;
+      return (await this.renewLock.affected(trx, { node, owner, expires_at: expiresAt })) === 1;
     });
   }
 
   /** Releases the lock if `owner` holds it. Returns whether it did. */
   async release(node: string, owner: string): Promise<boolean> {
     return this.ctx.write(async (trx) => {
-      const res = await trx.deleteFrom('locks').where('node', '=', node).where('owner', '=', owner).executeTakeFirst();
-      return Number(res.numDeletedRows) === 1;
+      return (await this.deleteLock.affected(trx, { node, owner })) === 1;
     });
   }
 

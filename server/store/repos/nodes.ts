@@ -1,8 +1,9 @@
 import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
 import type { BmcProtocol, NodeSpec, RedfishAuth } from '../../model.js';
-import { appendEvent, bool, chunks, int, naturalCompare, type StoreContext } from '../context.js';
-import type { DB, NodesTable } from '../schema.js';
+import { appendEvent, bool, chunks, eventValues, int, naturalCompare, type StoreContext } from '../context.js';
+import { prepared } from '../prepared.js';
+import type { BmcEndpointsTable, DB, NodesTable } from '../schema.js';
 import { bmcColumns, diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
 import type { NodeChanges, NodeOrigin, NodeRecord, NodeState, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
@@ -32,6 +33,12 @@ export interface SetStateOptions extends WriteContext {
   details?: unknown;
   /** When the new state times out (ISO); null or absent: no timer. */
   deadline?: string | null;
+  /**
+   * Also sets the armed flag, in the same write: as setArmed right after
+   * would (its node.armed / node.disarmed event with `cause`, one more
+   * generation), nothing when the flag is already `to`.
+   */
+  armed?: { to: boolean; cause?: string };
 }
 
 export interface UpsertOptions {
@@ -44,6 +51,9 @@ export interface SetArmedOptions extends WriteContext {
 }
 
 type NodeRow = Selectable<NodesTable>;
+type BmcRow = Pick<Selectable<BmcEndpointsTable>, (typeof BMC_COLUMNS)[number]>;
+/** BmcRow's columns as a left join gives them: bmc_ prefixed, all null when the node has no BMC. */
+type JoinedBmc = { [K in keyof BmcRow as `bmc_${K}`]: BmcRow[K] | null };
 
 function validateSpec(spec: NodeSpec): void {
   const problems: string[] = [];
@@ -61,8 +71,69 @@ function validateSpec(spec: NodeSpec): void {
   }
 }
 
+const BMC_COLUMNS = ['node', 'address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait'] as const;
+
 export class NodeRepository {
   constructor(private readonly ctx: StoreContext) {}
+
+  // The conductor's hot paths, compiled once (prepared.ts).
+  private readonly rowByName = prepared<{ name: string }, NodeRow>((db, p) => db.selectFrom('nodes').selectAll().where('name', '=', p('name')));
+  private readonly macsOf = prepared<{ node: string }, { mac: string }>((db, p) =>
+    db.selectFrom('interfaces').select('mac').where('node', '=', p('node')).orderBy('position'),
+  );
+  private readonly bmcOf = prepared<{ node: string }, BmcRow>((db, p) => db.selectFrom('bmc_endpoints').select(BMC_COLUMNS).where('node', '=', p('node')));
+  /** A node with its BMC endpoint (left join: at most one), for get: its interfaces are the one other read. */
+  private readonly rowWithBmc = prepared<{ name: string }, NodeRow & JoinedBmc>((db, p) =>
+    db
+      .selectFrom('nodes')
+      .leftJoin('bmc_endpoints', 'bmc_endpoints.node', 'nodes.name')
+      .selectAll('nodes')
+      .select([
+        'bmc_endpoints.node as bmc_node',
+        'bmc_endpoints.address as bmc_address',
+        'bmc_endpoints.port as bmc_port',
+        'bmc_endpoints.protocol as bmc_protocol',
+        'bmc_endpoints.credentials as bmc_credentials',
+        'bmc_endpoints.system as bmc_system',
+        'bmc_endpoints.auth as bmc_auth',
+        'bmc_endpoints.power_wait as bmc_power_wait',
+      ])
+      .where('nodes.name', '=', p('name')),
+  );
+  /** setState's compare-and-set when the caller names the state and generation it read: no read before the write. */
+  private readonly casState = prepared<{ name: string; from: string; generation: number; to: string; now: string; deadline: string | null }, NodeRow>(
+    (db, p) =>
+      db
+        .updateTable('nodes')
+        .set((eb) => ({ state: p('to'), state_since: p('now'), state_deadline: p('deadline'), generation: eb('generation', '+', 1), updated_at: p('now') }))
+        .where('name', '=', p('name'))
+        .where('generation', '=', p('generation'))
+        .where('state', '=', p('from'))
+        .returningAll(),
+  );
+  private readonly writeState = prepared<{ name: string; generation: number; to: string; now: string; deadline: string | null; armed: number; bump: number }, NodeRow>(
+    (db, p) =>
+      db
+        .updateTable('nodes')
+        .set((eb) => ({
+          state: p('to'),
+          state_since: p('now'),
+          state_deadline: p('deadline'),
+          armed: p('armed'),
+          generation: eb('generation', '+', p('bump')),
+          updated_at: p('now'),
+        }))
+        .where('name', '=', p('name'))
+        .where('generation', '=', p('generation'))
+        .returningAll(),
+  );
+  private readonly writeArmed = prepared<{ name: string; armed: number; now: string }, NodeRow>((db, p) =>
+    db
+      .updateTable('nodes')
+      .set((eb) => ({ armed: p('armed'), generation: eb('generation', '+', 1), updated_at: p('now') }))
+      .where('name', '=', p('name'))
+      .returningAll(),
+  );
 
   /** Nodes in natural name order (node2 before node10). */
   async list(filter: NodeFilter = {}): Promise<NodeRecord[]> {
@@ -85,8 +156,19 @@ export class NodeRepository {
 
   async get(name: string): Promise<NodeRecord | null> {
     const q = this.ctx.q;
-    const rows = await q.selectFrom('nodes').selectAll().where('name', '=', name).execute();
-    return (await this.hydrate(q, rows))[0] ?? null;
+    const row = await this.rowWithBmc.first(q, { name });
+    if (!row) return null;
+    const { bmc_node, bmc_address, bmc_port, bmc_protocol, bmc_credentials, bmc_system, bmc_auth, bmc_power_wait, ...node } = row;
+    const macs = await this.macsOf.rows(q, { node: name });
+    const bmc =
+      bmc_node !== null
+        ? toBmc({ node: bmc_node, address: bmc_address!, port: bmc_port!, protocol: bmc_protocol!, credentials: bmc_credentials!, system: bmc_system, auth: bmc_auth, power_wait: bmc_power_wait })
+        : undefined;
+    return toRecord(
+      node,
+      macs.map((m) => m.mac),
+      bmc,
+    );
   }
 
   /** Like get, but a missing node is FleetError('node.not_found'). */
@@ -296,40 +378,53 @@ export class NodeRepository {
   async setState(name: string, to: NodeState, opts: SetStateOptions): Promise<NodeRecord> {
     if (typeof to !== 'string' || to === '') throw new FleetError('request.invalid', 'target state is empty');
     return this.ctx.write(async (trx) => {
-      const row = await this.requireRow(trx, name);
       const expected = opts.expectedFrom === undefined ? undefined : Array.isArray(opts.expectedFrom) ? opts.expectedFrom : [opts.expectedFrom];
-      if (expected && !expected.includes(row.state)) {
-        throw new FleetError('conflict', `node ${name} is ${row.state}, not ${expected.join(' or ')}`, {
-          node: name,
-          state: row.state,
-          expected,
-        });
-      }
-      this.checkGeneration(name, row, opts.expectedGeneration);
       const now = this.ctx.nowIso();
-      const res = await trx
-        .updateTable('nodes')
-        .set((eb) => ({
-          state: to,
-          state_since: now,
-          state_deadline: opts.deadline ?? null,
-          generation: eb('generation', '+', 1),
-          updated_at: now,
-        }))
-        .where('name', '=', name)
-        .where('generation', '=', row.generation)
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) throw new FleetError('conflict', `node ${name} changed underneath`, { node: name });
-      await appendEvent(trx, now, {
-        node: name,
-        kind: EVENT.stateChanged,
-        fromState: row.state,
-        toState: to,
-        actor: opts.actor,
-        cause: opts.cause ?? null,
-        details: opts.details,
-      });
-      return (await this.hydrate(trx, [{ ...row, state: to, state_since: now, state_deadline: opts.deadline ?? null, generation: row.generation + 1, updated_at: now }]))[0]!;
+      const deadline = opts.deadline ?? null;
+      let from: string | undefined;
+      let after: NodeRow | undefined;
+      let armedChanged = false;
+      if (expected?.length === 1 && opts.expectedGeneration !== undefined && opts.armed === undefined) {
+        // The compare-and-set is the write itself; when it misses, the read below says why.
+        from = expected[0]!;
+        after = await this.casState.first(trx, { name, from, generation: opts.expectedGeneration, to, now, deadline });
+      }
+      if (!after) {
+        const row = await this.requireRow(trx, name);
+        if (expected && !expected.includes(row.state)) {
+          throw new FleetError('conflict', `node ${name} is ${row.state}, not ${expected.join(' or ')}`, {
+            node: name,
+            state: row.state,
+            expected,
+          });
+        }
+        this.checkGeneration(name, row, opts.expectedGeneration);
+        from = row.state;
+        armedChanged = opts.armed !== undefined && bool(row.armed) !== opts.armed.to;
+        after = await this.writeState.first(trx, {
+          name,
+          generation: row.generation,
+          to,
+          now,
+          deadline,
+          armed: armedChanged ? int(opts.armed!.to) : row.armed,
+          // One generation per change, as setState then setArmed would.
+          bump: armedChanged ? 2 : 1,
+        });
+        if (!after) throw new FleetError('conflict', `node ${name} changed underneath`, { node: name });
+      }
+      await this.ctx.appendEventRow(
+        trx,
+        eventValues(now, { node: name, kind: EVENT.stateChanged, fromState: from, toState: to, actor: opts.actor, cause: opts.cause ?? null, details: opts.details }),
+      );
+      if (armedChanged) {
+        const armed = opts.armed!;
+        await this.ctx.appendEventRow(
+          trx,
+          eventValues(now, { node: name, kind: armed.to ? EVENT.nodeArmed : EVENT.nodeDisarmed, fromState: to, toState: to, actor: opts.actor, cause: armed.cause ?? opts.cause ?? null }),
+        );
+      }
+      return this.hydrateOne(trx, after);
     });
   }
 
@@ -338,22 +433,14 @@ export class NodeRepository {
     return this.ctx.write(async (trx) => {
       const row = await this.requireRow(trx, name);
       this.checkGeneration(name, row, opts.expectedGeneration);
-      if (bool(row.armed) === armed) return (await this.hydrate(trx, [row]))[0]!;
+      if (bool(row.armed) === armed) return this.hydrateOne(trx, row);
       const now = this.ctx.nowIso();
-      await trx
-        .updateTable('nodes')
-        .set((eb) => ({ armed: int(armed), generation: eb('generation', '+', 1), updated_at: now }))
-        .where('name', '=', name)
-        .execute();
-      await appendEvent(trx, now, {
-        node: name,
-        kind: armed ? EVENT.nodeArmed : EVENT.nodeDisarmed,
-        fromState: row.state,
-        toState: row.state,
-        actor: opts.actor,
-        cause: opts.cause ?? null,
-      });
-      return (await this.hydrate(trx, [{ ...row, armed: int(armed), generation: row.generation + 1, updated_at: now }]))[0]!;
+      const after = await this.writeArmed.first(trx, { name, armed: int(armed), now });
+      await this.ctx.appendEventRow(
+        trx,
+        eventValues(now, { node: name, kind: armed ? EVENT.nodeArmed : EVENT.nodeDisarmed, fromState: row.state, toState: row.state, actor: opts.actor, cause: opts.cause ?? null }),
+      );
+      return this.hydrateOne(trx, after!);
     });
   }
 
@@ -374,7 +461,7 @@ export class NodeRepository {
   }
 
   private async requireRow(trx: Kysely<DB>, name: string): Promise<NodeRow> {
-    const row = await trx.selectFrom('nodes').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.rowByName.first(trx, { name });
     if (!row) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
     return row;
   }
@@ -396,7 +483,7 @@ export class NodeRepository {
     const macs = new Map<string, string[]>();
     const bmcs = new Map<string, NonNullable<NodeRecord['bmc']>>();
     const ifaceQuery = () => q.selectFrom('interfaces').select(['node', 'mac']).orderBy('node').orderBy('position');
-    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(['node', 'address', 'port', 'protocol', 'credentials', 'system', 'auth', 'power_wait']);
+    const bmcQuery = () => q.selectFrom('bmc_endpoints').select(BMC_COLUMNS);
     const ifaceRows = [];
     const bmcRows = [];
     if (all) {
@@ -413,41 +500,53 @@ export class NodeRepository {
       if (list) list.push(r.mac);
       else macs.set(r.node, [r.mac]);
     }
-    for (const r of bmcRows) {
-      bmcs.set(r.node, {
-        address: r.address,
-        port: r.port,
-        protocol: r.protocol as BmcProtocol,
-        credentials: r.credentials,
-        ...(r.system !== null ? { system: r.system } : {}),
-        ...(r.auth !== null ? { auth: r.auth as RedfishAuth } : {}),
-        ...(r.power_wait !== null ? { powerWait: r.power_wait } : {}),
-      });
-    }
-    return rows
-      .map((r): NodeRecord => {
-        const rec: NodeRecord = {
-          name: r.name,
-          profile: r.profile,
-          ip: r.ip,
-          macs: macs.get(r.name) ?? [],
-          pet: bool(r.pet),
-          state: r.state,
-          stateSince: r.state_since,
-          stateDeadline: r.state_deadline,
-          armed: bool(r.armed),
-          lastSeen: r.last_seen,
-          generation: r.generation,
-          origin: r.origin as NodeOrigin,
-          createdAt: r.created_at,
-          updatedAt: r.updated_at,
-        };
-        const bmc = bmcs.get(r.name);
-        if (bmc) rec.bmc = bmc;
-        return rec;
-      })
-      .sort((a, b) => naturalCompare(a.name, b.name));
+    for (const r of bmcRows) bmcs.set(r.node, toBmc(r));
+    return rows.map((r) => toRecord(r, macs.get(r.name) ?? [], bmcs.get(r.name))).sort((a, b) => naturalCompare(a.name, b.name));
   }
+
+  /** One row to its record: its interfaces and BMC endpoint by key (queries compiled once). */
+  private async hydrateOne(q: Kysely<DB>, row: NodeRow): Promise<NodeRecord> {
+    const macs = await this.macsOf.rows(q, { node: row.name });
+    const bmc = await this.bmcOf.first(q, { node: row.name });
+    return toRecord(
+      row,
+      macs.map((m) => m.mac),
+      bmc && toBmc(bmc),
+    );
+  }
+}
+
+function toBmc(r: BmcRow): NonNullable<NodeRecord['bmc']> {
+  return {
+    address: r.address,
+    port: r.port,
+    protocol: r.protocol as BmcProtocol,
+    credentials: r.credentials,
+    ...(r.system !== null ? { system: r.system } : {}),
+    ...(r.auth !== null ? { auth: r.auth as RedfishAuth } : {}),
+    ...(r.power_wait !== null ? { powerWait: r.power_wait } : {}),
+  };
+}
+
+function toRecord(r: NodeRow, macs: string[], bmc: NodeRecord['bmc'] | undefined): NodeRecord {
+  const rec: NodeRecord = {
+    name: r.name,
+    profile: r.profile,
+    ip: r.ip,
+    macs,
+    pet: bool(r.pet),
+    state: r.state,
+    stateSince: r.state_since,
+    stateDeadline: r.state_deadline,
+    armed: bool(r.armed),
+    lastSeen: r.last_seen,
+    generation: r.generation,
+    origin: r.origin as NodeOrigin,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+  if (bmc) rec.bmc = bmc;
+  return rec;
 }
 
 async function insertInterfaces(trx: Kysely<DB>, node: string, macs: string[]): Promise<void> {

@@ -544,3 +544,74 @@ describe('settings, discovered, tokens, locks', () => {
     expect((await again.locks.get('valkyrie01'))?.owner).toBe('server-a');
   });
 });
+
+describe('hot paths of the conductor (issue 18)', () => {
+  it('setState with the state and generation read: a miss says why, as the read-first path does', async () => {
+    const s = await open();
+    await seed(s, 1);
+    const n = (await s.nodes.get('valkyrie01'))!;
+    const ok = await s.nodes.setState('valkyrie01', 'pxe-armed', { expectedFrom: 'enrolled', expectedGeneration: n.generation, actor: 'conductor', cause: 'reinstall' });
+    expect(ok).toMatchObject({ state: 'pxe-armed', generation: n.generation + 1, macs: n.macs, bmc: n.bmc });
+    const wrongState = await expectFleetError(
+      s.nodes.setState('valkyrie01', 'installing', { expectedFrom: 'enrolled', expectedGeneration: ok.generation, actor: 'conductor' }),
+      'conflict',
+    );
+    expect(wrongState.message).toContain('is pxe-armed, not enrolled');
+    const wrongGeneration = await expectFleetError(
+      s.nodes.setState('valkyrie01', 'power-cycling', { expectedFrom: 'pxe-armed', expectedGeneration: n.generation, actor: 'conductor' }),
+      'conflict',
+    );
+    expect(wrongGeneration.message).toContain(`generation ${ok.generation}, expected ${n.generation}`);
+    await expectFleetError(s.nodes.setState('nope', 'pxe-armed', { expectedFrom: 'enrolled', expectedGeneration: 1, actor: 'conductor' }), 'node.not_found');
+    expect(await s.nodes.get('valkyrie01')).toEqual(ok);
+    expect((await s.events.list({ node: 'valkyrie01', kinds: ['state.changed'] })).events.map((e) => e.toState)).toEqual(['pxe-armed']);
+  });
+
+  it('setState with armed writes what setState then setArmed write, in one call', async () => {
+    const a = await open(path.join(dir, 'a.db'));
+    const b = await open(path.join(dir, 'b.db'));
+    await seed(a, 1);
+    await seed(b, 1);
+    const g = (await a.nodes.get('valkyrie01'))!.generation;
+    const one = await a.nodes.setState('valkyrie01', 'power-cycling', {
+      expectedFrom: 'enrolled',
+      expectedGeneration: g,
+      actor: 'conductor',
+      cause: 'step arm-pxe',
+      armed: { to: true, cause: 'lifecycle cycle' },
+    });
+    await b.nodes.setState('valkyrie01', 'power-cycling', { expectedFrom: 'enrolled', expectedGeneration: g, actor: 'conductor', cause: 'step arm-pxe' });
+    const two = await b.nodes.setArmed('valkyrie01', true, { actor: 'conductor', cause: 'lifecycle cycle' });
+    expect(one).toEqual(two);
+    expect(one).toMatchObject({ armed: true, generation: g + 2 });
+    const strip = (events: { id: number }[]) => events.map(({ id: _id, ...rest }) => rest);
+    expect(strip((await a.events.list({ node: 'valkyrie01' })).events)).toEqual(strip((await b.events.list({ node: 'valkyrie01' })).events));
+    // Already armed: the flag and its events stay as they are.
+    const again = await a.nodes.setState('valkyrie01', 'netbooting', { expectedFrom: 'power-cycling', actor: 'conductor', armed: { to: true } });
+    expect(again).toMatchObject({ armed: true, generation: g + 3 });
+    expect((await a.events.list({ node: 'valkyrie01', kinds: ['node.armed'] })).events).toHaveLength(1);
+  });
+
+  it('events.append returns the row as stored, and one-node lists match the general query', async () => {
+    const s = await open();
+    await seed(s, 2);
+    const e = await s.events.append({ node: 'valkyrie01', kind: 'bmc.power', actor: 'lifecycle', details: { operation: 'power on', skipped: undefined, n: [1, undefined] } });
+    const [stored] = (await s.events.list({ node: 'valkyrie01', kinds: ['bmc.power'] })).events;
+    expect(e).toEqual(stored);
+    expect(e.details).toEqual({ operation: 'power on', n: [1, null] });
+    for (const q of [{ kinds: ['node.added', 'bmc.power'] }, { order: 'desc' as const, limit: 1 }, { afterId: 1 }, { beforeId: e.id, order: 'desc' as const }]) {
+      const one = await s.events.list({ node: 'valkyrie01', ...q });
+      const viaList = await s.events.list({ nodes: ['valkyrie01', 'nobody'], ...q });
+      expect(one).toEqual(viaList);
+    }
+  });
+
+  it('get (node and BMC in one read) gives the record list gives, with and without a BMC', async () => {
+    const s = await open();
+    await seed(s, 1);
+    await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:12', '52:54:00:00:03:13'] }), { actor: 'test' });
+    for (const name of ['valkyrie01', 'valkyrie02']) expect(await s.nodes.get(name)).toEqual((await s.nodes.list({ names: [name] }))[0]);
+    expect((await s.nodes.get('valkyrie02'))?.bmc).toBeUndefined();
+    expect((await s.nodes.get('valkyrie02'))?.macs).toEqual(['52:54:00:00:03:12', '52:54:00:00:03:13']);
+  });
+});
