@@ -31,6 +31,7 @@ import type { ApplyFlags } from './commands/apply.js';
 import type { DiscoverFlags } from './commands/discover.js';
 import type { DoctorFlags } from './commands/doctor.js';
 import type { EventsFlags } from './commands/events.js';
+import type { ExportFlags } from './commands/netboot.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -184,7 +185,10 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .command('export')
     .description('the cluster for other tools: hosts, dnsmasq, ansible-inventory, clustershell-groups')
     .argument('<format>', 'hosts, dnsmasq, ansible-inventory or clustershell-groups')
-    .action((format: string) => run(load.netboot().then((m) => m.cmdExport(globals(), format, io))));
+    .option('--list', "ansible-inventory: the JSON of Ansible's dynamic inventory script protocol (groups, _meta.hostvars)")
+    .option('--dynamic', 'ansible-inventory: the same as --list')
+    .option('--host <node>', "ansible-inventory: one node's variables as JSON (the protocol's --host)")
+    .action((format: string, opts: ExportFlags) => run(load.netboot().then((m) => m.cmdExport(globals(), format, opts, io))));
 
   program
     .command('discovered')

@@ -1,6 +1,8 @@
 /**
  * Exports of the declared cluster for the tools around fleet: pure formatters
- * from store records and the cluster settings to text.
+ * from store records and the cluster settings to text (and, for Ansible's
+ * dynamic inventory script protocol, to the JSON object `fleet export
+ * ansible-inventory --list` prints).
  *
  *   hosts                /etc/hosts lines, `IP  NAME.DOMAIN NAME` (FQDN first: the canonical name), management
  *                        node first (seed 000 §5.4), then BMCs as `NAME-bmc.DOMAIN NAME-bmc`
@@ -52,7 +54,12 @@ function checked(input: ExportInput, format: ExportFormat): ExportNode[] {
   if (!isDomain(c.domain)) problems.push(`cluster domain ${show(c.domain)} is not a DNS domain`);
   if (!isIPv4(c.managementAddress)) problems.push(`management address ${show(c.managementAddress)} is not an IPv4 address`);
   if (c.managementName !== undefined && !NODE_NAME.test(c.managementName)) problems.push(`management name ${show(c.managementName)} is not a host name`);
-  for (const n of input.nodes) {
+  return checkedNodes(input.nodes, format, problems);
+}
+
+/** The node half of checked(): the nodes sorted by name, or one config.invalid listing the problems (with `problems` before them). */
+function checkedNodes<N extends ExportNode>(nodes: readonly N[], format: ExportFormat, problems: string[] = []): N[] {
+  for (const n of nodes) {
     if (!NODE_NAME.test(n.name)) problems.push(`node ${show(n.name)}: not a valid node name`);
     if (!OBJECT_NAME.test(n.profile)) problems.push(`node ${n.name}: profile ${show(n.profile)} is not a valid profile name`);
     if (n.ip !== null && !isIPv4(n.ip)) problems.push(`node ${n.name}: ip ${show(n.ip)} is not an IPv4 address`);
@@ -65,7 +72,7 @@ function checked(input: ExportInput, format: ExportFormat): ExportNode[] {
   if (problems.length > 0) {
     throw new FleetError('config.invalid', `${format} export: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}`, { problems });
   }
-  return [...input.nodes].sort(byName);
+  return [...nodes].sort(byName);
 }
 
 function header(format: ExportFormat, input: ExportInput): string {
@@ -134,13 +141,15 @@ function yamlScalar(s: string): string {
   return plainSafe ? s : `'${s.replace(/'/g, "''")}'`;
 }
 
-/** YAML inventory: all.children.<profile group>.hosts.<node>.ansible_host. */
-export function exportAnsibleInventory(input: ExportInput): string {
-  const nodes = checked(input, 'ansible-inventory');
-  const groups = new Map<string, ExportNode[]>();
+/** Nodes by Ansible group (sorted), refusing two profiles that map to one group or a group Ansible reserves. */
+function ansibleGroups<N extends ExportNode>(nodes: N[]): Map<string, N[]> {
+  const groups = new Map<string, N[]>();
   const profileOf = new Map<string, string>();
   for (const n of nodes) {
     const g = ansibleGroupName(n.profile);
+    if (g === 'all' || g === 'ungrouped' || g === '_meta') {
+      throw new FleetError('config.invalid', `ansible-inventory export: profile ${n.profile} would be Ansible's reserved group ${g}`);
+    }
     const other = profileOf.get(g);
     if (other !== undefined && other !== n.profile) {
       throw new FleetError('config.invalid', `ansible-inventory export: profiles ${other} and ${n.profile} both become Ansible group ${g}`);
@@ -148,17 +157,52 @@ export function exportAnsibleInventory(input: ExportInput): string {
     profileOf.set(g, n.profile);
     groups.set(g, [...(groups.get(g) ?? []), n]);
   }
+  return new Map([...groups].sort(([a], [b]) => collator.compare(a, b)));
+}
+
+/** YAML inventory: all.children.<profile group>.hosts.<node>.ansible_host. */
+export function exportAnsibleInventory(input: ExportInput): string {
+  const groups = ansibleGroups(checked(input, 'ansible-inventory'));
   const lines = [header('ansible-inventory', input), 'all:', '  children:'];
   if (groups.size === 0) lines[2] = '  children: {}';
-  for (const g of [...groups.keys()].sort((a, b) => collator.compare(a, b))) {
+  for (const [g, members] of groups) {
     lines.push(`    ${yamlScalar(g)}:`, '      hosts:');
-    for (const n of groups.get(g)!) {
+    for (const n of members) {
       lines.push(n.ip !== null ? `        ${yamlScalar(n.name)}:` : `        ${yamlScalar(n.name)}: {}`);
       if (n.ip !== null) lines.push(`          ansible_host: ${yamlScalar(n.ip)}`);
     }
   }
   return lines.join('\n') + '\n';
 }
+
+/** One host's variables in the dynamic inventory: where Ansible connects and what fleet knows of it. */
+export interface AnsibleHostVars {
+  ansible_host?: string;
+  fleet_profile: string;
+  fleet_state?: string;
+}
+
+/**
+ * The JSON an Ansible dynamic inventory script prints for `--list`: one group
+ * per profile (named as in the YAML export), `all.children`, and every host's
+ * variables under `_meta.hostvars` (so Ansible never calls `--host`).
+ */
+export function ansibleDynamicInventory(nodes: readonly (ExportNode & { state?: string })[]): AnsibleDynamicInventory {
+  const groups = ansibleGroups(checkedNodes(nodes, 'ansible-inventory'));
+  const hostvars: Record<string, AnsibleHostVars> = {};
+  const out: AnsibleDynamicInventory = { _meta: { hostvars }, all: { children: ['ungrouped', ...groups.keys()] } };
+  for (const [g, members] of groups) {
+    out[g] = { hosts: members.map((n) => n.name) };
+    for (const n of members) hostvars[n.name] = ansibleHostVars(n);
+  }
+  return out;
+}
+
+export function ansibleHostVars(n: ExportNode & { state?: string }): AnsibleHostVars {
+  return { ...(n.ip !== null ? { ansible_host: n.ip } : {}), fleet_profile: n.profile, ...(n.state !== undefined ? { fleet_state: n.state } : {}) };
+}
+
+export type AnsibleDynamicInventory = { _meta: { hostvars: Record<string, AnsibleHostVars> }; all: { children: string[] } } & Record<string, { hosts: string[] } | unknown>;
 
 /** clustershell groups.d YAML: source `fleet`, group `all` and one group per profile, as folded nodesets. */
 export function exportClustershellGroups(input: ExportInput): string {

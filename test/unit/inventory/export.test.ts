@@ -13,12 +13,13 @@ import { parse as parseYaml } from 'yaml';
 import { FleetError } from '../../../common/errors.js';
 import { installErrorHandling } from '../../../server/http/errors.js';
 import { registerNetbootApiRoutes } from '../../../server/http/routes/netboot-api.js';
-import { exportAs, exportClustershellGroups, exportHosts, type ExportInput } from '../../../server/inventory/export.js';
+import type { NodeBmcSpec } from '../../../common/model.js';
+import { ansibleDynamicInventory, exportAs, exportClustershellGroups, exportHosts, type ExportInput, type ExportNode } from '../../../server/inventory/export.js';
 import { openStore } from '../../../server/store/index.js';
 import { CLUSTER, PROFILES, SERVER } from '../../helpers/golden.js';
 
 /** The seed's cluster (given out of order: the exports sort). */
-const SEED: ExportInput = {
+const SEED: ExportInput & { nodes: (ExportNode & { bmc?: NodeBmcSpec })[] } = {
   cluster: { ...CLUSTER, managementName: 'odin' },
   nodes: [
     { name: 'valkyrie10', profile: 'compute', ip: '10.10.3.10', macs: ['52:54:00:00:03:0a'] },
@@ -157,6 +158,42 @@ describe('exports: read back by their consumers', () => {
   });
 });
 
+describe('exports: Ansible dynamic inventory (--list JSON)', () => {
+  it('groups by profile, all.children, every host under _meta.hostvars; the same groups as the YAML export', () => {
+    const nodes = SEED.nodes.map((n) => ({ ...n, state: n.name === 'spare1' ? 'new' : 'ready' }));
+    const inv = ansibleDynamicInventory(nodes);
+    expect(inv).toEqual({
+      _meta: {
+        hostvars: {
+          heimdall: { ansible_host: '10.10.2.1', fleet_profile: 'login', fleet_state: 'ready' },
+          spare1: { fleet_profile: 'compute', fleet_state: 'new' },
+          thor: { ansible_host: '10.10.1.1', fleet_profile: 'storage', fleet_state: 'ready' },
+          valkyrie01: { ansible_host: '10.10.3.1', fleet_profile: 'compute', fleet_state: 'ready' },
+          valkyrie02: { ansible_host: '10.10.3.2', fleet_profile: 'compute', fleet_state: 'ready' },
+          valkyrie03: { ansible_host: '10.10.3.3', fleet_profile: 'compute_gpu', fleet_state: 'ready' },
+          valkyrie10: { ansible_host: '10.10.3.10', fleet_profile: 'compute', fleet_state: 'ready' },
+        },
+      },
+      all: { children: ['ungrouped', 'compute', 'compute_gpu', 'login', 'storage'] },
+      compute: { hosts: ['spare1', 'valkyrie01', 'valkyrie02', 'valkyrie10'] },
+      compute_gpu: { hosts: ['valkyrie03'] },
+      login: { hosts: ['heimdall'] },
+      storage: { hosts: ['thor'] },
+    });
+    const yamlGroups = parseYaml(exportAs('ansible-inventory', SEED)).all.children;
+    for (const g of Object.keys(yamlGroups)) expect((inv[g] as { hosts: string[] }).hosts).toEqual(Object.keys(yamlGroups[g].hosts));
+  });
+
+  it("refuses a profile that would be one of Ansible's reserved groups, and two profiles that make one group", () => {
+    for (const profile of ['all', 'ungrouped']) {
+      expect(() => ansibleDynamicInventory([{ name: 'n1', profile, ip: null, macs: [] }])).toThrow(/reserved group/);
+    }
+    const two = [{ name: 'n1', profile: 'gpu.v2', ip: null, macs: [] }, { name: 'n2', profile: 'gpu_v2', ip: null, macs: [] }];
+    expect(() => ansibleDynamicInventory(two)).toThrow(/both become Ansible group gpu_v2/);
+    expect(() => exportAs('ansible-inventory', { cluster: CLUSTER, nodes: two })).toThrow(/both become Ansible group gpu_v2/);
+  });
+});
+
 describe('exports: edge cases', () => {
   it('hosts without a management name starts with the nodes', () => {
     const text = exportHosts({ cluster: CLUSTER, nodes: [{ name: 'n1', profile: 'p', ip: '10.0.0.5', macs: [] }] });
@@ -221,7 +258,7 @@ describe('exports: API', () => {
       for (const p of ['compute', 'compute_gpu', 'login', 'storage'] as const) await store.profiles.upsert(PROFILES[p], { actor: 'test' });
       await store.credentials.upsert('bmc-admin', 'admin', 'secret', { actor: 'test' });
       await store.nodes.upsertMany(
-        SEED.nodes.map((n) => ({ name: n.name, profile: n.profile, ...(n.ip ? { ip: n.ip } : {}), macs: n.macs, ...(n.bmc ? { bmc: n.bmc } : {}), pet: false })),
+        SEED.nodes.map((n) => ({ name: n.name, profile: n.profile, ...(n.ip ? { ip: n.ip } : {}), macs: n.macs, ...(n.bmc ? { bmc: n.bmc as NodeBmcSpec } : {}), pet: false })),
         { actor: 'test' },
       );
       const text = await app.inject({ url: '/api/v1/export/hosts' });
