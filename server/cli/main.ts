@@ -32,6 +32,7 @@ import type { DiscoverFlags } from './commands/discover.js';
 import type { DoctorFlags } from './commands/doctor.js';
 import type { EventsFlags } from './commands/events.js';
 import type { ExportFlags } from './commands/netboot.js';
+import type { ImportCsvFlags } from './commands/import.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -189,6 +190,16 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--dynamic', 'ansible-inventory: the same as --list')
     .option('--host <node>', "ansible-inventory: one node's variables as JSON (the protocol's --host)")
     .action((format: string, opts: ExportFlags) => run(load.netboot().then((m) => m.cmdExport(globals(), format, opts, io))));
+
+  const imp = program.command('import').description("nodes a site already lists, as a fleet.yaml fragment to merge (offline; nothing is changed)");
+  imp
+    .command('csv')
+    .description('a CSV node list (header row: name, mac, ip, bmc; optional profile, bmc_port, bmc_protocol, bmc_credentials) to a fleet.yaml nodes: fragment on stdout')
+    .argument('<file>', 'the CSV file')
+    .option('--profile <profile>', 'profile of rows without a profile column value')
+    .option('--credentials <name>', 'BMC credential set of rows with a BMC and no bmc_credentials value')
+    .option('--json', 'the checked nodes as JSON instead')
+    .action((file: string, opts: ImportCsvFlags) => run(load.importer().then((m) => m.cmdImportCsv(file, opts, io))));
 
   program
     .command('discovered')
