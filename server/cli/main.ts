@@ -32,7 +32,7 @@ import type { DiscoverFlags } from './commands/discover.js';
 import type { DoctorFlags } from './commands/doctor.js';
 import type { EventsFlags } from './commands/events.js';
 import type { ExportFlags } from './commands/netboot.js';
-import type { ImportCsvFlags } from './commands/import.js';
+import type { ImportCsvFlags, ImportGroupsFlags } from './commands/import.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -200,6 +200,14 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--credentials <name>', 'BMC credential set of rows with a BMC and no bmc_credentials value')
     .option('--json', 'the checked nodes as JSON instead')
     .action((file: string, opts: ImportCsvFlags) => run(load.importer().then((m) => m.cmdImportCsv(file, opts, io))));
+  imp
+    .command('groups')
+    .description("a clustershell groups file (groups.d YAML, or the flat 'group: nodeset' file) to a fleet.yaml nodes: skeleton, one key per group mapped to a profile")
+    .argument('<file>', 'the groups file')
+    .option('--profile <group=profile>', 'the nodes of this group get this profile (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--source <name>', 'the group source to read (default: the only one)')
+    .option('--json', 'every group of every source, resolved and folded, as JSON instead')
+    .action((file: string, opts: ImportGroupsFlags) => run(load.importer().then((m) => m.cmdImportGroups(file, opts, io))));
 
   program
     .command('discovered')

@@ -45,4 +45,20 @@ describe('fleet import csv', () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/cannot read nosuch\.csv: ENOENT/);
   });
+
+  it('fleet import groups: a clustershell file to a nodes: skeleton; --json shows the groups; mistakes are usage errors', async () => {
+    writeFileSync(join(dir, 'local.cfg'), 'io: example[4-6]\ncompute: example[32-159]\ngpu: example[156-159]\n');
+    const r = await fleet('import', 'groups', 'local.cfg', '--profile', 'io=storage', '--profile', 'compute=compute');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('nodes:\n  "example[4-6]":    # @local:io\n    profile: "storage"\n  "example[32-159]":    # @local:compute\n');
+    const j = await fleet('import', 'groups', 'local.cfg', '--json');
+    expect(JSON.parse(j.out)).toEqual({ local: { io: 'example[4-6]', compute: 'example[32-159]', gpu: 'example[156-159]' } });
+    const none = await fleet('import', 'groups', 'local.cfg');
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('has: io, compute, gpu');
+    const both = await fleet('import', 'groups', 'local.cfg', '--profile', 'compute=compute', '--profile', 'gpu=compute_gpu');
+    expect(both.code).toBe(2);
+    expect(both.out).toBe('');
+    expect(both.err).toContain('example156 is in both @compute and @gpu');
+  });
 });
