@@ -4,6 +4,8 @@ export interface CliIo {
   stderr: (s: string) => void;
   env: NodeJS.ProcessEnv;
   isTTY: boolean;
+  /** The terminal's size now (it may change while a command runs); absent or undefined when not known. */
+  termSize?: () => { columns: number; rows: number } | undefined;
   /** Home directory for ~/.config/fleet/config.yaml */
   home: string;
   cwd: string;
@@ -15,6 +17,7 @@ export function processIo(): CliIo {
     stderr: (s) => process.stderr.write(s),
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
+    termSize: () => (process.stdout.isTTY && process.stdout.columns > 0 ? { columns: process.stdout.columns, rows: process.stdout.rows } : undefined),
     home: process.env.HOME ?? '/root',
     cwd: process.cwd(),
   };

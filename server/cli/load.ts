@@ -14,6 +14,7 @@ export const discover = () => import('./commands/discover.js');
 export const discoverBmc = () => import('./commands/discover-bmc.js');
 export const doctor = () => import('./commands/doctor.js');
 export const events = () => import('./commands/events.js');
+export const importer = () => import('./commands/import.js');
 export const images = () => import('./commands/images.js');
 export const inventory = () => import('./commands/inventory.js');
 export const lab = () => import('./commands/lab.js');

@@ -31,6 +31,8 @@ import type { ApplyFlags } from './commands/apply.js';
 import type { DiscoverFlags } from './commands/discover.js';
 import type { DoctorFlags } from './commands/doctor.js';
 import type { EventsFlags } from './commands/events.js';
+import type { ExportFlags } from './commands/netboot.js';
+import type { ImportCsvFlags, ImportGroupsFlags } from './commands/import.js';
 
 export function buildProgram(io: CliIo, onExit: (code: number) => void): Command {
   const program = new Command('fleet');
@@ -184,7 +186,28 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .command('export')
     .description('the cluster for other tools: hosts, dnsmasq, ansible-inventory, clustershell-groups')
     .argument('<format>', 'hosts, dnsmasq, ansible-inventory or clustershell-groups')
-    .action((format: string) => run(load.netboot().then((m) => m.cmdExport(globals(), format, io))));
+    .option('--list', "ansible-inventory: the JSON of Ansible's dynamic inventory script protocol (groups, _meta.hostvars)")
+    .option('--dynamic', 'ansible-inventory: the same as --list')
+    .option('--host <node>', "ansible-inventory: one node's variables as JSON (the protocol's --host)")
+    .action((format: string, opts: ExportFlags) => run(load.netboot().then((m) => m.cmdExport(globals(), format, opts, io))));
+
+  const imp = program.command('import').description("nodes a site already lists, as a fleet.yaml fragment to merge (offline; nothing is changed)");
+  imp
+    .command('csv')
+    .description('a CSV node list (header row: name, mac, ip, bmc; optional profile, bmc_port, bmc_protocol, bmc_credentials) to a fleet.yaml nodes: fragment on stdout')
+    .argument('<file>', 'the CSV file')
+    .option('--profile <profile>', 'profile of rows without a profile column value')
+    .option('--credentials <name>', 'BMC credential set of rows with a BMC and no bmc_credentials value')
+    .option('--json', 'the checked nodes as JSON instead')
+    .action((file: string, opts: ImportCsvFlags) => run(load.importer().then((m) => m.cmdImportCsv(file, opts, io))));
+  imp
+    .command('groups')
+    .description("a clustershell groups file (groups.d YAML, or the flat 'group: nodeset' file) to a fleet.yaml nodes: skeleton, one key per group mapped to a profile")
+    .argument('<file>', 'the groups file')
+    .option('--profile <group=profile>', 'the nodes of this group get this profile (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--source <name>', 'the group source to read (default: the only one)')
+    .option('--json', 'every group of every source, resolved and folded, as JSON instead')
+    .action((file: string, opts: ImportGroupsFlags) => run(load.importer().then((m) => m.cmdImportGroups(file, opts, io))));
 
   program
     .command('discovered')

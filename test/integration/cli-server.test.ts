@@ -140,8 +140,8 @@ describe('fleet CLI against a running server', () => {
     expect(k.out).toMatch(/^text$/m);
     expect(k.out).toMatch(/network --bootproto=dhcp --hostname=valkyrie01\.cluster\.local/);
     const h = await fleet('export', 'hosts');
-    expect(h.out).toMatch(/^10\.10\.0\.1\s+odin/m);
-    expect(h.out).toMatch(/^10\.10\.3\.1\s+valkyrie01\s+valkyrie01\.cluster\.local$/m);
+    expect(h.out).toMatch(/^10\.10\.0\.1\s+odin\.cluster\.local odin$/m);
+    expect(h.out).toMatch(/^10\.10\.3\.1\s+valkyrie01\.cluster\.local valkyrie01$/m);
     expect(serverLines.join('\n')).toMatch(/gRPC agent service \(TLS\) listening on 127\.0\.0\.1:\d+; CA fingerprint [0-9A-F:]{95}/);
   });
 

@@ -163,16 +163,23 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   const render = (final: boolean): void => {
     if (!live) return;
     const t = now();
+    const size = io.termSize?.();
     const list = [...nodes.values()];
     const active = list.filter((n) => !RESTING.has(n.state));
     const rest = list.filter((n) => RESTING.has(n.state));
-    const shown = [...active, ...rest].slice(0, 40);
+    // The frame must fit the screen: the cursor cannot move above its top to redraw.
+    const shown = [...active, ...rest].slice(0, size ? Math.max(1, Math.min(40, size.rows - 3)) : 40);
     const rows = shown.map((n) => [n.name, n.state, formatDuration(((n.endMs ?? t) - n.startMs) / 1000), n.failure ?? n.flag ?? '']);
     const lines = formatTable(['node', 'state', 'elapsed', ''], rows).split('\n');
     if (list.length > shown.length) lines.push(`... and ${list.length - shown.length} more`);
-    lines.push(summaryLine(list, t - started) + (final ? '' : ' (watching; Ctrl-C stops watching, not the reinstall)'));
-    io.stdout((drawn ? `\x1b[${drawn}F\x1b[J` : '') + lines.join('\n') + '\n');
-    drawn = lines.length;
+    const summary = summaryLine(list, t - started);
+    const hint = ' (watching; Ctrl-C stops watching, not the reinstall)';
+    lines.push(final ? summary : size && summary.length + hint.length >= size.columns ? `${summary} (Ctrl-C: stop watching)` : summary + hint);
+    // One line, one screen row: a row that wrapped would take rows the cursor-up below does not count, and
+    // the top of the previous frame would stay on the screen (the full reasons are printed when the watch ends).
+    const fitted = size ? lines.map((l) => fitWidth(l, size.columns)) : lines;
+    io.stdout((drawn ? `\x1b[${drawn}F\x1b[J` : '') + fitted.join('\n') + '\n');
+    drawn = fitted.length;
   };
 
   const onEvent = (e: ApiEvent): void => {
@@ -243,6 +250,17 @@ export async function watchNodes(settings: ClientSettings, nodeset: string, io: 
   }
   if (timedOut) io.stderr(`fleet: stopped watching after the timeout; ${list.filter((n) => !RESTING.has(n.state)).length} nodes still in progress\n`);
   return failed.length || timedOut || status.missing.length ? Exit.FAILED : Exit.OK;
+}
+
+/**
+ * A line cut to fit a terminal row: at most columns - 1 characters (a line
+ * that fills the last column leaves some terminals wrapping), ending in '…'
+ * when cut. Characters, not display cells: reasons are ASCII in practice.
+ */
+export function fitWidth(line: string, columns: number): string {
+  const max = Math.max(1, columns - 1);
+  const chars = [...line];
+  return chars.length <= max ? line : `${chars.slice(0, max - 1).join('')}…`;
 }
 
 /** The end of a watch: how many failed, then the failures folded by reason. */

@@ -2,12 +2,14 @@
  * Netboot CLI commands, thin clients of the REST API:
  *   fleet render ipxe|kickstart NODE       what the node would be served now (placeholder tokens)
  *   fleet export FORMAT                     hosts, dnsmasq, ansible-inventory, clustershell-groups
+ *   fleet export ansible-inventory --list|--dynamic|--host NODE
+ *                                           Ansible's dynamic inventory script protocol (JSON)
  *   fleet discovered [--json]               machines seen on the network that no node declares
  *   fleet enroll MAC --name N [--profile P] a node from a discovered machine
  */
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, RenderResponse } from '../../../common/api/schemas.js';
-import { EXPORT_FORMATS, isExportFormat } from '../../inventory/export.js';
+import type { DiscoveredResponse, EnrollRequest, EnrollResponse, ExportResponse, NodesResponse, RenderResponse } from '../../../common/api/schemas.js';
+import { ansibleDynamicInventory, ansibleHostVars, EXPORT_FORMATS, isExportFormat, type ExportNode } from '../../inventory/export.js';
 import { apiRequest } from '../client.js';
 import type { CliIo } from '../io.js';
 import { resolveClientSettings, type GlobalFlags } from '../settings.js';
@@ -45,9 +47,34 @@ function bmcOf(i: InspectionView | null): string {
   return i.bmc.ip ?? i.bmc.mac ?? 'no address';
 }
 
-export async function cmdExport(flags: GlobalFlags, format: string, io: CliIo): Promise<number> {
+/** `--list`/`--dynamic` and `--host`: Ansible's inventory script protocol. */
+export interface ExportFlags {
+  list?: boolean;
+  dynamic?: boolean;
+  host?: string;
+}
+
+export async function cmdExport(flags: GlobalFlags, format: string, opts: ExportFlags, io: CliIo): Promise<number> {
   if (!isExportFormat(format)) throw new FleetError('usage.invalid', `unknown export format ${JSON.stringify(format)}: use one of ${EXPORT_FORMATS.join(', ')}`);
+  const dynamic = opts.list === true || opts.dynamic === true;
+  if ((dynamic || opts.host !== undefined) && format !== 'ansible-inventory') {
+    throw new FleetError('usage.invalid', `--list, --dynamic and --host are Ansible's inventory script protocol: only with ansible-inventory, not ${format}`);
+  }
+  if (dynamic && opts.host !== undefined) throw new FleetError('usage.invalid', '--list and --host are each a whole answer: give one');
   const settings = await resolveClientSettings(flags, io);
+  if (dynamic || opts.host !== undefined) {
+    const res = await apiRequest<NodesResponse>(settings, 'GET', '/api/v1/nodes');
+    const nodes: (ExportNode & { state: string })[] = res.nodes.map((n) => ({ name: n.name, profile: n.profile, ip: n.ip, macs: n.macs, state: n.state }));
+    if (dynamic) {
+      io.stdout(JSON.stringify(ansibleDynamicInventory(nodes), null, 2) + '\n');
+      return Exit.OK;
+    }
+    const inv = ansibleDynamicInventory(nodes); // the same checks as --list
+    const node = nodes.find((n) => n.name === opts.host);
+    if (node === undefined || inv._meta.hostvars[node.name] === undefined) throw new FleetError('node.not_found', `node ${JSON.stringify(opts.host)} is not in the store`);
+    io.stdout(JSON.stringify(ansibleHostVars(node), null, 2) + '\n');
+    return Exit.OK;
+  }
   const res = await apiRequest<ExportResponse>(settings, 'GET', `/api/v1/export/${format}`);
   io.stdout(withNewline(res.text));
   return Exit.OK;

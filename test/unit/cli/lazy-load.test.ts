@@ -76,6 +76,7 @@ describe('CLI start-up loads', () => {
     ['fleet status / watch / reinstall', 'server/cli/commands/lifecycle.ts'],
     ['fleet events', 'server/cli/commands/events.ts'],
     ['fleet power / bootdev', 'server/cli/commands/bmc.ts'],
+    ['fleet import csv', 'server/cli/commands/import.ts'],
   ])('%s loads neither the server nor its libraries', (_name, command) => {
     expect(heavyIn(loadedBy('server/cli/main.ts', command))).toEqual([]);
   });

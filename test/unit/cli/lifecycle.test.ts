@@ -10,7 +10,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimWorld, SIM_PROFILE, simMac } from '../../../bench/lifecycle.js';
 import { checkBearer } from '../../../server/auth/api-token.js';
-import { cmdCancel, cmdReinstall, cmdStatus, cmdWatch, formatDuration } from '../../../server/cli/commands/lifecycle.js';
+import { cmdCancel, cmdReinstall, cmdStatus, cmdWatch, fitWidth, formatDuration } from '../../../server/cli/commands/lifecycle.js';
 import type { CliIo } from '../../../server/cli/io.js';
 import { FleetError } from '../../../common/errors.js';
 import { installErrorHandling } from '../../../server/http/errors.js';
@@ -120,6 +120,20 @@ describe('fleet reinstall', () => {
     expect(c.out()).toMatch(/thor\s+ready/);
     expect(c.out()).toMatch(/1 node: 1 ready, 0 failed, 0 in progress/);
   }, 20_000);
+});
+
+describe('fitWidth: one watch line, one terminal row', () => {
+  it.each([
+    ['short', 80, 'short'],
+    ['x'.repeat(79), 80, 'x'.repeat(79)],
+    ['x'.repeat(80), 80, `${'x'.repeat(78)}…`],
+    ['x'.repeat(300), 200, `${'x'.repeat(198)}…`],
+    ['ab', 2, '…'],
+    ['é'.repeat(10), 5, 'éééé'.slice(0, 3) + '…'],
+  ])('%s at %i columns', (line, columns, want) => {
+    expect(fitWidth(line, columns)).toBe(want);
+    expect([...fitWidth(line, columns)].length).toBeLessThan(Math.max(2, columns));
+  });
 });
 
 describe('fleet status, watch, cancel', () => {

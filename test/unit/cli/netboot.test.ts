@@ -228,9 +228,30 @@ describe('netboot API and CLI', () => {
     });
 
     it('fleet export FORMAT prints the export', async () => {
-      expect(await cmdExport(flags(), 'hosts', io)).toBe(0);
-      expect(out).toContain('\n10.10.0.1  odin odin.cluster.local\n10.10.3.1  valkyrie01 valkyrie01.cluster.local\n# no IP address, not listed: nomac\n');
-      await expect(cmdExport(flags(), 'csv', io)).rejects.toBeInstanceOf(FleetError);
+      expect(await cmdExport(flags(), 'hosts', {}, io)).toBe(0);
+      expect(out).toContain('\n10.10.0.1  odin.cluster.local odin\n10.10.3.1  valkyrie01.cluster.local valkyrie01\n# no IP address, not listed: nomac\n');
+      await expect(cmdExport(flags(), 'csv', {}, io)).rejects.toBeInstanceOf(FleetError);
+    });
+
+    it('fleet export ansible-inventory --list / --host NODE: the dynamic inventory script protocol', async () => {
+      expect(await cmdExport(flags(), 'ansible-inventory', { list: true }, io)).toBe(0);
+      const inv = JSON.parse(out);
+      expect(inv.all.children).toContain('ungrouped');
+      const groups = Object.keys(inv).filter((k) => k !== '_meta' && k !== 'all');
+      expect(groups.length).toBeGreaterThan(0);
+      const hosts = groups.flatMap((g) => inv[g].hosts as string[]);
+      expect(hosts).toContain('valkyrie01');
+      expect(Object.keys(inv._meta.hostvars).sort()).toEqual([...hosts].sort());
+      expect(inv._meta.hostvars.valkyrie01).toMatchObject({ ansible_host: '10.10.3.1' });
+      out = '';
+      expect(await cmdExport(flags(), 'ansible-inventory', { dynamic: true }, io)).toBe(0);
+      expect(JSON.parse(out)).toEqual(inv);
+      out = '';
+      expect(await cmdExport(flags(), 'ansible-inventory', { host: 'valkyrie01' }, io)).toBe(0);
+      expect(JSON.parse(out)).toEqual(inv._meta.hostvars.valkyrie01);
+      await expect(cmdExport(flags(), 'ansible-inventory', { host: 'nosuch' }, io)).rejects.toMatchObject({ code: 'node.not_found' });
+      await expect(cmdExport(flags(), 'hosts', { list: true }, io)).rejects.toMatchObject({ code: 'usage.invalid' });
+      await expect(cmdExport(flags(), 'ansible-inventory', { list: true, host: 'valkyrie01' }, io)).rejects.toMatchObject({ code: 'usage.invalid' });
     });
 
     it('fleet discovered prints a table (or JSON), fleet enroll creates the node and warns about fleet.yaml', async () => {
