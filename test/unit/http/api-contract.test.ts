@@ -43,6 +43,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['get', '/api/v1/discover/plan', null, S.DiscoverPlanResponse],
   ['post', '/api/v1/discover/accept', S.DiscoverAcceptRequest, S.DiscoverAcceptResponse],
   ['post', '/api/v1/discover/reject', S.DiscoverRejectRequest, S.DiscoverRejectResponse],
+  ['post', '/api/v1/discover/unreject', S.DiscoverRejectRequest, S.DiscoverUnrejectResponse],
   ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
 ];
 
