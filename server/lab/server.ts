@@ -78,7 +78,9 @@ export async function startLabServer(state: LabState, p: LabPaths, o: { timeoutM
     const child = spawn(
       'ip',
       ['netns', 'exec', state.netns, process.execPath, fleetBin(), 'server', '--config', state.configFile, '--data', p.dataDir, '--log-level', o.logLevel ?? 'info'],
-      { detached: true, stdio: ['ignore', fd, fd], cwd: p.dir },
+      // Without npm's variables: under `npx fleet lab up` the server would take itself for a child of npm exec
+      // and stop with this CLI (cmdServer's parent watch).
+      { detached: true, stdio: ['ignore', fd, fd], cwd: p.dir, env: withoutNpmExec(process.env) },
     );
     pid = child.pid;
     // While this process lives it still learns how the server ended, for the error below.
@@ -156,4 +158,10 @@ function runIp(argv: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: numb
       resolveRun({ code: code ?? (signal ? 128 : 1), out, err });
     });
   });
+}
+
+/** The environment without `npm_command`: a detached server is nobody's npm exec child. */
+export function withoutNpmExec(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { npm_command: _npmCommand, ...rest } = env;
+  return rest;
 }

@@ -44,11 +44,13 @@ const PARENT_CHECK_MS = 500;
  * `fleet server`: runs until SIGINT/SIGTERM, then stops cleanly (dnsmasq,
  * listeners, lifecycle, store) and exits 0.
  *
- * Under npx / npm exec (npm sets npm_command), npm runs the command through
+ * Under npx / npm exec (npm sets npm_command=exec), npm runs the command through
  * `sh -c` and passes a SIGTERM it gets to that shell only: the shell dies and
  * the server would run on, orphaned, with its dnsmasq. So there the server
  * also stops when its parent process is gone. Not otherwise: a server started
- * with nohup or detached (fleet lab) outlives its parent on purpose.
+ * with nohup or detached (fleet lab) outlives its parent on purpose, and a
+ * server started by a script of `npm run` (npm_command=run-script, which
+ * children inherit: the lab under `npm run test:e2e`) is not npm exec's.
  */
 export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> {
   // Listen for the signals before starting: a SIGTERM during start-up (systemctl stop) then stops the server once it is up.
@@ -65,7 +67,8 @@ export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> 
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   const parent = process.ppid;
-  const watch = io.env.npm_command
+  const underNpmExec = io.env.npm_command === 'exec';
+  const watch = underNpmExec
     ? setInterval(() => {
         if (process.ppid !== parent) stop(`its parent process ${parent} (npm exec) is gone`);
       }, PARENT_CHECK_MS)
