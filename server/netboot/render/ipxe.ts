@@ -115,15 +115,7 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
         p.check('node name', decision.node, checkNodeName);
         p.check('profile', decision.profile, checkProfileName);
         p.check('image', decision.image, checkProfileName);
-        p.check('kernel URL', decision.kernelUrl, checkRenderUrl);
-        p.check('initrd URL', decision.initrdUrl, checkRenderUrl);
-        addFailDelay(p, failDelay);
-        decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
-        for (const key of ['fleet.server=', 'fleet.node=', 'fleet.token=', 'fleet.mac=']) {
-          if (!decision.kernelArgs.some((a) => a.startsWith(key))) p.add(`kernel arguments: no ${key} (the boot environment needs it)`);
-        }
-        const tooLong = checkInstallCommandLine(decision.kernelUrl, decision.kernelArgs);
-        if (tooLong) p.add(tooLong);
+        checkBootenvBoot(p, decision, failDelay, ['fleet.server=', 'fleet.node=', 'fleet.token=', 'fleet.mac=']);
         p.throwIfAny();
         return fillTemplate(name, template, {
           node: decision.node,
@@ -184,15 +176,7 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
     case 'inspect': {
       const p = new Problems(`iPXE inspect script for ${decision.mac}`, 'request.invalid');
       p.check('MAC', decision.mac, checkMac);
-      p.check('kernel URL', decision.kernelUrl, checkRenderUrl);
-      p.check('initrd URL', decision.initrdUrl, checkRenderUrl);
-      addFailDelay(p, failDelay);
-      decision.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
-      for (const key of ['fleet.server=', 'fleet.token=', 'fleet.mac=', 'fleet.job=inspect']) {
-        if (!decision.kernelArgs.some((a) => a.startsWith(key))) p.add(`kernel arguments: no ${key} (the boot environment needs it)`);
-      }
-      const tooLong = checkInstallCommandLine(decision.kernelUrl, decision.kernelArgs);
-      if (tooLong) p.add(tooLong);
+      checkBootenvBoot(p, decision, failDelay, ['fleet.server=', 'fleet.token=', 'fleet.mac=', 'fleet.job=inspect']);
       p.throwIfAny();
       return fillTemplate(name, template, {
         mac: normalizeMac(decision.mac)!,
@@ -217,6 +201,19 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
       });
     }
   }
+}
+
+/** What every boot of the fleet boot environment needs: its URLs, safe arguments with the keys its job reads, a command line that fits. */
+function checkBootenvBoot(p: Problems, d: { kernelUrl: string; initrdUrl: string; kernelArgs: readonly string[] }, failDelay: number, requiredKeys: readonly string[]): void {
+  p.check('kernel URL', d.kernelUrl, checkRenderUrl);
+  p.check('initrd URL', d.initrdUrl, checkRenderUrl);
+  addFailDelay(p, failDelay);
+  d.kernelArgs.forEach((arg, i) => p.check(`kernel argument ${i + 1}`, arg, checkBootArg));
+  for (const key of requiredKeys) {
+    if (!d.kernelArgs.some((a) => a.startsWith(key))) p.add(`kernel arguments: no ${key} (the boot environment needs it)`);
+  }
+  const tooLong = checkInstallCommandLine(d.kernelUrl, d.kernelArgs);
+  if (tooLong) p.add(tooLong);
 }
 
 function addFailDelay(p: Problems, failDelay: number): void {
