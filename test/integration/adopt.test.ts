@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT } from '../../common/events.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst, type CliResult } from '../helpers/cli.js';
+import { until } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const exec = promisify(execFile);
@@ -158,6 +159,9 @@ describe('fleet adopt: a machine without a BMC joins with one pasted line', () =
     const r = await fleet('reinstall', 'rp4n2', '--yes', '--force');
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('rp4n2: reinstalling (enrolled -> pxe-armed): power is manual (no BMC): PXE-boot rp4n2 by hand; waiting for its netboot');
+    // The power-cycle step runs in the background after the request returns; idle() waits only for
+    // steps the pool already holds, so on a loaded machine (CI) wait for the step itself, bounded.
+    await until(async () => (await server.store.nodes.require('rp4n2')).state === 'power-cycling', 15_000).catch(() => undefined);
     await server.conductor.idle();
     const node = await server.store.nodes.require('rp4n2');
     expect(node).toMatchObject({ state: 'power-cycling', armed: true });
