@@ -53,6 +53,10 @@ export const EVENT = {
   // --- BMC audit: one row per node and operation, written as each result lands
   bmcPower: 'bmc.power',
   bmcBootdev: 'bmc.bootdev',
+  /** fleet bmc rotate: a new BMC account was verified out of band and recorded (slot and account names, never the password). */
+  bmcCredentialRotated: 'bmc.credential_rotated',
+  /** A rotation that did not complete: why, and which credential stays in use (unchanged). */
+  bmcRotateFailed: 'bmc.rotate_failed',
 
   // --- facts from the boot endpoints (the installer and iPXE)
   scriptFetched: 'boot.script_fetched',

@@ -15,3 +15,6 @@ export interface ClusterSpec extends SharedClusterSpec {
   /** Naming rules and policy for discovered machines (server/discovery, docs/discovery.md); absent: no rules, policy manual. */
   discovery?: DiscoverySpec;
 }
+
+/** Credential sets fleet writes itself, one per node, after `fleet bmc rotate` (rotated.NODE): fleet.yaml may not use the prefix. */
+export const ROTATED_PREFIX = 'rotated.';

@@ -241,6 +241,32 @@ export type BootdevRequest = Static<typeof BootdevRequest>;
 export const BmcInfoRequest = Type.Object(BmcCommon, { additionalProperties: false });
 export type BmcInfoRequest = Static<typeof BmcInfoRequest>;
 
+/** fleet bmc rotate: a new BMC account per node, verified out of band before it is recorded. */
+export const BmcRotateRequest = Type.Object(
+  {
+    nodeset: Nodeset,
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 256 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 600_000 })),
+    passwordLength: Type.Optional(Type.Integer({ minimum: 16, maximum: 20, description: '20 (IPMI 2.0 maximum, default) or 16 for BMCs that authenticate only 16 bytes; nothing between' })),
+  },
+  { additionalProperties: false },
+);
+export type BmcRotateRequest = Static<typeof BmcRotateRequest>;
+
+export const BmcRotateResult = Open({
+  node: Str,
+  ok: Type.Boolean(),
+  account: Type.Optional(Str),
+  slot: Type.Optional(Type.Integer()),
+  retired: Type.Optional(Type.Union([Type.Null(), Open({ id: Type.Integer(), name: Str, stillEnabled: Type.Boolean() })])),
+  warning: Type.Optional(Str),
+  error: Type.Optional(Open({ code: Str, message: Str, stage: Str })),
+  durationMs: Type.Number(),
+});
+export type BmcRotateResult = Static<typeof BmcRotateResult>;
+export const BmcRotateResponse = Type.Object({ results: Type.Array(BmcRotateResult), summary: Summary });
+export type BmcRotateResponse = Static<typeof BmcRotateResponse>;
+
 const PowerState = StringEnum(['on', 'off']);
 
 /** One node's outcome of a BMC operation. */

@@ -2,6 +2,7 @@
  * `fleet apply`, writing part: one transaction through the store's
  * repositories, each of which writes its own event rows.
  */
+import { ROTATED_PREFIX } from '../model.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec } from '../model.js';
 import { nodeSpecOf, type Store } from '../store/index.js';
@@ -29,7 +30,8 @@ export async function loadCurrentState(store: Store): Promise<CurrentState> {
     nodes: nodes.map(nodeSpecOf),
     meta: Object.fromEntries(nodes.map((n) => [n.name, { origin: n.origin, state: n.state }])),
     profiles,
-    credentials: [...digests].map(([name, d]) => ({ name, username: d.username, secretDigest: d.secretDigest })),
+    // Per-node sets written by fleet bmc rotate are fleet's own, not fleet.yaml's: apply neither plans nor removes them.
+    credentials: [...digests].filter(([name]) => !name.startsWith(ROTATED_PREFIX)).map(([name, d]) => ({ name, username: d.username, secretDigest: d.secretDigest })),
     settings,
   };
 }

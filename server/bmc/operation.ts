@@ -148,6 +148,8 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
   const prepared = new Map<string, { target: BmcTarget; protocol: BmcProtocol; label: string } | { error: FleetError }>();
   const secrets = new Map<string, { username: string; secret: string }>();
   const records = new Map((await store.nodes.list({ names })).map((n) => [n.name, n]));
+  // After fleet bmc rotate a node's BMC logs in with its own set (rotated.NODE), not the one fleet.yaml names.
+  const rotated = await store.bmc.rotated(names);
   for (const name of names) {
     const node = records.get(name);
     if (!node) {
@@ -159,11 +161,12 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       prepared.set(name, { error: new FleetError('bmc.unsupported', `${name} has no BMC (bmc: none in fleet.yaml): power is manual; power it by hand`, { node: name, power: 'manual' }) });
       continue;
     }
-    let cred = secrets.get(node.bmc.credentials);
+    const credName = rotated.get(name) ?? node.bmc.credentials;
+    let cred = secrets.get(credName);
     if (!cred) {
-      const revealed = await store.credentials.revealSecret(node.bmc.credentials);
+      const revealed = await store.credentials.revealSecret(credName);
       cred = { username: revealed.username, secret: revealed.secret };
-      secrets.set(node.bmc.credentials, cred);
+      secrets.set(credName, cred);
     }
     // Only Redfish pins a certificate (trust on first use); IPMI needs no endpoint lookup.
     const fingerprint = node.bmc.protocol === 'redfish' ? ((await store.bmc.get(name))?.tlsFingerprint ?? undefined) : undefined;

@@ -135,14 +135,21 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
       run(load.bmc().then((m) => m.cmdBootdev(globals(), device, nodeset, opts, io))),
     );
 
-  program
-    .command('bmc')
-    .description('BMC information')
+  const bmc = program.command('bmc').description('BMC information and accounts');
+  bmc
     .command('info')
     .description('identity through the BMC: manufacturer, model, serial, UUID, firmware, MACs')
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean }) => run(load.bmc().then((m) => m.cmdBmcInfo(globals(), nodeset, opts, io))));
+  bmc
+    .command('rotate')
+    .description('new BMC account per node (fleet-a/fleet-b, generated password, never shown), verified out of band before it is recorded; then the old account is disabled. A failure keeps the old credential')
+    .argument('<nodeset>', 'clustershell nodeset')
+    .option('--password-length <n>', '20 (IPMI 2.0 maximum, default) or 16 (BMCs that authenticate only 16 bytes)')
+    .option('--timeout <duration>', 'per node, everything included (default 60s)')
+    .option('--json', 'JSON output')
+    .action((nodeset: string, opts: { json?: boolean; passwordLength?: string; timeout?: string }) => run(load.bmc().then((m) => m.cmdBmcRotate(globals(), nodeset, opts, io))));
 
   registerLifecycleCommands(program, { io, globals, run });
   registerAdoptCommand(program, { io, globals, run });

@@ -30,6 +30,7 @@ import type {
   SlurmRoleSpec,
   UserSpec,
 } from '../model.js';
+import { ROTATED_PREFIX } from '../model.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
 import { installKernelArgs } from '../netboot/decide.js';
 import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
@@ -387,6 +388,10 @@ function parseCredentials(r: Reader, top: Fields, declared: Set<string>): Creden
     declared.add(e.key);
     if (objectName('credential set')(e.key)) {
       r.error(e.path, e.keyNode, objectName('credential set')(e.key)!);
+      continue;
+    }
+    if (e.key.startsWith(ROTATED_PREFIX)) {
+      r.error(e.path, e.keyNode, `credential set names starting with '${ROTATED_PREFIX}' are fleet's own (fleet bmc rotate writes them): choose another name`);
       continue;
     }
     if (e.value === undefined) {

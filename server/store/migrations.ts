@@ -348,6 +348,19 @@ const m010: Migration = {
   },
 };
 
+/**
+ * 013: the credential a node's BMC logs in with after `fleet bmc rotate`
+ * (a per-node set, rotated.NODE); NULL: the set fleet.yaml names. Kept
+ * apart from `credentials` so that apply, which compares nodes with
+ * fleet.yaml, sees no change on a rotated node.
+ */
+const m013: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('bmc_endpoints')`.execute(db);
+    if (!rows.some((r) => r.name === 'rotated_credentials')) await db.schema.alterTable('bmc_endpoints').addColumn('rotated_credentials', 'text').execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -360,6 +373,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '008_discovery': m008,
   '009_discovered_bmcs': m009,
   '010_inspection': m010,
+  '013_bmc_rotation': m013,
 });
 
 export const migrationProvider: MigrationProvider = {

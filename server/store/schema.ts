@@ -77,6 +77,8 @@ export interface BmcEndpointsTable {
   system: string | null;
   auth: string | null;
   power_wait: number | null;
+  /** 013_bmc_rotation: the per-node credential set after fleet bmc rotate (rotated.NODE); NULL: `credentials`. */
+  rotated_credentials: Generated<string | null>;
 }
 
 export interface EventsTable {

@@ -138,6 +138,8 @@ export interface BmcEndpointRecord {
   auth: RedfishAuth | null;
   /** Redfish: seconds to wait for PowerState after a Reset; null: the default. */
   powerWait: number | null;
+  /** After fleet bmc rotate: the per-node credential set the BMC logs in with (rotated.NODE); null: `credentials`. */
+  rotatedCredentials: string | null;
   /** Provider that answered last (e.g. 'ipmi', 'ipmitool'). */
   lastProvider: string | null;
   lastAnswerAt: string | null;

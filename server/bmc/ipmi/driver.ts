@@ -21,6 +21,7 @@ import { markNotRun, unconfirmedError } from '../retry.js';
 import type { BmcDriver, BmcIdentity, BmcTarget, BootDevice, BootDeviceOptions, BootDeviceSetting, PowerState } from '../types.js';
 import { IpmiClient } from './client.js';
 import { ChassisControl, type ChassisControlCode, encodeBootFlags } from './commands.js';
+import { PasswordOp, Priv, getChannelInfo, parseChannelInfo, getUserAccess, getUserName, parseUserAccess, parseUserName, setUserAccess, setUserName, setUserPassword, type PasswordSize, type UserSlot } from './users.js';
 import { IpmiSession, type PrivilegeName } from './session.js';
 import { type Endpoint, type IpmiTransport, remoteKeyOf } from './transport.js';
 
@@ -143,6 +144,46 @@ export class IpmiDriver implements BmcDriver {
       if (serial) out.serial = serial;
       if (uuid) out.uuid = uuid;
       return out;
+    });
+  }
+
+  // ---- user accounts (credential rotation, ../rotate.ts); not in BmcDriver: only IPMI has them here
+
+  /** The LAN channel this session runs on (Get Channel Info on "this channel"). */
+  lanChannel(): Promise<number> {
+    return this.run(async (c) => parseChannelInfo(await c.ok(getChannelInfo())).channel);
+  }
+
+  /** Every user slot on `channel`: id, name, enabled, privilege limit. A slot whose name cannot be read counts as empty. */
+  listUsers(channel: number): Promise<UserSlot[]> {
+    return this.run(async (c) => {
+      const first = parseUserAccess(await c.ok(getUserAccess(channel, 1)));
+      const slots: UserSlot[] = [];
+      for (let id = 1; id <= first.maxUsers; id++) {
+        const access = id === 1 ? first : parseUserAccess(await c.ok(getUserAccess(channel, id)));
+        const nameRes = await c.raw(getUserName(id));
+        const name = nameRes.completionCode === 0 ? parseUserName(nameRes.data) : '';
+        slots.push({ id, name, enabled: access.enabled, privilege: access.privilege });
+      }
+      return slots;
+    });
+  }
+
+  /** Writes an administrator account into `slot`: name, password, LAN access with IPMI messaging, enabled. */
+  writeAccount(channel: number, slot: number, name: string, password: string, size: PasswordSize): Promise<void> {
+    return this.run(async (c) => {
+      await c.ok(setUserName(slot, name));
+      await c.ok(setUserPassword(slot, PasswordOp.SET, password, size));
+      await c.ok(setUserAccess(channel, slot, Priv.ADMINISTRATOR, true));
+      await c.ok(setUserPassword(slot, PasswordOp.ENABLE));
+    });
+  }
+
+  /** Takes `slot`'s LAN access away and disables it (its name and password stay: nothing a later rotation needs). */
+  disableAccount(channel: number, slot: number): Promise<void> {
+    return this.run(async (c) => {
+      await c.ok(setUserAccess(channel, slot, Priv.NO_ACCESS, false));
+      await c.ok(setUserPassword(slot, PasswordOp.DISABLE));
     });
   }
 

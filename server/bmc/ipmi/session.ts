@@ -304,6 +304,13 @@ const NAMES: Record<string, string> = {
   '0:9': 'Get System Boot Options',
   '10:16': 'Get FRU Inventory Area Info',
   '10:17': 'Read FRU Data',
+  '6:56': 'Get Channel Authentication Capabilities',
+  '6:66': 'Get Channel Info',
+  '6:67': 'Set User Access',
+  '6:68': 'Get User Access',
+  '6:69': 'Set User Name',
+  '6:70': 'Get User Name',
+  '6:71': 'Set User Password',
 };
 
 export function commandName(spec: { netFn: number; cmd: number }): string {

@@ -1,6 +1,6 @@
 /** `fleet power`, `fleet bootdev`, `fleet bmc info`: one line per node, failures grouped last, exit 1 if any failed. */
 import { Exit, FleetError } from '../../../common/errors.js';
-import type { BmcInfoRequest, BmcResponse, BmcResult, BootDeviceName, BootdevRequest, PowerRequest } from '../../../common/api/schemas.js';
+import type { BmcInfoRequest, BmcResponse, BmcResult, BmcRotateRequest, BmcRotateResponse, BootDeviceName, BootdevRequest, PowerRequest } from '../../../common/api/schemas.js';
 import { BOOT_DEVICES } from '../../../common/api/values.js';
 import { parseDurationMs } from '../../../common/duration.js';
 import { apiRequest } from '../client.js';
@@ -80,4 +80,31 @@ export async function cmdBmcInfo(flags: GlobalFlags, nodeset: string, opts: { js
     const notes = (id.notes ?? []).length ? ` (not read: ${id.notes!.join('; ')})` : '';
     return (parts.filter(Boolean).join(', ') || 'no identity exposed') + notes;
   });
+}
+
+/** `fleet bmc rotate NODESET`: one line per node (account, slot, what was retired), failures folded by reason; exit 1 if any failed. */
+export async function cmdBmcRotate(flags: GlobalFlags, nodeset: string, opts: { json?: boolean; passwordLength?: string; timeout?: string }, io: CliIo): Promise<number> {
+  let passwordLength: 16 | 20 | undefined;
+  if (opts.passwordLength !== undefined) {
+    if (opts.passwordLength !== '16' && opts.passwordLength !== '20') throw new FleetError('usage.invalid', `--password-length ${JSON.stringify(opts.passwordLength)}: 16 or 20`);
+    passwordLength = Number(opts.passwordLength) as 16 | 20;
+  }
+  const timeoutMs = opts.timeout !== undefined ? powerTimeoutMs(opts.timeout) : undefined;
+  const body: BmcRotateRequest = { nodeset, ...(passwordLength ? { passwordLength } : {}), ...(timeoutMs !== undefined ? { timeoutMs: Math.max(1000, timeoutMs) } : {}) };
+  const settings = await resolveClientSettings(flags, io);
+  const res = await apiRequest<BmcRotateResponse>(settings, 'POST', '/api/v1/bmc/rotate', body, 30 * 60_000);
+  if (opts.json) {
+    io.stdout(JSON.stringify(res, null, 2) + '\n');
+  } else {
+    const lines = res.results
+      .filter((r) => r.ok)
+      .map((r) => {
+        const retired = r.retired ? `, ${r.retired.name} (slot ${r.retired.id}) ${r.retired.stillEnabled ? 'STILL ENABLED' : 'disabled'}` : '';
+        return `${r.node}: rotated to ${r.account} (slot ${r.slot})${retired}${r.warning ? ` -- ${r.warning}` : ''}`;
+      });
+    const failed = res.results.filter((r) => !r.ok).map((r) => ({ node: r.node, reason: r.error?.message ?? 'failed' }));
+    if (failed.length) lines.push(`-- ${failed.length} of ${res.results.length} failed (their credential is unchanged):`, ...foldFailures(failed));
+    io.stdout(lines.join('\n') + '\n');
+  }
+  return res.summary.failed > 0 ? Exit.FAILED : Exit.OK;
 }

@@ -8,6 +8,7 @@ import { FleetError } from '../../../common/errors.js';
 import { NodeSet } from '../../nodeset/index.js';
 import { runBmcOperation, type BmcOperation, type BOOT_DEVICES, type POWER_OPS } from '../../bmc/operation.js';
 import type { Store } from '../../store/index.js';
+import { rotateBmcCredentials } from '../../bmc/rotate.js';
 import { actorOf } from './actor.js';
 
 export interface BmcDeps {
@@ -82,5 +83,33 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
       },
     },
     async (req) => run(req, req.body, { kind: 'info' }),
+  );
+
+  api.post<{ Body: S.BmcRotateRequest }>(
+    '/bmc/rotate',
+    {
+      schema: {
+        summary:
+          'Rotate the BMC account of each node: a new administrator account (fleet-a/fleet-b) with a generated password, verified by a session of its own before it is recorded (sealed, per node); only then is the old account disabled. A failure leaves the credential in use unchanged. The password is never returned.',
+        body: S.BmcRotateRequest,
+        response: { 200: S.BmcRotateResponse },
+      },
+    },
+    async (req): Promise<S.BmcRotateResponse> => {
+      if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
+      const size = req.body.passwordLength;
+      if (size !== undefined && size !== 16 && size !== 20) throw new FleetError('request.invalid', `passwordLength ${size}: 16 or 20 (IPMI password sizes)`);
+      const names = NodeSet.parse(req.body.nodeset, { limit: deps.nodesetLimit }).expand();
+      const results = await rotateBmcCredentials(deps.store, names, {
+        actor: actorOf(req),
+        providers: deps.bmc.providers,
+        cause: 'fleet bmc rotate',
+        ...(req.body.concurrency !== undefined ? { concurrency: req.body.concurrency } : {}),
+        ...(req.body.timeoutMs !== undefined ? { timeoutMs: req.body.timeoutMs } : {}),
+        ...(size !== undefined ? { passwordSize: size } : {}),
+      });
+      const ok = results.filter((r) => r.ok).length;
+      return { results, summary: { total: results.length, ok, failed: results.length - ok } };
+    },
   );
 }

@@ -1,8 +1,22 @@
 import { FleetError } from '../../../common/errors.js';
-import type { BmcProtocol, RedfishAuth } from '../../model.js';
+import { ROTATED_PREFIX, type BmcProtocol, type RedfishAuth } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import type { BmcEndpointRecord, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
+
+/** The per-node credential set a rotation writes: not a name fleet.yaml may use (config refuses the prefix). */
+export { ROTATED_PREFIX };
+export function rotatedCredentialName(node: string): string {
+  return ROTATED_PREFIX + node;
+}
+
+export interface RotationCommit {
+  /** The BMC account now in use and its password (sealed; never in an event). */
+  username: string;
+  secret: string;
+  /** What the event tells: slot, account names, which credential it replaced. */
+  details: Record<string, unknown>;
+}
 
 /**
  * What is learnt about a node's BMC at run time. Where the BMC is and which
@@ -25,9 +39,52 @@ export class BmcRepository {
       auth: r.auth as RedfishAuth | null,
       powerWait: r.power_wait,
       tlsFingerprint: r.tls_fingerprint,
+      rotatedCredentials: r.rotated_credentials ?? null,
       lastProvider: r.last_provider,
       lastAnswerAt: r.last_answer_at,
     };
+  }
+
+  /** node → the credential set its BMC logs in with now (the rotated one where there is one), for the given nodes. */
+  async rotated(nodes: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (nodes.length === 0) return out;
+    for (let i = 0; i < nodes.length; i += 500) {
+      const rows = await this.ctx.q
+        .selectFrom('bmc_endpoints')
+        .select(['node', 'rotated_credentials'])
+        .where('node', 'in', nodes.slice(i, i + 500))
+        .where('rotated_credentials', 'is not', null)
+        .execute();
+      for (const r of rows) out.set(r.node, r.rotated_credentials!);
+    }
+    return out;
+  }
+
+  /**
+   * Records a verified new BMC credential, in one transaction: the per-node
+   * set rotated.NODE (sealed like every BMC secret) and the endpoint pointing
+   * at it, plus bmc.credential_rotated. Called only after the new account
+   * answered a session of its own. `expect` is the credential set the
+   * rotation started from: another rotation or an apply since then refuses
+   * (conflict), so that a stale rotation never overwrites a newer one.
+   */
+  async commitRotation(node: string, expect: string, c: RotationCommit, wc: WriteContext): Promise<void> {
+    const name = rotatedCredentialName(node);
+    await this.ctx.write(async (trx) => {
+      const row = await trx.selectFrom('bmc_endpoints').select(['credentials', 'rotated_credentials']).where('node', '=', node).executeTakeFirst();
+      if (!row) throw new FleetError('not_found', `node ${node} has no BMC`, { node });
+      const now = row.rotated_credentials ?? row.credentials;
+      if (now !== expect) throw new FleetError('conflict', `the BMC credential of ${node} changed during the rotation (was ${expect}, now ${now})`, { node });
+      const keys = this.ctx.keys;
+      const at = this.ctx.nowIso();
+      const values = { username: c.username, key_id: keys.keyId, secret_box: keys.seal(name, c.secret), secret_digest: keys.digest(c.secret), updated_at: at };
+      const exists = await trx.selectFrom('credentials').select('name').where('name', '=', name).executeTakeFirst();
+      if (exists) await trx.updateTable('credentials').set(values).where('name', '=', name).execute();
+      else await trx.insertInto('credentials').values({ name, ...values, created_at: at }).execute();
+      await trx.updateTable('bmc_endpoints').set({ rotated_credentials: name }).where('node', '=', node).execute();
+      await appendEvent(trx, at, { node, kind: EVENT.bmcCredentialRotated, actor: wc.actor, cause: wc.cause ?? null, details: { from: expect, to: name, ...c.details } });
+    });
   }
 
   /** Records which provider answered (no event: an observation, written often). */

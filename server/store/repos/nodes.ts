@@ -7,6 +7,7 @@ import type { BmcEndpointsTable, DB, NodesTable } from '../schema.js';
 import { bmcColumns, diffNodeSpec, hasChanges, nodeSpecOf, normalizeNodeSpec } from '../spec.js';
 import type { NodeChanges, NodeOrigin, NodeRecord, NodeState, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
+import { rotatedCredentialName } from './bmc.js';
 
 export const BMC_PROTOCOLS: readonly BmcProtocol[] = ['ipmi', 'redfish', 'ipmitool'];
 
@@ -286,6 +287,7 @@ export class NodeRepository {
             const { from, to } = c.bmc;
             if (!to) {
               await trx.deleteFrom('bmc_endpoints').where('node', '=', s.name).execute();
+              await trx.deleteFrom('credentials').where('name', '=', rotatedCredentialName(s.name)).execute();
             } else if (!from) {
               await trx
                 .insertInto('bmc_endpoints')
@@ -294,14 +296,18 @@ export class NodeRepository {
             } else {
               // Another address, port or protocol is another BMC: forget what was learnt about the old one.
               const moved = from.address !== to.address || from.port !== to.port || from.protocol !== to.protocol;
+              // A rotated credential belongs to that BMC and replaced that set: another BMC, or a set fleet.yaml changed, ends it.
+              const unrotate = moved || from.credentials !== to.credentials;
               await trx
                 .updateTable('bmc_endpoints')
                 .set({
                   ...bmcColumns(to),
                   ...(moved ? { tls_fingerprint: null, last_provider: null, last_answer_at: null } : {}),
+                  ...(unrotate ? { rotated_credentials: null } : {}),
                 })
                 .where('node', '=', s.name)
                 .execute();
+              if (unrotate) await trx.deleteFrom('credentials').where('name', '=', rotatedCredentialName(s.name)).execute();
             }
           }
           await appendEvent(trx, now, { node: s.name, kind: EVENT.nodeChanged, actor: wc.actor, cause: wc.cause ?? null, details: { changes: c } });
@@ -357,6 +363,7 @@ export class NodeRepository {
       const [before] = await this.hydrate(trx, rows);
       if (!before) throw new FleetError('node.not_found', `no node named ${name}`, { node: name });
       await trx.deleteFrom('nodes').where('name', '=', name).execute();
+      await trx.deleteFrom('credentials').where('name', '=', rotatedCredentialName(name)).execute();
       const { name: _name, ...spec } = nodeSpecOf(before);
       await appendEvent(trx, this.ctx.nowIso(), {
         node: name,

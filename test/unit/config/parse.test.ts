@@ -670,6 +670,12 @@ describe('parseConfig', () => {
       expect(JSON.stringify((err as FleetError).toJSON())).not.toContain(secret);
     });
 
+    it("refuses the 'rotated.' prefix, which fleet bmc rotate writes per node", () => {
+      const o = base();
+      o.credentials['rotated.valkyrie01'] = { username: 'x', password_env: 'X' };
+      expect(issues(o).map((i) => i.message)).toContain("credential set names starting with 'rotated.' are fleet's own (fleet bmc rotate writes them): choose another name");
+    });
+
     it('needs exactly one of password_file and password_env', () => {
       const o = base();
       o.credentials['bmc-admin'].password_file = 'secrets/x';

@@ -24,6 +24,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/power', S.PowerRequest, S.BmcResponse],
   ['post', '/api/v1/bootdev', S.BootdevRequest, S.BmcResponse],
   ['post', '/api/v1/bmc/info', S.BmcInfoRequest, S.BmcResponse],
+  ['post', '/api/v1/bmc/rotate', S.BmcRotateRequest, S.BmcRotateResponse],
   ['post', '/api/v1/discover/bmc', S.BmcScanRequest, S.BmcScanResponse],
   ['get', '/api/v1/discover/bmc', null, S.DiscoveredBmcsResponse],
   ['get', '/api/v1/inventory', null, S.InventoryResponse],

@@ -368,6 +368,35 @@ describe('nodes', () => {
     expect((await s.events.list({ node: 'valkyrie01', kinds: ['bmc.tls_trusted'] })).events).toHaveLength(1);
   });
 
+  it('records a rotated BMC credential per node; a stale rotation, a changed set or removal ends it', async () => {
+    const s = await open();
+    await seed(s, 2);
+    const wc = { actor: 'rotator' };
+    await s.bmc.commitRotation('valkyrie01', 'ipmi-admin', { username: 'fleet-a', secret: 'new-secret-1', details: { slot: 3 } }, wc);
+    expect(await s.bmc.rotated(['valkyrie01', 'valkyrie02'])).toEqual(new Map([['valkyrie01', 'rotated.valkyrie01']]));
+    expect(await s.credentials.revealSecret('rotated.valkyrie01')).toMatchObject({ username: 'fleet-a', secret: 'new-secret-1' });
+    // The node spec (what apply compares) still names the set fleet.yaml gave.
+    expect((await s.nodes.get('valkyrie01'))?.bmc?.credentials).toBe('ipmi-admin');
+    // A rotation that started from the old credential is refused once another was recorded.
+    await expectFleetError(s.bmc.commitRotation('valkyrie01', 'ipmi-admin', { username: 'fleet-b', secret: 'late', details: {} }, wc), 'conflict');
+    await s.bmc.commitRotation('valkyrie01', 'rotated.valkyrie01', { username: 'fleet-b', secret: 'new-secret-2', details: {} }, wc);
+    expect(await s.credentials.revealSecret('rotated.valkyrie01')).toMatchObject({ username: 'fleet-b', secret: 'new-secret-2' });
+    const events = (await s.events.list({ node: 'valkyrie01', kinds: ['bmc.credential_rotated'] })).events;
+    expect(events).toHaveLength(2);
+    expect(JSON.stringify(events)).not.toMatch(/new-secret/);
+    // Same set, same BMC: kept. Another set in fleet.yaml: the rotated one ends (and its secret goes).
+    await s.nodes.upsert(node(1, { pet: true }), { actor: 't' });
+    expect((await s.bmc.get('valkyrie01'))?.rotatedCredentials).toBe('rotated.valkyrie01');
+    await s.credentials.upsert('other', 'root', 'x', { actor: 't' });
+    await s.nodes.upsert(node(1, { bmc: { address: '10.10.103.1', port: 623, protocol: 'ipmi', credentials: 'other' } }), { actor: 't' });
+    expect((await s.bmc.get('valkyrie01'))?.rotatedCredentials).toBeNull();
+    await expectFleetError(s.credentials.revealSecret('rotated.valkyrie01'), 'not_found');
+    // Removing a node removes its rotated secret.
+    await s.bmc.commitRotation('valkyrie02', 'ipmi-admin', { username: 'fleet-a', secret: 's2', details: {} }, wc);
+    await s.nodes.remove('valkyrie02', { actor: 't' });
+    await expectFleetError(s.credentials.revealSecret('rotated.valkyrie02'), 'not_found');
+  });
+
   it('refuses to remove a profile or credential still in use', async () => {
     const s = await open();
     await seed(s, 1);
