@@ -14,4 +14,8 @@ export interface ClusterSpec extends SharedClusterSpec {
   lifecycle?: LifecycleSettings;
   /** Naming rules and policy for discovered machines (server/discovery, docs/discovery.md); absent: no rules, policy manual. */
   discovery?: DiscoverySpec;
+  /** Node groups, name → nodeset as written (fleet.yaml groups: and the groups_file's; server/config/groups.ts). */
+  groups?: Record<string, string>;
+  /** The groups file they were read from, as written in fleet.yaml (read at fleet apply). */
+  groupsFile?: string;
 }
