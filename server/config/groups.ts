@@ -124,7 +124,8 @@ export function parseGroupsSection(
             r.error(prev.path, prev.node, `group ${name} is also defined in ${groupsFile}:${d.line}; a group is defined once`);
             continue;
           }
-          defs.set(name, { expr: d.expr, path: 'groups_file', node: top.get('groups_file'), prefix: `${groupsFile}:${d.line}:${d.col}: ` });
+          // As clustershell reads a group's line: whitespace separates nodesets (a union).
+          defs.set(name, { expr: d.expr.trim().split(/\s+/).join(','), path: 'groups_file', node: top.get('groups_file'), prefix: `${groupsFile}:${d.line}:${d.col}: ` });
         }
       } catch (e) {
         if (!(e instanceof FleetError)) throw e;

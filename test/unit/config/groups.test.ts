@@ -3,6 +3,7 @@
  * every problem (bad nodeset, unknown group, cycle, bad file line, a name
  * defined twice) a config error at its place.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { FleetError } from '../../../common/errors.js';
 import { configIssuesOf, parseConfig, type ConfigIssue } from '../../../server/config/index.js';
-import { groupsFileNamed } from '../../../server/config/groups.js';
+import { groupResolver, groupsFileNamed } from '../../../server/config/groups.js';
+import { NodeSet } from '../../../server/nodeset/index.js';
 import { loadConfigFile } from '../../../server/config/load.js';
 
 type Obj = Record<string, any>;
@@ -109,6 +111,30 @@ describe('fleet.yaml groups', () => {
       const loaded = await loadConfigFile(path.join(dir, 'fleet.yaml'));
       expect(loaded.spec.groups?.io).toBe('@racks!valkyrie[02-07]');
       expect(loaded.files[abs]).toBe(LOCAL_CFG);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('groups_file as clustershell reads it', () => {
+  const FILE = 'rack1: n[01-04]\nrack2: n[05-08] n10\nracks: @rack[1-2]\nio: @racks!n[02-07]\nodd: @rack1^n[03-06],x1\nboth: @rack1&@racks\n';
+  const hasNodeset = spawnSync('sh', ['-c', 'command -v nodeset']).status === 0;
+  it.skipIf(!hasNodeset && process.env.CI !== 'true')('every group resolves as clustershell nodeset -f resolves it', () => {
+    expect(hasNodeset, 'clustershell nodeset is not installed (.ci/deps.sh installs clustershell)').toBe(true);
+    const dir = mkdtempSync(path.join(tmpdir(), 'fleet-csh-'));
+    try {
+      writeFileSync(path.join(dir, 'local.cfg'), FILE);
+      writeFileSync(
+        path.join(dir, 'groups.conf'),
+        `[Main]\ndefault: local\n[local]\nmap: sed -n 's/^$GROUP:\\(.*\\)/\\1/p' ${dir}/local.cfg\nlist: sed -n 's/^\\([0-9A-Za-z_-]*\\):.*/\\1/p' ${dir}/local.cfg\n`,
+      );
+      const spec = parseConfig(stringify(base({ groups_file: 'local.cfg' })), { files: { 'local.cfg': FILE } });
+      const resolver = groupResolver(spec.groups!, new Map());
+      for (const g of Object.keys(spec.groups!)) {
+        const theirs = execFileSync('nodeset', ['-f', `@${g}`], { encoding: 'utf8', env: { ...process.env, CLUSTERSHELL_CFGDIR: dir } }).trim();
+        expect(NodeSet.parse(`@${g}`, { groups: resolver }).fold(), g).toBe(theirs);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
