@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { cmdReinstall } from '../../server/cli/commands/lifecycle.js';
+import type { CliIo } from '../../server/cli/io.js';
 import { startServer, type RunningServer } from '../../server/serve.js';
 import { cliAgainst, type CliResult } from '../helpers/cli.js';
 
@@ -67,6 +69,27 @@ describe('node groups against a running server', () => {
     expect(e.code, e.err).toBe(0);
     expect(e.out).toMatch(/login1\s+node\.added/);
     expect(e.out).not.toMatch(/\bn02\b/);
+  });
+
+  it('fleet reinstall takes a group: the question names its nodes (answered no: nothing changes); an unknown group stops before any question', async () => {
+    const questions: string[] = [];
+    let err = '';
+    const io: CliIo = { stdout: () => {}, stderr: (t) => (err += t), env: {}, isTTY: false, home: dir, cwd: dir };
+    const code = await cmdReinstall({ url: server.url, tokenFile: server.tokenPath }, '@profile:compute&@rack2!n05', {}, io, {
+      confirm: async (q) => {
+        questions.push(q);
+        return false;
+      },
+    });
+    expect(code).toBe(1);
+    expect(questions).toEqual(['Reinstall 3 nodes n[06-08]? Their disks are erased. [y/N] ']);
+    expect(err).toContain('not confirmed; nothing was changed');
+    const s = await fleet('status', '@rack2', '--json');
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).not.toMatch(/reinstall/i);
+    const u = await fleet('reinstall', '@rack9', '--yes');
+    expect(u.code).toBe(2);
+    expect(u.err).toMatch(/^fleet: unknown node group @rack9 \(did you mean @rack1\?\)/);
   });
 
   it('fleet nodeset lists and expands the server groups', async () => {
