@@ -12,7 +12,8 @@
 # fleet's apt repository), dpkg-dev (dpkg-scanpackages, the reference for
 # its Packages stanzas) and xz-utils (control.tar.xz of .debs); nginx and
 # wrk for the boot-http benchmark (the bench starts its own nginx on
-# loopback; the packaged service is never enabled by it); a
+# loopback; the packaged service is never enabled by it); groff-base and
+# man-db to render the generated man pages (test/unit/cli/man.test.ts); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -29,6 +30,7 @@ PKGS=(
   openssl iproute2 procps
   gnupg gpgv dpkg-dev xz-utils
   nginx wrk
+  groff-base man-db
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,6 +14,10 @@ export interface ClusterSpec extends SharedClusterSpec {
   lifecycle?: LifecycleSettings;
   /** Naming rules and policy for discovered machines (server/discovery, docs/discovery.md); absent: no rules, policy manual. */
   discovery?: DiscoverySpec;
+  /** Node groups, name → nodeset as written (fleet.yaml groups: and the groups_file's; server/config/groups.ts). */
+  groups?: Record<string, string>;
+  /** The groups file they were read from, as written in fleet.yaml (read at fleet apply). */
+  groupsFile?: string;
 }
 
 /** Credential sets fleet writes itself, one per node, after `fleet bmc rotate` (rotated.NODE): fleet.yaml may not use the prefix. */

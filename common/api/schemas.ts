@@ -814,3 +814,20 @@ export const SlurmRotateKeyResponse = Type.Object({
   nodesFolded: Str,
 });
 export type SlurmRotateKeyResponse = Static<typeof SlurmRotateKeyResponse>;
+
+/** GET /groups: the node groups `@name` and `@profile:NAME` resolve to now. */
+export const GroupsResponse = Type.Object({
+  groups: Type.Array(
+    Type.Object({
+      /** What follows '@': `compute`, `profile:compute`. */
+      name: Str,
+      /** `fleet` (fleet.yaml groups: and groups_file) or `profile`. */
+      source: Str,
+      /** The nodeset as written (a profile's: its nodes). */
+      definition: Str,
+      nodes: Str,
+      count: Type.Integer(),
+    }),
+  ),
+});
+export type GroupsResponse = Static<typeof GroupsResponse>;

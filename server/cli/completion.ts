@@ -2,8 +2,9 @@
  * `fleet completion bash|zsh`: a shell completion script generated from the
  * CLI's own command table (commander's commands, options and arguments, as
  * `--help` shows them), so that it cannot drift from the commands. Node
- * names are completed at completion time by `fleet nodes --names`, run with
- * the global options (--url, --token-file, ...) of the line being completed.
+ * names are completed at completion time by `fleet nodes --names`, and node
+ * groups (a word starting with `@`) by `fleet nodeset -L`, both run with the
+ * global options (--url, --token-file, ...) of the line being completed.
  */
 import type { Command } from 'commander';
 import { Exit, FleetError } from '../../common/errors.js';
@@ -99,17 +100,38 @@ _fleet_names() {
   "\${_fleet_cmd[@]}" nodes --names 2>/dev/null
 }
 
+# The node groups (@name, @profile:NAME), from the same server.
+_fleet_groups() {
+  "\${_fleet_cmd[@]}" nodeset -L 2>/dev/null
+}
+
 _fleet() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" prev="" path="" subs flags vflags args variadic choices
+  # bash splits words at ':' and '&' (COMP_WORDBREAKS): glue @profile:NAME and @a&@b back into one word.
+  local -a _fw=()
+  local _fj _fglue=0 _fcw=0
+  for (( _fj = 0; _fj < \${#COMP_WORDS[@]}; _fj++ )); do
+    local _fx="\${COMP_WORDS[_fj]}"
+    if (( \${#_fw[@]} > 0 )) && [[ $_fglue == 1 || $_fx == ":" || $_fx == "&" ]]; then
+      _fw[\${#_fw[@]}-1]+="$_fx"
+    else
+      _fw+=("$_fx")
+    fi
+    [[ $_fx == ":" || $_fx == "&" ]] && _fglue=1 || _fglue=0
+    (( _fj == COMP_CWORD )) && _fcw=$(( \${#_fw[@]} - 1 ))
+  done
+  # What bash replaces is its own last word: the glued part before it is stripped from the answers.
+  local _fraw="\${COMP_WORDS[COMP_CWORD]}"
+  local cur="\${_fw[_fcw]}" prev="" path="" subs flags vflags args variadic choices
+  local _fstrip="\${cur%"$_fraw"}"
   # The program's options: accepted after a subcommand too; those with a value go to 'nodes --names'.
   local gflags='${words(root.valueFlags)}' gall='${words(globalFlags)}'
-  local -a _fleet_cmd=("\${COMP_WORDS[0]}")
-  (( COMP_CWORD > 0 )) && prev="\${COMP_WORDS[COMP_CWORD-1]}"
+  local -a _fleet_cmd=("\${_fw[0]}")
+  (( _fcw > 0 )) && prev="\${_fw[_fcw-1]}"
   COMPREPLY=()
   _fleet_spec ""
   local i w npos=0 skip=0
-  for (( i = 1; i < COMP_CWORD; i++ )); do
-    w="\${COMP_WORDS[i]}"
+  for (( i = 1; i < _fcw; i++ )); do
+    w="\${_fw[i]}"
     if (( skip )); then
       skip=0
       continue
@@ -118,7 +140,7 @@ _fleet() {
       # A global option and its value go to the 'nodes --names' call too.
       if [[ " $gflags " == *" \${w%%=*} "* ]]; then
         _fleet_cmd+=("$w")
-        if [[ $w != *=* ]] && (( i + 1 < COMP_CWORD )); then _fleet_cmd+=("\${COMP_WORDS[i+1]}"); skip=1; fi
+        if [[ $w != *=* ]] && (( i + 1 < _fcw )); then _fleet_cmd+=("\${_fw[i+1]}"); skip=1; fi
       elif [[ $w != *=* && " $vflags " == *" $w "* ]]; then
         skip=1
       fi
@@ -166,10 +188,12 @@ _fleet() {
   (( npos == 0 )) && offer="$subs"
   case "$kind" in
     nodeset|node)
-      # A nodeset is comma-separated: complete its last name.
-      local pre="" word="$cur"
-      if [[ $kind == nodeset && $cur == *,* ]]; then pre="\${cur%,*},"; word="\${cur##*,}"; fi
-      COMPREPLY=( $(compgen -W "$offer" -- "$cur") $(compgen -P "$pre" -W "$(_fleet_names)" -- "$word") )
+      # A nodeset is names and @groups joined by the operators , ! & ^: complete its last one.
+      local pre="" word="$cur" cands
+      if [[ $kind == nodeset && $cur == *[',!&^']* ]]; then word="\${cur##*[',!&^']}"; pre="\${cur%"$word"}"; fi
+      if [[ $kind == nodeset && $word == @* ]]; then cands="$(_fleet_groups)"; else cands="$(_fleet_names)"; fi
+      COMPREPLY=( $(compgen -W "$offer" -- "$cur") $(compgen -P "$pre" -W "$cands" -- "$word") )
+      if [[ -n $_fstrip ]]; then COMPREPLY=( "\${COMPREPLY[@]#"$_fstrip"}" ); fi
       ;;
     file) COMPREPLY=( $(compgen -W "$offer" -- "$cur") $(compgen -f -- "$cur") ) ;;
     *) COMPREPLY=( $(compgen -W "$offer" -- "$cur") ) ;;

@@ -247,12 +247,12 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
 
   program
     .command('nodeset')
-    .description('clustershell-compatible nodeset tool: -e expand, -f fold, -c count')
+    .description('clustershell-compatible nodeset tool: -e expand, -f fold, -c count, -l list groups (@group from the server)')
     .helpOption(false)
     .allowUnknownOption(true)
     .allowExcessArguments(true)
     .argument('[args...]', 'options and nodesets, as clustershell nodeset takes them')
-    .action((args: string[]) => run(load.nodeset().then((m) => m.cmdNodeset(args, io))));
+    .action((args: string[]) => run(load.nodeset().then((m) => m.cmdNodeset(globals(), args, io))));
 
   program
     .command('completion')

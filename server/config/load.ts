@@ -10,6 +10,7 @@ import { FleetError } from '../../common/errors.js';
 import type { ClusterSpec, CredentialSpec } from '../model.js';
 import { MAX_CONFIG_BYTES, parseConfig } from './parse.js';
 import { serialsFilesNamed } from './discovery.js';
+import { groupsFileNamed } from './groups.js';
 import { MAX_SERIALS_FILE_BYTES } from '../discovery/serials.js';
 
 export { MAX_CONFIG_BYTES };
@@ -63,16 +64,17 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
     throw new FleetError('config.unreadable', `cannot read config file ${file}: ${reason(e)}`, { path: file }, { cause: e });
   }
   const baseDir = path.dirname(path.resolve(file));
-  const files = await readNamedFiles(serialsFilesNamed(text), baseDir);
+  const files = await readNamedFiles(serialsFilesNamed(text), baseDir, 'serials file', 'discovery serials_file');
+  Object.assign(files, await readNamedFiles(groupsFileNamed(text), baseDir, 'groups file', 'groups_file'));
   const spec = parseConfig(text, { source: file, files });
   return { spec, text, path: file, baseDir, files };
 }
 
 /**
- * Reads the serials files fleet.yaml names, relative to its directory.
+ * Reads the files fleet.yaml names (serials files, the groups file), relative to its directory.
  * @throws FleetError('config.unreadable') naming the file and why.
  */
-async function readNamedFiles(names: readonly string[], baseDir: string): Promise<Record<string, string>> {
+async function readNamedFiles(names: readonly string[], baseDir: string, what: string, key: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   for (const name of names) {
     const p = path.resolve(baseDir, name);
@@ -80,12 +82,12 @@ async function readNamedFiles(names: readonly string[], baseDir: string): Promis
       const st = await stat(p);
       if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: st.isDirectory() ? 'EISDIR' : 'not a regular file' });
       if (st.size > MAX_SERIALS_FILE_BYTES) {
-        throw new FleetError('config.unreadable', `cannot read serials file ${p}: larger than ${MAX_SERIALS_FILE_BYTES} bytes`, { path: p });
+        throw new FleetError('config.unreadable', `cannot read ${what} ${p}: larger than ${MAX_SERIALS_FILE_BYTES} bytes`, { path: p });
       }
       files[name] = await readFile(p, 'utf8');
     } catch (e) {
       if (e instanceof FleetError) throw e;
-      throw new FleetError('config.unreadable', `cannot read serials file ${p} (discovery serials_file ${name}): ${reason(e)}`, { path: p }, { cause: e });
+      throw new FleetError('config.unreadable', `cannot read ${what} ${p} (${key} ${name}): ${reason(e)}`, { path: p }, { cause: e });
     }
   }
   return files;

@@ -74,6 +74,7 @@ import {
 } from '../../common/patterns.js';
 import { AliasBombError, Fields, Reader, closest } from './reader.js';
 import { parseDiscovery } from './discovery.js';
+import { parseGroupsSection } from './groups.js';
 
 export interface ParseOptions {
   /** Name used in messages, e.g. the file name. Default 'fleet.yaml'. */
@@ -101,7 +102,7 @@ export const MAX_NODES = 100_000;
 /** fleet.yaml larger than this is refused before parsing. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle', 'discovery'] as const;
+const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle', 'discovery', 'groups', 'groups_file'] as const;
 
 /** Where a value was written, for cross-check issues. */
 interface Loc {
@@ -219,6 +220,10 @@ function parseTree(r: Reader, contents: unknown, source: string, files: ParseOpt
     limit: MAX_NODES_PER_KEY,
   });
 
+  const byProfile = new Map<string, string[]>([...declaredProfiles].map((p) => [p, []]));
+  for (const d of drafts) if (d.profile !== undefined) byProfile.get(d.profile)?.push(d.name);
+  const groups = parseGroupsSection(r, top, files, byProfile, MAX_NODES);
+
   crossCheck(r, { cluster, mgmtAt, net, declaredCredentials, declaredProfiles, drafts });
   checkCommandLines(r, profiles, drafts, kernelArgsAt);
   checkSlurm(r, profiles, drafts, slurmAt);
@@ -236,6 +241,8 @@ function parseTree(r: Reader, contents: unknown, source: string, files: ParseOpt
   if (server) spec.server = server;
   if (lifecycle) spec.lifecycle = lifecycle;
   if (discovery) spec.discovery = discovery;
+  if (groups.groups) spec.groups = groups.groups;
+  if (groups.groupsFile !== undefined) spec.groupsFile = groups.groupsFile;
   return spec;
 }
 

@@ -27,7 +27,7 @@ interface GroupDef {
 /** source -> group -> its nodeset expression and where it is written. */
 export type GroupsFile = Map<string, Map<string, GroupDef>>;
 
-const GROUP_NAME = /^[0-9A-Za-z_-]+$/;
+export const GROUP_NAME = /^[0-9A-Za-z_-]+$/;
 
 /** The flat format: one source (named `local`, as in groups.conf). */
 export function parseFlatGroups(text: string, file: string): GroupsFile {

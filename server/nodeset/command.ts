@@ -6,9 +6,12 @@
  * Supported: -c/-e/-f, -x/-i/-X (as options and between nodesets),
  * -S/--separator, -O/--output-format, -I/--slice, --split, --contiguous,
  * --autostep (N, N% or auto), -q/-d/-G (accepted, no effect).
- * Refused with usage.invalid: node groups (-l, -L, -r, -a, -s,
- * --groupsconf, --groupsources), -R/--rangeset, --axis, --pick, and reading
- * nodesets from standard input ("-" or no nodeset argument).
+ * Node groups (`@name`, `@source:name`) when the options carry a group
+ * resolver; -l/-ll/-lll (groups of the default source, or of -s SOURCE, or
+ * those holding the given nodes), -L (every source), --groupsources.
+ * Refused with usage.invalid: -r, -a, --groupsconf, -R/--rangeset, --axis,
+ * --pick, and reading nodesets from standard input ("-" or no nodeset
+ * argument).
  */
 import { FleetError } from '../../common/errors.js';
 import { Ctx, RangeSyntaxError, parseError, tooLarge, type NodeSetOptions } from './context.js';
@@ -42,7 +45,15 @@ Options:
                         return sliced off result
   --split=MAXSPLIT      split result into a number of subsets
   --contiguous          split result into contiguous subsets
-  -q, --quiet, -d, --debug, -G, --groupbase   accepted, no effect`;
+  -q, --quiet, -d, --debug, -G, --groupbase   accepted, no effect
+
+Groups (from fleet.yaml groups:, its groups_file, and @profile:NAME):
+  -l, --list            list groups (-ll: with their nodes, -lll: and counts);
+                        with nodesets: the groups that hold any of them
+  -L, --list-all        list the groups of every source
+  -s GROUPSOURCE, --groupsource=GROUPSOURCE
+                        the group source -l lists (e.g. profile)
+  --groupsources        list the group sources`;
 
 function usage(msg: string): FleetError {
   return new FleetError('usage.invalid', `nodeset: error: ${msg}`, { usage: USAGE });
@@ -276,11 +287,29 @@ export function runNodesetCommand(args: string[], opts?: NodeSetOptions): string
     Math.min(flag('groupsources'), 1);
   if (cmdcount === 0) throw usage('No command specified.');
   if (cmdcount > 1) throw usage('Multiple commands not allowed.');
-  if (flag('list') || flag('listall') || flag('regroup') || flag('groupsources') || flag('all')) {
-    throw usage('node groups are not supported (-l, -L, -r, -a, --groupsources)');
-  }
-  if (o.values.has('groupsource') || o.values.has('groupsconf')) {
-    throw usage('node groups are not supported (-s, --groupsconf)');
+  if (flag('regroup') || flag('all')) throw usage('-r/--regroup and -a/--all are not supported');
+  if (o.values.has('groupsconf')) throw usage('--groupsconf is not supported (fleet reads groups from fleet.yaml groups: and groups_file)');
+  if (flag('list') || flag('listall') || flag('groupsources') || o.values.has('groupsource')) {
+    if (!opts?.groups) throw usage('node groups are not available here');
+    if (flag('groupsources')) return ['(default)', ...(opts.groups.sources?.() ?? [])].join('\n');
+    if (!flag('list') && !flag('listall')) throw usage('-s/--groupsource goes with -l');
+    const sourceOpt = o.values.get('groupsource');
+    const sources: (string | undefined)[] = flag('listall') ? [undefined, ...(opts.groups.sources?.() ?? [])] : [sourceOpt];
+    const filter = o.args.length > 0 ? o.args.map((a) => parseArg(a, ctx)).reduce((a, b) => core.union(a, b, ctx)) : undefined;
+    const level = Math.max(flag('list'), flag('listall'));
+    const lines: string[] = [];
+    for (const src of sources) {
+      for (const name of opts.groups.names(src)) {
+        const label = `@${src === undefined ? '' : `${src}:`}${name}`;
+        let members: core.Core | undefined;
+        if (level > 1 || filter !== undefined) members = parseCore(label, new Ctx(ctx.limit, opts.groups));
+        if (filter !== undefined && core.coreSize(core.intersection(members!, filter, ctx)) === 0) continue;
+        if (level === 1) lines.push(label);
+        else if (level === 2) lines.push(`${label} ${core.fold(members!)}`);
+        else lines.push(`${label} ${core.fold(members!)} ${core.coreSize(members!)}`);
+      }
+    }
+    return lines.join('\n');
   }
   if (flag('rangeset')) throw usage('-R/--rangeset is not supported');
   if (o.values.has('pick')) throw usage('--pick is not supported');

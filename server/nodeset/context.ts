@@ -23,22 +23,48 @@ export const POINT_COST = 20;
 /** Longest expression accepted by the parser. */
 export const MAX_EXPRESSION_LENGTH = 4 * 1024 * 1024;
 
+/**
+ * Where node groups (`@name`, `@source:name`) come from. `resolve` gives
+ * the nodeset expression of one group (it may name other groups), or
+ * undefined when there is no such group; `names` lists the groups of a
+ * source, for the did-you-mean of an unknown one. Pure lookups: the caller
+ * loads whatever it needs (fleet.yaml groups, a groups file, the nodes of a
+ * profile) before parsing.
+ */
+export interface GroupResolver {
+  resolve(name: string, source: string | undefined): string | undefined;
+  names(source: string | undefined): readonly string[];
+  /** The sources besides the default one (e.g. `profile`), for `nodeset -L`. */
+  sources?(): readonly string[];
+}
+
 export interface NodeSetOptions {
   /** Max names an expansion may produce; default DEFAULT_EXPAND_LIMIT. */
   limit?: number;
+  /** Node groups; without it an `@group` operand is refused. */
+  groups?: GroupResolver;
 }
 
-/** Evaluation context: the size limit and a work budget. */
+/** Most nested group references one expression may follow. */
+export const MAX_GROUP_DEPTH = 64;
+
+/** Evaluation context: the size limit, a work budget and the group resolver. */
 export class Ctx {
   readonly limit: number;
+  readonly groups: GroupResolver | undefined;
+  /** Groups being expanded, outermost first (cycle detection). */
+  readonly groupStack: string[] = [];
+  /** Groups already expanded in this evaluation, by `source:name`. */
+  readonly groupMemo = new Map<string, unknown>();
   private work = 0;
 
-  constructor(limit: number) {
+  constructor(limit: number, groups?: GroupResolver) {
     this.limit = limit;
+    this.groups = groups;
   }
 
   static from(opts: NodeSetOptions | undefined): Ctx {
-    return new Ctx(checkLimit(opts?.limit));
+    return new Ctx(checkLimit(opts?.limit), opts?.groups);
   }
 
   /** Spends work units; throws nodeset.too_large when the budget is exhausted. */

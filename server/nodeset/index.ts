@@ -15,7 +15,7 @@ import { NodeSet } from './nodeset.js';
 import type { NodeSetOptions } from './context.js';
 
 export { DEFAULT_EXPAND_LIMIT } from './context.js';
-export type { NodeSetOptions } from './context.js';
+export type { GroupResolver, NodeSetOptions } from './context.js';
 export { NodeSet } from './nodeset.js';
 export { expandPattern } from './pattern.js';
 export { runNodesetCommand } from './command.js';

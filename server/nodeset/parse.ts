@@ -9,12 +9,16 @@
  *
  * Digits written right before "[" or right after "]" join the range
  * (n1[0-2] = n[10-12]; n[1-3]0 = n[10-30/10]), as in clustershell.
- * Deliberate differences: node groups (@group) and wildcards (* ?) need a
- * group resolver and are refused; whitespace inside a node name is refused
+ * Node groups: `@name`, `@source:name` and group name patterns
+ * (`@rack[1-3]`) are expanded through the GroupResolver of the options
+ * (their definitions may name other groups; a cycle is an error), and
+ * refused without one. Deliberate differences: wildcards (* ?) are
+ * refused; whitespace inside a node name is refused
  * (clustershell would make "n1 n2" one node); negative and huge indexes
  * are refused.
  */
-import { Ctx, MAX_EXPRESSION_LENGTH, RangeSyntaxError, badRange, parseError, tooLarge } from './context.js';
+import { Ctx, MAX_EXPRESSION_LENGTH, MAX_GROUP_DEPTH, RangeSyntaxError, badRange, clip, parseError, tooLarge } from './context.js';
+import { closest } from '../../common/closest.js';
 import {
   type Core,
   EMPTY_CORE,
@@ -25,11 +29,13 @@ import {
   intersection,
   singleEntry,
   splitName,
+  names as coreNames,
   unionAll,
   valueOf,
   xor,
 } from './core.js';
 import { RangeSet, parseRangeSet } from './rangeset.js';
+import { FleetError } from '../../common/errors.js';
 
 type Op = ',' | '!' | '&' | '^';
 
@@ -195,6 +201,25 @@ export function parseCore(input: string, ctx: Ctx): Core {
   while (p < n) {
     while (p < n && WS.test(s[p]!)) p++;
     const opCode = nextOpCode;
+    if (s[p] === '@' && ctx.groups !== undefined) {
+      // a node group: up to the next operator outside brackets
+      let e = p;
+      let depth = 0;
+      while (e < n && !(depth === 0 && isOp(s[e]!))) {
+        if (s[e] === '[') depth++;
+        else if (s[e] === ']') depth--;
+        e++;
+      }
+      const token = s.slice(p, e).trim();
+      if (e < n) {
+        nextOpCode = s[e] as Op;
+        p = e + 1;
+        if (p >= n) throw parseError(`missing nodeset operand with '${nextOpCode}' operator`, token, input);
+      } else p = n;
+      const g = groupCore(token, ctx, input);
+      ev.apply(opCode, g, coreSize(g));
+      continue;
+    }
     let opIdx = nextOp[p]!;
     let brIdx = nextOpen[p]!;
     const b = new OperandBuilder();
@@ -277,4 +302,68 @@ export function parseCore(input: string, ctx: Ctx): Core {
     ev.apply(opCode, core, size);
   }
   return ev.result();
+}
+
+/** Group names a `@…` operand designates: `name`, `source:name`, `rack[1-3]` (a pattern of names). */
+function groupRefs(token: string, ctx: Ctx, input: string): { source: string | undefined; names: string[] } {
+  const body = token.slice(1);
+  const colon = body.indexOf(':');
+  const bracket = body.indexOf('[');
+  const hasSource = colon >= 0 && (bracket < 0 || colon < bracket);
+  const source = hasSource ? body.slice(0, colon) : undefined;
+  const pattern = hasSource ? body.slice(colon + 1) : body;
+  if (pattern === '' || (source !== undefined && !/^[A-Za-z0-9_.-]+$/.test(source))) throw parseError('bad node group', token, input);
+  if (!pattern.includes('[')) {
+    if (!/^[A-Za-z0-9_.:-]+$/.test(pattern)) throw parseError('bad node group', token, input);
+    return { source, names: [pattern] };
+  }
+  const sub = new Ctx(Math.min(ctx.limit, 10_000));
+  const names = [...coreNames(parseCore(pattern, sub))];
+  return { source, names };
+}
+
+/** Expands one `@group` operand through the resolver; nested references recurse, a cycle or an unknown group is nodeset.invalid. */
+function groupCore(token: string, ctx: Ctx, input: string): Core {
+  const resolver = ctx.groups!;
+  const { source, names } = groupRefs(token, ctx, input);
+  const parts: Core[] = [];
+  for (const name of names) {
+    const key = source === undefined ? name : `${source}:${name}`;
+    const hit = ctx.groupMemo.get(key) as Core | undefined;
+    if (hit !== undefined) {
+      parts.push(hit);
+      continue;
+    }
+    if (ctx.groupStack.includes(key)) {
+      throw new FleetError('nodeset.invalid', `group @${key} refers to itself (${[...ctx.groupStack, key].map((k) => `@${k}`).join(' -> ')})`, {
+        group: key,
+        cycle: [...ctx.groupStack, key],
+      });
+    }
+    if (ctx.groupStack.length >= MAX_GROUP_DEPTH) throw parseError(`node groups nested deeper than ${MAX_GROUP_DEPTH}`, token, input);
+    const expr = resolver.resolve(name, source);
+    if (expr === undefined) {
+      const known = resolver.names(source);
+      const guess = closest(name, known);
+      const listed = known.length > 20 ? `${known.slice(0, 20).join(', ')}, ...` : known.join(', ');
+      throw new FleetError(
+        'nodeset.invalid',
+        `unknown node group @${clip(key)}${guess !== undefined ? ` (did you mean @${source === undefined ? '' : `${source}:`}${guess}?)` : ''}; ${source === undefined ? 'groups' : `groups of ${source}`}: ${listed || 'none'}`,
+        { group: key, ...(guess !== undefined ? { suggestion: guess } : {}) },
+      );
+    }
+    ctx.groupStack.push(key);
+    let c: Core;
+    try {
+      c = parseCore(expr, ctx);
+    } finally {
+      ctx.groupStack.pop();
+    }
+    ctx.groupMemo.set(key, c);
+    parts.push(c);
+  }
+  const out = parts.length === 1 ? parts[0]! : unionAll(parts, ctx);
+  const size = coreSize(out);
+  if (size > ctx.limit) throw tooLarge(ctx.limit, size, token);
+  return out;
 }

@@ -319,7 +319,8 @@ export interface ReinstallFlags {
 export async function cmdReinstall(flags: GlobalFlags, nodeset: string, opts: ReinstallFlags, io: CliIo, deps: LifecycleCliDeps = {}): Promise<number> {
   if (opts.stagger) parseStagger(opts.stagger); // usage errors before anything else
   const timeoutMs = parseTimeout(opts.timeout);
-  NodeSet.parse(nodeset); // a bad nodeset is a usage error here, not after the question
+  // A bad nodeset is a usage error here, not after the question; @groups are the server's to resolve (getStatus, before any question).
+  if (!nodeset.includes('@')) NodeSet.parse(nodeset);
   const settings = await resolveClientSettings(flags, io);
   const status = await getStatus(settings, nodeset);
   if (status.missing.length) io.stderr(`fleet: not in the store: ${status.missingFolded}\n`);

@@ -5,7 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../config/index.js';
 import { FleetError } from '../../../common/errors.js';
-import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { foldNames, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { expandNodeset, listGroups } from '../nodesets.js';
 import { applyConfig } from '../../apply/config.js';
 import type { Conductor } from '../../lifecycle/index.js';
 import type { EventPage, EventQuery, EventRecord, NodeFlag, NodeRecord, Store } from '../../store/index.js';
@@ -84,13 +85,13 @@ function toEventsResponse(page: EventPage, order: 'asc' | 'desc' | undefined): S
 
 export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Promise<void> {
   const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
-  const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
+  const expand = (expr: string): Promise<string[]> => expandNodeset(deps.store, expr, limit);
 
   api.get<{ Querystring: S.NodesetQuery }>(
     '/nodes',
     { schema: { summary: 'List nodes, optionally filtered by a nodeset', querystring: S.NodesetQuery, response: { 200: S.NodesResponse } } },
     async (req): Promise<S.NodesResponse> => {
-      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const names = req.query.nodeset !== undefined ? await expand(req.query.nodeset) : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const nodes = await deps.store.nodes.list(names ? { names } : {});
       await yieldIfLarge(nodes.length);
@@ -132,7 +133,7 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
     { schema: { summary: 'The event log, paginated by id: oldest first, or newest first with order=desc', querystring: S.EventsQuery, response: { 200: S.EventsResponse } } },
     async (req): Promise<S.EventsResponse> => {
       const query = eventsPageQuery(req.query);
-      const nodes = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const nodes = req.query.nodeset !== undefined ? await expand(req.query.nodeset) : undefined;
       const page = await deps.store.events.list({ ...(nodes ? { nodes } : {}), ...query });
       return toEventsResponse(page, query.order);
     },
@@ -157,5 +158,11 @@ export async function registerApiRoutes(api: FastifyInstance, deps: ApiDeps): Pr
       if (!req.body.dryRun) deps.conductor?.setSettings(spec.lifecycle);
       return res;
     },
+  );
+
+  api.get(
+    '/groups',
+    { schema: { summary: 'Node groups: fleet.yaml groups: and groups_file (@name), and each profile (@profile:NAME), resolved', response: { 200: S.GroupsResponse } } },
+    async (): Promise<S.GroupsResponse> => ({ groups: await listGroups(deps.store, limit) }),
   );
 }

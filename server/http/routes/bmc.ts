@@ -5,7 +5,8 @@ import type { ProviderContext } from '../../bmc/registry.js';
 import type { BootMode } from '../../bmc/types.js';
 import * as S from '../../../common/api/schemas.js';
 import { FleetError } from '../../../common/errors.js';
-import { NodeSet } from '../../nodeset/index.js';
+import { DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { expandNodeset } from '../nodesets.js';
 import { runBmcOperation, type BmcOperation, type BOOT_DEVICES, type POWER_OPS } from '../../bmc/operation.js';
 import type { Store } from '../../store/index.js';
 import { rotateBmcCredentials } from '../../bmc/rotate.js';
@@ -32,7 +33,7 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
   });
   const run = async (req: { ip: string; headers: Record<string, unknown> }, body: S.BmcInfoRequest & { stagger?: string }, op: BmcOperation): Promise<S.BmcResponse> => {
     if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
-    const names = NodeSet.parse(body.nodeset, { limit: deps.nodesetLimit }).expand();
+    const names = await expandNodeset(deps.store, body.nodeset, deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT);
     // Retries follow the one rule (bmc/retry.ts) inside runBmcOperation: power actions that may have
     // landed are never sent again, whatever `retries` says.
     const results = await runBmcOperation(deps.store, names, op, {

@@ -15,7 +15,8 @@ import * as S from '../../../common/api/schemas.js';
 import { compareInventories } from '../../../common/inventory/diff.js';
 import { inventoryFromStored } from '../../../common/inventory/proto.js';
 import { FleetError } from '../../../common/errors.js';
-import { DEFAULT_EXPAND_LIMIT, foldNames, NodeSet } from '../../nodeset/index.js';
+import { DEFAULT_EXPAND_LIMIT, foldNames } from '../../nodeset/index.js';
+import { expandNodeset } from '../nodesets.js';
 import { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY, type Store } from '../../store/index.js';
 import type { BmcDeps } from './bmc.js';
 import { reconcileNodes } from '../../inventory/reconcile-run.js';
@@ -49,7 +50,7 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     '/inventory',
     { schema: { summary: 'The latest inventory report of each node (optionally of a nodeset)', querystring: S.NodesetQuery, response: { 200: S.InventoryResponse } } },
     async (req): Promise<S.InventoryResponse> => {
-      const names = req.query.nodeset !== undefined ? NodeSet.parse(req.query.nodeset, { limit }).expand() : undefined;
+      const names = req.query.nodeset !== undefined ? await expandNodeset(deps.store, req.query.nodeset, limit) : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const nodes = await store.nodes.list(names ? { names } : {});
       await yieldIfLarge(nodes.length);
@@ -108,7 +109,7 @@ export async function registerInventoryRoutes(api: FastifyInstance, deps: Invent
     },
     async (req): Promise<S.ReconcileResponse> => {
       if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
-      const names = NodeSet.parse(req.body.nodeset, { limit }).expand();
+      const names = await expandNodeset(deps.store, req.body.nodeset, limit);
       await yieldIfLarge(names.length);
       const known = new Set((await store.nodes.list({ names })).map((n) => n.name));
       const missing = names.filter((n) => !known.has(n));

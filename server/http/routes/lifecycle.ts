@@ -20,7 +20,8 @@ import { parseStagger } from '../../bmc/fanout.js';
 import { FleetError } from '../../../common/errors.js';
 import type { Conductor, NodeActionResult } from '../../lifecycle/conductor.js';
 import { nodeStatuses } from '../../lifecycle/status.js';
-import { foldNames, NodeSet, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { foldNames, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
+import { expandNodeset } from '../nodesets.js';
 import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
@@ -81,7 +82,7 @@ async function refuseOnFailedChecks(store: Store, preflight: NonNullable<Lifecyc
 
 export async function registerLifecycleRoutes(api: FastifyInstance, deps: LifecycleRouteDeps): Promise<void> {
   const limit = deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT;
-  const expand = (expr: string): string[] => NodeSet.parse(expr, { limit }).expand();
+  const expand = (expr: string): Promise<string[]> => expandNodeset(deps.store, expr, limit);
   const conductor = (): Conductor => {
     if (!deps.conductor) throw new FleetError('not_implemented', 'this server runs without the lifecycle conductor');
     return deps.conductor;
@@ -105,7 +106,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     },
     async (req): Promise<S.LifecycleActionResponse> => {
       const c = conductor();
-      const names = expand(req.body.nodeset);
+      const names = await expand(req.body.nodeset);
       if (deps.preflight && !req.body.force) await refuseOnFailedChecks(deps.store, deps.preflight, names, req.body.profile);
       const results = await c.reinstall(names, {
         actor: actorOf(req),
@@ -128,7 +129,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
         response: { 200: S.LifecycleActionResponse },
       },
     },
-    async (req): Promise<S.LifecycleActionResponse> => summarise(await conductor().cancel(expand(req.body.nodeset), { actor: actorOf(req) })),
+    async (req): Promise<S.LifecycleActionResponse> => summarise(await conductor().cancel(await expand(req.body.nodeset), { actor: actorOf(req) })),
   );
 
   api.get<{ Querystring: S.StatusQuery }>(
@@ -141,7 +142,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
       },
     },
     async (req): Promise<S.StatusResponse> => {
-      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const names = req.query.nodeset !== undefined ? await expand(req.query.nodeset) : undefined;
       await yieldIfLarge(names?.length ?? 0);
       const { nodes, missing } = await nodeStatuses(deps.store, names, (deps.clock ?? (() => new Date()))());
       await yieldIfLarge(missing.length);
@@ -167,7 +168,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
       },
     },
     async (req, reply) => {
-      const names = req.query.nodeset !== undefined ? expand(req.query.nodeset) : undefined;
+      const names = req.query.nodeset !== undefined ? await expand(req.query.nodeset) : undefined;
       const nameSet = names && names.length > STORE_NODE_FILTER_MAX ? new Set(names) : undefined;
       const kinds = req.query.kinds
         ?.split(',')

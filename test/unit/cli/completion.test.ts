@@ -110,6 +110,23 @@ describe('the bash script', () => {
     expect(() => readFileSync(calls)).toThrow();
   });
 
+  it('completes @groups from `fleet nodeset -L`, after the nodeset operators and across the words bash splits at : and &', () => {
+    const groupsFake = path.join(dir, 'fake-fleet-groups');
+    writeFileSync(groupsFake, `#!/bin/sh\necho "$*" >> '${calls}'\ncase "$*" in *nodeset*) printf '@compute\\n@gpu\\n@profile:compute\\n@profile:login\\n' ;; *) printf 'valkyrie01\\nthor\\n' ;; esac\n`);
+    chmodSync(groupsFake, 0o755);
+    expect(complete(real, groupsFake, '--url', 'http://mgmt:8080', 'power', 'on', '@')).toEqual(['@compute', '@gpu', '@profile:compute', '@profile:login']);
+    expect(readFileSync(calls, 'utf8')).toBe('--url http://mgmt:8080 nodeset -L\n');
+    expect(complete(real, groupsFake, 'reinstall', '@pro')).toEqual(['@profile:compute', '@profile:login']);
+    // bash's words for `@profile:l`: '@profile' ':' 'l'; the answer replaces the last one.
+    expect(complete(real, groupsFake, 'nodes', '@profile', ':', 'l')).toEqual(['login']);
+    expect(complete(real, groupsFake, 'nodes', '@profile', ':')).toEqual([':compute', ':login']);
+    expect(complete(real, groupsFake, 'nodes', '@gpu!th')).toEqual(['@gpu!thor']);
+    expect(complete(real, groupsFake, 'nodes', 'thor,@g')).toEqual(['thor,@gpu']);
+    expect(complete(real, groupsFake, 'nodes', '@gpu', '&', '@c')).toEqual(['@compute']);
+    // The glued words count as one argument: the next word is an option.
+    expect(complete(real, groupsFake, 'nodes', '@profile', ':', 'login', '--j')).toEqual(['--json']);
+  });
+
   it('is generated from the command table: a new command completes without touching the script', () => {
     const toy = bashScript(toyProgram());
     expect(complete(toy, 'fleet', 'fro')).toEqual(['frobnicate']);

@@ -20,6 +20,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['get', '/api/v1/nodes/{name}', null, S.ApiNode],
   ['get', '/api/v1/nodes/{name}/events', null, S.EventsResponse],
   ['get', '/api/v1/events', null, S.EventsResponse],
+  ['get', '/api/v1/groups', null, S.GroupsResponse],
   ['post', '/api/v1/apply', S.ApplyRequest, S.ApplyResponse],
   ['post', '/api/v1/power', S.PowerRequest, S.BmcResponse],
   ['post', '/api/v1/bootdev', S.BootdevRequest, S.BmcResponse],
