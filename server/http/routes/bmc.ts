@@ -100,7 +100,7 @@ export async function registerBmcRoutes(api: FastifyInstance, deps: BmcDeps): Pr
       if (!deps.bmc) throw new FleetError('not_implemented', 'this server runs without BMC access');
       const size = req.body.passwordLength;
       if (size !== undefined && size !== 16 && size !== 20) throw new FleetError('request.invalid', `passwordLength ${size}: 16 or 20 (IPMI password sizes)`);
-      const names = NodeSet.parse(req.body.nodeset, { limit: deps.nodesetLimit }).expand();
+      const names = await expandNodeset(deps.store, req.body.nodeset, deps.nodesetLimit ?? DEFAULT_EXPAND_LIMIT);
       const results = await rotateBmcCredentials(deps.store, names, {
         actor: actorOf(req),
         providers: deps.bmc.providers,
