@@ -1,9 +1,10 @@
 /**
  * Roles of API users (issue 17 item 1) and the role each admin route needs.
  *
- *   read-only  every GET (nodes, events, the event stream, inventory, plans, renders)
- *   operator   + power, bootdev, BMC info, reinstall, cancel, reconcile, BMC scans (and a console, when there is one)
- *   admin      + apply, enroll, adopt, discovery accept/reject, munge key rotation, users
+ *   read-only  every GET (nodes, events, the event stream, inventory, plans, iPXE renders, exports)
+ *   operator   + power, bootdev, BMC info, reinstall, cancel, reconcile, BMC scans, kickstart renders
+ *              (they hold the root password hash), and a console when there is one
+ *   admin      + apply, enroll, adopt, discovery accept/reject, munge key rotation, users (GET /users too)
  *
  * ROUTE_ROLES is the one table: the admin scope's onRoute hook copies each
  * route's entry into its route options (`config.role`) when the route is
@@ -40,11 +41,12 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /api/v1/inventory/:name/history': 'read-only',
   'GET /api/v1/inventory/:name/diff': 'read-only',
   'GET /api/v1/render/:name/ipxe': 'read-only',
-  'GET /api/v1/render/:name/kickstart': 'read-only',
   'GET /api/v1/export/:format': 'read-only',
   'GET /api/v1/discovered': 'read-only',
   'GET /api/v1/discover/plan': 'read-only',
 
+  // A rendered kickstart holds the profile's root password hash (crypt): not for read-only.
+  'GET /api/v1/render/:name/kickstart': 'operator',
   'POST /api/v1/power': 'operator',
   'POST /api/v1/bootdev': 'operator',
   'POST /api/v1/bmc/info': 'operator',

@@ -115,8 +115,10 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         title: 'fleet API',
         version: deps.version ?? '0.1.0',
         description:
-          'REST API of the fleet server. Every /api/v1 route except this document needs `Authorization: Bearer TOKEN` ' +
-          '(the token is in api.token in the server data dir). Errors are `{error:{code,message,details}}`; codes: ' +
+          'REST API of the fleet server. Every /api/v1 route except this document needs `Authorization: Bearer TOKEN`, ' +
+          "a user's token (fleet user add|token; the first start's api.token in the server data dir is user admin's), " +
+          'and the role the route names in its x-fleet-role (read-only < operator < admin; below it: 403 auth.forbidden). ' +
+          'Errors are `{error:{code,message,details}}`; codes: ' +
           Object.keys(CATALOGUE).join(', '),
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
@@ -139,6 +141,8 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
           .map((m) => requiredRole(String(m), r.url, config.role))
           .reduce<Role>((a, b) => (ROLES.indexOf(b) > ROLES.indexOf(a) ? b : a), 'read-only');
         r.config = { ...config, role } as typeof r.config;
+        // Published too: the OpenAPI operation names the role it needs.
+        if (r.schema) r.schema = { ...r.schema, 'x-fleet-role': role } as typeof r.schema;
       });
       // First in the scope, so it guards every route below: fastify runs it for the matched route.
       api.addHook('onRequest', async (req: FastifyRequest) => {

@@ -32,6 +32,9 @@ describe('role table', () => {
     for (const r of ['/api/v1/power', '/api/v1/bootdev', '/api/v1/nodes/reinstall', '/api/v1/nodes/cancel']) expect(tableRole('POST', r)).toBe('operator');
     for (const r of ['/api/v1/apply', '/api/v1/discover/accept', '/api/v1/discover/reject', '/api/v1/users']) expect(tableRole('POST', r)).toBe('admin');
     expect(tableRole('GET', '/api/v1/users')).toBe('admin');
+    // Not every GET is read-only: a kickstart holds the root password hash.
+    expect(tableRole('GET', '/api/v1/render/:name/kickstart')).toBe('operator');
+    expect(tableRole('GET', '/api/v1/render/:name/ipxe')).toBe('read-only');
   });
 
   it('is closed by default: a route the table lacks needs admin; a route may declare its own role', () => {
@@ -91,6 +94,13 @@ describe('every admin route declares a role, enforced by the auth hook', () => {
     }
     expect(wrong).toEqual([]);
   }, 60_000);
+
+  it('the OpenAPI document names the role of every operation (x-fleet-role)', async () => {
+    const paths = (await app.inject({ url: '/api/v1/openapi.json' })).json<{ paths: Record<string, Record<string, { 'x-fleet-role'?: string }>> }>().paths;
+    const ops = Object.entries(paths).flatMap(([p, o]) => Object.entries(o).map(([m, op]) => [m.toUpperCase(), p.replace(/\{(\w+)\}/g, ':$1'), op['x-fleet-role']] as const));
+    expect(ops.length).toBeGreaterThan(30);
+    expect(ops.filter(([m, p, role]) => role === undefined || role !== tableRole(m, p))).toEqual([]);
+  });
 
   it('says who may not do what, by the matched route (not the URL as spelt)', async () => {
     const res = await app.inject({ method: 'POST', url: '/api/v1/%61pply', headers: { authorization: `Bearer ${tokens['read-only']}` }, payload: {} });
