@@ -8,6 +8,7 @@
  */
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsersResponse, UserTokenResponse } from '../../common/api/schemas.js';
 import { EVENT } from '../../common/events.js';
@@ -22,6 +23,7 @@ suite(IPMI_SIM ? 'API users and roles against a running server' : 'API users and
   let lab: IpmiSimLab;
   let srv: TestServer;
   const tokens: Record<string, string> = {};
+  let logs = '';
 
   const api = (token: string | null, method: string, path: string, body?: unknown) =>
     fetch(srv.url + path, {
@@ -52,7 +54,13 @@ ${extra}`;
 
   beforeAll(async () => {
     lab = await startIpmiSims(1, { password: PASSWORD });
-    srv = await startTestServer(yaml(), { prefix: 'fleet-users-', env: { SIM_BMC_PASSWORD: PASSWORD }, cliEnv: { USER: 'tester', SIM_BMC_PASSWORD: PASSWORD }, bmc: { timeoutMs: 5000, retries: 1 } });
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        logs += chunk.toString();
+        cb();
+      },
+    });
+    srv = await startTestServer(yaml(), { prefix: 'fleet-users-', logLevel: 'info', logStream: sink, env: { SIM_BMC_PASSWORD: PASSWORD }, cliEnv: { USER: 'tester', SIM_BMC_PASSWORD: PASSWORD }, bmc: { timeoutMs: 5000, retries: 1 } });
   }, 120_000);
 
   afterAll(async () => {
@@ -144,6 +152,7 @@ ${extra}`;
     const r = await srv.fleet('user', 'token', 'op', '--revoke-others', '--json');
     expect(r.code, r.err).toBe(0);
     const issued = JSON.parse(r.out) as UserTokenResponse;
+    tokens.op2 = issued.token;
     expect(issued).toMatchObject({ user: 'op', role: 'operator', revoked: 1, expiresAt: null });
     expect((await api(old, 'GET', '/api/v1/nodes')).status).toBe(401);
     expect((await api(issued.token, 'GET', '/api/v1/nodes')).status).toBe(200);
@@ -160,10 +169,16 @@ ${extra}`;
     expect(r.err).toMatch(/admin is the last enabled admin/);
     const two = await srv.fleet('user', 'add', 'root2', '--role', 'admin');
     expect(two.code, two.err).toBe(0);
+    tokens.root2 = two.out.trim();
     const asTwo = await fleetAs(two.out.trim(), 'user', 'rm', 'admin');
     expect(asTwo.code, asTwo.err).toBe(0);
     expect((await api(srv.token, 'GET', '/api/v1/nodes')).status).toBe(401);
     const list = await fleetAs(two.out.trim(), 'user', 'list', '--json');
     expect((JSON.parse(list.out) as UsersResponse).users.map((u) => u.name)).toEqual(['ro', 'root2']);
+  });
+
+  it('no token reaches the log; user changes are logged by name and token id', () => {
+    expect(logs).toMatch(/"user":"ro".*"tokenId":"[0-9a-f]{8}".*user added/);
+    for (const t of [srv.token, ...Object.values(tokens)]) expect(logs).not.toContain(t);
   });
 });
