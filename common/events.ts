@@ -90,6 +90,14 @@ export const EVENT = {
   stepFailed: 'lifecycle.step_failed',
   recovered: 'lifecycle.recovered',
   cleanupFailed: 'lifecycle.cleanup_failed',
+
+  // --- API users (issue 17): names, roles and token ids only, never a token
+  userAdded: 'user.added',
+  userRemoved: 'user.removed',
+  userDisabled: 'user.disabled',
+  userEnabled: 'user.enabled',
+  /** A new token for a user (its id only); details.revoked: how many of the user's other tokens went with it. */
+  userTokenIssued: 'user.token_issued',
 } as const;
 
 export type EventKind = (typeof EVENT)[keyof typeof EVENT];

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { loadOrCreateApiToken } from './auth/api-token.js';
+import { adoptApiToken, BOOTSTRAP_ADMIN } from './auth/users.js';
 import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
 import { FleetError } from '../common/errors.js';
 import { buildAdminApp, buildBootApp } from './http/app.js';
@@ -170,6 +171,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
+    const owner = await adoptApiToken(store.users, token.token, token.created);
+    if (owner === 'bootstrapped') say(`API users: ${token.path} is the token of user ${BOOTSTRAP_ADMIN} (role admin); fleet user add NAME --role ROLE adds others`);
+    if (owner === 'reissued') say(`API users: the new ${token.path} is a token of user ${BOOTSTRAP_ADMIN}`);
+    if (owner === 'unowned') say(`warning: ${token.path} belongs to no user (there is no user ${BOOTSTRAP_ADMIN}); the server refuses it`);
     for (const w of plan.warnings) say(`warning: ${w}`);
 
     // Nodes gone from the file that are pets or mid-operation stay (fleet apply --prune removes them); enrolled nodes are never removed.

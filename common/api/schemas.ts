@@ -831,3 +831,73 @@ export const GroupsResponse = Type.Object({
   ),
 });
 export type GroupsResponse = Static<typeof GroupsResponse>;
+// ------------------------------------------------------------------ users (issue 17)
+
+/** The roles of API users, weakest first (server/auth/roles.ts). */
+export const USER_ROLES = ['read-only', 'operator', 'admin'] as const;
+
+export const UserParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }) });
+export type UserParams = Static<typeof UserParams>;
+
+/** A token as listings show it: its id (first 8 hex digits of its SHA-256) and times, never the token. */
+export const UserTokenInfo = Type.Object({
+  id: Str,
+  createdAt: Str,
+  lastUsedAt: Nullable(Type.String()),
+  expiresAt: Nullable(Type.String()),
+});
+export type UserTokenInfo = Static<typeof UserTokenInfo>;
+
+export const ApiUser = Type.Object({
+  name: Str,
+  role: StringEnum(USER_ROLES),
+  disabled: Type.Boolean(),
+  createdAt: Str,
+  tokens: Type.Array(UserTokenInfo),
+});
+export type ApiUser = Static<typeof ApiUser>;
+
+/** GET /users */
+export const UsersResponse = Type.Object({ users: Type.Array(ApiUser) });
+export type UsersResponse = Static<typeof UsersResponse>;
+
+/** POST /users: a user and its first token. expires: a duration (30m, 12h, 90d, 4w) or an ISO date; absent: never. */
+export const UserAddRequest = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' }),
+    role: StringEnum(USER_ROLES),
+    expires: Type.Optional(Type.String({ maxLength: 40 })),
+  },
+  { additionalProperties: false },
+);
+export type UserAddRequest = Static<typeof UserAddRequest>;
+
+/** POST /users/:name/tokens: a new token; revokeOthers deletes the user's other tokens in the same step. */
+export const UserTokenRequest = Type.Object(
+  {
+    revokeOthers: Type.Optional(Type.Boolean()),
+    expires: Type.Optional(Type.String({ maxLength: 40 })),
+  },
+  { additionalProperties: false },
+);
+export type UserTokenRequest = Static<typeof UserTokenRequest>;
+
+/** POST /users and POST /users/:name/tokens: the token, in this answer only (the server keeps its SHA-256). */
+export const UserTokenResponse = Type.Object({
+  user: Str,
+  role: StringEnum(USER_ROLES),
+  token: Str,
+  tokenId: Str,
+  expiresAt: Nullable(Type.String()),
+  /** How many of the user's other tokens were revoked. */
+  revoked: Type.Integer(),
+});
+export type UserTokenResponse = Static<typeof UserTokenResponse>;
+
+/** DELETE /users/:name */
+export const UserRemoveResponse = Type.Object({ removed: Str });
+export type UserRemoveResponse = Static<typeof UserRemoveResponse>;
+
+/** POST /users/:name/disable, /enable */
+export const UserDisableResponse = Type.Object({ user: Str, disabled: Type.Boolean(), changed: Type.Boolean() });
+export type UserDisableResponse = Static<typeof UserDisableResponse>;

@@ -1,6 +1,8 @@
 /**
- * The API bearer token: created at first start in the data dir (mode 0600),
- * compared in constant time. The token itself is never logged.
+ * The API bearer token file: created at first start in the data dir (mode
+ * 0600); it becomes user admin's token (server/auth/users.ts, which checks
+ * every API token now). `checkBearer` compares against one expected token in
+ * constant time (tests use it as a stand-in). The token is never logged.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { constants as fsc } from 'node:fs';

@@ -24,3 +24,4 @@ export const nodeset = () => import('./commands/nodeset.js');
 export const repo = () => import('./commands/repo.js');
 export const server = () => import('./commands/server.js');
 export const slurm = () => import('./commands/slurm.js');
+export const users = () => import('./commands/users.js');

@@ -26,6 +26,7 @@ import {
   registerLifecycleCommands,
   registerRepoCommands,
   registerSlurmCommands,
+  registerUserCommands,
 } from './register.js';
 import type { ApplyFlags } from './commands/apply.js';
 import type { DiscoverFlags } from './commands/discover.js';
@@ -158,6 +159,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerBootenvCommands(program, { io, globals, run });
   registerRepoCommands(program, { io, globals, run });
   registerSlurmCommands(program, { io, globals, run });
+  registerUserCommands(program, { io, globals, run });
 
   const inventory = program
     .command('inventory')

@@ -257,3 +257,47 @@ export function registerDiscoverBmcCommand(discover: Command, ctx: CommandCtx): 
       return run(load.discoverBmc().then((m) => m.cmdDiscoverBmc(globals(), { ...opts, ...(parent.json ? { json: true } : {}), ...(parent.force ? { force: true } : {}) }, io)));
     });
 }
+
+export function registerUserCommands(program: Command, ctx: CommandCtx): void {
+  const { io, globals, run } = ctx;
+  const roles = 'read-only (GETs, the event stream), operator (+ power, bootdev, reinstall, cancel), admin (+ apply, discovery, users)';
+  const user = program.command('user').description('API users, their roles and tokens (admin; docs/operations.md)');
+  user
+    .command('add')
+    .description('add a user; prints its token once, alone on stdout')
+    .argument('<name>', 'user name (a-z, 0-9, . _ -)')
+    .requiredOption('--role <role>', roles)
+    .option('--expires <when>', 'the token expires: a duration (30m, 12h, 90d, 4w) or an ISO date; default never')
+    .option('--json', 'JSON output (holds the token)')
+    .action((name: string, opts: { role?: string; expires?: string; json?: boolean }) => run(load.users().then((m) => m.cmdUserAdd(globals(), name, opts, io))));
+  user
+    .command('list')
+    .alias('ls')
+    .description('users, roles, state, token ids and last use (never a token)')
+    .option('--json', 'JSON output')
+    .action((opts: { json?: boolean }) => run(load.users().then((m) => m.cmdUserList(globals(), opts, io))));
+  user
+    .command('rm')
+    .alias('remove')
+    .description('remove a user and its tokens (never the last enabled admin)')
+    .argument('<name>', 'user name')
+    .action((name: string) => run(load.users().then((m) => m.cmdUserRm(globals(), name, io))));
+  user
+    .command('token')
+    .description('issue a new token to a user; prints it once, alone on stdout')
+    .argument('<name>', 'user name')
+    .option('--revoke-others', "revoke the user's other tokens")
+    .option('--expires <when>', 'the token expires: a duration (30m, 12h, 90d, 4w) or an ISO date; default never')
+    .option('--json', 'JSON output (holds the token)')
+    .action((name: string, opts: { revokeOthers?: boolean; expires?: string; json?: boolean }) => run(load.users().then((m) => m.cmdUserToken(globals(), name, opts, io))));
+  user
+    .command('disable')
+    .description("disable a user: its tokens stop working until enabled (never the last enabled admin)")
+    .argument('<name>', 'user name')
+    .action((name: string) => run(load.users().then((m) => m.cmdUserDisable(globals(), name, true, io))));
+  user
+    .command('enable')
+    .description('enable a disabled user again')
+    .argument('<name>', 'user name')
+    .action((name: string) => run(load.users().then((m) => m.cmdUserDisable(globals(), name, false, io))));
+}

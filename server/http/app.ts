@@ -10,7 +10,11 @@
  * Authentication is a hook of the plugin scope every admin route lives in,
  * so it runs for whatever route the router matched, however the path was
  * spelt (percent-encoding, dot segments, …). Nothing here reads the raw URL
- * to decide who may pass.
+ * to decide who may pass. The token names a user (server/auth/users.ts);
+ * the role the matched route needs is in its route options (`config.role`,
+ * from the table in server/auth/roles.ts, copied by the scope's onRoute
+ * hook): 401 for no, a wrong, an expired or a disabled user's token, 403
+ * for a role too low.
  *
  * Boot face (`buildBootApp`), for machines on the provisioning network:
  * iPXE scripts, kickstarts, install callbacks, static trees. It has no admin
@@ -18,7 +22,8 @@
  */
 import fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
-import { checkBearer, tokenId } from '../auth/api-token.js';
+import { requiredRole, ROLES, type Role } from '../auth/roles.js';
+import { authenticate, authorize, bootstrapAdmin, type Principal } from '../auth/users.js';
 import { CATALOGUE } from '../../common/errors.js';
 import { installErrorHandling } from './errors.js';
 import { loggerOptions } from './logging.js';
@@ -32,13 +37,15 @@ import { registerSlurmRoutes } from './routes/slurm.js';
 import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifecycle.js';
 import { registerAdoptRoutes } from './routes/adopt.js';
 import { registerDiscoverRoutes } from './routes/discover.js';
+import { registerUserRoutes } from './routes/users.js';
 import type { Conductor } from '../lifecycle/index.js';
 
 /** Paths of the admin face that answer without a token. */
 export const PUBLIC_ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/v1/openapi.json']);
 
 export interface AdminAppDeps extends ApiDeps, BmcDeps {
-  apiToken: string;
+  /** DATA/api.token: with no user in the store yet, it becomes the token of user admin (role admin). */
+  apiToken?: string;
   logLevel?: string;
   /** Where logs go (tests capture them to check that no secret is logged). */
   logStream?: NodeJS.WritableStream;
@@ -71,8 +78,8 @@ export interface RouteEntry {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who presented a valid credential (set by the admin scope's auth hook), e.g. `api-token:1a2b3c4d`. */
-    principal?: string;
+    /** The user whose token the request presented (set by the admin scope's auth hook). */
+    principal?: Principal;
   }
 }
 
@@ -108,8 +115,10 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         title: 'fleet API',
         version: deps.version ?? '0.1.0',
         description:
-          'REST API of the fleet server. Every /api/v1 route except this document needs `Authorization: Bearer TOKEN` ' +
-          '(the token is in api.token in the server data dir). Errors are `{error:{code,message,details}}`; codes: ' +
+          'REST API of the fleet server. Every /api/v1 route except this document needs `Authorization: Bearer TOKEN`, ' +
+          "a user's token (fleet user add|token; the first start's api.token in the server data dir is user admin's), " +
+          'and the role the route names in its x-fleet-role (read-only < operator < admin; below it: 403 auth.forbidden). ' +
+          'Errors are `{error:{code,message,details}}`; codes: ' +
           Object.keys(CATALOGUE).join(', '),
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
@@ -120,13 +129,28 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const principal = `api-token:${tokenId(deps.apiToken)}`;
+  if (deps.apiToken !== undefined) await bootstrapAdmin(deps.store.users, deps.apiToken);
+  const recordUse = useRecorder(deps.store);
   await app.register(
     async (api) => {
+      // Every route of this scope gets the role it needs into its options when it is registered.
+      api.addHook('onRoute', (r) => {
+        const config = (r.config ?? {}) as { role?: unknown };
+        const role = [r.method]
+          .flat()
+          .map((m) => requiredRole(String(m), r.url, config.role))
+          .reduce<Role>((a, b) => (ROLES.indexOf(b) > ROLES.indexOf(a) ? b : a), 'read-only');
+        r.config = { ...config, role } as typeof r.config;
+        // Published too: the OpenAPI operation names the role it needs.
+        if (r.schema) r.schema = { ...r.schema, 'x-fleet-role': role } as typeof r.schema;
+      });
       // First in the scope, so it guards every route below: fastify runs it for the matched route.
       api.addHook('onRequest', async (req: FastifyRequest) => {
-        checkBearer(req.headers.authorization, deps.apiToken);
-        req.principal = principal;
+        const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
+        const route = req.routeOptions;
+        authorize(p, requiredRole(String(route.method), route.url ?? '', (route.config as { role?: unknown }).role), `${String(route.method)} ${route.url}`);
+        req.principal = p;
+        recordUse(p.hash, req);
       });
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
@@ -141,6 +165,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         ...(deps.preflight ? { preflight: deps.preflight } : {}),
         ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
       });
+      await registerUserRoutes(api, { store: deps.store });
       await registerAdoptRoutes(api, {
         store: deps.store,
         ...(deps.conductor ? { conductor: deps.conductor } : {}),
@@ -157,6 +182,17 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     { prefix: '/api/v1' },
   );
   return app;
+}
+
+/** Records a token's use (last_used_at) at most once a minute per token, without holding up the request. */
+function useRecorder(store: AdminAppDeps['store']): (hash: string, req: FastifyRequest) => void {
+  const last = new Map<string, number>();
+  return (hash, req) => {
+    const now = Date.now();
+    if (now - (last.get(hash) ?? 0) < 60_000) return;
+    last.set(hash, now);
+    store.users.touch(hash, new Date(now).toISOString()).catch((err: unknown) => req.log.debug({ err }, 'could not record the API token use'));
+  };
 }
 
 export async function buildBootApp(deps: BootAppDeps): Promise<FastifyInstance> {

@@ -23,6 +23,8 @@ export type { BmcRepository } from './repos/bmc.js';
 export type { DiscoveredRepository } from './repos/discovered.js';
 export type { DiscoveredBmcRepository, DiscoveredBmc } from './repos/discovered-bmcs.js';
 export type { TokenRepository } from './repos/tokens.js';
+export type { UserRepository, UserRecord, UserTokenInfo, TokenCandidate, TokenDigest } from './repos/users.js';
+export { USER_NAME } from './repos/users.js';
 export type { LockRepository } from './repos/locks.js';
 export type { SecretRepository } from './repos/secrets.js';
 export type { AgentRepository, AgentRecord, AgentIdentity, Enrolment } from './repos/agents.js';

@@ -349,6 +349,39 @@ const m010: Migration = {
 };
 
 /**
+ * 011: API users and their tokens (issue 17 item 1). A user has a name and a
+ * role (read-only, operator, admin; server/auth/roles.ts) and may be
+ * disabled. A token is stored as the SHA-256 of the token (hex) only, with
+ * its short id (the first 8 hex digits of that hash) to look it up by;
+ * last_used_at and an optional expiry. Removing a user removes its tokens.
+ */
+const m011: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('users')
+      .ifNotExists()
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0).check(sql`disabled in (0, 1)`))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('user_tokens')
+      .ifNotExists()
+      .addColumn('hash', 'text', (c) => c.primaryKey())
+      .addColumn('id', 'text', (c) => c.notNull())
+      .addColumn('user', 'text', (c) => c.notNull().references('users.name').onDelete('cascade'))
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .addColumn('expires_at', 'text')
+      .execute();
+    await db.schema.createIndex('user_tokens_id').ifNotExists().on('user_tokens').column('id').execute();
+    await db.schema.createIndex('user_tokens_user').ifNotExists().on('user_tokens').column('user').execute();
+  },
+};
+
+/**
  * 013: the credential a node's BMC logs in with after `fleet bmc rotate`
  * (a per-node set, rotated.NODE); NULL: the set fleet.yaml names. Kept
  * apart from `credentials` so that apply, which compares nodes with
@@ -373,6 +406,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '008_discovery': m008,
   '009_discovered_bmcs': m009,
   '010_inspection': m010,
+  '011_users': m011,
   '013_bmc_rotation': m013,
 });
 

@@ -154,6 +154,28 @@ export interface SecretsTable {
   updated_at: string;
 }
 
+/** API users (migration 011). */
+export interface UsersTable {
+  name: string;
+  /** read-only | operator | admin (server/auth/roles.ts) */
+  role: string;
+  disabled: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** API tokens of users (migration 011): the SHA-256 of each token only, never the token. */
+export interface UserTokensTable {
+  /** SHA-256 of the token, hex. */
+  hash: string;
+  /** The first 8 hex digits of the hash: looked up by, shown in listings and events. */
+  id: string;
+  user: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+}
+
 export interface DB {
   settings: SettingsTable;
   profiles: ProfilesTable;
@@ -166,4 +188,6 @@ export interface DB {
   tokens: TokensTable;
   locks: LocksTable;
   secrets: SecretsTable;
+  users: UsersTable;
+  user_tokens: UserTokensTable;
 }

@@ -19,6 +19,7 @@ import { ProfileRepository } from './repos/profiles.js';
 import { SecretRepository } from './repos/secrets.js';
 import { SettingsRepository } from './repos/settings.js';
 import { TokenRepository } from './repos/tokens.js';
+import { UserRepository } from './repos/users.js';
 import type { DB } from './schema.js';
 import { lockDataDir } from './lock.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, mapStorageError, openSqlite, sqliteInfo, storageFailure, type EngineInfo } from './sqlite.js';
@@ -54,6 +55,8 @@ export interface Store {
   readonly secrets: SecretRepository;
   /** BMCs found by scanning a subnet (migration 009, fleet discover bmc). */
   readonly discoveredBmcs: DiscoveredBmcRepository;
+  /** API users and their tokens, hashed (migration 011). */
+  readonly users: UserRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -84,6 +87,7 @@ class FleetStore implements Store {
   readonly flags: NodeFlagRepository;
   readonly secrets: SecretRepository;
   readonly discoveredBmcs: DiscoveredBmcRepository;
+  readonly users: UserRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -105,6 +109,7 @@ class FleetStore implements Store {
     this.flags = new NodeFlagRepository(ctx);
     this.secrets = new SecretRepository(ctx);
     this.discoveredBmcs = new DiscoveredBmcRepository(ctx);
+    this.users = new UserRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

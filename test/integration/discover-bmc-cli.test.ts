@@ -103,7 +103,7 @@ nodes:
     const found = (await store.events.list({ kinds: [EVENT.bmcDiscovered] })).events;
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ node: 'rack01', cause: 'BMC scan of 127.0.0.0/29', details: { address: '127.0.0.1', uuid: MOCKUP_UUID, tlsFingerprint: pki.fingerprint } });
-    expect(found[0]!.actor).toMatch(/^tester@127\.0\.0\.1 via api-token:/);
+    expect(found[0]!.actor).toBe('admin@127.0.0.1 (client: tester)');
     const scans = (await store.events.list({ kinds: [EVENT.bmcScanned] })).events;
     expect(scans.map((e) => e.details)).toEqual([
       expect.objectContaining({ subnet: '127.0.0.0/29', addresses: 6, answered: 1, silent: 5, bmcs: 1, new: 1 }),

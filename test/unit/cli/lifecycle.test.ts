@@ -63,7 +63,7 @@ beforeEach(async () => {
   // What the admin scope's auth hook does (server/http/app.ts): check the token, name the credential.
   app.addHook('onRequest', async (req) => {
     checkBearer(req.headers.authorization, TOKEN);
-    req.principal = 'api-token:test';
+    req.principal = { user: 'test', role: 'admin', tokenId: '00000000', hash: '' };
   });
   await app.register(async (api) => registerLifecycleRoutes(api, { store: h.store, conductor, clock: h.clock.now, stream: { pollMs: 10 } }), { prefix: '/api/v1' });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -13,7 +13,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cmdDiscovered, cmdEnroll, cmdExport, cmdRender } from '../../../server/cli/commands/netboot.js';
 import type { CliIo } from '../../../server/cli/io.js';
 import { FleetError } from '../../../common/errors.js';
-import { tokenId } from '../../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp } from '../../../server/http/app.js';
 import { PLACEHOLDER_TOKEN } from '../../../server/netboot/render/index.js';
 import { openStore, type Store } from '../../../server/store/index.js';
@@ -142,7 +141,7 @@ describe('netboot API and CLI', () => {
       expect(body.ipNote).toMatch(/outside the provisioning subnet/);
       expect(await store.discovered.get(NEW)).toBeNull();
       const added = (await store.events.list({ node: 'valkyrie05', kinds: ['node.added'] })).events[0]!;
-      expect(added.actor).toBe(`alice@127.0.0.1 via api-token:${tokenId(API_TOKEN)}`);
+      expect(added.actor).toBe('admin@127.0.0.1 (client: alice)');
       expect(added.cause).toBe('enroll');
       const boot = await bootApp.inject({ url: `/boot/${hyp(NEW)}.ipxe` });
       expect(boot.body).toContain('valkyrie05 is not armed');
@@ -274,7 +273,7 @@ describe('netboot API and CLI', () => {
       expect(out).toMatch(/note: no IP kept: .*range for unknown machines/);
       expect(err).toMatch(/not in fleet.yaml/);
       const added = (await store.events.list({ node: 'valkyrie05', kinds: ['node.added'] })).events[0]!;
-      expect(added.actor).toBe(`alice@127.0.0.1 via api-token:${tokenId(API_TOKEN)}`);
+      expect(added.actor).toBe('admin@127.0.0.1 (client: alice)');
       await expect(cmdEnroll(flags(), NEW, { name: 'valkyrie06', profile: 'compute' }, io)).rejects.toMatchObject({ code: 'not_found' });
       await expect(cmdEnroll(flags(), NEW, { profile: 'compute' }, io)).rejects.toMatchObject({ code: 'usage.invalid' });
     });

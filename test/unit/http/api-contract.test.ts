@@ -47,6 +47,12 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/discover/reject', S.DiscoverRejectRequest, S.DiscoverRejectResponse],
   ['post', '/api/v1/discover/unreject', S.DiscoverRejectRequest, S.DiscoverUnrejectResponse],
   ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
+  ['get', '/api/v1/users', null, S.UsersResponse],
+  ['post', '/api/v1/users', S.UserAddRequest, S.UserTokenResponse],
+  ['delete', '/api/v1/users/{name}', null, S.UserRemoveResponse],
+  ['post', '/api/v1/users/{name}/tokens', S.UserTokenRequest, S.UserTokenResponse],
+  ['post', '/api/v1/users/{name}/disable', null, S.UserDisableResponse],
+  ['post', '/api/v1/users/{name}/enable', null, S.UserDisableResponse],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));

@@ -17,7 +17,7 @@ import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkBearer, tokenId } from '../../../server/auth/api-token.js';
+import { checkBearer } from '../../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp, PUBLIC_ADMIN_PATHS, routesOf, type RouteEntry } from '../../../server/http/app.js';
 import { ERROR_CODE_HEADER, installErrorHandling, NO_ROUTE } from '../../../server/http/errors.js';
 import { openStore, type Store } from '../../../server/store/index.js';
@@ -199,18 +199,19 @@ describe('admin API authentication on the matched route', () => {
     expect(routesOf(boot).filter((r) => r.url.startsWith('/api/') && !r.url.startsWith('/api/v1/boot-events/'))).toEqual([]);
   }, 120_000);
 
-  it('records the credential as the actor; a claimed name never stands alone', async () => {
+  it('records the user as the actor; a claimed name never stands for it', async () => {
     const yaml = `cluster: {name: a, domain: a.local, timezone: UTC, management_address: 10.10.0.1}
 networks: {provisioning: {subnet: 10.10.0.0/16, unknown_range: 10.10.254.1-10.10.254.254}}
 profiles: {p: {os: {tree: "http://10.10.0.1/os"}}}
 nodes: {n1: {profile: p}}
 `;
-    const id = tokenId(TOKEN);
+    // The api.token of the first start is user admin's token.
     const cases: [Record<string, string>, string][] = [
-      [{}, `api@127.0.0.1 via api-token:${id}`],
-      [{ 'X-Fleet-Actor': 'alice' }, `alice@127.0.0.1 via api-token:${id}`],
-      // A forged suffix is sanitised, so it cannot pose as another credential.
-      [{ 'X-Fleet-Actor': 'root via api-token:00000000' }, `root_via_api-token_00000000@127.0.0.1 via api-token:${id}`],
+      [{}, 'admin@127.0.0.1'],
+      [{ 'X-Fleet-Actor': 'admin' }, 'admin@127.0.0.1'],
+      [{ 'X-Fleet-Actor': 'alice' }, 'admin@127.0.0.1 (client: alice)'],
+      // A forged suffix is sanitised, so it cannot pose as another user.
+      [{ 'X-Fleet-Actor': 'root) (client: x' }, 'admin@127.0.0.1 (client: root___client__x)'],
     ];
     for (const [i, [headers, actor]] of cases.entries()) {
       const res = await admin.inject({

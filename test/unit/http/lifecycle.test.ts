@@ -16,7 +16,7 @@ async function build(withConductor = true): Promise<FastifyInstance> {
   installErrorHandling(a);
   // Stands in for the admin scope's auth hook (server/http/app.ts), which names the credential.
   a.addHook('onRequest', async (req) => {
-    req.principal = 'api-token:test';
+    req.principal = { user: 'test', role: 'admin', tokenId: '00000000', hash: '' };
   });
   await a.register(
     async (api) => registerLifecycleRoutes(api, { store: h.store, ...(withConductor ? { conductor: h.c } : {}), clock: h.clock.now, stream: { pollMs: 10, heartbeatMs: 20 } }),
@@ -57,7 +57,7 @@ describe('POST /api/v1/nodes/reinstall', () => {
     expect(body.results.find((r) => r.node === 'n2')?.notBefore).toBe(new Date(h.clock.ms + 30_000).toISOString());
     expect((await h.store.nodes.require('n1')).state).toBe(S.pxeArmed);
     const ev = (await h.store.events.list({ node: 'n1', kinds: ['state.changed'] })).events[0];
-    expect(ev?.actor).toMatch(/^sam@/);
+    expect(ev?.actor).toMatch(/^test@\S+ \(client: sam\)$/);
     const forced = await app.inject({ method: 'POST', url: '/api/v1/nodes/reinstall', payload: { nodeset: 'thor', force: true } });
     expect(forced.json<LifecycleActionResponse>().summary.ok).toBe(1);
   });

@@ -74,7 +74,7 @@ describe('fleet slurm rotate-key', () => {
     const events = (await store.events.list({ limit: 1000 })).events;
     const replaced = events.filter((e) => e.kind === 'secret.replaced');
     expect(replaced).toHaveLength(3);
-    expect(replaced[0]!.actor).toMatch(/via api-token:/);
+    expect(replaced[0]!.actor).toMatch(/^admin@/);
     const shown = [r.out, r.err, json.out, http.body, JSON.stringify(events)].join('\n');
     for (const k of [k1, k2, k3, k4]) expect(shown.includes(k.slice(0, 40))).toBe(false);
   });
