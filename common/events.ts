@@ -57,6 +57,12 @@ export const EVENT = {
   bmcCredentialRotated: 'bmc.credential_rotated',
   /** A rotation that did not complete: why, and which credential stays in use (unchanged). */
   bmcRotateFailed: 'bmc.rotate_failed',
+  /** An accepted machine's BMC will be set up in band by the boot environment (discovery rule bmc.setup): the job, never the password. */
+  bmcSetupPlanned: 'bmc.setup_planned',
+  /** What the boot environment reported of the in-band set-up (ok or not, its log tail). */
+  bmcSetupReported: 'bmc.setup_reported',
+  /** The in-band set-up did not end with a verified credential: why; the factory credential stays in use. */
+  bmcSetupFailed: 'bmc.setup_failed',
 
   // --- facts from the boot endpoints (the installer and iPXE)
   scriptFetched: 'boot.script_fetched',

@@ -394,6 +394,31 @@ const m013: Migration = {
   },
 };
 
+/**
+ * 014: BMC set-up on accept (issue 13 item 3). One row per node whose
+ * discovery rule asks for `bmc.setup`: the job the boot environment runs in
+ * band (JSON: channel, slot, account, address...), its password sealed like
+ * every BMC secret, and how far it got (pending, sent, done, failed + why).
+ */
+const m014: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    await db.schema
+      .createTable('bmc_setups')
+      .ifNotExists()
+      .addColumn('node', 'text', (c) => c.primaryKey().references('nodes.name').onDelete('cascade'))
+      .addColumn('mac', 'text', (c) => c.notNull())
+      .addColumn('job', 'text', (c) => c.notNull())
+      .addColumn('key_id', 'text', (c) => c.notNull())
+      .addColumn('secret_box', 'blob', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('bmc_setups_mac').ifNotExists().on('bmc_setups').column('mac').execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -408,6 +433,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '010_inspection': m010,
   '011_users': m011,
   '013_bmc_rotation': m013,
+  '014_bmc_setup': m014,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -176,6 +176,22 @@ export interface UserTokensTable {
   expires_at: string | null;
 }
 
+/** 014_bmc_setup: the in-band BMC set-up of an accepted machine (discovery rule bmc.setup). */
+export interface BmcSetupsTable {
+  node: string;
+  mac: string;
+  /** JSON BmcSetupJob without the password. */
+  job: string;
+  key_id: string;
+  /** The new account's password, AES-256-GCM (crypto.ts), bound to bmc-setup/NODE. */
+  secret_box: Buffer;
+  /** pending | sent | done | failed */
+  state: string;
+  reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface DB {
   settings: SettingsTable;
   profiles: ProfilesTable;
@@ -183,6 +199,7 @@ export interface DB {
   nodes: NodesTable;
   interfaces: InterfacesTable;
   bmc_endpoints: BmcEndpointsTable;
+  bmc_setups: BmcSetupsTable;
   events: EventsTable;
   discovered: DiscoveredTable;
   tokens: TokensTable;

@@ -18,6 +18,38 @@ export interface RotationCommit {
   details: Record<string, unknown>;
 }
 
+/** What the boot environment does in band on an accepted machine's BMC (discovery rule bmc.setup); the password travels apart. */
+export interface BmcSetupJob {
+  /** The BMC's LAN channel, as the inspection saw it. */
+  channel: number;
+  /** The user slot of the new account and its name (fleet-a). */
+  slot: number;
+  account: string;
+  passwordLength: 16 | 20;
+  /** The planned static address on the BMC network, its netmask, and gateway when fleet.yaml gives one. */
+  address: string;
+  netmask: string;
+  gateway: string | null;
+  /** The factory account (disabled out of band once the new one is verified and recorded); null: not seen in the inspection. */
+  retire: { id: number; name: string } | null;
+  /** on_accept install: the reinstall starts once the BMC is set up. */
+  install: boolean;
+}
+
+export type BmcSetupState = 'pending' | 'sent' | 'done' | 'failed';
+
+export interface BmcSetupRecord {
+  node: string;
+  mac: string;
+  job: BmcSetupJob;
+  state: BmcSetupState;
+  reason: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const setupAad = (node: string): string => `bmc-setup/${node}`;
+
 /**
  * What is learnt about a node's BMC at run time. Where the BMC is and which
  * credential set it uses come from the node spec (nodes.upsert); changing
@@ -84,6 +116,49 @@ export class BmcRepository {
       else await trx.insertInto('credentials').values({ name, ...values, created_at: at }).execute();
       await trx.updateTable('bmc_endpoints').set({ rotated_credentials: name }).where('node', '=', node).execute();
       await appendEvent(trx, at, { node, kind: EVENT.bmcCredentialRotated, actor: wc.actor, cause: wc.cause ?? null, details: { from: expect, to: name, ...c.details } });
+    });
+  }
+
+  /** Plans the in-band set-up of a node's BMC (replacing an earlier plan); bmc.setup_planned tells the job, never the password. */
+  async createSetup(node: string, mac: string, job: BmcSetupJob, password: string, wc: WriteContext): Promise<void> {
+    await this.ctx.write(async (trx) => {
+      const at = this.ctx.nowIso();
+      const keys = this.ctx.keys;
+      await trx.deleteFrom('bmc_setups').where('node', '=', node).execute();
+      await trx
+        .insertInto('bmc_setups')
+        .values({ node, mac: mac.toLowerCase(), job: JSON.stringify(job), key_id: keys.keyId, secret_box: keys.seal(setupAad(node), password), state: 'pending', reason: null, created_at: at, updated_at: at })
+        .execute();
+      await appendEvent(trx, at, { node, kind: EVENT.bmcSetupPlanned, actor: wc.actor, cause: wc.cause ?? null, details: { mac, ...job } });
+    });
+  }
+
+  /** The set-up of the node that owns `mac`, with its password (for the boot environment's job and the verification only). */
+  async setupByMac(mac: string): Promise<(BmcSetupRecord & { password: string }) | null> {
+    const r = await this.ctx.q.selectFrom('bmc_setups').selectAll().where('mac', '=', mac.toLowerCase()).executeTakeFirst();
+    if (!r) return null;
+    return {
+      node: r.node,
+      mac: r.mac,
+      job: JSON.parse(r.job) as BmcSetupJob,
+      state: r.state as BmcSetupState,
+      reason: r.reason,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+      password: this.ctx.keys.open(setupAad(r.node), r.key_id, Buffer.from(r.secret_box)),
+    };
+  }
+
+  /** Moves a set-up on (compare-and-set on its state); false when it was not in `from` any more. */
+  async markSetup(node: string, from: readonly BmcSetupState[], to: BmcSetupState, reason: string | null): Promise<boolean> {
+    return this.ctx.write(async (trx) => {
+      const res = await trx
+        .updateTable('bmc_setups')
+        .set({ state: to, reason, updated_at: this.ctx.nowIso() })
+        .where('node', '=', node)
+        .where('state', 'in', [...from])
+        .executeTakeFirst();
+      return Number(res.numUpdatedRows) > 0;
     });
   }
 
