@@ -14,6 +14,7 @@ import { EventRepository } from './repos/events.js';
 import { InventoryRepository } from './repos/inventory.js';
 import { NodeFlagRepository } from './repos/flags.js';
 import { LockRepository } from './repos/locks.js';
+import { MetricsRepository } from './repos/metrics.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
 import { SecretRepository } from './repos/secrets.js';
@@ -54,6 +55,8 @@ export interface Store {
   readonly secrets: SecretRepository;
   /** BMCs found by scanning a subnet (migration 009, fleet discover bmc). */
   readonly discoveredBmcs: DiscoveredBmcRepository;
+  /** The grouped counts a Prometheus scrape reads (server/metrics), read-only. */
+  readonly metrics: MetricsRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -84,6 +87,7 @@ class FleetStore implements Store {
   readonly flags: NodeFlagRepository;
   readonly secrets: SecretRepository;
   readonly discoveredBmcs: DiscoveredBmcRepository;
+  readonly metrics: MetricsRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -105,6 +109,7 @@ class FleetStore implements Store {
     this.flags = new NodeFlagRepository(ctx);
     this.secrets = new SecretRepository(ctx);
     this.discoveredBmcs = new DiscoveredBmcRepository(ctx);
+    this.metrics = new MetricsRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -45,6 +45,8 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/discover/reject', S.DiscoverRejectRequest, S.DiscoverRejectResponse],
   ['post', '/api/v1/discover/unreject', S.DiscoverRejectRequest, S.DiscoverUnrejectResponse],
   ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
+  // Prometheus text format, not JSON: no contract schema (test/unit/metrics/metrics.test.ts parses it).
+  ['get', '/metrics', null, null],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
