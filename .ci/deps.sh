@@ -12,7 +12,9 @@
 # fleet's apt repository), dpkg-dev (dpkg-scanpackages, the reference for
 # its Packages stanzas) and xz-utils (control.tar.xz of .debs); nginx and
 # wrk for the boot-http benchmark (the bench starts its own nginx on
-# loopback; the packaged service is never enabled by it); a
+# loopback; the packaged service is never enabled by it); prometheus for its
+# promtool (checks the example alert rules and a /metrics scrape; the packaged
+# server is not used and is disabled); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -29,6 +31,7 @@ PKGS=(
   openssl iproute2 procps
   gnupg gpgv dpkg-dev xz-utils
   nginx wrk
+  prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -41,5 +44,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   # that service (the boot-http benchmark runs its own nginx on loopback).
   if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet nginx 2>/dev/null; then
     systemctl disable --now nginx
+  fi
+  # Likewise the packaged Prometheus server: only its promtool is used. (--now needs a
+  # running systemd; without one, as in a container, disabling is all there is to do.)
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; else systemctl disable prometheus; fi
   fi
 fi
