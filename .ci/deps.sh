@@ -13,7 +13,9 @@
 # its Packages stanzas) and xz-utils (control.tar.xz of .debs); nginx and
 # wrk for the boot-http benchmark (the bench starts its own nginx on
 # loopback; the packaged service is never enabled by it); groff-base and
-# man-db to render the generated man pages (test/unit/cli/man.test.ts); a
+# man-db to render the generated man pages (test/unit/cli/man.test.ts);
+# prometheus for its promtool (checks the example alert rules and a /metrics
+# scrape; the packaged server is not used and is disabled); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -30,7 +32,7 @@ PKGS=(
   openssl iproute2 procps
   gnupg gpgv dpkg-dev xz-utils
   nginx wrk
-  groff-base man-db
+  groff-base man-db prometheus
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -49,5 +51,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     else
       systemctl disable nginx 2>/dev/null || true
     fi
+  fi
+  # Likewise the packaged Prometheus server: only its promtool is used. (--now needs a
+  # running systemd; without one, as in a container, disabling is all there is to do.)
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; else systemctl disable prometheus; fi
   fi
 fi

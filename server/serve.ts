@@ -30,6 +30,7 @@ import { blockingFindings, formatFinding, summarize } from './doctor/checks.js';
 import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.js';
 import type { Finding } from './doctor/checks.js';
 import { AutoAccept } from './discovery/index.js';
+import { FleetMetrics } from './metrics/index.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -167,7 +168,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let conductor: Conductor | undefined;
   let reconciler: AutoReconciler | undefined;
   let autoAccept: AutoAccept | undefined;
+  let stopMetrics: (() => void) | undefined;
   try {
+    // Prometheus metrics (/metrics): they follow the event log from before the config is applied.
+    const metrics = new FleetMetrics();
+    stopMetrics = await metrics.attach(store);
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
@@ -190,7 +195,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // One UDP socket for every IPMI session of this server (DESIGN §2).
     ipmiTransport = await IpmiTransport.open();
     // ... and one per-BMC queue: `fleet power` and the lifecycle never drive one BMC at the same time.
-    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport, queue: new BmcQueue() };
+    const providers: ProviderContext = { ...opts.bmcProviders, ipmiTransport, queue: new BmcQueue(), onOperation: (sample) => metrics.observeBmc(sample) };
     // The fleet CA: the agent pins its fingerprint (carried in the kickstart) before sending its token.
     const ca = await loadOrCreateCa(dataDir);
     const certNames = (hosts: string[]): ServerCertOptions => {
@@ -226,6 +231,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // Boot and apply reports reach the conductor through the recorder (server/agents/reports.ts).
       recorder,
     });
+    const agentStreams = grpc;
+    metrics.setSources({ agentsConnected: () => agentStreams.watching().length });
     say(`gRPC agent service (TLS) listening on ${formatHostPort({ host: grpcHost, port: grpc.port })}; CA fingerprint ${caFingerprint(ca)}`);
 
     const www = join(dataDir, 'www');
@@ -262,6 +269,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onNodesChanged: async () => netboot?.refresh(),
       conductor: lifecycle,
       preflight,
+      metrics,
       ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     });
     // Discovery policy auto: a machine a rule plans is accepted when it is seen (lease event or iPXE fetch); under manual nothing happens.
@@ -275,7 +283,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     autoAccept = auto;
     const onDiscovered = (mac: string): void => auto.seen(mac);
     // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, onInspected: onDiscovered, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, onInspected: onDiscovered, metrics, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
@@ -306,6 +314,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       say,
       logger: app.log,
       onDiscovered,
+      onLease: (action, outcome) => metrics.observeLease({ action, outcome }),
       ...(opts.dnsmasqBinary ? { binary: opts.dnsmasqBinary } : {}),
     });
 
@@ -341,6 +350,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         autoReconcile.stop();
         await autoReconcile.idle();
         await transport.close();
+        stopMetrics?.();
         await store.close();
       },
     };
@@ -354,6 +364,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     reconciler?.stop();
     await reconciler?.idle();
     await ipmiTransport?.close();
+    stopMetrics?.();
     await store.close();
     throw e;
   }

@@ -32,6 +32,8 @@ export function roleAllows(have: Role, need: Role): boolean {
 export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /api/v1/nodes': 'read-only',
   'GET /api/v1/groups': 'read-only',
+  // Outside /api/v1, guarded by its own scope's hook with this role (http/app.ts).
+  'GET /metrics': 'read-only',
   'GET /api/v1/nodes/:name': 'read-only',
   'GET /api/v1/nodes/:name/events': 'read-only',
   'GET /api/v1/nodes/status': 'read-only',

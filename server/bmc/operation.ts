@@ -225,6 +225,18 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
     });
   };
 
+  // One sample per node whose BMC was driven (nodes that never reached one are not BMC latency).
+  const observe = (r: BmcOpResult): void => {
+    if (!opts.providers.onOperation) return;
+    const p = prepared.get(r.node) as { protocol: BmcProtocol };
+    const outcome = r.ok ? 'ok' : r.unconfirmed ? 'unconfirmed' : (r.error?.code ?? 'failed').replace(/^bmc\./, '');
+    try {
+      opts.providers.onOperation({ protocol: r.provider ?? p.protocol, operation: action, outcome, seconds: r.durationMs / 1000 });
+    } catch {
+      // Metrics never fail an operation.
+    }
+  };
+
   const results = new Map<string, BmcOpResult>();
   // Nodes that cannot be reached fail alone, audited before any BMC is touched.
   for (const name of names) {
@@ -274,6 +286,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       onResult: async (r) => {
         const result = toResult(r.node, r);
         results.set(r.node, result);
+        observe(result);
         await audit(result);
       },
     },

@@ -30,6 +30,11 @@ export interface ProviderContext {
   ipmi?: IpmiDriverOptions;
   ipmitool?: IpmitoolDriverOptions;
   redfish?: RedfishDriverOptions;
+  /**
+   * Told each node's BMC operation as its result lands (runBmcOperation):
+   * the server's metrics (server/metrics). Must be cheap; what it throws is dropped.
+   */
+  onOperation?: (sample: { protocol: string; operation: string; outcome: string; seconds: number }) => void;
 }
 
 export interface ProviderInfo {

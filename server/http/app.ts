@@ -6,6 +6,7 @@
  *   GET  /healthz                       no auth
  *   GET  /api/v1/openapi.json           no auth (the API's shape is not a secret)
  *   *    /api/v1/...                    Authorization: Bearer TOKEN
+ *   GET  /metrics                       Authorization: Bearer TOKEN (Prometheus; the same check)
  *
  * Authentication is a hook of the plugin scope every admin route lives in,
  * so it runs for whatever route the router matched, however the path was
@@ -38,6 +39,8 @@ import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifec
 import { registerAdoptRoutes } from './routes/adopt.js';
 import { registerDiscoverRoutes } from './routes/discover.js';
 import { registerUserRoutes } from './routes/users.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
+import type { FleetMetrics } from '../metrics/index.js';
 import type { Conductor } from '../lifecycle/index.js';
 
 /** Paths of the admin face that answer without a token. */
@@ -63,11 +66,15 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   };
   /** TLS for the admin listener (PEM); absent: plain HTTP. */
   https?: { cert: string; key: string };
+  /** Prometheus metrics served at /metrics (server/metrics); absent: /metrics answers not_implemented. */
+  metrics?: FleetMetrics;
 }
 
 export interface BootAppDeps extends BootDeps {
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
+  /** Counts the boot face's requests and bytes by tree (server/metrics). */
+  metrics?: FleetMetrics;
 }
 
 /** One admin route as the router knows it. */
@@ -181,6 +188,17 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     },
     { prefix: '/api/v1' },
   );
+  // Prometheus' default path, outside /api/v1: its own scope, guarded as the API's (the same check, first in the scope).
+  await app.register(async (scope) => {
+    // Any user's token (read-only is enough): a Prometheus scraper gets a read-only user of its own.
+    scope.addHook('onRequest', async (req: FastifyRequest) => {
+      const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
+      authorize(p, requiredRole('GET', '/metrics'), 'GET /metrics');
+      req.principal = p;
+      recordUse(p.hash, req);
+    });
+    await registerMetricsRoutes(scope, { store: deps.store, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
+  });
   return app;
 }
 
@@ -196,8 +214,10 @@ function useRecorder(store: AdminAppDeps['store']): (hash: string, req: FastifyR
 }
 
 export async function buildBootApp(deps: BootAppDeps): Promise<FastifyInstance> {
-  const { logLevel, logStream, ...boot } = deps;
+  const { logLevel, logStream, metrics, ...boot } = deps;
   const app = baseApp(logLevel, logStream);
+  // Before the routes: the hooks then apply to every scope registered below.
+  metrics?.instrumentBootApp(app);
   await registerBootRoutes(app, boot);
   return app;
 }

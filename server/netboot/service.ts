@@ -31,6 +31,8 @@ export interface NetbootServiceOptions {
   interfaces?: () => ReturnType<typeof networkInterfaces>;
   /** Told each time a lease event of an unknown machine is recorded (discovery policy auto looks at it). */
   onDiscovered?: (mac: string) => void;
+  /** Told each lease event once applied, with what it came to (the server's metrics). */
+  onLease?: (action: string, outcome: string) => void;
 }
 
 export interface NetbootService {
@@ -82,7 +84,10 @@ export async function startNetboot(o: NetbootServiceOptions): Promise<NetbootSer
   const consumer = new DiscoveryConsumer({
     store: o.store,
     logger: o.logger,
-    ...(onDiscovered ? { onApplied: (ev, outcome) => (outcome.kind === 'discovered' ? onDiscovered(ev.mac) : undefined) } : {}),
+    onApplied: (ev, outcome) => {
+      o.onLease?.(ev.action, outcome.kind);
+      if (outcome.kind === 'discovered') onDiscovered?.(ev.mac);
+    },
   });
   const listener = new DiscoveryListener({ fifo: paths.eventsFifo, sink: consumer, logger: o.logger });
   await listener.start();

@@ -23,6 +23,23 @@ interface TxState {
 
 export const MAX_IN_LIST = 500;
 
+/** An event row as committed: its id and the values inserted. */
+export type CommittedEvent = EventValues & { id: number };
+
+/** Told the event rows of each transaction once it committed (never those of one rolled back). */
+export type EventObserver = (events: readonly CommittedEvent[]) => void;
+
+/**
+ * The rows appended in the transaction running in this async context, handed
+ * to the observers after it commits. Module-wide (not per StoreContext) so
+ * `appendEvent`, which is given only an executor, finds the list too.
+ */
+const appendedRows = new AsyncLocalStorage<CommittedEvent[]>();
+
+function noteAppended(row: CommittedEvent): void {
+  appendedRows.getStore()?.push(row);
+}
+
 /** An event row as inserted (without its id). */
 export type EventValues = Omit<Insertable<EventsTable>, 'id'> & { node: string | null; from_state: string | null; to_state: string | null; cause: string | null; details: string | null };
 
@@ -58,6 +75,8 @@ export class StoreContext {
       .returning('id'),
   );
 
+  private readonly observers = new Set<EventObserver>();
+
   constructor(
     readonly db: Kysely<DB>,
     readonly keys: SecretKeys,
@@ -89,17 +108,43 @@ export class StoreContext {
    */
   async appendEventRow(trx: Kysely<DB>, values: EventValues): Promise<number> {
     const row = await this.insertEvent.first(trx, values);
-    return Number(row!.id);
+    const id = Number(row!.id);
+    noteAppended({ id, ...values });
+    return id;
+  }
+
+  /**
+   * Calls fn with the event rows of each transaction after it commits, in
+   * append order (metrics count them: server/metrics). fn runs synchronously
+   * on the writer's path, so it must be cheap; what it throws is dropped.
+   * Returns the function that stops the calls.
+   */
+  observeEvents(fn: EventObserver): () => void {
+    this.observers.add(fn);
+    return () => this.observers.delete(fn);
+  }
+
+  private notify(rows: readonly CommittedEvent[]): void {
+    if (rows.length === 0) return;
+    for (const fn of this.observers) {
+      try {
+        fn(rows);
+      } catch {
+        // An observer never fails a write that committed.
+      }
+    }
   }
 
   async write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
     const current = this.als.getStore();
     if (current?.open) return fn(current.trx);
+    const appended: CommittedEvent[] = [];
+    let result: T;
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      result = await this.db.transaction().execute(async (trx) => {
         const state: TxState = { trx, open: true };
         try {
-          return await this.als.run(state, () => fn(trx));
+          return await appendedRows.run(appended, () => this.als.run(state, () => fn(trx)));
         } finally {
           state.open = false;
         }
@@ -107,13 +152,18 @@ export class StoreContext {
     } catch (e) {
       throw mapDbError(e);
     }
+    this.notify(appended);
+    return result;
   }
 }
 
 /** Appends one event row with the given executor (always the caller's transaction). */
 export async function appendEvent(trx: Kysely<DB>, time: string, e: NewEvent): Promise<number> {
-  const row = await trx.insertInto('events').values(eventValues(time, e)).returning('id').executeTakeFirstOrThrow();
-  return Number(row.id);
+  const values = eventValues(time, e);
+  const row = await trx.insertInto('events').values(values).returning('id').executeTakeFirstOrThrow();
+  const id = Number(row.id);
+  noteAppended({ id, ...values });
+  return id;
 }
 
 export function chunks<T>(items: readonly T[], size = MAX_IN_LIST): T[][] {

@@ -32,6 +32,8 @@ export type { InventoryRepository, InventoryReport } from './repos/inventory.js'
 export { DEFAULT_INVENTORY_HISTORY, MAX_INVENTORY_HISTORY } from './repos/inventory.js';
 export type { NodeFlagRepository, NodeFlag, NodeFlagName, ReconcileRecord, FlagChange } from './repos/flags.js';
 export { NODE_FLAG } from './repos/flags.js';
+export type { MetricsRepository, StateProfileCount, StateCount, NodeStateSince } from './repos/metrics.js';
+export type { CommittedEvent, EventObserver } from './context.js';
 export type * from './types.js';
 export { NODE_ORIGINS } from './types.js';
 export type { EngineInfo } from './sqlite.js';

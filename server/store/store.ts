@@ -14,6 +14,7 @@ import { EventRepository } from './repos/events.js';
 import { InventoryRepository } from './repos/inventory.js';
 import { NodeFlagRepository } from './repos/flags.js';
 import { LockRepository } from './repos/locks.js';
+import { MetricsRepository } from './repos/metrics.js';
 import { NodeRepository } from './repos/nodes.js';
 import { ProfileRepository } from './repos/profiles.js';
 import { SecretRepository } from './repos/secrets.js';
@@ -57,6 +58,8 @@ export interface Store {
   readonly discoveredBmcs: DiscoveredBmcRepository;
   /** API users and their tokens, hashed (migration 011). */
   readonly users: UserRepository;
+  /** The grouped counts a Prometheus scrape reads (server/metrics), read-only. */
+  readonly metrics: MetricsRepository;
   /** The database file, or null for an in-memory store. */
   readonly file: string | null;
   /**
@@ -88,6 +91,7 @@ class FleetStore implements Store {
   readonly secrets: SecretRepository;
   readonly discoveredBmcs: DiscoveredBmcRepository;
   readonly users: UserRepository;
+  readonly metrics: MetricsRepository;
   private closed = false;
   private readonly closers: (() => void)[] = [];
 
@@ -110,6 +114,7 @@ class FleetStore implements Store {
     this.secrets = new SecretRepository(ctx);
     this.discoveredBmcs = new DiscoveredBmcRepository(ctx);
     this.users = new UserRepository(ctx);
+    this.metrics = new MetricsRepository(ctx);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { distMissing, startFleetInNetns, type FleetInNetns } from '../helpers/fleet-server.js';
 import { createNetnsLab, skipReason, udhcpc, type NetnsLab } from '../helpers/netns.js';
+import { parsePromText, valueOf } from '../helpers/prom-text.js';
 
 const why = skipReason(['dnsmasq', 'udhcpc', 'busybox']) ?? distMissing();
 const suite = why ? describe.skip : describe;
@@ -66,6 +67,17 @@ suite(why ? `fleet server with netboot in a namespace — SKIPPED: ${why}` : 'fl
       if (!found) await new Promise((r) => setTimeout(r, 100));
     }
     expect(found).toBe(true);
+  });
+
+  it('counts the lease events on /metrics (scraped with the API token, parsed strictly)', async () => {
+    const token = (await readFile(join(dir, 'data/api.token'), 'utf8')).trim();
+    const r = await lab.exec(lab.server, ['curl', '-sS', '-H', `Authorization: Bearer ${token}`, 'http://127.0.0.1:8080/metrics'], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const m = parsePromText(r.stdout);
+    // valkyrie01's leases (a known MAC) and the unknown one of the test before, applied by the lease consumer.
+    expect(valueOf(m, 'fleet_dhcp_lease_events_total', { action: 'add', outcome: 'known' })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(m, 'fleet_dhcp_lease_events_total', { action: 'add', outcome: 'discovered' })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(m, 'fleet_discovery_events_total', { kind: 'machine.discovered' })).toBe(1);
   });
 
   it('reserves a node added by fleet apply without restarting dnsmasq', async () => {

@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
-import { eventValues, type StoreContext } from '../context.js';
+import { eventValues, type EventObserver, type StoreContext } from '../context.js';
 import { parseJson } from '../json.js';
 import { prepared, type PreparedQuery } from '../prepared.js';
 import type { DB, EventsTable } from '../schema.js';
@@ -86,6 +86,16 @@ export class EventRepository {
       // The record of the row as written (no read-back: rows are never changed).
       return toEventRecord({ id, ...values });
     });
+  }
+
+  /**
+   * Calls fn with the rows each transaction appended, once it committed
+   * (rows of a rolled-back transaction never reach it), whichever repository
+   * wrote them. fn runs on the writer's path: keep it cheap; what it throws
+   * is dropped. Returns the function that stops the calls.
+   */
+  observe(fn: EventObserver): () => void {
+    return this.ctx.observeEvents(fn);
   }
 
   /**

@@ -53,6 +53,8 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/users/{name}/tokens', S.UserTokenRequest, S.UserTokenResponse],
   ['post', '/api/v1/users/{name}/disable', null, S.UserDisableResponse],
   ['post', '/api/v1/users/{name}/enable', null, S.UserDisableResponse],
+  // Prometheus text format, not JSON: no contract schema (test/unit/metrics/metrics.test.ts parses it).
+  ['get', '/metrics', null, null],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
