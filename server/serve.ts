@@ -29,6 +29,7 @@ import { blockingFindings, formatFinding, summarize } from './doctor/checks.js';
 import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.js';
 import type { Finding } from './doctor/checks.js';
 import { AutoAccept } from './discovery/index.js';
+import { ConsoleManager } from './console/manager.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -252,6 +253,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       logLevel: opts.logLevel ?? 'info',
       logStream: opts.logStream,
       bmc: { providers, ...opts.bmc },
+      // Serial consoles through the BMCs; their output is kept in DATA/console/NODE.log.
+      consoles: new ConsoleManager({ store, providers, logDir: join(dataDir, 'console') }),
       netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),

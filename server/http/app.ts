@@ -33,6 +33,9 @@ import { registerLifecycleRoutes, type LifecycleRouteDeps } from './routes/lifec
 import { registerAdoptRoutes } from './routes/adopt.js';
 import { registerDiscoverRoutes } from './routes/discover.js';
 import type { Conductor } from '../lifecycle/index.js';
+import type { ConsoleManager } from '../console/manager.js';
+import { installConsoleUpgrade } from './console.js';
+import { registerConsoleRoutes } from './routes/console.js';
 
 /** Paths of the admin face that answer without a token. */
 export const PUBLIC_ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/v1/openapi.json']);
@@ -56,6 +59,8 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   };
   /** TLS for the admin listener (PEM); absent: plain HTTP. */
   https?: { cert: string; key: string };
+  /** Serial consoles (`fleet console`, server/http/console.ts); absent: attaches answer not_implemented. */
+  consoles?: ConsoleManager;
 }
 
 export interface BootAppDeps extends BootDeps {
@@ -156,6 +161,18 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     },
     { prefix: '/api/v1' },
   );
+  // The console is an HTTP upgrade on this listener; stopping ends every attached console first.
+  installConsoleUpgrade(app.server, { apiToken: deps.apiToken, ...(deps.consoles ? { consoles: deps.consoles } : {}), log: app.log });
+  app.addHook('preClose', async () => {
+    await deps.consoles?.stop();
+  });
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (req: FastifyRequest) => {
+      checkBearer(req.headers.authorization, deps.apiToken);
+      req.principal = principal;
+    });
+    await registerConsoleRoutes(api);
+  }, { prefix: '/api/v1' });
   return app;
 }
 

@@ -45,6 +45,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/discover/reject', S.DiscoverRejectRequest, S.DiscoverRejectResponse],
   ['post', '/api/v1/discover/unreject', S.DiscoverRejectRequest, S.DiscoverUnrejectResponse],
   ['post', '/api/v1/slurm/rotate-key', null, S.SlurmRotateKeyResponse],
+  ['get', '/api/v1/nodes/{name}/console', null, null],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
