@@ -28,12 +28,15 @@ export function ipmitoolSolError(stderr: string, label: string): FleetError {
   if (/already active/i.test(text)) return new FleetError('conflict', `SOL on ${label}: console busy: the BMC says SOL is already active on another session (someone else is attached; --force takes it over)`);
   if (/RAKP 2 HMAC is invalid|unauthorized name|Unable to establish IPMI v2 \/ RMCP\+ session.*password/i.test(text)) return new FleetError('bmc.auth_failed', `SOL on ${label}: the BMC refused the credentials (ipmitool: ${firstLine(text)})`);
   if (/disabled/i.test(text)) return new FleetError('bmc.unsupported', `SOL on ${label}: SOL is disabled on this BMC (ipmitool: ${firstLine(text)})`);
-  if (/Unable to establish|timeout|no response/i.test(text)) return new FleetError('bmc.timeout', `SOL on ${label}: no answer (ipmitool: ${firstLine(text)})`);
+  if (/No response|timeout/i.test(text)) return new FleetError('bmc.timeout', `SOL on ${label}: no answer (ipmitool: ${firstLine(text)})`);
+  if (/Unable to establish/i.test(text)) return new FleetError('bmc.command_failed', `SOL on ${label}: ipmitool could not open a session (wrong password or BMC unreachable): ${firstLine(text)}`);
   return new FleetError('bmc.command_failed', `SOL on ${label}: ipmitool sol activate failed${text ? `: ${firstLine(text)}` : ''}`);
 }
 
+/** The line that says what went wrong: an Error/Info line when there is one (-v adds debug lines), else the first. */
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 200) ?? '';
+  const lines = s.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return (lines.find((l) => /^(Error|Info)\b/.test(l)) ?? lines[0] ?? '').slice(0, 200);
 }
 
 export class IpmitoolSol implements ConsoleBackend {
@@ -50,6 +53,8 @@ export class IpmitoolSol implements ConsoleBackend {
     const driver = new IpmitoolDriver(target, opts);
     const bin = opts.ipmitoolPath ?? 'ipmitool';
     const env = { ...(opts.env ?? process.env), IPMI_PASSWORD: target.password };
+    // Without -v: verbose ipmitool loads the IANA PEN registry first (seconds). A wrong password then
+    // reads "Unable to establish IPMI v2 / RMCP+ session", said as such.
     const argv = (cmd: string[]): string[] => driver.argv(cmd).filter((a) => a !== '-v');
     const deactivate = (): Promise<void> =>
       new Promise((resolve) => execFile(bin, argv(['sol', 'deactivate']), { env, timeout: 10_000, killSignal: 'SIGKILL' }, () => resolve()));
@@ -80,7 +85,8 @@ export class IpmitoolSol implements ConsoleBackend {
         resolve();
       };
       child.stderr!.on('data', (d: Buffer) => {
-        stderr += d.toString('utf8');
+        // Only the end is kept: -v can be chatty over a long session.
+        stderr = (stderr + d.toString('utf8')).slice(-8192);
         check();
       });
       child.stdout!.on('data', (d: Buffer) => {

@@ -199,7 +199,7 @@ export class ConsoleManager {
     if (protocol === 'redfish') {
       throw new FleetError(
         'bmc.unsupported',
-        'serial console: not supported by this BMC through fleet: Redfish offers the serial console over SSH (SerialConsole.SSH), which fleet does not speak; use the BMC\'s own SSH or web console, or manage the node with bmc.protocol ipmi',
+        "serial console: not supported through fleet for a Redfish BMC: Redfish only advertises its serial console (Manager SerialConsole: SSH, Telnet, IPMI), which fleet's Redfish driver does not open; where ConnectTypesSupported lists IPMI, give the node bmc.protocol ipmi (SOL on port 623), else use the BMC's own SSH or web console",
       );
     }
     throw new FleetError('bmc.unsupported', `serial console: no console for BMC protocol ${protocol}`);

@@ -161,7 +161,10 @@ nodes:
 
   it('falls back to ipmitool sol activate for a node whose driver is ipmitool', async () => {
     const a = attach('sol02', { actor: 'alice' });
-    await until(() => a.err().includes('via ipmitool'), a.err, 20_000);
+    let failed: unknown;
+    a.done.catch((e: unknown) => (failed = e));
+    await until(() => a.err().includes('via ipmitool') || failed !== undefined, a.err, 20_000);
+    expect(failed).toBeUndefined();
     await toolLine.write('tool-side output\r\n');
     await until(() => a.out().includes('tool-side output'), a.out, 15_000);
     a.keys.write('typed-via-ipmitool\r');
