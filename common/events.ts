@@ -86,6 +86,12 @@ export const EVENT = {
   stepFailed: 'lifecycle.step_failed',
   recovered: 'lifecycle.recovered',
   cleanupFailed: 'lifecycle.cleanup_failed',
+
+  // --- serial consoles (server/console): who attached, and where a node's console output is logged
+  consoleAttached: 'console.attached',
+  consoleDetached: 'console.detached',
+  /** The server logs the node's serial console (install/boot phase) to details.file. */
+  consoleLogging: 'console.logging',
 } as const;
 
 export type EventKind = (typeof EVENT)[keyof typeof EVENT];

@@ -247,6 +247,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // A reinstall is refused when a check its profiles depend on fails (unless forced); the profiles are the store's, read at each request.
     const preflight = async (profiles: ProfileSpec[]): Promise<Finding[]> => blockingFindings(await runDoctor({ ...doctor, profiles, bmc: false }), profiles);
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
+    // Serial consoles; nodes in an install or boot phase get theirs logged without anyone attached.
+    const consoles = new ConsoleManager({
+      store,
+      providers,
+      logDir: join(dataDir, 'console'),
+      onWatchError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot open the serial console (trying again later)'),
+      onLogError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot write the log file; logging stops for this node'),
+    });
+    consoles.startWatching();
     app = await buildAdminApp({
       store,
       apiToken: token.token,
@@ -254,7 +263,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       logStream: opts.logStream,
       bmc: { providers, ...opts.bmc },
       // Serial consoles through the BMCs; their output is kept in DATA/console/NODE.log.
-      consoles: new ConsoleManager({ store, providers, logDir: join(dataDir, 'console') }),
+      consoles,
       netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),

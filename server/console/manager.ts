@@ -13,6 +13,7 @@
  *   redfish   not supported: Redfish offers the serial console over SSH
  *             (SerialConsole.SSH), which fleet does not speak → bmc.unsupported
  */
+import { EVENT } from '../../common/events.js';
 import { FleetError, toFleetError } from '../../common/errors.js';
 import { SolConsole } from '../bmc/ipmi/sol-console.js';
 import type { ProviderContext } from '../bmc/registry.js';
@@ -66,6 +67,8 @@ export interface ConsoleManagerOptions {
   /** Opens a backend (tests can count opens); default: by protocol as above. */
   openBackend?: (protocol: string, target: BmcTarget, force: boolean, h: BackendHandlers) => Promise<ConsoleBackend>;
   onLogError?: (node: string, e: Error) => void;
+  /** The watcher could not open a node's console (it tries again later). */
+  onWatchError?: (node: string, e: FleetError) => void;
 }
 
 interface Line {
@@ -74,6 +77,24 @@ interface Line {
   log: ConsoleLog | null;
   user: (ConsoleHolder & { sink: ConsoleSink }) | null;
   closing: boolean;
+  /** Opened (or kept) by the watcher: the node is in an install or boot phase; stays open without a user. */
+  watched: boolean;
+}
+
+/** States in which the server logs a node's console without anyone attached: from the power cycle to the agent's first report. */
+export const LOGGED_STATES: ReadonlySet<string> = new Set(['power-cycling', 'netbooting', 'installing', 'installed', 'disk-armed', 'first-boot']);
+
+/** Pure: which lines the watcher opens and which it lets go, from the nodes' states now. */
+export function watchPlan(
+  nodes: readonly { name: string; state: string; protocol: string | null }[],
+  watched: ReadonlySet<string>,
+  retryAfter: ReadonlyMap<string, number>,
+  now: number,
+): { open: string[]; release: string[] } {
+  const want = new Set(nodes.filter((n) => LOGGED_STATES.has(n.state) && (n.protocol === 'ipmi' || n.protocol === 'ipmitool')).map((n) => n.name));
+  const open = [...want].filter((n) => !watched.has(n) && (retryAfter.get(n) ?? 0) <= now);
+  const release = [...watched].filter((n) => !want.has(n));
+  return { open, release };
 }
 
 export class ConsoleManager {
@@ -81,6 +102,10 @@ export class ConsoleManager {
   /** Nodes with an attach in progress (so two simultaneous attaches cannot both open). */
   private readonly opening = new Map<string, ConsoleHolder>();
   private stopped = false;
+  private watchTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+  /** Nodes the watcher failed to open, and when it may try again. */
+  private readonly retryAfter = new Map<string, number>();
 
   constructor(private readonly o: ConsoleManagerOptions) {}
 
@@ -124,6 +149,9 @@ export class ConsoleManager {
     line.user = { actor, since, sink };
     line.log?.mark(`${actor} attached`);
     const user = line.user;
+    const record = (kind: typeof EVENT.consoleAttached | typeof EVENT.consoleDetached, details: Record<string, unknown>): void =>
+      void this.o.store.events.append({ node, kind, actor, details: { provider: line.backend.provider, ...details } }).catch(() => undefined);
+    record(EVENT.consoleAttached, { force: Boolean(opts.force), ...(line.log ? { file: line.log.file } : {}) });
     return {
       node,
       provider: line.backend.provider,
@@ -138,14 +166,77 @@ export class ConsoleManager {
         if (line.user !== user) return;
         line.user = null;
         line.log?.mark(`${actor} detached`);
-        await this.closeLine(line);
+        record(EVENT.consoleDetached, {});
+        // A watched line (install/boot phase) keeps logging after the user leaves.
+        if (!line.watched) await this.closeLine(line);
       },
     };
+  }
+
+  /**
+   * Logs the console of every node in an install or boot phase (LOGGED_STATES)
+   * whose BMC speaks IPMI, checking the store every `intervalMs`; a node that
+   * leaves those states is let go (unless someone is attached). A console that
+   * cannot be opened (BMC busy with someone else's SOL, unreachable) is tried
+   * again after `retryMs`. One console.logging event per line opened points at its file.
+   */
+  startWatching(opts: { intervalMs?: number; retryMs?: number } = {}): void {
+    if (this.watchTimer || this.stopped || !this.o.logDir) return;
+    this.watchTimer = setInterval(() => {
+      this.sweeping ??= this.sweep(opts.retryMs ?? 60_000)
+        .catch((e: unknown) => this.o.onWatchError?.('*', toFleetError(e)))
+        .finally(() => (this.sweeping = null));
+    }, opts.intervalMs ?? 5000);
+    this.watchTimer.unref();
+  }
+
+  /** One pass of the watcher (exported for tests through startWatching's timer, or called directly). */
+  async sweep(retryMs = 60_000): Promise<void> {
+    if (this.stopped) return;
+    const nodes = (await this.o.store.nodes.list()).map((n) => ({ name: n.name, state: n.state, protocol: n.bmc?.protocol ?? null }));
+    const watched = new Set([...this.lines.values()].filter((l) => l.watched).map((l) => l.node));
+    const plan = watchPlan(nodes, watched, this.retryAfter, Date.now());
+    const states = new Map(nodes.map((n) => [n.name, n.state]));
+    for (const node of plan.release) {
+      const line = this.lines.get(node);
+      if (!line) continue;
+      line.watched = false;
+      line.log?.mark(`install/boot phase over (${states.get(node) ?? 'removed'}): logging stops`);
+      if (!line.user) await this.closeLine(line);
+    }
+    for (const node of plan.open) {
+      if (this.stopped) return;
+      const existing = this.lines.get(node);
+      if (existing && !existing.closing) {
+        existing.watched = true;
+        continue;
+      }
+      if (this.opening.has(node)) continue;
+      this.opening.set(node, { actor: 'fleet (console log)', since: new Date().toISOString() });
+      try {
+        const line = await this.open(node, false);
+        line.watched = true;
+        line.log?.mark(`logging the console: the node is ${states.get(node)}`);
+        this.retryAfter.delete(node);
+        await this.o.store.events
+          .append({ node, kind: EVENT.consoleLogging, actor: 'fleet', details: { file: line.log?.file ?? null, state: states.get(node) ?? null, provider: line.backend.provider } })
+          .catch(() => undefined);
+        if (this.stopped) await this.closeLine(line);
+      } catch (e) {
+        this.retryAfter.set(node, Date.now() + retryMs);
+        this.o.onWatchError?.(node, toFleetError(e));
+      } finally {
+        this.opening.delete(node);
+      }
+    }
   }
 
   /** Ends every console (server stop). */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
+    await this.sweeping?.catch(() => undefined);
     const reason = new FleetError('unavailable', 'the fleet server is stopping');
     await Promise.all(
       [...this.lines.values()].map(async (l) => {
@@ -166,7 +257,7 @@ export class ConsoleManager {
   private async open(node: string, force: boolean): Promise<Line> {
     const target = await this.target(node);
     const log = this.o.logDir ? new ConsoleLog(this.o.logDir, node, this.o.logBytes, (e) => this.o.onLogError?.(node, e)) : null;
-    const line: Line = { node, backend: undefined as unknown as ConsoleBackend, log, user: null, closing: false };
+    const line: Line = { node, backend: undefined as unknown as ConsoleBackend, log, user: null, closing: false, watched: false };
     const handlers: BackendHandlers = {
       onData: (d) => {
         line.log?.append(d);

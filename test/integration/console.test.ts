@@ -159,6 +159,46 @@ nodes:
     await expect(bad).rejects.toMatchObject({ code: 'auth.invalid' });
   }, 30_000);
 
+  it('logs the console of a node in an install phase with nobody attached; a user joins that line; the log stops when the phase is over', async () => {
+    const store = srv.server.store;
+    const logFile = join(srv.dataDir, 'console', 'sol01.log');
+    const events = async (kind: string) => (await store.events.list({ node: 'sol01', kinds: [kind] })).events;
+    await store.nodes.setState('sol01', 'installing', { actor: 'test' });
+    // The watcher checks every 5 s.
+    const deadline = Date.now() + 15_000;
+    while ((await events('console.logging')).length === 0) {
+      if (Date.now() > deadline) throw new Error('no console.logging event');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const ev = (await events('console.logging'))[0]!;
+    expect(ev.details).toMatchObject({ file: logFile, state: 'installing', provider: 'ipmi' });
+    await line.write('installer said: partitioning /dev/vda\r\n');
+    await until(() => readFileSync(logFile, 'utf8').includes('installer said: partitioning'), () => readFileSync(logFile, 'utf8').slice(-200));
+
+    // An operator attaches to the same line (the BMC allows one SOL: a second one would be refused).
+    const a = attach('sol01', { actor: 'alice' });
+    await until(() => a.err().includes('via ipmi'), a.err);
+    await line.write('installer said: done\r\n');
+    await until(() => a.out().includes('installer said: done'), a.out);
+    a.keys.write('~.');
+    expect(await a.done).toBe(0);
+    // Still logged after the user left.
+    await line.write('rebooting\r\n');
+    await until(() => readFileSync(logFile, 'utf8').includes('rebooting'), () => readFileSync(logFile, 'utf8').slice(-200));
+    expect((await events('console.attached')).length).toBeGreaterThan(0);
+    expect((await events('console.detached')).length).toBeGreaterThan(0);
+
+    // Phase over: the watcher lets the line go, and the BMC's SOL is free again.
+    await store.nodes.setState('sol01', 'ready', { actor: 'test' });
+    await until(() => readFileSync(logFile, 'utf8').includes('logging stops'), () => readFileSync(logFile, 'utf8').slice(-200), 15_000);
+    const check = await lab.bmcs[0]!.ipmitool(['sol', 'info']);
+    expect(check.code, check.stderr).toBe(0);
+    const b = attach('sol01', { actor: 'bob' });
+    await until(() => b.err().includes('via ipmi'), b.err);
+    b.keys.write('~.');
+    expect(await b.done).toBe(0);
+  }, 60_000);
+
   it('falls back to ipmitool sol activate for a node whose driver is ipmitool', async () => {
     const a = attach('sol02', { actor: 'alice' });
     let failed: unknown;

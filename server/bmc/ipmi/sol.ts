@@ -128,6 +128,8 @@ export function activateErrorText(cc: number): { code: 'conflict' | 'bmc.unsuppo
       return { code: 'bmc.unsupported', text: 'the BMC cannot activate SOL with encryption' };
     case 0x84:
       return { code: 'bmc.unsupported', text: 'the BMC cannot activate SOL without encryption' };
+    case 0xc1:
+      return { code: 'bmc.unsupported', text: 'this BMC does not support Serial over LAN (Activate Payload: invalid command)' };
     default:
       return { code: 'bmc.command_failed', text: `Activate Payload (SOL) failed with completion code 0x${cc.toString(16).padStart(2, '0')}` };
   }

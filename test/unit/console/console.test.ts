@@ -6,6 +6,7 @@ import { FleetError } from '../../../common/errors.js';
 import { FrameDecoder, encodeBreakFrame, encodeDataFrames } from '../../../server/console/frames.js';
 import { ipmitoolSolError } from '../../../server/console/ipmitool-sol.js';
 import { ConsoleLog, consoleLogPath } from '../../../server/console/log.js';
+import { watchPlan } from '../../../server/console/manager.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -86,5 +87,23 @@ describe("ipmitool sol activate's errors", () => {
     expect(ipmitoolSolError('> RAKP 2 HMAC is invalid\nError: Unable to establish IPMI v2 / RMCP+ session\n', 'b:623').code).toBe('bmc.auth_failed');
     expect(ipmitoolSolError('Error: Unable to establish IPMI v2 / RMCP+ session\n', 'b:623')).toMatchObject({ code: 'bmc.command_failed', message: expect.stringMatching(/could not open a session/) });
     expect(ipmitoolSolError('', 'b:623')).toMatchObject({ code: 'bmc.command_failed', message: 'SOL on b:623: ipmitool sol activate failed' });
+  });
+});
+
+describe('console watcher plan', () => {
+  const nodes = [
+    { name: 'a', state: 'installing', protocol: 'ipmi' },
+    { name: 'b', state: 'netbooting', protocol: 'ipmitool' },
+    { name: 'c', state: 'ready', protocol: 'ipmi' },
+    { name: 'd', state: 'installing', protocol: 'redfish' },
+    { name: 'e', state: 'installing', protocol: null },
+    { name: 'f', state: 'first-boot', protocol: 'ipmi' },
+  ];
+  it('opens install/boot-phase IPMI nodes not yet watched, releases the rest', () => {
+    expect(watchPlan(nodes, new Set(['a', 'c']), new Map(), 1000)).toEqual({ open: ['b', 'f'], release: ['c'] });
+  });
+  it('waits out the retry time of a node that failed to open', () => {
+    expect(watchPlan(nodes, new Set(), new Map([['b', 2000]]), 1000).open).toEqual(['a', 'f']);
+    expect(watchPlan(nodes, new Set(), new Map([['b', 2000]]), 2000).open).toEqual(['a', 'b', 'f']);
   });
 });
