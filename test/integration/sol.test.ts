@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetError } from '../../common/errors.js';
 import { SolConsole } from '../../server/bmc/ipmi/sol-console.js';
 import { IpmiTransport } from '../../server/bmc/ipmi/transport.js';
-import { IPMITOOL, IPMI_SIM, type IpmiSimLab, startIpmiSims } from '../helpers/ipmisim.js';
+import { randomInt } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labSerialPort, renderLanConf, startBmc, stopBmc } from '../../server/lab/bmc.js';
+import { serialChardev } from '../../server/lab/vm.js';
+import { IPMITOOL, IPMI_SIM, type IpmiSimLab, ownsUdpPortAlone, startIpmiSims } from '../helpers/ipmisim.js';
 import { type SerialLine, startSerialLine } from '../helpers/serial-line.js';
 
 if ((!IPMI_SIM || !IPMITOOL) && process.env.CI === 'true') throw new Error('ipmi_sim and ipmitool are required in CI (.ci/deps.sh installs them)');
@@ -97,4 +103,48 @@ suite('native SOL against ipmi_sim', () => {
       await first.close();
     }
   }, 30_000);
+
+  it("the lab's BMC configuration wires SOL to the VM's serial port (the test plays QEMU's serial server)", async () => {
+    // What `fleet lab up` writes: lan.conf with `sol "tcp:127.0.0.1:PORT"`, QEMU's chardev serving that port.
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-lab-sol-'));
+    const vmLine = await startSerialLine();
+    const hook = join(dir, 'hook.sh');
+    writeFileSync(hook, '#!/bin/sh\nshift\n[ "$1" = get ] && echo "power:0"\nexit 0\n');
+    chmodSync(hook, 0o755);
+    const vmDir = join(dir, 'vm');
+    let started: { pid: number; port: number } | null = null;
+    try {
+      for (let i = 0; i < 5 && !started; i++) {
+        const port = randomInt(12000, 14000);
+        const spec = { name: 'labvm', vmDir, address: '127.0.0.1', port, username: 'admin', password: 'Lab-Sol-Pw-1', hook, solPort: vmLine.port };
+        expect(renderLanConf(spec)).toContain(`  sol "tcp:127.0.0.1:${vmLine.port}" 115200\n`);
+        try {
+          const pid = await startBmc(undefined, IPMI_SIM!, spec, IPMITOOL);
+          if (ownsUdpPortAlone(pid, port)) started = { pid, port };
+          else await stopBmc(vmDir);
+        } catch {
+          // port taken: try another
+        }
+      }
+      expect(started).not.toBeNull();
+      await vmLine.connected();
+      let out = '';
+      const c = await SolConsole.open(transport, { address: '127.0.0.1', port: started!.port, username: 'admin', password: 'Lab-Sol-Pw-1' }, {}, { onData: (d) => (out += d.toString()), onEnd: () => undefined });
+      try {
+        await vmLine.write('SeaBIOS (version 1.16.2)\r\n');
+        await until(() => out.includes('SeaBIOS'));
+        c.write(Buffer.from('\r'));
+        await vmLine.waitFor('\r');
+      } finally {
+        await c.close();
+      }
+    } finally {
+      await stopBmc(vmDir);
+      await vmLine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // QEMU's side of the same wiring (not run here: no VMs in this suite).
+    expect(serialChardev({ dir: '/lab/vms/n1', serialPort: labSerialPort(9001) })).toBe('socket,id=con0,host=127.0.0.1,port=10001,server=on,wait=off,logfile=/lab/vms/n1/console.log,logappend=on');
+    expect(serialChardev({ dir: '/lab/vms/n1' })).toBe('file,id=con0,path=/lab/vms/n1/console.log,append=on');
+  }, 60_000);
 });
