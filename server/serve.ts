@@ -167,6 +167,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let conductor: Conductor | undefined;
   let reconciler: AutoReconciler | undefined;
   let autoAccept: AutoAccept | undefined;
+  let consoleManager: ConsoleManager | undefined;
   try {
     const token = await loadOrCreateApiToken(dataDir);
     say(`data dir: ${dataDir} (SQLite ${store.file})`);
@@ -248,13 +249,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const preflight = async (profiles: ProfileSpec[]): Promise<Finding[]> => blockingFindings(await runDoctor({ ...doctor, profiles, bmc: false }), profiles);
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
     // Serial consoles; nodes in an install or boot phase get theirs logged without anyone attached.
-    const consoles = new ConsoleManager({
+    const consoles = (consoleManager = new ConsoleManager({
       store,
       providers,
       logDir: join(dataDir, 'console'),
       onWatchError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot open the serial console (trying again later)'),
       onLogError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot write the log file; logging stops for this node'),
-    });
+    }));
     consoles.startWatching();
     app = await buildAdminApp({
       store,
@@ -352,6 +353,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     };
   } catch (e) {
+    await consoleManager?.stop();
     await autoAccept?.stop();
     await conductor?.stop();
     await netboot?.stop();

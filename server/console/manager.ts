@@ -107,6 +107,8 @@ export class ConsoleManager {
   private sweeping: Promise<void> | null = null;
   /** Nodes the watcher failed to open, and when it may try again. */
   private readonly retryAfter = new Map<string, number>();
+  /** Lines being closed (Deactivate Payload in flight): a new open of the node waits for it, or the BMC would still say busy. */
+  private readonly closing = new Map<string, Promise<void>>();
 
   constructor(private readonly o: ConsoleManagerOptions) {}
 
@@ -249,13 +251,17 @@ export class ConsoleManager {
   }
 
   private async closeLine(line: Line): Promise<void> {
-    if (line.closing) return;
+    if (line.closing) return this.closing.get(line.node);
     line.closing = true;
     if (this.lines.get(line.node) === line) this.lines.delete(line.node);
-    await line.backend.close().catch(() => undefined);
+    const done = line.backend.close().catch(() => undefined);
+    this.closing.set(line.node, done);
+    await done;
+    if (this.closing.get(line.node) === done) this.closing.delete(line.node);
   }
 
   private async open(node: string, force: boolean): Promise<Line> {
+    await this.closing.get(node);
     const target = await this.target(node);
     const log = this.o.logDir ? new ConsoleLog(this.o.logDir, node, this.o.logBytes, (e) => this.o.onLogError?.(node, e)) : null;
     const line: Line = { node, backend: undefined as unknown as ConsoleBackend, log, user: null, closing: false, watched: false };
