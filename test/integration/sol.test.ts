@@ -83,6 +83,19 @@ suite('native SOL against ipmi_sim', () => {
     await again.close();
   }, 60_000);
 
+  it('the keepalive notices a takeover with no keystroke (Get Payload Instance Info)', async () => {
+    const ends: FleetError[] = [];
+    const first = await SolConsole.open(transport, lab.bmcs[0]!.target, { keepaliveMs: 300 }, { onData: () => undefined, onEnd: (e) => ends.push(e) });
+    const second = await SolConsole.open(transport, lab.bmcs[0]!.target, { force: true }, { onData: () => undefined, onEnd: () => undefined });
+    try {
+      await until(() => ends.length === 1);
+      expect(ends[0]!.message).toMatch(/taken over by another session/);
+    } finally {
+      await second.close();
+      await first.close();
+    }
+  }, 30_000);
+
   it('--force takes the console over; the first one notices', async () => {
     const ends: FleetError[] = [];
     const first = await SolConsole.open(transport, lab.bmcs[0]!.target, { retransmitMs: 100, maxRetransmits: 5 }, { onData: () => undefined, onEnd: (e) => ends.push(e) });

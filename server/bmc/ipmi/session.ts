@@ -335,6 +335,7 @@ const NAMES: Record<string, string> = {
   '6:60': 'Close Session',
   '6:72': 'Activate Payload',
   '6:73': 'Deactivate Payload',
+  '6:75': 'Get Payload Instance Info',
   '6:1': 'Get Device ID',
   '6:55': 'Get System GUID',
   '0:1': 'Get Chassis Status',

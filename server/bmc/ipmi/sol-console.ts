@@ -17,7 +17,6 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { FleetError, toFleetError } from '../../../common/errors.js';
 import type { BmcTarget } from '../types.js';
-import { getDeviceId } from './commands.js';
 import { IpmiSession } from './session.js';
 import {
   SOL_MAX_DATA,
@@ -27,6 +26,8 @@ import {
   activatePayload,
   deactivatePayload,
   decodeSolPacket,
+  getPayloadInstanceInfo,
+  parsePayloadInstanceInfo,
   encodeSolPacket,
   nextSolSeq,
   parseActivatePayload,
@@ -169,9 +170,22 @@ export class SolConsole {
 
   private startKeepalive(): void {
     const every = this.opts.keepaliveMs ?? 15_000;
+    // The keepalive asks who holds SOL instance 1: it keeps the session alive, notices a BMC that
+    // went away, and notices a takeover on BMCs that do not send "deactivating" (ipmi_sim).
     this.keepalive = setInterval(() => {
-      this.session.command(getDeviceId(), { deadline: Date.now() + (this.opts.timeoutMs ?? 10_000) }).then(
-        () => undefined,
+      this.session.command(getPayloadInstanceInfo(1), { deadline: Date.now() + (this.opts.timeoutMs ?? 10_000) }).then(
+        (res) => {
+          if (res.completionCode !== 0 || this.ended) return; // not supported: the answer alone is the keepalive
+          let holder: number;
+          try {
+            holder = parsePayloadInstanceInfo(res.data);
+          } catch {
+            return;
+          }
+          if (holder !== this.session.bmcSessionId) {
+            this.end(new FleetError('conflict', `SOL on ${this.label}: the console was taken over by another session (or deactivated)`));
+          }
+        },
         (e: unknown) => this.end(new FleetError('bmc.timeout', `SOL on ${this.label}: the BMC stopped answering (${toFleetError(e).message})`)),
       );
     }, every);

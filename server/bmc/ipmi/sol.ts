@@ -15,7 +15,7 @@ import type { CommandSpec } from './commands.js';
 import { NetFn } from './message.js';
 import { Reader, protocolError } from './reader.js';
 
-export const SolCmd = { ACTIVATE_PAYLOAD: 0x48, DEACTIVATE_PAYLOAD: 0x49, GET_PAYLOAD_ACTIVATION_STATUS: 0x4a } as const;
+export const SolCmd = { ACTIVATE_PAYLOAD: 0x48, DEACTIVATE_PAYLOAD: 0x49, GET_PAYLOAD_ACTIVATION_STATUS: 0x4a, GET_PAYLOAD_INSTANCE_INFO: 0x4b } as const;
 
 /** Status bits of a BMC → console packet (§15.9 byte 4). */
 export const SolStatus = {
@@ -92,6 +92,16 @@ export function activatePayload(instance = 1): CommandSpec {
 
 export function deactivatePayload(instance = 1): CommandSpec {
   return { netFn: NetFn.APP, cmd: SolCmd.DEACTIVATE_PAYLOAD, data: Buffer.from([SOL_PAYLOAD_TYPE, instance, 0, 0, 0, 0]) };
+}
+
+/** Get Payload Instance Info (App 0x4B, §24.5): which session holds SOL instance `instance`. */
+export function getPayloadInstanceInfo(instance = 1): CommandSpec {
+  return { netFn: NetFn.APP, cmd: SolCmd.GET_PAYLOAD_INSTANCE_INFO, data: Buffer.from([SOL_PAYLOAD_TYPE, instance]) };
+}
+
+/** The BMC session ID that activated the instance; 0: not active. */
+export function parsePayloadInstanceInfo(data: Buffer): number {
+  return new Reader(data, 'Get Payload Instance Info response').u32le('session id');
 }
 
 export interface ActivatedPayload {

@@ -7,6 +7,8 @@ import {
   deactivatePayload,
   decodeSolPacket,
   encodeSolPacket,
+  getPayloadInstanceInfo,
+  parsePayloadInstanceInfo,
   nextSolSeq,
   parseActivatePayload,
 } from '../../../server/bmc/ipmi/sol.js';
@@ -72,6 +74,12 @@ describe('SOL packet codec (IPMI v2.0 §15.9)', () => {
     const res = Buffer.from([0, 0, 0, 0, 0x00, 0x01, 0xff, 0x00, 0x6f, 0x02, 0xff, 0xff]);
     expect(parseActivatePayload(res)).toEqual({ inboundSize: 256, outboundSize: 255, port: 623, vlan: null });
     protocolErr(() => parseActivatePayload(Buffer.from([0, 0, 0, 0, 1])));
+  });
+
+  it('Get Payload Instance Info names the holding session', () => {
+    expect(getPayloadInstanceInfo()).toMatchObject({ netFn: 0x06, cmd: 0x4b, data: Buffer.from([1, 1]) });
+    expect(parsePayloadInstanceInfo(Buffer.from([0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0, 0, 0, 0, 0]))).toBe(0x12345678);
+    protocolErr(() => parsePayloadInstanceInfo(Buffer.from([1, 2])));
   });
 
   it('names the busy console clearly', () => {
