@@ -104,6 +104,11 @@ export const EVENT = {
   userEnabled: 'user.enabled',
   /** A new token for a user (its id only); details.revoked: how many of the user's other tokens went with it. */
   userTokenIssued: 'user.token_issued',
+  // --- serial consoles (server/console): who attached, and where a node's console output is logged
+  consoleAttached: 'console.attached',
+  consoleDetached: 'console.detached',
+  /** The server logs the node's serial console (install/boot phase) to details.file. */
+  consoleLogging: 'console.logging',
 } as const;
 
 export type EventKind = (typeof EVENT)[keyof typeof EVENT];

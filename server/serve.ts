@@ -31,6 +31,7 @@ import { runDoctor, type BootFacts, type GatherOptions } from './doctor/gather.j
 import type { Finding } from './doctor/checks.js';
 import { AutoAccept } from './discovery/index.js';
 import { FleetMetrics } from './metrics/index.js';
+import { ConsoleManager } from './console/manager.js';
 
 export const DEFAULT_LISTEN = DEFAULT_ADMIN_LISTEN;
 export const DEFAULT_DATA_DIR = 'fleet-data';
@@ -169,6 +170,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let reconciler: AutoReconciler | undefined;
   let autoAccept: AutoAccept | undefined;
   let stopMetrics: (() => void) | undefined;
+  let consoleManager: ConsoleManager | undefined;
   try {
     // Prometheus metrics (/metrics): they follow the event log from before the config is applied.
     const metrics = new FleetMetrics();
@@ -258,12 +260,23 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     // A reinstall is refused when a check its profiles depend on fails (unless forced); the profiles are the store's, read at each request.
     const preflight = async (profiles: ProfileSpec[]): Promise<Finding[]> => blockingFindings(await runDoctor({ ...doctor, profiles, bmc: false }), profiles);
     const tls = spec.server?.tls ? await adminTls(spec.server.tls, ca, dataDir, loaded.baseDir, certNames([admin.host])) : undefined;
+    // Serial consoles; nodes in an install or boot phase get theirs logged without anyone attached.
+    const consoles = (consoleManager = new ConsoleManager({
+      store,
+      providers,
+      logDir: join(dataDir, 'console'),
+      onWatchError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot open the serial console (trying again later)'),
+      onLogError: (node, e) => app?.log.warn({ node, err: e.message }, 'console log: cannot write the log file; logging stops for this node'),
+    }));
+    consoles.startWatching();
     app = await buildAdminApp({
       store,
       apiToken: token.token,
       logLevel: opts.logLevel ?? 'info',
       logStream: opts.logStream,
       bmc: { providers, ...opts.bmc },
+      // Serial consoles through the BMCs; their output is kept in DATA/console/NODE.log.
+      consoles,
       netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),
@@ -355,6 +368,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     };
   } catch (e) {
+    await consoleManager?.stop();
     await autoAccept?.stop();
     await conductor?.stop();
     await netboot?.stop();

@@ -51,6 +51,8 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   // A rendered kickstart holds the profile's root password hash (crypt): not for read-only.
   'GET /api/v1/render/:name/kickstart': 'operator',
   'POST /api/v1/power': 'operator',
+  // The serial console (an HTTP upgrade on this path, server/http/console.ts; a plain GET explains it).
+  'GET /api/v1/nodes/:name/console': 'operator',
   'POST /api/v1/bootdev': 'operator',
   'POST /api/v1/bmc/info': 'operator',
   // Replaces BMC accounts and disables the old one: credential management.

@@ -10,6 +10,7 @@ export const api = () => import('./commands/api.js');
 export const apply = () => import('./commands/apply.js');
 export const bmc = () => import('./commands/bmc.js');
 export const bootenv = () => import('./commands/bootenv.js');
+export const serialConsole = () => import('./commands/console.js');
 export const discover = () => import('./commands/discover.js');
 export const discoverBmc = () => import('./commands/discover-bmc.js');
 export const doctor = () => import('./commands/doctor.js');

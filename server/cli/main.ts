@@ -152,6 +152,13 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean; passwordLength?: string; timeout?: string }) => run(load.bmc().then((m) => m.cmdBmcRotate(globals(), nodeset, opts, io))));
 
+  program
+    .command('console')
+    .description("the node's serial console through its BMC (IPMI SOL, via the server); ~. after Enter detaches, ~? for help")
+    .argument('<node>', 'node name')
+    .option('--force', 'take the console over from whoever holds it (they are detached and told)')
+    .action((node: string, opts: { force?: boolean }) => run(load.serialConsole().then((m) => m.cmdConsole(globals(), node, opts, io))));
+
   registerLifecycleCommands(program, { io, globals, run });
   registerAdoptCommand(program, { io, globals, run });
   registerLabCommands(program, { io, run });

@@ -42,6 +42,9 @@ import { registerUserRoutes } from './routes/users.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import type { FleetMetrics } from '../metrics/index.js';
 import type { Conductor } from '../lifecycle/index.js';
+import type { ConsoleManager } from '../console/manager.js';
+import { installConsoleUpgrade } from './console.js';
+import { registerConsoleRoutes } from './routes/console.js';
 
 /** Paths of the admin face that answer without a token. */
 export const PUBLIC_ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/v1/openapi.json']);
@@ -68,6 +71,8 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   https?: { cert: string; key: string };
   /** Prometheus metrics served at /metrics (server/metrics); absent: /metrics answers not_implemented. */
   metrics?: FleetMetrics;
+  /** Serial consoles (`fleet console`, server/http/console.ts); absent: attaches answer not_implemented. */
+  consoles?: ConsoleManager;
 }
 
 export interface BootAppDeps extends BootDeps {
@@ -199,6 +204,20 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     });
     await registerMetricsRoutes(scope, { store: deps.store, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   });
+  // The console is an HTTP upgrade on this listener; stopping ends every attached console first.
+  installConsoleUpgrade(app.server, { users: deps.store.users, ...(deps.consoles ? { consoles: deps.consoles } : {}), log: app.log });
+  app.addHook('preClose', async () => {
+    await deps.consoles?.stop();
+  });
+  await app.register(async (api) => {
+    api.addHook('onRequest', async (req: FastifyRequest) => {
+      const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
+      authorize(p, requiredRole('GET', '/api/v1/nodes/:name/console'), 'GET /api/v1/nodes/:name/console');
+      req.principal = p;
+      recordUse(p.hash, req);
+    });
+    await registerConsoleRoutes(api);
+  }, { prefix: '/api/v1' });
   return app;
 }
 

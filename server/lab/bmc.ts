@@ -34,6 +34,16 @@ export interface BmcSpec {
    * so that `fleet inventory reconcile` matches. Absent: a GUID of its own, no FRU.
    */
   machine?: { uuid: string; serial: string; manufacturer: string; product: string };
+  /** The VM's serial line (QEMU's TCP server on 127.0.0.1): ipmi_sim's SOL connects to it, so `fleet console` shows the VM. */
+  solPort?: number;
+}
+
+/** The TCP port of a lab VM's serial line: its BMC's UDP port + 1000 (both on the lab namespace's loopback). */
+export const LAB_SERIAL_PORT_OFFSET = 1000;
+export function labSerialPort(bmcPort: number): number {
+  const p = bmcPort + LAB_SERIAL_PORT_OFFSET;
+  if (p > 65535) throw new FleetError('usage.invalid', `lab BMC port ${bmcPort} leaves no room for the serial port (+${LAB_SERIAL_PORT_OFFSET})`);
+  return p;
 }
 
 function quote(s: string): string {
@@ -60,6 +70,8 @@ export function renderLanConf(b: BmcSpec): string {
     '    allowed_auths_admin none md2 md5 straight',
     `    guid ${b.machine ? encodeSystemGuid(b.machine.uuid).toString('hex') : guidFor(b.name)}`,
     '  endlan',
+    // ipmi_sim keeps reconnecting while the VM is off (QEMU not listening).
+    ...(b.solPort !== undefined ? [`  sol ${quote(`tcp:127.0.0.1:${b.solPort}`)} 115200`] : []),
     `  chassis_control ${quote(`/bin/bash ${b.hook} ${b.vmDir}`)}`,
     `user 2 true ${quote(b.username)} ${quote(b.password)} admin 10 none md2 md5 straight`,
     '',

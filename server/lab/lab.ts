@@ -33,7 +33,7 @@ import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promise
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
-import { bmcPid, startBmc, stopBmc } from './bmc.js';
+import { bmcPid, labSerialPort, startBmc, stopBmc } from './bmc.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, run, runOk } from './exec.js';
 import { assetPath } from './assets.js';
@@ -462,6 +462,8 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         uuid: n.uuid,
         firmware: n.firmware,
         qemu,
+        // The serial line is a TCP server its BMC's SOL connects to (`fleet console`), and console.log as before.
+        serialPort: labSerialPort(n.bmc.port),
         ...(o.memoryMiB !== undefined ? { memoryMiB: o.memoryMiB } : {}),
         ...(o.diskMiB !== undefined ? { diskMiB: o.diskMiB } : {}),
       };
@@ -473,7 +475,17 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         n.bmc.pid = await startBmc(
           netns,
           ipmiSim,
-          { name: n.name, vmDir: n.vmDir, address: n.bmc.address, port: n.bmc.port, username: 'admin', password, hook, machine: { uuid: n.uuid, serial: n.serial, manufacturer: LAB_MANUFACTURER, product: LAB_PRODUCT } },
+          {
+            name: n.name,
+            vmDir: n.vmDir,
+            address: n.bmc.address,
+            port: n.bmc.port,
+            username: 'admin',
+            password,
+            hook,
+            machine: { uuid: n.uuid, serial: n.serial, manufacturer: LAB_MANUFACTURER, product: LAB_PRODUCT },
+            solPort: labSerialPort(n.bmc.port),
+          },
           ipmitool,
         );
       }),

@@ -54,6 +54,12 @@ export interface VmSpec {
   /** Disk size (default DEFAULT_VM_DISK_MIB); 0: no disk at all (a machine whose install must fail "no disk found"). */
   diskMiB?: number;
   qemu: string;
+  /**
+   * TCP port on 127.0.0.1 (in the lab namespace) where QEMU serves the serial
+   * line, for the BMC's SOL to connect to (`fleet console`); console.log is
+   * still written (the chardev's logfile). Absent: the serial line goes to console.log only.
+   */
+  serialPort?: number;
 }
 
 export type VmPower = 'on' | 'off';
@@ -75,6 +81,18 @@ export function vmDevices(vm: VmSpec): { nic: string; disk: string } {
   return { nic: `virtio-net-pci,netdev=n0,mac=${vm.mac}`, disk: vm.diskMiB === 0 ? '' : 'virtio-blk-pci,drive=d0' };
 }
 
+/**
+ * The serial line: a file, or (serialPort) a TCP server the VM's ipmi_sim SOL connects to, logged
+ * to the same file. server=on,wait=off: QEMU starts without waiting for the BMC; output while no
+ * BMC is connected still reaches console.log.
+ */
+export function serialChardev(vm: Pick<VmSpec, 'dir' | 'serialPort'>): string {
+  const log = join(vm.dir, 'console.log');
+  if (vm.serialPort === undefined) return `file,id=con0,path=${log},append=on`;
+  if (!Number.isInteger(vm.serialPort) || vm.serialPort < 1 || vm.serialPort > 65535) throw new FleetError('usage.invalid', `lab VM serial port ${vm.serialPort} is not a TCP port`);
+  return `socket,id=con0,host=127.0.0.1,port=${vm.serialPort},server=on,wait=off,logfile=${log},logappend=on`;
+}
+
 /** QEMU arguments without the boot device (the hook adds -boot, or the devices with their bootindex). */
 export function qemuArgs(vm: VmSpec): string[] {
   const args = [
@@ -89,7 +107,7 @@ export function qemuArgs(vm: VmSpec): string[] {
     '-display', 'none',
     '-vga', 'none',
     '-monitor', 'none',
-    '-chardev', `file,id=con0,path=${join(vm.dir, 'console.log')},append=on`,
+    '-chardev', serialChardev(vm),
     '-serial', 'chardev:con0',
     '-netdev', `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`,
     ...(vm.diskMiB === 0 ? [] : ['-drive', `file=${join(vm.dir, 'disk.qcow2')},format=qcow2,if=none,id=d0,cache=unsafe`]),

@@ -107,6 +107,8 @@ export interface StartOptions {
   /** Initial chassis state per BMC. */
   initial?: (index: number) => Partial<SimChassisState>;
   readyTimeoutMs?: number;
+  /** SOL device per BMC, as lan.conf's `sol` takes it (e.g. "tcp:127.0.0.1:PORT": ipmi_sim connects there); none by default. */
+  sol?: (index: number) => string | undefined;
 }
 
 const live = new Map<number, ChildProcess>();
@@ -357,6 +359,7 @@ async function startOne(dir: string, hook: string, pidFile: string, index: numbe
       '    allowed_auths_admin none md2 md5 straight',
       `    guid ${guid}`,
       '  endlan',
+      ...(o.sol?.(index) ? [`  sol ${quote(o.sol(index)!)} 115200`] : []),
       `  chassis_control ${quote(`/bin/sh ${hook} ${stateFile}`)}`,
       `user 2 true ${quote(username)} ${quote(password)} admin 10 none md2 md5 straight`,
       '',

@@ -98,6 +98,7 @@ function nextTag(t: IpmiTransport, remoteKey: string, payloadType: number): numb
 export class IpmiSession {
   private outSeq = 0;
   private closed = false;
+  private solHandler: ((payload: Buffer) => void) | undefined;
   readonly remoteKey: string;
 
   private constructor(
@@ -109,7 +110,22 @@ export class IpmiSession {
     private readonly keys: SessionKeys,
   ) {
     this.remoteKey = remoteKeyOf(remote.address, remote.port);
-    transport.registerSession(consoleSessionId, { remoteKey: this.remoteKey, unwrap: (pkt) => this.unwrap(pkt) });
+    transport.registerSession(consoleSessionId, {
+      remoteKey: this.remoteKey,
+      unwrap: (pkt) => this.unwrap(pkt),
+      onSol: (pkt) => {
+        // A SOL packet that does not verify is dropped (not ours, or forged): it must not end the console.
+        if (!this.solHandler || !pkt.authenticated || !pkt.encrypted) return;
+        let plain: Buffer;
+        try {
+          verifyIpmi20Integrity(pkt, this.suite, this.keys.k1);
+          plain = decryptAesCbc128(this.keys.k2, pkt.payload);
+        } catch {
+          return;
+        }
+        this.solHandler(plain);
+      },
+    });
   }
 
   get isClosed(): boolean {
@@ -260,6 +276,27 @@ export class IpmiSession {
       .then((r) => r.response!);
   }
 
+  /** Receives the decrypted SOL payloads of this session (one handler; undefined removes it). */
+  onSolPayload(handler: ((payload: Buffer) => void) | undefined): void {
+    this.solHandler = handler;
+  }
+
+  /** Sends one SOL payload (encrypted and authenticated, the next session sequence number), no reply awaited. */
+  sendSolPayload(payload: Buffer): void {
+    if (this.closed) throw new FleetError('internal', `IPMI session to ${this.remoteKey} is closed`);
+    this.transport.sendOnce(
+      this.remote,
+      encodeIpmi20Packet({
+        payloadType: PayloadType.SOL,
+        sessionId: this.bmcSessionId,
+        sessionSeq: this.nextSeq(),
+        payload: encryptAesCbc128(this.keys.k2, payload),
+        encrypted: true,
+        integrity: { suite: this.suite, k1: this.keys.k1 },
+      }),
+    );
+  }
+
   /** Close Session; the session is forgotten whatever the BMC answers. */
   async close(o: CommandOptions): Promise<void> {
     if (this.closed) return;
@@ -296,6 +333,9 @@ function payloadOf(packet: { kind: string; payload?: Buffer }): Buffer {
 const NAMES: Record<string, string> = {
   '6:59': 'Set Session Privilege Level',
   '6:60': 'Close Session',
+  '6:72': 'Activate Payload',
+  '6:73': 'Deactivate Payload',
+  '6:75': 'Get Payload Instance Info',
   '6:1': 'Get Device ID',
   '6:55': 'Get System GUID',
   '0:1': 'Get Chassis Status',

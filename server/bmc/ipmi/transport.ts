@@ -45,6 +45,8 @@ export interface SessionRoute {
   remoteKey: string;
   /** Verifies and decrypts an IPMI payload; throws bmc.protocol when it does not verify. */
   unwrap(pkt: Ipmi20Packet): IpmiResponse;
+  /** SOL payloads in this session (after an Activate Payload); absent: they are dropped. Throws bmc.protocol when one does not verify. */
+  onSol?(pkt: Ipmi20Packet): void;
 }
 
 export interface Reply {
@@ -305,6 +307,12 @@ export class IpmiTransport {
       ) {
         if (packet.payload.length < 1) throw protocolError(`payload type 0x${packet.payloadType.toString(16)} without message tag`);
         key = presessionKey(remoteKey, packet.payloadType, packet.payload[0]!);
+      } else if (packet.payloadType === PayloadType.SOL && packet.sessionId !== 0) {
+        // Not a reply to a request: the session's SOL console takes it (it verifies and decrypts).
+        const route = this.sessions.get(packet.sessionId);
+        if (!route?.onSol || route.remoteKey !== remoteKey) return void this.stats.dropped++;
+        route.onSol(packet);
+        return;
       } else if (packet.payloadType === PayloadType.IPMI && packet.sessionId !== 0) {
         const route = this.sessions.get(packet.sessionId);
         if (!route || route.remoteKey !== remoteKey) return void this.stats.dropped++;

@@ -55,6 +55,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   ['post', '/api/v1/users/{name}/enable', null, S.UserDisableResponse],
   // Prometheus text format, not JSON: no contract schema (test/unit/metrics/metrics.test.ts parses it).
   ['get', '/metrics', null, null],
+  ['get', '/api/v1/nodes/{name}/console', null, null],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
