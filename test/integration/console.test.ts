@@ -108,7 +108,7 @@ nodes:
     );
     expect(e).toBeInstanceOf(FleetError);
     expect((e as FleetError).code).toBe('conflict');
-    expect((e as FleetError).message).toMatch(/console busy: sol01's console is held by alice@127\.0\.0\.1 via api-token:[0-9a-f]{8} since \d{4}-/);
+    expect((e as FleetError).message).toMatch(/console busy: sol01's console is held by admin@127\.0\.0\.1 \(client: alice\) since \d{4}-/);
 
     // The escape: ~. after Enter detaches; what comes before it is typed.
     a.keys.write('ls\r');
@@ -131,7 +131,7 @@ nodes:
     // The console log kept what the node printed and who attached.
     const log = readFileSync(join(srv.dataDir, 'console', 'sol01.log'), 'utf8');
     expect(log).toContain('Booting Debian GNU/Linux...');
-    expect(log).toMatch(/alice@127\.0\.0\.1 .*attached/);
+    expect(log).toMatch(/admin@127\.0\.0\.1 \(client: alice\) .*attached/);
     expect(log).toContain('again');
   }, 60_000);
 
@@ -141,7 +141,7 @@ nodes:
     const b = attach('sol01', { actor: 'bob', force: true });
     await until(() => b.err().includes('taken over'), b.err);
     expect(await a.done).toBe(1);
-    expect(a.out()).toMatch(/\[fleet console: console taken over by bob@127\.0\.0\.1/);
+    expect(a.out()).toMatch(/\[fleet console: console taken over by admin@127\.0\.0\.1 \(client: bob\)/);
     await line.write('for-bob\r\n');
     await until(() => b.out().includes('for-bob'), b.out);
     b.keys.write('~.');
