@@ -296,7 +296,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     autoAccept = auto;
     const onDiscovered = (mac: string): void => auto.seen(mac);
     // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, onInspected: onDiscovered, metrics, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, onInspected: onDiscovered, bmcSetup: { providers, conductor: lifecycle }, metrics, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);

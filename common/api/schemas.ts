@@ -604,8 +604,10 @@ export const DiscoverAcceptResponse = Type.Object({
   accepted: Type.Array(
     Type.Object({
       ...ApiPlannedMachine.properties,
-      /** on_accept install: the reinstall's start, as fleet reinstall reports it; null for inventory-only. */
+      /** on_accept install: the reinstall's start, as fleet reinstall reports it; null for inventory-only, or while the BMC is set up first. */
       install: Type.Union([NodeActionResult, Type.Null()]),
+      /** bmc.setup: the in-band set-up waits for the machine's boot environment; the install (if any) starts once the new account is verified. */
+      bmcSetup: Type.Optional(Type.Object({ state: StringEnum(['pending'] as const), account: Str, slot: Type.Integer(), address: Str })),
     }),
   ),
   /** ok: accepted and, for install, the reinstall started. */

@@ -287,7 +287,7 @@ function parseNames(r: Reader, f: Fields, ctx: DiscoveryContext): string[] | und
 
 function parseBmcPlan(r: Reader, f: Fields, k: number | undefined, ctx: DiscoveryContext): RuleBmcPlan | undefined | false {
   if (!f.has('bmc')) return undefined;
-  const b = r.fields(f.get('bmc'), f.p('bmc'), ['address', 'port', 'protocol', 'credentials'], ['address', 'credentials'], f.keyNode('bmc'));
+  const b = r.fields(f.get('bmc'), f.p('bmc'), ['address', 'port', 'protocol', 'credentials', 'setup', 'password_length'], ['address', 'credentials'], f.keyNode('bmc'));
   if (!b) return false;
   let ok = true;
   const addresses = b.get('address') === undefined ? undefined : lockstepAddresses(r, b.get('address'), b.p('address'), k, ctx.limit, 'BMC address');
@@ -331,8 +331,32 @@ function parseBmcPlan(r: Reader, f: Fields, k: number | undefined, ctx: Discover
     r.error(b.p('credentials'), b.get('credentials'), `unknown credentials ${show(credentials)}${guess ? ` (did you mean '${guess}'?)` : ''}; defined credentials: ${names.join(', ') || 'none'}`);
     ok = false;
   }
+  // setup: true — on accept the boot environment configures the BMC in band (address, a fleet account), verified out of band.
+  let setup: RuleBmcPlan['setup'];
+  if (b.has('setup')) {
+    const on = b.bool('setup');
+    if (on === undefined) ok = false;
+    else if (on) {
+      if (protocol === 'redfish') {
+        r.error(b.p('setup'), b.get('setup'), 'setup configures the BMC in band over IPMI (KCS): not with protocol redfish');
+        ok = false;
+      }
+      setup = { passwordLength: 20 };
+    }
+  }
+  if (b.has('password_length')) {
+    const n = b.int('password_length');
+    if (n === undefined) ok = false;
+    else if (n !== 16 && n !== 20) {
+      r.error(b.p('password_length'), b.get('password_length'), `password_length ${n}: 16 or 20 (IPMI password sizes; 16 for BMCs that authenticate only 16 bytes)`);
+      ok = false;
+    } else if (!setup) {
+      r.error(b.p('password_length'), b.get('password_length'), 'password_length goes with setup: true');
+      ok = false;
+    } else setup = { passwordLength: n };
+  }
   if (!ok || addresses === undefined || credentials === undefined) return false;
-  return { addresses, port, protocol, credentials };
+  return { addresses, port, protocol, credentials, ...(setup ? { setup } : {}) };
 }
 
 function inUnknown(ctx: DiscoveryContext, ip: string): boolean {

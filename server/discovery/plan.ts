@@ -149,7 +149,7 @@ export function planDiscovery(rules: readonly DiscoveryRule[], machines: readonl
       alsoMatched: m.alsoMatched,
       name,
       ip,
-      bmc: rule.bmc ? { address: rule.bmc.addresses[k]!, port: rule.bmc.port, protocol: rule.bmc.protocol, credentials: rule.bmc.credentials } : null,
+      bmc: rule.bmc ? { address: rule.bmc.addresses[k]!, port: rule.bmc.port, protocol: rule.bmc.protocol, credentials: rule.bmc.credentials, ...(rule.bmc.setup ? { setup: rule.bmc.setup } : {}) } : null,
       profile: rule.profile,
       onAccept: rule.onAccept,
       serial: c.facts.serial ?? null,

@@ -9,7 +9,10 @@
  * The decisions are the pure functions of plan.ts and rules.ts; this file
  * reads their inputs and writes their outcome.
  */
-import { FleetError } from '../../common/errors.js';
+import { FleetError, toFleetError } from '../../common/errors.js';
+import { generateBmcPassword } from '../bmc/ipmi/users.js';
+import type { BmcSetupJob } from '../store/repos/bmc.js';
+import { planBmcSetup } from './bmc-setup.js';
 import { normalizeMac, show } from '../../common/patterns.js';
 import type { Finding } from '../doctor/checks.js';
 import { formatFinding } from '../doctor/checks.js';
@@ -67,8 +70,10 @@ export interface AcceptRequest {
 }
 
 export interface AcceptedMachine extends PlannedMachine {
-  /** on_accept install: how starting the reinstall went (as fleet reinstall reports it); null for inventory-only. */
+  /** on_accept install: how starting the reinstall went (as fleet reinstall reports it); null for inventory-only, or while the BMC is set up first. */
   install: NodeActionResult | null;
+  /** bmc.setup: the job waits for the machine's boot environment (the install, if any, starts once the new BMC account is verified). */
+  bmcSetup?: { state: 'pending'; account: string; slot: number; address: string };
 }
 
 export interface AcceptResult {
@@ -130,10 +135,13 @@ export async function acceptMachines(deps: DiscoveryDeps, req: AcceptRequest): P
   }
   if (chosen.length === 0) return { accepted: [] };
 
-  const installs = chosen.filter((p) => p.onAccept === 'install');
+  // A machine whose BMC is set up first starts its install only once the new account is verified (bmc-setup.ts).
+  const installs = chosen.filter((p) => p.onAccept === 'install' && !p.bmc?.setup);
+  const setups = new Map<string, BmcSetupJob>();
   if (installs.length > 0 && !deps.conductor) throw new FleetError('not_implemented', 'this server runs without the lifecycle conductor: on_accept install cannot start');
-  if (installs.length > 0 && deps.preflight && !req.force) {
-    const wanted = new Set(installs.map((p) => p.profile));
+  const checked = chosen.filter((p) => p.onAccept === 'install');
+  if (checked.length > 0 && deps.preflight && !req.force) {
+    const wanted = new Set(checked.map((p) => p.profile));
     const profiles = (await store.profiles.list()).filter((p) => wanted.has(p.name));
     const failed = profiles.length ? await deps.preflight(profiles) : [];
     if (failed.length > 0) {
@@ -154,6 +162,10 @@ export async function acceptMachines(deps: DiscoveryDeps, req: AcceptRequest): P
       throw new FleetError('conflict', 'the store changed while accepting; nothing was accepted (plan again)', { errors: changed.map((p) => `${p.mac}: was planned as ${p.name}`) });
     }
     for (const p of chosen) {
+      // Read before enrolling: the enroll path takes the machine off the discovered list.
+      const inspection = p.bmc?.setup ? ((await tx.discovered.get(p.mac))?.inspection ?? null) : null;
+      // The boot environment keeps polling with its inspect token: carried over to the set-up.
+      const inspectToken = p.bmc?.setup ? await tx.discovered.inspectTokenOf(p.mac) : null;
       await enrollMachine(
         tx,
         {
@@ -166,6 +178,7 @@ export async function acceptMachines(deps: DiscoveryDeps, req: AcceptRequest): P
         req.actor,
         {
           accepted: {
+            ...(p.bmc?.setup ? { bmcSetup: true } : {}),
             rule: p.rule,
             via: req.via,
             profile: p.profile,
@@ -178,6 +191,26 @@ export async function acceptMachines(deps: DiscoveryDeps, req: AcceptRequest): P
           cause,
         },
       );
+      if (p.bmc?.setup) {
+        const settings = await tx.settings.getCluster();
+        const factory = await tx.credentials.get(p.bmc.credentials);
+        if (!factory) throw new FleetError('precondition.failed', `${p.mac}: credential set ${p.bmc.credentials} is not in the store (fleet apply)`);
+        let job: BmcSetupJob;
+        try {
+          job = planBmcSetup({
+            inspection,
+            bmc: p.bmc,
+            factoryUser: factory.username,
+            bmcNetwork: settings?.networks?.bmc,
+            install: p.onAccept === 'install',
+          });
+        } catch (e) {
+          const fe = toFleetError(e);
+          throw new FleetError(fe.code, `${p.mac} (${p.name}): ${fe.message}; nothing was accepted`, { mac: p.mac }, { cause: fe });
+        }
+        await tx.bmc.createSetup(p.name, p.mac, job, generateBmcPassword(job.passwordLength), inspectToken, { actor: req.actor, cause });
+        setups.set(p.mac, job);
+      }
     }
   });
   await deps.onNodesChanged?.();
@@ -193,7 +226,9 @@ export async function acceptMachines(deps: DiscoveryDeps, req: AcceptRequest): P
   return {
     accepted: chosen.map((p) => ({
       ...p,
-      install: p.onAccept === 'install' ? (results.get(p.name) ?? { node: p.name, ok: false, error: { code: 'internal', message: 'the conductor gave no result' } }) : null,
+      install:
+        p.onAccept === 'install' && !setups.has(p.mac) ? (results.get(p.name) ?? { node: p.name, ok: false, error: { code: 'internal', message: 'the conductor gave no result' } }) : null,
+      ...(setups.has(p.mac) ? { bmcSetup: { state: 'pending' as const, account: setups.get(p.mac)!.account, slot: setups.get(p.mac)!.slot, address: setups.get(p.mac)!.address } } : {}),
     })),
   };
 }

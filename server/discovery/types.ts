@@ -52,6 +52,12 @@ export interface RuleBmcPlan {
   protocol: BmcProtocol;
   /** Name of a credential set (fleet.yaml credentials). */
   credentials: string;
+  /**
+   * bmc.setup: on accept the boot environment sets the BMC up in band (the
+   * planned address, a fleet account with a generated password), fleet
+   * verifies it out of band and only then drops `credentials` (the factory one).
+   */
+  setup?: { passwordLength: 16 | 20 };
 }
 
 export interface DiscoveryRule {
@@ -141,6 +147,7 @@ export interface PlannedBmc {
   port: number;
   protocol: BmcProtocol;
   credentials: string;
+  setup?: { passwordLength: 16 | 20 };
 }
 
 export interface PlannedMachine {

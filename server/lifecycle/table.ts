@@ -80,6 +80,7 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: S.held, event: E.hold, to: S.held, stay: true, why: 'still short: nothing changes' },
   { from: S.held, event: E.release, to: S.ready, why: 'the inventory meets the profile again: back in service' },
   // --- fail, from every transient state (step and reason in the event)
+  { from: S.enrolled, event: E.fail, to: S.failed, why: 'the BMC set-up of an accepted machine failed (discovery bmc.setup): the factory credential is unchanged' },
   { from: S.pxeArmed, event: E.fail, to: S.failed, armed: 'disarm', why: 'the PXE override failed after its retries, or timed out' },
   { from: S.powerCycling, event: E.fail, to: S.failed, armed: 'disarm', why: 'the power cycle failed after its retries, or no netboot in time' },
   { from: S.netbooting, event: E.fail, to: S.failed, armed: 'disarm', why: 'the installer failed or did not fetch its kickstart in time' },

@@ -39,6 +39,7 @@
  * no token is issued: the lifecycle times out as for any failed netboot.
  * - cancel, fail and a new reinstall revoke both (the conductor).
  */
+import { bmcSetupFor, finishBmcSetup, parseBmcSetupReport, type BmcSetupAction, type BmcSetupDeps } from '../discovery/bmc-setup.js';
 import { EVENT, type EventKind } from '../../common/events.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
 import { MAC_INPUT, NODE_NAME, SERIAL_NUMBER, normalizeMac, show } from '../../common/patterns.js';
@@ -70,6 +71,8 @@ export interface BootServiceDeps extends RenderDeps {
   onInspected?: (mac: string) => void;
   /** Life of an inspect token (the report and the waiting machine's polls; default 24 h). */
   inspectTokenTtlMs?: number;
+  /** What the in-band BMC set-up needs to verify, record and go on (server/discovery/bmc-setup.ts); absent: set-up reports are refused. */
+  bmcSetup?: Omit<BmcSetupDeps, 'store'>;
 }
 
 /** An inspected machine may wait a day for an operator before its token runs out (it asks again when booted again). */
@@ -78,7 +81,7 @@ export const DEFAULT_INSPECT_TOKEN_TTL_MS = 24 * 3600_000;
 export const INSPECT_POLL_SECONDS = 30;
 
 /** What a waiting inspected machine does next (GET /inspection/MAC/next). */
-export type InspectNext = { action: 'wait'; seconds: number; reason: string } | { action: 'poweroff'; reason: string };
+export type InspectNext = { action: 'wait'; seconds: number; reason: string } | { action: 'poweroff'; reason: string } | BmcSetupAction;
 
 /** Where the built boot environment is served from (a directory, or a symlink to one beside it). */
 export function bootenvCurrentDir(dataDir: string): string {
@@ -114,6 +117,8 @@ export interface BootService {
   inspectionReport(mac: string, token: string | undefined, ip: string, body: unknown): Promise<{ mac: string; inspectedAt: string }>;
   /** What an inspected machine does next, for its inspect token. */
   inspectionNext(mac: string, token: string | undefined, ip: string): Promise<InspectNext>;
+  /** The boot environment's report of the in-band BMC set-up (discovery bmc.setup), for its inspect token: verified out of band, then what it does next. */
+  inspectionBmcReport(mac: string, token: string | undefined, ip: string, body: unknown): Promise<InspectNext>;
 }
 
 // Identity facts, recorded only when they look sane (SMBIOS serials can hold anything:
@@ -389,6 +394,22 @@ export function createBootService(deps: BootServiceDeps): BootService {
         throw new FleetError('auth.forbidden', `inspection poll for ${mac} refused: ${why}`, { mac });
       };
       if (!token) return refuse('no token');
+      // Accepted with bmc.setup: the machine is no longer a discovered one; its token went with the set-up.
+      let owner;
+      try {
+        owner = await store.bmc.checkSetupToken(mac, token);
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'auth.forbidden') throw e;
+        return refuse(e.message);
+      }
+      if (owner) {
+        // The job, until it is reported; then what became of it.
+        const setup = await bmcSetupFor(store, mac);
+        if (setup) return setup;
+        const rec = await store.bmc.setupByMac(mac);
+        const why = rec?.state === 'failed' ? `the BMC set-up of ${owner.node} failed: ${rec.reason ?? 'no reason recorded'}` : `accepted as ${owner.node}, BMC set up: fleet takes the machine from here`;
+        return { action: 'wait', seconds: INSPECT_POLL_SECONDS, reason: why };
+      }
       let machine;
       try {
         machine = await store.discovered.checkInspectToken(mac, token);
@@ -401,6 +422,27 @@ export function createBootService(deps: BootServiceDeps): BootService {
       if (discovery?.afterInspect === 'poweroff') return { action: 'poweroff', reason: 'discovery.after_inspect: poweroff' };
       const reason = machine.rejectedAt !== null ? `rejected by ${machine.rejectedBy ?? 'an operator'}` : 'waiting to be accepted (fleet discover --plan)';
       return { action: 'wait', seconds: INSPECT_POLL_SECONDS, reason };
+    },
+
+    async inspectionBmcReport(rawMac, token, ip, body) {
+      const mac = inspectMac(rawMac);
+      const refuse = async (why: string): Promise<never> => {
+        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'bmc', reason: why } });
+        throw new FleetError('auth.forbidden', `BMC set-up report for ${mac} refused: ${why}`, { mac });
+      };
+      if (!token) return refuse('no token');
+      try {
+        if (!(await store.bmc.checkSetupToken(mac, token))) return refuse('no BMC set-up is planned for this machine');
+      } catch (e) {
+        if (!isFleetError(e) || e.code !== 'auth.forbidden') throw e;
+        return refuse(e.message);
+      }
+      const report = parseBmcSetupReport(body);
+      if (!deps.bmcSetup) throw new FleetError('not_implemented', 'this server cannot verify BMC set-ups (no BMC access)');
+      const out = await finishBmcSetup({ store, ...deps.bmcSetup }, mac, report);
+      return out.ok
+        ? { action: 'wait', seconds: INSPECT_POLL_SECONDS, reason: `BMC of ${out.node} set up and verified${out.warning ? ` (${out.warning})` : ''}: fleet takes the machine from here` }
+        : { action: 'wait', seconds: INSPECT_POLL_SECONDS, reason: `BMC set-up of ${out.node} failed: ${out.reason}` };
     },
 
     async installCallback(name, event, token, ip, body) {

@@ -412,6 +412,10 @@ const m014: Migration = {
       .addColumn('secret_box', 'blob', (c) => c.notNull())
       .addColumn('state', 'text', (c) => c.notNull())
       .addColumn('reason', 'text')
+      // The machine's inspect token (SHA-256) and expiry, carried over from its discovered row, which
+      // accepting removes: the waiting boot environment keeps polling and reports with it.
+      .addColumn('inspect_token', 'text')
+      .addColumn('inspect_token_expires_at', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();

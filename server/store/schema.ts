@@ -188,6 +188,9 @@ export interface BmcSetupsTable {
   /** pending | sent | done | failed */
   state: string;
   reason: string | null;
+  /** The machine's inspect token (SHA-256) and its expiry, from the discovered row accepting removed. */
+  inspect_token: string | null;
+  inspect_token_expires_at: string | null;
   created_at: string;
   updated_at: string;
 }

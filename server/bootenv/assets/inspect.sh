@@ -104,6 +104,44 @@ if [ "$code" != 200 ]; then
 fi
 log "report kept by the server"
 
+# The in-band BMC set-up of an accepted machine (discovery rule bmc.setup): the job from
+# $W/next.json, run with ipmitool over KCS; each step is logged without the password, and the
+# log goes back to the server, which then verifies the new account out of band.
+bmc_setup() {
+  J="$W/next.json"; S="$W/bmc-setup.log"; : > "$S"
+  ch=$(jq -r '.job.channel' "$J"); slot=$(jq -r '.job.slot' "$J"); acct=$(jq -r '.job.account' "$J")
+  len=$(jq -r '.job.passwordLength' "$J"); addr=$(jq -r '.job.address' "$J"); mask=$(jq -r '.job.netmask' "$J")
+  gw=$(jq -r '.job.gateway // empty' "$J")
+  ok=true
+  step() { # step WHAT ARGS...: runs ipmitool ARGS, logs WHAT (never the arguments: one is the password)
+    what=$1; shift
+    if out=$(timeout 60 ipmitool "$@" 2>&1); then echo "ok: $what" >> "$S"; else echo "FAILED: $what: $(echo "$out" | tail -n 2 | tr '\n' ' ')" >> "$S"; ok=false; fi
+  }
+  case "$ch$slot$len" in *[!0-9]*|'') echo "FAILED: the job is not readable: $(head -c 200 "$J")" >> "$S"; ok=false ;; esac
+  if $ok; then
+    step "lan set $ch ipsrc static" lan set "$ch" ipsrc static
+    step "lan set $ch ipaddr $addr" lan set "$ch" ipaddr "$addr"
+    step "lan set $ch netmask $mask" lan set "$ch" netmask "$mask"
+    [ -n "$gw" ] && step "lan set $ch defgw ipaddr $gw" lan set "$ch" defgw ipaddr "$gw"
+    step "user set name $slot $acct" user set name "$slot" "$acct"
+    step "user set password $slot (generated, $len bytes)" user set password "$slot" "$(jq -r '.job.password' "$J")" "$len"
+    step "channel setaccess $ch $slot ipmi=on link=on privilege=4" channel setaccess "$ch" "$slot" callin=on ipmi=on link=on privilege=4
+    step "user enable $slot" user enable "$slot"
+    # Cipher suite policy: suite 0 (no authentication, no encryption) off, the others administrator.
+    # Not every BMC has the parameter: said, not fatal.
+    if out=$(timeout 60 ipmitool lan set "$ch" cipher_privs Xaaaaaaaaaaaaaa 2>&1); then echo "ok: lan set $ch cipher_privs (suite 0 disabled)" >> "$S"
+    else echo "note: cipher suite policy not set (the BMC refused: $(echo "$out" | tail -n 1))" >> "$S"; fi
+  fi
+  rm -f "$J"
+  log "BMC set-up in band: $(tr '\n' ';' < "$S" | head -c 600)"
+  jq -n --argjson ok "$ok" --rawfile log "$S" '{ok:$ok, log:$log}' > "$W/bmc-report.json"
+  code=$(curl -sS -m 120 --retry 3 --retry-connrefused -o "$W/next.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    --data-binary @"$W/bmc-report.json" "$API/bmc?$Q" 2>>"$LOG")
+  if [ "$code" = 200 ]; then log "the server says: $(jq -r '.reason // empty' "$W/next.json")"
+  else log "the server refused the BMC set-up report (HTTP $code): $(head -c 300 "$W/next.json" 2>/dev/null)"; fi
+  rm -f "$W/next.json"
+}
+
 # What comes next: the server says wait (and when to ask again) or power off. A machine that
 # becomes a node is rebooted by fleet through its BMC (or by hand) and netboots as that node.
 while :; do
@@ -118,6 +156,10 @@ while :; do
         sleep "$s"
         ;;
       poweroff) halt_now "$reason" ;;
+      bmc-setup)
+        log "$reason"
+        bmc_setup
+        ;;
       *)
         log "the server said $(head -c 200 "$W/next.json"): not an action this boot environment knows; asking again in 60 s"
         sleep 60

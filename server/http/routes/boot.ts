@@ -12,7 +12,8 @@
  *                                                 install-progress (204)
  *   POST /inspection/:mac?token=T                 an unknown machine's inspection report (fleet.job=inspect;
  *                                                 T = the inspect token of its inspect script)
- *   GET  /inspection/:mac/next?token=T            what the inspected machine does next (wait, poweroff)
+ *   GET  /inspection/:mac/next?token=T            what the inspected machine does next (wait, poweroff, bmc-setup)
+ *   POST /inspection/:mac/bmc?token=T             the in-band BMC set-up's report: verified out of band, then what comes next
  *   GET  /agent/adopt.sh                          the adoption script (server/agents/adopt.ts; fleet adopt pins its sha256)
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
@@ -184,6 +185,11 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
       '/inspection/:mac',
       { bodyLimit: MAX_INSPECTION_BODY, schema: { hide: true, params: MAC_PARAMS, querystring: TOKEN_QUERY } },
       async (req) => boot.inspectionReport(req.params.mac, req.query.token, clientIp(req), req.body),
+    );
+    scope.post<{ Params: { mac: string }; Querystring: { token?: string }; Body: unknown }>(
+      '/inspection/:mac/bmc',
+      { bodyLimit: 64 * 1024, schema: { hide: true, params: MAC_PARAMS, querystring: TOKEN_QUERY } },
+      async (req) => boot.inspectionBmcReport(req.params.mac, req.query.token, clientIp(req), req.body),
     );
     scope.get<{ Params: { mac: string }; Querystring: { token?: string } }>(
       '/inspection/:mac/next',

@@ -1,4 +1,6 @@
+import { timingSafeEqual } from 'node:crypto';
 import { FleetError } from '../../../common/errors.js';
+import { hashToken } from '../crypto.js';
 import { ROTATED_PREFIX, type BmcProtocol, type RedfishAuth } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import type { BmcEndpointRecord, WriteContext } from '../types.js';
@@ -120,14 +122,26 @@ export class BmcRepository {
   }
 
   /** Plans the in-band set-up of a node's BMC (replacing an earlier plan); bmc.setup_planned tells the job, never the password. */
-  async createSetup(node: string, mac: string, job: BmcSetupJob, password: string, wc: WriteContext): Promise<void> {
+  async createSetup(node: string, mac: string, job: BmcSetupJob, password: string, token: { hash: string; expiresAt: string } | null, wc: WriteContext): Promise<void> {
     await this.ctx.write(async (trx) => {
       const at = this.ctx.nowIso();
       const keys = this.ctx.keys;
       await trx.deleteFrom('bmc_setups').where('node', '=', node).execute();
       await trx
         .insertInto('bmc_setups')
-        .values({ node, mac: mac.toLowerCase(), job: JSON.stringify(job), key_id: keys.keyId, secret_box: keys.seal(setupAad(node), password), state: 'pending', reason: null, created_at: at, updated_at: at })
+        .values({
+          node,
+          mac: mac.toLowerCase(),
+          job: JSON.stringify(job),
+          key_id: keys.keyId,
+          secret_box: keys.seal(setupAad(node), password),
+          state: 'pending',
+          reason: null,
+          inspect_token: token?.hash ?? null,
+          inspect_token_expires_at: token?.expiresAt ?? null,
+          created_at: at,
+          updated_at: at,
+        })
         .execute();
       await appendEvent(trx, at, { node, kind: EVENT.bmcSetupPlanned, actor: wc.actor, cause: wc.cause ?? null, details: { mac, ...job } });
     });
@@ -147,6 +161,22 @@ export class BmcRepository {
       updatedAt: r.updated_at,
       password: this.ctx.keys.open(setupAad(r.node), r.key_id, Buffer.from(r.secret_box)),
     };
+  }
+
+  /**
+   * Checks the inspect token a set-up's machine presents (carried over from
+   * its discovered row); auth.forbidden with why, as the discovered check.
+   * Null: no set-up for this MAC (check the discovered row instead).
+   */
+  async checkSetupToken(mac: string, token: string): Promise<{ node: string } | null> {
+    const r = await this.ctx.q.selectFrom('bmc_setups').select(['node', 'inspect_token', 'inspect_token_expires_at']).where('mac', '=', mac.toLowerCase()).executeTakeFirst();
+    if (!r) return null;
+    if (r.inspect_token === null || r.inspect_token_expires_at === null) throw new FleetError('auth.forbidden', `no inspect token was carried over to ${r.node}'s BMC set-up`, { mac });
+    const a = Buffer.from(hashToken(token));
+    const b = Buffer.from(r.inspect_token);
+    if (a.length !== b.length || !timingSafeEqual(a, b)) throw new FleetError('auth.forbidden', "unknown token (not the one of this machine's last inspect script)", { mac });
+    if (r.inspect_token_expires_at <= this.ctx.nowIso()) throw new FleetError('auth.forbidden', `expired at ${r.inspect_token_expires_at}`, { mac });
+    return { node: r.node };
   }
 
   /** Moves a set-up on (compare-and-set on its state); false when it was not in `from` any more. */

@@ -148,6 +148,12 @@ export class DiscoveredRepository {
     });
   }
 
+  /** The machine's current inspect token (its SHA-256, never the token) and expiry; null when none. */
+  async inspectTokenOf(mac: string): Promise<{ hash: string; expiresAt: string } | null> {
+    const r = await this.ctx.q.selectFrom('discovered').select(['inspect_token', 'inspect_token_expires_at']).where('mac', '=', mac.toLowerCase()).executeTakeFirst();
+    return r && r.inspect_token !== null && r.inspect_token_expires_at !== null ? { hash: r.inspect_token, expiresAt: r.inspect_token_expires_at } : null;
+  }
+
   /**
    * A new inspect token for the machine's inspect script (its iPXE script
    * carries it to the boot environment's report and polls). Only its

@@ -100,6 +100,8 @@ describe('discovery: in fleet.yaml', () => {
     const spec = parseConfig(stringify(base({ rules: [{ name: 'r', match: { serial: ['S1', 'S2'] }, names: 'n[1-2]', profile: 'compute', bmc: { address: ['10.10.103.1', '10.10.103.2'], protocol: 'redfish', credentials: 'bmc-admin' } }] })));
     expect(spec.discovery!.rules[0]!.match).toEqual({ serials: ['S1', 'S2'] });
     expect(spec.discovery!.rules[0]!.bmc).toEqual({ addresses: ['10.10.103.1', '10.10.103.2'], port: 443, protocol: 'redfish', credentials: 'bmc-admin' });
+    const setup = parseConfig(stringify(base({ rules: [{ name: 'r', match: { serial: ['S1'] }, names: 'n1', profile: 'compute', bmc: { address: '10.10.103.1', credentials: 'bmc-admin', setup: true, password_length: 16 } }] })));
+    expect(setup.discovery!.rules[0]!.bmc).toEqual({ addresses: ['10.10.103.1'], port: 623, protocol: 'ipmi', credentials: 'bmc-admin', setup: { passwordLength: 16 } });
   });
 
   const rule1 = (patch: Obj): Obj => base({ rules: [{ name: 'a', names: 'a[1-2]', profile: 'compute' }, { ...gpuRule(), ...patch }] });
@@ -116,6 +118,9 @@ describe('discovery: in fleet.yaml', () => {
     ['a BMC outside the BMC network', rule1({ bmc: { address: '10.10.3.[3-6]', credentials: 'bmc-admin' } }), 'discovery.rules[1].bmc.address', '10.10.3.3 is outside the BMC network 10.10.100.0/22'],
     ['unknown BMC credentials', rule1({ bmc: { address: '10.10.103.[3-6]', credentials: 'bmc-admn' } }), 'discovery.rules[1].bmc.credentials', "unknown credentials bmc-admn (did you mean 'bmc-admin'?); defined credentials: bmc-admin"],
     ['an unknown BMC protocol', rule1({ bmc: { address: '10.10.103.[3-6]', credentials: 'bmc-admin', protocol: 'redfsh' } }), 'discovery.rules[1].bmc.protocol', /did you mean 'redfish'/],
+    ['bmc.setup over Redfish', rule1({ bmc: { address: '10.10.103.[3-6]', credentials: 'bmc-admin', protocol: 'redfish', setup: true } }), 'discovery.rules[1].bmc.setup', 'setup configures the BMC in band over IPMI (KCS): not with protocol redfish'],
+    ['a password_length without setup', rule1({ bmc: { address: '10.10.103.[3-6]', credentials: 'bmc-admin', password_length: 16 } }), 'discovery.rules[1].bmc.password_length', 'password_length goes with setup: true'],
+    ['a password_length IPMI has not', rule1({ bmc: { address: '10.10.103.[3-6]', credentials: 'bmc-admin', setup: true, password_length: 18 } }), 'discovery.rules[1].bmc.password_length', /^password_length 18: 16 or 20/],
     ['a bad on_accept', rule1({ on_accept: 'reinstall' }), 'discovery.rules[1].on_accept', 'on_accept reinstall must be one of install, inventory-only'],
     ['a rule name used twice', rule1({ name: 'a' }), 'discovery.rules[1].name', 'rule a is already defined at discovery.rules[0]'],
     ['serial and serials_file', rule1({ match: { serial: ['S1'], serials_file: 'po-4711.txt' } }), 'discovery.rules[1].match.serials_file', "use either 'serial' (a list) or 'serials_file', not both"],

@@ -65,7 +65,9 @@ describe('lifecycle table', () => {
       expect(next(s, E.cancel)).toMatchObject({ to: S.enrolled, armed: 'disarm' });
     }
     for (const s of RESTING_STATES) {
-      expect(tryNext(s, E.fail)).toBeUndefined();
+      // One resting state fails: an accepted machine whose BMC set-up failed (discovery bmc.setup) is still enrolled.
+      if (s === S.enrolled) expect(next(s, E.fail)).toMatchObject({ to: S.failed });
+      else expect(tryNext(s, E.fail)).toBeUndefined();
       expect(tryNext(s, E.cancel)).toBeUndefined();
     }
   });
