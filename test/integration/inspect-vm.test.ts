@@ -8,7 +8,10 @@
  * (QEMU ipmi-bmc-extern, shared/LAB-NOTES.md), whose LAN address, MAC,
  * firmware and users the report must carry. Then
  * `fleet discovered` shows it, `fleet discover --plan` names it by its
- * serial, and the machine waits, asking what comes next.
+ * serial, and the machine waits, asking what comes next. Accepted by a rule
+ * with `bmc.setup: true`, it then sets its own BMC up in band (a fleet
+ * account, over KCS) and fleet verifies that account out of band before
+ * the factory password stops working (issue 13 item 3).
  *
  * Needs root, qemu-system-x86, ipxe-qemu, dnsmasq, ipmi_sim (openipmi),
  * ipmitool, the boot environment's build prerequisites and dist/ built;
@@ -47,7 +50,7 @@ const yaml = `
 cluster: {name: insp, domain: lab.local, timezone: UTC, management_address: 10.76.0.1}
 networks:
   provisioning: {subnet: 10.76.0.0/24, unknown_range: 10.76.0.200-10.76.0.250}
-  bmc: {subnet: 10.76.1.0/24}
+  bmc: {subnet: 127.0.0.0/8}
 netboot:
   dhcp: {enabled: true, mode: authoritative, interface: br0}
 server: {listen: "127.0.0.1:8080"}
@@ -65,7 +68,8 @@ discovery:
       names: valkyrie[03-04]
       profile: compute
       ip: "10.76.0.[23-24]"
-      bmc: {address: "10.76.1.[23-24]", credentials: factory}
+      # valkyrie04 (the VM) gets 127.0.0.1: its ipmi_sim's LAN, where the server in the namespace verifies the new account.
+      bmc: {address: [127.0.0.9, 127.0.0.1], port: ${IPMI_LAN_PORT}, credentials: factory, setup: true, password_length: 16}
 `;
 
 interface Discovered {
@@ -91,6 +95,7 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
   let sim: ChildProcess | undefined;
   let vm: ChildProcess | undefined;
   let vmConsole = '';
+  let machineInspected = false;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'fleet-inspect-vm-'));
@@ -202,6 +207,7 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
     }
     const context = `VM console:\n${vmConsole.slice(-4000)}\nserver:\n${fleetd.log().slice(-2000)}`;
     expect(machine?.inspectedAt, `no inspection report; ${context}`).toBeTruthy();
+    machineInspected = true;
     console.log(`inspection report kept ${((Date.now() - t0) / 1000).toFixed(1)} s after QEMU started`);
     const i = machine!.inspection!;
     expect(i.firmware).toBe('bios');
@@ -248,4 +254,31 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
     expect(events.out).toContain('machine.inspected');
     expect(events.out).not.toContain(FACTORY_PASSWORD);
   }, 300_000);
+
+  it('accepted with bmc.setup, the waiting machine sets its BMC up in band; fleet verifies it out of band, then the factory password is dead', async () => {
+    expect(machineInspected, 'the inspection test ran first').toBe(true);
+    const acc = await fleetd.cli('discover', '--accept', MAC, '--json');
+    expect(acc.code, acc.out + acc.err).toBe(0);
+    expect(acc.out).toMatch(/"bmcSetup":\s*\{\s*"state":\s*"pending",\s*"account":\s*"fleet-a",\s*"slot":\s*3/);
+    const t0 = Date.now();
+    // Its next poll (every 30 s) gets the job; the boot environment runs ipmitool over KCS and reports.
+    const deadline = Date.now() + 120_000;
+    while (!/fleet-inspect: the server says: /.test(vmConsole) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+    const context = `VM console:\n${vmConsole.slice(-3000)}\nserver:\n${fleetd.log().slice(-2000)}`;
+    expect(vmConsole, context).toMatch(/fleet-inspect: BMC set-up in band: ok: lan set 1 ipsrc static;ok: lan set 1 ipaddr 127\.0\.0\.1;ok: lan set 1 netmask 255\.0\.0\.0;ok: user set name 3 fleet-a;ok: user set password 3 \(generated, 16 bytes\);ok: channel setaccess 1 3 ipmi=on link=on privilege=4;ok: user enable 3;/);
+    expect(vmConsole, context).toMatch(/fleet-inspect: the server says: BMC of valkyrie04 set up and verified: fleet takes the machine from here/);
+    console.log(`BMC set up in band and verified out of band ${((Date.now() - t0) / 1000).toFixed(1)} s after the accept`);
+    console.log(vmConsole.split('\n').filter((l) => /fleet-inspect: (accepted as|BMC set-up in band|the server says)/.test(l)).join('\n'));
+    // Out of band now: the factory password is refused; fleet's own credential works.
+    const factory = await run(['ip', 'netns', 'exec', lab.server, 'ipmitool', '-I', 'lanplus', '-C', '3', '-H', '127.0.0.1', '-p', String(IPMI_LAN_PORT), '-U', 'admin', '-P', FACTORY_PASSWORD, 'chassis', 'power', 'status']);
+    expect(factory.code, factory.stdout).not.toBe(0);
+    const st = await fleetd.cli('power', 'status', 'valkyrie04');
+    expect(st.code, st.out + st.err).toBe(0);
+    expect(st.out.trim()).toBe('valkyrie04: on');
+    const ev = await fleetd.cli('events', 'valkyrie04', '--json', '-n', '100');
+    const kinds = (JSON.parse(ev.out) as { kind: string }[]).map((e) => e.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['machine.accepted', 'bmc.setup_planned', 'bmc.setup_reported', 'bmc.credential_rotated']));
+    expect(ev.out).not.toContain(FACTORY_PASSWORD);
+    expect(ev.out).not.toMatch(/"password"/);
+  }, 180_000);
 });
