@@ -6,12 +6,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { agentManPages } from '../dist/agent/man-page.js';
 import { manPages } from '../dist/server/cli/man-pages.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.resolve(process.argv[2] ?? path.join(root, 'man'));
 mkdirSync(out, { recursive: true });
-for (const [file, text] of Object.entries(manPages())) {
+for (const [file, text] of Object.entries({ ...manPages(), ...agentManPages() })) {
   writeFileSync(path.join(out, file), text);
   process.stdout.write(`${path.join(out, file)}\n`);
 }

@@ -101,7 +101,8 @@ nodes:
       ['bmc.power', 'power on', 'ok', 'ipmi'],
       ['bmc.bootdev', 'bootdev pxe once', 'ok', 'ipmi'],
     ]);
-    expect(audit.every((e) => e.actor.startsWith('tester@'))).toBe(true);
+    // The user the token belongs to (the first start's admin), and the name the client gave (USER).
+    expect(audit.every((e) => /^admin@127\.0\.0\.1 \(client: tester\)$/.test(e.actor))).toBe(true);
   });
 
   it('never shows a BMC password in output, logs or events', async () => {

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { commandPaths, manPage, roffEscape } from '../../../server/cli/man.js';
-import { manPages } from '../../../server/cli/man-pages.js';
+import { agentManPages } from '../../../agent/man-page.js';
+import { manPages as fleetManPages } from '../../../server/cli/man-pages.js';
+
+const manPages = (): Record<string, string> => ({ ...fleetManPages(), ...agentManPages() });
 import { buildProgram } from '../../../server/cli/main.js';
 import { buildProgram as buildAgentProgram } from '../../../agent/main.js';
 
