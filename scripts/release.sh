@@ -11,6 +11,7 @@
 #     package.json, package-lock.json, README.md, docs/operations.md
 #     ipxe/ kickstart/ server/bootenv/assets/   templates and assets read at run time
 #     systemd/fleet.service                     the server's unit
+#     man/man1/fleet.1, fleet-agent.1           the man pages (npm run man; install under /usr/local/share/man)
 #
 # Build it on the target platform (e.g. Debian 12 amd64 with Node 20): the
 # native module is the one in this tree's node_modules, so its Node ABI and
@@ -64,6 +65,8 @@ cp "$ROOT/docs/operations.md" "$DIR/docs/"
 cp -R "$ROOT/ipxe" "$ROOT/kickstart" "$DIR/"
 cp -R "$ROOT/server/bootenv/assets" "$DIR/server/bootenv/"
 cp "$ROOT/server/fleet.service" "$DIR/systemd/fleet.service"
+mkdir -p "$DIR/man/man1"
+cp "$ROOT/man/fleet.1" "$ROOT/man/fleet-agent.1" "$DIR/man/man1/"
 
 cat > "$DIR/bin/fleet" <<'EOF'
 #!/bin/sh

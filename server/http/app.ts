@@ -143,6 +143,14 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
 
   if (deps.apiToken !== undefined) await bootstrapAdmin(deps.store.users, deps.apiToken);
   const recordUse = useRecorder(deps.store);
+  /** The one auth check of every guarded scope: the user's token, and the role of the route the router matched (roles table). */
+  const guard = async (req: FastifyRequest): Promise<void> => {
+    const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
+    const route = req.routeOptions;
+    authorize(p, requiredRole(String(route.method), route.url ?? '', (route.config as { role?: unknown } | undefined)?.role), `${String(route.method)} ${route.url}`);
+    req.principal = p;
+    recordUse(p.hash, req);
+  };
   await app.register(
     async (api) => {
       // Every route of this scope gets the role it needs into its options when it is registered.
@@ -157,13 +165,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         if (r.schema) r.schema = { ...r.schema, 'x-fleet-role': role } as typeof r.schema;
       });
       // First in the scope, so it guards every route below: fastify runs it for the matched route.
-      api.addHook('onRequest', async (req: FastifyRequest) => {
-        const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
-        const route = req.routeOptions;
-        authorize(p, requiredRole(String(route.method), route.url ?? '', (route.config as { role?: unknown }).role), `${String(route.method)} ${route.url}`);
-        req.principal = p;
-        recordUse(p.hash, req);
-      });
+      api.addHook('onRequest', guard);
       await registerApiRoutes(api, deps);
       await registerBmcRoutes(api, deps);
       await registerDiscoverBmcRoutes(api, { store: deps.store });
@@ -195,13 +197,8 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
   );
   // Prometheus' default path, outside /api/v1: its own scope, guarded as the API's (the same check, first in the scope).
   await app.register(async (scope) => {
-    // Any user's token (read-only is enough): a Prometheus scraper gets a read-only user of its own.
-    scope.addHook('onRequest', async (req: FastifyRequest) => {
-      const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
-      authorize(p, requiredRole('GET', '/metrics'), 'GET /metrics');
-      req.principal = p;
-      recordUse(p.hash, req);
-    });
+    // Any user's token (read-only is enough, roles table): a Prometheus scraper gets a read-only user of its own.
+    scope.addHook('onRequest', guard);
     await registerMetricsRoutes(scope, { store: deps.store, ...(deps.metrics ? { metrics: deps.metrics } : {}) });
   });
   // The console is an HTTP upgrade on this listener; stopping ends every attached console first.
@@ -210,12 +207,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     await deps.consoles?.stop();
   });
   await app.register(async (api) => {
-    api.addHook('onRequest', async (req: FastifyRequest) => {
-      const p = await authenticate(deps.store.users, req.headers.authorization, new Date());
-      authorize(p, requiredRole('GET', '/api/v1/nodes/:name/console'), 'GET /api/v1/nodes/:name/console');
-      req.principal = p;
-      recordUse(p.hash, req);
-    });
+    api.addHook('onRequest', guard);
     await registerConsoleRoutes(api);
   }, { prefix: '/api/v1' });
   return app;

@@ -132,6 +132,14 @@ const CALLBACK_KIND: Record<BootEvent, EventKind> = {
   'install-finished': EVENT.installFinished,
 };
 
+/** The refusal of an inspected machine's request (report, poll, BMC set-up report): machine.inspection_refused with why, then auth.forbidden. */
+function inspectRefuserOf(store: Store): (mac: string, ip: string, what: string, label: string) => (why: string) => Promise<never> {
+  return (mac, ip, what, label) => async (why) => {
+    await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what, reason: why } });
+    throw new FleetError('auth.forbidden', `${label} for ${mac} refused: ${why}`, { mac });
+  };
+}
+
 /** Why a token was refused, in words (never the token); undefined: not a token refusal. */
 function refusal(e: unknown): string | undefined {
   if (!isFleetError(e)) return undefined;
@@ -184,6 +192,7 @@ export function logDetails(body: unknown): Record<string, unknown> {
 
 export function createBootService(deps: BootServiceDeps): BootService {
   const { store, recorder } = deps;
+  const inspectRefuser = inspectRefuserOf(store);
   const tokenTtlMs = deps.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS;
   const installTtlMs = deps.installTokenTtlMs ?? tokenTtlMs;
   const inspectTtlMs = deps.inspectTokenTtlMs ?? DEFAULT_INSPECT_TOKEN_TTL_MS;
@@ -363,10 +372,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
 
     async inspectionReport(rawMac, token, ip, body) {
       const mac = inspectMac(rawMac);
-      const refuse = async (why: string): Promise<never> => {
-        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'report', reason: why } });
-        throw new FleetError('auth.forbidden', `inspection report for ${mac} refused: ${why}`, { mac });
-      };
+      const refuse = inspectRefuser(mac, ip, 'report', 'inspection report');
       if (!token) return refuse('no token (the boot environment takes it from fleet.token= on its command line)');
       // The token first: an unauthenticated body is never parsed.
       try {
@@ -389,10 +395,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
 
     async inspectionNext(rawMac, token, ip) {
       const mac = inspectMac(rawMac);
-      const refuse = async (why: string): Promise<never> => {
-        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'next', reason: why } });
-        throw new FleetError('auth.forbidden', `inspection poll for ${mac} refused: ${why}`, { mac });
-      };
+      const refuse = inspectRefuser(mac, ip, 'next', 'inspection poll');
       if (!token) return refuse('no token');
       // Accepted with bmc.setup: the machine is no longer a discovered one; its token went with the set-up.
       let owner;
@@ -426,10 +429,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
 
     async inspectionBmcReport(rawMac, token, ip, body) {
       const mac = inspectMac(rawMac);
-      const refuse = async (why: string): Promise<never> => {
-        await store.events.append({ node: null, kind: EVENT.inspectionRefused, actor: ACTOR, details: { mac, ip, what: 'bmc', reason: why } });
-        throw new FleetError('auth.forbidden', `BMC set-up report for ${mac} refused: ${why}`, { mac });
-      };
+      const refuse = inspectRefuser(mac, ip, 'bmc', 'BMC set-up report');
       if (!token) return refuse('no token');
       try {
         if (!(await store.bmc.checkSetupToken(mac, token))) return refuse('no BMC set-up is planned for this machine');

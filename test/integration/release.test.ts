@@ -57,6 +57,15 @@ suite(why ? `release artefact — SKIPPED: ${why}` : 'release artefact', () => {
     for (const dev of ['typescript', 'vitest', 'esbuild']) expect(existsSync(join(nm, dev)), dev).toBe(false);
   });
 
+  it('ships the man pages, readable with man -l', async () => {
+    for (const page of ['fleet.1', 'fleet-agent.1']) {
+      const file = join(root, 'usr/local/lib/fleet/man/man1', page);
+      expect(existsSync(file), page).toBe(true);
+    }
+    const man = await run('man', ['-l', '-P', 'cat', join(root, 'usr/local/lib/fleet/man/man1/fleet.1')], { env: { ...process.env, MANWIDTH: '80' } });
+    expect(man.stdout).toMatch(/bmc rotate/);
+  });
+
   it('runs fleet --version, fleet server --help and fleet nodeset from the install', async () => {
     const v = await run(fleet, ['--version'], { cwd: dir, env: env() });
     expect(v.stdout.trim()).toBe('0.1.0');

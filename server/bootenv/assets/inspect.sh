@@ -98,11 +98,15 @@ log "report: $(jq -c '{serial:.system.product_serial, model:.system.product_name
 
 code=$(curl -sS -m 30 --retry 5 --retry-connrefused -o "$W/answer" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
   --data-binary @"$W/report.json" "$API?$Q" 2>>"$LOG")
-if [ "$code" != 200 ]; then
+if [ "$code" = 403 ] && grep -q 'already used by a report' "$W/answer" 2>/dev/null; then
+  # curl retried a report whose 200 was lost on the way back: the server kept the first one.
+  log "report kept by the server (an earlier try of this report was kept; its answer was lost)"
+elif [ "$code" != 200 ]; then
   log "the server refused the report (HTTP $code): $(head -c 300 "$W/answer" 2>/dev/null)"
   halt_now "no report was kept; boot the machine again to inspect it again"
+else
+  log "report kept by the server"
 fi
-log "report kept by the server"
 
 # The in-band BMC set-up of an accepted machine (discovery rule bmc.setup): the job from
 # $W/next.json, run with ipmitool over KCS; each step is logged without the password, and the
