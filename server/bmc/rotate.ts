@@ -80,6 +80,7 @@ export async function rotateBmcCredentials(store: Store, names: string[], opts: 
   const rotated = await store.bmc.rotated(names);
   const results = new Map<string, RotateResult>();
   const ready: { node: string; key: string; target: BmcTarget; credential: string }[] = [];
+  const secrets = new Map<string, { username: string; secret: string }>();
 
   for (const name of names) {
     const node = records.get(name);
@@ -89,7 +90,11 @@ export async function rotateBmcCredentials(store: Store, names: string[], opts: 
     else if (node.bmc.protocol === 'redfish') fail('not_implemented', `${name}: rotating a Redfish BMC's account (AccountService) is not implemented; rotate it by hand and update its credential set`);
     else {
       const credential = rotated.get(name) ?? node.bmc.credentials;
-      const secret = await store.credentials.revealSecret(credential);
+      let secret = secrets.get(credential);
+      if (!secret) {
+        secret = await store.credentials.revealSecret(credential);
+        secrets.set(credential, secret);
+      }
       ready.push({
         node: name,
         key: bmcKey(node.bmc.address, node.bmc.port),
@@ -196,14 +201,8 @@ async function rotateOne(
     let retired: RotateResult['retired'] = null;
     let warning: string | undefined;
     if (plan.retire && plan.retire.id !== plan.slot) {
-      try {
-        await fresh.disableAccount(channel, plan.retire.id);
-        retired = { ...plan.retire, stillEnabled: false };
-      } catch (e) {
-        retired = { ...plan.retire, stillEnabled: true };
-        warning = `the new account is recorded and works, but the old account ${plan.retire.name} (slot ${plan.retire.id}) is still enabled: ${toFleetError(e).message}`;
-        await store.events.append({ node: r.node, kind: EVENT.bmcRotateFailed, actor: opts.actor, details: { stage: 'retire', error: { code: toFleetError(e).code, message: warning }, kept: null } });
-      }
+      warning = await retireAccount(store, fresh, { node: r.node, channel, retire: plan.retire, actor: opts.actor, what: 'the new account is recorded and works, but the old account' });
+      retired = { ...plan.retire, stillEnabled: warning !== undefined };
     } else if (!plan.retire) {
       warning = `no user slot is named ${r.target.username}: the account used before was not found, so it was not disabled`;
     }
@@ -211,6 +210,27 @@ async function rotateOne(
   } finally {
     signal.removeEventListener('abort', onAbort);
     for (const d of drivers) await d.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Disables the account used before, with the new one (the last step of a
+ * rotation and of the set-up on accept). A failure is said, not thrown: the
+ * new credential is recorded and works. Returns the warning, or undefined.
+ */
+export async function retireAccount(
+  store: Store,
+  driver: IpmiDriver,
+  o: { node: string; channel: number; retire: { id: number; name: string }; actor: string; what: string },
+): Promise<string | undefined> {
+  try {
+    await driver.disableAccount(o.channel, o.retire.id);
+    return undefined;
+  } catch (e) {
+    const fe = toFleetError(e);
+    const warning = `${o.what} ${o.retire.name} (slot ${o.retire.id}) is still enabled: ${fe.message}`;
+    await store.events.append({ node: o.node, kind: EVENT.bmcRotateFailed, actor: o.actor, details: { stage: 'retire', error: { code: fe.code, message: warning }, kept: null } });
+    return warning;
   }
 }
 

@@ -23,6 +23,7 @@ import { intToIp, parseCidr } from '../../common/patterns.js';
 import { createIpmiDriver } from '../bmc/ipmi/driver.js';
 import { generateBmcPassword, planRotation, type UserSlot } from '../bmc/ipmi/users.js';
 import type { ProviderContext } from '../bmc/registry.js';
+import { retireAccount } from '../bmc/rotate.js';
 import type { Conductor } from '../lifecycle/index.js';
 import { E } from '../lifecycle/states.js';
 import type { Store } from '../store/index.js';
@@ -188,12 +189,7 @@ export async function finishBmcSetup(deps: BmcSetupDeps, mac: string, report: Bm
     }
     let warning: string | undefined;
     if (job.retire && job.retire.id !== job.slot) {
-      try {
-        await driver.disableAccount(job.channel, job.retire.id);
-      } catch (e) {
-        warning = `the factory account ${job.retire.name} (slot ${job.retire.id}) is still enabled: ${toFleetError(e).message}`;
-        await store.events.append({ node, kind: EVENT.bmcRotateFailed, actor: ACTOR, details: { stage: 'retire', error: { code: toFleetError(e).code, message: warning }, kept: null } });
-      }
+      warning = await retireAccount(store, driver, { node, channel: job.channel, retire: job.retire, actor: ACTOR, what: 'the factory account' });
     }
     await store.bmc.markSetup(node, ['sent'], 'done', warning ?? null);
   } finally {
