@@ -308,7 +308,10 @@ export class ConsoleManager {
     if (!rec.bmc) throw new FleetError('bmc.unsupported', `${node} has no BMC (bmc: none in fleet.yaml): no serial console through fleet`, { node });
     let cred;
     try {
-      cred = await this.o.store.credentials.revealSecret(rec.bmc.credentials);
+      // After a rotation or an in-band set-up the node's BMC logs in with its own set (rotated.NODE),
+      // as runBmcOperation does; the set fleet.yaml names may be a factory account fleet disabled.
+      const credName = (await this.o.store.bmc.rotated([node])).get(node) ?? rec.bmc.credentials;
+      cred = await this.o.store.credentials.revealSecret(credName);
     } catch (e) {
       throw toFleetError(e);
     }

@@ -217,4 +217,17 @@ nodes:
     again.keys.write('~.');
     expect(await again.done).toBe(0);
   }, 60_000);
+
+  it('(last: it disables the factory account) after fleet bmc rotate the console opens with the node\'s own credential', async () => {
+    const r = await srv.fleet('bmc', 'rotate', 'sol01', '--password-length', '16');
+    expect(r.code, r.out + r.err).toBe(0);
+    expect(r.out).toMatch(/sol01: rotated to fleet-a .* admin \(slot 2\) disabled/);
+    const a = attach('sol01', { actor: 'alice' });
+    await until(() => a.err().includes('via ipmi') || /refused|failed/i.test(a.err()), a.err);
+    expect(a.err()).toContain('via ipmi');
+    await line.write('after-rotation\r\n');
+    await until(() => a.out().includes('after-rotation'), a.out);
+    a.keys.write('\r~.');
+    expect(await a.done).toBe(0);
+  }, 30_000);
 });
