@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
 import { hashToken } from '../crypto.js';
 import { inspectionSummary, type Inspection } from '../../discovery/inspection.js';
@@ -8,6 +8,9 @@ import { appendEvent, bool, int, type StoreContext } from '../context.js';
 import type { DB } from '../schema.js';
 import type { DiscoveredMachine, DiscoveryObservation, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
+
+/** What a machine's events are before it has a name: on accept they become its node's (accepted()). */
+const MACHINE_EVENT_KINDS = [EVENT.machineDiscovered, EVENT.machineInspected, EVENT.inspectionRefused] as const;
 
 
 /**
@@ -144,6 +147,16 @@ export class DiscoveredRepository {
       const when = this.ctx.nowIso();
       const res = await trx.deleteFrom('discovered').where('mac', '=', mac.toLowerCase()).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw new FleetError('not_found', `no discovered machine with MAC ${mac}`, { mac });
+      // The machine's story before it had a name (its first lease, its inspection reports, refusals)
+      // is the node's now: `fleet events NODE` tells it from the first DHCP lease. Times, ids and
+      // details stay as written; only the node they are about is filled in.
+      await trx
+        .updateTable('events')
+        .set({ node })
+        .where('node', 'is', null)
+        .where('kind', 'in', [...MACHINE_EVENT_KINDS])
+        .where(sql<string>`json_extract(details, '$.mac')`, '=', mac.toLowerCase())
+        .execute();
       await appendEvent(trx, when, { node, kind: EVENT.machineAccepted, actor: wc.actor, cause: wc.cause ?? null, details: { mac: mac.toLowerCase(), ...details } });
     });
   }

@@ -120,6 +120,17 @@ describe('discovery against the store', () => {
     expect(await store.nodes.get('valkyrie02')).not.toBeNull();
   });
 
+  it('accept: the machine\'s events from before it had a name (its first lease) become the node\'s; another machine\'s stay unnamed', async () => {
+    await see('52:54:00:00:00:01');
+    await see('aa:00:00:00:00:01');
+    await acceptMachines(deps(), { actor: 'alice', via: 'command', macs: ['52:54:00:00:00:01'] });
+    const mine = (await store.events.list({ node: 'valkyrie02' })).events;
+    expect(mine.map((e) => e.kind)).toEqual([EVENT.machineDiscovered, 'node.added', EVENT.machineAccepted]);
+    expect(mine[0]).toMatchObject({ node: 'valkyrie02', actor: 'netboot', details: { mac: '52:54:00:00:00:01', ip: '10.10.254.9' } });
+    const other = (await store.events.list({ kinds: [EVENT.machineDiscovered] })).events.filter((e) => (e.details as { mac?: string } | null)?.mac === 'aa:00:00:00:00:01');
+    expect(other).toEqual([expect.objectContaining({ node: null })]);
+  });
+
   it('refuses, changing nothing: a MAC not planned, a plan that moved, a failing check of an install profile', async () => {
     await see('52:54:00:00:00:01');
     await see('aa:00:00:00:00:01');
