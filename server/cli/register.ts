@@ -139,6 +139,8 @@ export function registerLabCommands(program: Command, ctx: Omit<CommandCtx, 'glo
     .description('create the lab (namespace, VMs powered off, BMCs) and start fleet server inside it')
     .option('--nodes <n>', 'number of compute VMs (valkyrieNN), 1-32', '2')
     .option('--no-storage', 'without the storage node thor (and so without NFS mounts and Slurm on the compute VMs)')
+    .option('--racked <n>', 'also rack N machines no node names (serial LAB-RACK-NN, factory BMC reachable in band): lab.yaml\'s discovery rule (policy auto) names them valkyrieNN after the compute VMs; powered on once the server is up', '0')
+    .option('--unplanned <n>', 'also rack N machines that no rule matches (they stay discovered)', '0')
     .option(...dirOpt)
     .option('--image-cache <datadir>', 'build (or reuse) the lab image in this fleet data dir and copy it into the lab\'s (default: build in DIR/data)')
     .action((opts: LabUpFlags) => run(load.lab().then((m) => m.cmdLabUp(opts, io))));

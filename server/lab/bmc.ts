@@ -36,6 +36,8 @@ export interface BmcSpec {
   machine?: { uuid: string; serial: string; manufacturer: string; product: string };
   /** The VM's serial line (QEMU's TCP server on 127.0.0.1): ipmi_sim's SOL connects to it, so `fleet console` shows the VM. */
   solPort?: number;
+  /** The system interface for the VM's KCS (QEMU ipmi-bmc-extern connects to 127.0.0.1:PORT): the BMC is reachable in band from inside the VM. */
+  inBandPort?: number;
 }
 
 /** The TCP port of a lab VM's serial line: its BMC's UDP port + 1000 (both on the lab namespace's loopback). */
@@ -72,6 +74,8 @@ export function renderLanConf(b: BmcSpec): string {
     '  endlan',
     // ipmi_sim keeps reconnecting while the VM is off (QEMU not listening).
     ...(b.solPort !== undefined ? [`  sol ${quote(`tcp:127.0.0.1:${b.solPort}`)} 115200`] : []),
+    // In band: the VM's KCS (QEMU ipmi-bmc-extern) connects here; power and boot device stay with the hook.
+    ...(b.inBandPort !== undefined ? [`  serial 15 127.0.0.1 ${b.inBandPort} codec VM`] : []),
     `  chassis_control ${quote(`/bin/bash ${b.hook} ${b.vmDir}`)}`,
     `user 2 true ${quote(b.username)} ${quote(b.password)} admin 10 none md2 md5 straight`,
     '',

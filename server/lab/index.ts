@@ -1,5 +1,5 @@
 /** The fleet lab: VMs with IPMI BMCs on an isolated network, installed with a real Debian image by fleet's boot environment (docs/lab.md). */
-export { defaultFirmware, labDown, labKillSync, labPassword, labPrerequisites, labStatus, labUp, readLabState, renderLabConfig, labAdminUrl, fleetSourceRoot, labNodeAddresses, LAB_GATEWAY, LAB_SUBNET } from './lab.js';
+export { defaultFirmware, LAB_MAX_RACKED, labPowerOnRacked, labDown, labKillSync, labPassword, labPrerequisites, labStatus, labUp, readLabState, renderLabConfig, labAdminUrl, fleetSourceRoot, labNodeAddresses, LAB_GATEWAY, LAB_SUBNET } from './lab.js';
 export type { LabDownResult, LabNode, LabNodeStatus, LabState, LabStatus, LabUpOptions } from './lab.js';
 export { LAB_IMAGE_FROM, prepareLabOs, type LabOs, type LabOsOptions } from './os.js';
 export { labIpmitool } from './bmc.js';

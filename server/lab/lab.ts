@@ -33,11 +33,12 @@ import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promise
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../common/errors.js';
-import { bmcPid, labSerialPort, startBmc, stopBmc } from './bmc.js';
+import { foldNames } from '../nodeset/index.js';
+import { bmcPid, LAB_SERIAL_PORT_OFFSET, labIpmitool, labSerialPort, startBmc, stopBmc } from './bmc.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, run, runOk } from './exec.js';
 import { assetPath } from './assets.js';
-import { type Firmware, LAB_MANUFACTURER, LAB_PRODUCT, OVMF, prepareVm, uuidFor, vmNextBoot, vmPid, type VmSpec } from './vm.js';
+import { type Firmware, LAB_MANUFACTURER, LAB_PRODUCT, OVMF, prepareVm, uuidFor, vmHook, vmNextBoot, vmPid, type VmSpec } from './vm.js';
 
 export const LAB_SUBNET = '10.77.0.0/24';
 export const LAB_GATEWAY = '10.77.0.1';
@@ -46,6 +47,12 @@ export const LAB_BRIDGE = 'br0';
 /** A veth port of the bridge (its peer stays unbridged): keeps br0 up (carrier) while every VM is off. */
 export const LAB_CARRIER = 'carrier0';
 export const LAB_MAX_NODES = 32;
+/** Racked machines (planned and unplanned together). */
+export const LAB_MAX_RACKED = 8;
+/** A racked VM's BMC answers out of band on 127.0.1.K:623 of the namespace (K: its place in the rack). */
+export function rackedBmcAddress(k: number): string {
+  return `127.0.1.${k}`;
+}
 /** The lab's storage node (seed 000's thor): NFS server of /home and /software, Slurm controller. */
 export const LAB_STORAGE_NODE = 'thor';
 /** The suite of fleet's repository the lab's nodes use: the image's (LAB_IMAGE_FROM). */
@@ -78,6 +85,17 @@ export interface LabUpOptions {
   bmcPortBase?: number;
   memoryMiB?: number;
   diskMiB?: number;
+  /**
+   * Racked machines (issue 13 item 5): VMs that no node of lab.yaml names, each with an SMBIOS
+   * serial LAB-RACK-NN, an empty disk and its own BMC (factory account admin with the password of
+   * DIR/secrets/factory.password, reachable in band from inside the VM over KCS and out of band on
+   * 127.0.1.NN:623 of the namespace). lab.yaml's discovery (policy auto) has one rule, `rack`,
+   * naming the first `racked` of them by serial: valkyrieNN after the compute nodes, profile
+   * compute, BMC set up on accept, install. `unplanned` more match no rule. They are powered on by
+   * labPowerOnRacked() (`fleet lab up` calls it once the server is up), as a person would.
+   */
+  racked?: number;
+  unplanned?: number;
   /** Keep existing VM disks (default: fresh, empty disks). */
   keepDisks?: boolean;
   log?: (line: string) => void;
@@ -86,8 +104,12 @@ export interface LabUpOptions {
 export interface LabNode {
   name: string;
   index: number;
-  /** compute (valkyrieNN) or storage (thor); absent in a lab.json of an older fleet: compute. */
-  role?: 'compute' | 'storage';
+  /** compute (valkyrieNN), storage (thor) or racked (rackNN: no node of lab.yaml); absent in a lab.json of an older fleet: compute. */
+  role?: 'compute' | 'storage' | 'racked';
+  /** A racked VM that the lab's rule names: the node it becomes (its `ip` is the rule's address for it). Absent on an unplanned one (ip ''). */
+  planned?: string;
+  /** A racked VM's factory BMC account (DIR/secrets/factory.password); absent: the lab credential. */
+  factory?: { username: string; passwordFile: string };
   mac: string;
   ip: string;
   tap: string;
@@ -178,6 +200,12 @@ function checkDir(dir: string): string {
   return resolve(dir);
 }
 
+/** Racked VM k (1-based): lab label rackNN, serial LAB-RACK-NN, MAC 52:54:00:77:01:NN. */
+export function rackedLabel(k: number): { label: string; serial: string; mac: string } {
+  const nn = String(k).padStart(2, '0');
+  return { label: `rack${nn}`, serial: `LAB-RACK-${nn}`, mac: `52:54:00:77:01:${nn}` };
+}
+
 export function labNodeName(i: number): string {
   return `valkyrie${String(i).padStart(2, '0')}`;
 }
@@ -204,7 +232,9 @@ export function defaultFirmware(i: number): Firmware {
 
 /** fleet.yaml for the lab (see docs/configuration.md, docs/lab.md): seed 000's cluster in small. */
 export function renderLabConfig(s: Pick<LabState, 'server' | 'imageName' | 'nodes' | 'gateway'>, sshPublicKey: string, passwordFile = 'secrets/lab.password'): string {
-  const computes = s.nodes.filter((x) => x.role !== 'storage');
+  const computes = s.nodes.filter((x) => x.role !== 'storage' && x.role !== 'racked');
+  const racked = s.nodes.filter((x) => x.role === 'racked');
+  const planned = racked.filter((x) => x.planned !== undefined);
   const storage = s.nodes.find((x) => x.role === 'storage');
   const n = computes.length;
   const range = (a: number, b: number) => (a === b ? `${a}` : `[${a}-${b}]`);
@@ -254,7 +284,14 @@ networks:
     dns: [${s.gateway}]
     ntp: [${s.gateway}]
     interface: ${LAB_BRIDGE}
-
+${
+  racked.length > 0
+    ? `  # The BMCs: the lab's answer on the namespace's loopback (racked machines' on 127.0.1.K:623).
+  bmc:
+    subnet: 127.0.0.0/8
+`
+    : ''
+}
 netboot:
   dhcp:
     enabled: true
@@ -274,7 +311,15 @@ credentials:
   lab:
     username: admin
     password_file: ${passwordFile}
-
+${
+  racked.length > 0
+    ? `  # The racked machines' BMCs as they come from the factory (fleet lab up --racked): used once, to set them up.
+  factory:
+    username: admin
+    password_file: secrets/factory.password
+`
+    : ''
+}
 # Shared by the profiles below (YAML anchors; top-level x- keys are ignored by fleet).
 x-base: &base
   os:
@@ -337,7 +382,36 @@ ${
     bmc: { address: ${storage.bmc.address}, port: ${storage.bmc.port}, protocol: ipmi, credentials: lab }
 `
     : ''
-}`;
+}${renderLabDiscovery(racked, planned)}`;
+}
+
+/**
+ * lab.yaml's discovery for the racked VMs: policy auto and one rule naming the planned ones by
+ * serial, in rack order, after the compute nodes; the unplanned ones match no rule.
+ */
+function renderLabDiscovery(racked: LabNode[], planned: LabNode[]): string {
+  if (racked.length === 0) return '';
+  const rule =
+    planned.length === 0
+      ? '  rules: []\n'
+      : `  rules:
+    - name: rack
+      match:
+        serial: [${planned.map((x) => x.serial).join(', ')}]
+      names: ${foldNames(planned.map((x) => x.planned!))}
+      profile: compute
+      ip: [${planned.map((x) => x.ip).join(', ')}]
+      # Set up in band on accept (a fleet account, verified out of band, then the factory one is
+      # disabled); 16 bytes: ipmi_sim authenticates only the first 16 of a 20-byte password.
+      bmc: { address: [${planned.map((x) => x.bmc.address).join(', ')}], credentials: factory, setup: true, password_length: 16 }
+      on_accept: install
+`;
+  return `
+# Zero-touch (fleet lab up --racked): a machine a rule names is accepted as soon as its inspection
+# report is in, its BMC is set up and it is installed, with no command. ${racked.filter((x) => !x.planned).length} racked VM(s) match no rule: they stay discovered.
+discovery:
+  policy: auto
+${rule}`;
 }
 
 function stateFile(dir: string): string {
@@ -361,6 +435,12 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > LAB_MAX_NODES) {
     throw new FleetError('usage.invalid', `lab nodes must be 1-${LAB_MAX_NODES}, got ${o.nodes}`);
   }
+  const rackedCount = o.racked ?? 0;
+  const unplannedCount = o.unplanned ?? 0;
+  for (const [flag, v] of [['racked', rackedCount], ['unplanned', unplannedCount]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new FleetError('usage.invalid', `lab ${flag} machines must be a count (0 or more), got ${v}`);
+  }
+  if (rackedCount + unplannedCount > LAB_MAX_RACKED) throw new FleetError('usage.invalid', `at most ${LAB_MAX_RACKED} racked machines (planned and unplanned together), got ${rackedCount + unplannedCount}`);
   const netns = o.netns ?? defaultNetns(dir);
   if (!NETNS_PATTERN.test(netns)) throw new FleetError('usage.invalid', `lab namespace ${netns} must be named fleet-lab-<id> or fleet-test-<id>`);
   const missing = labPrerequisites();
@@ -394,6 +474,12 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
   await rm(`${sshKey}.pub`, { force: true });
   await runOk(findExecutable('ssh-keygen')!, ['-q', '-t', 'ed25519', '-N', '', '-C', 'fleet-lab', '-f', sshKey], { timeoutMs: 30_000 });
   const sshPublicKey = (await readFile(`${sshKey}.pub`, 'utf8')).trim();
+  const factoryFile = join(dir, 'secrets', 'factory.password');
+  const factoryPassword = randomBytes(12).toString('base64').replace(/[^A-Za-z0-9]/g, 'f').slice(0, 16);
+  if (rackedCount + unplannedCount > 0) {
+    await writeFile(factoryFile, `${factoryPassword}\n`, { mode: 0o600 });
+    await chmod(factoryFile, 0o600);
+  }
 
   const nodes: LabNode[] = [];
   const count = o.storage === false ? o.nodes : o.nodes + 1;
@@ -410,6 +496,28 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       uuid: uuidFor(a.name),
       firmware: firmware(i),
       bmc: { address: '127.0.0.1', port: bmcBase + i, pid: 0 },
+    });
+  }
+  for (let k = 1; k <= rackedCount + unplannedCount; k++) {
+    const i = count + k;
+    const r = rackedLabel(k);
+    const planned = k <= rackedCount ? labNodeName(o.nodes + k) : undefined;
+    nodes.push({
+      name: r.label,
+      index: i,
+      role: 'racked',
+      ...(planned ? { planned } : {}),
+      mac: r.mac,
+      // The rule's address for the node it becomes; an unplanned one keeps its lease in the unknown range.
+      ip: planned ? labNodeAddresses(i).ip : '',
+      tap: `tap${String(i).padStart(2, '0')}`,
+      vmDir: join(dir, 'vms', r.label),
+      serial: r.serial,
+      uuid: uuidFor(r.label),
+      // Legacy BIOS: an empty disk falls through to the NIC's iPXE, as a new server's does.
+      firmware: 'bios',
+      bmc: { address: rackedBmcAddress(k), port: 623, pid: 0 },
+      factory: { username: 'admin', passwordFile: factoryFile },
     });
   }
   const state: LabState = {
@@ -463,12 +571,15 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
         firmware: n.firmware,
         qemu,
         // The serial line is a TCP server its BMC's SOL connects to (`fleet console`), and console.log as before.
-        serialPort: labSerialPort(n.bmc.port),
+        serialPort: serialPortOf(n, bmcBase),
+        ...(n.role === 'racked' ? { inBandBmcPort: inBandPortOf(n, bmcBase) } : {}),
         ...(o.memoryMiB !== undefined ? { memoryMiB: o.memoryMiB } : {}),
         ...(o.diskMiB !== undefined ? { diskMiB: o.diskMiB } : {}),
       };
       await prepareVm(vm, { keepDisk: o.keepDisks === true });
       await writeFile(join(n.vmDir, 'chassis.state'), 'default\n');
+      // A racked machine's BMC comes from the factory: no account or LAN setting of an earlier lab.
+      if (n.role === 'racked') await rm(join(n.vmDir, 'bmc'), { recursive: true, force: true });
     }
     await Promise.all(
       nodes.map(async (n) => {
@@ -481,23 +592,56 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
             address: n.bmc.address,
             port: n.bmc.port,
             username: 'admin',
-            password,
+            password: n.role === 'racked' ? factoryPassword : password,
             hook,
             machine: { uuid: n.uuid, serial: n.serial, manufacturer: LAB_MANUFACTURER, product: LAB_PRODUCT },
-            solPort: labSerialPort(n.bmc.port),
+            solPort: serialPortOf(n, bmcBase),
+            ...(n.role === 'racked' ? { inBandPort: inBandPortOf(n, bmcBase) } : {}),
           },
           ipmitool,
         );
+        // What the factory set: the BMC's MAC, and DHCP for its address (the set-up on accept makes it static).
+        if (n.role === 'racked' && ipmitool) {
+          const b = { address: n.bmc.address, port: n.bmc.port, username: 'admin', password: factoryPassword };
+          for (const args of [['lan', 'set', '1', 'macaddr', n.mac.replace(/^52:54:00:77:01:/, '52:54:00:77:bb:')], ['lan', 'set', '1', 'ipsrc', 'dhcp']]) {
+            const r = await labIpmitool(netns, ipmitool, b, args);
+            if (r.code !== 0) throw new FleetError('internal', `ipmitool ${args.join(' ')} on ${n.name}'s BMC failed: ${r.stderr.trim()}`);
+          }
+        }
       }),
     );
     await writeFile(state.configFile, renderLabConfig(state, sshPublicKey));
     await save();
-    log(`lab: ${nodes.length} VM(s) (${nodes.map((n) => `${n.name} ${n.firmware}`).join(', ')}) with BMCs on 127.0.0.1:${nodes[0]!.bmc.port}-${nodes[nodes.length - 1]!.bmc.port}; config ${state.configFile}`);
+    const declared = nodes.filter((n) => n.role !== 'racked');
+    const rack = nodes.filter((n) => n.role === 'racked');
+    log(`lab: ${declared.length} VM(s) (${declared.map((n) => `${n.name} ${n.firmware}`).join(', ')}) with BMCs on 127.0.0.1:${declared[0]!.bmc.port}-${declared[declared.length - 1]!.bmc.port}; config ${state.configFile}`);
+    if (rack.length > 0) log(`lab: racked, unknown to lab.yaml's nodes: ${rack.map((n) => `${n.name} serial ${n.serial} BMC ${n.bmc.address}:${n.bmc.port}${n.planned ? ` (rule rack: ${n.planned})` : ' (no rule)'}`).join(', ')}`);
     return state;
   } catch (e) {
     await labDown({ dir }).catch(() => undefined);
     throw e;
   }
+}
+
+/** The TCP port of a VM's serial line (its BMC's SOL connects to it): 1000 above the lab's BMC port of its index. */
+function serialPortOf(n: Pick<LabNode, 'index'>, bmcBase: number): number {
+  return labSerialPort(bmcBase + n.index);
+}
+
+/** The TCP port of a racked VM's in-band BMC interface (its KCS): 2000 above the lab's BMC port of its index. */
+function inBandPortOf(n: Pick<LabNode, 'index'>, bmcBase: number): number {
+  return bmcBase + n.index + 2 * LAB_SERIAL_PORT_OFFSET;
+}
+
+/**
+ * Powers the racked VMs on through their BMCs' hook, as a person presses the button once the
+ * machine is cabled (call it once the fleet server answers DHCP). Their disks are empty: the
+ * firmware falls through to the network. Returns the VMs powered on.
+ */
+export async function labPowerOnRacked(state: LabState): Promise<string[]> {
+  const racked = state.nodes.filter((n) => n.role === 'racked');
+  for (const n of racked) await vmHook(state.hook, state.netns, n.vmDir, ['set', 'power', '1']);
+  return racked.map((n) => n.name);
 }
 
 export interface LabDownResult {

@@ -137,7 +137,8 @@ export const LAB_SSH_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKno
 export async function labSsh(p: LabPaths, node: string, args: string[], o: { stdio?: 'inherit' | 'pipe'; timeoutMs?: number } = {}): Promise<{ code: number; out: string; err: string }> {
   const state = readLabState(p.dir);
   if (!state) throw new FleetError('not_found', `no lab in ${p.dir} (fleet lab up creates one)`);
-  const n = state.nodes.find((x) => x.name === node);
+  // A racked VM answers to the node it became as well as to its lab label.
+  const n = state.nodes.find((x) => x.name === node) ?? state.nodes.find((x) => x.planned === node);
   if (!n) throw new FleetError('not_found', `no VM ${JSON.stringify(node)} in the lab (${state.nodes.map((x) => x.name).join(', ')})`);
   const argv = ['netns', 'exec', state.netns, 'ssh', '-i', state.sshKey, ...LAB_SSH_OPTIONS, `root@${n.ip}`, ...args];
   return runIp(argv, o);

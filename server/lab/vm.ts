@@ -60,6 +60,12 @@ export interface VmSpec {
    * still written (the chardev's logfile). Absent: the serial line goes to console.log only.
    */
   serialPort?: number;
+  /**
+   * TCP port on 127.0.0.1 of its BMC's system interface (ipmi_sim `serial 15 … codec VM`): the VM
+   * gets a KCS interface wired to it (QEMU ipmi-bmc-extern), so software inside the VM reaches its
+   * own BMC in band, as on a real server. Absent: no in-band BMC.
+   */
+  inBandBmcPort?: number;
 }
 
 export type VmPower = 'on' | 'off';
@@ -93,6 +99,21 @@ export function serialChardev(vm: Pick<VmSpec, 'dir' | 'serialPort'>): string {
   return `socket,id=con0,host=127.0.0.1,port=${vm.serialPort},server=on,wait=off,logfile=${log},logappend=on`;
 }
 
+/**
+ * The in-band BMC (shared/LAB-NOTES.md, measured): a KCS interface whose BMC is the ipmi_sim on
+ * 127.0.0.1:PORT. reconnect=10: QEMU starts while its BMC restarts and keeps trying, as the
+ * chardev of a real board's BMC would come back.
+ */
+export function inBandBmcArgs(vm: Pick<VmSpec, 'inBandBmcPort'>): string[] {
+  if (vm.inBandBmcPort === undefined) return [];
+  if (!Number.isInteger(vm.inBandBmcPort) || vm.inBandBmcPort < 1 || vm.inBandBmcPort > 65535) throw new FleetError('usage.invalid', `lab VM in-band BMC port ${vm.inBandBmcPort} is not a TCP port`);
+  return [
+    '-chardev', `socket,id=ipmi0,host=127.0.0.1,port=${vm.inBandBmcPort},reconnect=10`,
+    '-device', 'ipmi-bmc-extern,chardev=ipmi0,id=bmc0',
+    '-device', 'isa-ipmi-kcs,bmc=bmc0',
+  ];
+}
+
 /** QEMU arguments without the boot device (the hook adds -boot, or the devices with their bootindex). */
 export function qemuArgs(vm: VmSpec): string[] {
   const args = [
@@ -112,6 +133,7 @@ export function qemuArgs(vm: VmSpec): string[] {
     '-netdev', `tap,id=n0,ifname=${vm.tap},script=no,downscript=no`,
     ...(vm.diskMiB === 0 ? [] : ['-drive', `file=${join(vm.dir, 'disk.qcow2')},format=qcow2,if=none,id=d0,cache=unsafe`]),
     '-smbios', `type=1,manufacturer=${LAB_MANUFACTURER},product=${LAB_PRODUCT},serial=${vm.serial},uuid=${vm.uuid}`,
+    ...inBandBmcArgs(vm),
   ];
   if (vm.firmware === 'uefi') {
     args.push('-drive', `if=pflash,format=raw,readonly=on,file=${OVMF.code}`, '-drive', `if=pflash,format=raw,file=${join(vm.dir, 'OVMF_VARS.fd')}`);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../server/config/parse.js';
+import { planDiscovery } from '../../server/discovery/plan.js';
 import { labIpmitool, startBmc, stopBmc } from '../../server/lab/bmc.js';
 import { CpioArchive } from '../../server/bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
@@ -81,6 +82,39 @@ describe('lab.yaml', () => {
     expect(spec.profiles[0]!.roles.nfs).toBeUndefined();
     expect(spec.profiles[0]!.roles.slurm).toBeUndefined();
     expect(spec.profiles[0]!.roles.repos?.repos[0]?.key).toBe('fleet');
+  });
+
+  it('with racked machines: policy auto, one rule naming the planned ones by serial (BMC set up on accept, install); the unplanned one matches no rule', () => {
+    const racked = (k: number, planned?: string): LabNode => ({
+      name: `rack0${k}`,
+      index: 3 + k,
+      role: 'racked',
+      ...(planned ? { planned } : {}),
+      mac: `52:54:00:77:01:0${k}`,
+      ip: planned ? `10.77.0.${13 + k}` : '',
+      tap: `tap0${3 + k}`,
+      vmDir: `/x/rack0${k}`,
+      serial: `LAB-RACK-0${k}`,
+      uuid: 'u',
+      firmware: 'bios',
+      bmc: { address: `127.0.1.${k}`, port: 623, pid: 0 },
+      factory: { username: 'admin', passwordFile: '/x/secrets/factory.password' },
+    });
+    const nodes = [...labNodes(2), racked(1, 'valkyrie03'), racked(2)];
+    const spec = parseConfig(renderLabConfig({ server: 'http://10.77.0.1:8080', imageName: 'lab', gateway: '10.77.0.1', nodes }, key), { source: 'lab.yaml' });
+    // The racked machines are no nodes: fleet learns them by discovery.
+    expect(spec.nodes.map((x) => x.name).sort()).toEqual(['thor', 'valkyrie01', 'valkyrie02']);
+    expect(spec.credentials.map((c) => c.name)).toEqual(['lab', 'factory']);
+    expect(spec.discovery?.policy).toBe('auto');
+    expect(spec.discovery?.rules).toMatchObject([
+      { name: 'rack', names: ['valkyrie03'], profile: 'compute', ips: ['10.77.0.14'], bmc: { addresses: ['127.0.1.1'], port: 623, credentials: 'factory', setup: { passwordLength: 16 } }, onAccept: 'install' },
+    ]);
+    // The plan the server makes once both have reported: rack01 is valkyrie03, rack02 matches no rule.
+    const facts = (k: number) => ({ facts: { mac: `52:54:00:77:01:0${k}`, inspectedAt: '2026-12-07T10:00:00Z', serial: `LAB-RACK-0${k}`, bmc: { ip: '0.0.0.0' } }, firstSeen: `2026-12-07T10:00:0${k}Z` });
+    const taken = { names: new Set(spec.nodes.map((x) => x.name)), ips: new Map(spec.nodes.map((x) => [x.ip!, `node ${x.name}`])), bmcs: new Map(spec.nodes.map((x) => [`${x.bmc!.address}:${x.bmc!.port}`, `node ${x.name}`])) };
+    const plan = planDiscovery(spec.discovery!.rules, [facts(1), facts(2)], taken);
+    expect(plan.planned.map((x) => [x.mac, x.name, x.ip, x.bmc?.address])).toEqual([['52:54:00:77:01:01', 'valkyrie03', '10.77.0.14', '127.0.1.1']]);
+    expect(plan.unplanned).toMatchObject([{ mac: '52:54:00:77:01:02', reason: expect.stringMatching(/no rule matches/) }]);
   });
 
   it('fleet repo fetch gets what the roles install and a package for the e2e', () => {

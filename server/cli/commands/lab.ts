@@ -22,7 +22,7 @@
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Exit, FleetError } from '../../../common/errors.js';
-import { labAdminUrl, labDown, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
+import { LAB_MAX_RACKED, labAdminUrl, labDown, labPowerOnRacked, labPrerequisites, labStatus, labUp, prepareLabOs, readLabState } from '../../lab/index.js';
 import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, type LabState } from '../../lab/lab.js';
 import { fetchPackages, listPackages } from '../../repo/index.js';
 import { foldNames } from '../../nodeset/index.js';
@@ -47,11 +47,14 @@ export interface LabUpFlags {
   imageCache?: string;
   /** commander's --no-storage: false. */
   storage?: boolean;
+  /** Racked machines a rule names, and ones no rule matches (lab up only). */
+  racked?: string;
+  unplanned?: string;
 }
 
 /** Every VM of the lab as one nodeset, e.g. `thor,valkyrie[01-02]`. */
 export function labNodeset(state: Pick<LabState, 'nodes'>): string {
-  return foldNames(state.nodes.map((n) => n.name));
+  return foldNames(state.nodes.filter((n) => n.role !== 'racked').map((n) => n.name));
 }
 
 /**
@@ -69,6 +72,12 @@ export async function prepareLabRepo(dataDir: string, log: (line: string) => voi
   log(`repository: fleet repo fetch --suite ${LAB_REPO_SUITE} ${LAB_REPO_PACKAGES.join(' ')} (with dependencies, from this machine's apt sources)`);
   const r = await fetchPackages({ dataDir, packages: [...LAB_REPO_PACKAGES], suite: LAB_REPO_SUITE, log: (l) => log(`repository: ${l}`) });
   log(`repository: ${r.suite} now holds ${(await listPackages(dataDir, LAB_REPO_SUITE)).length} packages`);
+}
+
+function parseCount(flag: string, text: string | undefined): number {
+  const n = Number(text ?? '0');
+  if (!/^\d+$/.test(text ?? '0') || n > LAB_MAX_RACKED) throw new FleetError('usage.invalid', `--${flag} must be 0-${LAB_MAX_RACKED}, got ${text}`);
+  return n;
 }
 
 function parseNodes(text: string | undefined): number {
@@ -90,6 +99,8 @@ function execHint(io: CliIo, p: LabPaths, defaultDir: string): string {
 export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = {}): Promise<number> {
   requireRoot(deps);
   const nodes = parseNodes(flags.nodes);
+  const racked = parseCount('racked', flags.racked);
+  const unplanned = parseCount('unplanned', flags.unplanned);
   const p = labPaths(resolve(io.cwd, flags.dir ?? DEFAULT_LAB_DIR));
   const t0 = Date.now();
   const say = (line: string) => io.stderr(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}\n`);
@@ -107,11 +118,13 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
   await resetLabData(p);
   const os = await prepareLabOs({ dataDir: p.dataDir, imageName: 'lab', ...(flags.imageCache ? { imageCache: resolve(io.cwd, flags.imageCache) } : {}), log: say });
   await prepareLabRepo(p.dataDir, say);
-  const state = await labUp({ dir: p.dir, nodes, ...(flags.storage === false ? { storage: false } : {}), imageName: os.image.name, log: say });
+  const state = await labUp({ dir: p.dir, nodes, ...(flags.storage === false ? { storage: false } : {}), racked, unplanned, imageName: os.image.name, log: say });
   try {
     say(`starting fleet server in namespace ${state.netns} (log ${p.serverLog})`);
     const pid = await startLabServer(state, p);
     say(`fleet server running (pid ${pid}) on ${state.server}; DHCP/TFTP on br0`);
+    const on = await labPowerOnRacked(state);
+    if (on.length > 0) say(`racked and powered on: ${on.join(', ')} (discovery policy auto: fleet inspects them and installs the ones its rule names)`);
   } catch (e) {
     await stopLabServer(p).catch(() => undefined);
     await labDown({ dir: p.dir }).catch(() => undefined);
@@ -123,8 +136,9 @@ export async function cmdLabUp(flags: LabUpFlags, io: CliIo, deps: LabCliDeps = 
   const set = labNodeset(state);
   io.stdout(
     [
-      `lab up: ${state.nodes.length} VM(s) (powered off), fleet server at ${state.server} in namespace ${state.netns}`,
+      `lab up: ${state.nodes.filter((n) => n.role !== 'racked').length} VM(s) (powered off)${racked + unplanned > 0 ? ` and ${racked + unplanned} racked (powered on)` : ''}, fleet server at ${state.server} in namespace ${state.netns}`,
       '',
+      ...(racked + unplanned > 0 ? [`The racked machines, with no command: ${x} discovered; ${x} discover --plan; ${x} watch '${labNodeset({ nodes: state.nodes.filter((n) => n.planned).map((n) => ({ ...n, name: n.planned!, role: 'compute' as const })) }) || '-'}'`, ''] : []),
       'Use it (as root):',
       `  ${x} reinstall '${set}' --yes --watch     # PXE, boot environment, Debian 12, disk boot, agent: ~4-5 min under TCG`,
       `  ${x} status`,
