@@ -423,6 +423,20 @@ const m014: Migration = {
   },
 };
 
+/**
+ * 015: a version per setting, bumped by every change. Readers parse a value
+ * again only when its version moved (settings.get reads the small integer,
+ * not the document: the cluster settings with a rule of a thousand serials
+ * are ~100 KB, read on every script fetch and inspection report).
+ */
+const m015: Migration = {
+  async up(db: Kysely<any>): Promise<void> {
+    // Idempotent, as 013: tests rebuild an older database by rolling the record of later migrations back.
+    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('settings')`.execute(db);
+    if (!rows.some((r) => r.name === 'version')) await db.schema.alterTable('settings').addColumn('version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+  },
+};
+
 /** All migrations, by name. Add new ones at the end with the next number. */
 export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '001_initial': m001,
@@ -438,6 +452,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = Object.freeze({
   '011_users': m011,
   '013_bmc_rotation': m013,
   '014_bmc_setup': m014,
+  '015_settings_version': m015,
 });
 
 export const migrationProvider: MigrationProvider = {

@@ -15,6 +15,8 @@ export interface SettingsTable {
   /** JSON document. */
   value: string;
   updated_at: string;
+  /** 015: bumped by every change of the value (readers cache by it). */
+  version: Generated<number>;
 }
 
 export interface ProfilesTable {

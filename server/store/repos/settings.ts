@@ -22,6 +22,14 @@ export function settingsSectionChanges(a: ClusterSettings | null, b: ClusterSett
   return [...keys].filter((k) => canonicalJson(ra[k] ?? null) !== canonicalJson(rb[k] ?? null)).sort();
 }
 
+function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    for (const x of Object.values(v as Record<string, unknown>)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
 /**
  * Key/value settings (JSON values). Key 'cluster' holds the last applied
  * cluster settings: the ClusterSpec minus nodes, profiles and credentials
@@ -30,11 +38,32 @@ export function settingsSectionChanges(a: ClusterSettings | null, b: ClusterSett
  * section names, but the API may show them.
  */
 export class SettingsRepository {
+  /**
+   * The last parse of each key, by its version (015). The cluster settings are read on hot paths
+   * (every iPXE script fetch, inspection report and policy-auto batch), and with a discovery rule
+   * of a thousand serials reading and parsing their ~100 KB of JSON dominated a report's CPU
+   * (bench discovery-inspection). A read asks for the version only; the document is read and
+   * parsed again when it moved, so a value another process wrote is seen at once. Values handed
+   * out are deep-frozen: callers share them.
+   */
+  private readonly parsed = new Map<string, { version: number; value: unknown }>();
+
   constructor(private readonly ctx: StoreContext) {}
 
   async get<T = unknown>(key: string): Promise<T | null> {
-    const row = await this.ctx.q.selectFrom('settings').select('value').where('key', '=', key).executeTakeFirst();
-    return row ? (JSON.parse(row.value) as T) : null;
+    const hit = this.parsed.get(key);
+    if (hit) {
+      const v = await this.ctx.q.selectFrom('settings').select('version').where('key', '=', key).executeTakeFirst();
+      if (v && Number(v.version) === hit.version) return hit.value as T;
+    }
+    const row = await this.ctx.q.selectFrom('settings').select(['value', 'version']).where('key', '=', key).executeTakeFirst();
+    if (!row) {
+      this.parsed.delete(key);
+      return null;
+    }
+    const value = deepFreeze(JSON.parse(row.value) as unknown);
+    this.parsed.set(key, { version: Number(row.version), value });
+    return value as T;
   }
 
   /** Sets a value; writes settings.changed (key and changed sections, not values). Returns false when unchanged. */
@@ -47,7 +76,7 @@ export class SettingsRepository {
       await trx
         .insertInto('settings')
         .values({ key, value: json, updated_at: now })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ value: json, updated_at: now }))
+        .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ value: json, updated_at: now, version: eb('settings.version', '+', 1) })))
         .execute();
       const before = row ? (JSON.parse(row.value) as unknown) : null;
       const isObj = (v: unknown): v is ClusterSettings => v !== null && typeof v === 'object' && !Array.isArray(v);

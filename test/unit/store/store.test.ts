@@ -493,6 +493,20 @@ describe('settings, discovered, tokens, locks', () => {
     ]);
   });
 
+  it('settings are parsed once per stored text: an unchanged value is the same frozen object; a write by another handle is seen at once', async () => {
+    const s = await open();
+    const other = await open();
+    await s.settings.set('k', { a: { b: [1, 2] } }, { actor: 't' });
+    const v1 = await s.settings.get<{ a: { b: number[] } }>('k');
+    expect(await s.settings.get('k')).toBe(v1);
+    expect(Object.isFrozen(v1!.a.b)).toBe(true);
+    expect(() => v1!.a.b.push(3)).toThrow(TypeError);
+    await other.settings.set('k', { a: { b: [9] } }, { actor: 't' });
+    expect(await s.settings.get('k')).toEqual({ a: { b: [9] } });
+    await other.settings.set('k', { a: { b: [1, 2] } }, { actor: 't' });
+    expect(await s.settings.get('k')).toEqual({ a: { b: [1, 2] } });
+  });
+
   it('records discovered machines, first sight once', async () => {
     const s = await open();
     await seed(s, 1);
