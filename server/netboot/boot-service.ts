@@ -390,7 +390,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
         return refuse(e.message);
       }
       deps.onInspected?.(mac);
-      return { mac, inspectedAt: machine.inspectedAt! };
+      return { mac, inspectedAt: machine.inspectedAt };
     },
 
     async inspectionNext(rawMac, token, ip) {

@@ -144,6 +144,24 @@ describe('boot face: inspection of unknown machines', () => {
     expect((await next(token)).json()).toEqual({ action: 'poweroff', reason: 'discovery.after_inspect: poweroff' });
   });
 
+  it('reports sent together are written in one transaction; a refused one (its token already used by its twin) leaves the others kept', async () => {
+    const macs = ['52-54-00-77-00-31', '52-54-00-77-00-32', '52-54-00-77-00-33'];
+    const tokens: string[] = [];
+    for (const m of macs) {
+      const res = await app.inject({ url: `/boot/${m}.ipxe`, remoteAddress: '10.10.254.7' });
+      tokens.push(/fleet\.token=([A-Za-z0-9_-]+)/.exec(res.body)![1]!);
+    }
+    // Each committed transaction tells the observers its event rows once.
+    const commits: string[][] = [];
+    const stop = store.events.observe((rows) => void commits.push(rows.map((r) => r.kind)));
+    const res = await Promise.all([...macs.map((m, i) => post(tokens[i]!, report(), m)), post(tokens[0]!, report(), macs[0])]);
+    stop();
+    expect(res.map((r) => r.statusCode)).toEqual([200, 200, 200, 403]);
+    expect(res[3]!.json().error.message).toMatch(/already used by a report at .* \(one report per boot\)/);
+    expect(commits.filter((k) => k.includes(EVENT.machineInspected))).toEqual([[EVENT.machineInspected, EVENT.machineInspected, EVENT.machineInspected]]);
+    for (const m of macs) expect((await store.discovered.get(m.replace(/-/g, ':')))?.inspectedAt).toBe('2026-12-07T08:00:00.000Z');
+  });
+
   it('refuses a report without the token of the last inspect script, before interpreting it, and says why', async () => {
     const first = await inspectToken();
     const second = await inspectToken();
