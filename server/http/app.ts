@@ -21,13 +21,13 @@
  * iPXE scripts, kickstarts, install callbacks, static trees. It has no admin
  * route at all, so no spelling of an admin path can reach one through it.
  */
-import fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
 import swagger from '@fastify/swagger';
 import { requiredRole, ROLES, type Role } from '../auth/roles.js';
 import { authenticate, authorize, bootstrapAdmin, type Principal } from '../auth/users.js';
 import { CATALOGUE } from '../../common/errors.js';
 import { installErrorHandling } from './errors.js';
-import { loggerOptions } from './logging.js';
+import { loggerOptions, logRequestsAtDebug } from './logging.js';
 import { registerApiRoutes, type ApiDeps } from './routes/api.js';
 import { registerBmcRoutes, type BmcDeps } from './routes/bmc.js';
 import { registerDiscoverBmcRoutes } from './routes/discover-bmc.js';
@@ -105,9 +105,12 @@ export function routesOf(app: FastifyInstance): readonly RouteEntry[] {
 function baseApp(logLevel: string | undefined, logStream: NodeJS.WritableStream | undefined, extra: Record<string, unknown> = {}): FastifyInstance {
   const app = fastify({
     logger: loggerOptions(logLevel ?? 'info', logStream),
+    // One line per request, at debug (logRequestsAtDebug), not Fastify's two at info.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 8 * 1024 * 1024,
     ...extra,
   } as FastifyServerOptions) as unknown as FastifyInstance;
+  logRequestsAtDebug(app, logLevel ?? 'info');
   const routes: RouteEntry[] = [];
   routeTables.set(app, routes);
   app.addHook('onRoute', (r) => {

@@ -37,7 +37,7 @@ export async function startFleetInNetns(lab: NetnsLab, yaml: string, opts: { url
   const dataDir = join(dir, 'data');
   await writeFile(join(dir, 'fleet.yaml'), yaml);
   let out = '';
-  const child = spawn('ip', ['netns', 'exec', lab.server, process.execPath, FLEET_BIN, 'server', '--config', join(dir, 'fleet.yaml'), '--data', dataDir, '--log-level', 'warn'], {
+  const child = spawn('ip', ['netns', 'exec', lab.server, process.execPath, FLEET_BIN, 'server', '--config', join(dir, 'fleet.yaml'), '--data', dataDir, '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));

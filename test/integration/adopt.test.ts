@@ -66,7 +66,8 @@ describe('fleet adopt: a machine without a BMC joins with one pasted line', () =
       listen: '127.0.0.1:0',
       bootListen: '127.0.0.1:0',
       grpcListen: '127.0.0.1:0',
-      logLevel: 'info',
+      // debug: the request lines (with their URLs) are written too, and must not carry the token.
+      logLevel: 'debug',
       logStream,
     });
     fleet = cliAgainst(server, dir);

@@ -44,7 +44,7 @@ const children = new Set<ReturnType<typeof spawn>>();
 
 /** Runs `fleet server` as a child; resolves on exit, or once `ready` matches (then the caller kills it). */
 function fleetServer(config: string, data: string, ready?: RegExp): Promise<{ code: number | null; out: string; pid: number; child: ReturnType<typeof spawn> }> {
-  const child = spawn(process.execPath, [FLEET_BIN, 'server', '--config', config, '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
+  const child = spawn(process.execPath, [FLEET_BIN, 'server', '--config', config, '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'info'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

@@ -79,7 +79,7 @@ suite(why ? `release artefact — SKIPPED: ${why}` : 'release artefact', () => {
   it('starts a server from the install (SQLite through the shipped native module) and stops on SIGTERM with exit 0', async () => {
     const child = spawn(
       fleet,
-      ['server', '--config', join(ROOT, 'examples/seed-cluster.yaml'), '--data', join(dir, 'data'), '--listen', '127.0.0.1:0', '--boot-listen', '127.0.0.1:0', '--log-level', 'warn'],
+      ['server', '--config', join(ROOT, 'examples/seed-cluster.yaml'), '--data', join(dir, 'data'), '--listen', '127.0.0.1:0', '--boot-listen', '127.0.0.1:0', '--log-level', 'info'],
       { cwd: dir, env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';

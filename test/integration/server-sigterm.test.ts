@@ -58,7 +58,7 @@ suite(why ? `fleet server stops on SIGTERM — SKIPPED: ${why}` : 'fleet server 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const serverArgs = (data: string): string[] => ['server', '--config', join(dir, 'fleet.yaml'), '--data', data, '--log-level', 'warn'];
+  const serverArgs = (data: string): string[] => ['server', '--config', join(dir, 'fleet.yaml'), '--data', data, '--log-level', 'info'];
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
   /** How each wrapper ends: the server's exit code where it passes it on; npm re-raises the SIGTERM it got. */

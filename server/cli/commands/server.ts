@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Exit, FleetError } from '../../../common/errors.js';
 import { startServer } from '../../serve.js';
 import type { CliIo } from '../io.js';
+import { logProcessWarnings, serverLogger } from '../../http/logging.js';
 
 export interface ServerFlags {
   config?: string;
@@ -37,6 +38,11 @@ export function serverPaths(flags: Pick<ServerFlags, 'config' | 'data'>, env: No
   return { configPath, ...(dataDir ? { dataDir } : {}), ...(stateDir ? { defaultDataDir: stateDir } : {}) };
 }
 
+/** The level of a start-up fact: warn for warnings and for the doctor's failed or doubtful checks. */
+export function startupLineLevel(line: string): 'info' | 'warn' {
+  return /^(warning: |doctor: (fail|warn) )/.test(line) || /^doctor: \d+ ok, \d+ warn, [1-9]/.test(line) ? 'warn' : 'info';
+}
+
 /** How often `fleet server` under npm checks that its parent is still there. */
 const PARENT_CHECK_MS = 500;
 
@@ -53,13 +59,17 @@ const PARENT_CHECK_MS = 500;
  * children inherit: the lab under `npm run test:e2e`) is not npm exec's.
  */
 export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> {
+  // One log format (docs/operations.md "Logs"): the start-up facts, the stop and Node's own warnings are
+  // JSON lines on stdout, as the HTTP faces' logs are.
+  const log = serverLogger(flags.logLevel, { write: (chunk: string | Uint8Array) => (io.stdout(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()), true) } as unknown as NodeJS.WritableStream);
+  const restoreWarnings = logProcessWarnings(log);
   // Listen for the signals before starting: a SIGTERM during start-up (systemctl stop) then stops the server once it is up.
   let stopping: string | undefined;
   let wake: (() => void) | undefined;
   const stop = (why: string): void => {
     if (stopping !== undefined) return;
     stopping = why;
-    io.stderr(`fleet: ${why}, stopping\n`);
+    log.info(`fleet: ${why}, stopping`);
     wake?.();
   };
   const onInt = (): void => stop('SIGINT received');
@@ -82,7 +92,7 @@ export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> 
       logLevel: flags.logLevel,
       env: io.env,
       cwd: io.cwd,
-      say: (line) => io.stderr(line + '\n'),
+      say: (line) => (startupLineLevel(line) === 'warn' ? log.warn(line) : log.info(line)),
     });
     if (stopping === undefined) await new Promise<void>((resolveStop) => (wake = resolveStop));
     await server.close();
@@ -91,5 +101,6 @@ export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> 
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     if (watch) clearInterval(watch);
+    restoreWarnings();
   }
 }
