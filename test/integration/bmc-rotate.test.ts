@@ -63,7 +63,7 @@ nodes:
     expect(st.out.trim().split('\n')).toEqual(['rot01: off', 'rot02: off']);
     // The password fleet recorded is the one the BMC takes, per node, and they differ.
     const [p1, p2] = [await secretOf('rot01'), await secretOf('rot02')];
-    expect(p1).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(p1).toMatch(/^[A-Za-z0-9._]{16}$/);
     expect(p1).not.toBe(p2);
     const b0 = lab.bmcs[0]!;
     const asFleet = await b0.ipmitool(['-U', 'fleet-a', '-P', p1, 'chassis', 'power', 'status']);

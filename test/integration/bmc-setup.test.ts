@@ -143,7 +143,7 @@ discovery:
     const job = await next(MAC_A, token);
     expect(job.action).toBe('bmc-setup');
     expect(job.job).toMatchObject({ channel: 1, slot: 3, account: 'fleet-a', passwordLength: 16, address: '127.0.0.1', netmask: '255.255.0.0', gateway: '127.0.0.254', retire: { id: 2, name: 'admin' } });
-    expect(job.job.password).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(job.job.password).toMatch(/^[A-Za-z0-9._]{16}$/);
     // A boot environment that lost the answer asks again and gets the same job.
     expect((await next(MAC_A, token)).job.password).toBe(job.job.password);
 

@@ -160,7 +160,12 @@ export function setUserPassword(userId: number, op: number, password?: string, s
  * digits, '-' and '_' (no blank, quote or shell character a BMC web UI or an
  * operator's ipmitool line might mangle).
  */
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+/**
+ * 64 symbols, none a shell or option character: no '-', which ipmitool (the
+ * boot environment's `user set password SLOT PASSWORD`) takes for an option
+ * when a password starts with it — one set-up in 64 failed that way.
+ */
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._';
 
 /**
  * A BMC password of `length` characters from as many random bytes (6 bits

@@ -81,9 +81,14 @@ describe('generateBmcPassword', () => {
     const bytes = Buffer.from(Array.from({ length: 20 }, (_, i) => i * 13));
     const pw = generateBmcPassword(20, () => bytes);
     expect(pw).toHaveLength(20);
-    expect(pw).toMatch(/^[A-Za-z0-9_-]{20}$/);
+    expect(pw).toMatch(/^[A-Za-z0-9._]{20}$/);
     // byte & 63 picks the symbol: 0 → A, 13 → N, 26 → a
     expect(pw.slice(0, 3)).toBe('ANa');
+  });
+
+  it('never a "-" (ipmitool would take a password starting with it for an option): byte 62 is "."', () => {
+    expect(generateBmcPassword(16, () => Buffer.alloc(16, 62))).toBe('.'.repeat(16));
+    for (let i = 0; i < 200; i++) expect(generateBmcPassword()).not.toContain('-');
   });
 
   it('draws fresh randomness each time and honours 16', () => {
