@@ -93,9 +93,11 @@ nodes:
   itBuilt('the first SIGTERM stops a `fleet server` process in the middle of a staggered power-on (no hour-long timer left behind)', async () => {
     const child = spawn(process.execPath, [join(ROOT, 'bin/fleet.js'), 'server', '--config', join(dir, 'fleet.yaml'), '--data', join(dir, 'data-cli'), '--listen', '127.0.0.1:0'], {
       env: { ...process.env, SIM_BMC_PASSWORD: PASSWORD, FLEET_DATA: '' },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Its log (JSON lines on stdout, docs/decisions/0017) and anything on stderr, together.
     let err = '';
+    child.stdout!.on('data', (c: Buffer) => (err += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
