@@ -22,7 +22,6 @@
  * Needs what test/e2e/reinstall.test.ts needs; skips with the reason
  * otherwise (fails under CI=true). `npm run test:e2e`.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,19 +31,12 @@ import type { ApiEvent, StatusResponse } from '../../common/api/schemas.js';
 import { findExecutable } from '../../common/executable.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
 import { type Reaper, startReaper } from '../../server/lab/exec.js';
-import { defaultNetns, labKillSync, labPassword, labPrerequisites, readLabState, type LabState } from '../../server/lab/lab.js';
-import { labPaths, labServerPid, labSsh, runInLab, type LabPaths } from '../../server/lab/server.js';
-import { IMAGE_DATA, imageBuildMissing } from '../helpers/debian-image.js';
-import { distMissing, FLEET_BIN } from '../helpers/fleet-server.js';
+import { defaultNetns, labPassword, readLabState, type LabState } from '../../server/lab/lab.js';
+import { labPaths, labSsh, runInLab, type LabPaths } from '../../server/lab/server.js';
+import { IMAGE_DATA } from '../helpers/debian-image.js';
+import { labCli, labE2eMissing, labEmergencyStop } from '../helpers/lab-e2e.js';
 
-const missing = [...labPrerequisites()];
-if (!findExecutable('dnsmasq')) missing.push('dnsmasq (dnsmasq-base)');
-if (!findExecutable('ipmitool')) missing.push('ipmitool (ipmitool)');
-const dist = distMissing();
-if (dist) missing.push(dist);
-const imageWhy = imageBuildMissing();
-if (imageWhy) missing.push(`the image build: ${imageWhy}`);
-const SKIP = missing.length > 0 ? `needs ${missing.join(', ')}` : '';
+const SKIP = labE2eMissing();
 const suite = SKIP ? describe.skip : describe;
 if (SKIP) console.warn(`e2e racked.test.ts skipped: ${SKIP}`);
 
@@ -63,27 +55,10 @@ suite(SKIP ? `e2e: zero-touch racking in the lab — SKIPPED: ${SKIP}` : 'e2e: z
   let tUp = 0;
   let reaper: Reaper | undefined;
   const timings: string[] = [];
-  const emergency = () => {
-    const pid = p ? labServerPid(p) : undefined;
-    if (pid) process.kill(pid, 'SIGKILL');
-    if (work) labKillSync(join(work, 'lab'));
-  };
+  const emergency = () => labEmergencyStop(p, work);
 
   async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
     return runInLab(p, args, { stdio: 'pipe', timeoutMs: 30_000 });
-  }
-  function labCli(args: string[], timeoutMs: number): Promise<{ code: number; out: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [FLEET_BIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.once('exit', (code) => {
-        clearTimeout(t);
-        resolve({ code: code ?? -1, out });
-      });
-    });
   }
   function tail(file: string, n: number): string {
     return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-n).join('\n') : '';

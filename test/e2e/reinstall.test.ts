@@ -52,7 +52,6 @@
  * The image is built (or reused) in .tmp/image-build/data, the cache the VM
  * tests build it in (test/helpers/debian-image.ts): once per CI run.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -64,21 +63,14 @@ import type { Inventory } from '../../common/inventory/types.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
 import { findExecutable } from '../../common/executable.js';
 import { type Reaper, startReaper } from '../../server/lab/exec.js';
-import { defaultNetns, labKillSync, labPassword, labPrerequisites, readLabState, type LabState } from '../../server/lab/lab.js';
-import { distMissing, FLEET_BIN } from '../helpers/fleet-server.js';
-import { IMAGE_DATA, imageBuildMissing } from '../helpers/debian-image.js';
+import { defaultNetns, labPassword, readLabState, type LabState } from '../../server/lab/lab.js';
+import { labCli, labE2eMissing, labEmergencyStop } from '../helpers/lab-e2e.js';
+import { IMAGE_DATA } from '../helpers/debian-image.js';
 import { showImage } from '../../server/images/index.js';
 import { labSsh } from '../../server/lab/server.js';
 import { renderVmEnv } from '../../server/lab/vm.js';
 
-const missing = [...labPrerequisites()];
-if (!findExecutable('dnsmasq')) missing.push('dnsmasq (dnsmasq-base)');
-if (!findExecutable('ipmitool')) missing.push('ipmitool (ipmitool)');
-const dist = distMissing();
-if (dist) missing.push(dist);
-const imageWhy = imageBuildMissing();
-if (imageWhy) missing.push(`the image build: ${imageWhy}`);
-const SKIP = missing.length > 0 ? `needs ${missing.join(', ')}` : '';
+const SKIP = labE2eMissing();
 const suite = SKIP ? describe.skip : describe;
 if (SKIP) console.warn(`e2e reinstall.test.ts skipped: ${SKIP}`);
 
@@ -108,29 +100,11 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
   let cMark = 0;
   let reaper: Reaper | undefined;
   const timings: string[] = [];
-  const emergency = () => {
-    const pid = p ? labServerPid(p) : undefined;
-    if (pid) process.kill(pid, 'SIGKILL');
-    if (work) labKillSync(join(work, 'lab'));
-  };
+  const emergency = () => labEmergencyStop(p, work);
 
   /** `fleet ARGS` inside the lab's namespace against its server. */
   async function fleet(...args: string[]): Promise<{ code: number; out: string; err: string }> {
     return runInLab(p, args, { stdio: 'pipe', timeoutMs: 30_000 });
-  }
-  /** The `fleet lab …` command itself (up/down/status). */
-  function labCli(args: string[], timeoutMs: number): Promise<{ code: number; out: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [FLEET_BIN, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.once('exit', (code) => {
-        clearTimeout(t);
-        resolve({ code: code ?? -1, out });
-      });
-    });
   }
   async function events(node: string, afterId = 0): Promise<ApiEvent[]> {
     const r = await fleet('events', node, '--json', '--limit', '2000');
