@@ -117,7 +117,8 @@ export interface LabNode {
   serial: string;
   uuid: string;
   firmware: Firmware;
-  bmc: { address: string; port: number; pid: number };
+  /** mac: a racked VM's BMC MAC, as its factory set it (the lab's BMCs have none of their own). */
+  bmc: { address: string; port: number; pid: number; mac?: string };
 }
 
 export interface LabState {
@@ -200,10 +201,10 @@ function checkDir(dir: string): string {
   return resolve(dir);
 }
 
-/** Racked VM k (1-based): lab label rackNN, serial LAB-RACK-NN, MAC 52:54:00:77:01:NN. */
-export function rackedLabel(k: number): { label: string; serial: string; mac: string } {
+/** Racked VM k (1-based): lab label rackNN, serial LAB-RACK-NN, MAC 52:54:00:77:01:NN, its BMC's MAC 52:54:00:77:bb:NN. */
+export function rackedLabel(k: number): { label: string; serial: string; mac: string; bmcMac: string } {
   const nn = String(k).padStart(2, '0');
-  return { label: `rack${nn}`, serial: `LAB-RACK-${nn}`, mac: `52:54:00:77:01:${nn}` };
+  return { label: `rack${nn}`, serial: `LAB-RACK-${nn}`, mac: `52:54:00:77:01:${nn}`, bmcMac: `52:54:00:77:bb:${nn}` };
 }
 
 export function labNodeName(i: number): string {
@@ -516,7 +517,7 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
       uuid: uuidFor(r.label),
       // Legacy BIOS: an empty disk falls through to the NIC's iPXE, as a new server's does.
       firmware: 'bios',
-      bmc: { address: rackedBmcAddress(k), port: 623, pid: 0 },
+      bmc: { address: rackedBmcAddress(k), port: 623, pid: 0, mac: r.bmcMac },
       factory: { username: 'admin', passwordFile: factoryFile },
     });
   }
@@ -601,9 +602,9 @@ export async function labUp(o: LabUpOptions): Promise<LabState> {
           ipmitool,
         );
         // What the factory set: the BMC's MAC, and DHCP for its address (the set-up on accept makes it static).
-        if (n.role === 'racked' && ipmitool) {
+        if (n.role === 'racked' && n.bmc.mac && ipmitool) {
           const b = { address: n.bmc.address, port: n.bmc.port, username: 'admin', password: factoryPassword };
-          for (const args of [['lan', 'set', '1', 'macaddr', n.mac.replace(/^52:54:00:77:01:/, '52:54:00:77:bb:')], ['lan', 'set', '1', 'ipsrc', 'dhcp']]) {
+          for (const args of [['lan', 'set', '1', 'macaddr', n.bmc.mac], ['lan', 'set', '1', 'ipsrc', 'dhcp']]) {
             const r = await labIpmitool(netns, ipmitool, b, args);
             if (r.code !== 0) throw new FleetError('internal', `ipmitool ${args.join(' ')} on ${n.name}'s BMC failed: ${r.stderr.trim()}`);
           }

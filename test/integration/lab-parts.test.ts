@@ -19,7 +19,7 @@ import { CpioArchive } from '../../server/bootenv/cpio.js';
 import { findExecutable } from '../../common/executable.js';
 import { killPid, type Reaper, readPidFile, run, runOk, startReaper } from '../../server/lab/exec.js';
 import { assetPath } from '../../server/lab/assets.js';
-import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, LAB_STORAGE_NODE, labNodeAddresses, type LabNode, renderLabConfig } from '../../server/lab/lab.js';
+import { LAB_REPO_PACKAGES, LAB_REPO_SUITE, LAB_STORAGE_NODE, labNodeAddresses, type LabNode, rackedLabel, renderLabConfig } from '../../server/lab/lab.js';
 import { emptyQcow2, qemuArgs, renderVmEnv, type VmSpec } from '../../server/lab/vm.js';
 
 function labNodes(n: number, storage = true): LabNode[] {
@@ -100,6 +100,8 @@ describe('lab.yaml', () => {
       bmc: { address: `127.0.1.${k}`, port: 623, pid: 0 },
       factory: { username: 'admin', passwordFile: '/x/secrets/factory.password' },
     });
+    // The plan of a racked VM's identity: its NIC and its BMC share the last octet.
+    expect(rackedLabel(3)).toEqual({ label: 'rack03', serial: 'LAB-RACK-03', mac: '52:54:00:77:01:03', bmcMac: '52:54:00:77:bb:03' });
     const nodes = [...labNodes(2), racked(1, 'valkyrie03'), racked(2)];
     const spec = parseConfig(renderLabConfig({ server: 'http://10.77.0.1:8080', imageName: 'lab', gateway: '10.77.0.1', nodes }, key), { source: 'lab.yaml' });
     // The racked machines are no nodes: fleet learns them by discovery.
