@@ -35,7 +35,6 @@ interface TokenRow {
 /** What a machine's events are before it has a name: on accept they become its node's (accepted()). */
 const MACHINE_EVENT_KINDS = [EVENT.machineDiscovered, EVENT.machineInspected, EVENT.inspectionRefused] as const;
 
-
 /**
  * Machines seen on the provisioning network (dnsmasq lease events, iPXE
  * fetches). `node` tells whether a declared node owns the MAC.

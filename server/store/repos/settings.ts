@@ -1,6 +1,7 @@
 import type { ClusterSpec } from '../../model.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import { canonicalJson } from '../json.js';
+import { prepared } from '../prepared.js';
 import type { ClusterSettings, WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
 
@@ -47,13 +48,15 @@ export class SettingsRepository {
    * out are deep-frozen: callers share them.
    */
   private readonly parsed = new Map<string, { version: number; value: unknown }>();
+  /** The version alone: the query of every cached read, compiled once. */
+  private readonly versionQuery = prepared<{ key: string }, { version: number }>((db, p) => db.selectFrom('settings').select('version').where('key', '=', p('key')));
 
   constructor(private readonly ctx: StoreContext) {}
 
   async get<T = unknown>(key: string): Promise<T | null> {
     const hit = this.parsed.get(key);
     if (hit) {
-      const v = await this.ctx.q.selectFrom('settings').select('version').where('key', '=', key).executeTakeFirst();
+      const v = await this.versionQuery.first(this.ctx.q, { key });
       if (v && Number(v.version) === hit.version) return hit.value as T;
     }
     const row = await this.ctx.q.selectFrom('settings').select(['value', 'version']).where('key', '=', key).executeTakeFirst();
