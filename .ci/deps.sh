@@ -15,8 +15,11 @@
 # loopback; the packaged service is never enabled by it); groff-base and
 # man-db to render the generated man pages (test/unit/cli/man.test.ts);
 # prometheus for its promtool (checks the example alert rules and a /metrics
-# scrape; the packaged server is not used and is disabled); a
-# C++ toolchain because better-sqlite3 is built from source when no prebuilt
+# scrape; the packaged server is not used and is disabled); tcpdump (carried
+# by the boot environment: it captures an LLDP frame while inspecting) and
+# lldpd (the switch in the inspection VM test, run by the test inside its
+# namespace; the packaged daemon is disabled: it would speak LLDP on this
+# machine's own links); a C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +36,7 @@ PKGS=(
   gnupg gpgv dpkg-dev xz-utils
   nginx wrk
   groff-base man-db prometheus
+  tcpdump lldpd
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -56,5 +60,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   # running systemd; without one, as in a container, disabling is all there is to do.)
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
     if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; else systemctl disable prometheus; fi
+  fi
+  # And the packaged lldpd: it must not send LLDP on this machine's links (the test runs its own).
+  if [[ " ${missing[*]} " == *" lldpd "* ]]; then
+    if command -v systemctl >/dev/null && systemctl is-enabled --quiet lldpd 2>/dev/null; then
+      if [ -d /run/systemd/system ]; then systemctl disable --now lldpd; else systemctl disable lldpd; fi
+    fi
+    # Without systemd the package's init script may have started it: stop that one (by its pid file).
+    if [ -s /run/lldpd.pid ] && kill -0 "$(cat /run/lldpd.pid)" 2>/dev/null; then kill "$(cat /run/lldpd.pid)" || true; fi
   fi
 fi

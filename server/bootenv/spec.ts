@@ -65,10 +65,12 @@ export const BOOTENV_TOOLS: readonly ToolSpec[] = [
   { name: 'tar', dest: 'usr/bin/tar', pkg: 'tar' },
   { name: 'jq', dest: 'usr/bin/jq', pkg: 'jq' },
   { name: 'ipmitool', dest: 'usr/bin/ipmitool', pkg: 'ipmitool' },
+  // LLDP: one frame captured per linked NIC while inspecting (run with -Z root: the initramfs has no tcpdump user)
+  { name: 'tcpdump', dest: 'usr/bin/tcpdump', pkg: 'tcpdump' },
 ];
 
 /** Debian packages whose versions enter the build key (besides the kernel's). */
-export const BOOTENV_PACKAGES = ['busybox-static', 'fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'grub2-common', 'grub-common', 'grub-pc-bin', 'grub-efi-amd64-bin', 'zstd', 'curl', 'tar', 'jq', 'ipmitool', 'libc6'] as const;
+export const BOOTENV_PACKAGES = ['busybox-static', 'fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'grub2-common', 'grub-common', 'grub-pc-bin', 'grub-efi-amd64-bin', 'zstd', 'curl', 'tar', 'jq', 'ipmitool', 'tcpdump', 'libpcap0.8', 'libc6'] as const;
 
 /** The jobs of the boot environment (fleet.job=): install a node, or inspect an unknown machine. */
 export type BootenvJob = 'install' | 'inspect';
@@ -147,9 +149,11 @@ export function bootenvPaths(dataDir: string): BootenvPaths {
  * (docs/bootenv.md "Protocol"): consoles, then fleet.server, fleet.node,
  * fleet.token (when known), fleet.mac, fleet.job. The boot script adds the
  * token later (scripts.ts withInstallToken puts it after fleet.node). An
- * inspect job has no node (the machine is unknown): no fleet.node.
+ * inspect job has no node (the machine is unknown): no fleet.node; it may
+ * get fleet.lldp_wait=SECONDS last (how long to listen for LLDP on each
+ * linked NIC; absent or 0: not listened for).
  */
-export function cmdlineArgs(o: { server: string; node?: string; token?: string; mac: string; job: BootenvJob; console?: string[] }): string[] {
+export function cmdlineArgs(o: { server: string; node?: string; token?: string; mac: string; job: BootenvJob; console?: string[]; lldpWait?: number }): string[] {
   // The last console is /dev/console, where the boot environment's own lines go: the serial line (SOL, the lab's log).
   const consoles = o.console ?? ['tty0', 'ttyS0'];
   return [
@@ -159,6 +163,7 @@ export function cmdlineArgs(o: { server: string; node?: string; token?: string; 
     ...(o.token !== undefined ? [`fleet.token=${o.token}`] : []),
     `fleet.mac=${o.mac}`,
     `fleet.job=${o.job}`,
+    ...(o.lldpWait !== undefined && o.lldpWait > 0 ? [`fleet.lldp_wait=${Math.floor(o.lldpWait)}`] : []),
   ];
 }
 

@@ -21,7 +21,7 @@ import { isNode, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { parseExpectRule, type ExpectRule } from '../../common/inventory/expect.js';
 import type { BmcProtocol } from '../../common/model.js';
 import { SERIAL_NUMBER, checkFilePath, checkNodeName, cidrContains, intToIp, ipToInt, isIPv4, OBJECT_NAME, parseCidr, show, type Cidr } from '../../common/patterns.js';
-import { AFTER_INSPECT, DISCOVERY_POLICIES, ON_ACCEPT, type AfterInspect, type DiscoveryPolicy, type DiscoveryRule, type DiscoverySpec, type OnAccept, type RuleBmcPlan, type RuleMatch } from '../discovery/types.js';
+import { AFTER_INSPECT, DISCOVERY_POLICIES, MAX_LLDP_WAIT_SECONDS, ON_ACCEPT, type AfterInspect, type DiscoveryPolicy, type DiscoveryRule, type DiscoverySpec, type OnAccept, type RuleBmcPlan, type RuleMatch } from '../discovery/types.js';
 import { parseSerialsFile } from '../discovery/serials.js';
 import { serialKey } from '../discovery/rules.js';
 import { NodeSet, expandPattern } from '../nodeset/index.js';
@@ -444,7 +444,7 @@ export function parseDiscovery(r: Reader, top: Fields, ctx: DiscoveryContext): D
   if (!top.has('discovery')) return undefined;
   const node = top.get('discovery');
   if (node === undefined) return { policy: 'manual', rules: [] };
-  const f = r.fields(node, 'discovery', ['policy', 'inspect', 'after_inspect', 'rules'], [], top.keyNode('discovery'));
+  const f = r.fields(node, 'discovery', ['policy', 'inspect', 'after_inspect', 'lldp_wait', 'rules'], [], top.keyNode('discovery'));
   if (!f) return undefined;
   const policy = (f.string('policy', (s) =>
     (DISCOVERY_POLICIES as readonly string[]).includes(s) ? undefined : `policy ${show(s)} must be one of ${DISCOVERY_POLICIES.join(', ')}`,
@@ -461,7 +461,18 @@ export function parseDiscovery(r: Reader, top: Fields, ctx: DiscoveryContext): D
   const afterInspect = f.string('after_inspect', (s) =>
     (AFTER_INSPECT as readonly string[]).includes(s) ? undefined : `after_inspect ${show(s)} must be one of ${AFTER_INSPECT.join(', ')}`,
   ) as AfterInspect | undefined;
-  return { policy, ...(inspect !== undefined ? { inspect } : {}), ...(afterInspect !== undefined ? { afterInspect } : {}), rules };
+  let lldpWait = f.int('lldp_wait');
+  if (lldpWait !== undefined && (lldpWait < 0 || lldpWait > MAX_LLDP_WAIT_SECONDS)) {
+    r.error(f.p('lldp_wait'), f.get('lldp_wait'), `lldp_wait ${lldpWait}: seconds in 0..${MAX_LLDP_WAIT_SECONDS} (switches send LLDP every 30 s by default)`);
+    lldpWait = undefined;
+  }
+  return {
+    policy,
+    ...(inspect !== undefined ? { inspect } : {}),
+    ...(afterInspect !== undefined ? { afterInspect } : {}),
+    ...(lldpWait !== undefined ? { lldpWaitSeconds: lldpWait } : {}),
+    rules,
+  };
 }
 
 /**

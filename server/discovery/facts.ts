@@ -26,7 +26,7 @@ export function factsOf(m: DiscoveredMachine, bmcLeaseIp?: string): MachineFacts
     ...(m.arch !== null ? { arch: m.arch } : {}),
   };
   if (m.inspection === null || m.inspectedAt === null) return facts;
-  const f = inspectionFacts(m.inspection);
+  const f = inspectionFacts(m.inspection, m.mac);
   const bmc = f.bmc ?? (bmcLeaseIp !== undefined ? {} : undefined);
   if (bmc && bmc.ip === undefined && bmcLeaseIp !== undefined) bmc.ip = bmcLeaseIp;
   return {
@@ -39,6 +39,7 @@ export function factsOf(m: DiscoveredMachine, bmcLeaseIp?: string): MachineFacts
     ...(f.manufacturer !== undefined ? { manufacturer: f.manufacturer } : {}),
     ...(f.model !== undefined ? { model: f.model } : {}),
     ...(bmc !== undefined ? { bmc } : {}),
+    ...(f.lldp !== undefined ? { lldp: f.lldp } : {}),
   };
 }
 

@@ -16,12 +16,15 @@
 import { FleetError } from '../../common/errors.js';
 import { MAC_CANONICAL, SERIAL_NUMBER } from '../../common/patterns.js';
 import { parseSystemGuid } from '../bmc/ipmi/commands.js';
+import { lldpNeighbour, type LldpFrame } from './lldp.js';
 
 /** Largest report body accepted (the BMC's texts dominate; 63 users' list is ~4 KiB). */
 export const MAX_INSPECTION_BODY = 256 * 1024;
 const MAX_TEXT = 32 * 1024;
 const MAX_STR = 256;
 const MAX_ITEMS = 64;
+/** One NIC's capture, base64: `tcpdump -c 1 -s 1600` writes under 2 KiB; room for a jumbo frame. */
+const MAX_LLDP_B64 = 16 * 1024;
 
 export interface InspectedDisk {
   name: string;
@@ -39,7 +42,16 @@ export interface InspectedNic {
   link: 'up' | 'down' | 'unknown';
   speedMbps?: number;
   driver?: string;
+  /**
+   * The switch port at the other end (LLDP), when the boot environment
+   * listened (discovery lldp_wait): the neighbour heard, or null when no LLDP
+   * frame came within the wait. Absent: not listened for on this NIC.
+   */
+  lldp?: NicNeighbour | null;
 }
+
+/** One NIC's LLDP neighbour as decoded from the frame it heard (server/discovery/lldp.ts). */
+export type NicNeighbour = Omit<LldpFrame, 'destination'> & { switch: string; port: string };
 
 export interface BmcUser {
   id: number;
@@ -235,12 +247,14 @@ export function parseInspectionReport(body: unknown): Inspection {
     const carrier = flag(n.carrier, `${at}.carrier`, p);
     const speed = typeof n.speed === 'number' && n.speed > 0 ? int(n.speed, `${at}.speed`, p, 10_000_000) : undefined;
     const driver = str(n.driver, `${at}.driver`, p, 64);
+    const lldp = nicLldp(n.lldp, `${at}.lldp`, p, notes);
     nics.push({
       name,
       mac,
       link: carrier === undefined ? 'unknown' : carrier ? 'up' : 'down',
       ...(speed !== undefined ? { speedMbps: speed } : {}),
       ...(driver !== undefined ? { driver } : {}),
+      ...(lldp !== undefined ? { lldp } : {}),
     });
   });
 
@@ -266,6 +280,39 @@ export function parseInspectionReport(body: unknown): Inspection {
 
   if (p.list.length > 0) throw new FleetError('request.invalid', `inspection report: ${p.list.join('; ')}`);
   return { firmware, system, cpu, memoryMiB: Math.floor(memKiB / 1024), disks, nics, bmc, notes };
+}
+
+/**
+ * A NIC's `lldp` in the report: absent (not listened for), "" (listened,
+ * tcpdump wrote nothing), or the base64 of the pcap tcpdump wrote. A capture
+ * that does not decode is a note, not a refused report: the machine's other
+ * facts are good, and a switch's odd frame must not hide the machine.
+ */
+function nicLldp(v: unknown, path: string, p: Problems, notes: string[]): NicNeighbour | null | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') {
+    p.add(path, 'not a string (base64 of a pcap capture)');
+    return undefined;
+  }
+  if (v.length > MAX_LLDP_B64) {
+    p.add(path, `longer than ${MAX_LLDP_B64} characters (a capture of one frame is smaller)`);
+    return undefined;
+  }
+  const b64 = v.replace(/\s+/g, '');
+  if (b64 === '') return null;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+    p.add(path, 'not base64');
+    return undefined;
+  }
+  try {
+    const n = lldpNeighbour(Buffer.from(b64, 'base64'));
+    if (n === null) return null;
+    const { destination: _dst, ...rest } = n;
+    return rest;
+  } catch (e) {
+    notes.push(`${path}: ${(e as Error).message}`);
+    return undefined;
+  }
 }
 
 /** `Key   : value` lines of ipmitool's lan print / mc info (continuation lines, starting with ':', are skipped). */
@@ -355,8 +402,21 @@ export function parseUserList(text: string): BmcUser[] {
   return users;
 }
 
-/** The report's facts for the naming rules (server/discovery/types.ts MachineFacts), without the boot MAC. */
-export function inspectionFacts(i: Inspection): {
+/**
+ * The switch and port a discovery rule's `match.lldp` sees: those of the NIC
+ * the machine booted from when it heard a neighbour, else of the first NIC
+ * that did; {} when the boot environment listened and heard none; undefined
+ * when it did not listen.
+ */
+export function lldpFacts(i: Inspection, bootMac?: string): { switch?: string; port?: string } | undefined {
+  const listened = i.nics.filter((n) => n.lldp !== undefined);
+  if (listened.length === 0) return undefined;
+  const heard = listened.find((n) => n.mac === bootMac && n.lldp) ?? listened.find((n) => n.lldp);
+  return heard?.lldp ? { switch: heard.lldp.switch, port: heard.lldp.port } : {};
+}
+
+/** The report's facts for the naming rules (server/discovery/types.ts MachineFacts); `bootMac` picks the NIC whose LLDP neighbour counts. */
+export function inspectionFacts(i: Inspection, bootMac?: string): {
   macs: string[];
   serial?: string;
   manufacturer?: string;
@@ -364,7 +424,9 @@ export function inspectionFacts(i: Inspection): {
   nicCount: number;
   diskCount: number;
   bmc?: { mac?: string; ip?: string };
+  lldp?: { switch?: string; port?: string };
 } {
+  const lldp = lldpFacts(i, bootMac);
   const disks = i.disks.filter((d) => !d.removable && d.sizeBytes > 0);
   const bmc = 'absent' in i.bmc ? undefined : { ...(i.bmc.mac ? { mac: i.bmc.mac } : {}), ...(i.bmc.ip ? { ip: i.bmc.ip } : {}) };
   return {
@@ -375,6 +437,7 @@ export function inspectionFacts(i: Inspection): {
     nicCount: i.nics.length,
     diskCount: disks.length,
     ...(bmc !== undefined ? { bmc } : {}),
+    ...(lldp !== undefined ? { lldp } : {}),
   };
 }
 
@@ -391,6 +454,9 @@ export function inspectionSummary(i: Inspection): Record<string, unknown> {
     memoryMiB: i.memoryMiB,
     disks: i.disks.length,
     nics: i.nics.map((n) => `${n.mac} ${n.link}`),
+    ...(i.nics.some((n) => n.lldp !== undefined)
+      ? { lldp: i.nics.filter((n) => n.lldp !== undefined).map((n) => (n.lldp ? `${n.name} ${n.lldp.switch} ${n.lldp.port}` : `${n.name} none heard`)) }
+      : {}),
     bmc: b,
   };
 }

@@ -85,8 +85,26 @@ export interface DiscoverySpec {
   inspect?: boolean;
   /** After its report (default wait). */
   afterInspect?: AfterInspect;
+  /** Seconds the inspecting boot environment listens for an LLDP frame on each linked NIC (lldp_wait; default: lldpWaitOf). */
+  lldpWaitSeconds?: number;
   /** In order: the first rule that matches a machine wins. */
   rules: DiscoveryRule[];
+}
+
+/** Switches send LLDP every 30 s by default (802.1AB msgTxInterval): listening a little longer hears one. */
+export const DEFAULT_LLDP_WAIT_SECONDS = 35;
+export const MAX_LLDP_WAIT_SECONDS = 300;
+
+/**
+ * How long inspection listens for LLDP: discovery.lldp_wait when set; else
+ * DEFAULT_LLDP_WAIT_SECONDS when a rule matches on LLDP (it needs the
+ * neighbour), else 0 (not listened for: inspection is not slowed for a fact
+ * nothing asks for).
+ */
+export function lldpWaitOf(spec: DiscoverySpec | undefined): number {
+  if (spec === undefined) return 0;
+  if (spec.lldpWaitSeconds !== undefined) return spec.lldpWaitSeconds;
+  return spec.rules.some((r) => r.match.lldp !== undefined) ? DEFAULT_LLDP_WAIT_SECONDS : 0;
 }
 
 /**

@@ -118,6 +118,8 @@ export interface BootInput {
   platform?: string;
   /** An unknown machine is inspected (the boot environment is built and discovery inspects); else it gets the waiting script. */
   inspect?: boolean;
+  /** How long the inspecting boot environment listens for LLDP on each linked NIC (discovery lldp_wait; 0 or absent: not at all). */
+  lldpWaitSeconds?: number;
   now?: Date;
   options?: Partial<BootOptions>;
 }
@@ -212,7 +214,7 @@ export function decideBoot(input: BootInput): BootDecision {
   const node = input.node;
   if (!node) {
     if (input.inspect) {
-      return { kind: 'inspect', mac, kernelUrl: bootenvKernelUrl(input.server), initrdUrl: bootenvInitrdUrl(input.server), kernelArgs: inspectKernelArgs(input.server, mac) };
+      return { kind: 'inspect', mac, kernelUrl: bootenvKernelUrl(input.server), initrdUrl: bootenvInitrdUrl(input.server), kernelArgs: inspectKernelArgs(input.server, mac, input.lldpWaitSeconds) };
     }
     return { kind: 'discover', mac, retrySeconds: opts.discoverRetrySeconds };
   }
@@ -346,6 +348,6 @@ export function bootenvKernelArgs(server: string, node: string, mac: string): st
 }
 
 /** The boot environment's kernel arguments for inspecting an unknown machine (no fleet.node; the caller adds fleet.token=). */
-export function inspectKernelArgs(server: string, mac: string): string[] {
-  return ['initrd=initrd.img', ...cmdlineArgs({ server, mac, job: 'inspect' })];
+export function inspectKernelArgs(server: string, mac: string, lldpWait?: number): string[] {
+  return ['initrd=initrd.img', ...cmdlineArgs({ server, mac, job: 'inspect', ...(lldpWait !== undefined ? { lldpWait } : {}) })];
 }

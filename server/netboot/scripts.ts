@@ -14,7 +14,7 @@ import { bootenvPaths } from '../bootenv/spec.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
 import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InspectDecision, type InstallDecision } from './decide.js';
-import type { DiscoverySpec } from '../discovery/types.js';
+import { lldpWaitOf, type DiscoverySpec } from '../discovery/types.js';
 import {
   ipxeTemplateName,
   KICKSTART_TEMPLATE,
@@ -95,6 +95,7 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
   let bootNode: BootNode | undefined;
   let profile: ProfileSpec | undefined;
   let inspect = false;
+  let lldpWait = 0;
   if (node) {
     bootNode = await bootNodeOf(deps.store, node);
     profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
@@ -102,11 +103,13 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
     // An unknown machine is inspected when the boot environment is built and discovery does not say `inspect: false`.
     const discovery = (await deps.store.settings.getCluster())?.discovery as DiscoverySpec | undefined;
     inspect = discovery?.inspect !== false && (await bootenvBuilt(deps.dataDir));
+    lldpWait = lldpWaitOf(discovery);
   }
   const decision = decideBoot({
     ...(bootNode ? { node: bootNode } : {}),
     ...(profile ? { profile } : {}),
     inspect,
+    ...(lldpWait > 0 ? { lldpWaitSeconds: lldpWait } : {}),
     mac,
     server: deps.serverUrl,
     ...(opts.platform ? { platform: opts.platform } : {}),

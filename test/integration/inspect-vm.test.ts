@@ -11,14 +11,17 @@
  * serial, and the machine waits, asking what comes next. Accepted by a rule
  * with `bmc.setup: true`, it then sets its own BMC up in band (a fleet
  * account, over KCS) and fleet verifies that account out of band before
- * the factory password stops working (issue 13 item 3).
+ * the factory password stops working (issue 13 item 3). The "switch" port
+ * the VM's NIC is cabled to speaks LLDP: lldpd on the tap's host side, named
+ * sw-lab-01, port Ethernet1/7; the rule that names the VM matches on it, so
+ * the plan shows the boot environment heard it (issue 13 item 1).
  *
  * Needs root, qemu-system-x86, ipxe-qemu, dnsmasq, ipmi_sim (openipmi),
- * ipmitool, the boot environment's build prerequisites and dist/ built;
+ * ipmitool, lldpd, the boot environment's build prerequisites and dist/ built;
  * skips with the reason otherwise (and under CI=true a skip fails the run).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,7 +45,7 @@ const CACHE = resolve('.tmp', 'bootenv-data');
 const FACTORY_PASSWORD = 'Fact0ry-Secret-7';
 
 const missing: string[] = [...bootenvPrerequisites()];
-for (const [n, p] of [['ipmi_sim', 'openipmi'], ['ipmitool', 'ipmitool']] as const) if (!findExecutable(n)) missing.push(`${n} (${p})`);
+for (const [n, p] of [['ipmi_sim', 'openipmi'], ['ipmitool', 'ipmitool'], ['lldpd', 'lldpd']] as const) if (!findExecutable(n)) missing.push(`${n} (${p})`);
 const why = (missing.length > 0 ? `needs ${missing.join(', ')}` : null) ?? skipReason(['dnsmasq', 'qemu-system-x86_64']) ?? distMissing();
 const suite = why ? describe.skip : describe;
 
@@ -64,7 +67,8 @@ discovery:
   policy: manual
   rules:
     - name: rack-a
-      match: {serial: [LAB-RACK-0002, ${SERIAL}]}
+      # the serial and the switch port (LLDP): lldp_wait is 35 s by this match alone
+      match: {serial: [LAB-RACK-0002, ${SERIAL}], lldp: {switch: "sw-lab-*", port: Ethernet1/7}}
       names: valkyrie[03-04]
       profile: compute
       ip: "10.76.0.[23-24]"
@@ -82,7 +86,7 @@ interface Discovered {
     cpu: { count: number };
     memoryMiB: number;
     disks: { name: string; sizeBytes: number; serial?: string }[];
-    nics: { mac: string; link: string; driver?: string }[];
+    nics: { mac: string; link: string; driver?: string; lldp?: { switch: string; port: string; portDescription?: string } | null }[];
     bmc: { ip?: string; mac?: string; ipSource?: string; guid?: string; channel: number; firmware?: string; users: { name: string; privilege: string }[] };
     notes: string[];
   } | null;
@@ -93,6 +97,9 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
   let fleetd: FleetInNetns;
   let work = '';
   let sim: ChildProcess | undefined;
+  let lldpd: ChildProcess | undefined;
+  let lldpLog = '';
+  let lldpDir = '';
   let vm: ChildProcess | undefined;
   let vmConsole = '';
   let machineInspected = false;
@@ -155,6 +162,18 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
       const res = await run(argv);
       if (res.code !== 0) throw new Error(`${argv.join(' ')}: ${res.stderr}`);
     }
+    // The switch port at the tap's other end speaks LLDP every 2 s (a switch's default is 30 s: lldp_wait covers it).
+    // lldpd runs its lldpcli as _lldpd: its control socket lives where that user can reach it (not in `work`, 0700).
+    lldpDir = await mkdtemp(join(tmpdir(), 'fleet-inspect-lldpd-'));
+    await chmod(lldpDir, 0o755);
+    await writeFile(
+      join(lldpDir, 'lldpd.conf'),
+      ['configure system hostname sw-lab-01', 'configure lldp tx-interval 2', 'configure ports tap0 lldp portidsubtype local Ethernet1/7 description "rack 12 port 7"', ''].join('\n'),
+    );
+    lldpd = spawn('ip', ['netns', 'exec', lab.server, findExecutable('lldpd')!, '-d', '-d', '-I', 'tap0', '-u', join(lldpDir, 'lldpd.ctl'), '-O', join(lldpDir, 'lldpd.conf')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    lldpd.stderr!.on('data', (b: Buffer) => (lldpLog += b.toString()));
     await writeFile(join(work, 'a.img'), '');
     await truncate(join(work, 'a.img'), 2 * 1024 ** 3);
     await writeFile(join(work, 'b.img'), '');
@@ -162,15 +181,17 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
   }, 240_000);
 
   afterAll(async () => {
-    for (const p of [vm, sim]) {
+    for (const p of [vm, sim, lldpd]) {
       if (p && p.exitCode === null && p.signalCode === null) {
-        p.kill('SIGKILL');
+        // lldpd's privileged monitor takes its unprivileged child down on SIGTERM; SIGKILL would orphan it.
+        p.kill(p === lldpd ? 'SIGTERM' : 'SIGKILL');
         await new Promise((r) => p.once('exit', r));
       }
     }
     await fleetd?.cleanup();
     await lab?.destroy();
     if (work) await rm(work, { recursive: true, force: true });
+    if (lldpDir) await rm(lldpDir, { recursive: true, force: true });
   });
 
   it('PXE-boots into inspect mode and reports what QEMU gave it, its BMC read in band', async () => {
@@ -227,6 +248,12 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
       ]),
     );
     expect(i.nics.find((n) => n.mac === MAC)!.link).toBe('up');
+    // LLDP, heard by the boot environment's tcpdump on the booting NIC; the second NIC's hub has no switch.
+    const lldpStats = await run(['ip', 'netns', 'exec', lab.server, 'lldpcli', '-u', join(lldpDir, 'lldpd.ctl'), 'show', 'statistics']);
+    const lldpContext = `lldpd: ${lldpLog.slice(-1500)}\n${lldpStats.stdout}\nVM: ${vmConsole.split('\n').filter((l) => /fleet-inspect|tcpdump|lldp/i.test(l)).join('\n')}\nnotes: ${JSON.stringify(i.notes)}`;
+    expect(i.nics.find((n) => n.mac === MAC)!.lldp, lldpContext).toMatchObject({ switch: 'sw-lab-01', port: 'Ethernet1/7', portDescription: 'rack 12 port 7' });
+    expect(i.nics.find((n) => n.mac === MAC2)!.lldp).toBeNull();
+    console.log(vmConsole.split('\n').filter((l) => /fleet-inspect: (listening for LLDP|LLDP:)/.test(l)).join('\n'));
     // The BMC, in band over KCS: the address and MAC the factory set, its firmware, its users.
     expect(i.bmc).toMatchObject({ channel: 1, ip: BMC_IP, mac: BMC_MAC, ipSource: 'Static Address', firmware: '9.08', manufacturerId: 4753 });
     expect(i.bmc.users).toEqual([{ id: 2, name: 'admin', privilege: 'ADMINISTRATOR', ipmiMessaging: true }]);
@@ -238,7 +265,7 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
 
     // What an admin sees.
     const table = await fleetd.cli('discovered');
-    expect(table.out).toMatch(new RegExp(`${MAC}\\s+10\\.76\\.0\\.2\\d\\d\\s+${SERIAL}\\s+Fleet Lab Rack VM\\s+${BMC_IP.replace(/\./g, '\\.')}`));
+    expect(table.out).toMatch(new RegExp(`${MAC}\\s+10\\.76\\.0\\.2\\d\\d\\s+${SERIAL}\\s+Fleet Lab Rack VM\\s+${BMC_IP.replace(/\./g, '\\.')}\\s+sw-lab-01 Ethernet1/7\\s`));
     const plan = await fleetd.cli('discover', '--plan', '--json');
     expect(plan.code, plan.err).toBe(0);
     const planned = (JSON.parse(plan.out) as { planned: { mac: string; name: string; rule: string }[] }).planned;

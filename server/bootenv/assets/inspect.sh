@@ -59,6 +59,19 @@ for c in /sys/class/net/*; do
   NICS="$NICS ${c##*/}"
   ip link set "${c##*/}" up 2>>"$LOG"
 done
+# LLDP (fleet.lldp_wait=SECONDS, set when a discovery rule matches on it or discovery.lldp_wait
+# says so): one frame per NIC, captured in the background while the rest is read, as raw pcap
+# bytes the server decodes. tcpdump stays root (-Z root): the initramfs has no tcpdump user.
+LLDP_WAIT=${FLEET_LLDP_WAIT:-0}
+case "$LLDP_WAIT" in ''|*[!0-9]*) note "fleet.lldp_wait=$LLDP_WAIT is not a number of seconds: LLDP not listened for"; LLDP_WAIT=0 ;; esac
+LLDP_PIDS=''
+if [ "$LLDP_WAIT" -gt 0 ]; then
+  log "listening for LLDP on$NICS for up to $LLDP_WAIT s"
+  for n in $NICS; do
+    timeout "$LLDP_WAIT" tcpdump -Z root -i "$n" -c 1 -s 1600 -U -w "$W/lldp-$n.pcap" 'ether proto 0x88cc' 2>>"$LOG" &
+    LLDP_PIDS="$LLDP_PIDS $!"
+  done
+fi
 sleep 3
 : > "$W/nics"
 for n in $NICS; do
@@ -87,6 +100,20 @@ else
   ipmi raw 0x06 0x37 > "$W/guid.txt" || note "bmc: Get System GUID failed"
   jq -n --argjson ch "$CH" --rawfile lan "$W/lan.txt" --rawfile mc "$W/mc.txt" --rawfile users "$W/users.txt" --rawfile guid "$W/guid.txt" \
     '{channel:$ch, lan:$lan, mc:$mc, users:$users, guid:$guid}' > "$W/bmc.json"
+fi
+
+# The LLDP captures: each NIC's pcap (base64) goes into its entry; an empty capture is "" (listened, none heard).
+if [ -n "$LLDP_PIDS" ]; then
+  for pid in $LLDP_PIDS; do wait "$pid" 2>/dev/null; done
+  : > "$W/nics.lldp"
+  while read -r line; do
+    n=$(echo "$line" | jq -r .name)
+    f="$W/lldp-$n.pcap"
+    if [ -s "$f" ]; then b=$(base64 < "$f" | tr -d '\n'); else b=''; note "lldp: tcpdump wrote no capture on $n"; fi
+    echo "$line" | jq -c --arg b "$b" '. + {lldp: $b}' >> "$W/nics.lldp"
+  done < "$W/nics"
+  mv "$W/nics.lldp" "$W/nics"
+  log "LLDP: $(for f in "$W"/lldp-*.pcap; do [ -s "$f" ] && echo "${f##*/lldp-} $(wc -c < "$f") bytes"; done | tr '\n' ' ')"
 fi
 
 jq -n --arg fw "$FIRMWARE" --slurpfile system "$W/system.json" --arg cm "$CPU_MODEL" --arg cc "$CPUS" --arg mem "${MEM_KIB:-0}" \

@@ -34,6 +34,7 @@ export async function cmdRender(flags: GlobalFlags, kind: string, node: string, 
 interface InspectionView {
   system: { serial?: string; manufacturer?: string; model?: string };
   bmc: { ip?: string; mac?: string } | { absent: string };
+  nics?: { mac: string; lldp?: { switch: string; port: string } | null }[];
 }
 
 function modelOf(i: InspectionView | null): string {
@@ -45,6 +46,14 @@ function bmcOf(i: InspectionView | null): string {
   if (!i) return '-';
   if ('absent' in i.bmc) return 'none';
   return i.bmc.ip ?? i.bmc.mac ?? 'no address';
+}
+
+/** The switch and port of the boot NIC (else of the first NIC that heard one), as the rules see them (inspection.ts lldpFacts). */
+function switchPortOf(i: InspectionView | null, bootMac: string): string {
+  const listened = (i?.nics ?? []).filter((n) => n.lldp !== undefined);
+  if (listened.length === 0) return '-';
+  const heard = listened.find((n) => n.mac === bootMac && n.lldp) ?? listened.find((n) => n.lldp);
+  return heard?.lldp ? `${heard.lldp.switch} ${heard.lldp.port}` : 'none heard';
 }
 
 /** `--list`/`--dynamic` and `--host`: Ansible's inventory script protocol. */
@@ -93,10 +102,10 @@ export async function cmdDiscovered(flags: GlobalFlags, opts: { json?: boolean }
   }
   io.stdout(
     formatTable(
-      ['mac', 'ip', 'serial', 'model', 'bmc', 'arch', 'pxe', 'inspected', 'last seen'],
+      ['mac', 'ip', 'serial', 'model', 'bmc', 'switch port', 'arch', 'pxe', 'inspected', 'last seen'],
       res.machines.map((m) => {
         const i = m.inspection as InspectionView | null;
-        return [m.mac, m.ip ?? '-', i?.system.serial ?? '-', modelOf(i), m.bmcOf ? `bmc of ${m.bmcOf}` : bmcOf(i), m.arch ?? '-', m.pxe ? 'yes' : 'no', m.inspectedAt ?? '-', m.lastSeen];
+        return [m.mac, m.ip ?? '-', i?.system.serial ?? '-', modelOf(i), m.bmcOf ? `bmc of ${m.bmcOf}` : bmcOf(i), switchPortOf(i, m.mac), m.arch ?? '-', m.pxe ? 'yes' : 'no', m.inspectedAt ?? '-', m.lastSeen];
       }),
     ) + '\n',
   );

@@ -260,9 +260,9 @@ describe('netboot API and CLI', () => {
       await store.discovered.record({ mac: NEW, ip: '10.10.254.9', vendorClass: 'PXEClient:Arch:00007:UNDI:003016', arch: 'x86_64', pxe: true });
       expect(await cmdDiscovered(flags(), {}, io)).toBe(0);
       const lines = out.trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^MAC\s+IP\s+SERIAL\s+MODEL\s+BMC\s+ARCH\s+PXE\s+INSPECTED\s+LAST SEEN$/);
+      expect(lines[0]).toMatch(/^MAC\s+IP\s+SERIAL\s+MODEL\s+BMC\s+SWITCH PORT\s+ARCH\s+PXE\s+INSPECTED\s+LAST SEEN$/);
       // Not inspected: no serial, model or BMC yet.
-      expect(lines[1]).toMatch(new RegExp(`^${NEW}\\s+10\\.10\\.254\\.9\\s+-\\s+-\\s+-\\s+x86_64\\s+yes\\s+-\\s+\\d{4}-`));
+      expect(lines[1]).toMatch(new RegExp(`^${NEW}\\s+10\\.10\\.254\\.9\\s+-\\s+-\\s+-\\s+-\\s+x86_64\\s+yes\\s+-\\s+\\d{4}-`));
       out = '';
       expect(await cmdDiscovered(flags(), { json: true }, io)).toBe(0);
       expect(JSON.parse(out)[0].mac).toBe(NEW);

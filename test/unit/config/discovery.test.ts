@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { FleetError } from '../../../common/errors.js';
 import { configIssuesOf, loadConfigFile, parseConfig, type ConfigIssue } from '../../../server/config/index.js';
 import { serialsFilesNamed } from '../../../server/config/discovery.js';
+import { DEFAULT_LLDP_WAIT_SECONDS, lldpWaitOf } from '../../../server/discovery/types.js';
 
 type Obj = Record<string, any>;
 
@@ -59,6 +60,17 @@ describe('discovery: in fleet.yaml', () => {
   it('inspect and after_inspect: absent means inspect and wait', () => {
     expect(parseConfig(stringify(base({ policy: 'auto' }))).discovery).toEqual({ policy: 'auto', rules: [] });
     expect(parseConfig(stringify(base({ inspect: false, after_inspect: 'poweroff' }))).discovery).toEqual({ policy: 'manual', inspect: false, afterInspect: 'poweroff', rules: [] });
+  });
+
+  it('lldp_wait: seconds to listen for LLDP; absent, a rule on LLDP makes it 35 and none makes it 0', () => {
+    expect(parseConfig(stringify(base({ lldp_wait: 0 }))).discovery).toEqual({ policy: 'manual', lldpWaitSeconds: 0, rules: [] });
+    expect(lldpWaitOf(parseConfig(stringify(base({ lldp_wait: 12 }))).discovery)).toBe(12);
+    expect(lldpWaitOf(parseConfig(stringify(base({}))).discovery)).toBe(0);
+    const onLldp = (extra: Obj) => base({ ...extra, rules: [{ name: 'r12', match: { lldp: { port: 'Ethernet1/*' } }, names: 'n[1-2]', profile: 'compute' }] });
+    expect(lldpWaitOf(parseConfig(stringify(onLldp({}))).discovery)).toBe(DEFAULT_LLDP_WAIT_SECONDS);
+    expect(DEFAULT_LLDP_WAIT_SECONDS).toBe(35);
+    expect(lldpWaitOf(parseConfig(stringify(onLldp({ lldp_wait: 0 }))).discovery)).toBe(0);
+    expect(lldpWaitOf(undefined)).toBe(0);
   });
 
   it('is optional', () => {
@@ -134,6 +146,8 @@ describe('discovery: in fleet.yaml', () => {
     ['an empty lldp', rule1({ match: { lldp: {} } }), 'discovery.rules[1].match.lldp', 'lldp needs switch, port or both'],
     ['a bad policy', base({ policy: 'automatic' }), 'discovery.policy', 'policy automatic must be one of manual, auto'],
     ['a bad after_inspect', base({ after_inspect: 'halt' }), 'discovery.after_inspect', 'after_inspect halt must be one of wait, poweroff'],
+    ['an lldp_wait past 300 s', base({ lldp_wait: 301 }), 'discovery.lldp_wait', 'lldp_wait 301: seconds in 0..300 (switches send LLDP every 30 s by default)'],
+    ['an lldp_wait that is not a number', base({ lldp_wait: '30s' }), 'discovery.lldp_wait', /integer/],
     ['inspect that is not a boolean', base({ inspect: 'sometimes' }), 'discovery.inspect', 'expected true or false, got a string'],
     ['a rule without names', base({ rules: [{ name: 'x', profile: 'compute' }] }), 'discovery.rules[0].names', "'names' is required"],
   ];

@@ -11,6 +11,10 @@ import { bmcOwners, candidatesOf, factsOf } from '../../../server/discovery/fact
 import type { DiscoveredMachine } from '../../../server/store/index.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/inspection/${name}`, import.meta.url), 'utf8');
+/** What tcpdump wrote in a namespace: lldpd 1.0.16 heard on a veth (hostname sw-lab-01, port ID local Ethernet1/7), and a capture that timed out. */
+const pcap64 = (name: string) => readFileSync(new URL(`../../fixtures/lldp/${name}`, import.meta.url)).toString('base64');
+const HEARD = pcap64('lldpd-1.0.16-local-port.pcap');
+const SILENT = pcap64('tcpdump-timed-out.pcap');
 const BMC = { channel: 1, lan: fixture('ipmi_sim-lan-print.txt'), mc: fixture('ipmi_sim-mc-info.txt'), users: fixture('ipmi_sim-user-list.txt'), guid: fixture('ipmi_sim-guid-raw.txt') };
 
 function report(over: Record<string, unknown> = {}): Record<string, unknown> {
@@ -80,6 +84,47 @@ describe('parseInspectionReport', () => {
       diskCount: 2,
       bmc: { mac: '52:54:00:aa:bb:01', ip: '10.77.1.50' },
     });
+  });
+
+  it('LLDP: each NIC\'s capture decoded (neighbour, or null when none was heard); a capture that does not decode is a note and the report is kept', () => {
+    const i = parseInspectionReport(
+      report({
+        nics: [
+          { name: 'eth0', mac: '52:54:00:77:00:21', carrier: 1, driver: 'virtio_net', lldp: HEARD },
+          { name: 'eth1', mac: '52:54:00:77:01:21', carrier: 0, driver: 'e1000', lldp: SILENT },
+          { name: 'eth2', mac: '52:54:00:77:02:21', carrier: 1, driver: 'e1000', lldp: '' },
+          { name: 'eth3', mac: '52:54:00:77:03:21', carrier: 1, driver: 'e1000', lldp: Buffer.from('not a pcap file at all, but long enough').toString('base64') },
+          { name: 'eth4', mac: '52:54:00:77:04:21', carrier: 1, driver: 'e1000' },
+        ],
+      }),
+    );
+    expect(i.nics[0]!.lldp).toMatchObject({
+      switch: 'sw-lab-01',
+      port: 'Ethernet1/7',
+      systemName: 'sw-lab-01',
+      portId: { subtype: 'local', value: 'Ethernet1/7' },
+      portDescription: 'uplink to rack 12',
+      chassisId: { subtype: 'mac' },
+    });
+    expect(i.nics[0]!.lldp).not.toHaveProperty('destination');
+    expect(i.nics.map((n) => n.lldp === undefined ? 'not listened' : n.lldp === null ? 'none heard' : 'heard')).toEqual(['heard', 'none heard', 'none heard', 'not listened', 'not listened']);
+    expect(i.notes).toEqual(['nics[3].lldp: LLDP capture: not a pcap file (magic 0x20746f6e)']);
+    expect(inspectionSummary(i).lldp).toEqual(['eth0 sw-lab-01 Ethernet1/7', 'eth1 none heard', 'eth2 none heard']);
+  });
+
+  it('LLDP: what is not base64 or too long for one frame refuses the report', () => {
+    const nic = (lldp: unknown) => report({ nics: [{ name: 'eth0', mac: '52:54:00:77:00:21', carrier: 1, lldp }] });
+    expect(() => parseInspectionReport(nic('%%%'))).toThrow(/nics\[0\]\.lldp: not base64/);
+    expect(() => parseInspectionReport(nic(42))).toThrow(/nics\[0\]\.lldp: not a string/);
+    expect(() => parseInspectionReport(nic('A'.repeat(20_000)))).toThrow(/nics\[0\]\.lldp: longer than 16384 characters/);
+  });
+
+  it('LLDP facts: the boot NIC\'s neighbour, else the first heard; {} when listened and none heard; absent when not listened', () => {
+    const nics = (a: unknown, b: unknown) => report({ nics: [{ name: 'eth0', mac: '52:54:00:77:00:21', carrier: 1, lldp: a }, { name: 'eth1', mac: '52:54:00:77:01:21', carrier: 1, lldp: b }] });
+    expect(inspectionFacts(parseInspectionReport(nics(SILENT, HEARD)), '52:54:00:77:00:21').lldp).toEqual({ switch: 'sw-lab-01', port: 'Ethernet1/7' });
+    expect(inspectionFacts(parseInspectionReport(nics(HEARD, SILENT)), '52:54:00:77:01:21').lldp).toEqual({ switch: 'sw-lab-01', port: 'Ethernet1/7' });
+    expect(inspectionFacts(parseInspectionReport(nics(SILENT, '')), '52:54:00:77:00:21').lldp).toEqual({});
+    expect(inspectionFacts(parseInspectionReport(nics(undefined, undefined))).lldp).toBeUndefined();
   });
 
   it('SMBIOS placeholders name no machine: dropped with a note', () => {

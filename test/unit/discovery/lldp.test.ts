@@ -4,6 +4,7 @@
  * wrapped in classic pcap files as tcpdump writes them. The real peer
  * (lldpd sending to a lab VM's NIC) comes with the boot environment's capture.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeLldpFrame, lldpNeighbour, parsePcapFrames } from '../../../server/discovery/lldp.js';
 
@@ -116,5 +117,28 @@ describe('LLDP from a pcap of one frame', () => {
     ['a runt', Buffer.alloc(8), /shorter than an Ethernet header/],
   ] as const)('refuses a frame: %s', (_what, f, msg) => {
     expect(() => decodeLldpFrame(f)).toThrow(msg);
+  });
+});
+
+describe('captures of the real peer', () => {
+  const pcap = (name: string) => readFileSync(new URL(`../../fixtures/lldp/${name}`, import.meta.url));
+  it('lldpd 1.0.16 as tcpdump -w wrote it on a veth in a namespace: system name, local port ID, description, an IPv6 management address', () => {
+    const n = lldpNeighbour(pcap('lldpd-1.0.16-local-port.pcap'))!;
+    expect(n).toMatchObject({
+      destination: '01:80:c2:00:00:0e',
+      chassisId: { subtype: 'mac', value: n.source },
+      portId: { subtype: 'local', value: 'Ethernet1/7' },
+      ttl: 8,
+      portDescription: 'uplink to rack 12',
+      systemName: 'sw-lab-01',
+      switch: 'sw-lab-01',
+      port: 'Ethernet1/7',
+    });
+    expect(n.systemDescription).toMatch(/^Debian GNU\/Linux 12/);
+    expect(n.managementAddresses).toEqual([expect.stringMatching(/^fe80:/)]);
+  });
+  it('a capture tcpdump ended at its timeout holds the header only: nothing heard', () => {
+    expect(pcap('tcpdump-timed-out.pcap')).toHaveLength(24);
+    expect(lldpNeighbour(pcap('tcpdump-timed-out.pcap'))).toBeNull();
   });
 });

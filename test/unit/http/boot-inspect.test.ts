@@ -108,6 +108,16 @@ describe('boot face: inspection of unknown machines', () => {
     expect((await store.discovered.get(MAC))?.pxe).toBe(true);
   });
 
+  it('listens for LLDP when a rule matches on it (35 s) or discovery.lldp_wait says how long; not otherwise', async () => {
+    const rule = { name: 'r12', match: { lldp: { switch: 'sw-r12-*' } }, names: 'n[1-4]', profile: 'compute', onAccept: 'install' };
+    await settings({ rules: [rule] });
+    expect((await app.inject({ url: `/boot/${URL_MAC}.ipxe` })).body).toMatch(/fleet\.mac=52:54:00:77:00:21 fleet\.job=inspect fleet\.lldp_wait=35 \|\| goto/);
+    await settings({ lldpWaitSeconds: 8 });
+    expect((await app.inject({ url: `/boot/${URL_MAC}.ipxe` })).body).toMatch(/fleet\.job=inspect fleet\.lldp_wait=8 \|\| goto/);
+    await settings({ rules: [rule], lldpWaitSeconds: 0 });
+    expect((await app.inject({ url: `/boot/${URL_MAC}.ipxe` })).body).not.toContain('lldp_wait');
+  });
+
   it('without a built boot environment, or with inspect: false, the machine gets the waiting script', async () => {
     await settings({ inspect: false });
     const off = await app.inject({ url: `/boot/${URL_MAC}.ipxe` });
