@@ -72,8 +72,8 @@ export const BOOTENV_TOOLS: readonly ToolSpec[] = [
 /** Debian packages whose versions enter the build key (besides the kernel's). */
 export const BOOTENV_PACKAGES = ['busybox-static', 'fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'grub2-common', 'grub-common', 'grub-pc-bin', 'grub-efi-amd64-bin', 'zstd', 'curl', 'tar', 'jq', 'ipmitool', 'tcpdump', 'libpcap0.8', 'libc6'] as const;
 
-/** The jobs of the boot environment (fleet.job=): install a node, or inspect an unknown machine. */
-export type BootenvJob = 'install' | 'inspect';
+/** The jobs of the boot environment (fleet.job=): install a node, inspect an unknown machine, or boot a stateless node's image into RAM. */
+export type BootenvJob = 'install' | 'inspect' | 'stateless';
 
 /** Shell assets (server/bootenv/assets) and where they land. */
 export const BOOTENV_ASSETS = [
@@ -81,6 +81,7 @@ export const BOOTENV_ASSETS = [
   { name: 'lib.sh', dest: 'usr/share/fleet/lib.sh', mode: 0o644 },
   { name: 'install.sh', dest: 'usr/share/fleet/install.sh', mode: 0o755 },
   { name: 'inspect.sh', dest: 'usr/share/fleet/inspect.sh', mode: 0o755 },
+  { name: 'stateless.sh', dest: 'usr/share/fleet/stateless.sh', mode: 0o755 },
   { name: 'udhcpc.script', dest: 'usr/share/fleet/udhcpc.script', mode: 0o755 },
 ] as const;
 

@@ -10,4 +10,5 @@ export const VM_TESTS = [
   'test/integration/bootenv-debian.test.ts',
   'test/integration/netboot-qemu.test.ts',
   'test/integration/inspect-vm.test.ts',
+  'test/integration/stateless-vm.test.ts',
 ];

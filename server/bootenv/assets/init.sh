@@ -3,7 +3,11 @@
 # Rendered at build time: @@KVER@@ and @@BUILD@@ are filled in by server/bootenv.
 # Mounts proc/sys/dev, loads the modules listed in /etc/fleet/modules (in
 # dependency order), reads fleet.* from the kernel command line, brings up the
-# NIC whose MAC is fleet.mac with DHCP and runs the job (fleet.job=install or inspect).
+# NIC whose MAC is fleet.mac with DHCP and runs the job (fleet.job=install,
+# inspect or stateless). A stateless boot runs the image's kernel with the
+# image's module layer as a second initrd (server/stateless): its
+# /etc/fleet/kernel and /etc/fleet/modules replace the build's own, and after
+# stateless.sh has built the node's root in RAM, /init switches to it.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 KVER='@@KVER@@'
@@ -20,6 +24,8 @@ mount -t tmpfs run /run
 LOG=/run/fleet.log
 exec >/dev/console 2>&1
 log() { echo "fleet-bootenv: $*" | tee -a "$LOG"; }
+# The image's module layer names the kernel it was made for (the one running: the image's).
+[ -s /etc/fleet/kernel ] && KVER=$(cat /etc/fleet/kernel)
 log "boot environment $BUILD on kernel $KVER (uptime $(cut -d' ' -f1 /proc/uptime) s)"
 
 # Modules, in dependency order; one that fails (e.g. crc32c-intel under TCG) is logged and skipped.
@@ -68,11 +74,21 @@ case "${FLEET_JOB:-}" in
   inspect)
     /bin/sh /usr/share/fleet/inspect.sh
     ;;
+  stateless)
+    /bin/sh /usr/share/fleet/stateless.sh
+    if [ -f /run/fleet-switch-root ] && grep -q "^[^ ]* /newroot " /proc/mounts; then
+      # The node's root is ready (stateless.sh said so): hand it /dev, /proc, /sys and /run
+      # (with the image and the RAM overlay mounted under /run/fleet) and become its init.
+      log "switching to the node's root (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+      for m in dev proc sys run; do mkdir -p "/newroot/$m"; mount --move "/$m" "/newroot/$m" || log "mount --move /$m failed"; done
+      exec switch_root /newroot /sbin/init
+    fi
+    ;;
   shell)
     setsid cttyhack sh
     ;;
   *)
-    log "unknown job '${FLEET_JOB:-}' (fleet.job=install or inspect)"
+    log "unknown job '${FLEET_JOB:-}' (fleet.job=install, inspect or stateless)"
     ;;
 esac
 halt_forever
