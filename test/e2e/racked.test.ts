@@ -22,6 +22,7 @@
  * Needs what test/e2e/reinstall.test.ts needs; skips with the reason
  * otherwise (fails under CI=true). `npm run test:e2e`.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,8 +32,8 @@ import type { ApiEvent, StatusResponse } from '../../common/api/schemas.js';
 import { findExecutable } from '../../common/executable.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
 import { type Reaper, startReaper } from '../../server/lab/exec.js';
-import { defaultNetns, labPassword, readLabState, type LabState } from '../../server/lab/lab.js';
-import { labPaths, labSsh, runInLab, type LabPaths } from '../../server/lab/server.js';
+import { defaultNetns, labAdminUrl, labPassword, readLabState, type LabState } from '../../server/lab/lab.js';
+import { fleetBin, labPaths, labSsh, runInLab, type LabPaths } from '../../server/lab/server.js';
 import { IMAGE_DATA } from '../helpers/debian-image.js';
 import { labCli, labE2eMissing, labEmergencyStop } from '../helpers/lab-e2e.js';
 
@@ -169,6 +170,46 @@ suite(SKIP ? `e2e: zero-touch racking in the lab — SKIPPED: ${SKIP}` : 'e2e: z
     // …and its BMC in band: the installed kernel found the KCS interface (ipmi_si) of the BMC it was racked with.
     expect(lines.slice(0, 6), r.err).toEqual([NODE, `${rack('rack01').ip}/24`, 'active', 'active', 'LAB-RACK-01', '/dev/ipmi0']);
   }, READY_WAIT_MS + 5 * 60_000);
+
+  it(`fleet console ${NODE} shows its kernel booting when it reboots (its BMC's SOL, wired to the VM's serial line)`, async () => {
+    const state = readLabState(p.dir)!;
+    // The CLI as an admin runs it, a pipe for its keyboard: attached before the reboot, it shows the whole boot.
+    const con = spawn('ip', ['netns', 'exec', state.netns, process.execPath, fleetBin(), '--url', labAdminUrl(state), '--data', p.dataDir, 'console', NODE], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    con.stdout!.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    con.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => con.once('exit', (c) => r(c)));
+    const until = async (what: string, pred: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !pred(); await sleep(250)) {
+        if (Date.now() > end || con.exitCode !== null) throw new Error(`fleet console: no ${what} in ${secs(ms)} (exit ${con.exitCode})\nstderr: ${err}\nstdout tail: ${out.slice(-2000)}`);
+      }
+    };
+    try {
+      await until('attach message', () => err.includes(`[fleet console: ${NODE} via `), 30_000);
+      const t0 = Date.now();
+      // The reboot is asked from inside (ssh ends with the connection: its code does not matter).
+      await labSsh(p, NODE, ['systemctl reboot'], { stdio: 'pipe', timeoutMs: 30_000 });
+      await until('kernel banner', () => /Linux version \d+\.\d+\S* /.test(out), 300_000);
+      timings.push(`fleet console ${NODE}: the kernel banner ${secs(Date.now() - t0)} after systemctl reboot`);
+      await until('login prompt', () => new RegExp(`${NODE} login: `).test(out), 300_000);
+      timings.push(`fleet console ${NODE}: the login prompt ${secs(Date.now() - t0)} after systemctl reboot`);
+      console.log(`fleet console ${NODE} during the reboot (lines with Linux version / login):\n${out.split(/\r?\n/).filter((l) => /Linux version|login: /.test(l)).join('\n')}`);
+      con.stdin!.write('\r~.');
+      expect(await exited, err).toBe(0);
+      expect(err).toContain('[fleet console: detached]');
+    } finally {
+      if (con.exitCode === null) con.kill('SIGKILL');
+    }
+    // Back: the agent reconnects and the node rests in ready.
+    let state2 = '';
+    for (const end = Date.now() + 300_000; Date.now() < end; await sleep(5000)) {
+      const r = await fleet('status', '--json');
+      state2 = r.code === 0 ? ((JSON.parse(r.out) as StatusResponse).nodes.find((x) => x.name === NODE)?.state ?? '') : '';
+      if (state2 === 'ready' && (await labSsh(p, NODE, ['true'], { stdio: 'pipe', timeoutMs: 20_000 })).code === 0) break;
+    }
+    expect(state2).toBe('ready');
+  }, 12 * 60_000);
 
   it('a racked machine no rule names stays discovered: "no rule matches" in fleet discover --plan', async () => {
     const mac = rack('rack02').mac;
