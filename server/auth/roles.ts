@@ -75,6 +75,15 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'POST /api/v1/users/:name/tokens': 'admin',
   'POST /api/v1/users/:name/disable': 'admin',
   'POST /api/v1/users/:name/enable': 'admin',
+
+  // The dashboard (server/http/dashboard.ts): a session cookie instead of the bearer token, the same roles.
+  // Its public routes (/, /ui, /ui/login, /ui/assets/:file) are DASHBOARD_PUBLIC_ROUTES there.
+  'GET /ui/': 'read-only',
+  'GET /ui/nodes': 'read-only',
+  'GET /ui/nodes/:name': 'read-only',
+  'GET /ui/events': 'read-only',
+  'POST /ui/logout': 'read-only',
+  'POST /ui/actions': 'operator',
 });
 
 /** The table's role for a route, or undefined when the table has none (HEAD is looked up as GET). */

@@ -55,7 +55,7 @@ function summarise(results: NodeActionResult[]): S.LifecycleActionResponse {
  * boot environment, the boot endpoints, DHCP/iPXE. Unknown nodes and
  * profiles are left to the conductor, which reports them per node.
  */
-async function refuseOnFailedChecks(store: Store, preflight: NonNullable<LifecycleRouteDeps['preflight']>, names: string[], profile: string | undefined): Promise<void> {
+export async function refuseOnFailedChecks(store: Store, preflight: NonNullable<LifecycleRouteDeps['preflight']>, names: string[], profile: string | undefined): Promise<void> {
   const wanted = new Set<string>();
   if (profile !== undefined) wanted.add(profile);
   else for (const n of await store.nodes.list({ names })) if (!n.pet) wanted.add(n.profile); // pets are refused without force anyway
