@@ -15,7 +15,9 @@
 # loopback; the packaged service is never enabled by it); groff-base and
 # man-db to render the generated man pages (test/unit/cli/man.test.ts);
 # prometheus for its promtool (checks the example alert rules and a /metrics
-# scrape; the packaged server is not used and is disabled); a
+# scrape; the packaged server is not used and is disabled); chromium for
+# the dashboard's browser test (driven headless by puppeteer-core, which
+# downloads no browser); a
 # C++ toolchain because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -33,6 +35,7 @@ PKGS=(
   gnupg gpgv dpkg-dev xz-utils
   nginx wrk
   groff-base man-db prometheus
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

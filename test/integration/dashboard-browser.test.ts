@@ -1,0 +1,183 @@
+/**
+ * The dashboard in a real browser (issue 17 item 4): Debian's Chromium,
+ * headless, driven by puppeteer-core (no browser download; docs/decisions/
+ * 0018), against a real `fleet server` on loopback with a temp data dir,
+ * eight nodes (two behind ipmi_sim BMCs) and a group. It logs in through the
+ * page with a token, reads the overview (a failed node with its step and
+ * its reason, shown as text), filters the nodes by @group, opens a node,
+ * powers it on through the confirmation page, watches a row change state
+ * live while `fleet reinstall` runs (no reload), and checks that a
+ * read-only user sees no action button and is refused if it posts anyway.
+ * Screenshots of each page go to test-output/screenshots/ (git-ignored).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findExecutable } from '../../common/executable.js';
+import { IPMITOOL, IPMI_SIM, type IpmiSimLab, startIpmiSims } from '../helpers/ipmisim.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const CHROMIUM = findExecutable('chromium') ?? findExecutable('chromium-browser');
+const READY = CHROMIUM !== null && IPMI_SIM !== null && IPMITOOL !== null;
+if (!READY && process.env.CI === 'true') throw new Error('chromium, ipmi_sim or ipmitool is missing and CI=true: .ci/deps.sh installs them');
+const suite = READY ? describe : describe.skip;
+
+const SHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-output', 'screenshots');
+const PASSWORD = 'browser-Sim-Pass1';
+const REASON = '<b>BMC said</b> "no" & gave up';
+
+suite(READY ? 'dashboard in Chromium' : 'dashboard in Chromium — SKIPPED: chromium, ipmi_sim or ipmitool not installed', () => {
+  let lab: IpmiSimLab;
+  let srv: TestServer;
+  let browser: Browser;
+  let readOnlyToken: string;
+
+  beforeAll(async () => {
+    await mkdir(SHOTS, { recursive: true });
+    lab = await startIpmiSims(2, { password: PASSWORD });
+    srv = await startTestServer(
+      `
+cluster: {name: web, domain: lab.local, timezone: UTC, management_address: 10.76.0.1}
+networks:
+  provisioning: {subnet: 10.76.0.0/16, unknown_range: 10.76.254.1-10.76.254.254}
+credentials:
+  sim: {username: admin, password_env: SIM_PASSWORD}
+profiles:
+  compute: {os: {tree: "http://10.76.0.1/repo/os"}}
+  login: {os: {tree: "http://10.76.0.1/repo/os"}}
+groups:
+  rack1: "n[01-03]"
+nodes:
+  n01: {profile: compute, mac: "52:54:00:17:05:01", bmc: {address: 127.0.0.1, port: ${lab.bmcs[0]!.port}, protocol: ipmi, credentials: sim}}
+  n02: {profile: compute, mac: "52:54:00:17:05:02", bmc: {address: 127.0.0.1, port: ${lab.bmcs[1]!.port}, protocol: ipmi, credentials: sim}}
+  "n[03-06]": {profile: compute, mac: ["52:54:00:17:05:03", "52:54:00:17:05:04", "52:54:00:17:05:05", "52:54:00:17:05:06"]}
+  "login[1-2]": {profile: login, mac: ["52:54:00:17:05:11", "52:54:00:17:05:12"]}
+`,
+      { prefix: 'fleet-browser-', env: { SIM_PASSWORD: PASSWORD }, bootListen: '127.0.0.1:0', bmc: { timeoutMs: 5000, retries: 0 } },
+    );
+    // A failure whose reason came from outside, as a BMC's refusal would: it must show as text.
+    await srv.server.store.nodes.setState('n05', 'failed', { actor: 'test', details: { step: 'arm-pxe', reason: REASON } });
+    const ro = await srv.fleet('user', 'add', 'viewer', '--role', 'read-only');
+    expect(ro.code, ro.err).toBe(0);
+    readOnlyToken = ro.out.trim();
+    // Root cannot use Chromium's sandbox: --no-sandbox only then.
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM!,
+      headless: true,
+      args: ['--headless=new', '--disable-gpu', '--disable-dev-shm-usage', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await srv?.close();
+    await lab?.stop();
+  });
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+
+  const loginAs = async (page: Page, token: string): Promise<void> => {
+    await page.goto(`${srv.url}/ui/`);
+    expect(page.url()).toBe(`${srv.url}/ui/login`);
+    await page.type('#token', token);
+    await Promise.all([page.waitForNavigation(), page.click('#login')]);
+    expect(page.url()).toBe(`${srv.url}/ui/`);
+  };
+
+  it('logs in, shows the overview, filters by @group, opens a node and powers it on after a confirmation', async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    await page.goto(`${srv.url}/ui/login`);
+    await shot(page, '01-login');
+    await loginAs(page, srv.token);
+
+    // Overview: counts, the failed node with its step and its reason as text (no element made of it).
+    expect(await page.$eval('#total', (e) => e.textContent)).toBe('8');
+    expect(await page.$eval('[data-count-state="failed"]', (e) => e.textContent)).toBe('1');
+    const failed = await page.$eval('#failed tbody tr', (tr) => ({ text: tr.textContent ?? '', bold: tr.querySelectorAll('b').length }));
+    expect(failed.text).toContain('n05');
+    expect(failed.text).toContain('arm-pxe');
+    expect(failed.text).toContain(REASON);
+    expect(failed.bold).toBe(0);
+    await shot(page, '02-overview');
+
+    // Nodes: the @group filter.
+    await page.goto(`${srv.url}/ui/nodes`);
+    expect(await page.$$eval('#nodes tbody tr', (rows) => rows.length)).toBe(8);
+    await page.type('#nodeset', '@rack1');
+    await Promise.all([page.waitForNavigation(), page.click('#filter button[type=submit]')]);
+    expect(await page.$$eval('#nodes tbody tr', (rows) => rows.map((r) => r.getAttribute('data-node')))).toEqual(['n01', 'n02', 'n03']);
+    await shot(page, '03-nodes-rack1');
+
+    // A node's page: its story, BMC identity without a secret, the actions.
+    await Promise.all([page.waitForNavigation(), page.click('#nodes a[href="/ui/nodes/n01"]')]);
+    expect(await page.$eval('h1', (e) => e.getAttribute('data-node'))).toBe('n01');
+    expect(await page.$eval('#bmc', (e) => e.textContent)).toContain('127.0.0.1');
+    expect(await page.content()).not.toContain(PASSWORD);
+    expect(await page.$$eval('#events li', (l) => l.length)).toBeGreaterThan(0);
+    expect(await page.$$eval('button[data-action]', (b) => b.map((x) => x.getAttribute('data-action')))).toEqual(['power-on', 'power-off', 'power-cycle', 'reinstall', 'cancel']);
+    await shot(page, '04-node-n01');
+
+    // Power on: a confirmation page naming the node first; nothing happens before it is confirmed.
+    await Promise.all([page.waitForNavigation(), page.click('button[data-action="power-on"]')]);
+    expect(await page.$eval('#confirm-nodes', (e) => e.textContent)).toBe('n01');
+    expect(lab.bmcs[0]!.state().power).toBe('off');
+    await shot(page, '05-confirm');
+    await Promise.all([page.waitForNavigation(), page.click('#confirm')]);
+    expect(await page.$eval('h1', (e) => e.textContent)).toBe('Power on: 1 of 1 done');
+    expect(lab.bmcs[0]!.state().power).toBe('on');
+    await shot(page, '06-result');
+    await page.close();
+  }, 60_000);
+
+  it('a row changes state live while a reinstall runs, without a reload', async () => {
+    // A context of its own: no cookie from the test before.
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 700 });
+    await loginAs(page, srv.token);
+    await page.goto(`${srv.url}/ui/nodes?nodeset=n[01-04]`);
+    await page.waitForSelector('body[data-live="connected"]', { timeout: 10_000 });
+    // A mark that a reload would lose.
+    // (Page functions as strings: the type check has no DOM library.)
+    await page.evaluate('window.fleetMark = 42');
+    const stateOf = () => page.$eval('tr[data-node="n02"] .state', (e) => e.getAttribute('data-state'));
+    expect(await stateOf()).toBe('enrolled');
+    const r = await srv.fleet('reinstall', 'n02', '--yes', '--force');
+    expect(r.code, r.out + r.err).toBe(0);
+    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'power-cycling'`, { timeout: 15_000 });
+    expect(await page.evaluate('window.fleetMark')).toBe(42);
+    expect(await page.$eval('tr[data-node="n01"] .state', (e) => e.getAttribute('data-state'))).toBe('enrolled');
+    await shot(page, '07-nodes-live');
+    await srv.server.conductor.idle();
+    expect((await srv.fleet('cancel', 'n02')).code).toBe(0);
+    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'enrolled'`, { timeout: 15_000 });
+    await srv.server.conductor.idle();
+    await context.close();
+  }, 60_000);
+
+  it('a read-only user sees no action button, and a write it makes anyway is refused', async () => {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    await loginAs(page, readOnlyToken);
+    expect(await page.$eval('header .who', (e) => e.textContent)).toContain('viewer');
+    await page.goto(`${srv.url}/ui/nodes/n01`);
+    expect(await page.$$('button[data-action]')).toHaveLength(0);
+    expect(await page.$$('form[action="/ui/actions"]')).toHaveLength(0);
+    await shot(page, '08-node-read-only');
+    await page.goto(`${srv.url}/ui/nodes?nodeset=@rack1`);
+    expect(await page.$$('#actions')).toHaveLength(0);
+    // Posting by hand, with the session's own CSRF token: 403 for the role.
+    const status = await page.evaluate(`(async () => {
+      const csrf = document.querySelector('input[name="_csrf"]').value;
+      const res = await fetch('/ui/actions', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-csrf-token': csrf }, body: 'action=power-off&nodeset=n01&confirm=n01' });
+      return res.status;
+    })()`);
+    expect(status).toBe(403);
+    expect(lab.bmcs[0]!.state().power).toBe('on');
+    await context.close();
+  }, 60_000);
+});
