@@ -84,6 +84,8 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /ui/events': 'read-only',
   'POST /ui/logout': 'read-only',
   'POST /ui/actions': 'operator',
+  'GET /ui/timeline': 'read-only',
+  'GET /ui/timeline.svg': 'read-only',
 });
 
 /** The table's role for a route, or undefined when the table has none (HEAD is looked up as GET). */

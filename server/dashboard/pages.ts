@@ -58,7 +58,7 @@ export function layout(title: string, viewer: Viewer | null, body: Html, opts: {
   <a class="brand" href="/ui/">fleet</a>
   ${
     viewer
-      ? html`<nav><a href="/ui/">Overview</a> <a href="/ui/nodes">Nodes</a></nav>
+      ? html`<nav><a href="/ui/">Overview</a> <a href="/ui/nodes">Nodes</a> <a href="/ui/timeline">Timeline</a></nav>
   <span class="who">${viewer.user} <span class="role">(${viewer.role})</span></span>
   <form class="logout" method="post" action="/ui/logout"><input type="hidden" name="_csrf" value="${viewer.csrf}"><button type="submit">Log out</button></form>`
       : ''
@@ -350,5 +350,47 @@ export function errorPage(viewer: Viewer | null, status: number, code: string, m
     'Error',
     viewer,
     html`<h1>${status}: ${code}</h1><p class="error" role="alert">${message}</p><p><a href="/ui/">Overview</a></p>`,
+  );
+}
+
+export interface TimelineView {
+  nodeset: string;
+  /** As given: a duration back from now (2h) or an ISO time. */
+  since: string;
+  until: string;
+  rows: number;
+  /** The SVG (built by dashboard/timeline.ts, escaped there). */
+  svg: string;
+  error?: string;
+  truncated: boolean;
+}
+
+export function timelinePage(viewer: Viewer, v: TimelineView): string {
+  const p = new URLSearchParams();
+  if (v.nodeset) p.set('nodeset', v.nodeset);
+  p.set('since', v.since);
+  if (v.until) p.set('until', v.until);
+  const windows = ['fit', '15m', '1h', '6h', '24h', '7d'];
+  const zoom = (since: string): string => {
+    const q2 = new URLSearchParams(p);
+    q2.set('since', since);
+    q2.delete('until');
+    return `/ui/timeline?${q2.toString()}`;
+  };
+  return layout(
+    'Timeline',
+    viewer,
+    html`<h1>Reinstall timeline</h1>
+<form method="get" action="/ui/timeline" class="filter" id="timeline-filter">
+  <label>nodeset or @group <input name="nodeset" id="nodeset" value="${v.nodeset}" placeholder="all nodes" maxlength="4096"></label>
+  <label>since <input name="since" id="since" value="${v.since}" placeholder="fit, 2h or 2026-01-01T10:00:00Z" maxlength="40"></label>
+  <label>until <input name="until" id="until" value="${v.until}" placeholder="now" maxlength="40"></label>
+  <button type="submit">Show</button>
+</form>
+<p class="zoom">window: ${windows.map((w) => html`<a href="${zoom(w)}"${v.since === w ? raw(' class="sorted"') : ''}>${w}</a> `)} · <a href="/ui/timeline.svg?${p.toString()}" download="fleet-timeline.svg" id="svg-download">SVG</a></p>
+${v.error ? html`<p class="error" role="alert">${v.error}</p>` : ''}
+${v.truncated ? html`<p class="warn">too many events: the picture stops early; narrow the nodeset or the window</p>` : ''}
+${v.rows === 0 && !v.error ? html`<p class="none">no state change in this window</p>` : ''}
+<div class="timeline-svg" id="timeline">${raw(v.svg)}</div>`,
   );
 }

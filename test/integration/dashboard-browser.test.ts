@@ -6,8 +6,10 @@
  * page with a token, reads the overview (a failed node with its step and
  * its reason, shown as text), filters the nodes by @group, opens a node,
  * powers it on through the confirmation page, watches a row change state
- * live while `fleet reinstall` runs (no reload), and checks that a
- * read-only user sees no action button and is refused if it posts anyway.
+ * live while `fleet reinstall` runs (no reload), checks that a read-only
+ * user sees no action button and is refused if it posts anyway, and draws
+ * the reinstall timeline of 50 simulated nodes (their transitions written
+ * through the store, one failing with its reason).
  * Screenshots of each page go to test-output/screenshots/ (git-ignored).
  */
 import { mkdir } from 'node:fs/promises';
@@ -54,6 +56,7 @@ nodes:
   n02: {profile: compute, mac: "52:54:00:17:05:02", bmc: {address: 127.0.0.1, port: ${lab.bmcs[1]!.port}, protocol: ipmi, credentials: sim}}
   "n[03-06]": {profile: compute, mac: ["52:54:00:17:05:03", "52:54:00:17:05:04", "52:54:00:17:05:05", "52:54:00:17:05:06"]}
   "login[1-2]": {profile: login, mac: ["52:54:00:17:05:11", "52:54:00:17:05:12"]}
+  "sim[001-050]": {profile: compute}
 `,
       { prefix: 'fleet-browser-', env: { SIM_PASSWORD: PASSWORD }, bootListen: '127.0.0.1:0', bmc: { timeoutMs: 5000, retries: 0 } },
     );
@@ -94,7 +97,7 @@ nodes:
     await loginAs(page, srv.token);
 
     // Overview: counts, the failed node with its step and its reason as text (no element made of it).
-    expect(await page.$eval('#total', (e) => e.textContent)).toBe('8');
+    expect(await page.$eval('#total', (e) => e.textContent)).toBe('58');
     expect(await page.$eval('[data-count-state="failed"]', (e) => e.textContent)).toBe('1');
     const failed = await page.$eval('#failed tbody tr', (tr) => ({ text: tr.textContent ?? '', bold: tr.querySelectorAll('b').length }));
     expect(failed.text).toContain('n05');
@@ -105,7 +108,7 @@ nodes:
 
     // Nodes: the @group filter.
     await page.goto(`${srv.url}/ui/nodes`);
-    expect(await page.$$eval('#nodes tbody tr', (rows) => rows.length)).toBe(8);
+    expect(await page.$$eval('#nodes tbody tr', (rows) => rows.length)).toBe(58);
     await page.type('#nodeset', '@rack1');
     await Promise.all([page.waitForNavigation(), page.click('#filter button[type=submit]')]);
     expect(await page.$$eval('#nodes tbody tr', (rows) => rows.map((r) => r.getAttribute('data-node')))).toEqual(['n01', 'n02', 'n03']);
@@ -178,6 +181,37 @@ nodes:
     })()`);
     expect(status).toBe(403);
     expect(lab.bmcs[0]!.state().power).toBe('on');
+    await context.close();
+  }, 60_000);
+
+  it('draws the reinstall timeline of 50 simulated nodes, one failed with its reason', async () => {
+    // A simulated run: ten nodes start every round, each walks the install path; sim017 fails installing.
+    const path = ['pxe-armed', 'power-cycling', 'netbooting', 'installing', 'installed', 'disk-armed', 'first-boot', 'configuring', 'ready'];
+    const names = Array.from({ length: 50 }, (_, i) => `sim${String(i + 1).padStart(3, '0')}`);
+    const done = new Set<string>();
+    for (let round = 0; round < path.length + 5; round++) {
+      for (const [i, name] of names.entries()) {
+        const step = round - Math.floor(i / 10);
+        if (step < 0 || step >= path.length || done.has(name)) continue;
+        const to = name === 'sim017' && path[step] === 'installed' ? 'failed' : path[step]!;
+        const details = to === 'failed' ? { step: 'install', reason: 'installer reported: <disk /dev/sda not found>' } : undefined;
+        await srv.server.store.nodes.setState(name, to as 'ready', { actor: 'simulation', ...(details ? { details } : {}) });
+        if (to === 'failed') done.add(name);
+      }
+      await new Promise((r) => setTimeout(r, 120));
+    }
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 1100 });
+    await loginAs(page, srv.token);
+    await page.goto(`${srv.url}/ui/timeline?nodeset=${encodeURIComponent('sim[001-050]')}`);
+    expect(await page.$$eval('#timeline g.row', (g) => g.length)).toBe(50);
+    expect(await page.$$eval('#timeline path.failure', (p) => p.map((x) => x.closest('g')?.getAttribute('data-node')))).toEqual(['sim017']);
+    expect(await page.$eval('#timeline path.failure title', (t) => t.textContent)).toContain('install: installer reported: <disk /dev/sda not found>');
+    await shot(page, '09-timeline');
+    // The same picture as a file.
+    const svg = await page.evaluate(`fetch(document.getElementById('svg-download').getAttribute('href')).then((r) => r.text())`);
+    expect(String(svg)).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg /);
     await context.close();
   }, 60_000);
 });

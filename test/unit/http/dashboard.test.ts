@@ -70,7 +70,7 @@ describe('dashboard auth (inject)', () => {
       .filter((k) => !k.startsWith('HEAD '));
     const guarded = ui.filter((k) => !DASHBOARD_PUBLIC_ROUTES.has(k)).sort();
     expect(guarded).toEqual(Object.keys(ROUTE_ROLES).filter((k) => k.split(' ')[1]!.startsWith('/ui')).sort());
-    expect(guarded.length).toBe(6);
+    expect(guarded.length).toBe(8);
   });
 
   it('pages without a session go to the login page; the stream and writes answer 401', async () => {
@@ -227,5 +227,25 @@ describe('dashboard auth (inject)', () => {
     expect(await page('?sort=state&dir=desc')).toEqual(['n02', 'n01']);
     expect(await page('?size=10&page=2')).toEqual(['n01', 'n02']); // past the last page: the last page
     expect(await page('?nodeset=@profile:compute')).toEqual(['n01', 'n02']);
+  });
+
+  it('draws the timeline of the window, as a page and as an SVG file; a bad window is a 400', async () => {
+    const o = await login('olivia');
+    const page = await app.inject({ url: '/ui/timeline?since=1h', headers: { cookie: o.cookie } });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('<g class="row" data-node="n02">');
+    expect(page.body).toContain('class="failure"');
+    expect(page.body).not.toContain('<script>alert');
+    const svg = await app.inject({ url: '/ui/timeline.svg?since=1h&nodeset=n02', headers: { cookie: o.cookie } });
+    expect(svg.statusCode).toBe(200);
+    expect(svg.headers['content-type']).toBe('image/svg+xml; charset=utf-8');
+    expect(svg.body.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg')).toBe(true);
+    const none = await app.inject({ url: '/ui/timeline.svg?since=1h&nodeset=n01', headers: { cookie: o.cookie } });
+    expect(none.body).not.toContain('<g class="row"');
+    for (const q of ['since=yesterday', 'since=1h&until=2h', 'since=2026-13-45']) {
+      const bad = await app.inject({ url: `/ui/timeline?${q}`, headers: { cookie: o.cookie } });
+      expect(bad.statusCode, q).toBe(400);
+    }
+    expect((await app.inject({ url: '/ui/timeline.svg?since=1h' })).headers.location).toBe('/ui/login');
   });
 });
