@@ -171,6 +171,8 @@ export interface NodesQueryView {
 export interface NodeRow {
   name: string;
   profile: string;
+  /** How the profile installs: `kickstart`, or `image NAME`. */
+  install: string;
   state: string;
   since: string;
   inStateSeconds: number;
@@ -229,9 +231,9 @@ ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : ''}
 ${d.missingFolded ? html`<p class="warn">not in the store: ${d.missingFolded}</p>` : ''}
 <p class="count" id="count">${d.total} node${d.total === 1 ? '' : 's'}${d.total ? html`, ${first}–${last}` : ''}</p>
 <table class="nodes" id="nodes" data-live-rows>
-<thead><tr><th>${sortLink('name', 'node')}</th><th>${sortLink('profile', 'profile')}</th><th>${sortLink('state', 'state')}</th><th>${sortLink('since', 'in state')}</th><th>last event</th><th>failure / flags</th></tr></thead>
+<thead><tr><th>${sortLink('name', 'node')}</th><th>${sortLink('profile', 'profile')}</th><th>install</th><th>${sortLink('state', 'state')}</th><th>${sortLink('since', 'in state')}</th><th>last event</th><th>failure / flags</th></tr></thead>
 <tbody>${d.rows.map(
-      (r) => html`<tr data-node="${r.name}"><td>${nodeLink(r.name)}</td><td>${r.profile}</td><td class="state-cell">${stateBadge(r.state)}</td><td class="since" data-since="${r.since}" title="${r.since}">${formatAge(r.inStateSeconds)}</td><td class="last">${r.lastEvent ? html`${r.lastEvent.kind} <span class="t">${r.lastEvent.time}</span>` : ''}</td><td class="reason">${r.failure ? html`${r.failure.step}: ${r.failure.reason}` : ''}${r.flags.map((f) => html` <span class="flag">${f}</span>`)}</td></tr>`,
+      (r) => html`<tr data-node="${r.name}"><td>${nodeLink(r.name)}</td><td>${r.profile}</td><td class="install">${r.install}</td><td class="state-cell">${stateBadge(r.state)}</td><td class="since" data-since="${r.since}" title="${r.since}">${formatAge(r.inStateSeconds)}</td><td class="last">${r.lastEvent ? html`${r.lastEvent.kind} <span class="t">${r.lastEvent.time}</span>` : ''}</td><td class="reason">${r.failure ? html`${r.failure.step}: ${r.failure.reason}` : ''}${r.flags.map((f) => html` <span class="flag">${f}</span>`)}</td></tr>`,
     )}</tbody>
 </table>
 <nav class="pager">${v.page > 1 ? html`<a href="${nodesHref(v, { page: v.page - 1 })}" rel="prev">← previous</a>` : ''} page ${v.page} of ${pages} ${v.page < pages ? html`<a href="${nodesHref(v, { page: v.page + 1 })}" rel="next">next →</a>` : ''}</nav>
@@ -267,6 +269,8 @@ export interface NodeData {
   events: { id: number; time: string; kind: string; fromState: string | null; toState: string | null; actor: string; details: unknown }[];
   moreEvents: boolean;
   inventory: { reportedAt: string; digest: string; inventory: unknown } | null;
+  /** The hardware changes between the last two reports; null with fewer than two. */
+  inventoryDiff: { beforeAt: string; refused: string | null; changes: string[]; notCompared: string[] } | null;
 }
 
 function details(d: unknown): Html {
@@ -307,7 +311,19 @@ ${d.moreEvents ? html`<p>older events: <code>fleet events ${d.name}</code></p>` 
 <h2>Inventory</h2>
 ${
   d.inventory
-    ? html`<p>reported ${d.inventory.reportedAt}, digest <code>${d.inventory.digest.slice(0, 16)}</code></p><pre class="inventory" id="inventory">${JSON.stringify(d.inventory.inventory, null, 2)}</pre>`
+    ? html`<p>reported ${d.inventory.reportedAt}, digest <code>${d.inventory.digest.slice(0, 16)}</code></p>
+${
+  d.inventoryDiff
+    ? html`<h3>Changes since the report of ${d.inventoryDiff.beforeAt}</h3>${
+        d.inventoryDiff.refused
+          ? html`<p class="warn">${d.inventoryDiff.refused}</p>`
+          : d.inventoryDiff.changes.length
+            ? html`<ul id="inventory-diff">${d.inventoryDiff.changes.map((c) => html`<li class="reason">${c}</li>`)}</ul>`
+            : html`<p class="none" id="inventory-diff">no hardware change</p>`
+      }${d.inventoryDiff.notCompared.length ? html`<p class="t">not compared (unknown in the new report): ${d.inventoryDiff.notCompared.join(', ')}</p>` : ''}`
+    : ''
+}
+<pre class="inventory" id="inventory">${JSON.stringify(d.inventory.inventory, null, 2)}</pre>`
     : html`<p class="none">no inventory reported</p>`
 }`,
     { live: true },

@@ -57,6 +57,8 @@ import {
 } from '../dashboard/pages.js';
 import { renderTimeline, rowOf, type TimelineEvent, type TimelineRow } from '../dashboard/timeline.js';
 import { parseDurationMs } from '../../common/duration.js';
+import { compareInventories } from '../../common/inventory/diff.js';
+import { inventoryFromStored } from '../../common/inventory/proto.js';
 import { MAX_EVENT_LIMIT } from '../store/index.js';
 import type { Conductor } from '../lifecycle/index.js';
 import { ALL_STATES, S as STATE } from '../lifecycle/states.js';
@@ -307,11 +309,12 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       const slice = sorted.slice((query.page - 1) * query.size, query.page * query.size);
       // Only the page's nodes are read in depth (their events): a 10,000-node fleet costs one page.
       const flags = await deps.store.flags.byNode(slice.map((n) => n.name));
+      const installs = new Map((await deps.store.profiles.list()).map((p) => [p.name, p.os.install === 'image' ? `image ${p.os.image ?? '?'}` : p.os.install]));
       const t = now();
       const rows: NodeRow[] = [];
       for (const n of slice) {
         const st = withStoredFlags(await nodeStatus(deps.store, n, t), flags.get(n.name) ?? []);
-        rows.push({ name: n.name, profile: n.profile, state: n.state, since: n.stateSince, inStateSeconds: st.inStateSeconds, lastEvent: st.lastEvent, failure: st.failure, flags: st.flags });
+        rows.push({ name: n.name, profile: n.profile, install: installs.get(n.profile) ?? '?', state: n.state, since: n.stateSince, inStateSeconds: st.inStateSeconds, lastEvent: st.lastEvent, failure: st.failure, flags: st.flags });
       }
       return page(
         reply,
@@ -333,7 +336,8 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       const flags = await deps.store.flags.list([n.name]);
       const st = withStoredFlags(await nodeStatus(deps.store, n, now()), flags);
       const events = await deps.store.events.list({ node: n.name, order: 'desc', limit: 200 });
-      const inv = await deps.store.inventory.latest(n.name);
+      const [inv, before] = await deps.store.inventory.history(n.name, 2);
+      const cmp = inv && before ? compareInventories(inventoryFromStored(before.inventory), inventoryFromStored(inv.inventory)) : undefined;
       return page(
         reply,
         nodePage(viewer(req), {
@@ -356,6 +360,8 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
           events: events.events,
           moreEvents: events.nextCursor !== null,
           inventory: inv ? { reportedAt: inv.reportedAt, digest: inv.digest, inventory: inv.inventory } : null,
+          inventoryDiff:
+            cmp && before ? { beforeAt: before.reportedAt, refused: cmp.refused, changes: cmp.changes.map((c) => c.message), notCompared: cmp.notCompared.map((u) => u.section) } : null,
         }),
       );
     });

@@ -11,11 +11,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestToken, newUserToken } from '../../../server/auth/users.js';
 import { ROUTE_ROLES } from '../../../server/auth/roles.js';
 import { buildAdminApp, routesOf } from '../../../server/http/app.js';
-import { DASHBOARD_PUBLIC_ROUTES } from '../../../server/http/dashboard.js';
+import { DASHBOARD_PUBLIC_ROUTES, registerDashboard } from '../../../server/http/dashboard.js';
+import fastify from 'fastify';
 import { ERROR_CODE_HEADER } from '../../../server/http/errors.js';
 import { SessionStore } from '../../../server/dashboard/session.js';
 import { openStore, type Store } from '../../../server/store/index.js';
 import { PROFILES } from '../../helpers/golden.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { toInventory, type RawInventory } from '../../../agent/inventory/index.js';
+import { inventoryToStored } from '../../../common/inventory/proto.js';
+
+const VM = toInventory(JSON.parse(fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/inventory/debian-vm.json'), 'utf8')) as RawInventory);
 
 const ACTOR = { actor: 'test' };
 const HOSTILE = '<script>alert(1)</script>"\'&';
@@ -247,5 +255,37 @@ describe('dashboard auth (inject)', () => {
       expect(bad.statusCode, q).toBe(400);
     }
     expect((await app.inject({ url: '/ui/timeline.svg?since=1h' })).headers.location).toBe('/ui/login');
+  });
+
+  it("shows a node's inventory and what changed since the report before", async () => {
+    const o = await login('olivia');
+    await store.inventory.record('n01', inventoryToStored(VM) as object, { actor: 'test' });
+    const smaller = { ...VM, memory: { ...VM.memory, totalBytes: VM.memory.totalBytes / 2 } };
+    await store.inventory.record('n01', inventoryToStored(smaller) as object, { actor: 'test' });
+    const res = await app.inject({ url: '/ui/nodes/n01', headers: { cookie: o.cookie } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('<ul id="inventory-diff">');
+    expect(res.body).toMatch(/<li class="reason">[^<]*[Mm]emory[^<]*<\/li>/);
+    expect(res.body).toContain('<pre class="inventory" id="inventory">');
+    const table = await app.inject({ url: '/ui/nodes', headers: { cookie: o.cookie } });
+    expect(table.body).toContain('<td class="install">kickstart</td>');
+  });
+});
+
+describe('dashboard on a TLS listener', () => {
+  it('marks the session cookie Secure', async () => {
+    const store = await openStore({ memory: true }, { secretKey: randomBytes(32) });
+    const token = newUserToken();
+    await store.users.add('tls', 'read-only', digestToken(token), ACTOR);
+    const app = fastify();
+    await registerDashboard(app, { store, secure: true });
+    try {
+      const res = await app.inject({ method: 'POST', url: '/ui/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${token}` });
+      expect(res.statusCode).toBe(303);
+      expect(String(res.headers['set-cookie'])).toMatch(/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    } finally {
+      await app.close();
+      await store.close();
+    }
   });
 });
