@@ -47,6 +47,7 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /api/v1/export/:format': 'read-only',
   'GET /api/v1/discovered': 'read-only',
   'GET /api/v1/discover/plan': 'read-only',
+  'GET /api/v1/timeline': 'read-only',
 
   // A rendered kickstart holds the profile's root password hash (crypt): not for read-only.
   'GET /api/v1/render/:name/kickstart': 'operator',

@@ -47,6 +47,7 @@ import type { ConsoleManager } from '../console/manager.js';
 import { installConsoleUpgrade } from './console.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerDashboard } from './dashboard.js';
+import { registerTimelineRoutes } from './routes/timeline.js';
 import type { SessionStore } from '../dashboard/session.js';
 
 /** Paths of the admin face that answer without a token. */
@@ -188,6 +189,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
       });
       await registerUserRoutes(api, { store: deps.store });
+      await registerTimelineRoutes(api, { store: deps.store, ...(deps.nodesetLimit !== undefined ? { nodesetLimit: deps.nodesetLimit } : {}) });
       await registerAdoptRoutes(api, {
         store: deps.store,
         ...(deps.conductor ? { conductor: deps.conductor } : {}),

@@ -55,11 +55,10 @@ import {
   type Viewer,
   timelinePage,
 } from '../dashboard/pages.js';
-import { renderTimeline, rowOf, type TimelineEvent, type TimelineRow } from '../dashboard/timeline.js';
-import { parseDurationMs } from '../../common/duration.js';
+import { renderTimeline } from '../dashboard/timeline.js';
+import { timelineData, type TimelineData } from '../dashboard/timeline-data.js';
 import { compareInventories } from '../../common/inventory/diff.js';
 import { inventoryFromStored } from '../../common/inventory/proto.js';
-import { MAX_EVENT_LIMIT } from '../store/index.js';
 import type { Conductor } from '../lifecycle/index.js';
 import { ALL_STATES, S as STATE } from '../lifecycle/states.js';
 import { nodeStatus, withStoredFlags } from '../lifecycle/status.js';
@@ -438,87 +437,8 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     });
   });
 
-  /** The timeline's window and rows from the query; a bad window or nodeset is `error` (no rows). */
-  async function timeline(q: Record<string, unknown>): Promise<{ nodeset: string; since: string; until: string; rows: TimelineRow[]; from: number; to: number; truncated: boolean; error?: string }> {
-    const str = (k: string): string => (typeof q[k] === 'string' ? (q[k] as string).trim().slice(0, 4096) : '');
-    const nodeset = str('nodeset');
-    // fit (the default): the window the transitions of the last 24 h span, so a run fills the picture.
-    const sinceText = str('since') || 'fit';
-    const fit = sinceText === 'fit';
-    const untilText = str('until');
-    const t = now().getTime();
-    const at = (text: string, what: string): number => {
-      const back = parseDurationMs(text, { units: ['s', 'm', 'h', 'd'] });
-      if (back !== undefined) return t - back;
-      const abs = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
-      if (Number.isNaN(abs)) throw new FleetError('request.invalid', `${what} ${JSON.stringify(text.slice(0, 40))} is neither a duration back from now (15m, 2h, 7d) nor an ISO time`);
-      return abs;
-    };
-    const base = { nodeset, since: sinceText, until: untilText, rows: [] as TimelineRow[], truncated: false };
-    let from: number;
-    let to: number;
-    let names: string[] | undefined;
-    try {
-      from = fit ? t - 86_400_000 : at(sinceText, 'since');
-      to = untilText ? at(untilText, 'until') : t;
-      if (to <= from) throw new FleetError('request.invalid', 'until must be after since');
-      names = nodeset ? await expand(nodeset) : undefined;
-    } catch (e) {
-      const fe = toFleetError(e);
-      if (fe.code === 'internal') throw e;
-      return { ...base, from: t - 7_200_000, to: t, error: fe.message };
-    }
-    const nameSet = names ? new Set(names) : undefined;
-    const byNode = new Map<string, TimelineEvent[]>();
-    let afterId: number | undefined;
-    let truncated = false;
-    const untilIso = new Date(to).toISOString();
-    // Bounded: at most 200 pages (200,000 transitions) per picture.
-    for (let pages = 0; ; pages++) {
-      if (pages >= 200) {
-        truncated = true;
-        break;
-      }
-      const page = await deps.store.events.list({
-        kinds: [EVENT.stateChanged],
-        ...(names && names.length <= 10_000 ? { nodes: names } : {}),
-        since: new Date(from).toISOString(),
-        ...(afterId !== undefined ? { afterId } : {}),
-        order: 'asc',
-        limit: MAX_EVENT_LIMIT,
-      });
-      let past = false;
-      for (const e of page.events) {
-        if (e.time > untilIso) {
-          past = true;
-          break;
-        }
-        if (e.node === null || (nameSet && !nameSet.has(e.node))) continue;
-        let list = byNode.get(e.node);
-        if (!list) byNode.set(e.node, (list = []));
-        list.push({ time: e.time, fromState: e.fromState, toState: e.toState, details: e.details });
-      }
-      if (past || page.nextCursor === null) break;
-      afterId = page.nextCursor;
-    }
-    if (fit && byNode.size > 0) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const list of byNode.values()) {
-        for (const e of list) {
-          const et = Date.parse(e.time);
-          lo = Math.min(lo, et);
-          hi = Math.max(hi, et);
-        }
-      }
-      const span = Math.max(1000, hi - lo);
-      from = lo - span * 0.02;
-      to = Math.min(to, hi + span * 0.05);
-    }
-    const order = names ?? [...byNode.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-    const rows = order.filter((n) => byNode.has(n)).map((n) => rowOf(n, byNode.get(n)!, from, to));
-    return { nodeset, since: sinceText, until: untilText, rows, from, to, truncated };
-  }
+  const timeline = (q: Record<string, unknown>): Promise<TimelineData> =>
+    timelineData(deps.store, expand, { nodeset: typeof q.nodeset === 'string' ? q.nodeset : '', since: typeof q.since === 'string' ? q.since : '', until: typeof q.until === 'string' ? q.until : '' }, now());
 
   async function overview(): Promise<OverviewData> {
     const nodes = await deps.store.nodes.list();

@@ -6,9 +6,12 @@
  * bad cookie, after logout; a confirmed power-on through the dashboard
  * reaches the node's ipmi_sim BMC and its event names the user; the session's
  * event stream (GET /ui/events) carries the state changes of a reinstall
- * started with the CLI. The browser drives the same pages in
+ * started with the CLI, and `fleet timeline` draws that reinstall as an SVG
+ * file. The browser drives the same pages in
  * dashboard-browser.test.ts; expiry with a clock is test/unit/http/dashboard.test.ts.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPMITOOL, IPMI_SIM, type IpmiSimLab, startIpmiSims } from '../helpers/ipmisim.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -146,4 +149,20 @@ nodes:
     expect((await srv.fleet('cancel', 'n02')).code).toBe(0);
     await srv.server.conductor.idle();
   }, 30_000);
+
+  it('fleet timeline writes the reinstall as an SVG file; a PNG or a bad window is refused', async () => {
+    const r = await srv.fleet('timeline', 'n[01-02]', '-o', 'run.svg');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/^fleet: timeline of 1 node, 0 failures, \S+ to \S+ written to run\.svg\n$/);
+    const svg = await readFile(join(srv.dir, 'run.svg'), 'utf8');
+    expect(svg).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svg).toContain('<g class="row" data-node="n02">');
+    expect(svg).toContain('power-cycling');
+    const png = await srv.fleet('timeline', 'n02', '-o', 'run.png');
+    expect(png.code).not.toBe(0);
+    expect(png.err).toContain('only SVG');
+    const bad = await srv.fleet('timeline', 'n02', '--since', 'last tuesday', '-o', '-');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('neither a duration');
+  });
 });
