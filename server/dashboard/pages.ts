@@ -58,7 +58,7 @@ export function layout(title: string, viewer: Viewer | null, body: Html, opts: {
   <a class="brand" href="/ui/">fleet</a>
   ${
     viewer
-      ? html`<nav><a href="/ui/">Overview</a> <a href="/ui/nodes">Nodes</a> <a href="/ui/timeline">Timeline</a></nav>
+      ? html`<nav><a href="/ui/">Overview</a> <a href="/ui/nodes">Nodes</a> <a href="/ui/timeline">Timeline</a> <a href="/ui/discovery">Discovery</a></nav>
   <span class="who">${viewer.user} <span class="role">(${viewer.role})</span></span>
   <form class="logout" method="post" action="/ui/logout"><input type="hidden" name="_csrf" value="${viewer.csrf}"><button type="submit">Log out</button></form>`
       : ''
@@ -408,5 +408,65 @@ ${v.error ? html`<p class="error" role="alert">${v.error}</p>` : ''}
 ${v.truncated ? html`<p class="warn">too many events: the picture stops early; narrow the nodeset or the window</p>` : ''}
 ${v.rows === 0 && !v.error ? html`<p class="none">no state change in this window</p>` : ''}
 <div class="timeline-svg" id="timeline">${raw(v.svg)}</div>`,
+  );
+}
+
+export interface DiscoveryView {
+  policy: string;
+  rules: string[];
+  machines: {
+    mac: string;
+    ip: string | null;
+    hostname: string | null;
+    arch: string | null;
+    firstSeen: string;
+    lastSeen: string;
+    /** e.g. "Dell PowerEdge R650, serial ABC, 2 × Xeon, 256 GiB, 2 disks, 4 NICs"; null: never inspected. */
+    hardware: string | null;
+    bmcOf: string | null;
+  }[];
+  planned: { mac: string; name: string; rule: string; ip: string | null; profile: string; onAccept: string; bmc: string | null; notes: string[] }[];
+  unplanned: { mac: string; status: string; reason: string; rule: string | null }[];
+  rejected: { mac: string; rejectedAt: string; rejectedBy: string }[];
+}
+
+export function discoveryPage(viewer: Viewer, d: DiscoveryView): string {
+  return layout(
+    'Discovery',
+    viewer,
+    html`<h1>Discovery</h1>
+<p>Policy <strong>${d.policy}</strong>; rules: ${d.rules.length ? d.rules.join(', ') : html`<span class="none">none in fleet.yaml</span>`}. Accept or reject with <code>fleet discover --accept</code> / <code>--reject</code> (role admin).</p>
+<h2>Machines no node declares (${d.machines.length})</h2>
+${
+  d.machines.length
+    ? html`<table id="discovered"><thead><tr><th>MAC</th><th>IP</th><th>hostname</th><th>arch</th><th>hardware</th><th>first seen</th><th>last seen</th></tr></thead><tbody>${d.machines.map(
+        (m) =>
+          html`<tr data-mac="${m.mac}"><td><code>${m.mac}</code></td><td>${m.ip ?? '—'}</td><td>${m.hostname ?? '—'}</td><td>${m.arch ?? '—'}</td><td>${m.bmcOf ? html`BMC of <code>${m.bmcOf}</code>` : (m.hardware ?? html`<span class="none">not inspected</span>`)}</td><td>${m.firstSeen}</td><td>${m.lastSeen}</td></tr>`,
+      )}</tbody></table>`
+    : html`<p class="none">none</p>`
+}
+<h2>Naming plan: planned (${d.planned.length})</h2>
+${
+  d.planned.length
+    ? html`<table id="planned"><thead><tr><th>MAC</th><th>name</th><th>rule</th><th>IP</th><th>BMC</th><th>profile</th><th>on accept</th><th>notes</th></tr></thead><tbody>${d.planned.map(
+        (p) =>
+          html`<tr><td><code>${p.mac}</code></td><td><strong>${p.name}</strong></td><td>${p.rule}</td><td>${p.ip ?? '—'}</td><td>${p.bmc ?? '—'}</td><td>${p.profile}</td><td>${p.onAccept}</td><td class="t">${p.notes.join('; ')}</td></tr>`,
+      )}</tbody></table>`
+    : html`<p class="none">none</p>`
+}
+<h2>Not planned (${d.unplanned.length})</h2>
+${
+  d.unplanned.length
+    ? html`<table id="unplanned"><thead><tr><th>MAC</th><th>status</th><th>rule</th><th>why</th></tr></thead><tbody>${d.unplanned.map(
+        (u) => html`<tr><td><code>${u.mac}</code></td><td>${u.status}</td><td>${u.rule ?? '—'}</td><td class="reason">${u.reason}</td></tr>`,
+      )}</tbody></table>`
+    : html`<p class="none">none</p>`
+}
+<h2>Rejected (${d.rejected.length})</h2>
+${
+  d.rejected.length
+    ? html`<table id="rejected"><thead><tr><th>MAC</th><th>when</th><th>by</th></tr></thead><tbody>${d.rejected.map((r) => html`<tr><td><code>${r.mac}</code></td><td>${r.rejectedAt}</td><td>${r.rejectedBy}</td></tr>`)}</tbody></table>`
+    : html`<p class="none">none</p>`
+}`,
   );
 }

@@ -15,6 +15,7 @@
  *   POST /ui/actions               power/reinstall/cancel: confirm, then do         operator + CSRF
  *   GET  /ui/timeline              reinstall timeline (nodeset, since, until)        read-only
  *   GET  /ui/timeline.svg          the same picture as an SVG file                   read-only
+ *   GET  /ui/discovery             discovered machines, their hardware, the naming plan read-only
  *
  * Auth, like the API's (server/http/app.ts), is a hook of the plugin scope
  * the routes live in, so it runs for the route the router matched: the
@@ -54,7 +55,11 @@ import {
   type SortKey,
   type Viewer,
   timelinePage,
+  discoveryPage,
 } from '../dashboard/pages.js';
+import { currentPlan } from '../discovery/index.js';
+import { bmcOwners } from '../discovery/facts.js';
+import type { Inspection } from '../discovery/inspection.js';
 import { renderTimeline } from '../dashboard/timeline.js';
 import { timelineData, type TimelineData } from '../dashboard/timeline-data.js';
 import { compareInventories } from '../../common/inventory/diff.js';
@@ -392,6 +397,41 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
         .send(`<?xml version="1.0" encoding="UTF-8"?>\n${svg}`);
     });
 
+    ui.get('/ui/discovery', async (req, reply) => {
+      const machines = await deps.store.discovered.list({ unknownOnly: true });
+      const owners = bmcOwners(machines);
+      const { policy, rules, plan } = await currentPlan(deps.store);
+      return page(
+        reply,
+        discoveryPage(viewer(req), {
+          policy,
+          rules,
+          machines: machines.slice(0, 5000).map((m) => ({
+            mac: m.mac,
+            ip: m.ip,
+            hostname: m.hostname,
+            arch: m.arch,
+            firstSeen: m.firstSeen,
+            lastSeen: m.lastSeen,
+            hardware: m.inspection ? hardwareLine(m.inspection) : null,
+            bmcOf: owners.get(m.mac) ?? null,
+          })),
+          planned: plan.planned.map((p) => ({
+            mac: p.mac,
+            name: p.name,
+            rule: p.rule,
+            ip: p.ip,
+            profile: p.profile,
+            onAccept: p.onAccept,
+            bmc: p.bmc ? `${p.bmc.address}:${p.bmc.port} ${p.bmc.protocol} (${p.bmc.credentials})` : null,
+            notes: p.notes,
+          })),
+          unplanned: plan.unplanned,
+          rejected: plan.rejected,
+        }),
+      );
+    });
+
     ui.post('/ui/actions', async (req, reply) => {
       const action = field(req.body, 'action');
       const nodeset = field(req.body, 'nodeset')?.trim();
@@ -496,6 +536,22 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       staleAfterSeconds: staleAfter,
     };
   }
+}
+
+/** One line of an inspected machine's hardware: "Dell R650, serial X, Xeon × 2, 256 GiB, 2 disks, 4 NICs, uefi". */
+export function hardwareLine(i: Inspection): string {
+  const sys = [i.system.manufacturer, i.system.model].filter(Boolean).join(' ');
+  return [
+    sys || 'unknown system',
+    i.system.serial ? `serial ${i.system.serial}` : '',
+    i.cpu.model ? `${i.cpu.model}${i.cpu.count > 1 ? ` × ${i.cpu.count}` : ''}` : `${i.cpu.count} CPU${i.cpu.count === 1 ? '' : 's'}`,
+    `${Math.round(i.memoryMiB / 1024)} GiB`,
+    `${i.disks.length} disk${i.disks.length === 1 ? '' : 's'}`,
+    `${i.nics.length} NIC${i.nics.length === 1 ? '' : 's'}`,
+    i.firmware,
+  ]
+    .filter(Boolean)
+    .join(', ');
 }
 
 /** A browser's Origin, when it sends one, must be this server (defence beside the CSRF token and SameSite=Strict). */

@@ -132,6 +132,11 @@ nodes:
     expect(await page.$eval('h1', (e) => e.textContent)).toBe('Power on: 1 of 1 done');
     expect(lab.bmcs[0]!.state().power).toBe('on');
     await shot(page, '06-result');
+    // Discovery: the machines no node declares (one seen on the network here) and the naming plan.
+    await srv.server.store.discovered.record({ mac: '52:54:00:17:05:99', ip: '10.76.254.9', hostname: 'unknown-box', pxe: true });
+    await page.goto(`${srv.url}/ui/discovery`);
+    expect(await page.$$eval('#discovered tbody tr', (r) => r.map((x) => x.getAttribute('data-mac')))).toEqual(['52:54:00:17:05:99']);
+    await shot(page, '10-discovery');
     await page.close();
   }, 60_000);
 

@@ -78,7 +78,7 @@ describe('dashboard auth (inject)', () => {
       .filter((k) => !k.startsWith('HEAD '));
     const guarded = ui.filter((k) => !DASHBOARD_PUBLIC_ROUTES.has(k)).sort();
     expect(guarded).toEqual(Object.keys(ROUTE_ROLES).filter((k) => k.split(' ')[1]!.startsWith('/ui')).sort());
-    expect(guarded.length).toBe(8);
+    expect(guarded.length).toBe(9);
   });
 
   it('pages without a session go to the login page; the stream and writes answer 401', async () => {
@@ -269,6 +269,17 @@ describe('dashboard auth (inject)', () => {
     expect(res.body).toContain('<pre class="inventory" id="inventory">');
     const table = await app.inject({ url: '/ui/nodes', headers: { cookie: o.cookie } });
     expect(table.body).toContain('<td class="install">kickstart</td>');
+  });
+
+  it('lists discovered machines and the naming plan, escaped', async () => {
+    const o = await login('olivia');
+    await store.discovered.record({ mac: '52:54:00:aa:bb:01', ip: '10.9.254.9', hostname: '<img src=x onerror=alert(1)>', pxe: true });
+    const res = await app.inject({ url: '/ui/discovery', headers: { cookie: o.cookie } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toContain('<tr data-mac="52:54:00:aa:bb:01">');
+    expect(res.body).not.toContain('<img src=x');
+    expect(res.body).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(res.body).toContain('Policy <strong>manual</strong>');
   });
 });
 
