@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findExecutable } from '../../common/executable.js';
 import { IPMITOOL, IPMI_SIM, type IpmiSimLab, startIpmiSims } from '../helpers/ipmisim.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { until } from '../helpers/wait.js';
 
 const CHROMIUM = findExecutable('chromium') ?? findExecutable('chromium-browser');
 const READY = CHROMIUM !== null && IPMI_SIM !== null && IPMITOOL !== null;
@@ -130,7 +131,7 @@ nodes:
     await shot(page, '05-confirm');
     await Promise.all([page.waitForNavigation(), page.click('#confirm')]);
     expect(await page.$eval('h1', (e) => e.textContent)).toBe('Power on: 1 of 1 done');
-    expect(lab.bmcs[0]!.state().power).toBe('on');
+    await until(async () => lab.bmcs[0]!.state().power === 'on', 10_000);
     await shot(page, '06-result');
     // Discovery: the machines no node declares (one seen on the network here) and the naming plan.
     await srv.server.store.discovered.record({ mac: '52:54:00:17:05:99', ip: '10.76.254.9', hostname: 'unknown-box', pxe: true });
