@@ -269,6 +269,8 @@ export interface NodeData {
   events: { id: number; time: string; kind: string; fromState: string | null; toState: string | null; actor: string; details: unknown }[];
   moreEvents: boolean;
   inventory: { reportedAt: string; digest: string; inventory: unknown } | null;
+  /** The tail of the node's console log (operators only); null: none or not shown. */
+  console: string | null;
   /** The hardware changes between the last two reports; null with fewer than two. */
   inventoryDiff: { beforeAt: string; refused: string | null; changes: string[]; notCompared: string[] } | null;
 }
@@ -308,6 +310,7 @@ ${actionForms(viewer, d.name, d.name)}
       (e) => html`<li data-event="${e.id}"><span class="t">${e.time}</span> <span class="kind">${e.kind}</span>${e.toState ? html` ${e.fromState ? html`${stateBadge(e.fromState)} → ` : ''}${stateBadge(e.toState)}` : ''} <span class="actor">${e.actor}</span> ${details(e.details)}</li>`,
     )}</ol>
 ${d.moreEvents ? html`<p>older events: <code>fleet events ${d.name}</code></p>` : ''}
+${d.console !== null ? html`<h2>Console log, last lines</h2><pre class="console" id="console-tail">${d.console}</pre><p class="t">all of it: <code>DATA/console/${d.name}.log</code>; attach with <code>fleet console ${d.name}</code></p>` : ''}
 <h2>Inventory</h2>
 ${
   d.inventory

@@ -77,6 +77,8 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   metrics?: FleetMetrics;
   /** Serial consoles (`fleet console`, server/http/console.ts); absent: attaches answer not_implemented. */
   consoles?: ConsoleManager;
+  /** DATA/console: the dashboard shows operators the tail of a node's console log; absent: none. */
+  consoleLogDir?: string;
   /** The dashboard's sessions (server/dashboard/session.ts); default a new in-memory store. Tests pass one with their clock. */
   dashboardSessions?: SessionStore;
 }
@@ -229,6 +231,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     ...(deps.preflight ? { preflight: deps.preflight } : {}),
     ...(deps.bmc ? { bmc: deps.bmc } : {}),
     ...(deps.dashboardSessions ? { sessions: deps.dashboardSessions } : {}),
+    ...(deps.consoleLogDir !== undefined ? { consoleLogDir: deps.consoleLogDir } : {}),
   });
   return app;
 }

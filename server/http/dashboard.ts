@@ -27,6 +27,9 @@
  * and, when the browser sends one, an Origin of this server.
  */
 import { readFileSync, existsSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { consoleLogPath } from '../console/log.js';
+import { consoleTail } from '../dashboard/console-tail.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -91,6 +94,8 @@ export interface DashboardDeps {
   sessions?: SessionStore;
   stream?: EventStreamSettings;
   clock?: () => Date;
+  /** DATA/console (server/console/log.ts): operators see the tail of a node's console log; absent: none. */
+  consoleLogDir?: string;
   /** An enrolled agent not heard from for this long is stale on the overview. Default 900 s. */
   staleAgentSeconds?: number;
 }
@@ -340,11 +345,14 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       const flags = await deps.store.flags.list([n.name]);
       const st = withStoredFlags(await nodeStatus(deps.store, n, now()), flags);
       const events = await deps.store.events.list({ node: n.name, order: 'desc', limit: 200 });
+      // The console may show what an installer typed or printed: operators only, as the console itself.
+      const v = viewer(req);
+      const consoleText = v.canAct && deps.consoleLogDir !== undefined ? await readTail(consoleLogPath(deps.consoleLogDir, n.name), 16 * 1024) : null;
       const [inv, before] = await deps.store.inventory.history(n.name, 2);
       const cmp = inv && before ? compareInventories(inventoryFromStored(before.inventory), inventoryFromStored(inv.inventory)) : undefined;
       return page(
         reply,
-        nodePage(viewer(req), {
+        nodePage(v, {
           name: n.name,
           profile: n.profile,
           state: n.state,
@@ -364,6 +372,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
           events: events.events,
           moreEvents: events.nextCursor !== null,
           inventory: inv ? { reportedAt: inv.reportedAt, digest: inv.digest, inventory: inv.inventory } : null,
+          console: consoleText === null ? null : consoleTail(consoleText),
           inventoryDiff:
             cmp && before ? { beforeAt: before.reportedAt, refused: cmp.refused, changes: cmp.changes.map((c) => c.message), notCompared: cmp.notCompared.map((u) => u.section) } : null,
         }),
@@ -535,6 +544,23 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       staleAgents,
       staleAfterSeconds: staleAfter,
     };
+  }
+}
+
+/** The last `bytes` of a file as text; null when it does not exist or cannot be read. */
+async function readTail(file: string, bytes: number): Promise<string | null> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+    const { size } = await fh.stat();
+    const len = Math.min(size, bytes);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    return buf.toString('utf8');
+  } catch {
+    return null;
+  } finally {
+    await fh?.close();
   }
 }
 

@@ -88,3 +88,12 @@ describe('html', () => {
     expect([formatAge(5), formatAge(65), formatAge(3700), formatAge(90_000), formatAge(-3)]).toEqual(['5s', '1m 5s', '1h 1m', '1d 1h', '0s']);
   });
 });
+
+describe('consoleTail', () => {
+  it('drops terminal escapes and control characters, folds carriage returns, keeps the last lines', async () => {
+    const { consoleTail } = await import('../../../server/dashboard/console-tail.js');
+    const raw = 'old line\r\n\x1b[1;32mOK\x1b[0m Started \x1b]0;title\x07udev\r\nprogress 10%\rprogress 100%\r\nbell\x07 and \x00nul <b>\r\n';
+    expect(consoleTail(raw)).toBe('old line\nOK Started udev\nprogress 100%\nbell and nul <b>\n');
+    expect(consoleTail('a\nb\nc\nd', 2)).toBe('c\nd');
+  });
+});

@@ -300,3 +300,38 @@ describe('dashboard on a TLS listener', () => {
     }
   });
 });
+
+describe('dashboard console tail', () => {
+  it('shows operators the tail of the console log, cleaned and escaped; read-only users none', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(path.join(tmpdir(), 'fleet-dash-console-'));
+    const store = await openStore({ memory: true }, { secretKey: randomBytes(32) });
+    await store.profiles.upsert(PROFILES.compute, ACTOR);
+    await store.nodes.upsert({ name: 'n01', profile: 'compute', ip: '10.9.0.1', macs: ['52:54:00:00:00:01'], pet: false }, ACTOR);
+    await writeFile(path.join(dir, 'n01.log'), 'Booting \x1b[1mkernel\x1b[0m\r\n<script>alert(1)</script>\r\nlogin: ');
+    const tokens: Record<string, string> = {};
+    for (const [name, role] of [['op', 'operator'], ['ro', 'read-only']] as const) {
+      tokens[name] = newUserToken();
+      await store.users.add(name, role, digestToken(tokens[name]), ACTOR);
+    }
+    const app = fastify();
+    await registerDashboard(app, { store, secure: false, consoleLogDir: dir });
+    try {
+      const page = async (user: string): Promise<string> => {
+        const login = await app.inject({ method: 'POST', url: '/ui/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${tokens[user]}` });
+        const cookie = /fleet_session=[^;]+/.exec(String(login.headers['set-cookie']))![0];
+        const res = await app.inject({ url: '/ui/nodes/n01', headers: { cookie } });
+        expect(res.statusCode).toBe(200);
+        return res.body;
+      };
+      const op = await page('op');
+      expect(op).toContain('<pre class="console" id="console-tail">Booting kernel\n&lt;script&gt;alert(1)&lt;/script&gt;\nlogin: </pre>');
+      expect(await page('ro')).not.toContain('console-tail');
+    } finally {
+      await app.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
