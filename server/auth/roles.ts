@@ -88,6 +88,7 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /ui/timeline': 'read-only',
   'GET /ui/timeline.svg': 'read-only',
   'GET /ui/discovery': 'read-only',
+  'POST /ui/discovery': 'admin',
 });
 
 /** The table's role for a route, or undefined when the table has none (HEAD is looked up as GET). */

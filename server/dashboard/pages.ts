@@ -14,6 +14,8 @@ export interface Viewer {
   csrf: string;
   /** Whether the viewer may power, reinstall, cancel (role operator or above). */
   canAct: boolean;
+  /** Whether the viewer may accept and reject discovered machines (role admin). */
+  canAdmin?: boolean;
 }
 
 export const ACTIONS = {
@@ -438,7 +440,7 @@ export function discoveryPage(viewer: Viewer, d: DiscoveryView): string {
     'Discovery',
     viewer,
     html`<h1>Discovery</h1>
-<p>Policy <strong>${d.policy}</strong>; rules: ${d.rules.length ? d.rules.join(', ') : html`<span class="none">none in fleet.yaml</span>`}. Accept or reject with <code>fleet discover --accept</code> / <code>--reject</code> (role admin).</p>
+<p>Policy <strong>${d.policy}</strong>; rules: ${d.rules.length ? d.rules.join(', ') : html`<span class="none">none in fleet.yaml</span>`}. ${viewer.canAdmin ? 'Accept or reject each machine below (asked first), or' : 'Accept or reject (role admin) with'} <code>fleet discover --accept</code> / <code>--reject</code>.</p>
 <h2>Machines no node declares (${d.machines.length})</h2>
 ${
   d.machines.length
@@ -451,17 +453,17 @@ ${
 <h2>Naming plan: planned (${d.planned.length})</h2>
 ${
   d.planned.length
-    ? html`<table id="planned"><thead><tr><th>MAC</th><th>name</th><th>rule</th><th>IP</th><th>BMC</th><th>profile</th><th>on accept</th><th>notes</th></tr></thead><tbody>${d.planned.map(
+    ? html`<table id="planned"><thead><tr><th>MAC</th><th>name</th><th>rule</th><th>IP</th><th>BMC</th><th>profile</th><th>on accept</th><th>notes</th>${viewer.canAdmin ? html`<th></th>` : ''}</tr></thead><tbody>${d.planned.map(
         (p) =>
-          html`<tr><td><code>${p.mac}</code></td><td><strong>${p.name}</strong></td><td>${p.rule}</td><td>${p.ip ?? '—'}</td><td>${p.bmc ?? '—'}</td><td>${p.profile}</td><td>${p.onAccept}</td><td class="t">${p.notes.join('; ')}</td></tr>`,
+          html`<tr data-mac="${p.mac}"><td><code>${p.mac}</code></td><td><strong>${p.name}</strong></td><td>${p.rule}</td><td>${p.ip ?? '—'}</td><td>${p.bmc ?? '—'}</td><td>${p.profile}</td><td>${p.onAccept}</td><td class="t">${p.notes.join('; ')}</td>${viewer.canAdmin ? html`<td>${discoveryForm(viewer, 'accept', p.mac)} ${discoveryForm(viewer, 'reject', p.mac)}</td>` : ''}</tr>`,
       )}</tbody></table>`
     : html`<p class="none">none</p>`
 }
 <h2>Not planned (${d.unplanned.length})</h2>
 ${
   d.unplanned.length
-    ? html`<table id="unplanned"><thead><tr><th>MAC</th><th>status</th><th>rule</th><th>why</th></tr></thead><tbody>${d.unplanned.map(
-        (u) => html`<tr><td><code>${u.mac}</code></td><td>${u.status}</td><td>${u.rule ?? '—'}</td><td class="reason">${u.reason}</td></tr>`,
+    ? html`<table id="unplanned"><thead><tr><th>MAC</th><th>status</th><th>rule</th><th>why</th>${viewer.canAdmin ? html`<th></th>` : ''}</tr></thead><tbody>${d.unplanned.map(
+        (u) => html`<tr data-mac="${u.mac}"><td><code>${u.mac}</code></td><td>${u.status}</td><td>${u.rule ?? '—'}</td><td class="reason">${u.reason}</td>${viewer.canAdmin ? html`<td>${discoveryForm(viewer, 'reject', u.mac)}</td>` : ''}</tr>`,
       )}</tbody></table>`
     : html`<p class="none">none</p>`
 }
@@ -472,4 +474,32 @@ ${
     : html`<p class="none">none</p>`
 }`,
   );
+}
+
+function discoveryForm(viewer: Viewer, action: 'accept' | 'reject', mac: string): Html {
+  return html`<form method="post" action="/ui/discovery" class="inline"><input type="hidden" name="_csrf" value="${viewer.csrf}"><input type="hidden" name="action" value="${action}"><input type="hidden" name="mac" value="${mac}"><button type="submit" class="act act-${action}" data-discovery="${action}">${action === 'accept' ? 'Accept' : 'Reject'}</button></form>`;
+}
+
+/** The question before a discovery decision: what the machine becomes (accept) or that plans will skip it (reject). */
+export function discoveryConfirmPage(
+  viewer: Viewer,
+  action: 'accept' | 'reject',
+  mac: string,
+  planned: { name: string; profile: string; onAccept: string; ip: string | null } | null,
+): string {
+  const what =
+    action === 'accept' && planned
+      ? html`accept <code>${mac}</code> as node <strong id="confirm-name">${planned.name}</strong> (profile ${planned.profile}, address ${planned.ip ?? 'none'}). ${planned.onAccept === 'install' ? html`On accept it is <strong>installed: this erases its disks</strong>.` : 'On accept its inventory is kept; nothing is installed.'}`
+      : html`reject <code>${mac}</code>: plans skip it and list it as rejected (take it back with <code>fleet discover --unreject</code>).`;
+  return layout(
+    'Confirm',
+    viewer,
+    html`<h1>Confirm: ${action}</h1>
+<p class="confirm" id="confirm-text">You are about to ${what}</p>
+<form method="post" action="/ui/discovery" id="confirm-form"><input type="hidden" name="_csrf" value="${viewer.csrf}"><input type="hidden" name="action" value="${action}"><input type="hidden" name="mac" value="${mac}"><input type="hidden" name="confirm" value="${planned?.name ?? mac}"><button type="submit" id="confirm" class="act act-${action}">${action === 'accept' ? 'Accept' : 'Reject'}</button> <a href="/ui/discovery">Back</a></form>`,
+  );
+}
+
+export function messagePage(viewer: Viewer, title: string, lines: string[]): string {
+  return layout(title, viewer, html`<h1>${title}</h1><ul id="message">${lines.map((l) => html`<li>${l}</li>`)}</ul><p><a href="/ui/discovery">Discovery</a> · <a href="/ui/">Overview</a></p>`);
 }

@@ -232,6 +232,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     ...(deps.bmc ? { bmc: deps.bmc } : {}),
     ...(deps.dashboardSessions ? { sessions: deps.dashboardSessions } : {}),
     ...(deps.consoleLogDir !== undefined ? { consoleLogDir: deps.consoleLogDir } : {}),
+    ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
   });
   return app;
 }

@@ -16,6 +16,7 @@
  *   GET  /ui/timeline              reinstall timeline (nodeset, since, until)        read-only
  *   GET  /ui/timeline.svg          the same picture as an SVG file                   read-only
  *   GET  /ui/discovery             discovered machines, their hardware, the naming plan read-only
+ *   POST /ui/discovery             accept or reject one machine: confirm, then do    admin + CSRF
  *
  * Auth, like the API's (server/http/app.ts), is a hook of the plugin scope
  * the routes live in, so it runs for the route the router matched: the
@@ -59,8 +60,11 @@ import {
   type Viewer,
   timelinePage,
   discoveryPage,
+  discoveryConfirmPage,
+  messagePage,
 } from '../dashboard/pages.js';
 import { currentPlan } from '../discovery/index.js';
+import { acceptMachines, rejectMachines } from '../discovery/service.js';
 import { bmcOwners } from '../discovery/facts.js';
 import type { Inspection } from '../discovery/inspection.js';
 import { renderTimeline } from '../dashboard/timeline.js';
@@ -94,6 +98,8 @@ export interface DashboardDeps {
   sessions?: SessionStore;
   stream?: EventStreamSettings;
   clock?: () => Date;
+  /** After discovery created nodes (DHCP reservations follow). */
+  onNodesChanged?: () => Promise<void>;
   /** DATA/console (server/console/log.ts): operators see the tail of a node's console log; absent: none. */
   consoleLogDir?: string;
   /** An enrolled agent not heard from for this long is stale on the overview. Default 900 s. */
@@ -195,7 +201,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       void reply.status(fe.http).header(ERROR_CODE_HEADER, fe.code).headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(errorPage(viewer, fe.http, fe.code, message));
     });
 
-    const viewerOf = (p: { user: string; role: Role }, s: Session): Viewer => ({ user: p.user, role: p.role, csrf: s.csrf, canAct: roleAllows(p.role, 'operator') });
+    const viewerOf = (p: { user: string; role: Role }, s: Session): Viewer => ({ user: p.user, role: p.role, csrf: s.csrf, canAct: roleAllows(p.role, 'operator'), canAdmin: roleAllows(p.role, 'admin') });
 
     // First in the scope: the session and the role of the matched route, before any body is read.
     ui.addHook('onRequest', async (req, reply) => {
@@ -439,6 +445,39 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
           rejected: plan.rejected,
         }),
       );
+    });
+
+    ui.post('/ui/discovery', async (req, reply) => {
+      const action = field(req.body, 'action');
+      const mac = field(req.body, 'mac')?.trim().toLowerCase();
+      const confirm = field(req.body, 'confirm');
+      if (action !== 'accept' && action !== 'reject') throw new FleetError('request.invalid', 'unknown action; one of: accept, reject');
+      if (!mac || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac)) throw new FleetError('request.invalid', 'no MAC address given');
+      const { plan } = await currentPlan(deps.store);
+      const planned = plan.planned.find((p) => p.mac === mac) ?? null;
+      if (action === 'accept' && !planned) throw new FleetError('conflict', `${mac} is not planned now (see the naming plan): nothing was accepted`);
+      if (confirm === undefined) return page(reply, discoveryConfirmPage(viewer(req), action, mac, planned));
+      const actor = actorOf(req);
+      if (action === 'reject') {
+        if (confirm !== mac) throw new FleetError('request.invalid', 'the confirmation names another machine');
+        const [r] = await rejectMachines(deps.store, [mac], actor);
+        return page(reply, messagePage(viewer(req), 'Rejected', [`${mac}: ${r?.already ? 'was rejected already' : `rejected at ${r?.rejectedAt ?? ''}`}`]));
+      }
+      // Accepted as the name that was shown, or not at all (the plan may have moved in between).
+      const res = await acceptMachines(
+        {
+          store: deps.store,
+          ...(deps.conductor ? { conductor: deps.conductor } : {}),
+          ...(deps.preflight ? { preflight: deps.preflight } : {}),
+          ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
+        },
+        { macs: [mac], expect: { [mac]: confirm }, force: false, actor, via: 'command' },
+      );
+      const lines = res.accepted.map(
+        (a) => `${a.mac} → node ${a.name}${a.install ? (a.install.ok ? `: install started (${a.install.state ?? ''})` : `: install not started: ${a.install.error?.message ?? ''}`) : ''}${a.bmcSetup ? `: BMC account ${a.bmcSetup.account} to be set up first` : ''}`,
+      );
+      req.log.info({ mac, accepted: res.accepted.length }, 'dashboard discovery accept');
+      return page(reply, messagePage(viewer(req), 'Accepted', lines));
     });
 
     ui.post('/ui/actions', async (req, reply) => {

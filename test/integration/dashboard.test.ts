@@ -42,6 +42,14 @@ profiles:
 nodes:
   n01: {profile: compute, mac: "52:54:00:17:04:01", bmc: {address: 127.0.0.1, port: ${lab.bmcs[0]!.port}, protocol: ipmi, credentials: sim}}
   n02: {profile: compute, mac: "52:54:00:17:04:02", bmc: {address: 127.0.0.1, port: ${lab.bmcs[1]!.port}, protocol: ipmi, credentials: sim}}
+discovery:
+  policy: manual
+  rules:
+    - name: spares
+      match: {mac_prefix: "0c:c4:7a"}
+      names: spare[1-9]
+      profile: compute
+      on_accept: inventory-only
 `,
       { prefix: 'fleet-dash-', env: { SIM_PASSWORD: PASSWORD }, bootListen: '127.0.0.1:0', bmc: { timeoutMs: 5000, retries: 0 } },
     );
@@ -164,5 +172,36 @@ nodes:
     const bad = await srv.fleet('timeline', 'n02', '--since', 'last tuesday', '-o', '-');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('neither a duration');
+  });
+
+  it('an admin accepts a discovered machine as its planned name and rejects another, each after a confirmation; an operator may not', async () => {
+    // Two unknown machines netboot: the boot face records them as discovered.
+    for (const mac of ['0c-c4-7a-00-00-01', '0c-c4-7a-00-00-02']) expect((await fetch(`${srv.server.bootUrl}/boot/${mac}.ipxe`)).status).toBe(200);
+    tokens.admin = srv.token;
+    const admin = await login('admin');
+    const op = await login('op');
+    const list = await (await fetch(`${srv.url}/ui/discovery`, { headers: { cookie: admin.cookie } })).text();
+    expect(list).toContain('<tr data-mac="0c:c4:7a:00:00:01">');
+    expect(list).toContain('data-discovery="accept"');
+    const opList = await (await fetch(`${srv.url}/ui/discovery`, { headers: { cookie: op.cookie } })).text();
+    expect(opList).not.toContain('data-discovery=');
+    expect((await post('/ui/discovery', { action: 'reject', mac: '0c:c4:7a:00:00:02', confirm: '0c:c4:7a:00:00:02', _csrf: op.csrf }, { cookie: op.cookie })).status).toBe(403);
+    expect((await post('/ui/discovery', { action: 'reject', mac: '0c:c4:7a:00:00:02', confirm: '0c:c4:7a:00:00:02' }, { cookie: admin.cookie })).status).toBe(403);
+
+    const ask = await post('/ui/discovery', { action: 'accept', mac: '0c:c4:7a:00:00:01', _csrf: admin.csrf }, { cookie: admin.cookie });
+    const question = await ask.text();
+    expect(ask.status, question).toBe(200);
+    expect(question).toContain('as node <strong id="confirm-name">spare1</strong>');
+    expect(await srv.server.store.nodes.get('spare1')).toBeNull();
+    // Confirmed for a name the plan does not give: refused, nothing accepted.
+    expect((await post('/ui/discovery', { action: 'accept', mac: '0c:c4:7a:00:00:01', confirm: 'spare7', _csrf: admin.csrf }, { cookie: admin.cookie })).status).toBe(409);
+    const done = await post('/ui/discovery', { action: 'accept', mac: '0c:c4:7a:00:00:01', confirm: 'spare1', _csrf: admin.csrf }, { cookie: admin.cookie });
+    expect(done.status).toBe(200);
+    expect(await done.text()).toContain('0c:c4:7a:00:00:01 → node spare1');
+    expect((await srv.server.store.nodes.get('spare1'))?.macs).toEqual(['0c:c4:7a:00:00:01']);
+
+    const rej = await post('/ui/discovery', { action: 'reject', mac: '0c:c4:7a:00:00:02', confirm: '0c:c4:7a:00:00:02', _csrf: admin.csrf }, { cookie: admin.cookie });
+    expect(rej.status).toBe(200);
+    expect((await srv.server.store.discovered.get('0c:c4:7a:00:00:02'))?.rejectedBy).toBe('admin@127.0.0.1');
   });
 });

@@ -78,7 +78,7 @@ describe('dashboard auth (inject)', () => {
       .filter((k) => !k.startsWith('HEAD '));
     const guarded = ui.filter((k) => !DASHBOARD_PUBLIC_ROUTES.has(k)).sort();
     expect(guarded).toEqual(Object.keys(ROUTE_ROLES).filter((k) => k.split(' ')[1]!.startsWith('/ui')).sort());
-    expect(guarded.length).toBe(9);
+    expect(guarded.length).toBe(10);
   });
 
   it('pages without a session go to the login page; the stream and writes answer 401', async () => {
