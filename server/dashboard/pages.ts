@@ -155,6 +155,7 @@ ${
       )}</tbody></table>`
     : html`<p class="none">none</p>`
 }`,
+    { live: true },
   );
 }
 
@@ -344,7 +345,7 @@ export function confirmPage(viewer: Viewer, action: ActionName, nodeset: string,
     html`<h1>Confirm: ${a.label}</h1>
 <p class="confirm" id="confirm-text">You are about to <strong>${a.verb}</strong> ${names.length} node${names.length === 1 ? '' : 's'}: <strong id="confirm-nodes">${folded}</strong>. ${a.warn}</p>
 <ul class="names">${shown.map((n) => html`<li>${n}</li>`)}${names.length > shown.length ? html`<li>… and ${names.length - shown.length} more</li>` : ''}</ul>
-<form method="post" action="/ui/actions" id="confirm-form"><input type="hidden" name="_csrf" value="${viewer.csrf}"><input type="hidden" name="action" value="${action}"><input type="hidden" name="nodeset" value="${nodeset}"><input type="hidden" name="confirm" value="${folded}"><button type="submit" id="confirm" class="act act-${action}">${a.label} ${names.length} node${names.length === 1 ? '' : 's'}</button> <a href="/ui/">Back</a></form>`,
+<form method="post" action="/ui/actions" id="confirm-form"><input type="hidden" name="_csrf" value="${viewer.csrf}"><input type="hidden" name="action" value="${action}"><input type="hidden" name="nodeset" value="${nodeset}"><input type="hidden" name="confirm" value="${folded}">${action === 'reinstall' ? html`<label class="force"><input type="checkbox" name="force" value="yes" id="force"> force: pets too, and past failed doctor checks</label> ` : ''}<button type="submit" id="confirm" class="act act-${action}">${a.label} ${names.length} node${names.length === 1 ? '' : 's'}</button> <a href="/ui/">Back</a></form>`,
   );
 }
 

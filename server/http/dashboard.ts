@@ -496,8 +496,10 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       let rows: ActionResultRow[];
       if (action === 'reinstall' || action === 'cancel') {
         if (!deps.conductor) throw new FleetError('not_implemented', 'this server runs without the lifecycle conductor');
-        if (action === 'reinstall' && deps.preflight) await refuseOnFailedChecks(deps.store, deps.preflight, names, undefined);
-        const results = action === 'reinstall' ? await deps.conductor.reinstall(names, { actor, force: false }) : await deps.conductor.cancel(names, { actor });
+        // force (a box on the confirmation page): pets too, and past failed doctor checks, as fleet reinstall --force.
+        const force = action === 'reinstall' && field(req.body, 'force') === 'yes';
+        if (action === 'reinstall' && deps.preflight && !force) await refuseOnFailedChecks(deps.store, deps.preflight, names, undefined);
+        const results = action === 'reinstall' ? await deps.conductor.reinstall(names, { actor, force }) : await deps.conductor.cancel(names, { actor });
         rows = results.map((r) => ({
           node: r.node,
           ok: r.ok,

@@ -152,17 +152,25 @@ nodes:
     // A mark that a reload would lose.
     // (Page functions as strings: the type check has no DOM library.)
     await page.evaluate('window.fleetMark = 42');
+    // The overview in a second tab: its counts follow too.
+    const overview = await context.newPage();
+    await overview.goto(`${srv.url}/ui/`);
+    await overview.waitForSelector('body[data-live="connected"]', { timeout: 10_000 });
+    const enrolledBefore = Number(await overview.$eval('[data-count-state="enrolled"]', (e) => e.textContent));
+    // (Waits poll on a timer: a tab in the background runs no animation frames.)
+    await page.bringToFront();
     const stateOf = () => page.$eval('tr[data-node="n02"] .state', (e) => e.getAttribute('data-state'));
     expect(await stateOf()).toBe('enrolled');
     const r = await srv.fleet('reinstall', 'n02', '--yes', '--force');
     expect(r.code, r.out + r.err).toBe(0);
-    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'power-cycling'`, { timeout: 15_000 });
+    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'power-cycling'`, { timeout: 15_000, polling: 100 });
     expect(await page.evaluate('window.fleetMark')).toBe(42);
     expect(await page.$eval('tr[data-node="n01"] .state', (e) => e.getAttribute('data-state'))).toBe('enrolled');
     await shot(page, '07-nodes-live');
+    await overview.waitForFunction(`document.querySelector('[data-count-state="enrolled"]').textContent === '${enrolledBefore - 1}'`, { timeout: 10_000, polling: 100 });
     await srv.server.conductor.idle();
     expect((await srv.fleet('cancel', 'n02')).code).toBe(0);
-    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'enrolled'`, { timeout: 15_000 });
+    await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'enrolled'`, { timeout: 15_000, polling: 100 });
     await srv.server.conductor.idle();
     await context.close();
   }, 60_000);

@@ -133,6 +133,25 @@ discovery:
     expect(ev.actor).toBe('op@127.0.0.1');
   });
 
+  it('a reinstall from the dashboard runs the doctor checks; the force box goes past them', async () => {
+    const op = await login('op');
+    const ask = await (await post('/ui/actions', { action: 'reinstall', nodeset: 'n01', _csrf: op.csrf }, { cookie: op.cookie })).text();
+    expect(ask).toContain('name="force"');
+    // This server has no OS tree nor boot environment: the checks a reinstall depends on fail.
+    const refused = await post('/ui/actions', { action: 'reinstall', nodeset: 'n01', confirm: 'n01', _csrf: op.csrf }, { cookie: op.cookie });
+    expect(refused.headers.get('x-fleet-error')).toBe('precondition.failed');
+    expect(await refused.text()).toContain('reinstall refused');
+    expect((await srv.server.store.nodes.require('n01')).state).toBe('enrolled');
+    const forced = await post('/ui/actions', { action: 'reinstall', nodeset: 'n01', confirm: 'n01', force: 'yes', _csrf: op.csrf }, { cookie: op.cookie });
+    const body = await forced.text();
+    expect(forced.status, body).toBe(200);
+    expect(body).toContain('Reinstall: 1 of 1 done');
+    expect((await srv.server.store.nodes.require('n01')).state).not.toBe('enrolled');
+    await srv.server.conductor.idle();
+    expect((await srv.fleet('cancel', 'n01')).code).toBe(0);
+    await srv.server.conductor.idle();
+  }, 30_000);
+
   it("the session's event stream carries a reinstall's state changes", async () => {
     const ro = await login('ro');
     const ac = new AbortController();
@@ -161,7 +180,7 @@ discovery:
   it('fleet timeline writes the reinstall as an SVG file; a PNG or a bad window is refused', async () => {
     const r = await srv.fleet('timeline', 'n[01-02]', '-o', 'run.svg');
     expect(r.code, r.err).toBe(0);
-    expect(r.err).toMatch(/^fleet: timeline of 1 node, 0 failures, \S+ to \S+ written to run\.svg\n$/);
+    expect(r.err).toMatch(/^fleet: timeline of 2 nodes, 0 failures, \S+ to \S+ written to run\.svg\n$/);
     const svg = await readFile(join(srv.dir, 'run.svg'), 'utf8');
     expect(svg).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg).toContain('<g class="row" data-node="n02">');

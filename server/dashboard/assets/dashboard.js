@@ -44,6 +44,20 @@
       if (last) last.textContent = e.kind + ' ' + e.time;
       hits[i].classList.add('changed');
     }
+    // The overview's counts by state follow (a state with no card yet shows on the next load).
+    function bump(state, by) {
+      if (typeof state !== 'string') return;
+      var cards = document.querySelectorAll('[data-count-state]');
+      for (var j = 0; j < cards.length; j++) {
+        if (cards[j].getAttribute('data-count-state') !== state) continue;
+        var n = parseInt(cards[j].textContent, 10);
+        if (!isNaN(n)) cards[j].textContent = String(Math.max(0, n + by));
+      }
+    }
+    if (e.fromState !== e.toState) {
+      bump(e.fromState, -1);
+      bump(e.toState, +1);
+    }
   });
   window.addEventListener('pagehide', function () { es.close(); });
 })();
