@@ -139,6 +139,14 @@ function routeKey(method: string, url: string): string {
   return `${method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase()} ${url}`;
 }
 
+/** Fastify's own refusals (a body too large, a content type no parser takes) as the catalogue's codes. */
+function fromFastify(err: unknown): FleetError | undefined {
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new FleetError('request.too_large', 'request body too large');
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return new FleetError('request.invalid', e.message ?? 'bad request');
+  return undefined;
+}
+
 /** A form field or JSON property of the body, as a string (undefined when absent or not a string). */
 function field(body: unknown, name: string): string | undefined {
   if (body === null || typeof body !== 'object') return undefined;
@@ -193,7 +201,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
 
     // Pages answer errors as pages (with the catalogue's code in the header, as every error of the API).
     ui.setErrorHandler((err, req, reply) => {
-      const fe = err instanceof FleetError ? err : toFleetError(err);
+      const fe = err instanceof FleetError ? err : (fromFastify(err) ?? toFleetError(err));
       if (fe.code === 'internal') req.log.error({ err }, 'internal error');
       const message = fe.code === 'internal' ? 'internal error; see the server log' : fe.message;
       const s = req.dashboardSession?.session;

@@ -132,6 +132,15 @@ describe('dashboard auth (inject)', () => {
       expect(res.headers[ERROR_CODE_HEADER], what).toBe('auth.forbidden');
       expect(res.body, what).toContain('CSRF');
     }
+    // A body too large, or of a type no parser takes: refused as such, not as an internal error.
+    const big = await act(o.cookie, { action: 'cancel', nodeset: 'n01', _csrf: o.csrf, pad: 'x'.repeat(70_000) });
+    expect(big.statusCode).toBe(413);
+    const xml = await app.inject({ method: 'POST', url: '/ui/actions', headers: { cookie: o.cookie, 'content-type': 'application/xml' }, payload: '<a/>' });
+    expect(xml.statusCode).toBe(400);
+    expect(xml.headers[ERROR_CODE_HEADER]).toBe('request.invalid');
+    // A plain-text body carries no token field: refused like any write without one.
+    const text = await app.inject({ method: 'POST', url: '/ui/actions', headers: { cookie: o.cookie, 'content-type': 'text/plain' }, payload: `_csrf=${o.csrf}&action=cancel` });
+    expect(text.statusCode).toBe(403);
     // Logout is a write too.
     expect((await app.inject({ method: 'POST', url: '/ui/logout', headers: { cookie: o.cookie } })).statusCode).toBe(403);
     // A foreign Origin is refused even with the right token.
