@@ -176,6 +176,8 @@ export interface NodeRow {
   profile: string;
   /** How the profile installs: `kickstart`, or `image NAME`. */
   install: string;
+  /** The image the node last fetched its install plan for: name and digest (image installs only). */
+  installed: { image: string; digest: string } | null;
   state: string;
   since: string;
   inStateSeconds: number;
@@ -236,7 +238,7 @@ ${d.missingFolded ? html`<p class="warn">not in the store: ${d.missingFolded}</p
 <table class="nodes" id="nodes" data-live-rows>
 <thead><tr><th>${sortLink('name', 'node')}</th><th>${sortLink('profile', 'profile')}</th><th>install</th><th>${sortLink('state', 'state')}</th><th>${sortLink('since', 'in state')}</th><th>last event</th><th>failure / flags</th></tr></thead>
 <tbody>${d.rows.map(
-      (r) => html`<tr data-node="${r.name}"><td>${nodeLink(r.name)}</td><td>${r.profile}</td><td class="install">${r.install}</td><td class="state-cell">${stateBadge(r.state)}</td><td class="since" data-since="${r.since}" title="${r.since}">${formatAge(r.inStateSeconds)}</td><td class="last">${r.lastEvent ? html`${r.lastEvent.kind} <span class="t">${r.lastEvent.time}</span>` : ''}</td><td class="reason">${r.failure ? html`${r.failure.step}: ${r.failure.reason}` : ''}${r.flags.map((f) => html` <span class="flag">${f}</span>`)}</td></tr>`,
+      (r) => html`<tr data-node="${r.name}"><td>${nodeLink(r.name)}</td><td>${r.profile}</td><td class="install">${r.install}${r.installed ? html`<br><code class="digest" title="${r.installed.image} ${r.installed.digest}">${r.installed.digest.replace(/^sha256:/, '').slice(0, 12)}</code>` : ''}</td><td class="state-cell">${stateBadge(r.state)}</td><td class="since" data-since="${r.since}" title="${r.since}">${formatAge(r.inStateSeconds)}</td><td class="last">${r.lastEvent ? html`${r.lastEvent.kind} <span class="t">${r.lastEvent.time}</span>` : ''}</td><td class="reason">${r.failure ? html`${r.failure.step}: ${r.failure.reason}` : ''}${r.flags.map((f) => html` <span class="flag">${f}</span>`)}</td></tr>`,
     )}</tbody>
 </table>
 <nav class="pager">${v.page > 1 ? html`<a href="${nodesHref(v, { page: v.page - 1 })}" rel="prev">← previous</a>` : ''} page ${v.page} of ${pages} ${v.page < pages ? html`<a href="${nodesHref(v, { page: v.page + 1 })}" rel="next">next →</a>` : ''}</nav>

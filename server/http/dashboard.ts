@@ -337,7 +337,8 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       const rows: NodeRow[] = [];
       for (const n of slice) {
         const st = withStoredFlags(await nodeStatus(deps.store, n, t), flags.get(n.name) ?? []);
-        rows.push({ name: n.name, profile: n.profile, install: installs.get(n.profile) ?? '?', state: n.state, since: n.stateSince, inStateSeconds: st.inStateSeconds, lastEvent: st.lastEvent, failure: st.failure, flags: st.flags });
+        const installed = installs.get(n.profile)?.startsWith('image') ? await lastImage(n.name) : null;
+        rows.push({ name: n.name, profile: n.profile, install: installs.get(n.profile) ?? '?', installed, state: n.state, since: n.stateSince, inStateSeconds: st.inStateSeconds, lastEvent: st.lastEvent, failure: st.failure, flags: st.flags });
       }
       return page(
         reply,
@@ -534,6 +535,13 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       return page(reply, resultPage(viewer(req), action, rows));
     });
   });
+
+  /** The image (and digest) a node last fetched its install plan for (boot.plan_fetched), or null. */
+  const lastImage = async (node: string): Promise<{ image: string; digest: string } | null> => {
+    const e = (await deps.store.events.list({ node, kinds: [EVENT.planFetched], order: 'desc', limit: 1 })).events[0];
+    const d = (e?.details ?? {}) as { image?: unknown; digest?: unknown };
+    return typeof d.image === 'string' && typeof d.digest === 'string' ? { image: d.image, digest: d.digest } : null;
+  };
 
   const timeline = (q: Record<string, unknown>): Promise<TimelineData> =>
     timelineData(deps.store, expand, { nodeset: typeof q.nodeset === 'string' ? q.nodeset : '', since: typeof q.since === 'string' ? q.since : '', until: typeof q.until === 'string' ? q.until : '' }, now());

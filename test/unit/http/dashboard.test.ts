@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toInventory, type RawInventory } from '../../../agent/inventory/index.js';
 import { inventoryToStored } from '../../../common/inventory/proto.js';
+import { EVENT } from '../../../common/events.js';
 
 const VM = toInventory(JSON.parse(fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/inventory/debian-vm.json'), 'utf8')) as RawInventory);
 
@@ -278,6 +279,12 @@ describe('dashboard auth (inject)', () => {
     expect(res.body).toContain('<pre class="inventory" id="inventory">');
     const table = await app.inject({ url: '/ui/nodes', headers: { cookie: o.cookie } });
     expect(table.body).toContain('<td class="install">kickstart</td>');
+    // An image install: the image and digest the node last fetched its plan for.
+    await store.profiles.upsert({ ...PROFILES.compute, name: 'img', os: { install: 'image', tree: '', image: 'debian12' } }, ACTOR);
+    await store.nodes.upsert({ name: 'i01', profile: 'img', ip: '10.9.0.9', macs: ['52:54:00:00:00:09'], pet: false }, ACTOR);
+    await store.events.append({ node: 'i01', kind: EVENT.planFetched, actor: 'i01', details: { image: 'debian12', digest: `sha256:${'ab12'.repeat(16)}` } });
+    const img = await app.inject({ url: '/ui/nodes?nodeset=i01', headers: { cookie: o.cookie } });
+    expect(img.body).toContain(`<td class="install">image debian12<br><code class="digest" title="debian12 sha256:${'ab12'.repeat(16)}">ab12ab12ab12</code></td>`);
   });
 
   it('lists discovered machines and the naming plan, escaped', async () => {
