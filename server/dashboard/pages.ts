@@ -16,6 +16,8 @@ export interface Viewer {
   canAct: boolean;
   /** Whether the viewer may accept and reject discovered machines (role admin). */
   canAdmin?: boolean;
+  /** The last event id before the page's facts were read: its live stream starts there, so nothing in between is lost. */
+  liveAfter?: number;
 }
 
 export const ACTIONS = {
@@ -55,7 +57,7 @@ export function layout(title: string, viewer: Viewer | null, body: Html, opts: {
 <link rel="stylesheet" href="/ui/assets/dashboard.css">
 <script src="/ui/assets/dashboard.js" defer></script>
 </head>
-<body${opts.live ? raw(' data-live="connecting"') : ''}>
+<body${opts.live ? html` data-live="connecting" data-after="${viewer?.liveAfter ?? ''}"` : ''}>
 <header class="top">
   <a class="brand" href="/ui/">fleet</a>
   ${

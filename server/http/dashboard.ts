@@ -304,9 +304,13 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       return reply.header('set-cookie', clearedSessionCookie({ secure: deps.secure })).redirect('/ui/login', 303);
     });
 
-    ui.get('/ui/', async (req, reply) => page(reply, overviewPage(viewer(req), await overview())));
+    ui.get('/ui/', async (req, reply) => {
+      const liveAfter = await deps.store.events.lastId();
+      return page(reply, overviewPage({ ...viewer(req), liveAfter }, await overview()));
+    });
 
     ui.get<{ Querystring: Record<string, unknown> }>('/ui/nodes', async (req, reply) => {
+      const liveAfter = await deps.store.events.lastId();
       const query = parseNodesQuery(req.query ?? {});
       let names: string[] | undefined;
       let error: string | undefined;
@@ -342,7 +346,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       }
       return page(
         reply,
-        nodesPage(viewer(req), {
+        nodesPage({ ...viewer(req), liveAfter }, {
           query,
           total: sorted.length,
           rows,
@@ -355,13 +359,14 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     });
 
     ui.get<{ Params: { name: string } }>('/ui/nodes/:name', async (req, reply) => {
+      const liveAfter = await deps.store.events.lastId();
       const n = await deps.store.nodes.get(req.params.name);
       if (!n) throw new FleetError('node.not_found', `no node named '${req.params.name}'`);
       const flags = await deps.store.flags.list([n.name]);
       const st = withStoredFlags(await nodeStatus(deps.store, n, now()), flags);
       const events = await deps.store.events.list({ node: n.name, order: 'desc', limit: 200 });
       // The console may show what an installer typed or printed: operators only, as the console itself.
-      const v = viewer(req);
+      const v = { ...viewer(req), liveAfter };
       const consoleText = v.canAct && deps.consoleLogDir !== undefined ? await readTail(consoleLogPath(deps.consoleLogDir, n.name), 16 * 1024) : null;
       const [inv, before] = await deps.store.inventory.history(n.name, 2);
       const cmp = inv && before ? compareInventories(inventoryFromStored(before.inventory), inventoryFromStored(inv.inventory)) : undefined;
@@ -398,7 +403,11 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     ui.get<{ Querystring: Record<string, unknown> }>('/ui/events', { exposeHeadRoute: false }, async (req, reply) => {
       const nodeset = typeof req.query?.nodeset === 'string' && req.query.nodeset !== '' ? req.query.nodeset : undefined;
       const names = nodeset !== undefined ? await expand(nodeset) : undefined;
-      await stream(req, reply, { ...(names ? { names } : {}), kinds: [EVENT.stateChanged] });
+      // after: the page's last event id (data-after), so changes between the page and its stream are not lost.
+      // A reconnect's Last-Event-ID wins (the stream reads it when no after is given): nothing is sent twice.
+      const afterText = typeof req.query?.after === 'string' && req.headers['last-event-id'] === undefined ? req.query.after : '';
+      const after = /^\d{1,15}$/.test(afterText) ? Number(afterText) : undefined;
+      await stream(req, reply, { ...(names ? { names } : {}), kinds: [EVENT.stateChanged], ...(after !== undefined ? { after } : {}) });
     });
 
     ui.get<{ Querystring: Record<string, unknown> }>('/ui/timeline', async (req, reply) => {

@@ -24,7 +24,9 @@
     for (var i = 0; i < rows.length; i++) if (rows[i].getAttribute('data-node') === node) out.push(rows[i]);
     return out;
   }
-  var es = new EventSource('/ui/events');
+  // From the page's last event id: a change between the page and its stream is not lost (reconnects use Last-Event-ID).
+  var after = body.getAttribute('data-after');
+  var es = new EventSource('/ui/events' + (after && /^\d+$/.test(after) ? '?after=' + after : ''));
   es.addEventListener('open', function () { setLive('connected'); });
   es.addEventListener('error', function () { setLive(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'); });
   es.addEventListener('state.changed', function (msg) {

@@ -176,6 +176,31 @@ describe('dashboard auth (inject)', () => {
     expect(opNode.body).toContain('data-action="reinstall"');
   });
 
+  it('a live page names its last event id; its stream starts there, or at a reconnect\'s Last-Event-ID', async () => {
+    const o = await login('olivia');
+    const page = await app.inject({ url: '/ui/nodes', headers: { cookie: o.cookie } });
+    const after = Number(/data-after="(\d+)"/.exec(page.body)![1]);
+    expect(after).toBe(await store.events.lastId());
+    // A change after the page was read: the stream from the page's id carries it.
+    await store.nodes.setState('n01', 'held', { actor: 'test', details: { step: 'x', reason: 'y' } });
+    const res = await app.inject({ url: `/ui/events?after=${after}`, headers: { cookie: o.cookie }, payloadAsStream: true });
+    const text = await new Promise<string>((resolve) => {
+      let got = '';
+      res.stream().on('data', (b: Buffer) => {
+        got += b.toString();
+        if (got.includes('"toState":"held"')) resolve(got);
+      });
+    });
+    expect(text).toContain(`: fleet events after ${after}`);
+    expect(text).toContain('"node":"n01"');
+    res.stream().destroy();
+    const again = await app.inject({ url: `/ui/events?after=${after}`, headers: { cookie: o.cookie, 'last-event-id': String(after + 1) }, payloadAsStream: true });
+    const head = await new Promise<string>((resolve) => again.stream().once('data', (b: Buffer) => resolve(b.toString())));
+    expect(head).toContain(`: fleet events after ${after + 1}`);
+    again.stream().destroy();
+    await store.nodes.setState('n01', 'enrolled', { actor: 'test' });
+  });
+
   it('bad cookies are no session', async () => {
     for (const cookie of ['fleet_session=', 'fleet_session=garbage', `fleet_session=${'A'.repeat(43)}`, 'fleet_session=../../etc', 'other=1', `fleet_session="${'B'.repeat(43)}"`]) {
       const res = await app.inject({ url: '/ui/', headers: { cookie } });
@@ -258,7 +283,7 @@ describe('dashboard auth (inject)', () => {
     expect(svg.statusCode).toBe(200);
     expect(svg.headers['content-type']).toBe('image/svg+xml; charset=utf-8');
     expect(svg.body.startsWith('<?xml version="1.0" encoding="UTF-8"?>\n<svg')).toBe(true);
-    const none = await app.inject({ url: '/ui/timeline.svg?since=1h&nodeset=n01', headers: { cookie: o.cookie } });
+    const none = await app.inject({ url: '/ui/timeline.svg?since=1h&nodeset=zz01', headers: { cookie: o.cookie } });
     expect(none.body).not.toContain('<g class="row"');
     for (const q of ['since=yesterday', 'since=1h&until=2h', 'since=2026-13-45']) {
       const bad = await app.inject({ url: `/ui/timeline?${q}`, headers: { cookie: o.cookie } });
