@@ -19,7 +19,9 @@
 # by the boot environment: it captures an LLDP frame while inspecting) and
 # lldpd (the switch in the inspection VM test, run by the test inside its
 # namespace; the packaged daemon is disabled: it would speak LLDP on this
-# machine's own links); a C++ toolchain because better-sqlite3 is built from source when no prebuilt
+# machine's own links); chromium for the dashboard's browser test (driven
+# headless by puppeteer-core, which downloads no browser); a C++ toolchain
+# because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -37,6 +39,7 @@ PKGS=(
   nginx wrk
   groff-base man-db prometheus
   tcpdump lldpd
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

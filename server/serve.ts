@@ -277,6 +277,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       bmc: { providers, ...opts.bmc },
       // Serial consoles through the BMCs; their output is kept in DATA/console/NODE.log.
       consoles,
+      consoleLogDir: join(dataDir, 'console'),
       netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
       onNodesChanged: async () => netboot?.refresh(),

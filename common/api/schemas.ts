@@ -903,3 +903,29 @@ export type UserRemoveResponse = Static<typeof UserRemoveResponse>;
 /** POST /users/:name/disable, /enable */
 export const UserDisableResponse = Type.Object({ user: Str, disabled: Type.Boolean(), changed: Type.Boolean() });
 export type UserDisableResponse = Static<typeof UserDisableResponse>;
+
+// ------------------------------------------------------------------ timeline
+
+/** GET /timeline: the reinstall timeline (the dashboard's /ui/timeline picture; `fleet timeline`). */
+export const TimelineQuery = Type.Object(
+  {
+    nodeset: Type.Optional(Nodeset),
+    since: Type.Optional(Type.String({ maxLength: 40, description: 'fit (default: the span of the last 24 h of transitions), a duration back from now (2h, 7d), or an ISO time' })),
+    until: Type.Optional(Type.String({ maxLength: 40, description: 'a duration back from now, or an ISO time (default now)' })),
+  },
+  { additionalProperties: false },
+);
+export type TimelineQuery = Static<typeof TimelineQuery>;
+
+export const TimelineResponse = Type.Object({
+  /** The picture, an SVG document (no XML declaration). */
+  svg: Str,
+  nodes: Type.Integer({ minimum: 0 }),
+  failures: Type.Integer({ minimum: 0 }),
+  /** The window drawn (ISO). */
+  since: Str,
+  until: Str,
+  /** More transitions than one picture reads: it stops early. */
+  truncated: Type.Boolean(),
+});
+export type TimelineResponse = Static<typeof TimelineResponse>;

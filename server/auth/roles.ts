@@ -47,6 +47,7 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'GET /api/v1/export/:format': 'read-only',
   'GET /api/v1/discovered': 'read-only',
   'GET /api/v1/discover/plan': 'read-only',
+  'GET /api/v1/timeline': 'read-only',
 
   // A rendered kickstart holds the profile's root password hash (crypt): not for read-only.
   'GET /api/v1/render/:name/kickstart': 'operator',
@@ -75,6 +76,19 @@ export const ROUTE_ROLES: Readonly<Record<string, Role>> = Object.freeze({
   'POST /api/v1/users/:name/tokens': 'admin',
   'POST /api/v1/users/:name/disable': 'admin',
   'POST /api/v1/users/:name/enable': 'admin',
+
+  // The dashboard (server/http/dashboard.ts): a session cookie instead of the bearer token, the same roles.
+  // Its public routes (/, /ui, /ui/login, /ui/assets/:file) are DASHBOARD_PUBLIC_ROUTES there.
+  'GET /ui/': 'read-only',
+  'GET /ui/nodes': 'read-only',
+  'GET /ui/nodes/:name': 'read-only',
+  'GET /ui/events': 'read-only',
+  'POST /ui/logout': 'read-only',
+  'POST /ui/actions': 'operator',
+  'GET /ui/timeline': 'read-only',
+  'GET /ui/timeline.svg': 'read-only',
+  'GET /ui/discovery': 'read-only',
+  'POST /ui/discovery': 'admin',
 });
 
 /** The table's role for a route, or undefined when the table has none (HEAD is looked up as GET). */

@@ -60,7 +60,15 @@ export function bearerOf(header: string | undefined): string {
  * disabled user or an expired token.
  */
 export async function authenticate(source: TokenSource, header: string | undefined, now: Date): Promise<Principal> {
-  const presented = digestToken(bearerOf(header));
+  return principalOfDigest(source, digestToken(bearerOf(header)), now);
+}
+
+/**
+ * The user a token's digest belongs to, checked as `authenticate` checks a
+ * presented token (the dashboard's sessions keep the digest, never the
+ * token, and re-check it on every request).
+ */
+export async function principalOfDigest(source: TokenSource, presented: Pick<TokenDigest, 'hash' | 'id'>, now: Date): Promise<Principal> {
   const mine = Buffer.from(presented.hash, 'hex');
   let match: TokenCandidate | undefined;
   // Every candidate is compared (there is usually one), the same way whichever matches.

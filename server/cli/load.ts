@@ -26,3 +26,4 @@ export const repo = () => import('./commands/repo.js');
 export const server = () => import('./commands/server.js');
 export const slurm = () => import('./commands/slurm.js');
 export const users = () => import('./commands/users.js');
+export const timeline = () => import('./commands/timeline.js');

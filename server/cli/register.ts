@@ -15,6 +15,7 @@ import type { DiscoverBmcFlags } from './commands/discover-bmc.js';
 import type { ImageBuildFlags } from './commands/images.js';
 import type { LabUpFlags } from './commands/lab.js';
 import type { ReinstallFlags } from './commands/lifecycle.js';
+import type { TimelineFlags } from './commands/timeline.js';
 
 /** What a command's action needs: where to write, the global flags, and where its exit code goes. */
 export interface CommandCtx {
@@ -226,6 +227,15 @@ export function registerLifecycleCommands(
     .argument('<nodeset>', 'clustershell nodeset')
     .option('--json', 'JSON output')
     .action((nodeset: string, opts: { json?: boolean }) => run(load.lifecycle().then((m) => m.cmdCancel(globals(), nodeset, opts, io))));
+
+  program
+    .command('timeline')
+    .description("the reinstall timeline as an SVG file: one row per node, its states as coloured spans, failures marked (the dashboard's /ui/timeline)")
+    .argument('[nodeset]', 'clustershell nodeset or @group (default: every node with a state change in the window)')
+    .option('--since <when>', 'fit (default: the span of the last 24 h of state changes), a duration back (2h, 7d) or an ISO time')
+    .option('--until <when>', 'a duration back or an ISO time (default: now)')
+    .option('-o, --output <file>', 'the SVG file to write (- for stdout)')
+    .action((nodeset: string | undefined, opts: TimelineFlags) => run(load.timeline().then((m) => m.cmdTimeline(globals(), nodeset, opts, io))));
 }
 
 /** Adds `fleet adopt` (cli/main.ts). */

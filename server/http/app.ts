@@ -7,6 +7,7 @@
  *   GET  /api/v1/openapi.json           no auth (the API's shape is not a secret)
  *   *    /api/v1/...                    Authorization: Bearer TOKEN
  *   GET  /metrics                       Authorization: Bearer TOKEN (Prometheus; the same check)
+ *   *    /ui/...                        the dashboard: a session cookie from /ui/login, CSRF on writes (http/dashboard.ts)
  *
  * Authentication is a hook of the plugin scope every admin route lives in,
  * so it runs for whatever route the router matched, however the path was
@@ -45,6 +46,9 @@ import type { Conductor } from '../lifecycle/index.js';
 import type { ConsoleManager } from '../console/manager.js';
 import { installConsoleUpgrade } from './console.js';
 import { registerConsoleRoutes } from './routes/console.js';
+import { registerDashboard } from './dashboard.js';
+import { registerTimelineRoutes } from './routes/timeline.js';
+import type { SessionStore } from '../dashboard/session.js';
 
 /** Paths of the admin face that answer without a token. */
 export const PUBLIC_ADMIN_PATHS: ReadonlySet<string> = new Set(['/healthz', '/api/v1/openapi.json']);
@@ -73,6 +77,10 @@ export interface AdminAppDeps extends ApiDeps, BmcDeps {
   metrics?: FleetMetrics;
   /** Serial consoles (`fleet console`, server/http/console.ts); absent: attaches answer not_implemented. */
   consoles?: ConsoleManager;
+  /** DATA/console: the dashboard shows operators the tail of a node's console log; absent: none. */
+  consoleLogDir?: string;
+  /** The dashboard's sessions (server/dashboard/session.ts); default a new in-memory store. Tests pass one with their clock. */
+  dashboardSessions?: SessionStore;
 }
 
 export interface BootAppDeps extends BootDeps {
@@ -183,6 +191,7 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
         ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
       });
       await registerUserRoutes(api, { store: deps.store });
+      await registerTimelineRoutes(api, { store: deps.store, ...(deps.nodesetLimit !== undefined ? { nodesetLimit: deps.nodesetLimit } : {}) });
       await registerAdoptRoutes(api, {
         store: deps.store,
         ...(deps.conductor ? { conductor: deps.conductor } : {}),
@@ -213,6 +222,18 @@ export async function buildAdminApp(deps: AdminAppDeps): Promise<FastifyInstance
     api.addHook('onRequest', guard);
     await registerConsoleRoutes(api);
   }, { prefix: '/api/v1' });
+  // The dashboard (/ui): its own scope and session auth (server/http/dashboard.ts), the same roles table.
+  await registerDashboard(app, {
+    store: deps.store,
+    secure: deps.https !== undefined,
+    ...(deps.nodesetLimit !== undefined ? { nodesetLimit: deps.nodesetLimit } : {}),
+    ...(deps.conductor ? { conductor: deps.conductor } : {}),
+    ...(deps.preflight ? { preflight: deps.preflight } : {}),
+    ...(deps.bmc ? { bmc: deps.bmc } : {}),
+    ...(deps.dashboardSessions ? { sessions: deps.dashboardSessions } : {}),
+    ...(deps.consoleLogDir !== undefined ? { consoleLogDir: deps.consoleLogDir } : {}),
+    ...(deps.onNodesChanged ? { onNodesChanged: deps.onNodesChanged } : {}),
+  });
   return app;
 }
 

@@ -6,7 +6,7 @@
  *   GET  /nodes/status?nodeset=                                              state, time in state, last event, next timeout, flags
  *   GET  /events/stream?nodeset=&after=&kinds=&maxEvents=&maxSeconds=        server-sent events
  *
- * The stream polls the events table by id cursor (so it also works with
+ * The stream (server/http/event-stream.ts, shared with the dashboard) polls the events table by id cursor (so it also works with
  * several servers sharing one database): `id:` is the event id (reconnect
  * with Last-Event-ID or ?after=), `event:` its kind, `data:` the ApiEvent
  * JSON. Without a cursor it starts with the events written after the
@@ -15,33 +15,25 @@
  */
 import type { FastifyInstance } from 'fastify';
 import * as S from '../../../common/api/schemas.js';
-import { MAX_STREAM_SECONDS } from '../../../common/api/schemas.js';
 import { parseStagger } from '../../bmc/fanout.js';
 import { FleetError } from '../../../common/errors.js';
 import type { Conductor, NodeActionResult } from '../../lifecycle/conductor.js';
 import { nodeStatuses } from '../../lifecycle/status.js';
 import { foldNames, DEFAULT_EXPAND_LIMIT } from '../../nodeset/index.js';
 import { expandNodeset } from '../nodesets.js';
-import { MAX_EVENT_LIMIT, type EventRecord, type Store } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
 import { actorOf } from './actor.js';
 import { yieldIfLarge } from './yield.js';
 import type { ProfileSpec } from '../../model.js';
 import { formatFinding, type Finding } from '../../doctor/checks.js';
-import { toApiEvent } from './api.js';
+import { eventStreamer, type EventStreamSettings } from '../event-stream.js';
 
 export interface LifecycleRouteDeps {
   store: Store;
   /** Absent: reinstall and cancel answer not_implemented (status and the stream still work). */
   conductor?: Conductor;
   nodesetLimit?: number;
-  stream?: {
-    /** How often the events table is polled. Default 500 ms. */
-    pollMs?: number;
-    /** Comment line sent when nothing happened for this long. Default 15 s. */
-    heartbeatMs?: number;
-    /** Longest life of one stream (clients reconnect). Default and maximum 3600 s. */
-    maxSeconds?: number;
-  };
+  stream?: EventStreamSettings;
   /** Clock of status times. Default: the system clock. */
   clock?: () => Date;
   /**
@@ -52,8 +44,6 @@ export interface LifecycleRouteDeps {
   preflight?: (profiles: ProfileSpec[]) => Promise<Finding[]>;
 }
 
-/** The event store's node filter takes at most this many names; larger nodesets are filtered here. */
-const STORE_NODE_FILTER_MAX = 10_000;
 function summarise(results: NodeActionResult[]): S.LifecycleActionResponse {
   const ok = results.filter((r) => r.ok).length;
   return { results, summary: { total: results.length, ok, failed: results.length - ok } };
@@ -65,7 +55,7 @@ function summarise(results: NodeActionResult[]): S.LifecycleActionResponse {
  * boot environment, the boot endpoints, DHCP/iPXE. Unknown nodes and
  * profiles are left to the conductor, which reports them per node.
  */
-async function refuseOnFailedChecks(store: Store, preflight: NonNullable<LifecycleRouteDeps['preflight']>, names: string[], profile: string | undefined): Promise<void> {
+export async function refuseOnFailedChecks(store: Store, preflight: NonNullable<LifecycleRouteDeps['preflight']>, names: string[], profile: string | undefined): Promise<void> {
   const wanted = new Set<string>();
   if (profile !== undefined) wanted.add(profile);
   else for (const n of await store.nodes.list({ names })) if (!n.pet) wanted.add(n.profile); // pets are refused without force anyway
@@ -87,13 +77,7 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     if (!deps.conductor) throw new FleetError('not_implemented', 'this server runs without the lifecycle conductor');
     return deps.conductor;
   };
-  let closing = false;
-  const wakers = new Set<() => void>();
-  // preClose runs before the server waits for its connections: open streams end at once.
-  api.addHook('preClose', async () => {
-    closing = true;
-    for (const w of wakers) w();
-  });
+  const stream = eventStreamer(api, deps.store, deps.stream);
 
   api.post<{ Body: S.ReinstallRequest }>(
     '/nodes/reinstall',
@@ -169,88 +153,17 @@ export async function registerLifecycleRoutes(api: FastifyInstance, deps: Lifecy
     },
     async (req, reply) => {
       const names = req.query.nodeset !== undefined ? await expand(req.query.nodeset) : undefined;
-      const nameSet = names && names.length > STORE_NODE_FILTER_MAX ? new Set(names) : undefined;
       const kinds = req.query.kinds
         ?.split(',')
         .map((k) => k.trim())
         .filter(Boolean);
-      const lastEventId = req.headers['last-event-id'];
-      const fromHeader = typeof lastEventId === 'string' && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : undefined;
-      let cursor = req.query.after ?? fromHeader ?? (await deps.store.events.lastId());
-      const maxEvents = req.query.maxEvents ?? Number.MAX_SAFE_INTEGER;
-      const maxMs = Math.min(req.query.maxSeconds ?? MAX_STREAM_SECONDS, deps.stream?.maxSeconds ?? MAX_STREAM_SECONDS, MAX_STREAM_SECONDS) * 1000;
-      const pollMs = deps.stream?.pollMs ?? 500;
-      const heartbeatMs = deps.stream?.heartbeatMs ?? 15_000;
-
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
+      await stream(req, reply, {
+        ...(names ? { names } : {}),
+        ...(kinds?.length ? { kinds } : {}),
+        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
+        ...(req.query.maxEvents !== undefined ? { maxEvents: req.query.maxEvents } : {}),
+        ...(req.query.maxSeconds !== undefined ? { maxSeconds: req.query.maxSeconds } : {}),
       });
-      raw.write(`retry: 2000\n: fleet events after ${cursor}\n\n`);
-      let gone = false;
-      let wake: (() => void) | undefined;
-      const onGone = (): void => {
-        gone = true;
-        wake?.();
-      };
-      const onClosing = (): void => wake?.();
-      wakers.add(onClosing);
-      // The response's close: the client went away (the request's close only says its body was read).
-      raw.on('close', onGone);
-      const started = Date.now();
-      let lastWrite = started;
-      let sent = 0;
-      const send = (e: EventRecord): void => {
-        raw.write(`id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(toApiEvent(e))}\n\n`);
-        sent++;
-        lastWrite = Date.now();
-      };
-      try {
-        // Bounded: maxSeconds, maxEvents, the client, the server's close.
-        while (!gone && !closing && sent < maxEvents && Date.now() - started < maxMs) {
-          for (let pages = 0; pages < 20 && sent < maxEvents && !gone; pages++) {
-            const page = await deps.store.events.list({
-              ...(names && !nameSet ? { nodes: names } : {}),
-              ...(kinds?.length ? { kinds } : {}),
-              afterId: cursor,
-              limit: MAX_EVENT_LIMIT,
-            });
-            for (const e of page.events) {
-              cursor = e.id;
-              if (nameSet && (e.node === null || !nameSet.has(e.node))) continue;
-              send(e);
-              if (sent >= maxEvents) break;
-            }
-            if (page.nextCursor === null) break;
-          }
-          if (sent >= maxEvents || gone) break;
-          if (Date.now() - lastWrite >= heartbeatMs) {
-            raw.write(': keep-alive\n\n');
-            lastWrite = Date.now();
-          }
-          const left = maxMs - (Date.now() - started);
-          if (left <= 0) break;
-          await new Promise<void>((r) => {
-            const t = setTimeout(r, Math.min(pollMs, left));
-            wake = () => {
-              clearTimeout(t);
-              r();
-            };
-          });
-          wake = undefined;
-        }
-      } catch (err) {
-        req.log.error({ err }, 'event stream failed');
-        if (!gone) raw.write(`event: error\ndata: ${JSON.stringify({ message: 'the event stream failed; reconnect' })}\n\n`);
-      } finally {
-        wakers.delete(onClosing);
-        raw.off('close', onGone);
-        if (!raw.writableEnded) raw.end();
-      }
     },
   );
 }

@@ -56,6 +56,7 @@ const ROUTES: [string, string, TSchema | null, TSchema | null][] = [
   // Prometheus text format, not JSON: no contract schema (test/unit/metrics/metrics.test.ts parses it).
   ['get', '/metrics', null, null],
   ['get', '/api/v1/nodes/{name}/console', null, null],
+  ['get', '/api/v1/timeline', null, S.TimelineResponse],
 ];
 
 const json = (x: unknown): unknown => JSON.parse(JSON.stringify(x));

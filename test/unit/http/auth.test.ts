@@ -19,6 +19,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBearer } from '../../../server/auth/api-token.js';
 import { buildAdminApp, buildBootApp, PUBLIC_ADMIN_PATHS, routesOf, type RouteEntry } from '../../../server/http/app.js';
+import { DASHBOARD_PUBLIC_ROUTES } from '../../../server/http/dashboard.js';
 import { ERROR_CODE_HEADER, installErrorHandling, NO_ROUTE } from '../../../server/http/errors.js';
 import { openStore, type Store } from '../../../server/store/index.js';
 import { CA_FP, SERVER } from '../../helpers/golden.js';
@@ -29,6 +30,8 @@ interface Answer {
   status: number;
   /** The error catalogue code from the x-fleet-error header, if any. */
   code?: string;
+  /** The Location header of a redirect (a dashboard page without a session goes to /ui/login). */
+  location?: string;
 }
 
 /** One HTTP/1.1 request with the request-target exactly as given; resolves with the status and error code. */
@@ -55,8 +58,9 @@ function rawRequest(port: number, method: string, target: string, headers: Recor
       const m = /^HTTP\/1\.1 (\d{3})/.exec(got);
       if (!m) return sock.destroy(new Error(`no status line for ${method} ${target}: ${JSON.stringify(got.slice(0, 80))}`));
       const code = new RegExp(`^${ERROR_CODE_HEADER}: (.*)$`, 'im').exec(got.slice(0, end))?.[1]?.trim();
+      const location = /^location: (.*)$/im.exec(got.slice(0, end))?.[1]?.trim();
       sock.destroy();
-      resolve({ status: Number(m[1]), ...(code ? { code } : {}) });
+      resolve({ status: Number(m[1]), ...(code ? { code } : {}), ...(location ? { location } : {}) });
     });
     sock.on('error', reject);
     sock.on('close', () => reject(new Error(`connection closed before an answer to ${method} ${target}: ${JSON.stringify(got.slice(0, 80))}`)));
@@ -105,14 +109,16 @@ function concrete(url: string): string {
   return url.replace(/:[A-Za-z_]+/g, 'thor').replace(/\*/g, 'x');
 }
 
-/** The admin routes the table must guard (HEAD answers like GET; public paths are public). */
+/** The admin routes the table must guard (HEAD answers like GET; public paths are public, the dashboard's login and assets too). */
 function guarded(routes: readonly RouteEntry[]): RouteEntry[] {
-  return routes.filter((r) => !PUBLIC_ADMIN_PATHS.has(r.url) && r.method !== 'OPTIONS');
+  return routes.filter((r) => !PUBLIC_ADMIN_PATHS.has(r.url) && !DASHBOARD_PUBLIC_ROUTES.has(`${r.method === 'HEAD' ? 'GET' : r.method} ${r.url}`) && r.method !== 'OPTIONS');
 }
 
 /** How a request was turned away before any handler, or null if it may have reached one. */
 export function refusal(a: Answer): 'auth' | 'no-route' | 'bad-url' | null {
   if (a.status === 401 && (a.code === 'auth.missing' || a.code === 'auth.invalid')) return 'auth';
+  // A dashboard page without a session: sent to the login page, nothing read.
+  if (a.status === 303 && a.location === '/ui/login') return 'auth';
   // The app's not-found handler (no route matched); a handler's own 404 has a domain code (node.not_found).
   if (a.status === 404 && a.code === NO_ROUTE) return 'no-route';
   // Refused by Node's HTTP parser before fastify saw it (no fleet error code at all).
@@ -173,8 +179,12 @@ describe('admin API authentication on the matched route', () => {
   });
 
   it('with the token, each route is reached as written (so a refusal below means something)', async () => {
+    // The dashboard's routes take a session cookie (from the token) instead of the bearer token.
+    const login = await admin.inject({ method: 'POST', url: '/ui/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${TOKEN}` });
+    const cookie = /fleet_session=[^;]+/.exec(String(login.headers['set-cookie']))![0];
     for (const r of guarded(routesOf(admin))) {
-      const a = await rawRequest(adminPort, r.method, concrete(r.url), { Authorization: `Bearer ${TOKEN}` });
+      const creds: Record<string, string> = r.url.startsWith('/ui') ? { Cookie: cookie } : { Authorization: `Bearer ${TOKEN}` };
+      const a = await rawRequest(adminPort, r.method, concrete(r.url), creds);
       expect(refusal(a), `${r.method} ${r.url} → ${a.status} ${a.code ?? ''}`).toBeNull();
     }
   });
