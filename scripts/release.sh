@@ -10,6 +10,7 @@
 #                          native module included, built for this machine
 #     package.json, package-lock.json, README.md, docs/operations.md
 #     ipxe/ kickstart/ server/bootenv/assets/   templates and assets read at run time
+#     server/dashboard/assets/                  the dashboard's script and stylesheet (served by the server)
 #     systemd/fleet.service                     the server's unit
 #     man/man1/fleet.1, fleet-agent.1           the man pages (npm run man; install under /usr/local/share/man)
 #
@@ -64,6 +65,8 @@ cp "$ROOT/bin/fleet.js" "$DIR/bin/fleet.js"
 cp "$ROOT/docs/operations.md" "$DIR/docs/"
 cp -R "$ROOT/ipxe" "$ROOT/kickstart" "$DIR/"
 cp -R "$ROOT/server/bootenv/assets" "$DIR/server/bootenv/"
+mkdir -p "$DIR/server/dashboard"
+cp -R "$ROOT/server/dashboard/assets" "$DIR/server/dashboard/"
 cp "$ROOT/server/fleet.service" "$DIR/systemd/fleet.service"
 mkdir -p "$DIR/man/man1"
 cp "$ROOT/man/fleet.1" "$ROOT/man/fleet-agent.1" "$DIR/man/man1/"

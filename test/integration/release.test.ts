@@ -92,6 +92,12 @@ suite(why ? `release artefact — SKIPPED: ${why}` : 'release artefact', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       expect(out).toMatch(/data dir: .*\(SQLite .*fleet\.db\)/);
+      // The dashboard's assets ship with it (the server reads them at start and serves them).
+      const api = /HTTP API listening on (?:http:\/\/)?([0-9.]+:\d+)/.exec(out)?.[1];
+      expect(api, out).toBeDefined();
+      const js = await fetch(`http://${api}/ui/assets/dashboard.js`);
+      expect(js.status).toBe(200);
+      expect(await js.text()).toContain('EventSource');
       child.kill('SIGTERM');
       expect(await exited, out).toBe(0);
     } finally {
