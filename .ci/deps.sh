@@ -20,7 +20,8 @@
 # lldpd (the switch in the inspection VM test, run by the test inside its
 # namespace; the packaged daemon is disabled: it would speak LLDP on this
 # machine's own links); chromium for the dashboard's browser test (driven
-# headless by puppeteer-core, which downloads no browser); a C++ toolchain
+# headless by puppeteer-core, which downloads no browser) and librsvg2-bin
+# (rsvg-convert: fleet timeline -o FILE.png); a C++ toolchain
 # because better-sqlite3 is built from source when no prebuilt
 # binary can be downloaded.
 set -euo pipefail
@@ -39,7 +40,7 @@ PKGS=(
   nginx wrk
   groff-base man-db prometheus
   tcpdump lldpd
-  chromium
+  chromium librsvg2-bin
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -230,11 +230,11 @@ export function registerLifecycleCommands(
 
   program
     .command('timeline')
-    .description("the reinstall timeline as an SVG file: one row per node, its states as coloured spans, failures marked (the dashboard's /ui/timeline)")
+    .description("the reinstall timeline as an SVG or PNG file: one row per node, its states as coloured spans, failures marked (the dashboard's /ui/timeline)")
     .argument('[nodeset]', 'clustershell nodeset or @group (default: every node with a state change in the window)')
     .option('--since <when>', 'fit (default: the span of the last 24 h of state changes), a duration back (2h, 7d) or an ISO time')
     .option('--until <when>', 'a duration back or an ISO time (default: now)')
-    .option('-o, --output <file>', 'the SVG file to write (- for stdout)')
+    .option('-o, --output <file>', 'FILE.svg, or FILE.png (drawn by rsvg-convert, librsvg2-bin); - for SVG on stdout')
     .action((nodeset: string | undefined, opts: TimelineFlags) => run(load.timeline().then((m) => m.cmdTimeline(globals(), nodeset, opts, io))));
 }
 

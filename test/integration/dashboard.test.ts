@@ -177,7 +177,7 @@ discovery:
     await srv.server.conductor.idle();
   }, 30_000);
 
-  it('fleet timeline writes the reinstall as an SVG file; a PNG or a bad window is refused', async () => {
+  it('fleet timeline writes the reinstall as an SVG or PNG file; another format or a bad window is refused', async () => {
     const r = await srv.fleet('timeline', 'n[01-02]', '-o', 'run.svg');
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/^fleet: timeline of 2 nodes, 0 failures, \S+ to \S+ written to run\.svg\n$/);
@@ -185,9 +185,16 @@ discovery:
     expect(svg).toMatch(/^<\?xml version="1.0" encoding="UTF-8"\?>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg).toContain('<g class="row" data-node="n02">');
     expect(svg).toContain('power-cycling');
-    const png = await srv.fleet('timeline', 'n02', '-o', 'run.png');
-    expect(png.code).not.toBe(0);
-    expect(png.err).toContain('only SVG');
+    // A PNG: the same picture rasterised by rsvg-convert (librsvg2-bin), as wide as the SVG says.
+    const png = await srv.fleet('timeline', 'n[01-02]', '-o', 'run.png');
+    expect(png.code, png.err).toBe(0);
+    const pngBytes = await readFile(join(srv.dir, 'run.png'));
+    expect(pngBytes.subarray(0, 8).toString('hex'), 'the PNG signature').toBe('89504e470d0a1a0a');
+    expect(pngBytes.subarray(12, 16).toString('latin1')).toBe('IHDR');
+    expect(pngBytes.readUInt32BE(16)).toBe(Number(/<svg [^>]*width="(\d+)"/.exec(svg)![1]));
+    const other = await srv.fleet('timeline', 'n02', '-o', 'run.jpg');
+    expect(other.code).not.toBe(0);
+    expect(other.err).toContain('name the file .svg or .png');
     const bad = await srv.fleet('timeline', 'n02', '--since', 'last tuesday', '-o', '-');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('neither a duration');
