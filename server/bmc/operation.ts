@@ -20,6 +20,7 @@ import { EVENT } from '../../common/events.js';
 import type { BmcProtocol, NodeBmcSpec } from '../model.js';
 import { DEFAULT_BMC_PORT } from '../config/index.js';
 import type { Store } from '../store/index.js';
+import { bmcCredentialNames, RevealedSecrets } from './credentials.js';
 
 export const POWER_OPS = ['status', 'on', 'off', 'soft', 'cycle', 'reset'] as const;
 export type PowerOp = (typeof POWER_OPS)[number];
@@ -146,10 +147,9 @@ export interface RunBmcOptions extends Omit<FanoutOptions, 'retryable' | 'queue'
  */
 export async function runBmcOperation(store: Store, names: string[], op: BmcOperation, opts: RunBmcOptions): Promise<BmcOpResult[]> {
   const prepared = new Map<string, { target: BmcTarget; protocol: BmcProtocol; label: string } | { error: FleetError }>();
-  const secrets = new Map<string, { username: string; secret: string }>();
+  const secrets = new RevealedSecrets(store);
   const records = new Map((await store.nodes.list({ names })).map((n) => [n.name, n]));
-  // After fleet bmc rotate a node's BMC logs in with its own set (rotated.NODE), not the one fleet.yaml names.
-  const rotated = await store.bmc.rotated(names);
+  const credentials = await bmcCredentialNames(store, [...records.values()]);
   for (const name of names) {
     const node = records.get(name);
     if (!node) {
@@ -161,13 +161,7 @@ export async function runBmcOperation(store: Store, names: string[], op: BmcOper
       prepared.set(name, { error: new FleetError('bmc.unsupported', `${name} has no BMC (bmc: none in fleet.yaml): power is manual; power it by hand`, { node: name, power: 'manual' }) });
       continue;
     }
-    const credName = rotated.get(name) ?? node.bmc.credentials;
-    let cred = secrets.get(credName);
-    if (!cred) {
-      const revealed = await store.credentials.revealSecret(credName);
-      cred = { username: revealed.username, secret: revealed.secret };
-      secrets.set(credName, cred);
-    }
+    const cred = await secrets.get(credentials.get(name) ?? node.bmc.credentials);
     // Only Redfish pins a certificate (trust on first use); IPMI needs no endpoint lookup.
     const fingerprint = node.bmc.protocol === 'redfish' ? ((await store.bmc.get(name))?.tlsFingerprint ?? undefined) : undefined;
     prepared.set(name, {

@@ -28,6 +28,7 @@ import { generateBmcPassword, planRotation, type PasswordSize } from './ipmi/use
 import { bmcKey } from './queue.js';
 import type { ProviderContext } from './registry.js';
 import type { BmcTarget } from './types.js';
+import { bmcCredentialNames, RevealedSecrets } from './credentials.js';
 
 export interface RotateOptions {
   actor: string;
@@ -77,10 +78,10 @@ async function at<T>(stage: Stage, fn: () => Promise<T>): Promise<T> {
 export async function rotateBmcCredentials(store: Store, names: string[], opts: RotateOptions): Promise<RotateResult[]> {
   const size = opts.passwordSize ?? 20;
   const records = new Map((await store.nodes.list({ names })).map((n) => [n.name, n]));
-  const rotated = await store.bmc.rotated(names);
+  const credentials = await bmcCredentialNames(store, [...records.values()]);
   const results = new Map<string, RotateResult>();
   const ready: { node: string; key: string; target: BmcTarget; credential: string }[] = [];
-  const secrets = new Map<string, { username: string; secret: string }>();
+  const secrets = new RevealedSecrets(store);
 
   for (const name of names) {
     const node = records.get(name);
@@ -89,12 +90,8 @@ export async function rotateBmcCredentials(store: Store, names: string[], opts: 
     else if (!node.bmc) fail('bmc.unsupported', `${name} has no BMC (bmc: none): nothing to rotate`);
     else if (node.bmc.protocol === 'redfish') fail('not_implemented', `${name}: rotating a Redfish BMC's account (AccountService) is not implemented; rotate it by hand and update its credential set`);
     else {
-      const credential = rotated.get(name) ?? node.bmc.credentials;
-      let secret = secrets.get(credential);
-      if (!secret) {
-        secret = await store.credentials.revealSecret(credential);
-        secrets.set(credential, secret);
-      }
+      const credential = credentials.get(name) ?? node.bmc.credentials;
+      const secret = await secrets.get(credential);
       ready.push({
         node: name,
         key: bmcKey(node.bmc.address, node.bmc.port),

@@ -22,6 +22,7 @@ import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import type { Store } from '../store/index.js';
 import { IpmitoolSol } from './ipmitool-sol.js';
 import { ConsoleLog } from './log.js';
+import { bmcCredentialNames } from '../bmc/credentials.js';
 
 /** What a backend gives: characters in, characters out, a way to end. */
 export interface ConsoleBackend {
@@ -308,9 +309,8 @@ export class ConsoleManager {
     if (!rec.bmc) throw new FleetError('bmc.unsupported', `${node} has no BMC (bmc: none in fleet.yaml): no serial console through fleet`, { node });
     let cred;
     try {
-      // After a rotation or an in-band set-up the node's BMC logs in with its own set (rotated.NODE),
-      // as runBmcOperation does; the set fleet.yaml names may be a factory account fleet disabled.
-      const credName = (await this.o.store.bmc.rotated([node])).get(node) ?? rec.bmc.credentials;
+      // Its own set after a rotation or an in-band set-up, as every BMC caller (server/bmc/credentials.ts).
+      const credName = (await bmcCredentialNames(this.o.store, [rec])).get(node) ?? rec.bmc.credentials;
       cred = await this.o.store.credentials.revealSecret(credName);
     } catch (e) {
       throw toFleetError(e);
