@@ -213,8 +213,18 @@ export function checkPartitionLine(line: string): string | undefined {
   return undefined;
 }
 
+/** checkTimezone's answers (ICU's lookup is the cost of every kickstart render); bounded, so no input grows it without end. */
+const timezoneChecked = new Map<string, string | undefined>();
+
 /** IANA timezone name format (Area/Location, UTC, Etc/GMT+5) and known to this Node's ICU. */
 export function checkTimezone(tz: string): string | undefined {
+  if (timezoneChecked.has(tz)) return timezoneChecked.get(tz);
+  const answer = checkTimezoneUncached(tz);
+  if (timezoneChecked.size < 256) timezoneChecked.set(tz, answer);
+  return answer;
+}
+
+function checkTimezoneUncached(tz: string): string | undefined {
   if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9][A-Za-z0-9_+-]*){0,2}$/.test(tz)) {
     return `${show(tz)} is not a timezone name (expected an IANA name such as Europe/Brussels or UTC)`;
   }

@@ -9,7 +9,7 @@
  * kickstart/.
  */
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetError } from '../../../common/errors.js';
@@ -65,11 +65,23 @@ export function templatePath(kind: TemplateKind, name: string, root: string = de
   return join(root, kind, name);
 }
 
-/** Reads one template as UTF-8 text. */
+/** Templates read, by path, with the size and mtime they were read at (every boot script renders one). */
+const templateCache = new Map<string, { size: number; mtimeMs: number; text: string }>();
+
+/**
+ * Reads one template as UTF-8 text. Kept after the first read and read again
+ * when its size or mtime changes (an edited template is used at once): a
+ * render costs one stat, not an open, read and close.
+ */
 export async function loadTemplate(kind: TemplateKind, name: string, opts: { root?: string } = {}): Promise<string> {
   const path = templatePath(kind, name, opts.root);
   try {
-    return await readFile(path, 'utf8');
+    const st = await stat(path);
+    const hit = templateCache.get(path);
+    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.text;
+    const text = await readFile(path, 'utf8');
+    templateCache.set(path, { size: st.size, mtimeMs: st.mtimeMs, text });
+    return text;
   } catch (e) {
     const why = existsSync(path) ? (e as Error).message : 'no such file';
     throw new FleetError('internal', `cannot read template ${kind}/${name} (${path}): ${why}`, { template: `${kind}/${name}` }, { cause: e });

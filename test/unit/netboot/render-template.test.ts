@@ -84,3 +84,31 @@ describe('the shipped templates', () => {
     expect(text.endsWith('\n')).toBe(true);
   });
 });
+
+describe('loadTemplate', () => {
+  it('keeps a template read, and reads it again once the file changes (an edit is used at once)', async () => {
+    const { mkdtempSync, mkdirSync, writeFileSync, utimesSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadTemplate } = await import('../../../server/netboot/render/index.js');
+    const root = mkdtempSync(join(tmpdir(), 'fleet-templates-'));
+    try {
+      mkdirSync(join(root, 'ipxe'));
+      mkdirSync(join(root, 'kickstart'));
+      const file = join(root, 'ipxe', 'boot.ipxe');
+      writeFileSync(file, '#!ipxe\necho one\n');
+      expect(await loadTemplate('ipxe', 'boot.ipxe', { root })).toBe('#!ipxe\necho one\n');
+      // Same size, new mtime: read again.
+      writeFileSync(file, '#!ipxe\necho two\n');
+      utimesSync(file, new Date(), new Date(Date.now() + 5000));
+      expect(await loadTemplate('ipxe', 'boot.ipxe', { root })).toBe('#!ipxe\necho two\n');
+      // Another size: read again.
+      writeFileSync(file, '#!ipxe\necho three\n');
+      expect(await loadTemplate('ipxe', 'boot.ipxe', { root })).toBe('#!ipxe\necho three\n');
+      rmSync(file);
+      await expect(loadTemplate('ipxe', 'boot.ipxe', { root })).rejects.toThrow(/cannot read template ipxe\/boot\.ipxe .*no such file/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
