@@ -274,7 +274,7 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
 
     // The machine waits, asking the server what comes next.
     const waitDeadline = Date.now() + 60_000;
-    while (!/fleet-inspect: waiting: waiting to be accepted/.test(vmConsole) && Date.now() < waitDeadline) await new Promise((r) => setTimeout(r, 1000));
+    while (!/fleet-inspect: waiting: waiting to be accepted[^\n]*\n/.test(vmConsole) && Date.now() < waitDeadline) await new Promise((r) => setTimeout(r, 1000));
     expect(vmConsole).toMatch(/fleet-inspect: report kept by the server/);
     expect(vmConsole).toMatch(/fleet-inspect: waiting: waiting to be accepted \(fleet discover --plan\) \(asking again in 30 s\)/);
     const events = await fleetd.cli('events', '--json', '-n', '200');
@@ -290,7 +290,8 @@ suite(why ? `inspection of an unknown VM — SKIPPED: ${why}` : 'inspection of a
     const t0 = Date.now();
     // Its next poll (every 30 s) gets the job; the boot environment runs ipmitool over KCS and reports.
     const deadline = Date.now() + 120_000;
-    while (!/fleet-inspect: the server says: /.test(vmConsole) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+    // The whole line: the serial console delivers it in pieces, and a check on its first words raced its end (seen in CI).
+    while (!/fleet-inspect: the server says: [^\n]*\n/.test(vmConsole) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
     const context = `VM console:\n${vmConsole.slice(-3000)}\nserver:\n${fleetd.log().slice(-2000)}`;
     expect(vmConsole, context).toMatch(/fleet-inspect: BMC set-up in band: ok: lan set 1 ipsrc static;ok: lan set 1 ipaddr 127\.0\.0\.1;ok: lan set 1 netmask 255\.0\.0\.0;ok: user set name 3 fleet-a;ok: user set password 3 \(generated, 16 bytes\);ok: channel setaccess 1 3 ipmi=on link=on privilege=4;ok: user enable 3;/);
     expect(vmConsole, context).toMatch(/fleet-inspect: the server says: BMC of valkyrie04 set up and verified: fleet takes the machine from here/);
