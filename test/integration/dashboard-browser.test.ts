@@ -172,6 +172,25 @@ nodes:
     expect((await srv.fleet('cancel', 'n02')).code).toBe(0);
     await page.waitForFunction(`document.querySelector('tr[data-node="n02"] .state')?.getAttribute('data-state') === 'enrolled'`, { timeout: 15_000, polling: 100 });
     await srv.server.conductor.idle();
+
+    // The node's story now tells that run: the reinstall asked, the states it went
+    // through (each a "from → to" line) and the cancel, newest first, by whom.
+    await Promise.all([page.waitForNavigation(), page.goto(`${srv.url}/ui/nodes/n02`)]);
+    const story = await page.$$eval('#events li', (items) =>
+      items.map((li) => ({
+        kind: li.querySelector('.kind')?.textContent ?? '',
+        states: [...li.querySelectorAll('[data-state]')].map((s) => s.getAttribute('data-state')),
+        actor: li.querySelector('.actor')?.textContent ?? '',
+      })),
+    );
+    // The state changes, newest first, the way the run went: armed for PXE, power
+    // cycled once, then back to enrolled on the cancel (by the admin who asked).
+    const changes = story.filter((e) => e.kind === 'state.changed').map((e) => e.states.join('>'));
+    expect(changes.slice(0, 3)).toEqual(['power-cycling>enrolled', 'pxe-armed>power-cycling', 'enrolled>pxe-armed']);
+    expect(story.filter((e) => e.kind === 'bmc.power')).toHaveLength(1);
+    expect(story.find((e) => e.kind === 'state.changed')?.actor).toContain('admin');
+    await page.setViewport({ width: 1280, height: 900 });
+    await shot(page, '11-node-story-n02');
     await context.close();
   }, 60_000);
 
