@@ -157,13 +157,19 @@ export interface ProfileSpec {
     /**
      * Install method: kickstart (Anaconda from an OS tree) or image (a fleet
      * image, docs/images.md, written to the disk by the fleet boot
-     * environment: docs/bootenv-protocol.md).
+     * environment: docs/bootenv-protocol.md), or stateless (a fleet image
+     * fetched into RAM at every boot: docs/stateless.md).
      */
-    install: 'kickstart' | 'image';
+    install: 'kickstart' | 'image' | 'stateless';
     /** kickstart: URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os; '' for image. */
     tree: string;
-    /** image: the image's name (`fleet image list`). */
+    /** image, stateless: the image's name (`fleet image list`). */
     image?: string;
+    /**
+     * stateless: the node's root in RAM: overlay (default; the squashfs read-only
+     * under a tmpfs upper layer) or tmpfs (the tree copied into a tmpfs).
+     */
+    root?: 'overlay' | 'tmpfs';
   };
   kernelArgs: string[];
   packages: string[];

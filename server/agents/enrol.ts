@@ -112,7 +112,8 @@ export function createEnrolment(deps: AgentDeps): Enrolment {
         // Refused outside an install phase; thrown inside the transaction, so the token is not used up.
         const inInstall = async (name: string) => {
           const n = await tx.nodes.require(name);
-          const refusal = enrolmentRefusal(n);
+          const stateless = (await tx.profiles.get(n.profile))?.os.install === 'stateless';
+          const refusal = enrolmentRefusal(n, { stateless });
           if (refusal) throw refusal;
           return n;
         };

@@ -14,6 +14,10 @@
  * the enrolment token anyway. The node must be armed too (the kickstart is
  * served only while it is). An adopting node is not armed (nothing netboots):
  * the adoption token, which only `fleet adopt` issues, is what authorises it.
+ * A stateless node (docs/stateless.md) enrols at every boot, in any state and
+ * unarmed: nothing of its last boot survives, its certificate included. Its
+ * enrolment token comes only with the stateless plan, which only the install
+ * token of the node's own boot script opens.
  *
  * Also here: what an Enroll request must look like (token, identity) and
  * which node its MAC addresses name. Pure.
@@ -31,7 +35,8 @@ export const ENROLMENT_STATES: readonly string[] = [S.powerCycling, S.netbooting
 export const ADOPTION_STATES: readonly string[] = [S.adopting];
 
 /** Why the node's agent may not enrol now, or null when it may. */
-export function enrolmentRefusal(node: { name: string; state: string; armed: boolean }): FleetError | null {
+export function enrolmentRefusal(node: { name: string; state: string; armed: boolean }, o: { stateless?: boolean } = {}): FleetError | null {
+  if (o.stateless) return null;
   if (ADOPTION_STATES.includes(node.state)) return null;
   if (!ENROLMENT_STATES.includes(node.state)) {
     return new FleetError(

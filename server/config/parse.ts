@@ -495,20 +495,29 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
     const osNode = f.get('os');
-    // The method decides what else is required: kickstart a tree, image an image name.
+    // The method decides what else is required: kickstart a tree, image and stateless an image name.
     const method = isMap(osNode) ? osNode.get('install') : undefined;
-    const byImage = method === 'image';
-    const os = r.fields(osNode, f.p('os'), ['install', 'tree', 'image'], byImage ? ['image'] : ['tree'], f.keyNode('os'));
+    const byImage = method === 'image' || method === 'stateless';
+    const os = r.fields(osNode, f.p('os'), ['install', 'tree', 'image', 'root'], byImage ? ['image'] : ['tree'], f.keyNode('os'));
     if (os) {
-      os.string('install', (s) => (s === 'kickstart' || s === 'image' ? undefined : `install method ${show(s)} is not supported; 'kickstart' and 'image' are`));
+      os.string('install', (s) =>
+        s === 'kickstart' || s === 'image' || s === 'stateless' ? undefined : `install method ${show(s)} is not supported; 'kickstart', 'image' and 'stateless' are`,
+      );
       if (byImage) {
-        p.os.install = 'image';
-        if (os.has('tree')) r.error(os.p('tree'), os.where('tree'), "'tree' is for install: kickstart; install: image takes 'image' (a name from fleet image list)");
+        p.os.install = method;
+        if (os.has('tree')) r.error(os.p('tree'), os.where('tree'), `'tree' is for install: kickstart; install: ${method} takes 'image' (a name from fleet image list)`);
         const image = os.string('image', checkImageName);
         if (image !== undefined) p.os.image = image;
-      } else {
-        if (os.has('image')) r.error(os.p('image'), os.where('image'), "'image' needs install: image");
-        p.os.tree = os.string('tree', checkHttpUrl) ?? '';
+      } else if (os.has('image')) {
+        r.error(os.p('image'), os.where('image'), "'image' needs install: image or install: stateless");
+      }
+      if (!byImage) p.os.tree = os.string('tree', checkHttpUrl) ?? '';
+      if (os.has('root')) {
+        if (method !== 'stateless') r.error(os.p('root'), os.where('root'), "'root' is for install: stateless (overlay or tmpfs)");
+        else {
+          const root = os.string('root', (s) => (s === 'overlay' || s === 'tmpfs' ? undefined : `root ${show(s)} must be overlay (the image read-only under a tmpfs) or tmpfs (the image copied into RAM)`));
+          if (root === 'overlay' || root === 'tmpfs') p.os.root = root;
+        }
       }
     }
     p.kernelArgs = parseKernelArgs(r, f);

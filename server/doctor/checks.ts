@@ -370,15 +370,16 @@ export function runChecks(f: DoctorFacts): Finding[] {
  * The checks a reinstall with `profile` depends on: the boot chain for every
  * profile (boot endpoints; dnsmasq, iPXE and the DHCP interface when fleet
  * serves DHCP), then the OS tree and the agent bundle (kickstart) or the
- * image and the boot environment (image). Pure.
+ * image and the boot environment (image, stateless: stateless nodes boot the
+ * boot environment's initrd under the image's kernel at every boot). Pure.
  */
-export function profileDependencies(profile: { name: string; os: { install: 'kickstart' | 'image' } }): string[] {
+export function profileDependencies(profile: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' } }): string[] {
   const chain = ['boot-endpoint', 'dnsmasq', 'ipxe', 'dhcp-interface'];
-  return profile.os.install === 'image' ? [...chain, `image:${profile.name}`, 'bootenv'] : [...chain, `os-tree:${profile.name}`, 'agent-bundle'];
+  return profile.os.install !== 'kickstart' ? [...chain, `image:${profile.name}`, 'bootenv'] : [...chain, `os-tree:${profile.name}`, 'agent-bundle'];
 }
 
 /** The failed findings among those `profiles` depend on, each once. Pure. */
-export function blockingFindings(findings: Finding[], profiles: { name: string; os: { install: 'kickstart' | 'image' } }[]): Finding[] {
+export function blockingFindings(findings: Finding[], profiles: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' } }[]): Finding[] {
   const ids = new Set(profiles.flatMap(profileDependencies));
   return findings.filter((f) => f.status === 'fail' && ids.has(f.id));
 }

@@ -186,7 +186,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     });
   }
 
-  const imageProfiles = profiles.filter((p) => p.os.install === 'image');
+  const imageProfiles = profiles.filter((p) => p.os.install === 'image' || p.os.install === 'stateless');
   let store: Map<string, string> | null = null;
   let storeUnknown: string | undefined;
   if (imageProfiles.length) {

@@ -8,6 +8,7 @@
  *                          store's facts; an unknown MAC is recorded as discovered
  *   kickstart(node, t, ip) the node's kickstart, for its install token t
  *   installPlan(node, t, ip) an image install's plan (JSON) for the boot environment, for t
+ *   statelessPlan(node, t, ip) a stateless boot's plan (JSON) for stage 1, for t
  *   installCallback(...)   install-started | install-failed | install-finished |
  *                          install-progress (an event row only, rate-limited), for t
  *
@@ -48,7 +49,7 @@ import type { NodeRecord, Store } from '../store/index.js';
 import type { BootEvent } from './render/index.js';
 import { bootenvPaths } from '../bootenv/spec.js';
 import { showImage } from '../images/store.js';
-import { acceptProgress, parseProgress, renderInstallPlan, type InstallPlan } from './install-plan.js';
+import { acceptProgress, parseProgress, renderInstallPlan, renderStatelessPlan, type InstallPlan, type InstallPlanInput, type StatelessPlan } from './install-plan.js';
 import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInspectToken, withInstallToken, type RenderDeps } from './scripts.js';
 import { parseInspectionReport } from '../discovery/inspection.js';
 import type { DiscoverySpec } from '../discovery/types.js';
@@ -108,6 +109,8 @@ export interface BootService {
   kickstart(node: string, token: string | undefined, ip: string): Promise<string>;
   /** The node's install plan (image installs), for its install token; a refusal is recorded and thrown. */
   installPlan(node: string, token: string | undefined, ip: string): Promise<InstallPlan>;
+  /** A stateless node's plan (JSON) for stage 1, for t; armed or not (docs/stateless.md). */
+  statelessPlan(node: string, token: string | undefined, ip: string): Promise<StatelessPlan>;
   /**
    * An install callback; `body` is the install-failed log (text, or JSON {log?, message?}) or the
    * install-progress report. A progress report too close to the last one is dropped (recorded: null).
@@ -234,6 +237,91 @@ export function createBootService(deps: BootServiceDeps): BootService {
     throw new FleetError('request.invalid', `${show(id)} is neither a MAC address (52-54-00-12-34-56) nor a node name`);
   }
 
+  /**
+   * What an image install's or a stateless boot's plan is made of, after the
+   * install token was checked: refusals and what cannot be planned are events
+   * and FleetErrors (auth.forbidden, conflict with the reason). `record` renders
+   * the plan (a render error is a conflict too), writes the plan_fetched fact
+   * and returns the plan.
+   */
+  async function planInput(
+    name: string,
+    token: string | undefined,
+    ip: string,
+    method: 'image' | 'stateless',
+  ): Promise<{ input: InstallPlanInput; record: <P>(render: () => P) => Promise<P> }> {
+    const node = await requireNode(name);
+    const what = method === 'image' ? 'install plan' : 'stateless plan';
+    const refuse = async (why: string): Promise<never> => {
+      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...(method === 'stateless' ? { method } : {}) }));
+      throw new FleetError('auth.forbidden', `${what} for ${name} refused: ${why}`, { node: name });
+    };
+    const use = await checkToken(name, token, ip, (why) =>
+      refuse(why === 'no token' ? "no token (the boot environment takes it from fleet.token= on its command line)" : why),
+    );
+    // A stateless node boots its image at every boot, armed or not (decide.ts check 3).
+    if (method === 'image' && !node.armed) return refuse(`${name} is not armed for install`);
+    // What cannot be planned is said plainly (an event, a 409 with the reason); the boot
+    // environment reports install-failed with it, which fails the node.
+    const fail = async (why: string): Promise<never> => {
+      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...(method === 'stateless' ? { method } : {}) }));
+      throw new FleetError('conflict', `${what} for ${name}: ${why}`, { node: name });
+    };
+    const profile = await store.profiles.get(node.profile);
+    if (!profile) return fail(`its profile ${node.profile} is not in the store`);
+    if (profile.os.install !== method || !profile.os.image) {
+      return fail(`its profile ${profile.name} does not ${method === 'image' ? 'install by image' : 'boot stateless'} (os.install: ${profile.os.install})`);
+    }
+    if (deps.dataDir === undefined) return fail('the server has no data dir configured, so it has no image store');
+    if (deps.caFingerprint === undefined) return fail('the server has no CA fingerprint configured (the agent pins the CA with it)');
+    let image;
+    try {
+      image = await showImage(deps.dataDir, profile.os.image);
+    } catch (e) {
+      if (!isFleetError(e)) throw e;
+      return fail(`image ${profile.os.image} of profile ${profile.name} is not in the image store (fleet image list): ${e.message}`);
+    }
+    const cluster = await clusterInfo(store);
+    const settings = await store.settings.getCluster();
+    const net = settings?.networks?.provisioning;
+    if (!net) return fail('no provisioning network in the applied settings (fleet apply)');
+    const mac = node.macs[0];
+    if (mac === undefined) return fail(`node ${name} declares no MAC address`);
+    // One outstanding enrolment token per node: a repeated fetch gets the same plan.
+    const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
+    const input: InstallPlanInput = {
+      node: { name, ip: node.ip, mac },
+      profile,
+      image,
+      cluster,
+      network: net,
+      server: deps.serverUrl,
+      agent: { enrolToken: enrol.token, caFingerprint: deps.caFingerprint, server: deps.enrolServer ?? deps.serverUrl },
+    };
+    const record = async <P>(render: () => P): Promise<P> => {
+      let plan: P;
+      try {
+        plan = render();
+      } catch (e) {
+        if (!isFleetError(e)) throw e;
+        return fail(e.message);
+      }
+      await recorder.record(
+        fact(name, EVENT.planFetched, {
+          ip,
+          ...use,
+          ...(method === 'stateless' ? { method } : {}),
+          image: image.name,
+          digest: image.digest,
+          enrolToken: enrol.reused ? 'reused' : 'issued',
+          enrolTokenExpiresAt: enrol.expiresAt,
+        }),
+      );
+      return plan;
+    };
+    return { input, record };
+  }
+
   return {
     chainScript: () => renderChain(deps),
 
@@ -314,60 +402,13 @@ export function createBootService(deps: BootServiceDeps): BootService {
     },
 
     async installPlan(name, token, ip) {
-      const node = await requireNode(name);
-      const refuse = async (why: string): Promise<never> => {
-        await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip }));
-        throw new FleetError('auth.forbidden', `install plan for ${name} refused: ${why}`, { node: name });
-      };
-      const use = await checkToken(name, token, ip, (why) =>
-        refuse(why === 'no token' ? "no token (the boot environment takes it from fleet.token= on its command line)" : why),
-      );
-      if (!node.armed) return refuse(`${name} is not armed for install`);
-      // What cannot be planned is said plainly (an event, a 409 with the reason); the boot
-      // environment reports install-failed with it, which fails the node.
-      const fail = async (why: string): Promise<never> => {
-        await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip }));
-        throw new FleetError('conflict', `install plan for ${name}: ${why}`, { node: name });
-      };
-      const profile = await store.profiles.get(node.profile);
-      if (!profile) return fail(`its profile ${node.profile} is not in the store`);
-      if (profile.os.install !== 'image' || !profile.os.image) return fail(`its profile ${profile.name} does not install by image (os.install: ${profile.os.install})`);
-      if (deps.dataDir === undefined) return fail('the server has no data dir configured, so it has no image store');
-      if (deps.caFingerprint === undefined) return fail('the server has no CA fingerprint configured (the agent pins the CA with it)');
-      let image;
-      try {
-        image = await showImage(deps.dataDir, profile.os.image);
-      } catch (e) {
-        if (!isFleetError(e)) throw e;
-        return fail(`image ${profile.os.image} of profile ${profile.name} is not in the image store (fleet image list): ${e.message}`);
-      }
-      const cluster = await clusterInfo(store);
-      const settings = await store.settings.getCluster();
-      const net = settings?.networks?.provisioning;
-      if (!net) return fail('no provisioning network in the applied settings (fleet apply)');
-      const mac = node.macs[0];
-      if (mac === undefined) return fail(`node ${name} declares no MAC address`);
-      // One outstanding enrolment token per node: a repeated fetch gets the same plan.
-      const enrol = await store.tokens.current(name, { ttlMs: tokenTtlMs, actor: ACTOR, ip });
-      let plan: InstallPlan;
-      try {
-        plan = renderInstallPlan({
-          node: { name, ip: node.ip, mac },
-          profile,
-          image,
-          cluster,
-          network: net,
-          server: deps.serverUrl,
-          agent: { enrolToken: enrol.token, caFingerprint: deps.caFingerprint, server: deps.enrolServer ?? deps.serverUrl },
-        });
-      } catch (e) {
-        if (!isFleetError(e)) throw e;
-        return fail(e.message);
-      }
-      await recorder.record(
-        fact(name, EVENT.planFetched, { ip, ...use, image: image.name, digest: image.digest, enrolToken: enrol.reused ? 'reused' : 'issued', enrolTokenExpiresAt: enrol.expiresAt }),
-      );
-      return plan;
+      const { input, record } = await planInput(name, token, ip, 'image');
+      return record(() => renderInstallPlan(input));
+    },
+
+    async statelessPlan(name, token, ip) {
+      const { input, record } = await planInput(name, token, ip, 'stateless');
+      return record(() => renderStatelessPlan(input));
     },
 
     async inspectionReport(rawMac, token, ip, body) {
@@ -446,8 +487,10 @@ export function createBootService(deps: BootServiceDeps): BootService {
     },
 
     async installCallback(name, event, token, ip, body) {
-      await requireNode(name);
+      const node = await requireNode(name);
       const kind = CALLBACK_KIND[event];
+      // A stateless node's stage 1 posts the same callbacks; the lifecycle tells them apart by this mark.
+      const mark = (await store.profiles.get(node.profile))?.os.install === 'stateless' ? { method: 'stateless' } : {};
       if (event === 'install-progress') {
         const refuse = async (why: string): Promise<never> => {
           await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));
@@ -459,10 +502,10 @@ export function createBootService(deps: BootServiceDeps): BootService {
         if (!acceptProgress(lastProgress.get(name), progress, at)) return { recorded: null };
         lastProgress.set(name, { phase: progress.phase, at });
         // An event row only: install.progress is not a lifecycle fact, so nobody is signalled.
-        await recorder.record(fact(name, kind, { ip, ...progress }));
+        await recorder.record(fact(name, kind, { ip, ...mark, ...progress }));
         return { recorded: kind };
       }
-      const details: Record<string, unknown> = { ip };
+      const details: Record<string, unknown> = { ip, ...mark };
       if (event === 'install-failed') Object.assign(details, logDetails(body));
       const refuse = async (why: string): Promise<never> => {
         await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));

@@ -15,9 +15,16 @@
  *      Otherwise `discover`: the script shows the MAC, says it waits to be
  *      enrolled, sleeps and chains back to boot.ipxe. Either way the HTTP
  *      layer records the machine as discovered.
- *   3. The node's install method is diskless or stateless -> `not-implemented`
- *      with a clear message (these nodes always boot from the network, so the
- *      armed flag does not apply to them).
+ *   3. The node's install method is diskless -> `not-implemented` with a
+ *      clear message. Stateless (docs/stateless.md) -> `install` with
+ *      `method: 'stateless'` in every state, armed or not: a stateless node
+ *      boots its image from the network at every boot by design, so neither
+ *      the armed flag nor the loop breaker applies. The image's kernel, the
+ *      boot environment's initrd and the image's module layer, with
+ *      fleet.job=stateless; the caller resolves the profile's image to its
+ *      digest and layer first (`input.stateless`) and adds the token. An
+ *      image that cannot be resolved (not in the store, no boot environment,
+ *      no layer) -> `not-implemented` with that reason.
  *   4. The node is not armed                         -> `localboot` (the loop
  *      breaker of DESIGN §3: a network-first boot order is harmless).
  *      a. with `flag: 'boot-loop-suspect'` when the node should be booting
@@ -56,7 +63,7 @@ import { cmdlineArgs } from '../bootenv/spec.js';
 import type { ProfileSpec } from '../model.js';
 import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
 import { checkMac, normalizeMac, show } from './render/values.js';
-import { bootenvInitrdUrl, bootenvKernelUrl, kickstartUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
+import { bootenvInitrdUrl, bootenvKernelUrl, imageArtefactUrl, kickstartUrl, statelessLayerUrl, stripSlash, treeInitrdUrl, treeKernelUrl } from './render/urls.js';
 
 export type InstallMethod = 'kickstart' | 'image' | 'diskless' | 'stateless';
 
@@ -68,7 +75,7 @@ export interface BootNode {
   armed: boolean;
   /** Profile name. */
   profile: string;
-  /** Overrides the profile's os.install (diskless/stateless are placeholders for now). */
+  /** Overrides the profile's os.install (diskless is a placeholder for now). */
   installMethod?: InstallMethod;
   /** When the node's last install finished (install-finished callback), if known. ISO string or Date. */
   installedAt?: string | Date | null;
@@ -120,8 +127,23 @@ export interface BootInput {
   inspect?: boolean;
   /** How long the inspecting boot environment listens for LLDP on each linked NIC (discovery lldp_wait; 0 or absent: not at all). */
   lldpWaitSeconds?: number;
+  /**
+   * A stateless node's image, resolved by the caller (I/O): its digest and the
+   * key of its module layer, or why it cannot be booted. Absent for other nodes.
+   */
+  stateless?: StatelessImage | { error: string };
   now?: Date;
   options?: Partial<BootOptions>;
+}
+
+/** What a stateless boot needs to know about the profile's image. */
+export interface StatelessImage {
+  /** The image's name (fleet image list). */
+  name: string;
+  /** sha256:<64 hex> */
+  digest: string;
+  /** The module layer's key (server/stateless/spec.ts layerKey). */
+  layerKey: string;
 }
 
 export interface InstallDecision {
@@ -146,6 +168,26 @@ export interface ImageInstallDecision {
   image: string;
   kernelUrl: string;
   initrdUrl: string;
+  /** Kernel command line after the kernel URL, one token each; fleet.token= is added by the caller. */
+  kernelArgs: string[];
+}
+
+/**
+ * A stateless boot (docs/stateless.md): iPXE loads the image's kernel and two
+ * initrds, the boot environment's initrd.img and the image's module layer;
+ * stage 1 fetches the node's plan and the image into RAM.
+ */
+export interface StatelessBootDecision {
+  kind: 'install';
+  method: 'stateless';
+  node: string;
+  profile: string;
+  image: string;
+  /** sha256:<64 hex> */
+  digest: string;
+  kernelUrl: string;
+  /** In order: the boot environment's initrd, then the module layer the kernel unpacks over it. */
+  initrdUrls: [string, string];
   /** Kernel command line after the kernel URL, one token each; fleet.token= is added by the caller. */
   kernelArgs: string[];
 }
@@ -186,7 +228,7 @@ export interface InspectDecision {
   kernelArgs: string[];
 }
 
-export type BootDecision = InstallDecision | ImageInstallDecision | LocalbootDecision | DiscoverDecision | InspectDecision | NotImplementedDecision;
+export type BootDecision = InstallDecision | ImageInstallDecision | StatelessBootDecision | LocalbootDecision | DiscoverDecision | InspectDecision | NotImplementedDecision;
 
 const METHODS: readonly string[] = ['kickstart', 'image', 'diskless', 'stateless'];
 
@@ -219,12 +261,12 @@ export function decideBoot(input: BootInput): BootDecision {
     return { kind: 'discover', mac, retrySeconds: opts.discoverRetrySeconds };
   }
 
-  // 3. network-only install methods (not implemented yet)
+  // 3. network-only boot methods: stateless boots its image at every boot; diskless is not implemented yet
   const method = node.installMethod ?? input.profile?.os.install ?? 'kickstart';
   if (!METHODS.includes(method)) {
     throw new FleetError('config.invalid', `node ${node.name}: unknown install method ${show(method)}`, { node: node.name });
   }
-  if (method === 'diskless' || method === 'stateless') {
+  if (method === 'diskless') {
     return {
       kind: 'not-implemented',
       node: node.name,
@@ -232,6 +274,7 @@ export function decideBoot(input: BootInput): BootDecision {
       message: `${node.name} uses the ${method} boot method, which fleet does not implement yet`,
     };
   }
+  if (method === 'stateless') return decideStateless(input, node, mac);
 
   // 4. not armed: boot the local disk, flag a suspected loop
   if (!node.armed) {
@@ -315,6 +358,44 @@ export function decideBoot(input: BootInput): BootDecision {
     kickstartUrl: ks,
     kernelArgs: installKernelArgs(tree, ks, mac, profile.kernelArgs),
   };
+}
+
+/** Check 3 for a stateless node: its image's kernel, the two initrds, fleet.job=stateless. */
+function decideStateless(input: BootInput, node: BootNode, mac: string): StatelessBootDecision | NotImplementedDecision {
+  const cannot = (why: string): NotImplementedDecision => ({ kind: 'not-implemented', node: node.name, method: 'stateless', message: `${node.name} boots stateless, but ${why}` });
+  const profile = input.profile;
+  if (!profile) return cannot(`its profile ${show(node.profile)} was not found`);
+  if (profile.name !== node.profile) {
+    throw new FleetError('config.invalid', `node ${node.name} has profile ${show(node.profile)}, but profile ${show(profile.name)} was given`, { node: node.name, profile: node.profile });
+  }
+  const image = input.stateless;
+  if (!image) return cannot('its image was not resolved');
+  if ('error' in image) return cannot(image.error);
+  const hex = image.digest.replace(/^sha256:/, '');
+  if (!/^[0-9a-f]{64}$/.test(hex) || !/^[0-9a-f]{64}$/.test(image.layerKey)) {
+    throw new FleetError('internal', `stateless image of ${node.name}: ${show(image.digest)} / ${show(image.layerKey)} is not a digest and a layer key`);
+  }
+  return {
+    kind: 'install',
+    method: 'stateless',
+    node: node.name,
+    profile: profile.name,
+    image: image.name,
+    digest: `sha256:${hex}`,
+    kernelUrl: imageArtefactUrl(input.server, hex, 'vmlinuz'),
+    initrdUrls: [bootenvInitrdUrl(input.server), statelessLayerUrl(input.server, hex, image.layerKey)],
+    kernelArgs: statelessKernelArgs(input.server, node.name, mac, profile.kernelArgs),
+  };
+}
+
+/**
+ * A stateless boot's kernel arguments, without the token (withInstallToken
+ * puts `fleet.token=T` after `fleet.node=`): one `initrd=` per initrd for
+ * UEFI kernels (iPXE names each image after its URL's file name), fleet's
+ * arguments, then the profile's (they reach the image's kernel, stage 2 too).
+ */
+export function statelessKernelArgs(server: string, node: string, mac: string, profileArgs: readonly string[]): string[] {
+  return ['initrd=initrd.img', 'initrd=modules.img', ...cmdlineArgs({ server, node, mac, job: 'stateless' }), ...profileArgs];
 }
 
 /**

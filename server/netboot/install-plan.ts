@@ -191,3 +191,39 @@ export function acceptProgress(last: { phase: string; at: number } | undefined, 
   if (last.phase !== next.phase) return true;
   return nowMs - last.at >= PROGRESS_MIN_INTERVAL_MS || nowMs < last.at;
 }
+
+// --- stateless plan
+
+/** What stage 1 of a stateless boot is told (docs/stateless.md, server/bootenv/assets/stateless.sh). */
+export interface StatelessPlan {
+  node: string;
+  hostname: string;
+  image: { name: string; digest: string; squashfs: { url: string; sha256: string; size: number } };
+  /** overlay: the squashfs read-only under a tmpfs; tmpfs: the tree copied into RAM. */
+  root: 'overlay' | 'tmpfs';
+  network: InstallPlan['network'];
+  rootPasswordHash: string | null;
+  sshKeys: string[];
+  agent: InstallPlan['agent'];
+}
+
+/**
+ * A stateless node's plan: the same identity, network and agent material as
+ * an image install's, checked by the same rules (renderInstallPlan, given
+ * the image's squashfs where an install writes its rootfs), with the
+ * squashfs and the profile's root instead of a disk layout.
+ */
+export function renderStatelessPlan(input: InstallPlanInput): StatelessPlan {
+  const { image } = input;
+  const plan = renderInstallPlan({ ...input, image: { ...image, artefacts: { ...image.artefacts, rootfs: image.artefacts.squashfs } } });
+  return {
+    node: plan.node,
+    hostname: plan.hostname,
+    image: { name: plan.image.name, digest: plan.image.digest, squashfs: plan.image.rootfs },
+    root: input.profile.os.root ?? 'overlay',
+    network: plan.network,
+    rootPasswordHash: plan.rootPasswordHash,
+    sshKeys: plan.sshKeys,
+    agent: plan.agent,
+  };
+}

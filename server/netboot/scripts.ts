@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { bootenvPaths } from '../bootenv/spec.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec } from '../model.js';
-import { decideBoot, type BootDecision, type BootNode, type ImageInstallDecision, type InspectDecision, type InstallDecision } from './decide.js';
+import { decideBoot, type BootDecision, type BootInput, type BootNode, type ImageInstallDecision, type InspectDecision, type InstallDecision, type StatelessBootDecision } from './decide.js';
+import { resolveStateless } from '../stateless/resolve.js';
 import { lldpWaitOf, type DiscoverySpec } from '../discovery/types.js';
 import {
   ipxeTemplateName,
@@ -96,9 +97,15 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
   let profile: ProfileSpec | undefined;
   let inspect = false;
   let lldpWait = 0;
+  let stateless: BootInput['stateless'];
   if (node) {
     bootNode = await bootNodeOf(deps.store, node);
     profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
+    // A stateless node boots its image at every boot: resolve it (and build its module layer once).
+    if (profile?.os.install === 'stateless') {
+      const r = await resolveStateless({ dataDir: deps.dataDir, image: profile.os.image, bootenvBuilt: await bootenvBuilt(deps.dataDir) });
+      stateless = 'error' in r ? r : r.image;
+    }
   } else {
     // An unknown machine is inspected when the boot environment is built and discovery does not say `inspect: false`.
     const discovery = (await deps.store.settings.getCluster())?.discovery as DiscoverySpec | undefined;
@@ -109,6 +116,7 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
     ...(bootNode ? { node: bootNode } : {}),
     ...(profile ? { profile } : {}),
     inspect,
+    ...(stateless ? { stateless } : {}),
     ...(lldpWait > 0 ? { lldpWaitSeconds: lldpWait } : {}),
     mac,
     server: deps.serverUrl,
@@ -125,10 +133,11 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
 /**
  * The install decision with its install token: on the kickstart URL (and in
  * the inst.ks= kernel argument), or for an image install as `fleet.token=T`
- * right after `fleet.node=` on the boot environment's command line.
+ * right after `fleet.node=` on the boot environment's command line (also a
+ * stateless boot's stage 1).
  */
-export function withInstallToken<D extends InstallDecision | ImageInstallDecision>(decision: D, token: string): D {
-  if (decision.method === 'image') {
+export function withInstallToken<D extends InstallDecision | ImageInstallDecision | StatelessBootDecision>(decision: D, token: string): D {
+  if (decision.method === 'image' || decision.method === 'stateless') {
     const args = decision.kernelArgs.filter((a) => !a.startsWith('fleet.token='));
     const at = args.findIndex((a) => a.startsWith('fleet.node='));
     args.splice(at === -1 ? args.length : at + 1, 0, `fleet.token=${token}`);

@@ -31,6 +31,11 @@ export const STATELESS_MODULES: readonly string[] = [
 
 export const STATELESS_DIR = 'stateless';
 
+/** DATA/stateless: the layers (served under /stateless/ by hex and key only) and their builds in progress (tmp/). */
+export function statelessRoot(dataDir: string): string {
+  return path.join(path.resolve(dataDir), STATELESS_DIR);
+}
+
 /** DATA/stateless/<image hex>/<layer key>/{modules.img,layer.json}: derived from the image, rebuilt when lost. */
 export function statelessLayerDir(dataDir: string, imageDigest: string, key: string): string {
   const hex = imageDigest.replace(/^sha256:/, '');

@@ -15,11 +15,19 @@ export interface FakeImage {
   rootfs: Buffer;
 }
 
-export async function fakeImage(dataDir: string, name: string, rootfs: Buffer = Buffer.from('not really zstd, a stand-in rootfs\n')): Promise<FakeImage> {
-  const squash = Buffer.from('squashfs stand-in\n');
+export async function fakeImage(
+  dataDir: string,
+  name: string,
+  rootfs: Buffer = Buffer.from('not really zstd, a stand-in rootfs\n'),
+  /** A real squashfs (the stateless tests make one with mksquashfs) and a kernel artefact; defaults: stand-ins, no kernel. */
+  o: { squashfs?: Buffer; kernel?: Buffer } = {},
+): Promise<FakeImage> {
+  const squash = o.squashfs ?? Buffer.from('squashfs stand-in\n');
   const art = (file: string, data: Buffer): Artefact => ({ file, size: data.length, sha256: sha256Hex(data) });
-  const artefacts = { rootfs: art(FILES.rootfs, rootfs), squashfs: art(FILES.squashfs, squash), kernel: null, initrd: null };
-  const digest = imageDigest([artefacts.rootfs, artefacts.squashfs]);
+  const kernel = o.kernel ? art(FILES.kernel, o.kernel) : null;
+  const artefacts = { rootfs: art(FILES.rootfs, rootfs), squashfs: art(FILES.squashfs, squash), kernel, initrd: null };
+  const listed = [artefacts.rootfs, artefacts.squashfs, ...(kernel ? [kernel] : [])];
+  const digest = imageDigest(listed);
   const manifest: ImageManifest = {
     schema: 1,
     digest,
@@ -39,8 +47,9 @@ export async function fakeImage(dataDir: string, name: string, rootfs: Buffer = 
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, FILES.rootfs), rootfs);
   writeFileSync(join(dir, FILES.squashfs), squash);
+  if (o.kernel) writeFileSync(join(dir, FILES.kernel), o.kernel);
   writeFileSync(join(dir, FILES.manifest), renderManifest(manifest));
-  writeFileSync(join(dir, FILES.sums), renderSums([artefacts.rootfs, artefacts.squashfs]));
+  writeFileSync(join(dir, FILES.sums), renderSums(listed));
   await register(p, name, manifest, () => new Date('2026-03-01T10:00:00.000Z'));
   return { manifest, hex: digestHex(digest), rootfs };
 }

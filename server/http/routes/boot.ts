@@ -8,6 +8,7 @@
  *   GET  /boot/:id.ipxe?serial&uuid&arch&platform  the machine's script; id = MAC (52-54-00-12-34-56) or node name
  *   GET  /kickstart/:node.ks?token=T              the node's kickstart; T = the node's install token
  *   GET  /bootenv/:node/plan?token=T              an image install's plan (JSON; an error is one line of text)
+ *   GET  /stateless/:node/plan?token=T            a stateless boot's plan for stage 1 (the same; docs/stateless.md)
  *   POST /api/v1/boot-events/:node/:event?token=T  install-started | install-failed | install-finished |
  *                                                 install-progress (204)
  *   POST /inspection/:mac?token=T                 an unknown machine's inspection report (fleet.job=inspect;
@@ -18,6 +19,7 @@
  *   GET  /agent/*                                 the agent bundle (deps.agentDir)
  *   GET  /bootenv/vmlinuz, /bootenv/initrd.img    the fleet boot environment (DATA/bootenv/current/)
  *   GET  /images/sha256/<hex>/<file>              the image store's artefacts (DATA/images/sha256/)
+ *   GET  /stateless/<hex>/<key>/modules.img       a stateless image's module layer (DATA/stateless/)
  *   GET  /repo/debian/*                           fleet's apt repository (DATA/repo/debian/, docs/repo.md)
  *   GET  /repo/*, /images/*                       static trees (deps.staticRoots), not rate-limited
  *
@@ -32,6 +34,7 @@ import { FleetError, isFleetError } from '../../../common/errors.js';
 import { createRecorder, type FactRecorder } from '../../lifecycle/record.js';
 import { bootenvCurrentDir, createBootService, type BootServiceDeps } from '../../netboot/boot-service.js';
 import { imagePaths } from '../../images/store.js';
+import { statelessRoot } from '../../stateless/spec.js';
 import { ADOPT_SCRIPT_PATH, adoptScript } from '../../agents/adopt.js';
 import { repoPaths } from '../../repo/store.js';
 import { BOOT_EVENTS, type BootEvent } from '../../netboot/render/index.js';
@@ -148,20 +151,26 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
       async (req, reply) => sendText(reply, await boot.kickstart(req.params.node, req.query.token, clientIp(req))),
     );
 
-    scope.get<{ Params: { node: string }; Querystring: { token?: string } }>(
-      '/bootenv/:node/plan',
-      { exposeHeadRoute: false, schema: { hide: true, params: { type: 'object', properties: { node: NODE_PARAM }, required: ['node'] }, querystring: TOKEN_QUERY } },
-      async (req, reply) => {
-        try {
-          return await reply.type('application/json; charset=utf-8').send(await boot.installPlan(req.params.node, req.query.token, clientIp(req)));
-        } catch (e) {
-          // The boot environment shows and reports what it is told: one line of text.
-          if (!isFleetError(e)) throw e;
-          const { status, message } = errorStatus(e);
-          return reply.status(status).type('text/plain; charset=utf-8').send(`${message.replace(/[\r\n]+/g, ' ')}\n`);
-        }
-      },
-    );
+    // The plans of the boot environment (an image install) and of stage 1 (a stateless boot).
+    for (const [url, plan] of [
+      ['/bootenv/:node/plan', boot.installPlan],
+      ['/stateless/:node/plan', boot.statelessPlan],
+    ] as const) {
+      scope.get<{ Params: { node: string }; Querystring: { token?: string } }>(
+        url,
+        { exposeHeadRoute: false, schema: { hide: true, params: { type: 'object', properties: { node: NODE_PARAM }, required: ['node'] }, querystring: TOKEN_QUERY } },
+        async (req, reply) => {
+          try {
+            return await reply.type('application/json; charset=utf-8').send(await plan(req.params.node, req.query.token, clientIp(req)));
+          } catch (e) {
+            // The boot environment shows and reports what it is told: one line of text.
+            if (!isFleetError(e)) throw e;
+            const { status, message } = errorStatus(e);
+            return reply.status(status).type('text/plain; charset=utf-8').send(`${message.replace(/[\r\n]+/g, ' ')}\n`);
+          }
+        },
+      );
+    }
 
     scope.post<{ Params: { node: string; event: BootEvent }; Querystring: { token?: string }; Body: unknown }>(
       '/api/v1/boot-events/:node/:event',
@@ -236,6 +245,22 @@ export async function registerBootRoutes(app: FastifyInstance, deps: BootDeps): 
       prefix: '/repo/debian',
       root: dataDir === undefined ? undefined : repoPaths(dataDir).debian,
       missingMessage: 'no apt repository on this server (no data dir)',
+    });
+    // Stateless images' module layers (server/stateless): DATA/stateless/<image hex>/<key>/modules.img
+    // only (never a build in progress under DATA/stateless/tmp).
+    const HEX64 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+    scope.route({
+      method: ['GET', 'HEAD'],
+      url: '/stateless/:hex/:key/modules.img',
+      exposeHeadRoute: false,
+      schema: { hide: true, params: { type: 'object', properties: { hex: HEX64, key: HEX64 }, required: ['hex', 'key'] } },
+      handler: (req, reply) =>
+        serveFile(req, reply, {
+          ...cache,
+          prefix: '/stateless',
+          root: dataDir === undefined ? undefined : statelessRoot(dataDir),
+          missingMessage: 'no stateless layers on this server (no data dir)',
+        }),
     });
     // The boot environment: DATA/bootenv/current is resolved at each request (a directory
     // renamed into place, or a symlink to one beside it); only its kernel and initrd are served.

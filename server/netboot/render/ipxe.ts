@@ -7,6 +7,7 @@
  *   renderBootChain      ipxe/boot.ipxe             the entry script, the same for every machine
  *   renderIpxe(decision) ipxe/install.ipxe          kind 'install', method kickstart
  *                        ipxe/install-image.ipxe    kind 'install', method image (the fleet boot environment)
+ *                        ipxe/install-stateless.ipxe kind 'install', method stateless (the image's kernel, two initrds)
  *                        ipxe/localboot.ipxe        kind 'localboot'
  *                        ipxe/discover.ipxe         kind 'discover'
  *                        ipxe/inspect.ipxe          kind 'inspect' (the fleet boot environment, fleet.job=inspect)
@@ -71,6 +72,7 @@ export const IPXE_TEMPLATES = {
   boot: 'boot.ipxe',
   install: 'install.ipxe',
   'install-image': 'install-image.ipxe',
+  'install-stateless': 'install-stateless.ipxe',
   localboot: 'localboot.ipxe',
   discover: 'discover.ipxe',
   inspect: 'inspect.ipxe',
@@ -80,6 +82,7 @@ export const IPXE_TEMPLATES = {
 /** The template file (in ipxe/) that renders a decision. */
 export function ipxeTemplateName(decision: BootDecision): string {
   if (decision.kind === 'install' && decision.method === 'image') return IPXE_TEMPLATES['install-image'];
+  if (decision.kind === 'install' && decision.method === 'stateless') return IPXE_TEMPLATES['install-stateless'];
   return IPXE_TEMPLATES[decision.kind];
 }
 
@@ -123,6 +126,36 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
           image: decision.image,
           kernel_url: decision.kernelUrl,
           initrd_url: decision.initrdUrl,
+          kernel_args: decision.kernelArgs.join(' '),
+          fail_delay: String(failDelay),
+        });
+      }
+      if (decision.method === 'stateless') {
+        const p = new Problems(`iPXE stateless boot script for ${decision.node}`);
+        p.check('node name', decision.node, checkNodeName);
+        p.check('profile', decision.profile, checkProfileName);
+        p.check('image', decision.image, checkProfileName);
+        if (!/^sha256:[0-9a-f]{64}$/.test(decision.digest)) p.add(`image digest ${JSON.stringify(decision.digest)} is not sha256:<64 hex>`);
+        const [initrd, layer] = decision.initrdUrls;
+        checkBootenvBoot(p, { kernelUrl: decision.kernelUrl, initrdUrl: initrd, kernelArgs: decision.kernelArgs }, failDelay, [
+          'initrd=initrd.img',
+          'initrd=modules.img',
+          'fleet.server=',
+          'fleet.node=',
+          'fleet.token=',
+          'fleet.mac=',
+          'fleet.job=stateless',
+        ]);
+        p.check('module layer URL', layer, checkRenderUrl);
+        p.throwIfAny();
+        return fillTemplate(name, template, {
+          node: decision.node,
+          profile: decision.profile,
+          image: decision.image,
+          digest: decision.digest,
+          kernel_url: decision.kernelUrl,
+          initrd_url: initrd,
+          layer_url: layer,
           kernel_args: decision.kernelArgs.join(' '),
           fail_delay: String(failDelay),
         });

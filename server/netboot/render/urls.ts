@@ -66,6 +66,16 @@ export function imageArtefactUrl(server: string, digestHex: string, file: string
   return `${server}/images/sha256/${digestHex}/${file}`;
 }
 
+/** A stateless image's module layer (server/stateless): /stateless/<image hex>/<layer key>/modules.img on the boot face. */
+export function statelessLayerUrl(server: string, digestHex: string, key: string): string {
+  return `${server}/stateless/${digestHex}/${key}/modules.img`;
+}
+
+/** A stateless node's plan (stage 1 adds ?token=). */
+export function statelessPlanUrl(server: string, node: string): string {
+  return `${server}/stateless/${node}/plan`;
+}
+
 export function stripSlash(url: string): string {
   return url.replace(/\/+$/, '');
 }

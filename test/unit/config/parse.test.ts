@@ -728,7 +728,7 @@ describe('parseConfig', () => {
       expect(profileIssue({ os: { tree: 'ftp://10.10.0.1/os' } }).message).toBe('URL ftp://10.10.0.1/os must start with http:// or https://');
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/os" || shell' } }).message).toMatch(/contains whitespace|quote/);
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/${x}' } }).message).toMatch(/metacharacter|forbidden/);
-      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; 'kickstart' and 'image' are");
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; 'kickstart', 'image' and 'stateless' are");
     });
 
     it('takes install: image with an image name (docs/images.md), and says what each method needs', () => {
@@ -741,8 +741,23 @@ describe('parseConfig', () => {
         path: 'profiles.compute.os.tree',
         message: expect.stringMatching(/'tree' is for install: kickstart/),
       });
-      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', image: 'x' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' needs install: image" });
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', image: 'x' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' needs install: image or install: stateless" });
       expect(profileIssue({ os: { install: 'kickstart' } })).toMatchObject({ path: 'profiles.compute.os.tree', message: "'tree' is required" });
+    });
+
+    it('takes install: stateless with an image name and an optional root (docs/stateless.md)', () => {
+      const o = base();
+      o.profiles.compute.os = { install: 'stateless', image: 'debian12' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'stateless', tree: '', image: 'debian12' });
+      o.profiles.compute.os = { install: 'stateless', image: 'debian12', root: 'tmpfs' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'stateless', tree: '', image: 'debian12', root: 'tmpfs' });
+      expect(profileIssue({ os: { install: 'stateless' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' is required" });
+      expect(profileIssue({ os: { install: 'stateless', image: 'x', tree: 'http://10.10.0.1/os' } })).toMatchObject({
+        path: 'profiles.compute.os.tree',
+        message: expect.stringMatching(/'tree' is for install: kickstart; install: stateless takes 'image'/),
+      });
+      expect(profileIssue({ os: { install: 'stateless', image: 'x', root: 'nfs' } })).toMatchObject({ path: 'profiles.compute.os.root', message: expect.stringMatching(/^root nfs must be overlay/) });
+      expect(profileIssue({ os: { install: 'image', image: 'x', root: 'tmpfs' } })).toMatchObject({ path: 'profiles.compute.os.root', message: "'root' is for install: stateless (overlay or tmpfs)" });
     });
 
     it('reports every error of an image profile with its line', () => {

@@ -4,7 +4,7 @@
  * discovery, kickstart tokens, install callbacks, rate limiting, /agent.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fastify, { type FastifyInstance } from 'fastify';
@@ -560,6 +560,43 @@ describe('boot endpoints', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('/stateless/HEX/KEY/modules.img serves a layer, only by hex and key (no traversal, nothing of tmp/); /stateless/NODE/plan wants its token', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleet-boot-stateless-'));
+    try {
+      const hex = 'ab'.repeat(32);
+      const key = 'cd'.repeat(32);
+      mkdirSync(join(dataDir, 'stateless', hex, key), { recursive: true });
+      writeFileSync(join(dataDir, 'stateless', hex, key, 'modules.img'), 'layer bytes');
+      mkdirSync(join(dataDir, 'stateless', 'tmp', 'x'), { recursive: true });
+      writeFileSync(join(dataDir, 'stateless', 'tmp', 'x', 'modules.img'), 'a build in progress');
+      writeFileSync(join(dataDir, 'secret'), 'not served');
+      await app.close();
+      app = await build({ dataDir });
+      const ok = await app.inject({ url: `/stateless/${hex}/${key}/modules.img` });
+      expect(ok.statusCode).toBe(200);
+      expect(ok.body).toBe('layer bytes');
+      expect((await app.inject({ method: 'HEAD', url: `/stateless/${hex}/${key}/modules.img` })).statusCode).toBe(200);
+      for (const url of [
+        `/stateless/${'ef'.repeat(32)}/${key}/modules.img`,
+        `/stateless/tmp/x/modules.img`,
+        `/stateless/${hex}/..%2F..%2Fsecret/modules.img`,
+        `/stateless/${hex}/${key}/layer.json`,
+        `/stateless/${hex.toUpperCase()}/${key}/modules.img`,
+      ]) {
+        const r = await app.inject({ url });
+        expect([400, 404], `${url}: ${r.statusCode} ${r.body}`).toContain(r.statusCode);
+        expect(r.body).not.toContain('a build in progress');
+        expect(r.body).not.toContain('not served');
+      }
+      const noToken = await app.inject({ url: '/stateless/valkyrie01/plan' });
+      expect(noToken.statusCode).toBe(403);
+      expect(noToken.headers['content-type']).toMatch(/^text\/plain/);
+      expect(noToken.body).toMatch(/^stateless plan for valkyrie01 refused: no token/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

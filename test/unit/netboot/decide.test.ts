@@ -19,6 +19,10 @@ const compute: ProfileSpec = {
   roles: {},
 };
 
+const HEX = 'a'.repeat(64);
+const KEY = 'b'.repeat(64);
+const STATELESS_IMAGE = { name: 'debian12', digest: `sha256:${HEX}`, layerKey: KEY };
+
 function node(extra: Partial<BootNode> = {}): BootNode {
   return { name: 'valkyrie01', state: 'ready', armed: false, profile: 'compute', ...extra };
 }
@@ -104,7 +108,28 @@ describe('decideBoot: the decision table', () => {
       { node: node({ installMethod: 'diskless' }) },
       { kind: 'not-implemented', method: 'diskless', message: 'valkyrie01 uses the diskless boot method, which fleet does not implement yet' },
     ],
-    ['stateless, armed -> not-implemented (before the armed check)', { node: node({ installMethod: 'stateless', armed: true, state: 'pxe-armed' }) }, { kind: 'not-implemented', method: 'stateless' }],
+    [
+      'stateless, armed, power-cycling -> the image\'s kernel, stage 1 and the module layer (the caller adds the token)',
+      { node: node({ installMethod: 'stateless', armed: true, state: 'power-cycling' }), stateless: STATELESS_IMAGE },
+      {
+        kind: 'install',
+        method: 'stateless',
+        image: 'debian12',
+        digest: `sha256:${HEX}`,
+        kernelUrl: `${SERVER}/images/sha256/${HEX}/vmlinuz`,
+        initrdUrls: [`${SERVER}/bootenv/initrd.img`, `${SERVER}/stateless/${HEX}/${KEY}/modules.img`],
+        kernelArgs: ['initrd=initrd.img', 'initrd=modules.img', 'console=tty0', 'console=ttyS0', `fleet.server=${SERVER}`, 'fleet.node=valkyrie01', `fleet.mac=${MAC}`, 'fleet.job=stateless', 'nomodeset', 'console=ttyS0,115200n8'],
+      },
+    ],
+    // Every boot of a stateless node is a netboot: not armed, ready, a reboot minutes after its last boot; never a loop suspect.
+    ['stateless, not armed, ready (a reboot) -> boots its image again, no flag', { node: node({ installMethod: 'stateless', installedAt: minutesAgo(3), netbootedSinceInstall: true }), stateless: STATELESS_IMAGE }, { kind: 'install', method: 'stateless', flag: undefined }],
+    ['stateless, failed -> boots its image (the image may be fixed)', { node: node({ installMethod: 'stateless', state: 'failed' }), stateless: STATELESS_IMAGE }, { kind: 'install', method: 'stateless' }],
+    [
+      'stateless, its image cannot be resolved -> says why, boots nothing',
+      { node: node({ installMethod: 'stateless' }), stateless: { error: 'its image debian12 is not in the image store (fleet image list)' } },
+      { kind: 'not-implemented', method: 'stateless', message: 'valkyrie01 boots stateless, but its image debian12 is not in the image store (fleet image list)' },
+    ],
+    ['stateless, not resolved by the caller -> says so', { node: node({ installMethod: 'stateless' }) }, { kind: 'not-implemented', method: 'stateless', message: 'valkyrie01 boots stateless, but its image was not resolved' }],
     ['image, not armed -> localboot (boots its disk like any node)', { node: node({ installMethod: 'image' }) }, { kind: 'localboot', method: 'exit' }],
     [
       'image, armed -> install by the fleet boot environment',

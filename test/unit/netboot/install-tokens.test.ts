@@ -89,6 +89,10 @@ describe('enrolmentRefusal (pure)', () => {
     expect(e?.message).toContain(`node n1 is ${state}, not installing`);
     expect(e?.details).toEqual({ node: 'n1', state });
   });
+  it('a stateless node enrols at every boot: any state, armed or not (its token came with the stateless plan)', () => {
+    for (const armed of [true, false]) expect(ALL_STATES.filter((state) => enrolmentRefusal({ name: 'n1', state, armed }, { stateless: true }) !== null)).toEqual([]);
+    expect(enrolmentRefusal({ name: 'n1', state: 'ready', armed: false }, { stateless: false })?.code).toBe('enroll.not_installing');
+  });
   it('an install state without the armed flag is refused', () => {
     const e = enrolmentRefusal({ name: 'n1', state: 'installing', armed: false });
     expect(e?.code).toBe('enroll.not_installing');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { decideBoot, type BootDecision, type ImageInstallDecision, type InspectDecision, type InstallDecision } from '../../../server/netboot/decide.js';
+import { decideBoot, type BootDecision, type ImageInstallDecision, type InspectDecision, type InstallDecision, type StatelessBootDecision } from '../../../server/netboot/decide.js';
 import { withInspectToken, withInstallToken } from '../../../server/netboot/scripts.js';
 import {
   findTemplateRoot,
@@ -80,6 +80,22 @@ const IMAGE_TOKEN = 'q9VvF2b1YcK3mZ0t7sQe4xW8nR6uJ5hA-dLpGi_oTyE';
 function imageInstall(token: string | null = IMAGE_TOKEN): ImageInstallDecision {
   const d = decideBoot({ mac: '08:00:27:18:67:bc', server: SERVER, now: NOW, profile: IMAGE_PROFILE, node: { name: 'valkyrie01', state: 'netbooting', armed: true, profile: 'compute' } });
   if (d.kind !== 'install' || d.method !== 'image') throw new Error('expected an image install');
+  return token === null ? d : withInstallToken(d, token);
+}
+
+const STATELESS_PROFILE = { ...PROFILES.compute, kernelArgs: [], os: { install: 'stateless' as const, tree: '', image: 'debian12' } };
+const HEX = '3f'.repeat(32);
+const KEY = '5c'.repeat(32);
+function statelessBoot(token: string | null = IMAGE_TOKEN): StatelessBootDecision {
+  const d = decideBoot({
+    mac: '08:00:27:18:67:bc',
+    server: SERVER,
+    now: NOW,
+    profile: STATELESS_PROFILE,
+    node: { name: 'valkyrie01', state: 'ready', armed: false, profile: 'compute' },
+    stateless: { name: 'debian12', digest: `sha256:${HEX}`, layerKey: KEY },
+  });
+  if (d.kind !== 'install' || d.method !== 'stateless') throw new Error('expected a stateless boot');
   return token === null ? d : withInstallToken(d, token);
 }
 
@@ -162,6 +178,27 @@ describe('iPXE renderers: golden files', () => {
     expect(s).toContain(`initrd ${SERVER}/bootenv/initrd.img || goto failed\n`);
     expect(s).not.toContain('inst.ks');
     expectGolden('install-image.ipxe', s);
+  });
+
+  it('a stateless boot: the image\'s kernel, stage 1\'s initrd, then the module layer over it', async () => {
+    const d = statelessBoot();
+    expect(ipxeTemplateName(d)).toBe('install-stateless.ipxe');
+    const s = await render(d);
+    expect(lintIpxe(s)).toEqual([]);
+    expect(s).toContain(
+      `kernel ${SERVER}/images/sha256/${HEX}/vmlinuz initrd=initrd.img initrd=modules.img console=tty0 console=ttyS0 fleet.server=${SERVER} fleet.node=valkyrie01 fleet.token=${IMAGE_TOKEN} fleet.mac=08:00:27:18:67:bc fleet.job=stateless || goto failed\n`,
+    );
+    // Order matters: the kernel unpacks the layer over stage 1, so the image's modules and kernel version win.
+    expect(s.indexOf(`initrd ${SERVER}/bootenv/initrd.img || goto failed\n`)).toBeGreaterThan(0);
+    expect(s.indexOf(`initrd ${SERVER}/stateless/${HEX}/${KEY}/modules.img || goto failed\n`)).toBeGreaterThan(s.indexOf(`initrd ${SERVER}/bootenv/initrd.img`));
+    expectGolden('install-stateless.ipxe', s);
+  });
+
+  it('a stateless boot without its token, or with a bad layer URL, is refused', () => {
+    expect(thrown(() => renderIpxe(statelessBoot(null), '#!ipxe\n', { server: SERVER })).message).toContain('no fleet.token=');
+    const bad = { ...statelessBoot(), initrdUrls: [`${SERVER}/bootenv/initrd.img`, 'http://x/"; shell'] as [string, string] };
+    expect(thrown(() => renderIpxe(bad, '#!ipxe\n', { server: SERVER })).message).toMatch(/module layer URL/);
+    expect(thrown(() => renderIpxe({ ...statelessBoot(), digest: 'sha256:zz' }, '#!ipxe\n', { server: SERVER })).message).toMatch(/image digest "sha256:zz" is not sha256/);
   });
 
   it('install by image without its token is refused (never rendered without fleet.token=)', async () => {

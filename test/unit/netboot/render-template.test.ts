@@ -70,6 +70,7 @@ describe('the shipped templates', () => {
       'ipxe/discover.ipxe',
       'ipxe/inspect.ipxe',
       'ipxe/install-image.ipxe',
+      'ipxe/install-stateless.ipxe',
       'ipxe/install.ipxe',
       'ipxe/localboot.ipxe',
       'ipxe/not-implemented.ipxe',
