@@ -18,7 +18,7 @@ import { FleetError, toFleetError } from '../../common/errors.js';
 import { SolConsole } from '../bmc/ipmi/sol-console.js';
 import type { ProviderContext } from '../bmc/registry.js';
 import type { BmcTarget } from '../bmc/types.js';
-import { INSTALL_STATES, POST_INSTALL_STATES } from '../lifecycle/states.js';
+import { INSTALL_STATES, POST_INSTALL_STATES, S } from '../lifecycle/states.js';
 import type { Store } from '../store/index.js';
 import { IpmitoolSol } from './ipmitool-sol.js';
 import { ConsoleLog } from './log.js';
@@ -84,7 +84,7 @@ interface Line {
 }
 
 /** States in which the server logs a node's console without anyone attached: the install and boot phases, up to the agent's first report. */
-export const LOGGED_STATES: ReadonlySet<string> = new Set<string>([...INSTALL_STATES, ...POST_INSTALL_STATES]);
+export const LOGGED_STATES: ReadonlySet<string> = new Set<string>([...INSTALL_STATES, ...POST_INSTALL_STATES, S.imageBooting]);
 
 /** Pure: which lines the watcher opens and which it lets go, from the nodes' states now. */
 export function watchPlan(

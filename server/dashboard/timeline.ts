@@ -43,6 +43,7 @@ export const STATE_COLOURS: Readonly<Record<string, string>> = {
   [S.installing]: '#2171b5',
   [S.installed]: '#08519c',
   [S.diskArmed]: '#6a51a3',
+  [S.imageBooting]: '#54278f',
   [S.firstBoot]: '#807dba',
   [S.configuring]: '#9e9ac8',
   [S.ready]: '#41ab5d',

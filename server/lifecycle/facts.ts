@@ -103,8 +103,9 @@ const applyReadLater = (state: string) => `an apply report in ${state} is read w
 
 /** One line from an install-failed report: its message, else the last non-empty log line. */
 export function installFailureReason(details: Details): string {
+  const who = isStateless(details) ? 'stage 1 failed' : 'installer failed';
   const msg = str(details.message);
-  if (msg) return `installer failed: ${msg.slice(0, 300)}`;
+  if (msg) return `${who}: ${msg.slice(0, 300)}`;
   const log = str(details.log);
   if (log) {
     const last = log
@@ -112,10 +113,14 @@ export function installFailureReason(details: Details): string {
       .map((l) => l.trim())
       .filter(Boolean)
       .at(-1);
-    if (last) return `installer failed: ${last.slice(0, 300)}`;
+    if (last) return `${who}: ${last.slice(0, 300)}`;
   }
-  return 'the installer reported a failure (no log)';
+  return isStateless(details) ? 'stage 1 reported a failure (no log)' : 'the installer reported a failure (no log)';
 }
+
+/** The boot endpoints mark the callbacks of a stateless node's stage 1 with method: stateless. */
+const isStateless = (d: Details): boolean => d.method === 'stateless';
+const STATELESS = { test: isStateless, says: 'from a stateless boot' };
 
 export function applyFailureReason(details: Details): string {
   const failed = Array.isArray(details.failed) ? details.failed.filter((x): x is string => typeof x === 'string') : [];
@@ -162,7 +167,9 @@ export const FACT_RULES: readonly FactRule[] = [
   { fact: FACT.installStarted, in: [S.netbooting, S.installing], event: E.install, details: pick(['ip']), why: 'the installer runs' },
   { fact: FACT.installStarted, ignore: notAwaited(FACT.installStarted), why: 'install-started is awaited only while netbooting or installing' },
   { fact: FACT.installFailed, in: INSTALL_PATH, event: E.fail, details: (d) => ({ step: 'install', reason: installFailureReason(d) }), why: 'the installer gave up: fail with its last words' },
+  { fact: FACT.installFailed, in: [S.enrolled, S.ready, S.held], when: STATELESS, event: E.fail, details: (d) => ({ step: 'stateless', reason: installFailureReason(d) }), why: 'a stateless node rebooted and its stage 1 failed (its image did not verify): it runs nothing' },
   { fact: FACT.installFailed, ignore: notAwaited(FACT.installFailed), why: 'an install failure outside an install is stale' },
+  { fact: FACT.installFinished, in: [S.installing], when: STATELESS, event: E.handover, details: pick(['ip', 'digest']), why: 'stage 1 has the image in RAM and switches root to it: no disk to flip' },
   { fact: FACT.installFinished, in: [S.installing], event: E.finish, details: pick(['ip']), why: 'the install finished: disarm and flip to disk' },
   { fact: FACT.installFinished, ignore: notAwaited(FACT.installFinished), why: 'install-finished counts only while installing' },
   // --- the agent on the installed system
@@ -173,7 +180,10 @@ export const FACT_RULES: readonly FactRule[] = [
     return { step: 'first-boot', reason: `the first boot did not run from the local disk${notes}`, ...bootIdOf(d) };
   }, why: 'the node booted, but not the system just installed' },
   { fact: FACT.agentBoot, in: [S.diskArmed], event: E.boot, details: (d) => ({ ...bootIdOf(d), firmwareVia: assessment(d).firmwareVia ?? 'unknown' }), flag: networkEntryFlag, why: 'the first boot from the local disk (a network firmware entry is flagged)' },
-  { fact: FACT.agentBoot, ignore: (s) => `a boot report in ${s} does not move the lifecycle`, why: 'boot reports matter only after the flip to disk' },
+  { fact: FACT.agentBoot, in: [S.imageBooting], when: { test: (d) => d.isNewBoot === false, says: 'the same boot again' }, ignore: () => 'a repeated boot report', why: 'one boot, one report' },
+  { fact: FACT.agentBoot, in: [S.imageBooting], when: { test: (d) => assessment(d).rootOnLocalDisk === true, says: 'root on a local disk' }, event: E.fail, details: (d) => ({ step: 'image-boot', reason: 'the stateless node booted a system on its local disk, not the network image (fix the boot order: network first)', ...bootIdOf(d) }), why: 'a stateless node runs from RAM, never from a disk' },
+  { fact: FACT.agentBoot, in: [S.imageBooting], event: E.boot, details: (d) => ({ ...bootIdOf(d), firmwareVia: assessment(d).firmwareVia ?? 'unknown' }), why: 'the stateless image runs and its agent reported' },
+  { fact: FACT.agentBoot, ignore: (s) => `a boot report in ${s} does not move the lifecycle`, why: 'boot reports matter only after the flip to disk or the handover to a stateless image' },
   { fact: FACT.agentApplied, in: [S.configuring], when: { test: expectIs('short'), says: "its inventory falls short of the profile's expect" }, event: E.hold, details: holdDetails, why: 'every role applied, but the hardware falls short: held, not in service' },
   { fact: FACT.agentApplied, in: [S.configuring], event: E.complete, details: pick(['version']), why: 'every role applied: in service' },
   { fact: FACT.agentApplied, ignore: applyReadLater, why: 'check-applied reads the last report when configuring starts' },

@@ -75,6 +75,7 @@ export const RECOVERY_RULES: readonly RecoveryRule[] = [
   { state: S.netbooting, log: '*', ...WAITING, why: 'no step: the node waits for the installer to fetch its kickstart' },
   { state: S.installing, log: '*', ...WAITING, why: 'no step: the node waits for install-finished' },
   { state: S.diskArmed, log: '*', ...WAITING, why: 'no step: the node waits for its first boot from the disk' },
+  { state: S.imageBooting, log: '*', ...WAITING, why: 'no step: the stateless node waits for its agent\'s boot report from the image' },
   { state: S.adopting, log: '*', ...WAITING, why: 'no step: the node waits for its agent to enrol with the adoption token' },
   // --- pxe-armed: arm-pxe, idempotent
   { state: S.pxeArmed, log: ['slot-ahead'], action: 'keep-slot', report: 'stagger slot kept', why: 'the stagger slot is still ahead: the step starts then, as the reinstall asked' },

@@ -28,7 +28,13 @@ export const S = {
   installed: 'installed',
   /** Boot device is the disk (persistent); waiting for the node's first boot and its agent's boot report. */
   diskArmed: 'disk-armed',
-  /** The agent reported a boot from the local disk; its enrolment is being checked. */
+  /**
+   * A stateless node's stage 1 reported install-finished: the image is in RAM and
+   * stage 1 switched root to it; waiting for its agent's report of a boot from
+   * the network image (docs/stateless.md). No disk, no flip.
+   */
+  imageBooting: 'image-booting',
+  /** The agent reported a boot from the local disk (or, stateless, from the network image); its enrolment is being checked. */
   firstBoot: 'first-boot',
   /** The agent applies the profile's roles. */
   configuring: 'configuring',
@@ -54,6 +60,8 @@ export const E = {
   install: 'install',
   /** The installer reported install-finished. */
   finish: 'finish',
+  /** A stateless node's stage 1 reported install-finished: it switches root into the image in RAM. */
+  handover: 'handover',
   /** Step flip-to-disk done: the BMC boots the disk from now on. */
   flip: 'flip',
   /** The agent reported a boot from the local disk. */
@@ -87,6 +95,7 @@ export const TRANSIENT_STATES: readonly LifecycleState[] = [
   S.installing,
   S.installed,
   S.diskArmed,
+  S.imageBooting,
   S.firstBoot,
   S.configuring,
   S.adopting,
@@ -112,6 +121,18 @@ export const REINSTALL_PATH: readonly LifecycleState[] = [
   S.installing,
   S.installed,
   S.diskArmed,
+  S.firstBoot,
+  S.configuring,
+  S.ready,
+];
+
+/** The happy path of a stateless node's (re)deployment: its image into RAM, no disk, no flip (docs/stateless.md). */
+export const STATELESS_PATH: readonly LifecycleState[] = [
+  S.pxeArmed,
+  S.powerCycling,
+  S.netbooting,
+  S.installing,
+  S.imageBooting,
   S.firstBoot,
   S.configuring,
   S.ready,

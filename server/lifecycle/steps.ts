@@ -16,8 +16,12 @@ import { runBmcOperation, type BmcOperation, type BmcOpResult } from '../bmc/ope
 import type { Store } from '../store/index.js';
 
 export interface Steps {
-  /** Boot from the network on the next boot only (one-time override, loop breaker layer 1). Idempotent. */
-  armPxe(node: string): Promise<void>;
+  /**
+   * Boot from the network on the next boot only (one-time override, loop
+   * breaker layer 1), or for good with `persistent` (a stateless node, whose
+   * every boot is a netboot). Idempotent.
+   */
+  armPxe(node: string, opts?: { persistent?: boolean }): Promise<void>;
   /**
    * Power-cycles the node, or powers it on when it is off; says which. Not
    * idempotent: after a crash the conductor reads the power state instead of
@@ -81,8 +85,8 @@ export class BmcSteps implements Steps {
     return rec !== null && rec !== undefined && !rec.bmc;
   }
 
-  async armPxe(node: string): Promise<void> {
-    await this.one(node, { kind: 'bootdev', device: 'pxe', persistent: false, mode: this.opts.bootMode ?? 'auto' }, 2);
+  async armPxe(node: string, opts: { persistent?: boolean } = {}): Promise<void> {
+    await this.one(node, { kind: 'bootdev', device: 'pxe', persistent: opts.persistent === true, mode: this.opts.bootMode ?? 'auto' }, 2);
   }
 
   async powerCycle(node: string): Promise<'cycle' | 'on'> {

@@ -1,4 +1,8 @@
-/** Step arm-pxe (pxe-armed): the one-time PXE boot override through the BMC (loop breaker layer 1). Idempotent. */
+/**
+ * Step arm-pxe (pxe-armed): the one-time PXE boot override through the BMC
+ * (loop breaker layer 1); for a stateless node the network boot for good
+ * (every boot of it is a netboot, and no flip to disk follows). Idempotent.
+ */
 import { E, STEP } from '../states.js';
 import { powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
@@ -9,7 +13,8 @@ export const armPxe: StepDef = {
   async run(ctx, rec) {
     // No BMC (power is manual): nothing to override; the node is armed and a person PXE-boots it.
     if (await powerIsManual(ctx.steps, rec.name)) return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe, power: 'manual' } };
-    await ctx.steps.armPxe(rec.name);
-    return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe } };
+    const stateless = (await ctx.store.profiles.get(rec.profile))?.os.install === 'stateless';
+    await ctx.steps.armPxe(rec.name, stateless ? { persistent: true } : {});
+    return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe, ...(stateless ? { persistent: true } : {}) } };
   },
 };

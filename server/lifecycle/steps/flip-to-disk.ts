@@ -38,6 +38,9 @@ export async function pxeStoredAsContinuous(store: Store, name: string): Promise
 export async function diskBestEffort(store: Store, steps: Steps, name: string, who: { actor: string; cause: string }): Promise<void> {
   try {
     if (await powerIsManual(steps, name)) return; // power is manual: there is no BMC to ask
+    // A stateless node has no system on a disk: it keeps booting from the network.
+    const node = await store.nodes.get(name);
+    if (node && (await store.profiles.get(node.profile))?.os.install === 'stateless') return;
     await steps.flipToDisk(name);
   } catch (e) {
     const fe = toFleetError(e);

@@ -65,6 +65,25 @@ describe('BmcSteps (Redfish double)', () => {
     await c.stop();
   });
 
+  it('a stateless node: the network boot for good, no flip to disk after its stage 1, none on a cancel either', async () => {
+    await store.profiles.upsert({ ...PROFILE, name: 'diskfree', os: { install: 'stateless', tree: '', image: 'debian12' } }, { actor: 't' });
+    await store.nodes.upsert({ name: 'rack01', profile: 'diskfree', macs: [], pet: false, bmc: { address: '127.0.0.1', port: bmc.port, protocol: 'redfish', credentials: 'rf' } }, { actor: 't' });
+    const c = new Conductor({ store, steps, tickMs: 60_000, sweepIntervalMs: 0 });
+    await c.reinstall(['rack01'], { actor: 't' });
+    await c.tick();
+    await c.idle();
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
+    for (const ev of [E.netboot, E.install, E.handover]) await c.fire('rack01', ev, { actor: 't' });
+    await c.idle();
+    expect(await store.nodes.require('rack01')).toMatchObject({ state: S.imageBooting, armed: false });
+    await c.cancel(['rack01'], { actor: 't' });
+    await c.idle();
+    const ops = (await store.events.list({ node: 'rack01', kinds: ['bmc.bootdev'] })).events.map((e) => (e.details as { operation: string }).operation);
+    expect(ops).toEqual(['bootdev pxe persistent']);
+    expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
+    await c.stop();
+  });
+
   it('sets the one-time PXE override, then the persistent disk boot', async () => {
     await steps.armPxe('rack01');
     expect(bmc.system().Boot).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });

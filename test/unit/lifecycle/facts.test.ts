@@ -38,6 +38,26 @@ describe('fact rules', () => {
     expect(eventForFact(S.powerCycling, FACT.scriptFetched, { decision: 'install', mac: 'm', token: 'never-copied' })).toEqual({ event: E.netboot, details: { mac: 'm' } });
   });
 
+  it('tells a stateless node\'s stage 1 apart by its mark: handover, no flip; a failed reboot fails a ready node', () => {
+    const st = { method: 'stateless' };
+    expect(eventForFact(S.installing, FACT.installFinished, { ...st, ip: '10.0.0.5' })).toEqual({ event: E.handover, details: { ip: '10.0.0.5' } });
+    expect(eventForFact(S.installing, FACT.installFinished, { ip: '10.0.0.5' })).toEqual({ event: E.finish, details: { ip: '10.0.0.5' } });
+    // A reboot of a ready stateless node: its stage 1 callbacks move nothing, unless it fails.
+    expect(eventForFact(S.ready, FACT.installFinished, st)).toMatchObject({ ignore: expect.any(String) });
+    expect(eventForFact(S.ready, FACT.installStarted, st)).toMatchObject({ ignore: expect.any(String) });
+    expect(eventForFact(S.ready, FACT.installFailed, { ...st, message: 'image digest mismatch (expected a, got b)' })).toEqual({
+      event: E.fail,
+      details: { step: 'stateless', reason: 'stage 1 failed: image digest mismatch (expected a, got b)' },
+    });
+    expect(eventForFact(S.ready, FACT.installFailed, { message: 'late' })).toMatchObject({ ignore: expect.any(String) });
+    expect(eventForFact(S.installing, FACT.installFailed, { ...st, message: 'no RAM' })).toEqual({ event: E.fail, details: { step: 'install', reason: 'stage 1 failed: no RAM' } });
+    // The image's agent: a boot from RAM moves it on; from a disk fails it; a repeat is ignored.
+    expect(eventForFact(S.imageBooting, FACT.agentBoot, { bootId: 'b1', assessment: { rootOnLocalDisk: false, firmwareVia: 'network' } })).toEqual({ event: E.boot, details: { bootId: 'b1', firmwareVia: 'network' } });
+    expect(eventForFact(S.imageBooting, FACT.agentBoot, { bootId: 'b1', assessment: { rootOnLocalDisk: true } })).toMatchObject({ event: E.fail, details: { step: 'image-boot' } });
+    expect(eventForFact(S.imageBooting, FACT.agentBoot, { isNewBoot: false, assessment: { rootOnLocalDisk: true } })).toEqual({ ignore: 'a repeated boot report' });
+    expect(eventForFact(S.ready, FACT.agentBoot, { bootId: 'b2', assessment: { rootOnLocalDisk: false } })).toMatchObject({ ignore: expect.any(String) });
+  });
+
   it('keeps a repeated boot report from failing a node whose first report was fine', () => {
     expect(eventForFact(S.diskArmed, FACT.agentBoot, { isNewBoot: false, assessment: { rootOnLocalDisk: false } })).toEqual({ ignore: 'a repeated boot report' });
   });

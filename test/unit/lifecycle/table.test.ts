@@ -65,8 +65,9 @@ describe('lifecycle table', () => {
       expect(next(s, E.cancel)).toMatchObject({ to: S.enrolled, armed: 'disarm' });
     }
     for (const s of RESTING_STATES) {
-      // One resting state fails: an accepted machine whose BMC set-up failed (discovery bmc.setup) is still enrolled.
-      if (s === S.enrolled) expect(next(s, E.fail)).toMatchObject({ to: S.failed });
+      // Resting states that fail: an accepted machine whose BMC set-up failed (discovery bmc.setup) is still
+      // enrolled; a stateless node rebooted from ready or held whose stage 1 failed (its image did not verify).
+      if (s === S.enrolled || s === S.ready || s === S.held) expect(next(s, E.fail)).toMatchObject({ to: S.failed });
       else expect(tryNext(s, E.fail)).toBeUndefined();
       expect(tryNext(s, E.cancel)).toBeUndefined();
     }
