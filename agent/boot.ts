@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { EfiBoot, EfiBootEntry, ReportBootRequest } from '../proto/gen/fleet/v1/agent.js';
+import type { BootImage, EfiBoot, EfiBootEntry, ReportBootRequest } from '../proto/gen/fleet/v1/agent.js';
 import { AGENT_VERSION } from './version.js';
 
 /** EFI_GLOBAL_VARIABLE vendor GUID. */
@@ -101,13 +101,32 @@ export async function readEfiBoot(root = '/'): Promise<EfiBoot | undefined> {
   };
 }
 
+/**
+ * The fleet image the node runs, from /etc/fleet/image.json (the boot
+ * environment writes it at an image install, stateless stage 1 at every
+ * boot): undefined when there is none or it does not say a name and digest.
+ */
+export function parseImageRecord(text: string): BootImage | undefined {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!j || typeof j !== 'object') return undefined;
+  const o = j as { name?: unknown; digest?: unknown; install?: unknown };
+  if (typeof o.name !== 'string' || typeof o.digest !== 'string') return undefined;
+  return { name: o.name, digest: o.digest, install: typeof o.install === 'string' ? o.install : 'image' };
+}
+
 export async function collectBootFacts(root = '/'): Promise<ReportBootRequest> {
-  const [bootId, uptime, cmdline, mounts, efi] = await Promise.all([
+  const [bootId, uptime, cmdline, mounts, efi, imageJson] = await Promise.all([
     readText(path.join(root, 'proc/sys/kernel/random/boot_id')),
     readText(path.join(root, 'proc/uptime')),
     readText(path.join(root, 'proc/cmdline')),
     readText(path.join(root, 'proc/self/mounts')),
     readEfiBoot(root),
+    readText(path.join(root, 'etc/fleet/image.json')),
   ]);
   const rootMount = parseRootMount(mounts);
   const up = Number.parseFloat(uptime.split(' ')[0] ?? '');
@@ -122,5 +141,7 @@ export async function collectBootFacts(root = '/'): Promise<ReportBootRequest> {
     kernel: os.release(),
   };
   if (efi) report.efi = efi;
+  const image = parseImageRecord(imageJson);
+  if (image) report.image = image;
   return report;
 }

@@ -388,6 +388,10 @@ export const NodeStatus = Open({
   /** e.g. boot-loop-suspect: the node came back to the netboot path after its install. */
   flags: Strings,
   flagReasons: Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: true }),
+  /** The profile's install method: kickstart, image or stateless. */
+  install: Type.Optional(Str),
+  /** The fleet image the node's agent last reported it runs (its /etc/fleet/image.json), with when; null: none reported. */
+  image: Type.Optional(Nullable(Open({ name: Str, digest: Str, install: Str, reportedAt: Str }))),
 });
 export type NodeStatus = Static<typeof NodeStatus>;
 

@@ -129,6 +129,11 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
       if (req.efi && (req.efi.bootOrder.length > 256 || req.efi.entries.length > 256)) throw new FleetError('request.invalid', 'too many EFI boot entries');
       const report: ReportBootRequest = { ...req, kernelCmdline: redactCmdline(short(req.kernelCmdline, MAX_TEXT)) };
       const assessment = assessBoot(report);
+      // The image the node says it runs (its /etc/fleet/image.json): kept only when it looks like one.
+      const image =
+        req.image && /^sha256:[0-9a-f]{64}$/.test(req.image.digest) && /^(image|stateless)$/.test(req.image.install)
+          ? { name: short(req.image.name, 64), digest: req.image.digest, install: req.image.install }
+          : null;
       const isNewBoot = await store.agents.recordBoot(
         node,
         report.bootId,
@@ -149,13 +154,14 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
             : null,
           assessment,
           agentVersion: short(report.agentVersion, 64),
+          ...(image ? { image } : {}),
         },
         { actor: `node:${node}` },
       );
       await store.nodes.markSeen(node);
       // The fourth layer of the loop breaker: the agent says how the node booted. A repeated
       // report (same boot id, no new row) is told too, with isNewBoot false (the rules ignore it).
-      await recorder.recorded({ node, kind: EVENT.agentBoot, details: { bootId: report.bootId, assessment, isNewBoot } });
+      await recorder.recorded({ node, kind: EVENT.agentBoot, details: { bootId: report.bootId, assessment, isNewBoot, ...(image ? { image } : {}) } });
       return {};
     },
   };

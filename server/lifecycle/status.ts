@@ -31,17 +31,29 @@ export interface NodeStatus {
   /** e.g. boot-loop-suspect: the node came back to the netboot path after its install (cleared by the next reinstall). */
   flags: string[];
   flagReasons: Record<string, string>;
+  /** The profile's install method (kickstart, image, stateless); absent when the profile is not in the store. */
+  install?: string;
+  /** The fleet image the node's agent last reported it runs (its /etc/fleet/image.json), null when none was reported. */
+  image?: { name: string; digest: string; install: string; reportedAt: string } | null;
 }
 
 /** How far back the flag and run start are looked for. */
 const HISTORY = 40;
 
-export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new Date()): Promise<NodeStatus> {
+export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new Date(), profiles?: Map<string, string>): Promise<NodeStatus> {
   const nowMs = now.getTime();
-  const [lastPage, histPage] = await Promise.all([
+  const [lastPage, histPage, bootPage, install] = await Promise.all([
     store.events.list({ node: node.name, order: 'desc', limit: 1 }),
     store.events.list({ node: node.name, kinds: [EVENT.stateChanged, K.loopSuspect], order: 'desc', limit: HISTORY }),
+    store.events.list({ node: node.name, kinds: [EVENT.agentBoot], order: 'desc', limit: 1 }),
+    profiles ? Promise.resolve(profiles.get(node.profile)) : store.profiles.get(node.profile).then((p) => p?.os.install),
   ]);
+  const boot = bootPage.events[0];
+  const reported = (boot?.details as { image?: { name?: unknown; digest?: unknown; install?: unknown } } | null)?.image;
+  const image =
+    boot && reported && typeof reported.name === 'string' && typeof reported.digest === 'string' && typeof reported.install === 'string'
+      ? { name: reported.name, digest: reported.digest, install: reported.install, reportedAt: boot.time }
+      : null;
   const last = lastPage.events[0];
   let runStartedAt: string | null = null;
   const flags: string[] = [];
@@ -83,6 +95,8 @@ export async function nodeStatus(store: Store, node: NodeRecord, now: Date = new
     failure,
     flags,
     flagReasons,
+    ...(install !== undefined ? { install } : {}),
+    image,
   };
 }
 
@@ -103,7 +117,8 @@ export async function nodeStatuses(store: Store, names: string[] | undefined, no
   const found = new Set(nodes.map((n) => n.name));
   // The store's flags (bmc-mismatch, raised by reconciliation) beside the lifecycle's own.
   const stored = await store.flags.byNode(nodes.map((n) => n.name));
+  const profiles = new Map((await store.profiles.list()).map((p) => [p.name, p.os.install]));
   const out: NodeStatus[] = [];
-  for (const n of nodes) out.push(withStoredFlags(await nodeStatus(store, n, now), stored.get(n.name) ?? []));
+  for (const n of nodes) out.push(withStoredFlags(await nodeStatus(store, n, now, profiles), stored.get(n.name) ?? []));
   return { nodes: out, missing: names ? names.filter((n) => !found.has(n)) : [] };
 }

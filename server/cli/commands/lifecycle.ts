@@ -72,6 +72,13 @@ function ago(iso: string, now: number): string {
 
 // ---------------------------------------------------------------- status
 
+/** The install column: the profile's method and the image the agent last reported (its digest's first 12 hex), e.g. "stateless lab@3f2a9c01d4e5". */
+export function installOf(n: Pick<NodeStatus, 'install' | 'image'>): string {
+  const method = n.install ?? '-';
+  if (!n.image) return method;
+  return `${method} ${n.image.name}@${n.image.digest.replace(/^sha256:/, '').slice(0, 12)}`;
+}
+
 /** The status table: one line per node, failed nodes last with step and reason, flags after. */
 export function formatStatus(res: StatusResponse, now: number): string {
   const ok = res.nodes.filter((n) => !OUT_OF_SERVICE.has(n.state));
@@ -81,10 +88,11 @@ export function formatStatus(res: StatusResponse, now: number): string {
     n.state,
     formatDuration(n.inStateSeconds),
     n.timeoutInSeconds === null ? '-' : n.timeoutInSeconds < 0 ? `overdue ${formatDuration(-n.timeoutInSeconds)}` : formatDuration(n.timeoutInSeconds),
+    installOf(n),
     n.lastEvent ? `${n.lastEvent.kind}${n.lastEvent.toState ? ` -> ${n.lastEvent.toState}` : ''} (${ago(n.lastEvent.time, now)})` : '-',
     n.flags.join(',') || '-',
   ];
-  const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'last event', 'flags'], [...ok, ...failed].map(row))];
+  const lines = [formatTable(['name', 'state', 'in state', 'timeout in', 'install', 'last event', 'flags'], [...ok, ...failed].map(row))];
   if (failed.length) {
     lines.push(`-- ${failed.length} of ${res.nodes.length} ${[...new Set(failed.map((n) => n.state))].sort().join(' or ')}:`);
     lines.push(...foldFailures(failed.map((n) => ({ node: n.name, reason: `${n.state === S.held ? 'held: ' : ''}${n.failure ? `${n.failure.step}: ${n.failure.reason}` : n.state}` }))));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backoffDelay, sleep } from '../../../common/backoff.js';
-import { collectBootFacts, parseEfiBootOrder, parseEfiLoadOption, parseEfiUint16, parseRootMount, readEfiBoot, EFI_GLOBAL_GUID } from '../../../agent/boot.js';
+import { collectBootFacts, parseImageRecord, parseEfiBootOrder, parseEfiLoadOption, parseEfiUint16, parseRootMount, readEfiBoot, EFI_GLOBAL_GUID } from '../../../agent/boot.js';
 import { makeKeyAndCsr, checkEnrollResponse } from '../../../agent/enroll.js';
 import { cleanDmi, collectIdentity } from '../../../agent/identity.js';
 import { main } from '../../../agent/main.js';
@@ -196,6 +196,17 @@ describe('boot facts', () => {
     });
     const legacy = tmp();
     expect(await readEfiBoot(legacy)).toBeUndefined();
+    expect(facts.image).toBeUndefined();
+  });
+
+  it('name the fleet image from /etc/fleet/image.json: a stateless boot\'s and an image install\'s (no install key: image); nothing when absent or not JSON', async () => {
+    const root = tmp();
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    write(root, 'etc/fleet/image.json', JSON.stringify({ name: 'lab', digest, squashfsSha256: 'x', node: 'n1', install: 'stateless', root: 'overlay' }));
+    expect((await collectBootFacts(root)).image).toEqual({ name: 'lab', digest, install: 'stateless' });
+    expect(parseImageRecord(JSON.stringify({ name: 'lab', digest, rootfsSha256: 'y', node: 'n1' }))).toEqual({ name: 'lab', digest, install: 'image' });
+    expect(parseImageRecord('{not json')).toBeUndefined();
+    expect(parseImageRecord(JSON.stringify({ digest }))).toBeUndefined();
   });
 });
 

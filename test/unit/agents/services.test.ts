@@ -12,6 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeKeyAndCsr } from '../../../agent/enroll.js';
 import { CommandKind, EnrollRequest, Inventory, RoleOutcome, type Command, type ReportBootRequest } from '../../../proto/gen/fleet/v1/agent.js';
 import { FleetError } from '../../../common/errors.js';
+import { nodeStatuses } from '../../../server/lifecycle/status.js';
 import { EVENT } from '../../../common/events.js';
 import { AGENT_COMMAND } from '../../../common/commands.js';
 import { createAgentServices, type AgentServices, type CommandSink } from '../../../server/agents/index.js';
@@ -201,6 +202,19 @@ describe('reports', () => {
     expect(env.recorder.written).toEqual([]);
     expect((await refusal(env.services.reportBoot('node1', boot('')))).code).toBe('request.invalid');
     expect(env.recorder.told).toHaveLength(2);
+  });
+
+  it('a boot report names the image the node runs: kept when it looks like one, dropped when not', async () => {
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    await env.services.reportBoot('node1', { ...boot('b-7'), image: { name: 'lab', digest, install: 'stateless' } });
+    await env.services.reportBoot('node1', { ...boot('b-8'), image: { name: 'lab', digest: 'sha256:../../etc', install: 'stateless' } });
+    const rows = await eventsOf(env.store, EVENT.agentBoot);
+    expect(rows.map((r) => r.details['image'])).toEqual([{ name: 'lab', digest, install: 'stateless' }, undefined]);
+    expect(env.recorder.told[0]!.details).toMatchObject({ image: { name: 'lab', digest, install: 'stateless' } });
+    // fleet status: the last report names none (the bad one was dropped), so no image; the one before did.
+    expect((await nodeStatuses(env.store, ['node1'])).nodes[0]!.image).toBeNull();
+    await env.services.reportBoot('node1', { ...boot('b-9'), image: { name: 'lab', digest, install: 'stateless' } });
+    expect((await nodeStatuses(env.store, ['node1'])).nodes[0]).toMatchObject({ install: expect.any(String), image: { name: 'lab', digest, install: 'stateless' } });
   });
 
   it('an apply report is stored and told as agent.applied or agent.apply_failed with the failed roles', async () => {

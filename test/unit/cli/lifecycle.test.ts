@@ -10,7 +10,7 @@ import fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimWorld, SIM_PROFILE, simMac } from '../../../bench/lifecycle.js';
 import { checkBearer } from '../../../server/auth/api-token.js';
-import { cmdCancel, cmdReinstall, cmdStatus, cmdWatch, fitWidth, formatDuration } from '../../../server/cli/commands/lifecycle.js';
+import { cmdCancel, cmdReinstall, cmdStatus, cmdWatch, fitWidth, formatDuration, installOf } from '../../../server/cli/commands/lifecycle.js';
 import type { CliIo } from '../../../server/cli/io.js';
 import { FleetError } from '../../../common/errors.js';
 import { installErrorHandling } from '../../../server/http/errors.js';
@@ -136,6 +136,14 @@ describe('fitWidth: one watch line, one terminal row', () => {
   });
 });
 
+describe('the install column of fleet status', () => {
+  it('says the method and the image the agent last reported, its digest cut to 12 hex', () => {
+    expect(installOf({ install: 'stateless', image: { name: 'lab', digest: `sha256:${'3f'.repeat(32)}`, install: 'stateless', reportedAt: 'x' } })).toBe(`stateless lab@${'3f'.repeat(6)}`);
+    expect(installOf({ install: 'kickstart', image: null })).toBe('kickstart');
+    expect(installOf({})).toBe('-');
+  });
+});
+
 describe('fleet status, watch, cancel', () => {
   it('status: one line per node, failed nodes last with step and reason, exit 1 when any failed', async () => {
     await h.put('n2', S.installing, { armed: true });
@@ -144,7 +152,7 @@ describe('fleet status, watch, cancel', () => {
     const code = await cmdStatus(flags(), 'n[1-2]', {}, c.io);
     expect(code).toBe(1);
     const lines = c.out().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+STATE\s+IN STATE\s+TIMEOUT IN\s+LAST EVENT\s+FLAGS$/);
+    expect(lines[0]).toMatch(/^NAME\s+STATE\s+IN STATE\s+TIMEOUT IN\s+INSTALL\s+LAST EVENT\s+FLAGS$/);
     expect(lines[1]).toMatch(/^n1\s+enrolled/);
     expect(lines[2]).toMatch(/^n2\s+failed/);
     expect(c.out()).toContain('-- 1 of 2 failed:\nn2: install: installer failed: no disk found by installer');

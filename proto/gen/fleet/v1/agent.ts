@@ -431,6 +431,20 @@ export interface ReportBootRequest {
   agentVersion: string;
   /** uname -r */
   kernel: string;
+  /**
+   * The fleet image the node runs, from /etc/fleet/image.json (written by the
+   * boot environment or stateless stage 1); absent when the node has none
+   * (a kickstart install).
+   */
+  image?: BootImage | undefined;
+}
+
+export interface BootImage {
+  name: string;
+  /** sha256:<64 hex> */
+  digest: string;
+  /** image | stateless */
+  install: string;
 }
 
 export interface ReportBootResponse {
@@ -3995,6 +4009,7 @@ function createBaseReportBootRequest(): ReportBootRequest {
     rootFstype: "",
     agentVersion: "",
     kernel: "",
+    image: undefined,
   };
 }
 
@@ -4026,6 +4041,9 @@ export const ReportBootRequest: MessageFns<ReportBootRequest> = {
     }
     if (message.kernel !== "") {
       writer.uint32(74).string(message.kernel);
+    }
+    if (message.image !== undefined) {
+      BootImage.encode(message.image, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -4115,6 +4133,14 @@ export const ReportBootRequest: MessageFns<ReportBootRequest> = {
             message.kernel = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.image = BootImage.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4166,6 +4192,7 @@ export const ReportBootRequest: MessageFns<ReportBootRequest> = {
         ? globalThis.String(object.agent_version)
         : "",
       kernel: isSet(object.kernel) ? globalThis.String(object.kernel) : "",
+      image: isSet(object.image) ? BootImage.fromJSON(object.image) : undefined,
     };
   },
 
@@ -4198,6 +4225,9 @@ export const ReportBootRequest: MessageFns<ReportBootRequest> = {
     if (message.kernel !== "") {
       obj.kernel = message.kernel;
     }
+    if (message.image !== undefined) {
+      obj.image = BootImage.toJSON(message.image);
+    }
     return obj;
   },
 
@@ -4215,6 +4245,110 @@ export const ReportBootRequest: MessageFns<ReportBootRequest> = {
     message.rootFstype = object.rootFstype ?? "";
     message.agentVersion = object.agentVersion ?? "";
     message.kernel = object.kernel ?? "";
+    message.image = (object.image !== undefined && object.image !== null)
+      ? BootImage.fromPartial(object.image)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBootImage(): BootImage {
+  return { name: "", digest: "", install: "" };
+}
+
+export const BootImage: MessageFns<BootImage> = {
+  encode(message: BootImage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.digest !== "") {
+      writer.uint32(18).string(message.digest);
+    }
+    if (message.install !== "") {
+      writer.uint32(26).string(message.install);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BootImage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBootImage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.install = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BootImage {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      install: isSet(object.install) ? globalThis.String(object.install) : "",
+    };
+  },
+
+  toJSON(message: BootImage): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.install !== "") {
+      obj.install = message.install;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BootImage>, I>>(base?: I): BootImage {
+    return BootImage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BootImage>, I>>(object: I): BootImage {
+    const message = createBaseBootImage();
+    message.name = object.name ?? "";
+    message.digest = object.digest ?? "";
+    message.install = object.install ?? "";
     return message;
   },
 };
