@@ -44,7 +44,17 @@
  *      repos role fail, and thor's events name the role and the command;
  *   c. valkyrie01 without a disk ends failed with the boot environment's "no
  *      disk found"; neither failed install is retried (one plan fetch and one
- *      power action each, the VM powered off).
+ *      power action each, the VM powered off);
+ *   d. valkyrie01, still without a disk, gets a stateless profile (the lab
+ *      image, seed 001): `fleet reinstall` boots it into RAM through iPXE,
+ *      stage 1 and the image's module layer; it walks pxe-armed → … →
+ *      image-booting → first-boot → configuring → ready with one PXE
+ *      persistent and no disk flip; from inside, / is an overlay over the
+ *      squashfs, there is no disk, /etc/fleet/image.json names the image's
+ *      digest and the roles are applied; `fleet status` shows "stateless
+ *      lab@<digest>". A `systemctl reboot` runs stage 1 again (script, plan,
+ *      enrolment, boot report, roles) with no state change and no BMC action,
+ *      and the file written to / before it is gone.
  *
  * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool,
  * what `fleet image build` needs (mmdebstrap, ...) and dist/ (npm run build).
@@ -580,4 +590,76 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const human = await fleet('status');
     console.log(`fleet status after the failed installs:\n${human.out}`);
   }, 20 * 60_000);
+
+  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; a reboot comes back ready on the same image with no install, and what was written to / is gone', async () => {
+    const t0 = Date.now();
+    await stopLabServer(p);
+    const n1 = lab.nodes.find((x) => x.name === 'valkyrie01')!;
+    const n2 = lab.nodes.find((x) => x.name === 'valkyrie02')!;
+    const n3 = lab.nodes.find((x) => x.name === STORAGE)!;
+    // No disk (as c left it; written again so that d stands on its own).
+    await writeFile(join(n1.vmDir, 'vm.env'), renderVmEnv({ name: n1.name, dir: n1.vmDir, mac: n1.mac, tap: n1.tap, serial: n1.serial, uuid: n1.uuid, firmware: n1.firmware, diskMiB: 0, qemu: findExecutable('qemu-system-x86_64')! }));
+    // A stateless profile with the compute nodes' base roles (repos, hosts, chrony, users), for valkyrie01 alone.
+    const yaml = await readFile(lab.configFile, 'utf8');
+    const node = (n: typeof n1, profile: string) => `  ${n.name}:\n    profile: ${profile}\n    ip: ${n.ip}\n    mac: "${n.mac}"\n    bmc: { address: ${n.bmc.address}, port: ${n.bmc.port}, protocol: ipmi, credentials: lab }\n`;
+    const edited = yaml
+      .replace(/\nprofiles:\n/, `\nprofiles:\n  diskfree:\n    <<: *base\n    description: Lab stateless VM (seed 001), the lab image in RAM at every boot\n    os: { install: stateless, image: ${lab.imageName} }\n    roles:\n      <<: *roles\n`)
+      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${node(n1, 'diskfree')}${node(n2, 'compute')}${node(n3, 'storage')}`);
+    expect(edited).toContain('install: stateless');
+    await writeFile(lab.configFile, edited);
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
+    const image = await showImage(p.dataDir, lab.imageName);
+
+    const mark = await lastEventId();
+    const r = await fleet('reinstall', 'valkyrie01', '--yes');
+    expect(r.code, r.out + r.err).toBe(0);
+    const s = await waitStates({ valkyrie01: 'ready' }, INSTALL_WAIT_MS);
+    timings.push(`d. stateless valkyrie01 ready (reinstall = boot into the image): ${secs(Date.now() - t0)}`);
+    const ev = await events('valkyrie01', mark);
+    const path = ev.filter((e) => e.kind === 'state.changed').map((e) => e.toState);
+    expect(path).toEqual(['pxe-armed', 'power-cycling', 'netbooting', 'installing', 'image-booting', 'first-boot', 'configuring', 'ready']);
+    // The network boot for good, never the disk; the stateless script, its plan, stage 1's callbacks marked stateless.
+    expect(ev.filter((e) => e.kind === 'bmc.bootdev').map((e) => e.details?.operation)).toEqual(['bootdev pxe persistent']);
+    expect(ev.find((e) => e.kind === 'boot.script_fetched' && e.details?.decision === 'install')?.details).toMatchObject({ method: 'stateless' });
+    expect(ev.find((e) => e.kind === 'boot.plan_fetched')?.details).toMatchObject({ method: 'stateless', image: lab.imageName, digest: image.digest });
+    expect(ev.find((e) => e.kind === 'install.finished')?.details).toMatchObject({ method: 'stateless' });
+    const boot = ev.find((e) => e.kind === 'agent.boot');
+    expect(boot?.details, 'the agent reports the image it runs').toMatchObject({ image: { name: lab.imageName, digest: image.digest, install: 'stateless' } });
+    const v1 = s.nodes.find((n) => n.name === 'valkyrie01')!;
+    expect(v1).toMatchObject({ install: 'stateless', image: { digest: image.digest } });
+    const human = await fleet('status', 'valkyrie01');
+    expect(human.out).toMatch(new RegExp(`valkyrie01\\s+ready\\s+.*stateless ${lab.imageName}@${image.digest.slice(7, 19)}`));
+
+    // From inside: / is an overlay of the image in RAM, no disk at all, the image named, the roles applied.
+    expect((await onNode('valkyrie01', 'findmnt -n -o FSTYPE /')).out).toBe('overlay');
+    expect((await onNode('valkyrie01', 'findmnt -n -o FSTYPE /run/fleet/ro')).out).toBe('squashfs');
+    expect((await onNode('valkyrie01', 'lsblk -dn -o TYPE | grep -c disk || true')).out, 'no disk in this VM').toBe('0');
+    expect(JSON.parse((await onNode('valkyrie01', 'cat /etc/fleet/image.json')).out)).toMatchObject({ digest: image.digest, install: 'stateless', node: 'valkyrie01' });
+    expect((await onNode('valkyrie01', 'systemctl is-active fleet-agent')).out).toBe('active');
+    expect((await onNode('valkyrie01', 'id myuser')).out).toBe('uid=2001(myuser) gid=2001(myuser) groups=2001(myuser)');
+    expect((await onNode('valkyrie01', 'ls /etc/apt/sources.list.d')).out).toBe('fleet-fleet.list');
+    expect((await onNode('valkyrie01', 'hostname')).out).toBe('valkyrie01');
+
+    // A reboot: a netboot again, the same image, no install; the file written to / is gone; ready throughout.
+    const word = `stateless-${Date.now()}`;
+    expect((await onNode('valkyrie01', `echo ${word} > /root/marker && sync && cat /root/marker`)).out).toBe(word);
+    const rMark = await lastEventId();
+    const t1 = Date.now();
+    await labSsh(p, 'valkyrie01', ['systemctl reboot'], { stdio: 'pipe', timeoutMs: 30_000 });
+    let again: ApiEvent[] = [];
+    for (const end = Date.now() + 10 * 60_000; Date.now() < end; await sleep(5000)) {
+      again = await events('valkyrie01', rMark);
+      if (again.some((e) => e.kind === 'agent.applied')) break;
+    }
+    timings.push(`d. stateless reboot to roles applied again: ${secs(Date.now() - t1)}`);
+    expect(again.map((e) => e.kind), 'stage 1 ran again, then the agent').toEqual(expect.arrayContaining(['boot.script_fetched', 'boot.plan_fetched', 'install.finished', 'agent.enrolled', 'agent.boot', 'agent.applied']));
+    expect(again.filter((e) => e.kind === 'state.changed'), 'no state change: a reboot is not an install').toEqual([]);
+    expect(again.filter((e) => e.kind === 'bmc.power' || e.kind === 'bmc.bootdev')).toEqual([]);
+    expect(again.find((e) => e.kind === 'agent.boot')?.details).toMatchObject({ image: { digest: image.digest, install: 'stateless' } });
+    expect((await onNode('valkyrie01', 'cat /root/marker 2>&1 || echo gone')).out).toMatch(/gone$/);
+    expect((await onNode('valkyrie01', 'findmnt -n -o FSTYPE /')).out).toBe('overlay');
+    const after = await status();
+    expect(after.nodes.find((n) => n.name === 'valkyrie01')).toMatchObject({ state: 'ready', flags: [] });
+    await writeFile(lab.configFile, yaml);
+  }, 30 * 60_000);
 });
