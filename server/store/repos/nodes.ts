@@ -40,6 +40,13 @@ export interface SetStateOptions extends WriteContext {
    * generation), nothing when the flag is already `to`.
    */
   armed?: { to: boolean; cause?: string };
+  /**
+   * The caller's record of the node at expectedGeneration (ignored without
+   * one): the result takes its interfaces and BMC endpoint instead of
+   * reading them again. Every change of those bumps the generation, so a
+   * compare-and-set that held proves them unchanged.
+   */
+  known?: Pick<NodeRecord, 'macs' | 'bmc'>;
 }
 
 export interface UpsertOptions {
@@ -431,6 +438,8 @@ export class NodeRepository {
           eventValues(now, { node: name, kind: armed.to ? EVENT.nodeArmed : EVENT.nodeDisarmed, fromState: to, toState: to, actor: opts.actor, cause: armed.cause ?? opts.cause ?? null }),
         );
       }
+      const known = opts.expectedGeneration !== undefined ? opts.known : undefined;
+      if (known) return toRecord(after, [...known.macs], known.bmc && { ...known.bmc });
       return this.hydrateOne(trx, after);
     });
   }

@@ -649,6 +649,30 @@ describe('hot paths of the conductor (issue 18)', () => {
     }
   });
 
+  it('setState with the known record returns what a read-back gives; a record of another generation is a conflict, never returned', async () => {
+    const s = await open();
+    await seed(s, 1);
+    await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:12', '52:54:00:00:03:13'] }), { actor: 'test' });
+    for (const name of ['valkyrie01', 'valkyrie02']) {
+      const n = (await s.nodes.get(name))!;
+      const cas = await s.nodes.setState(name, 'pxe-armed', { expectedFrom: 'enrolled', expectedGeneration: n.generation, actor: 'conductor', known: n });
+      expect(cas).toEqual(await s.nodes.get(name));
+      const viaArmed = await s.nodes.setState(name, 'power-cycling', { expectedFrom: 'pxe-armed', expectedGeneration: cas.generation, actor: 'conductor', armed: { to: true }, known: cas });
+      expect(viaArmed).toEqual(await s.nodes.get(name));
+      expect(viaArmed.macs).not.toBe(cas.macs);
+    }
+    // The interfaces changed after the record was read: the generation moved, so the record is refused, not returned.
+    const stale = (await s.nodes.get('valkyrie02'))!;
+    await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:14'] }), { actor: 'test' });
+    await expectFleetError(
+      s.nodes.setState('valkyrie02', 'netbooting', { expectedFrom: 'power-cycling', expectedGeneration: stale.generation, actor: 'conductor', known: stale }),
+      'conflict',
+    );
+    // Without an expected generation nothing proves the record current: the store reads the interfaces again.
+    const fresh = await s.nodes.setState('valkyrie02', 'netbooting', { expectedFrom: 'power-cycling', actor: 'conductor', known: stale });
+    expect(fresh.macs).toEqual(['52:54:00:00:03:14']);
+  });
+
   it('get (node and BMC in one read) gives the record list gives, with and without a BMC', async () => {
     const s = await open();
     await seed(s, 1);
