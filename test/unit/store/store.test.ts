@@ -673,6 +673,32 @@ describe('hot paths of the conductor (issue 18)', () => {
     expect(fresh.macs).toEqual(['52:54:00:00:03:14']);
   });
 
+  it('newest gives what a desc page of list gives (without its cursor), filters by the state entered, and refuses a bad count', async () => {
+    const s = await open();
+    await seed(s, 2);
+    const g = (await s.nodes.get('valkyrie01'))!.generation;
+    let gen = g;
+    for (const to of ['pxe-armed', 'power-cycling', 'failed', 'pxe-armed', 'power-cycling']) {
+      gen = (await s.nodes.setState('valkyrie01', to, { expectedGeneration: gen, actor: 'conductor' })).generation;
+    }
+    await s.events.append({ node: 'valkyrie02', kind: 'state.changed', toState: 'pxe-armed', actor: 'test' });
+    const q = { node: 'valkyrie01', kinds: ['state.changed'] };
+    for (const count of [1, 2, 5, 9]) {
+      expect(await s.events.newest(q, count)).toEqual((await s.events.list({ ...q, order: 'desc', limit: count })).events);
+    }
+    const [lastArm] = await s.events.newest({ ...q, toStates: ['pxe-armed', 'adopting'] });
+    expect(lastArm).toMatchObject({ node: 'valkyrie01', fromState: 'failed', toState: 'pxe-armed' });
+    expect((await s.events.newest({ ...q, toStates: ['pxe-armed'], beforeId: lastArm!.id })).map((e) => e.fromState)).toEqual(['enrolled']);
+    expect(await s.events.newest({ ...q, toStates: ['pxe-armed'], afterId: lastArm!.id })).toEqual([]);
+    expect(await s.events.newest({ ...q, toStates: [] })).toEqual([]);
+    expect(await s.events.newest({ nodes: ['valkyrie01', 'valkyrie02'], kinds: ['state.changed'], toStates: ['pxe-armed'] }, 2)).toEqual([
+      expect.objectContaining({ node: 'valkyrie02' }),
+      expect.objectContaining({ node: 'valkyrie01', fromState: 'failed' }),
+    ]);
+    await expectFleetError(s.events.newest(q, 0), 'request.invalid');
+    await expectFleetError(s.events.newest(q, 1.5), 'request.invalid');
+  });
+
   it('get (node and BMC in one read) gives the record list gives, with and without a BMC', async () => {
     const s = await open();
     await seed(s, 1);
