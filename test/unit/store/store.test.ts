@@ -699,11 +699,16 @@ describe('hot paths of the conductor (issue 18)', () => {
     await expectFleetError(s.events.newest(q, 1.5), 'request.invalid');
   });
 
-  it('get (node and BMC in one read) gives the record list gives, with and without a BMC', async () => {
+  it('get (node, BMC and interfaces in one read) gives the record list gives, with and without a BMC, with no, one or several MACs', async () => {
     const s = await open();
     await seed(s, 1);
     await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:12', '52:54:00:00:03:13'] }), { actor: 'test' });
-    for (const name of ['valkyrie01', 'valkyrie02']) expect(await s.nodes.get(name)).toEqual((await s.nodes.list({ names: [name] }))[0]);
+    await s.nodes.upsert(node(3, { macs: [] }), { actor: 'test' });
+    await s.nodes.upsert(node(4, { macs: ['52:54:00:00:03:19', '52:54:00:00:03:14', '52:54:00:00:03:17'] }), { actor: 'test' });
+    for (const name of ['valkyrie01', 'valkyrie02', 'valkyrie03', 'valkyrie04']) expect(await s.nodes.get(name)).toEqual((await s.nodes.list({ names: [name] }))[0]);
+    expect((await s.nodes.get('valkyrie03'))?.macs).toEqual([]);
+    expect((await s.nodes.get('valkyrie03'))?.bmc).toBeDefined();
+    expect((await s.nodes.get('valkyrie04'))?.macs).toEqual(['52:54:00:00:03:19', '52:54:00:00:03:14', '52:54:00:00:03:17']);
     expect((await s.nodes.get('valkyrie02'))?.bmc).toBeUndefined();
     expect((await s.nodes.get('valkyrie02'))?.macs).toEqual(['52:54:00:00:03:12', '52:54:00:00:03:13']);
   });
