@@ -9,8 +9,7 @@ import { EVENT } from '../../common/events.js';
 
 /** The event that put the node in its current state. */
 export async function lastStateChange(store: Store, name: string): Promise<EventRecord | undefined> {
-  const page = await store.events.list({ node: name, kinds: [EVENT.stateChanged], order: 'desc', limit: 1 });
-  return page.events[0];
+  return (await store.events.newest({ node: name, kinds: [EVENT.stateChanged] }))[0];
 }
 
 /** Events of the node after id (oldest first; at most 1000: a state collects far fewer). */
@@ -20,8 +19,7 @@ export async function eventsAfter(store: Store, name: string, afterId: number): 
 
 /** The reinstall or adoption that started the node's current run: the last entry into pxe-armed or adopting. */
 export async function runStart(store: Store, name: string): Promise<EventRecord | undefined> {
-  const page = await store.events.list({ node: name, kinds: [EVENT.stateChanged], order: 'desc', limit: 30 });
-  return page.events.find((e) => e.toState !== null && (RUN_START_STATES as readonly (string | null)[]).includes(e.toState));
+  return (await store.events.newest({ node: name, kinds: [EVENT.stateChanged], toStates: [...RUN_START_STATES] }))[0];
 }
 
 /** The stagger slot a state change recorded (ms), or 0 when it has none. Pure. */

@@ -80,8 +80,7 @@ export class StepRunner {
       if (spec?.kind === 'transient' && !spec.step) {
         // A wait state reached by a step: facts that came while the step ran (e.g. a fast first boot
         // reported while the boot device was being set) were not awaited then; replay them now.
-        const changes = await this.d.store.events.list({ node: cur.name, kinds: [EVENT.stateChanged], order: 'desc', limit: 2 });
-        const stepEntry = changes.events[1];
+        const stepEntry = (await this.d.store.events.newest({ node: cur.name, kinds: [EVENT.stateChanged] }, 2))[1];
         if (stepEntry) return this.replay(ctl, cur, await eventsAfter(this.d.store, cur.name, stepEntry.id));
       }
     }

@@ -63,6 +63,8 @@ export async function applyTransition(
       cause: ctx.cause,
       details: { event, ...ctx.details },
       deadline,
+      // rec is the node at rec.generation: the store need not read its interfaces and BMC again.
+      known: rec,
       ...(armed ? { armed } : {}),
     });
     for (const x of ctx.extraEvents ?? []) await tx.events.append({ node: rec.name, kind: x.kind, actor: ctx.actor, cause: ctx.cause, details: x.details });

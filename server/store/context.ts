@@ -2,8 +2,8 @@
  * What every repository shares: the Kysely handle, the derived keys, the
  * clock, and the transaction plumbing.
  *
- * Transactions: `write(fn)` runs fn in a transaction, or inside the one
- * already running in this async context (AsyncLocalStorage), so repository
+ * Transactions: `write(fn)` runs fn in a transaction, or inside the one of
+ * the same store already running in this async context (AsyncLocalStorage), so repository
  * calls made inside `store.transaction(...)` join it instead of waiting for
  * the connection the transaction holds (which would deadlock).
  */
@@ -16,9 +16,28 @@ import { mapDbError } from './sqlite.js';
 import { prepared } from './prepared.js';
 
 interface TxState {
+  /** The store whose transaction this is. */
+  ctx: StoreContext;
   trx: Kysely<DB>;
   /** false once the transaction ended: stray async work must not reuse it. */
   open: boolean;
+  /** The rows appended in it, handed to the observers after it commits. */
+  appended: CommittedEvent[];
+  /** The transaction (of another store, or one that ended) this one runs inside. */
+  outer: TxState | undefined;
+}
+
+/**
+ * The transactions running in this async context, innermost first. One
+ * AsyncLocalStorage for every store of the process: on Node 20 each one in
+ * use costs every promise created anywhere a propagation (issue 18).
+ */
+const running = new AsyncLocalStorage<TxState>();
+
+/** The innermost transaction of ctx in this async context (ended ones included). */
+function stateOf(ctx: StoreContext): TxState | undefined {
+  for (let s = running.getStore(); s; s = s.outer) if (s.ctx === ctx) return s;
+  return undefined;
 }
 
 export const MAX_IN_LIST = 500;
@@ -30,14 +49,17 @@ export type CommittedEvent = EventValues & { id: number };
 export type EventObserver = (events: readonly CommittedEvent[]) => void;
 
 /**
- * The rows appended in the transaction running in this async context, handed
- * to the observers after it commits. Module-wide (not per StoreContext) so
- * `appendEvent`, which is given only an executor, finds the list too.
+ * Notes a row appended with `trx`, for the observers of its transaction.
+ * Found by the executor, so `appendEvent`, which is given only that, finds
+ * the list too.
  */
-const appendedRows = new AsyncLocalStorage<CommittedEvent[]>();
-
-function noteAppended(row: CommittedEvent): void {
-  appendedRows.getStore()?.push(row);
+function noteAppended(trx: Kysely<DB>, row: CommittedEvent): void {
+  for (let s = running.getStore(); s; s = s.outer) {
+    if (s.trx === trx) {
+      s.appended.push(row);
+      return;
+    }
+  }
 }
 
 /** An event row as inserted (without its id). */
@@ -58,7 +80,6 @@ export function eventValues(time: string, e: NewEvent): EventValues {
 }
 
 export class StoreContext {
-  private readonly als = new AsyncLocalStorage<TxState>();
   private readonly insertEvent = prepared<EventValues, { id: number }>((db, p) =>
     db
       .insertInto('events')
@@ -85,12 +106,12 @@ export class StoreContext {
 
   /** Executor for reads: the running transaction when inside one, else the root handle. */
   get q(): Kysely<DB> {
-    const s = this.als.getStore();
+    const s = stateOf(this);
     return s?.open ? s.trx : this.db;
   }
 
   get inTransaction(): boolean {
-    return this.als.getStore()?.open === true;
+    return stateOf(this)?.open === true;
   }
 
   now(): Date {
@@ -109,7 +130,7 @@ export class StoreContext {
   async appendEventRow(trx: Kysely<DB>, values: EventValues): Promise<number> {
     const row = await this.insertEvent.first(trx, values);
     const id = Number(row!.id);
-    noteAppended({ id, ...values });
+    noteAppended(trx, { id, ...values });
     return id;
   }
 
@@ -136,15 +157,15 @@ export class StoreContext {
   }
 
   async write<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T> {
-    const current = this.als.getStore();
+    const current = stateOf(this);
     if (current?.open) return fn(current.trx);
     const appended: CommittedEvent[] = [];
     let result: T;
     try {
       result = await this.db.transaction().execute(async (trx) => {
-        const state: TxState = { trx, open: true };
+        const state: TxState = { ctx: this, trx, open: true, appended, outer: running.getStore() };
         try {
-          return await appendedRows.run(appended, () => this.als.run(state, () => fn(trx)));
+          return await running.run(state, () => fn(trx));
         } finally {
           state.open = false;
         }
@@ -162,7 +183,7 @@ export async function appendEvent(trx: Kysely<DB>, time: string, e: NewEvent): P
   const values = eventValues(time, e);
   const row = await trx.insertInto('events').values(values).returning('id').executeTakeFirstOrThrow();
   const id = Number(row.id);
-  noteAppended({ id, ...values });
+  noteAppended(trx, { id, ...values });
   return id;
 }
 

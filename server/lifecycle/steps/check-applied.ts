@@ -16,8 +16,7 @@ export const checkApplied: StepDef = {
   name: step,
   async run(ctx, rec) {
     const start = await runStart(ctx.store, rec.name);
-    const page = await ctx.store.events.list({ node: rec.name, kinds: [FACT.agentApplied, FACT.agentApplyFailed], afterId: start?.id ?? 0, order: 'desc', limit: 1 });
-    const last = page.events[0];
+    const [last] = await ctx.store.events.newest({ node: rec.name, kinds: [FACT.agentApplied, FACT.agentApplyFailed], afterId: start?.id ?? 0 });
     if (!last) return { kind: 'wait' };
     const d = (last.details ?? {}) as Record<string, unknown>;
     // Every role applied, but the report's inventory falls short of the profile's expect: held.

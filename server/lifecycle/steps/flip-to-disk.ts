@@ -29,7 +29,7 @@ export const flipToDisk: StepDef = {
  * installer's reboot, or any boot after a failure, would netboot again.
  */
 export async function pxeStoredAsContinuous(store: Store, name: string): Promise<boolean> {
-  const arm = (await store.events.list({ node: name, kinds: [EVENT.bmcBootdev], order: 'desc', limit: 1 })).events[0];
+  const [arm] = await store.events.newest({ node: name, kinds: [EVENT.bmcBootdev] });
   const quirks = (arm?.details as { quirks?: unknown } | null | undefined)?.quirks;
   return Array.isArray(quirks) && quirks.includes('onceStoredAsContinuous');
 }

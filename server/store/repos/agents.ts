@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
-import { appendEvent, type StoreContext } from '../context.js';
+import { eventValues, type StoreContext } from '../context.js';
 import { parseJson } from '../json.js';
+import { prepared } from '../prepared.js';
 import type { DB } from '../schema.js';
 import type { WriteContext } from '../types.js';
 import { EVENT } from '../../../common/events.js';
@@ -94,6 +95,24 @@ function toRecord(r: AgentsTable): AgentRecord {
 export class AgentRepository {
   constructor(private readonly ctx: StoreContext) {}
 
+  // What the agent service writes on every boot and apply report: compiled once (prepared.ts).
+  private readonly bootIdOf = prepared<{ node: string }, { boot_id: string | null }>((db, p) =>
+    db.withTables<{ agents: AgentsTable }>().selectFrom('agents').select(['boot_id']).where('node', '=', p('node')),
+  );
+  private readonly writeBoot = prepared<{ node: string; boot_id: string; now: string }, unknown>((db, p) =>
+    db.withTables<{ agents: AgentsTable }>().updateTable('agents').set({ boot_id: p('boot_id'), booted_at: p('now'), updated_at: p('now') }).where('node', '=', p('node')),
+  );
+  private readonly writeApplied = prepared<{ node: string; version: string; now: string }, unknown>((db, p) =>
+    db
+      .withTables<{ agents: AgentsTable }>()
+      .updateTable('agents')
+      .set({ applied_version: p('version'), applied_at: p('now'), updated_at: p('now') })
+      .where('node', '=', p('node')),
+  );
+  private readonly writeApplyFailed = prepared<{ node: string; now: string }, unknown>((db, p) =>
+    db.withTables<{ agents: AgentsTable }>().updateTable('agents').set({ updated_at: p('now') }).where('node', '=', p('node')),
+  );
+
   private get q(): Kysely<AgentDB> {
     return this.ctx.q.withTables<{ agents: AgentsTable }>();
   }
@@ -149,30 +168,36 @@ export class AgentRepository {
         if (prev.serial && e.identity.serial && prev.serial !== e.identity.serial) changed.push('serial');
         if (prev.uuid && e.identity.uuid && prev.uuid.toLowerCase() !== e.identity.uuid.toLowerCase()) changed.push('uuid');
         if (changed.length > 0) {
-          await appendEvent(trx, now, {
-            node,
-            kind: EVENT.agentIdentityChanged,
-            actor: wc.actor,
-            cause: wc.cause ?? null,
-            details: { fields: changed, from: { serial: prev.serial, uuid: prev.uuid }, to: { serial: e.identity.serial, uuid: e.identity.uuid } },
-          });
+          await this.ctx.appendEventRow(
+            trx,
+            eventValues(now, {
+              node,
+              kind: EVENT.agentIdentityChanged,
+              actor: wc.actor,
+              cause: wc.cause ?? null,
+              details: { fields: changed, from: { serial: prev.serial, uuid: prev.uuid }, to: { serial: e.identity.serial, uuid: e.identity.uuid } },
+            }),
+          );
         }
       }
-      await appendEvent(trx, now, {
-        node,
-        kind: EVENT.agentEnrolled,
-        actor: wc.actor,
-        cause: wc.cause ?? null,
-        details: {
-          ...(e.details ?? {}),
-          reenrolment: before !== undefined,
-          certSerial: e.certSerial,
-          certFingerprint: e.certFingerprint,
-          certNotAfter: e.certNotAfter,
-          identity: e.identity,
-          agentVersion: e.agentVersion ?? null,
-        },
-      });
+      await this.ctx.appendEventRow(
+        trx,
+        eventValues(now, {
+          node,
+          kind: EVENT.agentEnrolled,
+          actor: wc.actor,
+          cause: wc.cause ?? null,
+          details: {
+            ...(e.details ?? {}),
+            reenrolment: before !== undefined,
+            certSerial: e.certSerial,
+            certFingerprint: e.certFingerprint,
+            certNotAfter: e.certNotAfter,
+            identity: e.identity,
+            agentVersion: e.agentVersion ?? null,
+          },
+        }),
+      );
       return toRecord(row);
     });
   }
@@ -184,13 +209,12 @@ export class AgentRepository {
    */
   async recordBoot(node: string, bootId: string, details: Record<string, unknown>, wc: WriteContext): Promise<boolean> {
     return this.ctx.write(async (trx) => {
-      const t = trx.withTables<{ agents: AgentsTable }>();
-      const row = await t.selectFrom('agents').select(['boot_id']).where('node', '=', node).executeTakeFirst();
+      const row = await this.bootIdOf.first(trx, { node });
       if (!row) throw new FleetError('node.not_found', `node ${node} has no enrolled agent`, { node });
       if (row.boot_id !== null && row.boot_id === bootId) return false;
       const now = this.ctx.nowIso();
-      await t.updateTable('agents').set({ boot_id: bootId, booted_at: now, updated_at: now }).where('node', '=', node).execute();
-      await appendEvent(trx, now, { node, kind: EVENT.agentBoot, actor: wc.actor, cause: wc.cause ?? null, details: { bootId, ...details } });
+      await this.writeBoot.execute(trx, { node, boot_id: bootId, now });
+      await this.ctx.appendEventRow(trx, eventValues(now, { node, kind: EVENT.agentBoot, actor: wc.actor, cause: wc.cause ?? null, details: { bootId, ...details } }));
       return true;
     });
   }
@@ -198,21 +222,19 @@ export class AgentRepository {
   /** Records the outcome of a config apply; writes agent.applied (or agent.apply_failed when a role failed). */
   async recordApply(node: string, version: string, failed: boolean, details: Record<string, unknown>, wc: WriteContext): Promise<void> {
     await this.ctx.write(async (trx) => {
-      const t = trx.withTables<{ agents: AgentsTable }>();
       const now = this.ctx.nowIso();
-      const res = await t
-        .updateTable('agents')
-        .set(failed ? { updated_at: now } : { applied_version: version, applied_at: now, updated_at: now })
-        .where('node', '=', node)
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 0) throw new FleetError('node.not_found', `node ${node} has no enrolled agent`, { node });
-      await appendEvent(trx, now, {
-        node,
-        kind: failed ? EVENT.agentApplyFailed : EVENT.agentApplied,
-        actor: wc.actor,
-        cause: wc.cause ?? null,
-        details: { version, ...details },
-      });
+      const n = failed ? await this.writeApplyFailed.affected(trx, { node, now }) : await this.writeApplied.affected(trx, { node, version, now });
+      if (n === 0) throw new FleetError('node.not_found', `node ${node} has no enrolled agent`, { node });
+      await this.ctx.appendEventRow(
+        trx,
+        eventValues(now, {
+          node,
+          kind: failed ? EVENT.agentApplyFailed : EVENT.agentApplied,
+          actor: wc.actor,
+          cause: wc.cause ?? null,
+          details: { version, ...details },
+        }),
+      );
     });
   }
 

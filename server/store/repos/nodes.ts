@@ -40,6 +40,13 @@ export interface SetStateOptions extends WriteContext {
    * generation), nothing when the flag is already `to`.
    */
   armed?: { to: boolean; cause?: string };
+  /**
+   * The caller's record of the node at expectedGeneration (ignored without
+   * one): the result takes its interfaces and BMC endpoint instead of
+   * reading them again. Every change of those bumps the generation, so a
+   * compare-and-set that held proves them unchanged.
+   */
+  known?: Pick<NodeRecord, 'macs' | 'bmc'>;
 }
 
 export interface UpsertOptions {
@@ -83,11 +90,15 @@ export class NodeRepository {
     db.selectFrom('interfaces').select('mac').where('node', '=', p('node')).orderBy('position'),
   );
   private readonly bmcOf = prepared<{ node: string }, BmcRow>((db, p) => db.selectFrom('bmc_endpoints').select(BMC_COLUMNS).where('node', '=', p('node')));
-  /** A node with its BMC endpoint (left join: at most one), for get: its interfaces are the one other read. */
-  private readonly rowWithBmc = prepared<{ name: string }, NodeRow & JoinedBmc>((db, p) =>
+  /**
+   * A node with its BMC endpoint (left join: at most one) and its interfaces (left join: one row
+   * per MAC, in order; one row with a null MAC when it has none), for get: one statement.
+   */
+  private readonly rowWithBmc = prepared<{ name: string }, NodeRow & JoinedBmc & { iface_mac: string | null }>((db, p) =>
     db
       .selectFrom('nodes')
       .leftJoin('bmc_endpoints', 'bmc_endpoints.node', 'nodes.name')
+      .leftJoin('interfaces', 'interfaces.node', 'nodes.name')
       .selectAll('nodes')
       .select([
         'bmc_endpoints.node as bmc_node',
@@ -98,8 +109,10 @@ export class NodeRepository {
         'bmc_endpoints.system as bmc_system',
         'bmc_endpoints.auth as bmc_auth',
         'bmc_endpoints.power_wait as bmc_power_wait',
+        'interfaces.mac as iface_mac',
       ])
-      .where('nodes.name', '=', p('name')),
+      .where('nodes.name', '=', p('name'))
+      .orderBy('interfaces.position'),
   );
   /** setState's compare-and-set when the caller names the state and generation it read: no read before the write. */
   private readonly casState = prepared<{ name: string; from: string; generation: number; to: string; now: string; deadline: string | null }, NodeRow>(
@@ -157,19 +170,17 @@ export class NodeRepository {
 
   async get(name: string): Promise<NodeRecord | null> {
     const q = this.ctx.q;
-    const row = await this.rowWithBmc.first(q, { name });
+    const rows = await this.rowWithBmc.rows(q, { name });
+    const row = rows[0];
     if (!row) return null;
-    const { bmc_node, bmc_address, bmc_port, bmc_protocol, bmc_credentials, bmc_system, bmc_auth, bmc_power_wait, ...node } = row;
-    const macs = await this.macsOf.rows(q, { node: name });
+    const { bmc_node, bmc_address, bmc_port, bmc_protocol, bmc_credentials, bmc_system, bmc_auth, bmc_power_wait, iface_mac: _mac, ...node } = row;
+    const macs: string[] = [];
+    for (const r of rows) if (r.iface_mac !== null) macs.push(r.iface_mac);
     const bmc =
       bmc_node !== null
         ? toBmc({ node: bmc_node, address: bmc_address!, port: bmc_port!, protocol: bmc_protocol!, credentials: bmc_credentials!, system: bmc_system, auth: bmc_auth, power_wait: bmc_power_wait })
         : undefined;
-    return toRecord(
-      node,
-      macs.map((m) => m.mac),
-      bmc,
-    );
+    return toRecord(node, macs, bmc);
   }
 
   /** Like get, but a missing node is FleetError('node.not_found'). */
@@ -431,6 +442,8 @@ export class NodeRepository {
           eventValues(now, { node: name, kind: armed.to ? EVENT.nodeArmed : EVENT.nodeDisarmed, fromState: to, toState: to, actor: opts.actor, cause: armed.cause ?? opts.cause ?? null }),
         );
       }
+      const known = opts.expectedGeneration !== undefined ? opts.known : undefined;
+      if (known) return toRecord(after, [...known.macs], known.bmc && { ...known.bmc });
       return this.hydrateOne(trx, after);
     });
   }

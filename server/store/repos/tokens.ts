@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { FleetError } from '../../../common/errors.js';
 import { appendEvent, type StoreContext } from '../context.js';
 import { hashToken } from '../crypto.js';
+import { prepared } from '../prepared.js';
 import type { DB, TokensTable } from '../schema.js';
 import type { IssuedToken, WriteContext } from '../types.js';
 import { planFetchToken, tokenRefusal, type TokenFacts } from './token-policy.js';
@@ -47,6 +48,11 @@ export interface TokenUse {
  */
 export class TokenRepository {
   constructor(private readonly ctx: StoreContext) {}
+
+  /** revokeAll's read, on every transition that starts or ends a run: compiled once (prepared.ts). */
+  private readonly outstandingPurposes = prepared<{ node: string }, { hash: string; purpose: string }>((db, p) =>
+    db.selectFrom('tokens').select(['hash', 'purpose']).where('node', '=', p('node')).where('used_at', 'is', null).where('revoked_at', 'is', null),
+  );
 
   /**
    * Issues a token for a node; any outstanding token of the same purpose is
@@ -160,7 +166,7 @@ export class TokenRepository {
    */
   async revokeAll(node: string, opts: WriteContext & { reason: string }): Promise<number> {
     return this.ctx.write(async (trx) => {
-      const rows = await trx.selectFrom('tokens').select(['hash', 'purpose']).where('node', '=', node).where('used_at', 'is', null).where('revoked_at', 'is', null).execute();
+      const rows = await this.outstandingPurposes.rows(trx, { node });
       if (rows.length === 0) return 0;
       const now = this.ctx.nowIso();
       await trx

@@ -51,6 +51,32 @@ describe('store.events.observe', () => {
     expect(told.map((t) => t.map((r) => r.kind))).toEqual([[EVENT.nodeAdded, EVENT.agentInventory]]);
   });
 
+  it("another store's writes inside a transaction run in that store's own transactions, each told to its own observers", async () => {
+    const other = await openStore({ memory: true }, { secretKey: randomBytes(32) });
+    const toldOther: CommittedEvent[][] = [];
+    const stopOther = other.events.observe((rows) => toldOther.push([...rows]));
+    try {
+      await store.profiles.upsert(PROFILE, { actor: 't' });
+      told = [];
+      await store.transaction(async (tx) => {
+        await tx.events.append({ kind: EVENT.settingsChanged, actor: 'outer' });
+        // Committed at once by the other store, inside this transaction's async context.
+        await other.events.append({ kind: EVENT.settingsChanged, actor: 'other' });
+        expect(toldOther.map((t) => t.map((r) => r.actor))).toEqual([['other']]);
+        // And this store's writes still join this transaction, the other store's inside it too.
+        await other.transaction(async () => {
+          await store.events.append({ kind: EVENT.settingsChanged, actor: 'inner' });
+        });
+        expect(told).toEqual([]);
+      });
+      expect(told.map((t) => t.map((r) => r.actor))).toEqual([['outer', 'inner']]);
+      expect((await other.events.list()).events.map((e) => e.actor)).toEqual(['other']);
+    } finally {
+      stopOther();
+      await other.close();
+    }
+  });
+
   it('a rolled-back transaction is never told', async () => {
     await expect(
       store.transaction(async (tx) => {

@@ -649,11 +649,66 @@ describe('hot paths of the conductor (issue 18)', () => {
     }
   });
 
-  it('get (node and BMC in one read) gives the record list gives, with and without a BMC', async () => {
+  it('setState with the known record returns what a read-back gives; a record of another generation is a conflict, never returned', async () => {
     const s = await open();
     await seed(s, 1);
     await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:12', '52:54:00:00:03:13'] }), { actor: 'test' });
-    for (const name of ['valkyrie01', 'valkyrie02']) expect(await s.nodes.get(name)).toEqual((await s.nodes.list({ names: [name] }))[0]);
+    for (const name of ['valkyrie01', 'valkyrie02']) {
+      const n = (await s.nodes.get(name))!;
+      const cas = await s.nodes.setState(name, 'pxe-armed', { expectedFrom: 'enrolled', expectedGeneration: n.generation, actor: 'conductor', known: n });
+      expect(cas).toEqual(await s.nodes.get(name));
+      const viaArmed = await s.nodes.setState(name, 'power-cycling', { expectedFrom: 'pxe-armed', expectedGeneration: cas.generation, actor: 'conductor', armed: { to: true }, known: cas });
+      expect(viaArmed).toEqual(await s.nodes.get(name));
+      expect(viaArmed.macs).not.toBe(cas.macs);
+    }
+    // The interfaces changed after the record was read: the generation moved, so the record is refused, not returned.
+    const stale = (await s.nodes.get('valkyrie02'))!;
+    await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:14'] }), { actor: 'test' });
+    await expectFleetError(
+      s.nodes.setState('valkyrie02', 'netbooting', { expectedFrom: 'power-cycling', expectedGeneration: stale.generation, actor: 'conductor', known: stale }),
+      'conflict',
+    );
+    // Without an expected generation nothing proves the record current: the store reads the interfaces again.
+    const fresh = await s.nodes.setState('valkyrie02', 'netbooting', { expectedFrom: 'power-cycling', actor: 'conductor', known: stale });
+    expect(fresh.macs).toEqual(['52:54:00:00:03:14']);
+  });
+
+  it('newest gives what a desc page of list gives (without its cursor), filters by the state entered, and refuses a bad count', async () => {
+    const s = await open();
+    await seed(s, 2);
+    const g = (await s.nodes.get('valkyrie01'))!.generation;
+    let gen = g;
+    for (const to of ['pxe-armed', 'power-cycling', 'failed', 'pxe-armed', 'power-cycling']) {
+      gen = (await s.nodes.setState('valkyrie01', to, { expectedGeneration: gen, actor: 'conductor' })).generation;
+    }
+    await s.events.append({ node: 'valkyrie02', kind: 'state.changed', toState: 'pxe-armed', actor: 'test' });
+    const q = { node: 'valkyrie01', kinds: ['state.changed'] };
+    for (const count of [1, 2, 5, 9]) {
+      expect(await s.events.newest(q, count)).toEqual((await s.events.list({ ...q, order: 'desc', limit: count })).events);
+    }
+    const [lastArm] = await s.events.newest({ ...q, toStates: ['pxe-armed', 'adopting'] });
+    expect(lastArm).toMatchObject({ node: 'valkyrie01', fromState: 'failed', toState: 'pxe-armed' });
+    expect((await s.events.newest({ ...q, toStates: ['pxe-armed'], beforeId: lastArm!.id })).map((e) => e.fromState)).toEqual(['enrolled']);
+    expect(await s.events.newest({ ...q, toStates: ['pxe-armed'], afterId: lastArm!.id })).toEqual([]);
+    expect(await s.events.newest({ ...q, toStates: [] })).toEqual([]);
+    expect(await s.events.newest({ nodes: ['valkyrie01', 'valkyrie02'], kinds: ['state.changed'], toStates: ['pxe-armed'] }, 2)).toEqual([
+      expect.objectContaining({ node: 'valkyrie02' }),
+      expect.objectContaining({ node: 'valkyrie01', fromState: 'failed' }),
+    ]);
+    await expectFleetError(s.events.newest(q, 0), 'request.invalid');
+    await expectFleetError(s.events.newest(q, 1.5), 'request.invalid');
+  });
+
+  it('get (node, BMC and interfaces in one read) gives the record list gives, with and without a BMC, with no, one or several MACs', async () => {
+    const s = await open();
+    await seed(s, 1);
+    await s.nodes.upsert(node(2, { bmc: undefined, macs: ['52:54:00:00:03:12', '52:54:00:00:03:13'] }), { actor: 'test' });
+    await s.nodes.upsert(node(3, { macs: [] }), { actor: 'test' });
+    await s.nodes.upsert(node(4, { macs: ['52:54:00:00:03:19', '52:54:00:00:03:14', '52:54:00:00:03:17'] }), { actor: 'test' });
+    for (const name of ['valkyrie01', 'valkyrie02', 'valkyrie03', 'valkyrie04']) expect(await s.nodes.get(name)).toEqual((await s.nodes.list({ names: [name] }))[0]);
+    expect((await s.nodes.get('valkyrie03'))?.macs).toEqual([]);
+    expect((await s.nodes.get('valkyrie03'))?.bmc).toBeDefined();
+    expect((await s.nodes.get('valkyrie04'))?.macs).toEqual(['52:54:00:00:03:19', '52:54:00:00:03:14', '52:54:00:00:03:17']);
     expect((await s.nodes.get('valkyrie02'))?.bmc).toBeUndefined();
     expect((await s.nodes.get('valkyrie02'))?.macs).toEqual(['52:54:00:00:03:12', '52:54:00:00:03:13']);
   });
