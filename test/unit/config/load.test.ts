@@ -5,19 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
 import { configIssuesOf, loadConfigFile, resolveSecret, resolveSecretDetailed } from '../../../server/config/index.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const SECRET = 'hunter2-Very-Secret';
-
-async function rejection(p: Promise<unknown>): Promise<FleetError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetError);
-    return e as FleetError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('loadConfigFile', () => {
   it('loads the example and gives the directory relative secrets are resolved against', async () => {

@@ -17,6 +17,7 @@ import { bootenvCurrentDir, createBootService, type BootService } from '../../..
 import { openStore, type EventRecord, type Store } from '../../../server/store/index.js';
 import { CA_FP, CLUSTER, PROFILES, SERVER, SSH_KEY } from '../../helpers/golden.js';
 import { fakeImage, type FakeImage } from '../../helpers/image-store.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const ACTOR = { actor: 'test' };
 const MAC1 = '52:54:00:12:34:56';
@@ -24,16 +25,6 @@ const hyp = (mac: string) => mac.replace(/:/g, '-');
 const IP = '10.10.3.1';
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
 const IMAGE_PROFILE = { ...PROFILES.compute, name: 'debian', os: { install: 'image' as const, tree: '', image: 'debian12' }, sshKeys: [SSH_KEY] };
-
-async function rejection(p: Promise<unknown>): Promise<FleetError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetError);
-    return e as FleetError;
-  }
-  throw new Error('expected a FleetError');
-}
 
 describe('image install through the boot service', () => {
   let dir: string;

@@ -23,6 +23,7 @@ import { statelessLayerDir } from '../../../server/stateless/spec.js';
 import { openStore, type EventRecord, type Store } from '../../../server/store/index.js';
 import { CA_FP, CLUSTER, PROFILES, SERVER, SSH_KEY } from '../../helpers/golden.js';
 import { fakeImage, type FakeImage } from '../../helpers/image-store.js';
+import { rejection } from '../../helpers/rejection.js';
 
 const missing = ['mksquashfs', 'unsquashfs', 'zstd'].filter((t) => !findExecutable(t));
 if (missing.length > 0 && process.env.CI === 'true') throw new Error(`CI=true: stateless-boot.test.ts needs ${missing.join(', ')} (squashfs-tools, zstd)`);
@@ -60,16 +61,6 @@ function moduleSquashfs(work: string): Buffer {
   const out = join(work, 'rootfs.squashfs');
   execFileSync('mksquashfs', [tree, out, '-noappend', '-quiet', '-no-progress', '-comp', 'gzip'], { stdio: 'ignore' });
   return readFileSync(out);
-}
-
-async function rejection(p: Promise<unknown>): Promise<FleetError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetError);
-    return e as FleetError;
-  }
-  throw new Error('expected a FleetError');
 }
 
 suite('stateless boots through the boot service', () => {
