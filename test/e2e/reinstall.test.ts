@@ -52,9 +52,12 @@
  *      persistent and no disk flip; from inside, / is an overlay over the
  *      squashfs, there is no disk, /etc/fleet/image.json names the image's
  *      digest and the roles are applied; `fleet status` shows "stateless
- *      lab@<digest>". A `systemctl reboot` runs stage 1 again (script, plan,
- *      enrolment, boot report, roles) with no state change and no BMC action,
- *      and the file written to / before it is gone.
+ *      lab@<digest>". Then the profile names a new image (lab2: the lab's
+ *      rootfs with one file more, `fleet image import`ed) and a `systemctl
+ *      reboot` runs stage 1 again (script, plan, enrolment, boot report,
+ *      roles) onto lab2 with no state change and no BMC action: the agent
+ *      reports lab2's digest, `fleet status` shows it, lab2's file is there
+ *      and the file written to / before the reboot is gone.
  *
  * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool,
  * what `fleet image build` needs (mmdebstrap, ...) and dist/ (npm run build).
@@ -67,12 +70,12 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../server/lab/server.js';
+import { fleetBin, labPaths, labServerPid, runInLab, startLabServer, stopLabServer, type LabPaths } from '../../server/lab/server.js';
 import type { ApiEvent, StatusResponse } from '../../common/api/schemas.js';
 import type { Inventory } from '../../common/inventory/types.js';
 import { labIpmitool } from '../../server/lab/bmc.js';
 import { findExecutable } from '../../common/executable.js';
-import { type Reaper, startReaper } from '../../server/lab/exec.js';
+import { runOk, type Reaper, startReaper } from '../../server/lab/exec.js';
 import { defaultNetns, labPassword, readLabState, type LabState } from '../../server/lab/lab.js';
 import { labCli, labE2eMissing, labEmergencyStop } from '../helpers/lab-e2e.js';
 import { IMAGE_DATA } from '../helpers/debian-image.js';
@@ -591,7 +594,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     console.log(`fleet status after the failed installs:\n${human.out}`);
   }, 20 * 60_000);
 
-  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; a reboot comes back ready on the same image with no install, and what was written to / is gone', async () => {
+  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; its profile gets a new image and a reboot comes back ready on it with no install, and what was written to / is gone', async () => {
     const t0 = Date.now();
     await stopLabServer(p);
     const n1 = lab.nodes.find((x) => x.name === 'valkyrie01')!;
@@ -640,7 +643,21 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     expect((await onNode('valkyrie01', 'ls /etc/apt/sources.list.d')).out).toBe('fleet-fleet.list');
     expect((await onNode('valkyrie01', 'hostname')).out).toBe('valkyrie01');
 
-    // A reboot: a netboot again, the same image, no install; the file written to / is gone; ready throughout.
+    // A new image for the profile (the lab's rootfs with one file more, imported: a new digest), then a
+    // reboot: a netboot again onto the profile's image now, no install, no BMC action, ready throughout;
+    // the file written to / is gone.
+    const t2 = Date.now();
+    const cached = await showImage(IMAGE_DATA, lab.imageName);
+    const tar = join(work, 'lab2.tar');
+    await runOk('sh', ['-c', `zstd -q -dc "$1" > "$2" && mkdir -p "$3/etc" && echo lab2 > "$3/etc/fleet-lab-image" && tar -rf "$2" -C "$3" ./etc/fleet-lab-image`, 'sh', join(IMAGE_DATA, 'images', 'sha256', cached.digest.slice(7), 'rootfs.tar.zst'), tar, join(work, 'lab2-add')], { timeoutMs: 300_000 });
+    const imported = await runOk(process.execPath, [fleetBin(), '--data', p.dataDir, 'image', 'import', 'lab2', tar, '--json'], { timeoutMs: 600_000 });
+    const lab2 = (JSON.parse(imported) as { image: { digest: string } }).image;
+    expect(lab2.digest).not.toBe(image.digest);
+    await rm(tar, { force: true });
+    timings.push(`d. lab2 imported (a new digest): ${secs(Date.now() - t2)}`);
+    await stopLabServer(p);
+    await writeFile(lab.configFile, edited.replace(`os: { install: stateless, image: ${lab.imageName} }`, 'os: { install: stateless, image: lab2 }'));
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
     const word = `stateless-${Date.now()}`;
     expect((await onNode('valkyrie01', `echo ${word} > /root/marker && sync && cat /root/marker`)).out).toBe(word);
     const rMark = await lastEventId();
@@ -651,15 +668,23 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       again = await events('valkyrie01', rMark);
       if (again.some((e) => e.kind === 'agent.applied')) break;
     }
-    timings.push(`d. stateless reboot to roles applied again: ${secs(Date.now() - t1)}`);
+    timings.push(`d. stateless reboot onto lab2, to roles applied again: ${secs(Date.now() - t1)}`);
     expect(again.map((e) => e.kind), 'stage 1 ran again, then the agent').toEqual(expect.arrayContaining(['boot.script_fetched', 'boot.plan_fetched', 'install.finished', 'agent.enrolled', 'agent.boot', 'agent.applied']));
     expect(again.filter((e) => e.kind === 'state.changed'), 'no state change: a reboot is not an install').toEqual([]);
     expect(again.filter((e) => e.kind === 'bmc.power' || e.kind === 'bmc.bootdev')).toEqual([]);
-    expect(again.find((e) => e.kind === 'agent.boot')?.details).toMatchObject({ image: { digest: image.digest, install: 'stateless' } });
+    expect(again.find((e) => e.kind === 'boot.plan_fetched')?.details).toMatchObject({ image: 'lab2', digest: lab2.digest });
+    expect(again.find((e) => e.kind === 'agent.boot')?.details, 'the agent reports the new image').toMatchObject({ image: { name: 'lab2', digest: lab2.digest, install: 'stateless' } });
+    expect(JSON.parse((await onNode('valkyrie01', 'cat /etc/fleet/image.json')).out)).toMatchObject({ name: 'lab2', digest: lab2.digest });
+    expect((await onNode('valkyrie01', 'cat /etc/fleet-lab-image')).out, "the new image's file").toBe('lab2');
     expect((await onNode('valkyrie01', 'cat /root/marker 2>&1 || echo gone')).out).toMatch(/gone$/);
     expect((await onNode('valkyrie01', 'findmnt -n -o FSTYPE /')).out).toBe('overlay');
     const after = await status();
-    expect(after.nodes.find((n) => n.name === 'valkyrie01')).toMatchObject({ state: 'ready', flags: [] });
+    expect(after.nodes.find((n) => n.name === 'valkyrie01')).toMatchObject({ state: 'ready', flags: [], image: { name: 'lab2', digest: lab2.digest } });
+    const line = (await fleet('status', 'valkyrie01')).out;
+    console.log(`fleet status valkyrie01 after the reboot onto lab2:\n${line}`);
+    expect(line).toMatch(new RegExp(`valkyrie01\\s+ready\\s+.*stateless lab2@${lab2.digest.slice(7, 19)}`));
+    await stopLabServer(p);
     await writeFile(lab.configFile, yaml);
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
   }, 30 * 60_000);
 });
