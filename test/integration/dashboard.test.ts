@@ -39,7 +39,9 @@ credentials:
   sim: {username: admin, password_env: SIM_PASSWORD}
 profiles:
   compute: {os: {tree: "http://10.77.0.1/repo/os"}}
+  diskfree: {os: {install: stateless, image: lab}}
 nodes:
+  s01: {profile: diskfree, mac: "52:54:00:17:04:31"}
   n01: {profile: compute, mac: "52:54:00:17:04:01", bmc: {address: 127.0.0.1, port: ${lab.bmcs[0]!.port}, protocol: ipmi, credentials: sim}}
   n02: {profile: compute, mac: "52:54:00:17:04:02", bmc: {address: 127.0.0.1, port: ${lab.bmcs[1]!.port}, protocol: ipmi, credentials: sim}}
 discovery:
@@ -90,6 +92,17 @@ discovery:
     const html = await nodes.text();
     expect(html).toContain('<tr data-node="n01">');
     expect(html).toContain('<tr data-node="n02">');
+  });
+
+  it("a stateless node's row says its method and the image its agent last reported", async () => {
+    const digest = `sha256:${'5e'.repeat(32)}`;
+    // What the agent service writes for a boot report naming the image (server/agents/reports.ts).
+    await srv.server.store.events.append({ node: 's01', kind: 'agent.boot', actor: 'node:s01', details: { bootId: 'b-1', image: { name: 'lab', digest, install: 'stateless' } } });
+    const { cookie } = await login('ro');
+    const html = await (await fetch(`${srv.url}/ui/nodes?nodeset=s01`, { headers: { cookie } })).text();
+    expect(html).toContain(`<td class="install">stateless lab<br><code class="digest" title="lab ${digest}">${'5e'.repeat(6)}</code></td>`);
+    const st = await srv.fleet('status', 's01');
+    expect(st.out).toMatch(new RegExp(`s01\\s+enrolled\\s+.*stateless lab@${'5e'.repeat(6)}`));
   });
 
   it('refuses every write without a session, without or with a wrong CSRF token, from another origin, for read-only, after logout', async () => {
