@@ -57,7 +57,10 @@
  *      reboot` runs stage 1 again (script, plan, enrolment, boot report,
  *      roles) onto lab2 with no state change and no BMC action: the agent
  *      reports lab2's digest, `fleet status` shows it, lab2's file is there
- *      and the file written to / before the reboot is gone.
+ *      and the file written to / before the reboot is gone. Last, lab2's
+ *      squashfs changes on the server (4 KiB appended): the next boot (off
+ *      and on through its BMC) stops in stage 1 with "image digest mismatch", the node is failed
+ *      with that reason, no agent boot, the VM powered off.
  *
  * Needs root, the lab's Debian packages (docs/lab.md), dnsmasq, ipmitool,
  * what `fleet image build` needs (mmdebstrap, ...) and dist/ (npm run build).
@@ -66,7 +69,7 @@
  * tests build it in (test/helpers/debian-image.ts): once per CI run.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -594,7 +597,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     console.log(`fleet status after the failed installs:\n${human.out}`);
   }, 20 * 60_000);
 
-  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; its profile gets a new image and a reboot comes back ready on it with no install, and what was written to / is gone', async () => {
+  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; its profile gets a new image and a reboot comes back ready on it with no install, and what was written to / is gone; a changed squashfs stops the next boot in stage 1, failed', async () => {
     const t0 = Date.now();
     await stopLabServer(p);
     const n1 = lab.nodes.find((x) => x.name === 'valkyrie01')!;
@@ -683,6 +686,38 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const line = (await fleet('status', 'valkyrie01')).out;
     console.log(`fleet status valkyrie01 after the reboot onto lab2:\n${line}`);
     expect(line).toMatch(new RegExp(`valkyrie01\\s+ready\\s+.*stateless lab2@${lab2.digest.slice(7, 19)}`));
+
+    // lab2's squashfs changes behind fleet's back (4 KiB appended: still a squashfs, not the bytes the
+    // manifest names): the next boot stops in stage 1 with the digest mismatch, reported; the node is
+    // failed and powered off, never booted on a corrupt image.
+    await stopLabServer(p);
+    const sq = join(p.dataDir, 'images', 'sha256', lab2.digest.slice(7), 'rootfs.squashfs');
+    await appendFile(sq, Buffer.alloc(4096, 0x5a));
+    await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
+    // The boot face serves the changed bytes (not the manifest's): what a node fetches next.
+    const served = await runOk('ip', ['netns', 'exec', lab.netns, 'sh', '-c', `curl -fsS ${lab.server}/images/sha256/${lab2.digest.slice(7)}/rootfs.squashfs | sha256sum`], { timeoutMs: 120_000 });
+    expect(served.split(' ')[0], 'the served squashfs is not the one the manifest names').not.toBe((await showImage(p.dataDir, 'lab2')).artefacts.squashfs.sha256);
+    const fMark = await lastEventId();
+    const t3 = Date.now();
+    // Off and on through its BMC this time, each read back (a stateless node is rebooted either way).
+    expect((await fleet('power', 'off', 'valkyrie01')).code).toBe(0);
+    for (const end = Date.now() + 60_000; Date.now() < end; await sleep(1000)) if ((await fleet('power', 'status', 'valkyrie01')).out.includes('off')) break;
+    expect((await fleet('power', 'status', 'valkyrie01')).out).toMatch(/\boff\b/);
+    expect((await fleet('power', 'on', 'valkyrie01')).code).toBe(0);
+    // (ready is a resting state: wait for the change itself, not for any rest.)
+    for (const end = Date.now() + 10 * 60_000; Date.now() < end; await sleep(3000)) if ((await status()).nodes.find((n) => n.name === 'valkyrie01')?.state !== 'ready') break;
+    const failed = await waitStates({ valkyrie01: 'failed' }, 60_000).catch(async (e: unknown) => {
+      console.log(`valkyrie01's events since the power off:\n${(await events('valkyrie01', fMark)).map((x) => `${x.kind} ${JSON.stringify(x.details).slice(0, 300)}`).join('\n')}`);
+      throw e;
+    });
+    timings.push(`d. stateless reboot onto a changed squashfs, failed in stage 1: ${secs(Date.now() - t3)}`);
+    const reason = failed.nodes.find((n) => n.name === 'valkyrie01')!.failure;
+    expect(reason, "stage 1's reason").toMatchObject({ step: 'stateless', reason: expect.stringMatching(/^stage 1 failed: image digest mismatch \(expected [0-9a-f]{64}, got [0-9a-f]{64}\)/) });
+    const fev = await events('valkyrie01', fMark);
+    expect(fev.some((e) => e.kind === 'install.failed' && e.details?.method === 'stateless')).toBe(true);
+    expect(fev.some((e) => e.kind === 'agent.boot'), 'the corrupt image never ran').toBe(false);
+    for (const end = Date.now() + 60_000; Date.now() < end; await sleep(2000)) if ((await ipmi('valkyrie01', ['chassis', 'power', 'status'])).stdout.includes('is off')) break;
+    expect((await ipmi('valkyrie01', ['chassis', 'power', 'status'])).stdout, 'powered off by stage 1').toMatch(/is off/);
     await stopLabServer(p);
     await writeFile(lab.configFile, yaml);
     await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
