@@ -19,6 +19,7 @@ import { issueNodeCert, parseCsr } from '../pki/index.js';
 import type { AgentIdentity, AgentRecord } from '../store/index.js';
 import { short } from './bounds.js';
 import { checkEnrolToken, checkIdentity, claimedNode, enrolmentRefusal, macRefusal } from './enroll-policy.js';
+import { bootsStateless } from '../stateless/profile.js';
 import type { AgentDeps } from './types.js';
 
 /** Failed enrolments per peer address, in one-minute windows; bounded memory. */
@@ -112,8 +113,7 @@ export function createEnrolment(deps: AgentDeps): Enrolment {
         // Refused outside an install phase; thrown inside the transaction, so the token is not used up.
         const inInstall = async (name: string) => {
           const n = await tx.nodes.require(name);
-          const stateless = (await tx.profiles.get(n.profile))?.os.install === 'stateless';
-          const refusal = enrolmentRefusal(n, { stateless });
+          const refusal = enrolmentRefusal(n, { stateless: await bootsStateless(tx, n.profile) });
           if (refusal) throw refusal;
           return n;
         };

@@ -126,18 +126,6 @@ export const REINSTALL_PATH: readonly LifecycleState[] = [
   S.ready,
 ];
 
-/** The happy path of a stateless node's (re)deployment: its image into RAM, no disk, no flip (docs/stateless.md). */
-export const STATELESS_PATH: readonly LifecycleState[] = [
-  S.pxeArmed,
-  S.powerCycling,
-  S.netbooting,
-  S.installing,
-  S.imageBooting,
-  S.firstBoot,
-  S.configuring,
-  S.ready,
-];
-
 /** The happy path of an adoption, from a resting state to ready: no install, no BMC. */
 export const ADOPT_PATH: readonly LifecycleState[] = [S.adopting, S.configuring, S.ready];
 

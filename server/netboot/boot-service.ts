@@ -52,6 +52,7 @@ import { showImage } from '../images/store.js';
 import { acceptProgress, parseProgress, renderInstallPlan, renderStatelessPlan, type InstallPlan, type InstallPlanInput, type StatelessPlan } from './install-plan.js';
 import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInspectToken, withInstallToken, type RenderDeps } from './scripts.js';
 import { parseInspectionReport } from '../discovery/inspection.js';
+import { bootsStateless } from '../stateless/profile.js';
 import type { DiscoverySpec } from '../discovery/types.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
@@ -252,8 +253,10 @@ export function createBootService(deps: BootServiceDeps): BootService {
   ): Promise<{ input: InstallPlanInput; record: <P>(render: () => P) => Promise<P> }> {
     const node = await requireNode(name);
     const what = method === 'image' ? 'install plan' : 'stateless plan';
+    // A stateless node's plan events say so (image installs' events stay as they were).
+    const mark = method === 'stateless' ? { method } : {};
     const refuse = async (why: string): Promise<never> => {
-      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...(method === 'stateless' ? { method } : {}) }));
+      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...mark }));
       throw new FleetError('auth.forbidden', `${what} for ${name} refused: ${why}`, { node: name });
     };
     const use = await checkToken(name, token, ip, (why) =>
@@ -264,7 +267,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
     // What cannot be planned is said plainly (an event, a 409 with the reason); the boot
     // environment reports install-failed with it, which fails the node.
     const fail = async (why: string): Promise<never> => {
-      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...(method === 'stateless' ? { method } : {}) }));
+      await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...mark }));
       throw new FleetError('conflict', `${what} for ${name}: ${why}`, { node: name });
     };
     const profile = await store.profiles.get(node.profile);
@@ -310,7 +313,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
         fact(name, EVENT.planFetched, {
           ip,
           ...use,
-          ...(method === 'stateless' ? { method } : {}),
+          ...mark,
           image: image.name,
           digest: image.digest,
           enrolToken: enrol.reused ? 'reused' : 'issued',
@@ -490,7 +493,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
       const node = await requireNode(name);
       const kind = CALLBACK_KIND[event];
       // A stateless node's stage 1 posts the same callbacks; the lifecycle tells them apart by this mark.
-      const mark = (await store.profiles.get(node.profile))?.os.install === 'stateless' ? { method: 'stateless' } : {};
+      const mark = (await bootsStateless(store, node.profile)) ? { method: 'stateless' } : {};
       if (event === 'install-progress') {
         const refuse = async (why: string): Promise<never> => {
           await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));

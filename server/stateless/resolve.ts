@@ -34,10 +34,11 @@ interface Entry {
 }
 
 const layers = new Map<string, Entry>();
+const entryKey = (dataDir: string, digest: string): string => `${path.resolve(dataDir)}\0${digest}`;
 
 /** The layer of one image, built once per process (see the module comment). */
 function layerOf(dataDir: string, m: NamedManifest, log: (l: string) => void, now: number): Promise<StatelessLayerBuild> {
-  const key = `${path.resolve(dataDir)}\0${m.digest}`;
+  const key = entryKey(dataDir, m.digest);
   const have = layers.get(key);
   if (have && (have.failedAt === undefined || now - have.failedAt < FAILURE_TTL_MS)) return have.promise;
   const entry: Entry = {
@@ -87,7 +88,7 @@ export async function resolveStateless(o: {
     layer = await layerOf(o.dataDir, manifest, o.log ?? (() => {}), Date.now());
     // Removed from the disk behind our back (a cleaned data dir): built again.
     if (!existsSync(layer.path)) {
-      layers.delete(`${path.resolve(o.dataDir)}\0${manifest.digest}`);
+      layers.delete(entryKey(o.dataDir, manifest.digest));
       layer = await layerOf(o.dataDir, manifest, o.log ?? (() => {}), Date.now());
     }
   } catch (e) {
