@@ -336,11 +336,13 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       const slice = sorted.slice((query.page - 1) * query.size, query.page * query.size);
       // Only the page's nodes are read in depth (their events): a 10,000-node fleet costs one page.
       const flags = await deps.store.flags.byNode(slice.map((n) => n.name));
-      const installs = new Map((await deps.store.profiles.list()).map((p) => [p.name, p.os.install === 'kickstart' ? p.os.install : `${p.os.install} ${p.os.image ?? '?'}`]));
+      const profiles = await deps.store.profiles.list();
+      const installs = new Map(profiles.map((p) => [p.name, p.os.install === 'kickstart' ? p.os.install : `${p.os.install} ${p.os.image ?? '?'}`]));
+      const methods = new Map(profiles.map((p) => [p.name, p.os.install]));
       const t = now();
       const rows: NodeRow[] = [];
       for (const n of slice) {
-        const st = withStoredFlags(await nodeStatus(deps.store, n, t), flags.get(n.name) ?? []);
+        const st = withStoredFlags(await nodeStatus(deps.store, n, t, methods), flags.get(n.name) ?? []);
         // The image the agent says the node runs; else the one its last plan named (an install not booted yet).
         const installed = st.image ? { image: st.image.name, digest: st.image.digest } : /^(image|stateless) /.test(installs.get(n.profile) ?? '') ? await lastImage(n.name) : null;
         rows.push({ name: n.name, profile: n.profile, install: installs.get(n.profile) ?? '?', installed, state: n.state, since: n.stateSince, inStateSeconds: st.inStateSeconds, lastEvent: st.lastEvent, failure: st.failure, flags: st.flags });
