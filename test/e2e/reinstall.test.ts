@@ -166,6 +166,9 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const r = await fleet('reinstall', SET, '--yes');
     expect(r.code, r.out + r.err).toBe(0);
   };
+  /** One node of lab.yaml's nodes: section, with its profile, credential set and BMC port (b and d rewrite the section). */
+  const nodeYaml = (n: LabState['nodes'][number], profile: string, cred: string, port = n.bmc.port) =>
+    `  ${n.name}:\n    profile: ${profile}\n    ip: ${n.ip}\n    mac: "${n.mac}"\n    bmc: { address: ${n.bmc.address}, port: ${port}, protocol: ipmi, credentials: ${cred} }\n`;
   const isBootdev = (e: ApiEvent, op: string) => e.kind === 'bmc.bootdev' && e.details?.operation === op && e.details?.outcome === 'ok';
 
   beforeAll(async () => {
@@ -502,14 +505,12 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const n1 = lab.nodes.find((x) => x.name === 'valkyrie01')!;
     const n2 = lab.nodes.find((x) => x.name === 'valkyrie02')!;
     const n3 = lab.nodes.find((x) => x.name === STORAGE)!;
-    const node = (n: typeof n1, profile: string, cred: string, port = n.bmc.port) =>
-      `  ${n.name}:\n    profile: ${profile}\n    ip: ${n.ip}\n    mac: "${n.mac}"\n    bmc: { address: ${n.bmc.address}, port: ${port}, protocol: ipmi, credentials: ${cred} }\n`;
     // thor and valkyrie02 swap BMCs (the mis-cabled BMC of issue 12); a second repository with a typo in its URL.
     const typo = `${lab.server}/repo/debian-typo`;
     const edited = yaml
       .replace(/(    password_file: secrets\/lab\.password\n)/, '$1  wrong:\n    username: admin\n    password_file: secrets/wrong.password\n')
       .replace(/(\n        key: fleet\n)/, `$1      - { name: typo, baseurl: "${typo}", suite: bookworm, gpgcheck: false }\n`)
-      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${node(n1, 'compute', 'lab')}${node(n2, 'compute', 'wrong', n3.bmc.port)}${node(n3, 'storage', 'lab', n2.bmc.port)}`);
+      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodeYaml(n1, 'compute', 'lab')}${nodeYaml(n2, 'compute', 'wrong', n3.bmc.port)}${nodeYaml(n3, 'storage', 'lab', n2.bmc.port)}`);
     expect(edited).toContain('credentials: wrong');
     expect(edited).toContain(typo);
     await writeFile(lab.configFile, edited);
@@ -607,10 +608,9 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     await writeFile(join(n1.vmDir, 'vm.env'), renderVmEnv({ name: n1.name, dir: n1.vmDir, mac: n1.mac, tap: n1.tap, serial: n1.serial, uuid: n1.uuid, firmware: n1.firmware, diskMiB: 0, qemu: findExecutable('qemu-system-x86_64')! }));
     // A stateless profile with the compute nodes' base roles (repos, hosts, chrony, users), for valkyrie01 alone.
     const yaml = await readFile(lab.configFile, 'utf8');
-    const node = (n: typeof n1, profile: string) => `  ${n.name}:\n    profile: ${profile}\n    ip: ${n.ip}\n    mac: "${n.mac}"\n    bmc: { address: ${n.bmc.address}, port: ${n.bmc.port}, protocol: ipmi, credentials: lab }\n`;
     const edited = yaml
       .replace(/\nprofiles:\n/, `\nprofiles:\n  diskfree:\n    <<: *base\n    description: Lab stateless VM (seed 001), the lab image in RAM at every boot\n    os: { install: stateless, image: ${lab.imageName} }\n    roles:\n      <<: *roles\n`)
-      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${node(n1, 'diskfree')}${node(n2, 'compute')}${node(n3, 'storage')}`);
+      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodeYaml(n1, 'diskfree', 'lab')}${nodeYaml(n2, 'compute', 'lab')}${nodeYaml(n3, 'storage', 'lab')}`);
     expect(edited).toContain('install: stateless');
     await writeFile(lab.configFile, edited);
     await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
