@@ -23,7 +23,10 @@
 # headless by puppeteer-core, which downloads no browser) and librsvg2-bin
 # (rsvg-convert: fleet timeline -o FILE.png); a C++ toolchain
 # because better-sqlite3 is built from source when no prebuilt
-# binary can be downloaded.
+# binary can be downloaded; nfs-ganesha with its VFS back end (fleet's NFS
+# server for diskless roots, started by fleet server or the tests inside
+# their namespaces; the packaged service is disabled) and libnfs-utils (a
+# user-space NFSv4 client: this machine's kernel has none).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
@@ -41,6 +44,7 @@ PKGS=(
   groff-base man-db prometheus
   tcpdump lldpd
   chromium librsvg2-bin
+  nfs-ganesha nfs-ganesha-vfs libnfs-utils
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -64,6 +68,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   # running systemd; without one, as in a container, disabling is all there is to do.)
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null && systemctl is-enabled --quiet prometheus 2>/dev/null; then
     if [ -d /run/systemd/system ]; then systemctl disable --now prometheus; else systemctl disable prometheus; fi
+  fi
+  # And the packaged NFS server: fleet runs its own ganesha on the management address only.
+  if [[ " ${missing[*]} " == *" nfs-ganesha "* ]] && command -v systemctl >/dev/null; then
+    for u in nfs-ganesha nfs-ganesha-lock; do
+      if systemctl is-enabled --quiet "$u" 2>/dev/null; then
+        if [ -d /run/systemd/system ]; then systemctl disable --now "$u" || true; else systemctl disable "$u" 2>/dev/null || true; fi
+      fi
+    done
   fi
   # And the packaged lldpd: it must not send LLDP on this machine's links (the test runs its own).
   if [[ " ${missing[*]} " == *" lldpd "* ]]; then

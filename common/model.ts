@@ -158,18 +158,33 @@ export interface ProfileSpec {
      * Install method: kickstart (Anaconda from an OS tree) or image (a fleet
      * image, docs/images.md, written to the disk by the fleet boot
      * environment: docs/bootenv-protocol.md), or stateless (a fleet image
-     * fetched into RAM at every boot: docs/stateless.md).
+     * fetched into RAM at every boot: docs/stateless.md), or diskless (a
+     * fleet image's tree served read-only over NFS at every boot, with a
+     * per-node writable /var: docs/diskless.md).
      */
-    install: 'kickstart' | 'image' | 'stateless';
+    install: 'kickstart' | 'image' | 'stateless' | 'diskless';
     /** kickstart: URL of the OS tree (kernel/initrd under images/pxeboot/), e.g. http://10.10.0.1/repositories/AlmaLinux/9/x86_64/os; '' for image. */
     tree: string;
-    /** image, stateless: the image's name (`fleet image list`). */
+    /** image, stateless, diskless: the image's name (`fleet image list`). */
     image?: string;
     /**
      * stateless: the node's root in RAM: overlay (default; the squashfs read-only
      * under a tmpfs upper layer) or tmpfs (the tree copied into a tmpfs).
      */
     root?: 'overlay' | 'tmpfs';
+    /**
+     * diskless: who serves the root over NFS. `management`: fleet's own NFS
+     * server (nfs-ganesha, supervised by `fleet server`; the only one
+     * implemented: docs/diskless.md).
+     */
+    nfs?: { server: 'management' };
+    /**
+     * diskless: a local disk for /tmp (seed 004's scratch), formatted ext4
+     * with the label fleet-scratch the first time it is found blank; a disk
+     * holding anything else stops the boot rather than being formatted.
+     * Absent: /tmp is in RAM.
+     */
+    scratch?: string;
   };
   kernelArgs: string[];
   packages: string[];

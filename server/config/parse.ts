@@ -495,13 +495,15 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
     const description = f.string('description', (s) => (/[\r\n]/.test(s) ? 'description must be one line' : undefined));
     if (description !== undefined) p.description = description;
     const osNode = f.get('os');
-    // The method decides what else is required: kickstart a tree, image and stateless an image name.
+    // The method decides what else is required: kickstart a tree, image, stateless and diskless an image name.
     const method = isMap(osNode) ? osNode.get('install') : undefined;
-    const byImage = method === 'image' || method === 'stateless';
-    const os = r.fields(osNode, f.p('os'), ['install', 'tree', 'image', 'root'], byImage ? ['image'] : ['tree'], f.keyNode('os'));
+    const byImage = method === 'image' || method === 'stateless' || method === 'diskless';
+    const os = r.fields(osNode, f.p('os'), ['install', 'tree', 'image', 'root', 'nfs', 'scratch'], byImage ? ['image'] : ['tree'], f.keyNode('os'));
     if (os) {
       os.string('install', (s) =>
-        s === 'kickstart' || s === 'image' || s === 'stateless' ? undefined : `install method ${show(s)} is not supported; 'kickstart', 'image' and 'stateless' are`,
+        s === 'kickstart' || s === 'image' || s === 'stateless' || s === 'diskless'
+          ? undefined
+          : `install method ${show(s)} is not supported; 'kickstart', 'image', 'stateless' and 'diskless' are`,
       );
       if (byImage) {
         p.os.install = method;
@@ -509,7 +511,7 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
         const image = os.string('image', checkImageName);
         if (image !== undefined) p.os.image = image;
       } else if (os.has('image')) {
-        r.error(os.p('image'), os.where('image'), "'image' needs install: image or install: stateless");
+        r.error(os.p('image'), os.where('image'), "'image' needs install: image, stateless or diskless");
       }
       if (!byImage) p.os.tree = os.string('tree', checkHttpUrl) ?? '';
       if (os.has('root')) {
@@ -517,6 +519,28 @@ function parseProfiles(r: Reader, top: Fields, net: NetDraft, declared: Set<stri
         else {
           const root = os.string('root', (s) => (s === 'overlay' || s === 'tmpfs' ? undefined : `root ${show(s)} must be overlay (the image read-only under a tmpfs) or tmpfs (the image copied into RAM)`));
           if (root === 'overlay' || root === 'tmpfs') p.os.root = root;
+        }
+      }
+      for (const k of ['nfs', 'scratch'] as const) {
+        if (os.has(k) && method !== 'diskless') r.error(os.p(k), os.where(k), `'${k}' is for install: diskless`);
+      }
+      if (method === 'diskless') {
+        p.os.nfs = { server: 'management' };
+        if (os.has('nfs')) {
+          const nfs = r.fields(os.get('nfs'), os.p('nfs'), ['server'], [], os.keyNode('nfs'));
+          nfs?.string('server', (s) =>
+            s === 'management'
+              ? undefined
+              : `nfs server ${show(s)}: only 'management' (fleet's own NFS server) is implemented; a storage node serving the root is not yet (docs/diskless.md)`,
+          );
+        }
+        if (os.has('scratch')) {
+          const scratch = os.string('scratch', (s) =>
+            s === 'none' || /^\/dev\/[A-Za-z0-9][A-Za-z0-9._:@+\/-]*$/.test(s) && !s.split('/').includes('..')
+              ? undefined
+              : `scratch ${show(s)} must be a local disk's path under /dev (e.g. /dev/sdb, /dev/disk/by-path/...) or none`,
+          );
+          if (scratch !== undefined && scratch !== 'none') p.os.scratch = scratch;
         }
       }
     }

@@ -230,6 +230,20 @@ export function checkBootenv(f: BootenvFacts): Finding {
   return ok(id, `boot environment built (${f.current})`);
 }
 
+/** fleet's NFS server for diskless profiles (server/diskless/ganesha.ts). */
+export interface NfsServerFacts {
+  disklessProfiles: string[];
+  /** Why ganesha cannot run here (ganeshaMissing), or null. */
+  missing: string | null;
+}
+
+export function checkNfsServer(f: NfsServerFacts): Finding {
+  const id = 'nfs-server';
+  if (f.disklessProfiles.length === 0) return ok(id, 'not needed: no profile is diskless');
+  if (f.missing) return fail(id, `${f.missing}: profile${f.disklessProfiles.length > 1 ? 's' : ''} ${f.disklessProfiles.join(', ')} cannot boot diskless`, 'apt-get install nfs-ganesha nfs-ganesha-vfs');
+  return ok(id, `nfs-ganesha installed (diskless profile${f.disklessProfiles.length > 1 ? 's' : ''} ${f.disklessProfiles.join(', ')})`);
+}
+
 export interface AgentBundleFacts {
   dir: string;
   /** Files the kickstart downloads from /agent/ → present. */
@@ -339,6 +353,8 @@ export interface DoctorFacts {
   osTrees: OsTreeFacts[];
   images: ImageFacts[];
   bootenv: BootenvFacts;
+  /** Absent: not gathered (treated as no diskless profile). */
+  nfs?: NfsServerFacts;
   agent: AgentBundleFacts;
   clock: { synchronized: 'yes' | 'no' | null; unknown?: string };
   disk: { dataDir: string; measured: string; freeBytes: number | null; unknown?: string };
@@ -355,6 +371,7 @@ export function runChecks(f: DoctorFacts): Finding[] {
     ...f.osTrees.map(checkOsTree),
     ...f.images.map(checkImage),
     checkBootenv(f.bootenv),
+    checkNfsServer(f.nfs ?? { disklessProfiles: [], missing: null }),
     checkAgentBundle(f.agent),
     checkClock(f.clock),
     checkDisk(f.disk),
@@ -370,16 +387,17 @@ export function runChecks(f: DoctorFacts): Finding[] {
  * The checks a reinstall with `profile` depends on: the boot chain for every
  * profile (boot endpoints; dnsmasq, iPXE and the DHCP interface when fleet
  * serves DHCP), then the OS tree and the agent bundle (kickstart) or the
- * image and the boot environment (image, stateless: stateless nodes boot the
+ * image and the boot environment (image, stateless, diskless: they boot the
  * boot environment's initrd under the image's kernel at every boot). Pure.
  */
-export function profileDependencies(profile: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' } }): string[] {
+export function profileDependencies(profile: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' | 'diskless' } }): string[] {
   const chain = ['boot-endpoint', 'dnsmasq', 'ipxe', 'dhcp-interface'];
-  return profile.os.install !== 'kickstart' ? [...chain, `image:${profile.name}`, 'bootenv'] : [...chain, `os-tree:${profile.name}`, 'agent-bundle'];
+  if (profile.os.install === 'kickstart') return [...chain, `os-tree:${profile.name}`, 'agent-bundle'];
+  return [...chain, `image:${profile.name}`, 'bootenv', ...(profile.os.install === 'diskless' ? ['nfs-server'] : [])];
 }
 
 /** The failed findings among those `profiles` depend on, each once. Pure. */
-export function blockingFindings(findings: Finding[], profiles: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' } }[]): Finding[] {
+export function blockingFindings(findings: Finding[], profiles: { name: string; os: { install: 'kickstart' | 'image' | 'stateless' | 'diskless' } }[]): Finding[] {
   const ids = new Set(profiles.flatMap(profileDependencies));
   return findings.filter((f) => f.status === 'fail' && ids.has(f.id));
 }

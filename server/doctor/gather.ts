@@ -4,6 +4,7 @@
  * (the kernel's route lookup: no packet is sent to any BMC), statfs and
  * `timedatectl`; it never opens a connection and never resolves a name.
  */
+import { ganeshaMissing } from '../diskless/ganesha.js';
 import { promises as fs } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -186,7 +187,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     });
   }
 
-  const imageProfiles = profiles.filter((p) => p.os.install === 'image' || p.os.install === 'stateless');
+  const imageProfiles = profiles.filter((p) => p.os.install !== 'kickstart');
   let store: Map<string, string> | null = null;
   let storeUnknown: string | undefined;
   if (imageProfiles.length) {
@@ -234,6 +235,7 @@ export async function gatherFacts(o: GatherOptions): Promise<DoctorFacts> {
     osTrees,
     images,
     bootenv,
+    nfs: { disklessProfiles: profiles.filter((p) => p.os.install === 'diskless').map((p) => p.name), missing: profiles.some((p) => p.os.install === 'diskless') ? ganeshaMissing() : null },
     agent,
     clock: await readClock(o.timedatectl !== undefined ? o.timedatectl : findExecutable('timedatectl')),
     disk: await readDisk(dataDir),

@@ -728,7 +728,7 @@ describe('parseConfig', () => {
       expect(profileIssue({ os: { tree: 'ftp://10.10.0.1/os' } }).message).toBe('URL ftp://10.10.0.1/os must start with http:// or https://');
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/os" || shell' } }).message).toMatch(/contains whitespace|quote/);
       expect(profileIssue({ os: { tree: 'http://10.10.0.1/${x}' } }).message).toMatch(/metacharacter|forbidden/);
-      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; 'kickstart', 'image' and 'stateless' are");
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', install: 'autoyast' } }).message).toBe("install method autoyast is not supported; 'kickstart', 'image', 'stateless' and 'diskless' are");
     });
 
     it('takes install: image with an image name (docs/images.md), and says what each method needs', () => {
@@ -741,7 +741,7 @@ describe('parseConfig', () => {
         path: 'profiles.compute.os.tree',
         message: expect.stringMatching(/'tree' is for install: kickstart/),
       });
-      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', image: 'x' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' needs install: image or install: stateless" });
+      expect(profileIssue({ os: { tree: 'http://10.10.0.1/os', image: 'x' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' needs install: image, stateless or diskless" });
       expect(profileIssue({ os: { install: 'kickstart' } })).toMatchObject({ path: 'profiles.compute.os.tree', message: "'tree' is required" });
     });
 
@@ -758,6 +758,28 @@ describe('parseConfig', () => {
       });
       expect(profileIssue({ os: { install: 'stateless', image: 'x', root: 'nfs' } })).toMatchObject({ path: 'profiles.compute.os.root', message: expect.stringMatching(/^root nfs must be overlay/) });
       expect(profileIssue({ os: { install: 'image', image: 'x', root: 'tmpfs' } })).toMatchObject({ path: 'profiles.compute.os.root', message: "'root' is for install: stateless (overlay or tmpfs)" });
+    });
+
+    it('takes install: diskless with an image name, the NFS server and an optional scratch disk (docs/diskless.md)', () => {
+      const o = base();
+      o.profiles.compute.os = { install: 'diskless', image: 'debian12' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'diskless', tree: '', image: 'debian12', nfs: { server: 'management' } });
+      o.profiles.compute.os = { install: 'diskless', image: 'debian12', nfs: { server: 'management' }, scratch: '/dev/disk/by-path/pci-0000:00:05.0' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'diskless', tree: '', image: 'debian12', nfs: { server: 'management' }, scratch: '/dev/disk/by-path/pci-0000:00:05.0' });
+      o.profiles.compute.os = { install: 'diskless', image: 'debian12', scratch: 'none' };
+      expect(parseConfig(yamlOf(o)).profiles[0]!.os).toEqual({ install: 'diskless', tree: '', image: 'debian12', nfs: { server: 'management' } });
+      expect(profileIssue({ os: { install: 'diskless' } })).toMatchObject({ path: 'profiles.compute.os.image', message: "'image' is required" });
+      expect(profileIssue({ os: { install: 'diskless', image: 'x', nfs: { server: 'thor' } } })).toMatchObject({
+        path: 'profiles.compute.os.nfs.server',
+        message: expect.stringMatching(/only 'management' .* is implemented/),
+      });
+      expect(profileIssue({ os: { install: 'diskless', image: 'x', nfs: { host: 'thor' } } })).toMatchObject({ path: 'profiles.compute.os.nfs.host' });
+      for (const bad of ['sda', '/dev/../etc/shadow', '/tmp/disk.img', '/dev/sdb; mkfs']) {
+        expect(profileIssue({ os: { install: 'diskless', image: 'x', scratch: bad } }), bad).toMatchObject({ path: 'profiles.compute.os.scratch', message: expect.stringMatching(/must be a local disk's path under \/dev/) });
+      }
+      expect(profileIssue({ os: { install: 'stateless', image: 'x', scratch: '/dev/sdb' } })).toMatchObject({ path: 'profiles.compute.os.scratch', message: "'scratch' is for install: diskless" });
+      expect(profileIssue({ os: { install: 'image', image: 'x', nfs: { server: 'management' } } })).toMatchObject({ path: 'profiles.compute.os.nfs', message: "'nfs' is for install: diskless" });
+      expect(profileIssue({ os: { install: 'diskless', image: 'x', root: 'tmpfs' } })).toMatchObject({ path: 'profiles.compute.os.root' });
     });
 
     it('reports every error of an image profile with its line', () => {

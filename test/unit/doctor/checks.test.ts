@@ -13,10 +13,12 @@ import {
   checkDnsmasq,
   checkImage,
   checkIpxe,
+  checkNfsServer,
   checkOsTree,
   doctorExit,
   formatFinding,
   GiB,
+  profileDependencies,
   type BootEndpointFacts,
   type DhcpFacts,
   type Finding,
@@ -201,5 +203,19 @@ describe('which failures block a reinstall', () => {
   it('formats one line with the fix', () => {
     expect(formatFinding(f('bootenv', 'fail'))).toBe('fail  bootenv: bootenv — fix: x');
     expect(formatFinding({ id: 'disk', status: 'ok', message: 'fine', fix: '' })).toBe('ok    disk: fine');
+  });
+});
+
+describe('nfs-server (diskless profiles)', () => {
+  it('is needed only by diskless profiles, and fails with the package to install when ganesha is missing', () => {
+    expect(checkNfsServer({ disklessProfiles: [], missing: 'ganesha.nfsd is not installed' })).toMatchObject({ id: 'nfs-server', status: 'ok' });
+    expect(checkNfsServer({ disklessProfiles: ['netroot'], missing: null })).toMatchObject({ status: 'ok', message: expect.stringMatching(/netroot/) });
+    expect(checkNfsServer({ disklessProfiles: ['a', 'b'], missing: 'ganesha.nfsd is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs)' })).toMatchObject({
+      status: 'fail',
+      message: expect.stringMatching(/profiles a, b cannot boot diskless/),
+      fix: 'apt-get install nfs-ganesha nfs-ganesha-vfs',
+    });
+    expect(profileDependencies({ name: 'netroot', os: { install: 'diskless' } })).toContain('nfs-server');
+    expect(profileDependencies({ name: 'ram', os: { install: 'stateless' } })).not.toContain('nfs-server');
   });
 });

@@ -125,6 +125,7 @@ describe('gatherFacts and runDoctor', () => {
       'os-tree:other',
       'image:disk',
       'bootenv',
+      'nfs-server',
       'agent-bundle',
       'clock',
       'disk',
