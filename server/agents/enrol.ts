@@ -19,7 +19,7 @@ import { issueNodeCert, parseCsr } from '../pki/index.js';
 import type { AgentIdentity, AgentRecord } from '../store/index.js';
 import { short } from './bounds.js';
 import { checkEnrolToken, checkIdentity, claimedNode, enrolmentRefusal, macRefusal } from './enroll-policy.js';
-import { bootsStateless } from '../stateless/profile.js';
+import { bootsFromNetwork } from '../stateless/profile.js';
 import type { AgentDeps } from './types.js';
 
 /** Failed enrolments per peer address, in one-minute windows; bounded memory. */
@@ -113,7 +113,7 @@ export function createEnrolment(deps: AgentDeps): Enrolment {
         // Refused outside an install phase; thrown inside the transaction, so the token is not used up.
         const inInstall = async (name: string) => {
           const n = await tx.nodes.require(name);
-          const refusal = enrolmentRefusal(n, { stateless: await bootsStateless(tx, n.profile) });
+          const refusal = enrolmentRefusal(n, { stateless: await bootsFromNetwork(tx, n.profile) });
           if (refusal) throw refusal;
           return n;
         };

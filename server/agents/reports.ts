@@ -131,7 +131,7 @@ export function createReports(deps: Pick<AgentDeps, 'store' | 'recorder' | 'limi
       const assessment = assessBoot(report);
       // The image the node says it runs (its /etc/fleet/image.json): kept only when it looks like one.
       const image =
-        req.image && /^sha256:[0-9a-f]{64}$/.test(req.image.digest) && /^(image|stateless)$/.test(req.image.install)
+        req.image && /^sha256:[0-9a-f]{64}$/.test(req.image.digest) && /^(image|stateless|diskless)$/.test(req.image.install)
           ? { name: short(req.image.name, 64), digest: req.image.digest, install: req.image.install }
           : null;
       const isNewBoot = await store.agents.recordBoot(

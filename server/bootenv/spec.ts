@@ -73,7 +73,7 @@ export const BOOTENV_TOOLS: readonly ToolSpec[] = [
 export const BOOTENV_PACKAGES = ['busybox-static', 'fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'grub2-common', 'grub-common', 'grub-pc-bin', 'grub-efi-amd64-bin', 'zstd', 'curl', 'tar', 'jq', 'ipmitool', 'tcpdump', 'libpcap0.8', 'libc6'] as const;
 
 /** The jobs of the boot environment (fleet.job=): install a node, inspect an unknown machine, or boot a stateless node's image into RAM. */
-export type BootenvJob = 'install' | 'inspect' | 'stateless';
+export type BootenvJob = 'install' | 'inspect' | 'stateless' | 'diskless';
 
 /** Shell assets (server/bootenv/assets) and where they land. */
 export const BOOTENV_ASSETS = [

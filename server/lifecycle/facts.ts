@@ -119,7 +119,7 @@ export function installFailureReason(details: Details): string {
 }
 
 /** The boot endpoints mark the callbacks of a stateless node's stage 1 with method: stateless. */
-const isStateless = (d: Details): boolean => d.method === 'stateless';
+const isStateless = (d: Details): boolean => d.method === 'stateless' || d.method === 'diskless';
 const STATELESS = { test: isStateless, says: 'from a stateless boot' };
 
 export function applyFailureReason(details: Details): string {

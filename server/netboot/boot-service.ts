@@ -52,7 +52,8 @@ import { showImage } from '../images/store.js';
 import { acceptProgress, parseProgress, renderInstallPlan, renderStatelessPlan, type InstallPlan, type InstallPlanInput, type StatelessPlan } from './install-plan.js';
 import { clusterInfo, decideFor, INSTALL_TOKEN_PURPOSE, renderChain, renderDecision, renderNodeKickstart, withInspectToken, withInstallToken, type RenderDeps } from './scripts.js';
 import { parseInspectionReport } from '../discovery/inspection.js';
-import { bootsStateless } from '../stateless/profile.js';
+import { netRootOf, type NetRoot } from '../stateless/profile.js';
+import type { DisklessMounts } from '../diskless/spec.js';
 import type { DiscoverySpec } from '../discovery/types.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
@@ -75,6 +76,8 @@ export interface BootServiceDeps extends RenderDeps {
   inspectTokenTtlMs?: number;
   /** What the in-band BMC set-up needs to verify, record and go on (server/discovery/bmc-setup.ts); absent: set-up reports are refused. */
   bmcSetup?: Omit<BmcSetupDeps, 'store'>;
+  /** fleet's diskless service (server/diskless): what a diskless node mounts; absent: diskless plans are refused. */
+  diskless?: { serve(node: string): Promise<DisklessMounts | { error: string }> };
 }
 
 /** An inspected machine may wait a day for an operator before its token runs out (it asks again when booted again). */
@@ -249,12 +252,12 @@ export function createBootService(deps: BootServiceDeps): BootService {
     name: string,
     token: string | undefined,
     ip: string,
-    method: 'image' | 'stateless',
+    method: 'image' | NetRoot,
   ): Promise<{ input: InstallPlanInput; record: <P>(render: () => P) => Promise<P> }> {
     const node = await requireNode(name);
-    const what = method === 'image' ? 'install plan' : 'stateless plan';
-    // A stateless node's plan events say so (image installs' events stay as they were).
-    const mark = method === 'stateless' ? { method } : {};
+    const what = method === 'image' ? 'install plan' : `${method} plan`;
+    // A stateless or diskless node's plan events say so (image installs' events stay as they were).
+    const mark = method !== 'image' ? { method } : {};
     const refuse = async (why: string): Promise<never> => {
       await recorder.record(fact(name, EVENT.planRefused, { reason: why, ip, ...mark }));
       throw new FleetError('auth.forbidden', `${what} for ${name} refused: ${why}`, { node: name });
@@ -273,7 +276,7 @@ export function createBootService(deps: BootServiceDeps): BootService {
     const profile = await store.profiles.get(node.profile);
     if (!profile) return fail(`its profile ${node.profile} is not in the store`);
     if (profile.os.install !== method || !profile.os.image) {
-      return fail(`its profile ${profile.name} does not ${method === 'image' ? 'install by image' : 'boot stateless'} (os.install: ${profile.os.install})`);
+      return fail(`its profile ${profile.name} does not ${method === 'image' ? 'install by image' : `boot ${method}`} (os.install: ${profile.os.install})`);
     }
     if (deps.dataDir === undefined) return fail('the server has no data dir configured, so it has no image store');
     if (deps.caFingerprint === undefined) return fail('the server has no CA fingerprint configured (the agent pins the CA with it)');
@@ -301,6 +304,13 @@ export function createBootService(deps: BootServiceDeps): BootService {
       server: deps.serverUrl,
       agent: { enrolToken: enrol.token, caFingerprint: deps.caFingerprint, server: deps.enrolServer ?? deps.serverUrl },
     };
+    if (method === 'diskless') {
+      // The image unpacked, the node's /var made, both exported to its address (server/diskless).
+      if (!deps.diskless) return fail("this server does not serve diskless roots (fleet server's NFS service is not running)");
+      const mounts = await deps.diskless.serve(name);
+      if ('error' in mounts) return fail(mounts.error);
+      input.diskless = mounts;
+    }
     const record = async <P>(render: () => P): Promise<P> => {
       let plan: P;
       try {
@@ -410,7 +420,9 @@ export function createBootService(deps: BootServiceDeps): BootService {
     },
 
     async statelessPlan(name, token, ip) {
-      const { input, record } = await planInput(name, token, ip, 'stateless');
+      // One stage 1, one plan route: the profile says whether the root comes into RAM or over NFS.
+      const node = await requireNode(name);
+      const { input, record } = await planInput(name, token, ip, (await netRootOf(store, node.profile)) ?? 'stateless');
       return record(() => renderStatelessPlan(input));
     },
 
@@ -493,7 +505,8 @@ export function createBootService(deps: BootServiceDeps): BootService {
       const node = await requireNode(name);
       const kind = CALLBACK_KIND[event];
       // A stateless node's stage 1 posts the same callbacks; the lifecycle tells them apart by this mark.
-      const mark = (await bootsStateless(store, node.profile)) ? { method: 'stateless' } : {};
+      const netRoot = await netRootOf(store, node.profile);
+      const mark = netRoot ? { method: netRoot } : {};
       if (event === 'install-progress') {
         const refuse = async (why: string): Promise<never> => {
           await recorder.record(fact(name, EVENT.callbackRefused, { event, reason: why, ip }));

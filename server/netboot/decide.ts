@@ -179,7 +179,8 @@ export interface ImageInstallDecision {
  */
 export interface StatelessBootDecision {
   kind: 'install';
-  method: 'stateless';
+  /** stateless: the image into RAM; diskless: the image over NFS (the same stage 1, told by its plan). */
+  method: 'stateless' | 'diskless';
   node: string;
   profile: string;
   image: string;
@@ -266,15 +267,7 @@ export function decideBoot(input: BootInput): BootDecision {
   if (!METHODS.includes(method)) {
     throw new FleetError('config.invalid', `node ${node.name}: unknown install method ${show(method)}`, { node: node.name });
   }
-  if (method === 'diskless') {
-    return {
-      kind: 'not-implemented',
-      node: node.name,
-      method,
-      message: `${node.name} uses the ${method} boot method, which fleet does not implement yet`,
-    };
-  }
-  if (method === 'stateless') return decideStateless(input, node, mac);
+  if (method === 'stateless' || method === 'diskless') return decideStateless(input, node, mac, method);
 
   // 4. not armed: boot the local disk, flag a suspected loop
   if (!node.armed) {
@@ -361,8 +354,8 @@ export function decideBoot(input: BootInput): BootDecision {
 }
 
 /** Check 3 for a stateless node: its image's kernel, the two initrds, fleet.job=stateless. */
-function decideStateless(input: BootInput, node: BootNode, mac: string): StatelessBootDecision | NotImplementedDecision {
-  const cannot = (why: string): NotImplementedDecision => ({ kind: 'not-implemented', node: node.name, method: 'stateless', message: `${node.name} boots stateless, but ${why}` });
+function decideStateless(input: BootInput, node: BootNode, mac: string, method: 'stateless' | 'diskless'): StatelessBootDecision | NotImplementedDecision {
+  const cannot = (why: string): NotImplementedDecision => ({ kind: 'not-implemented', node: node.name, method, message: `${node.name} boots ${method}, but ${why}` });
   const profile = input.profile;
   if (!profile) return cannot(`its profile ${show(node.profile)} was not found`);
   if (profile.name !== node.profile) {
@@ -377,14 +370,14 @@ function decideStateless(input: BootInput, node: BootNode, mac: string): Statele
   }
   return {
     kind: 'install',
-    method: 'stateless',
+    method,
     node: node.name,
     profile: profile.name,
     image: image.name,
     digest: `sha256:${hex}`,
     kernelUrl: imageArtefactUrl(input.server, hex, 'vmlinuz'),
     initrdUrls: [bootenvInitrdUrl(input.server), statelessLayerUrl(input.server, hex, image.layerKey)],
-    kernelArgs: statelessKernelArgs(input.server, node.name, mac, profile.kernelArgs),
+    kernelArgs: statelessKernelArgs(input.server, node.name, mac, profile.kernelArgs, method),
   };
 }
 
@@ -394,8 +387,8 @@ function decideStateless(input: BootInput, node: BootNode, mac: string): Statele
  * UEFI kernels (iPXE names each image after its URL's file name), fleet's
  * arguments, then the profile's (they reach the image's kernel, stage 2 too).
  */
-export function statelessKernelArgs(server: string, node: string, mac: string, profileArgs: readonly string[]): string[] {
-  return ['initrd=initrd.img', 'initrd=modules.img', ...cmdlineArgs({ server, node, mac, job: 'stateless' }), ...profileArgs];
+export function statelessKernelArgs(server: string, node: string, mac: string, profileArgs: readonly string[], job: 'stateless' | 'diskless' = 'stateless'): string[] {
+  return ['initrd=initrd.img', 'initrd=modules.img', ...cmdlineArgs({ server, node, mac, job }), ...profileArgs];
 }
 
 /**

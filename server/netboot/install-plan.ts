@@ -13,6 +13,7 @@
  * Every value that goes into the plan is checked as the kickstart renderer
  * checks it (render/values.ts); a bad value is an error naming the node.
  */
+import type { DisklessMounts } from '../diskless/spec.js';
 import { FleetError } from '../../common/errors.js';
 import type { ClusterInfo, ProfileSpec, ProvisioningNetwork } from '../model.js';
 import type { ImageManifest } from '../images/manifest.js';
@@ -59,6 +60,8 @@ export interface InstallPlanInput {
   /** The boot face's base URL (the image is fetched from it). */
   server: string;
   agent: { enrolToken: string; caFingerprint: string; server: string };
+  /** A diskless node: what it mounts over NFS (server/diskless). */
+  diskless?: DisklessMounts;
 }
 
 /** The storage every image install uses today (profiles do not declare storage for images yet). */
@@ -199,8 +202,14 @@ export interface StatelessPlan {
   node: string;
   hostname: string;
   image: { name: string; digest: string; squashfs: { url: string; sha256: string; size: number } };
-  /** overlay: the squashfs read-only under a tmpfs; tmpfs: the tree copied into RAM. */
+  /** stateless: the image into RAM; diskless: the image's tree over NFS (docs/diskless.md). */
+  install: 'stateless' | 'diskless';
+  /** overlay: the squashfs read-only under a tmpfs; tmpfs: the tree copied into RAM. Diskless: overlay (the NFS tree under a tmpfs). */
   root: 'overlay' | 'tmpfs';
+  /** diskless: the NFS server, the image's tree (read-only) and the node's /var (read-write), NFSv4 paths. */
+  nfs?: DisklessMounts;
+  /** diskless: a local disk for /tmp, formatted ext4 (label fleet-scratch) when blank; null: /tmp in RAM. */
+  scratch?: string | null;
   network: InstallPlan['network'];
   rootPasswordHash: string | null;
   sshKeys: string[];
@@ -216,11 +225,15 @@ export interface StatelessPlan {
 export function renderStatelessPlan(input: InstallPlanInput): StatelessPlan {
   const { image } = input;
   const plan = renderInstallPlan({ ...input, image: { ...image, artefacts: { ...image.artefacts, rootfs: image.artefacts.squashfs } } });
+  const diskless = input.profile.os.install === 'diskless';
+  if (diskless && !input.diskless) throw new FleetError('conflict', `${input.node.name} boots diskless, but nothing says what it mounts`);
   return {
     node: plan.node,
     hostname: plan.hostname,
     image: { name: plan.image.name, digest: plan.image.digest, squashfs: plan.image.rootfs },
-    root: input.profile.os.root ?? 'overlay',
+    install: diskless ? 'diskless' : 'stateless',
+    root: diskless ? 'overlay' : (input.profile.os.root ?? 'overlay'),
+    ...(diskless ? { nfs: input.diskless!, scratch: input.profile.os.scratch ?? null } : {}),
     network: plan.network,
     rootPasswordHash: plan.rootPasswordHash,
     sshKeys: plan.sshKeys,

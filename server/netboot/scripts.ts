@@ -102,7 +102,7 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
     bootNode = await bootNodeOf(deps.store, node);
     profile = (await deps.store.profiles.get(node.profile)) ?? undefined;
     // A stateless node boots its image at every boot: resolve it (and build its module layer once).
-    if (profile?.os.install === 'stateless') {
+    if (profile?.os.install === 'stateless' || profile?.os.install === 'diskless') {
       const r = await resolveStateless({ dataDir: deps.dataDir, image: profile.os.image, bootenvBuilt: await bootenvBuilt(deps.dataDir) });
       stateless = 'error' in r ? r : r.image;
     }
@@ -137,7 +137,7 @@ export async function decideFor(deps: RenderDeps, node: NodeRecord | null, mac: 
  * stateless boot's stage 1).
  */
 export function withInstallToken<D extends InstallDecision | ImageInstallDecision | StatelessBootDecision>(decision: D, token: string): D {
-  if (decision.method === 'image' || decision.method === 'stateless') {
+  if (decision.method !== 'kickstart') {
     const args = decision.kernelArgs.filter((a) => !a.startsWith('fleet.token='));
     const at = args.findIndex((a) => a.startsWith('fleet.node='));
     args.splice(at === -1 ? args.length : at + 1, 0, `fleet.token=${token}`);

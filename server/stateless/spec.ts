@@ -19,14 +19,22 @@ import path from 'node:path';
 import { BOOTENV_MODULES } from '../bootenv/spec.js';
 
 /** Bumped when the layer's layout changes (forces a rebuild). */
-export const STATELESS_LAYER_FORMAT = 'fleet-stateless-layer-1';
+export const STATELESS_LAYER_FORMAT = 'fleet-stateless-layer-2';
 
-/** What stage 1 loads: the boot environment's NICs and disks, and what it mounts the image with. */
+/**
+ * What stage 1 loads: the boot environment's NICs and disks, what it mounts
+ * a stateless image with (loop, squashfs, overlay), and the NFSv4 client a
+ * diskless node mounts its root and /var with (nfsv4 brings nfs, sunrpc and
+ * the rest through modules.dep), and crc32c for its ext4 scratch disk.
+ */
 export const STATELESS_MODULES: readonly string[] = [
   ...BOOTENV_MODULES.filter((m) => !m.startsWith('ipmi_')),
   'loop',
   'squashfs',
   'overlay',
+  'nfsv4',
+  // ext4 asks the crypto API for crc32c at mount time (no modules.dep line says so): a diskless scratch disk needs it.
+  'crc32c_generic',
 ];
 
 export const STATELESS_DIR = 'stateless';

@@ -11,4 +11,5 @@ export const VM_TESTS = [
   'test/integration/netboot-qemu.test.ts',
   'test/integration/inspect-vm.test.ts',
   'test/integration/stateless-vm.test.ts',
+  'test/integration/diskless-vm.test.ts',
 ];

@@ -74,7 +74,8 @@ case "${FLEET_JOB:-}" in
   inspect)
     /bin/sh /usr/share/fleet/inspect.sh
     ;;
-  stateless)
+  stateless|diskless)
+    # One stage 1 for both: the plan says whether the root comes into RAM or over NFS.
     /bin/sh /usr/share/fleet/stateless.sh
     if [ -f /run/fleet-switch-root ] && grep -q "^[^ ]* /newroot " /proc/mounts; then
       # The node's root is ready (stateless.sh said so): hand it /dev, /proc, /sys and /run
@@ -88,7 +89,7 @@ case "${FLEET_JOB:-}" in
     setsid cttyhack sh
     ;;
   *)
-    log "unknown job '${FLEET_JOB:-}' (fleet.job=install, inspect or stateless)"
+    log "unknown job '${FLEET_JOB:-}' (fleet.job=install, inspect, stateless or diskless)"
     ;;
 esac
 halt_forever

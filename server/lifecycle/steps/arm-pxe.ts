@@ -6,7 +6,7 @@
 import { E, STEP } from '../states.js';
 import { powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
-import { bootsStateless } from '../../stateless/profile.js';
+import { bootsFromNetwork } from '../../stateless/profile.js';
 
 export const armPxe: StepDef = {
   name: STEP.armPxe,
@@ -14,7 +14,7 @@ export const armPxe: StepDef = {
   async run(ctx, rec) {
     // No BMC (power is manual): nothing to override; the node is armed and a person PXE-boots it.
     if (await powerIsManual(ctx.steps, rec.name)) return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe, power: 'manual' } };
-    const stateless = await bootsStateless(ctx.store, rec.profile);
+    const stateless = await bootsFromNetwork(ctx.store, rec.profile);
     await ctx.steps.armPxe(rec.name, stateless ? { persistent: true } : {});
     return { kind: 'event', event: E.cycle, details: { step: STEP.armPxe, ...(stateless ? { persistent: true } : {}) } };
   },

@@ -10,7 +10,7 @@ import { E, LIFECYCLE_EVENT_KINDS as K, STEP } from '../states.js';
 import type { Steps } from '../steps.js';
 import { powerIsManual } from './manual.js';
 import type { StepDef } from './types.js';
-import { bootsStateless } from '../../stateless/profile.js';
+import { bootsFromNetwork } from '../../stateless/profile.js';
 import { EVENT } from '../../../common/events.js';
 
 export const flipToDisk: StepDef = {
@@ -41,7 +41,7 @@ export async function diskBestEffort(store: Store, steps: Steps, name: string, w
     if (await powerIsManual(steps, name)) return; // power is manual: there is no BMC to ask
     // A stateless node has no system on a disk: it keeps booting from the network.
     const node = await store.nodes.get(name);
-    if (node && (await bootsStateless(store, node.profile))) return;
+    if (node && (await bootsFromNetwork(store, node.profile))) return;
     await steps.flipToDisk(name);
   } catch (e) {
     const fe = toFleetError(e);

@@ -82,7 +82,7 @@ export const IPXE_TEMPLATES = {
 /** The template file (in ipxe/) that renders a decision. */
 export function ipxeTemplateName(decision: BootDecision): string {
   if (decision.kind === 'install' && decision.method === 'image') return IPXE_TEMPLATES['install-image'];
-  if (decision.kind === 'install' && decision.method === 'stateless') return IPXE_TEMPLATES['install-stateless'];
+  if (decision.kind === 'install' && (decision.method === 'stateless' || decision.method === 'diskless')) return IPXE_TEMPLATES['install-stateless'];
   return IPXE_TEMPLATES[decision.kind];
 }
 
@@ -130,8 +130,8 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
           fail_delay: String(failDelay),
         });
       }
-      if (decision.method === 'stateless') {
-        const p = new Problems(`iPXE stateless boot script for ${decision.node}`);
+      if (decision.method !== 'kickstart') {
+        const p = new Problems(`iPXE ${decision.method} boot script for ${decision.node}`);
         p.check('node name', decision.node, checkNodeName);
         p.check('profile', decision.profile, checkProfileName);
         p.check('image', decision.image, checkProfileName);
@@ -144,7 +144,7 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
           'fleet.node=',
           'fleet.token=',
           'fleet.mac=',
-          'fleet.job=stateless',
+          `fleet.job=${decision.method}`,
         ]);
         p.check('module layer URL', layer, checkRenderUrl);
         p.throwIfAny();
@@ -156,6 +156,7 @@ export function renderIpxe(decision: BootDecision, template: string, opts: IpxeO
           kernel_url: decision.kernelUrl,
           initrd_url: initrd,
           layer_url: layer,
+          method: decision.method,
           kernel_args: decision.kernelArgs.join(' '),
           fail_delay: String(failDelay),
         });

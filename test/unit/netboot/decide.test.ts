@@ -104,10 +104,17 @@ describe('decideBoot: the decision table', () => {
     ],
     ['armed but failed -> localboot', { node: node({ armed: true, state: 'failed' }) }, { kind: 'localboot' }],
     [
-      'diskless -> not-implemented',
-      { node: node({ installMethod: 'diskless' }) },
-      { kind: 'not-implemented', method: 'diskless', message: 'valkyrie01 uses the diskless boot method, which fleet does not implement yet' },
+      'diskless, not armed, ready (a reboot) -> the same stage 1 with fleet.job=diskless (its plan says NFS), no flag',
+      { node: node({ installMethod: 'diskless', installedAt: minutesAgo(3), netbootedSinceInstall: true }), stateless: STATELESS_IMAGE },
+      {
+        kind: 'install',
+        method: 'diskless',
+        flag: undefined,
+        initrdUrls: [`${SERVER}/bootenv/initrd.img`, `${SERVER}/stateless/${HEX}/${KEY}/modules.img`],
+        kernelArgs: ['initrd=initrd.img', 'initrd=modules.img', 'console=tty0', 'console=ttyS0', `fleet.server=${SERVER}`, 'fleet.node=valkyrie01', `fleet.mac=${MAC}`, 'fleet.job=diskless', 'nomodeset', 'console=ttyS0,115200n8'],
+      },
     ],
+    ['diskless, not resolved by the caller -> says so', { node: node({ installMethod: 'diskless' }) }, { kind: 'not-implemented', method: 'diskless', message: 'valkyrie01 boots diskless, but its image was not resolved' }],
     [
       'stateless, armed, power-cycling -> the image\'s kernel, stage 1 and the module layer (the caller adds the token)',
       { node: node({ installMethod: 'stateless', armed: true, state: 'power-cycling' }), stateless: STATELESS_IMAGE },

@@ -186,4 +186,40 @@ suite('stateless boots through the boot service', () => {
     expect(script).toContain('is not built: run fleet bootenv build');
     expect(await events(EVENT.tokenIssued)).toEqual([]);
   });
+
+  it('a diskless node: the same stage 1 with fleet.job=diskless; its plan names what it mounts over NFS and its scratch disk; callbacks marked diskless', async () => {
+    const mounts = { server: '10.10.0.1', vers: '4.1', root: `/fleet/images/${image.hex}`, var: '/fleet/nodes/valkyrie01/var' };
+    const served: string[] = [];
+    let answer: typeof mounts | { error: string } = mounts;
+    const withNfs = createBootService({
+      store,
+      recorder: createRecorder({ store }),
+      serverUrl: SERVER,
+      caFingerprint: CA_FP,
+      enrolServer: '10.10.0.1:50051',
+      dataDir: dir,
+      diskless: { serve: async (n) => (served.push(n), answer) },
+    });
+    await store.profiles.upsert({ ...PROFILE, os: { install: 'diskless', tree: '', image: 'debian12', nfs: { server: 'management' }, scratch: '/dev/sdb' } }, ACTOR);
+    await store.nodes.setState('valkyrie01', 'ready', ACTOR);
+    const script = await withNfs.machineScript(hyp(MAC1), { ip: IP });
+    expect(script).toContain('echo fleet: booting valkyrie01 diskless, image debian12');
+    expect(script).toContain(`fleet.mac=${MAC1} fleet.job=diskless || goto failed`);
+    const token = /fleet\.token=(\S+)/.exec(script)![1]!;
+    const plan = await withNfs.statelessPlan('valkyrie01', token, IP);
+    expect(served).toEqual(['valkyrie01']);
+    expect(plan).toMatchObject({ node: 'valkyrie01', install: 'diskless', root: 'overlay', nfs: mounts, scratch: '/dev/sdb', image: { digest: image.manifest.digest }, network: { ip: IP } });
+    expect((await events(EVENT.planFetched))[0]!.details).toMatchObject({ method: 'diskless', digest: image.manifest.digest });
+    await withNfs.installCallback('valkyrie01', 'install-finished', token, IP);
+    expect((await events(EVENT.installFinished))[0]!.details).toMatchObject({ method: 'diskless' });
+
+    // What the NFS service cannot serve is the plan's refusal, with its reason; a server without the service refuses too.
+    answer = { error: 'valkyrie01 has no fixed IPv4 address (nodes.valkyrie01.ip): a diskless node\'s exports name it by address' };
+    const t2 = /fleet\.token=(\S+)/.exec(await withNfs.machineScript(hyp(MAC1), { ip: IP }))![1]!;
+    const e = await rejection(withNfs.statelessPlan('valkyrie01', t2, IP));
+    expect(e.code).toBe('conflict');
+    expect(e.message).toContain('diskless plan for valkyrie01: valkyrie01 has no fixed IPv4 address');
+    const e2 = await rejection(boot.statelessPlan('valkyrie01', t2, IP));
+    expect(e2.message).toContain("this server does not serve diskless roots");
+  });
 });
