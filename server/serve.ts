@@ -4,6 +4,7 @@
  * listen. Each start-up fact is one line, so an admin sees at once what
  * listens where and what is missing.
  */
+import { DisklessService } from './diskless/service.js';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -60,6 +61,8 @@ export interface StartOptions {
   bmc?: { concurrency?: number; timeoutMs?: number; retries?: number };
   /** dnsmasq executable (tests); default from PATH. */
   dnsmasqBinary?: string;
+  /** ganesha.nfsd executable (tests); default from PATH. */
+  ganeshaBinary?: string;
   /** Where the doctor looks (tests): programs and the iPXE source directory (server/doctor/gather.ts). */
   doctor?: Pick<GatherOptions, 'ip' | 'timedatectl' | 'dnsmasq' | 'ipxeSourceDir'>;
 }
@@ -166,6 +169,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let ipmiTransport: IpmiTransport | undefined;
   let grpc: AgentGrpcServer | undefined;
   let netboot: NetbootService | null = null;
+  let diskless: DisklessService | undefined;
   let conductor: Conductor | undefined;
   let reconciler: AutoReconciler | undefined;
   let autoAccept: AutoAccept | undefined;
@@ -249,6 +253,22 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       // The boot environment (DATA/bootenv/current/) and the image store (DATA/images/) for image installs.
       dataDir,
     };
+    // Diskless nodes (docs/diskless.md): their image trees, /var directories and NFS exports, served by
+    // fleet's NFS server on the management address; nothing runs while no profile is diskless.
+    const bootHost = new URL(netbootDeps.serverUrl).hostname;
+    diskless = new DisklessService({
+      store,
+      dataDir,
+      bind: bootHost,
+      ...(opts.ganeshaBinary ? { binary: opts.ganeshaBinary } : {}),
+      log: (level, msg) => (level === 'warn' ? app?.log.warn(msg) : app?.log.info(msg)),
+    });
+    const disklessService = diskless;
+    const nodesChanged = async (): Promise<void> => {
+      await netboot?.refresh();
+      // The refresh logs its own failures; a diskless node's plan says them again at its boot.
+      await disklessService.refresh().catch((e: Error) => app?.log.warn({ err: e.message }, 'diskless: cannot bring the NFS exports in step'));
+    };
     // The doctor (server/doctor): what nodes are told is netbootDeps.serverUrl, whether or not the boot face is served.
     const bootFacts: BootFacts = {
       listenHost: boot?.host ?? plan.boot.host,
@@ -280,7 +300,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       consoleLogDir: join(dataDir, 'console'),
       netboot: netbootDeps,
       // DHCP reservations follow the store's nodes.
-      onNodesChanged: async () => netboot?.refresh(),
+      onNodesChanged: async () => nodesChanged(),
       conductor: lifecycle,
       preflight,
       metrics,
@@ -291,13 +311,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       store,
       conductor: lifecycle,
       preflight,
-      onNodesChanged: async () => netboot?.refresh(),
+      onNodesChanged: async () => nodesChanged(),
       log: { info: (o, msg) => app?.log.info(o, msg), warn: (o, msg) => app?.log.warn(o, msg) },
     });
     autoAccept = auto;
     const onDiscovered = (mac: string): void => auto.seen(mac);
     // Script fetches, kickstart fetches and install callbacks are facts: the recorder writes them and moves nodes along.
-    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, recorder, onDiscovered, onInspected: onDiscovered, bmcSetup: { providers, conductor: lifecycle }, metrics, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
+    if (boot) bootApp = await buildBootApp({ store, ...netbootDeps, diskless: disklessService, recorder, onDiscovered, onInspected: onDiscovered, bmcSetup: { providers, conductor: lifecycle }, metrics, logLevel: opts.logLevel ?? 'info', logStream: opts.logStream });
     lifecycle.setLogger(app.log);
     const recovered = await lifecycle.start();
     say(`lifecycle: conductor running; ${recovered.nodes} node(s) found mid-operation and recovered`);
@@ -331,6 +351,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onLease: (action, outcome) => metrics.observeLease({ action, outcome }),
       ...(opts.dnsmasqBinary ? { binary: opts.dnsmasqBinary } : {}),
     });
+    try {
+      const st = await disklessService.refresh();
+      if (st.exports.length) say(`diskless: NFS (ganesha) exports ${st.exports.length} trees on ${bootHost}: ${st.served.size} node(s) served${st.unserved.size ? `, ${st.unserved.size} not (${[...st.unserved.values()][0]})` : ''}`);
+    } catch (e) {
+      say(`diskless: cannot serve diskless roots: ${e instanceof Error ? e.message : String(e)} (diskless nodes' plans will say so)`);
+    }
 
     const running = app;
     const bootFace = bootApp ?? null;
@@ -357,6 +383,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         await auto.stop();
         await theConductor.stop();
         await dhcp?.stop();
+        await disklessService.stop();
         await bootFace?.close();
         await running.close();
         await agentService.close();
@@ -373,6 +400,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await autoAccept?.stop();
     await conductor?.stop();
     await netboot?.stop();
+    await diskless?.stop();
     await bootApp?.close();
     await app?.close();
     await grpc?.close();

@@ -11,6 +11,7 @@ export const apply = () => import('./commands/apply.js');
 export const bmc = () => import('./commands/bmc.js');
 export const bootenv = () => import('./commands/bootenv.js');
 export const serialConsole = () => import('./commands/console.js');
+export const diskless = () => import('./commands/diskless.js');
 export const discover = () => import('./commands/discover.js');
 export const discoverBmc = () => import('./commands/discover-bmc.js');
 export const doctor = () => import('./commands/doctor.js');

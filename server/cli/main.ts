@@ -20,6 +20,7 @@ import * as load from './load.js';
 import {
   registerAdoptCommand,
   registerBootenvCommands,
+  registerDisklessCommands,
   registerDiscoverBmcCommand,
   registerImageCommands,
   registerLabCommands,
@@ -164,6 +165,7 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
   registerLabCommands(program, { io, run });
   registerImageCommands(program, { io, globals, run });
   registerBootenvCommands(program, { io, globals, run });
+  registerDisklessCommands(program, { io, globals, run });
   registerRepoCommands(program, { io, globals, run });
   registerSlurmCommands(program, { io, globals, run });
   registerUserCommands(program, { io, globals, run });

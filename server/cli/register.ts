@@ -69,6 +69,20 @@ export function registerImageCommands(program: Command, ctx: CommandCtx): void {
     .action((name: string, opts: { force?: boolean }) => run(load.images().then((m) => m.cmdImageRm(globals(), name, opts, io))));
 }
 
+export function registerDisklessCommands(program: Command, ctx: CommandCtx): void {
+  const { io, globals, run } = ctx;
+  const dl = program.command('diskless').description("diskless nodes' own /var directories in this data dir, served over NFS by fleet server (docs/diskless.md)");
+  dl.command('list')
+    .description("each diskless node's /var directory: the image it was made from, when, its size, whether fleet's NFS server exports it")
+    .option('--json', 'JSON output')
+    .action((opts: { json?: boolean }) => run(load.diskless().then((m) => m.cmdDisklessList(globals(), opts, io))));
+  dl.command('purge')
+    .description("delete the /var directories of nodes no longer in fleet.yaml (refused for a node still exported)")
+    .argument('<nodeset>', 'nodes, e.g. valkyrie[01-04]')
+    .option('--yes', 'really delete (their contents are gone for good)')
+    .action((nodeset: string, opts: { yes?: boolean }) => run(load.diskless().then((m) => m.cmdDisklessPurge(globals(), nodeset, opts, io))));
+}
+
 export function registerBootenvCommands(program: Command, ctx: CommandCtx): void {
   const { io, globals, run } = ctx;
   const be = program.command('bootenv').description('the fleet boot environment: the in-RAM Linux nodes netboot into to be installed (docs/bootenv.md)');

@@ -122,7 +122,7 @@ async function profilesUsing(dataDir: string, name: string): Promise<string[]> {
     throw e;
   }
   try {
-    return (await dd.store.profiles.list()).filter((p) => p.os.install === 'image' && p.os.image === name).map((p) => p.name);
+    return (await dd.store.profiles.list()).filter((p) => p.os.install !== 'kickstart' && p.os.image === name).map((p) => p.name);
   } finally {
     await dd.store.close();
   }
