@@ -190,6 +190,11 @@ export function renderGaneshaConf(o: GaneshaConfInput): string {
     '  Minor_Versions = 0, 1, 2;',
     `  Grace_Period = ${grace};`,
     `  Lease_Lifetime = ${Math.max(10, Math.min(grace, 60))};`,
+    // Numeric owners ("0", not "root@domain"): a node's root is on NFS, and the client's idmapper
+    // upcall (/sbin/request-key, itself on the NFS root) would deadlock decoding a name; the nodes
+    // and their image share one uid space anyway.
+    '  Allow_Numeric_Owners = true;',
+    '  Only_Numeric_Owners = true;',
     '  RecoveryBackend = fs;',
     `  RecoveryRoot = ${quoted(o.recoveryDir, 'recovery dir')};`,
     '}',

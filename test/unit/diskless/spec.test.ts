@@ -63,6 +63,7 @@ describe('ganesha.conf', () => {
     expect(conf).toContain('  Protocols = 4;\n');
     expect(conf).toContain('  Bind_addr = 10.10.0.1;\n');
     expect(conf).toContain('  Enable_UDP = false;\n');
+    expect(conf, 'numeric owners: no idmapper upcall on a client whose root is on NFS').toContain('  Only_Numeric_Owners = true;\n');
     expect(conf).toContain('EXPORT_DEFAULTS { Access_Type = None;');
     expect(conf).toContain(`  Path = "/srv/fleet/diskless/images/${'a'.repeat(64)}/root";\n  Pseudo = "/fleet/images/${'a'.repeat(64)}";\n  Access_Type = None;\n  FSAL { Name = VFS; }\n  CLIENT { Clients = 10.10.0.11; Access_Type = RO; }`);
     expect(conf).toContain('  Pseudo = "/fleet/nodes/valkyrie01/var";\n  Access_Type = None;\n  FSAL { Name = VFS; }\n  CLIENT { Clients = 10.10.0.11; Access_Type = RW; }');
