@@ -13,7 +13,11 @@ import type { DB, EventsTable } from './schema.js';
 import type { SecretKeys } from './crypto.js';
 import type { NewEvent } from './types.js';
 import { mapDbError } from './sqlite.js';
+import { mapPostgresError } from './postgres.js';
 import { prepared } from './prepared.js';
+
+/** The database engines a store runs on (docs/decisions/0019). */
+export type Engine = 'sqlite' | 'postgres';
 
 interface TxState {
   /** The store whose transaction this is. */
@@ -102,6 +106,8 @@ export class StoreContext {
     readonly db: Kysely<DB>,
     readonly keys: SecretKeys,
     private readonly clock: () => Date,
+    /** The engine under db: the few statements that differ (JSON paths, sizes) ask it. */
+    readonly engine: Engine = 'sqlite',
   ) {}
 
   /** Executor for reads: the running transaction when inside one, else the root handle. */
@@ -171,7 +177,7 @@ export class StoreContext {
         }
       });
     } catch (e) {
-      throw mapDbError(e);
+      throw mapDbError(mapPostgresError(e));
     }
     this.notify(appended);
     return result;
