@@ -57,7 +57,8 @@ export function redactStoreUrl(url: string): string {
   try {
     const u = new URL(url);
     const user = u.username ? `${decodeURIComponent(u.username)}@` : '';
-    const host = u.host || `[socket ${u.searchParams.get('host') ?? 'default'}]`;
+    // pg lets ?host= (a socket directory, or a host) win over the URL's host.
+    const host = u.searchParams.get('host') ?? u.host;
     return `${u.protocol}//${user}${host}${u.pathname}`;
   } catch {
     return 'postgres://(unparsable URL)';

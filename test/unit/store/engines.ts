@@ -32,6 +32,8 @@ export interface EngineHarness {
   readonly dir: string;
   /** Where store `name` of this test lives: the same place for the same name within a test, a new one in each test. */
   location(name?: string): Promise<StoreLocation>;
+  /** Like location, but SQLite's in memory (as the tests that need no file had it). */
+  fresh(name?: string): Promise<StoreLocation>;
   /** A raw connection to store `name`'s database. */
   raw(name?: string): Promise<RawDb>;
 }
@@ -119,12 +121,22 @@ export function engineHarness(engine: EngineName): EngineHarness {
       const { url, password } = await pgLocation(name);
       return { url, password };
     },
+    async fresh(name = 'fleet') {
+      if (engine === 'sqlite') return { memory: true };
+      const { url, password } = await pgLocation(name);
+      return { url, password };
+    },
     async raw(name = 'fleet') {
       let r: RawDb;
       if (engine === 'sqlite') {
         const db = new Database(path.join(dir, `${name}.db`));
         r = {
-          all: async <T>(text: string, params: unknown[] = []) => db.prepare(text).all(...params) as T[],
+          all: async <T>(text: string, params: unknown[] = []) => {
+            const stmt = db.prepare(text);
+            if (stmt.reader) return stmt.all(...params) as T[];
+            stmt.run(...params);
+            return [];
+          },
           exec: async (text) => void db.exec(text),
           close: async () => void db.close(),
         };
