@@ -39,5 +39,5 @@ export { NODE_ORIGINS } from './types.js';
 export type { EngineInfo } from './store.js';
 export type { SqliteEngineInfo } from './sqlite.js';
 export type { PostgresEngineInfo, PostgresLocation } from './postgres.js';
-export { checkStoreUrl, redactStoreUrl } from './postgres.js';
+export { checkStoreUrl, redactStoreUrl } from './url.js';
 export type { Engine } from './context.js';

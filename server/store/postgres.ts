@@ -19,6 +19,9 @@
 import pg from 'pg';
 import { CompiledQuery, PostgresDialect, PostgresDriver, sql, type DatabaseConnection, type Driver, type Kysely, type TransactionSettings } from 'kysely';
 import { FleetError } from '../../common/errors.js';
+import { checkStoreUrl, redactStoreUrl } from './url.js';
+
+export { checkStoreUrl, redactStoreUrl };
 
 /** The advisory lock every write transaction takes: two int4 keys ("fleet", "store writer"). */
 export const WRITER_LOCK_KEYS: readonly [number, number] = [0x666c6565, 1];
@@ -31,38 +34,6 @@ export interface PostgresLocation {
   url: string;
   /** The login password (store.password_file / password_env); never part of the URL. */
   password?: string;
-}
-
-/**
- * Checks a store URL: postgres:// or postgresql://, a database named, no
- * password in it (secrets come from a file or the environment, and a URL
- * is shown in logs and process lists). Returns why it is refused (never
- * repeating the URL), or undefined. Pure.
- */
-export function checkStoreUrl(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'is not a URL (expected postgres://USER@HOST:PORT/DATABASE)';
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return `has scheme ${u.protocol.replace(/:$/, '')}: only postgres:// (or postgresql://) is supported`;
-  if (u.password !== '') return 'has a password in it: a URL is shown in logs and process lists; give the password with store.password_file or store.password_env (or PGPASSWORD)';
-  if (u.pathname === '' || u.pathname === '/') return 'names no database (expected postgres://USER@HOST:PORT/DATABASE)';
-  return undefined;
-}
-
-/** The URL as shown in logs: scheme, user, host, port and database; never a password, never query parameters. */
-export function redactStoreUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    const user = u.username ? `${decodeURIComponent(u.username)}@` : '';
-    // pg lets ?host= (a socket directory, or a host) win over the URL's host.
-    const host = u.searchParams.get('host') ?? u.host;
-    return `${u.protocol}//${user}${host}${u.pathname}`;
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
 }
 
 export function openPostgresPool(location: PostgresLocation, opts: { poolSize?: number; connectTimeoutMs: number }): pg.Pool {
