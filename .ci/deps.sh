@@ -23,7 +23,10 @@
 # headless by puppeteer-core, which downloads no browser) and librsvg2-bin
 # (rsvg-convert: fleet timeline -o FILE.png); a C++ toolchain
 # because better-sqlite3 is built from source when no prebuilt
-# binary can be downloaded.
+# binary can be downloaded; postgresql-15 for the store's tests on
+# PostgreSQL (the tests start their own temporary cluster with its initdb
+# and pg_ctl, as nobody, on loopback: test/support/postgres-cluster.ts;
+# Debian's own main cluster is not created).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
@@ -41,12 +44,19 @@ PKGS=(
   groff-base man-db prometheus
   tcpdump lldpd
   chromium librsvg2-bin
+  postgresql-15
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  # postgresql-common would create and start a cluster 15/main on :5432 when it installs the
+  # server; the tests start their own (and remove it). Said before the install, in its conf.d.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/fleet-tests.conf
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # Debian starts the packaged nginx on :80 when it installs it; nothing here uses
