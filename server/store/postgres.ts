@@ -75,6 +75,31 @@ class FleetPostgresDriver extends PostgresDriver {
     this.beginSql = `begin; set local lock_timeout = ${ms}; select pg_advisory_xact_lock(${WRITER_LOCK_KEYS[0]}, ${WRITER_LOCK_KEYS[1]})`;
   }
 
+  /** Connections whose queries' errors are mapped to the catalogue (reads outside transactions included). */
+  private readonly mapped = new WeakSet<DatabaseConnection>();
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    let connection: DatabaseConnection;
+    try {
+      connection = await super.acquireConnection();
+    } catch (e) {
+      throw mapPostgresError(e);
+    }
+    if (!this.mapped.has(connection)) {
+      // Patched in place, not wrapped: Kysely's driver releases the very object it handed out.
+      const execute = connection.executeQuery.bind(connection);
+      connection.executeQuery = (async (q: CompiledQuery) => {
+        try {
+          return await execute(q);
+        } catch (e) {
+          throw mapPostgresError(e);
+        }
+      }) as DatabaseConnection['executeQuery'];
+      this.mapped.add(connection);
+    }
+    return connection;
+  }
+
   override async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     if (settings.isolationLevel || settings.accessMode) return super.beginTransaction(connection, settings);
     try {
@@ -82,8 +107,9 @@ class FleetPostgresDriver extends PostgresDriver {
     } catch (e) {
       // Kysely rolls back only what began: close this one here, or the pool gets an aborted transaction back.
       await connection.executeQuery(CompiledQuery.raw('rollback')).catch(() => {});
-      if ((e as { code?: unknown }).code === '55P03') {
-        throw new FleetError('unavailable', `the database stayed locked by another writer for ${this.busyTimeoutMs} ms`, undefined, { cause: e });
+      const cause = e instanceof FleetError ? e.cause : e;
+      if ((cause as { code?: unknown } | undefined)?.code === '55P03') {
+        throw new FleetError('unavailable', `the database stayed locked by another writer for ${this.busyTimeoutMs} ms`, undefined, { cause });
       }
       throw e;
     }
