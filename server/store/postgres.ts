@@ -139,8 +139,11 @@ function pgCode(e: unknown): string | undefined {
 
 /** Whether e came from PostgreSQL (a SQLSTATE) rather than from SQLite or Node. */
 export function isPostgresError(e: unknown): boolean {
-  return e instanceof pg.DatabaseError || (e instanceof Error && e.message === 'Connection terminated due to connection timeout') || (e instanceof Error && e.message === 'Connection terminated unexpectedly');
+  return e instanceof pg.DatabaseError || (e instanceof Error && PG_CLIENT_ERRORS.has(e.message));
 }
+
+/** The messages pg's client and pool fail with when the server or the pool cannot be reached in time. */
+const PG_CLIENT_ERRORS = new Set(['Connection terminated due to connection timeout', 'Connection terminated unexpectedly', 'timeout exceeded when trying to connect']);
 
 /**
  * Maps PostgreSQL's errors to the catalogue, as mapDbError does SQLite's:

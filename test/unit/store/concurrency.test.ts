@@ -10,7 +10,7 @@ import { FleetError } from '../../../common/errors.js';
 import type { NodeSpec } from '../../../server/model.js';
 import { openStore, type Store } from '../../../server/store/index.js';
 import { WRITER_LOCK_KEYS } from '../../../server/store/postgres.js';
-import { clientConfig, engineHarness, ENGINES, postgresCluster, type RawDb } from './engines.js';
+import { clientConfig, engineHarness, ENGINES, itOn, postgresCluster, type RawDb } from './engines.js';
 
 const stores: Store[] = [];
 const key = crypto.randomBytes(32);
@@ -196,5 +196,22 @@ describe.each(ENGINES)('concurrent writers on %s', (engine) => {
     await Promise.all(Array.from({ length: 10 }, (_, i) => bump(i % 2 === 0 ? a : b)));
     expect(await a.settings.get('counter')).toEqual({ n: 10 });
     expect(await b.settings.get('counter')).toEqual({ n: 10 });
+  });
+
+  itOn(engine, 'postgres')('writers queued behind a foreign writer leave the pool to readers: a read answers at once', async () => {
+    const s = stores[0]!;
+    await s.nodes.upsert(node('r1', 1), { actor: 't' });
+    const holder = await foreignWriter();
+    await holder.begin();
+    // More writers than the pool has connections (8): without the store's writer queue each would hold one.
+    const writes = Array.from({ length: 20 }, (_, i) => s.events.append({ node: 'r1', kind: 'power.cycle', actor: `w${i}` }));
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    expect((await s.nodes.list()).map((n) => n.name)).toEqual(['r1']);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await holder.commit();
+    await Promise.all(writes);
+    // In arrival order.
+    expect((await s.events.list({ node: 'r1', kinds: ['power.cycle'] })).events.map((e) => e.actor)).toEqual(Array.from({ length: 20 }, (_, i) => `w${i}`));
   });
 });
