@@ -32,7 +32,7 @@ describe.each(ENGINES)('%s', (engine) => {
     nowMs = Date.parse('2026-01-01T00:00:00.000Z');
     store = await openStore(await h.fresh(), { secretKey: crypto.randomBytes(32), clock: () => new Date(nowMs) });
   });
-  afterEach(async () => store.close());
+  afterEach(async () => store?.close());
 
   describe('discovered BMCs (migration 009)', () => {
     it('migration 009_discovered_bmcs is applied, after 008_discovery', async () => {

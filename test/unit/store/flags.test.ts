@@ -23,7 +23,7 @@ describe.each(ENGINES)('%s', (engine) => {
     await store.profiles.upsert({ name: 'compute', os: { install: 'kickstart', tree: 'http://10.0.0.1/os' }, kernelArgs: [], packages: [], sshKeys: [], roles: {} }, { actor: 't' });
     for (const n of ['n1', 'n2']) await store.nodes.upsert({ name: n, profile: 'compute', macs: [], pet: false }, { actor: 't' });
   });
-  afterEach(async () => store.close());
+  afterEach(async () => store?.close());
 
   describe('node flags (migration 006): bmc-mismatch', () => {
     it('migration 006_node_flags is applied', async () => {
