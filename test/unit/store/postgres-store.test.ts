@@ -9,9 +9,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
 import { checkStoreUrl, LOCK_OWNER_FILE, openDataDir, openStore, redactStoreUrl, type Store } from '../../../server/store/index.js';
+import { mapPostgresError } from '../../../server/store/postgres.js';
 import { createDatabase, engineHarness, postgresCluster } from './engines.js';
 
 const key = crypto.randomBytes(32);
@@ -56,6 +58,36 @@ describe('store URL', () => {
     const e = await errOf(openStore({ url: 'postgres://fleet:hunter2@127.0.0.1:1/fleet' }, { secretKey: key }));
     expect(e.code).toBe('usage.invalid');
     expect(e.message).not.toContain('hunter2');
+  });
+});
+
+describe('PostgreSQL errors in the catalogue', () => {
+  const pgError = (code: string, message = 'boom') => Object.assign(new pg.DatabaseError(message, 0, 'error'), { code });
+
+  it('maps SQLSTATEs as SQLite codes are mapped: constraints, busy, full disk, read-only, unreachable; else internal', () => {
+    const cases: [string, string, RegExp][] = [
+      ['23503', 'conflict', /a referenced resource is missing or still in use/],
+      ['23505', 'conflict', /conflicts with existing data/],
+      ['23514', 'conflict', /conflicts with existing data/],
+      ['55P03', 'unavailable', /busy/],
+      ['40001', 'unavailable', /busy/],
+      ['40P01', 'unavailable', /busy/],
+      ['53100', 'store.disk_full', /disk of the PostgreSQL server is full/],
+      ['25006', 'store.read_only', /read-only.*primary/],
+      ['08006', 'unavailable', /unavailable/],
+      ['57P01', 'unavailable', /unavailable/],
+      ['42P01', 'internal', /database error 42P01: boom/],
+    ];
+    for (const [code, fleet, message] of cases) {
+      const e = mapPostgresError(pgError(code));
+      expect(e, code).toBeInstanceOf(FleetError);
+      expect((e as FleetError).code, code).toBe(fleet);
+      expect((e as FleetError).message, code).toMatch(message);
+    }
+    expect((mapPostgresError(new Error('timeout exceeded when trying to connect')) as FleetError).code).toBe('unavailable');
+    // Not PostgreSQL's: left as it is (SQLite's and others' are mapped elsewhere).
+    const other = Object.assign(new Error('x'), { code: 'SQLITE_BUSY' });
+    expect(mapPostgresError(other)).toBe(other);
   });
 });
 
