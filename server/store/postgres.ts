@@ -44,6 +44,8 @@ export function openPostgresPool(location: PostgresLocation, opts: { poolSize?: 
   let connectionString = location.url;
   if (location.password !== undefined) {
     const u = new URL(location.url);
+    // A URL without a host (a unix socket named by ?host=, which pg lets win) cannot hold a password.
+    if (u.hostname === '') u.hostname = 'localhost';
     u.password = encodeURIComponent(location.password);
     connectionString = u.toString();
   }

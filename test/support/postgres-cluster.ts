@@ -3,7 +3,7 @@
  * Debian's postgresql-15, run as an unprivileged user: `nobody` when the
  * tests run as root, else the current user), listening on a free loopback
  * port with its unix socket in its own temporary directory, password
- * (SCRAM) logins over TCP. Removed afterwards: pg_ctl stop, then the
+ * (SCRAM) logins on both. Removed afterwards: pg_ctl stop, then the
  * directory. Started once per test run by postgres-global-setup.ts; each
  * test file creates its own databases in it (engines.ts).
  */
@@ -68,7 +68,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
   try {
     fs.writeFileSync(path.join(dir, 'pw'), `${password}\n`, { mode: 0o600 });
     if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'nobody:', dir]);
-    run([path.join(PG_BIN, 'initdb'), '-D', data, '-U', user, `--pwfile=${path.join(dir, 'pw')}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '-N'], 'initdb');
+    run([path.join(PG_BIN, 'initdb'), '-D', data, '-U', user, `--pwfile=${path.join(dir, 'pw')}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '-N'], 'initdb');
     fs.rmSync(path.join(dir, 'pw'));
     const port = await freePort();
     // A throwaway cluster: durability off (fsync, full pages), more connections than one run's pools use.

@@ -124,6 +124,16 @@ describe('PostgreSQL server problems are said clearly', () => {
     expect(e.message).not.toContain(c.password);
   });
 
+  it('a unix socket URL (?host=DIR, no host) with a password from the file logs in', async () => {
+    const c = postgresCluster();
+    const db = await createDatabase();
+    // The cluster's socket is in its directory; the password still goes with the login.
+    const url = `postgres:///${db.database}?host=${encodeURIComponent(c.dir)}&port=${c.port}&user=${c.user}`;
+    const s = await openStore({ url, password: c.password }, { secretKey: key });
+    stores.push(s);
+    expect(await s.nodes.list()).toEqual([]);
+  });
+
   it('a database that does not exist: unavailable, saying to create it', async () => {
     const c = postgresCluster();
     const url = `postgres://${c.user}@${c.host}:${c.port}/no_such_db`;
