@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // One temporary PostgreSQL for the run: the store's tests run on both engines (test/unit/store/engines.ts).
+    globalSetup: ['./test/support/postgres-global-setup.ts'],
     // Under CI=true a skipped test fails the run (test/support/no-skip-under-ci.ts).
     reporters: ['default', './test/support/no-skip-under-ci.ts'],
   },

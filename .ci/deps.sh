@@ -26,7 +26,10 @@
 # binary can be downloaded; nfs-ganesha with its VFS back end (fleet's NFS
 # server for diskless roots, started by fleet server or the tests inside
 # their namespaces; the packaged service is disabled) and libnfs-utils (a
-# user-space NFSv4 client: this machine's kernel has none).
+# user-space NFSv4 client: this machine's kernel has none); postgresql-15
+# for the store's tests on PostgreSQL (the tests start their own temporary
+# cluster with its initdb and pg_ctl, as nobody, on loopback:
+# test/support/postgres-cluster.ts; Debian's own main cluster is not created).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(
@@ -45,12 +48,19 @@ PKGS=(
   tcpdump lldpd
   chromium librsvg2-bin
   nfs-ganesha nfs-ganesha-vfs libnfs-utils
+  postgresql-15
 )
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  # postgresql-common would create and start a cluster 15/main on :5432 when it installs the
+  # server; the tests start their own (and remove it). Said before the install, in its conf.d.
+  if [[ " ${missing[*]} " == *" postgresql-15 "* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/fleet-tests.conf
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
   # Debian starts the packaged nginx on :80 when it installs it; nothing here uses

@@ -18,6 +18,17 @@ export interface ClusterSpec extends SharedClusterSpec {
   groups?: Record<string, string>;
   /** The groups file they were read from, as written in fleet.yaml (read at fleet apply). */
   groupsFile?: string;
+  /** store: a PostgreSQL database instead of DATA/fleet.db (docs/decisions/0019); absent: SQLite. */
+  store?: StoreSpec;
+}
+
+/** fleet.yaml `store:`. The password (when the server asks for one) from a file or the environment, never inline. */
+export interface StoreSpec {
+  /** postgres://USER@HOST:PORT/DATABASE, without a password. */
+  url: string;
+  /** As written in fleet.yaml (relative to its directory). */
+  passwordFile?: string;
+  passwordEnv?: string;
 }
 
 /** Credential sets fleet writes itself, one per node, after `fleet bmc rotate` (rotated.NODE): fleet.yaml may not use the prefix. */

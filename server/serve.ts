@@ -11,16 +11,17 @@ import type { FastifyInstance } from 'fastify';
 import { loadOrCreateApiToken } from './auth/api-token.js';
 import { adoptApiToken, BOOTSTRAP_ADMIN } from './auth/users.js';
 import { loadConfigFile, resolveSecretDetailed } from './config/index.js';
+import { resolveStorePassword } from './config/load.js';
 import { FleetError } from '../common/errors.js';
 import { buildAdminApp, buildBootApp } from './http/app.js';
 import { formatHostPort, isLoopback } from '../common/listen.js';
 import { DEFAULT_ADMIN_LISTEN, advertised, planListeners } from './listeners.js';
-import type { ProfileSpec, ServerSpec } from './model.js';
+import type { ClusterSpec, ProfileSpec, ServerSpec } from './model.js';
 import { IpmiTransport } from './bmc/ipmi/transport.js';
 import { BmcQueue } from './bmc/queue.js';
 import type { ProviderContext } from './bmc/registry.js';
 import { applyConfig } from './apply/config.js';
-import { openDataDir, type Store } from './store/index.js';
+import { checkStoreUrl, openDataDir, redactStoreUrl, type PostgresLocation, type Store } from './store/index.js';
 import { caFingerprint, loadOrCreateCa, loadOrCreateServerCert, type FleetCa, type ServerCertOptions } from './pki/index.js';
 import { startGrpcServer, type AgentGrpcServer } from './grpc/index.js';
 import { startNetboot, type NetbootService } from './netboot/service.js';
@@ -49,6 +50,8 @@ export interface StartOptions {
   bootListen?: string;
   /** gRPC agent service; overrides fleet.yaml server.grpc_listen; default the boot address, port 50051 (port 0 when the admin port is 0). */
   grpcListen?: string;
+  /** A PostgreSQL store, postgres://USER@HOST:PORT/DB; overrides fleet.yaml store.url (its password settings still apply). Default: DATA/fleet.db. */
+  store?: string;
   logLevel?: string;
   logStream?: NodeJS.WritableStream;
   env?: NodeJS.ProcessEnv;
@@ -135,6 +138,21 @@ async function adminTls(
   return { cert: await read(tls.cert), key: await read(tls.key), source: `${resolve(baseDir, tls.cert)}` };
 }
 
+/**
+ * The PostgreSQL store fleet.yaml's `store:` or --store names, its password read
+ * (store.password_file / password_env); undefined: SQLite in the data directory.
+ */
+async function storeLocation(spec: ClusterSpec, flag: string | undefined, env: NodeJS.ProcessEnv, baseDir: string, say: (line: string) => void): Promise<PostgresLocation | undefined> {
+  const configured = flag !== undefined ? { ...spec.store, url: flag } : spec.store;
+  if (!configured) return undefined;
+  const why = checkStoreUrl(configured.url);
+  // Never the URL itself in the message: it may carry a password.
+  if (why) throw new FleetError('usage.invalid', `${flag !== undefined ? '--store' : 'store.url'}: the store URL ${why}`);
+  const password = await resolveStorePassword(configured, env, baseDir);
+  for (const w of password?.warnings ?? []) say(`warning: ${w}`);
+  return { url: configured.url, ...(password ? { password: password.secret } : {}) };
+}
+
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const say = opts.say ?? (() => {});
   const env = opts.env ?? process.env;
@@ -163,7 +181,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     secrets[cred.name] = r.secret;
   }
 
-  const { store } = await openDataDir(dataDir);
+  const postgres = await storeLocation(spec, opts.store, env, loaded.baseDir, say);
+  const { store } = await openDataDir(dataDir, postgres ? { postgres } : {});
   let app: FastifyInstance | undefined;
   let bootApp: FastifyInstance | undefined;
   let ipmiTransport: IpmiTransport | undefined;
@@ -180,7 +199,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     const metrics = new FleetMetrics();
     stopMetrics = await metrics.attach(store);
     const token = await loadOrCreateApiToken(dataDir);
-    say(`data dir: ${dataDir} (SQLite ${store.file})`);
+    say(`data dir: ${dataDir} (${postgres ? `PostgreSQL ${redactStoreUrl(postgres.url)}` : `SQLite ${store.file}`})`);
     say(token.created ? `API token created: ${token.path} (mode 0600)` : `API token: ${token.path}`);
     const owner = await adoptApiToken(store.users, token.token, token.created);
     if (owner === 'bootstrapped') say(`API users: ${token.path} is the token of user ${BOOTSTRAP_ADMIN} (role admin); fleet user add NAME --role ROLE adds others`);

@@ -22,7 +22,6 @@
  * Whatever shows a config to people redacts the key (redactSlurmSecrets).
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
 import type { GetConfigRequest, GetConfigResponse, HeartbeatRequest, HeartbeatResponse } from '../../proto/gen/fleet/v1/agent.js';
 import type { ClusterInfo, ProfileSpec, RolesSpec } from '../model.js';
 import { FleetError, isFleetError } from '../../common/errors.js';
@@ -123,7 +122,7 @@ export async function configForNode(store: Store, node: string): Promise<NodeCon
   const settings = await store.settings.getCluster();
   // The repository key lives beside the database (DATA/repo, server/repo); an in-memory store has none.
   if (!settings?.cluster) return nodeConfig(profile, null);
-  const repoKey = store.file ? await readPublicKey(path.dirname(store.file)) : undefined;
+  const repoKey = store.dataDir ? await readPublicKey(store.dataDir) : undefined;
   const nodes = await store.nodes.list();
   const cluster = clusterFactsOf(settings.cluster, nodes, repoKey);
   if (profile.roles?.slurm) {

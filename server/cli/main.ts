@@ -65,8 +65,9 @@ export function buildProgram(io: CliIo, onExit: (code: number) => void): Command
     .option('--listen <addr:port>', 'admin API address (default from fleet.yaml server.listen, else 127.0.0.1:8080)')
     .option('--boot-listen <addr:port>', 'boot endpoints address (default from fleet.yaml netboot.http.listen, else the management address, port 8080)')
     .option('--grpc-listen <addr:port>', 'gRPC agent service address (default from fleet.yaml server.grpc_listen, else the boot address, port 50051)')
+    .option('--store <url>', 'PostgreSQL database postgres://USER@HOST:PORT/DB instead of DATA/fleet.db (default fleet.yaml store.url; password from store.password_file/password_env or PGPASSWORD, never in the URL)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-    .action((opts: { config?: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; logLevel: string }) =>
+    .action((opts: { config?: string; data?: string; listen?: string; bootListen?: string; grpcListen?: string; store?: string; logLevel: string }) =>
       run(load.server().then((m) => m.cmdServer({ ...opts, data: opts.data ?? globals().data }, io))),
     );
 

@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FleetError } from '../../common/errors.js';
-import type { ClusterSpec, CredentialSpec } from '../model.js';
+import type { ClusterSpec, CredentialSpec, StoreSpec } from '../model.js';
 import { MAX_CONFIG_BYTES, parseConfig } from './parse.js';
 import { serialsFilesNamed } from './discovery.js';
 import { groupsFileNamed } from './groups.js';
@@ -109,9 +109,10 @@ export async function resolveSecretDetailed(
   cred: CredentialSpec,
   env: NodeJS.ProcessEnv = process.env,
   baseDir: string = process.cwd(),
+  /** What the password is of, in messages; default `credentials NAME`. */
+  what = `credentials ${cred.name}`,
 ): Promise<ResolvedSecret> {
   const warnings: string[] = [];
-  const what = `credentials ${cred.name}`;
   if (cred.passwordEnv !== undefined) {
     const v = env[cred.passwordEnv];
     if (v === undefined) throw new FleetError('config.unreadable', `environment variable ${cred.passwordEnv} (password of ${what}) is not set`, { credentials: cred.name, env: cred.passwordEnv });
@@ -158,4 +159,20 @@ export async function resolveSecret(
   const r = await resolveSecretDetailed(cred, env, baseDir);
   warnings?.push(...r.warnings);
   return r.secret;
+}
+
+/**
+ * The PostgreSQL store's password (fleet.yaml store.password_file or
+ * store.password_env), read as BMC passwords are; undefined when neither
+ * is set (the server may not ask for one, or PGPASSWORD / ~/.pgpass has it).
+ * @throws FleetError('config.unreadable') naming the file or variable, never its content.
+ */
+export async function resolveStorePassword(
+  store: StoreSpec,
+  env: NodeJS.ProcessEnv = process.env,
+  baseDir: string = process.cwd(),
+): Promise<ResolvedSecret | undefined> {
+  if (store.passwordFile === undefined && store.passwordEnv === undefined) return undefined;
+  const source = { name: 'store', username: '', ...(store.passwordFile !== undefined ? { passwordFile: store.passwordFile } : {}), ...(store.passwordEnv !== undefined ? { passwordEnv: store.passwordEnv } : {}) };
+  return resolveSecretDetailed(source, env, baseDir, 'the store (store.url)');
 }

@@ -30,7 +30,8 @@ import type {
   SlurmRoleSpec,
   UserSpec,
 } from '../model.js';
-import { ROTATED_PREFIX } from '../model.js';
+import { ROTATED_PREFIX, type StoreSpec } from '../model.js';
+import { checkStoreUrl } from '../store/url.js';
 import { expandNodeSet, expandPattern } from '../nodeset/index.js';
 import { installKernelArgs } from '../netboot/decide.js';
 import { installCommandLine, MAX_KERNEL_CMDLINE } from '../netboot/render/ipxe.js';
@@ -102,7 +103,7 @@ export const MAX_NODES = 100_000;
 /** fleet.yaml larger than this is refused before parsing. */
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle', 'discovery', 'groups', 'groups_file'] as const;
+const TOP_KEYS = ['version', 'cluster', 'networks', 'credentials', 'profiles', 'nodes', 'netboot', 'server', 'lifecycle', 'discovery', 'groups', 'groups_file', 'store'] as const;
 
 /** Where a value was written, for cross-check issues. */
 interface Loc {
@@ -204,6 +205,7 @@ function parseTree(r: Reader, contents: unknown, source: string, files: ParseOpt
   const drafts = parseNodes(r, top);
   const netboot = parseNetboot(r, top);
   const server = parseServer(r, top);
+  const store = parseStore(r, top);
   const lifecycle = parseLifecycle(r, top);
   const discovery = parseDiscovery(r, top, {
     declaredProfiles,
@@ -239,6 +241,7 @@ function parseTree(r: Reader, contents: unknown, source: string, files: ParseOpt
   };
   if (netboot) spec.netboot = netboot;
   if (server) spec.server = server;
+  if (store) spec.store = store;
   if (lifecycle) spec.lifecycle = lifecycle;
   if (discovery) spec.discovery = discovery;
   if (groups.groups) spec.groups = groups.groups;
@@ -1238,6 +1241,36 @@ function parseServer(r: Reader, top: Fields): ServerSpec | undefined {
   const dataDir = f.string('data_dir', checkFilePath);
   if (dataDir !== undefined) out.dataDir = dataDir;
   return out;
+}
+
+/**
+ * `store: {url: postgres://USER@HOST:PORT/DB, password_file | password_env}`: the
+ * PostgreSQL database instead of DATA/fleet.db (docs/decisions/0019). The password,
+ * if the server asks for one, comes from a file or the environment as BMC
+ * passwords do (or PGPASSWORD, ~/.pgpass); never inline, never in the URL.
+ */
+function parseStore(r: Reader, top: Fields): StoreSpec | undefined {
+  if (top.get('store') === undefined) return undefined;
+  const f = r.fields(top.get('store'), 'store', ['url', 'password_file', 'password_env', 'password'], ['url'], top.keyNode('store'));
+  if (!f) return undefined;
+  if (f.has('password')) {
+    // Never echo the value: this is a secret.
+    r.error(f.p('password'), f.keyNode('password'), 'inline passwords are not allowed: secrets must come from a file (password_file) or an environment variable (password_env)');
+    return undefined;
+  }
+  // The message never repeats the URL: it may carry a password.
+  const url = f.string('url', (s) => {
+    const why = checkStoreUrl(s);
+    return why === undefined ? undefined : `the store URL ${why}`;
+  });
+  const file = f.string('password_file', checkFilePath);
+  const env = f.string('password_env', (s) => (ENV_NAME.test(s) ? undefined : `${show(s)} is not a valid environment variable name`));
+  if (f.has('password_file') && f.has('password_env')) {
+    r.error('store', top.keyNode('store'), 'set at most one of password_file or password_env, not both');
+    return undefined;
+  }
+  if (url === undefined) return undefined;
+  return { url, ...(file !== undefined ? { passwordFile: file } : {}), ...(env !== undefined ? { passwordEnv: env } : {}) };
 }
 
 /** `server.tls`: `fleet-ca` (a certificate issued by the fleet CA) or `{cert: FILE, key: FILE}`. */

@@ -13,7 +13,11 @@ import type { DB, EventsTable } from './schema.js';
 import type { SecretKeys } from './crypto.js';
 import type { NewEvent } from './types.js';
 import { mapDbError } from './sqlite.js';
+import { mapPostgresError } from './postgres.js';
 import { prepared } from './prepared.js';
+
+/** The database engines a store runs on (docs/decisions/0019). */
+export type Engine = 'sqlite' | 'postgres';
 
 interface TxState {
   /** The store whose transaction this is. */
@@ -102,6 +106,8 @@ export class StoreContext {
     readonly db: Kysely<DB>,
     readonly keys: SecretKeys,
     private readonly clock: () => Date,
+    /** The engine under db: the few statements that differ (JSON paths, sizes) ask it. */
+    readonly engine: Engine = 'sqlite',
   ) {}
 
   /** Executor for reads: the running transaction when inside one, else the root handle. */
@@ -161,6 +167,10 @@ export class StoreContext {
     if (current?.open) return fn(current.trx);
     const appended: CommittedEvent[] = [];
     let result: T;
+    // PostgreSQL: this store's writers queue here, in arrival order, before taking a connection; only
+    // one of them waits for the database's writer lock, and the pool's other connections stay free
+    // for readers (SQLite's driver has one connection, handed over in arrival order, for the same end).
+    const leave = this.engine === 'postgres' ? await this.enterWriters() : undefined;
     try {
       result = await this.db.transaction().execute(async (trx) => {
         const state: TxState = { ctx: this, trx, open: true, appended, outer: running.getStore() };
@@ -171,10 +181,24 @@ export class StoreContext {
         }
       });
     } catch (e) {
-      throw mapDbError(e);
+      throw mapDbError(mapPostgresError(e));
+    } finally {
+      leave?.();
     }
     this.notify(appended);
     return result;
+  }
+
+  /** The end of the queue of this store's writers (PostgreSQL). */
+  private writersTail: Promise<void> = Promise.resolve();
+
+  /** Waits for this store's writers ahead; returns the function that lets the next one in. */
+  private async enterWriters(): Promise<() => void> {
+    const ahead = this.writersTail;
+    let leave!: () => void;
+    this.writersTail = new Promise<void>((resolve) => (leave = resolve));
+    await ahead;
+    return leave;
   }
 }
 

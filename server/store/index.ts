@@ -36,4 +36,8 @@ export type { MetricsRepository, StateProfileCount, StateCount, NodeStateSince }
 export type { CommittedEvent, EventObserver } from './context.js';
 export type * from './types.js';
 export { NODE_ORIGINS } from './types.js';
-export type { EngineInfo } from './sqlite.js';
+export type { EngineInfo } from './store.js';
+export type { SqliteEngineInfo } from './sqlite.js';
+export type { PostgresEngineInfo, PostgresLocation } from './postgres.js';
+export { checkStoreUrl, redactStoreUrl } from './url.js';
+export type { Engine } from './context.js';

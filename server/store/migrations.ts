@@ -6,7 +6,38 @@
  * runs them in. Each runs inside one transaction together with its record in
  * `kysely_migration`.
  */
-import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { PostgresAdapter, sql, type ColumnDataType, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+/*
+ * One definition for both engines (docs/decisions/0019): Kysely's schema
+ * builder writes each engine's DDL; the few types and statements that differ
+ * go through the helpers below, which leave SQLite's DDL exactly as it was
+ * released.
+ */
+
+/** Whether the migration runs on PostgreSQL (else SQLite). */
+export function onPostgres(db: Kysely<any>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+/** Bytes: SQLite's blob, PostgreSQL's bytea. */
+function blob(db: Kysely<any>): ColumnDataType {
+  return onPostgres(db) ? 'bytea' : 'blob';
+}
+
+/** An integer key numbered by the engine: SQLite's `integer primary key autoincrement`, PostgreSQL's serial. */
+function addIdColumn<T extends { addColumn: (...args: any[]) => T }>(db: Kysely<any>, table: T): T {
+  if (onPostgres(db)) return table.addColumn('id', 'serial', (c: any) => c.primaryKey());
+  return table.addColumn('id', 'integer', (c: any) => c.primaryKey().autoIncrement());
+}
+
+/** The column names of a table (SQLite's pragma_table_info, PostgreSQL's information_schema). */
+async function columnsOf(db: Kysely<any>, table: string): Promise<Set<string>> {
+  const { rows } = onPostgres(db)
+    ? await sql<{ name: string }>`select column_name as name from information_schema.columns where table_schema = current_schema() and table_name = ${table}`.execute(db)
+    : await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db);
+  return new Set(rows.map((r) => r.name));
+}
 
 const m001: Migration = {
   async up(db: Kysely<any>): Promise<void> {
@@ -30,7 +61,7 @@ const m001: Migration = {
       .addColumn('name', 'text', (c) => c.primaryKey())
       .addColumn('username', 'text', (c) => c.notNull())
       .addColumn('key_id', 'text', (c) => c.notNull())
-      .addColumn('secret_box', 'blob', (c) => c.notNull())
+      .addColumn('secret_box', blob(db), (c) => c.notNull())
       .addColumn('secret_digest', 'text', (c) => c.notNull())
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
@@ -80,9 +111,7 @@ const m001: Migration = {
     await db.schema.createIndex('bmc_endpoints_credentials').on('bmc_endpoints').column('credentials').execute();
 
     // Append-only. No foreign key on node: the history of a removed node stays.
-    await db.schema
-      .createTable('events')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    await addIdColumn(db, db.schema.createTable('events'))
       .addColumn('time', 'text', (c) => c.notNull())
       .addColumn('node', 'text')
       .addColumn('kind', 'text', (c) => c.notNull())
@@ -162,9 +191,7 @@ const m002: Migration = {
       .execute();
     await db.schema.createIndex('agents_cert_fingerprint').on('agents').column('cert_fingerprint').unique().execute();
 
-    await db.schema
-      .createTable('inventory_reports')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    await addIdColumn(db, db.schema.createTable('inventory_reports'))
       .addColumn('node', 'text', (c) => c.notNull().references('nodes.name').onDelete('cascade'))
       .addColumn('reported_at', 'text', (c) => c.notNull())
       .addColumn('collected_at', 'text')
@@ -225,14 +252,15 @@ const m004: Migration = {
  */
 const m005: Migration = {
   async up(db: Kysely<any>): Promise<void> {
-    await db.schema.alterTable('tokens').addColumn('sealed', 'blob').execute();
+    await db.schema.alterTable('tokens').addColumn('sealed', blob(db)).execute();
     await db.schema.alterTable('tokens').addColumn('key_id', 'text').execute();
     await db.schema.alterTable('tokens').addColumn('revoked_at', 'text').execute();
     await db.schema.alterTable('tokens').addColumn('revoked_reason', 'text').execute();
     await db.schema.alterTable('tokens').addColumn('last_ip', 'text').execute();
     await db.schema.alterTable('tokens').addColumn('last_used_at', 'text').execute();
     // Older servers issued a token per fetch: keep the newest outstanding one per node and purpose.
-    await sql`
+    // SQLite only: a PostgreSQL store starts at a release after 005, so its tokens table is empty here.
+    if (!onPostgres(db)) await sql`
       UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), revoked_reason = 'superseded (migration 005)'
       WHERE used_at IS NULL AND rowid NOT IN (
         SELECT (SELECT t2.rowid FROM tokens t2 WHERE t2.node = t1.node AND t2.purpose = t1.purpose AND t2.used_at IS NULL
@@ -279,7 +307,7 @@ const m007: Migration = {
       .ifNotExists()
       .addColumn('name', 'text', (c) => c.primaryKey())
       .addColumn('key_id', 'text', (c) => c.notNull())
-      .addColumn('box', 'blob', (c) => c.notNull())
+      .addColumn('box', blob(db), (c) => c.notNull())
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())
       .execute();
@@ -294,8 +322,7 @@ const m007: Migration = {
 const m008: Migration = {
   async up(db: Kysely<any>): Promise<void> {
     // Only the columns missing: a data dir rolled back to an older schema by deleting migration records keeps them (as 007).
-    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('discovered')`.execute(db);
-    const have = new Set(rows.map((r) => r.name));
+    const have = await columnsOf(db, 'discovered');
     for (const column of ['rejected_at', 'rejected_by']) {
       if (!have.has(column)) await db.schema.alterTable('discovered').addColumn(column, 'text').execute();
     }
@@ -340,8 +367,7 @@ const m009: Migration = {
  */
 const m010: Migration = {
   async up(db: Kysely<any>): Promise<void> {
-    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('discovered')`.execute(db);
-    const have = new Set(rows.map((r) => r.name));
+    const have = await columnsOf(db, 'discovered');
     for (const column of ['inspection', 'inspected_at', 'inspect_token', 'inspect_token_expires_at', 'inspect_token_used_at']) {
       if (!have.has(column)) await db.schema.alterTable('discovered').addColumn(column, 'text').execute();
     }
@@ -389,8 +415,7 @@ const m011: Migration = {
  */
 const m013: Migration = {
   async up(db: Kysely<any>): Promise<void> {
-    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('bmc_endpoints')`.execute(db);
-    if (!rows.some((r) => r.name === 'rotated_credentials')) await db.schema.alterTable('bmc_endpoints').addColumn('rotated_credentials', 'text').execute();
+    if (!(await columnsOf(db, 'bmc_endpoints')).has('rotated_credentials')) await db.schema.alterTable('bmc_endpoints').addColumn('rotated_credentials', 'text').execute();
   },
 };
 
@@ -409,7 +434,7 @@ const m014: Migration = {
       .addColumn('mac', 'text', (c) => c.notNull())
       .addColumn('job', 'text', (c) => c.notNull())
       .addColumn('key_id', 'text', (c) => c.notNull())
-      .addColumn('secret_box', 'blob', (c) => c.notNull())
+      .addColumn('secret_box', blob(db), (c) => c.notNull())
       .addColumn('state', 'text', (c) => c.notNull())
       .addColumn('reason', 'text')
       // The machine's inspect token (SHA-256) and expiry, carried over from its discovered row, which
@@ -432,8 +457,7 @@ const m014: Migration = {
 const m015: Migration = {
   async up(db: Kysely<any>): Promise<void> {
     // Idempotent, as 013: tests rebuild an older database by rolling the record of later migrations back.
-    const { rows } = await sql<{ name: string }>`select name from pragma_table_info('settings')`.execute(db);
-    if (!rows.some((r) => r.name === 'version')) await db.schema.alterTable('settings').addColumn('version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    if (!(await columnsOf(db, 'settings')).has('version')) await db.schema.alterTable('settings').addColumn('version', 'integer', (c) => c.notNull().defaultTo(1)).execute();
   },
 };
 

@@ -244,7 +244,7 @@ export function mapDbError(e: unknown): unknown {
   return new FleetError('internal', `database error ${code}: ${message}`, undefined, { cause: e });
 }
 
-export interface EngineInfo {
+export interface SqliteEngineInfo {
   engine: 'sqlite';
   version: string;
   journalMode: string;
@@ -255,7 +255,7 @@ export interface EngineInfo {
 }
 
 /** The engine settings in force on the store's connection (for status pages and tests). */
-export async function sqliteInfo(db: Kysely<any>): Promise<EngineInfo> {
+export async function sqliteInfo(db: Kysely<any>): Promise<SqliteEngineInfo> {
   const one = async (q: ReturnType<typeof sql.raw>) => Object.values(((await q.execute(db)).rows[0] ?? {}) as Record<string, unknown>)[0];
   return {
     engine: 'sqlite',

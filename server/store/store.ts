@@ -23,17 +23,27 @@ import { TokenRepository } from './repos/tokens.js';
 import { UserRepository } from './repos/users.js';
 import type { DB } from './schema.js';
 import { lockDataDir } from './lock.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, mapStorageError, openSqlite, sqliteInfo, storageFailure, type EngineInfo } from './sqlite.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, FleetSqliteDialect, mapStorageError, openSqlite, sqliteInfo, storageFailure, type SqliteEngineInfo } from './sqlite.js';
+import { connectFailure, DEFAULT_POOL_SIZE, FleetPostgresDialect, mapPostgresError, openPostgresPool, postgresInfo, redactStoreUrl, type PostgresEngineInfo, type PostgresLocation } from './postgres.js';
+import type { Engine } from './context.js';
 
-export type StoreLocation = { file: string } | { memory: true };
+/** The engine settings in force (status pages, tests). */
+export type EngineInfo = SqliteEngineInfo | PostgresEngineInfo;
+
+/** A SQLite file, a SQLite database in memory, or a PostgreSQL database (docs/decisions/0019). */
+export type StoreLocation = { file: string } | { memory: true } | PostgresLocation;
 
 export interface StoreOptions {
   /** 32 bytes (loadOrCreateSecretKey): seals BMC secrets. */
   secretKey: Buffer;
   /** Clock for every timestamp the store writes (tests pin it). Default: the system clock. */
   clock?: () => Date;
-  /** How long a write waits for another writer's lock; also SQLite's busy_timeout. Default 5000. */
+  /** How long a write waits for another writer's lock; also SQLite's busy_timeout (PostgreSQL: lock_timeout). Default 5000. */
   busyTimeoutMs?: number;
+  /** PostgreSQL: connections in the pool. Default 8. */
+  poolSize?: number;
+  /** The data directory the store belongs to (openDataDir); default the SQLite file's directory. */
+  dataDir?: string;
 }
 
 export interface Store {
@@ -60,8 +70,12 @@ export interface Store {
   readonly users: UserRepository;
   /** The grouped counts a Prometheus scrape reads (server/metrics), read-only. */
   readonly metrics: MetricsRepository;
-  /** The database file, or null for an in-memory store. */
+  /** The database file, or null for an in-memory or PostgreSQL store. */
   readonly file: string | null;
+  /** The data directory beside the database (keys, the repository key): openDataDir's, else the SQLite file's; null in memory. */
+  readonly dataDir: string | null;
+  /** The engine: 'sqlite' or 'postgres'. */
+  readonly engine: Engine;
   /**
    * Runs fn in one transaction: every repository call made inside it (through
    * `tx` or this store, in fn's async context) commits or rolls back together.
@@ -98,6 +112,8 @@ class FleetStore implements Store {
   constructor(
     private readonly ctx: StoreContext,
     readonly file: string | null,
+    readonly dataDir: string | null,
+    private readonly info: () => Promise<EngineInfo>,
   ) {
     this.nodes = new NodeRepository(ctx);
     this.profiles = new ProfileRepository(ctx);
@@ -126,8 +142,12 @@ class FleetStore implements Store {
     return migrations.filter((m) => m.executedAt !== undefined).map((m) => m.name);
   }
 
+  get engine(): Engine {
+    return this.ctx.engine;
+  }
+
   engineInfo(): Promise<EngineInfo> {
-    return sqliteInfo(this.ctx.q);
+    return this.info();
   }
 
   /** Runs fn after the database is closed (the data dir lock is released last). */
@@ -154,20 +174,44 @@ class FleetStore implements Store {
 export async function openStore(location: StoreLocation, opts: StoreOptions): Promise<Store> {
   const keys = deriveKeys(opts.secretKey);
   const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
-  const raw = openSqlite(location, { busyTimeoutMs });
-  const db = new Kysely<DB>({ dialect: new FleetSqliteDialect(raw, busyTimeoutMs) });
+  let db: Kysely<DB>;
+  let engine: Engine;
+  let info: (q: Kysely<DB>) => Promise<EngineInfo>;
+  if ('url' in location) {
+    const where = redactStoreUrl(location.url);
+    const poolSize = opts.poolSize ?? DEFAULT_POOL_SIZE;
+    const pool = openPostgresPool(location, { poolSize, connectTimeoutMs: busyTimeoutMs });
+    // Connect once before anything else: a wrong password or host is said as such, not as a failed migration.
+    try {
+      (await pool.connect()).release();
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw connectFailure(e, where);
+    }
+    db = new Kysely<DB>({ dialect: new FleetPostgresDialect(pool, busyTimeoutMs) });
+    engine = 'postgres';
+    info = (q) => postgresInfo(q, where, busyTimeoutMs, poolSize);
+  } else {
+    const raw = openSqlite(location, { busyTimeoutMs });
+    db = new Kysely<DB>({ dialect: new FleetSqliteDialect(raw, busyTimeoutMs) });
+    engine = 'sqlite';
+    info = (q) => sqliteInfo(q);
+  }
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
   if (error !== undefined) {
     await db.destroy();
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    const mapped = mapPostgresError(error);
+    if (mapped instanceof FleetError && mapped.code !== 'internal') throw mapped;
     const message = error instanceof Error ? error.message : String(error);
     const storage = storageFailure(error, `database migration ${failed ?? ''}`.trim());
     if (storage) throw storage;
     throw new FleetError('internal', `database migration ${failed ?? ''} failed: ${message}`.replace('  ', ' '), undefined, { cause: error });
   }
-  const ctx = new StoreContext(db, keys, opts.clock ?? (() => new Date()));
-  return new FleetStore(ctx, 'file' in location ? location.file : null);
+  const ctx = new StoreContext(db, keys, opts.clock ?? (() => new Date()), engine);
+  const file = 'file' in location ? location.file : null;
+  return new FleetStore(ctx, file, opts.dataDir ?? (file !== null ? path.dirname(file) : null), () => info(ctx.q));
 }
 
 export const DB_FILE = 'fleet.db';
@@ -175,17 +219,22 @@ export const DB_FILE = 'fleet.db';
 export interface DataDir {
   store: Store;
   dataDir: string;
-  /** DATA/fleet.db */
-  dbFile: string;
+  /** DATA/fleet.db; null when the store is a PostgreSQL database. */
+  dbFile: string | null;
   /** DATA/secret.key */
   keyFile: string;
 }
 
 /**
  * The server's data directory: creates it (0700) if missing, loads or
- * creates DATA/secret.key (0600) and opens DATA/fleet.db.
+ * creates DATA/secret.key (0600) and opens DATA/fleet.db, or the
+ * PostgreSQL database `postgres` names (store.url; the key, the CA and the
+ * rest stay in the data directory).
  */
-export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'secretKey'> & { lockedBy?: string } = {}): Promise<DataDir> {
+export async function openDataDir(
+  dataDir: string,
+  opts: Omit<StoreOptions, 'secretKey' | 'dataDir'> & { lockedBy?: string; postgres?: PostgresLocation } = {},
+): Promise<DataDir> {
   const dir = path.resolve(dataDir);
   try {
     await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -193,7 +242,7 @@ export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'sec
     throw mapStorageError(e, `cannot create data directory ${dir}`);
   }
   // Before anything in the directory is read or written: a second server is refused here (store.locked).
-  const { lockedBy, ...storeOpts } = opts;
+  const { lockedBy, postgres, ...storeOpts } = opts;
   const lock = lockDataDir(dir, lockedBy);
   try {
     let secretKey: Buffer;
@@ -203,8 +252,8 @@ export async function openDataDir(dataDir: string, opts: Omit<StoreOptions, 'sec
       const cause = e instanceof FleetError ? e.cause : e;
       throw storageFailure(cause, `cannot create ${path.join(dir, SECRET_KEY_FILE)}`) ?? e;
     }
-    const dbFile = path.join(dir, DB_FILE);
-    const store = await openStore({ file: dbFile }, { ...storeOpts, secretKey });
+    const dbFile = postgres ? null : path.join(dir, DB_FILE);
+    const store = await openStore(postgres ?? { file: dbFile! }, { ...storeOpts, secretKey, dataDir: dir });
     (store as FleetStore).onClose(() => lock.release());
     return { store, dataDir: dir, dbFile, keyFile: path.join(dir, SECRET_KEY_FILE) };
   } catch (e) {

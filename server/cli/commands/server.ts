@@ -10,6 +10,8 @@ export interface ServerFlags {
   listen?: string;
   bootListen?: string;
   grpcListen?: string;
+  /** A PostgreSQL store URL (overrides fleet.yaml store.url). */
+  store?: string;
   logLevel: string;
 }
 
@@ -89,6 +91,7 @@ export async function cmdServer(flags: ServerFlags, io: CliIo): Promise<number> 
       listen: flags.listen,
       bootListen: flags.bootListen,
       grpcListen: flags.grpcListen,
+      ...(flags.store !== undefined ? { store: flags.store } : {}),
       logLevel: flags.logLevel,
       env: io.env,
       cwd: io.cwd,

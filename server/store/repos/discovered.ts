@@ -195,7 +195,7 @@ export class DiscoveredRepository {
         .set({ node })
         .where('node', 'is', null)
         .where('kind', 'in', [...MACHINE_EVENT_KINDS])
-        .where(sql<string>`json_extract(details, '$.mac')`, '=', mac.toLowerCase())
+        .where(this.ctx.engine === 'postgres' ? sql<string>`(details::jsonb ->> 'mac')` : sql<string>`json_extract(details, '$.mac')`, '=', mac.toLowerCase())
         .execute();
       await appendEvent(trx, when, { node, kind: EVENT.machineAccepted, actor: wc.actor, cause: wc.cause ?? null, details: { mac: mac.toLowerCase(), ...details } });
     });

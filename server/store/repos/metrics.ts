@@ -75,8 +75,12 @@ export class MetricsRepository {
     return Number(row?.max ?? 0);
   }
 
-  /** Size of the database file in bytes (page count × page size; the WAL not included). */
+  /** Size of the database file in bytes (page count × page size; the WAL not included); on PostgreSQL, pg_database_size. */
   async databaseBytes(): Promise<number> {
+    if (this.ctx.engine === 'postgres') {
+      const r = await sql<{ bytes: string }>`select pg_database_size(current_database()) as bytes`.execute(this.ctx.q);
+      return Number(r.rows[0]?.bytes ?? 0);
+    }
     const pages = await sql<{ page_count: number }>`pragma page_count`.execute(this.ctx.q);
     const size = await sql<{ page_size: number }>`pragma page_size`.execute(this.ctx.q);
     return Number(pages.rows[0]?.page_count ?? 0) * Number(size.rows[0]?.page_size ?? 0);

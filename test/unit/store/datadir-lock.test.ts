@@ -8,7 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
-import { LOCK_FILE, LOCK_OWNER_FILE, lockDataDir, mapStorageError, openDataDir, openStore, storageFailure, type Store } from '../../../server/store/index.js';
+import { LOCK_FILE, LOCK_OWNER_FILE, lockDataDir, mapStorageError, openDataDir, openStore, storageFailure, type PostgresLocation, type Store } from '../../../server/store/index.js';
+import { engineHarness, ENGINES } from './engines.js';
 
 let dir: string;
 const stores: Store[] = [];
@@ -44,16 +45,20 @@ function snapshot(d: string): Record<string, string> {
   return out;
 }
 
-describe('data directory lock', () => {
+describe.each(ENGINES)('data directory lock, store on %s', (engine) => {
+  const h = engineHarness(engine);
+  /** The database of the data dir's store: DATA/fleet.db, or a PostgreSQL database (the lock is the data dir's on both). */
+  const postgres = async (): Promise<{ postgres?: PostgresLocation }> => (engine === 'postgres' ? { postgres: (await h.location()) as PostgresLocation } : {});
+
   it('a second store on the same data dir is refused, names the holder and changes nothing', async () => {
     const data = path.join(dir, 'data');
-    const first = await openDataDir(data, { lockedBy: 'fleet server' });
+    const first = await openDataDir(data, { lockedBy: 'fleet server', ...(await postgres()) });
     stores.push(first.store);
     const owner = JSON.parse(fs.readFileSync(path.join(data, LOCK_OWNER_FILE), 'utf8')) as { pid: number; host: string; what: string };
     expect(owner).toMatchObject({ pid: process.pid, host: os.hostname(), what: 'fleet server' });
 
     const before = snapshot(data);
-    const e = await errOf(openDataDir(data));
+    const e = await errOf(openDataDir(data, await postgres()));
     expect(e.code).toBe('store.locked');
     expect(e.exit).toBe(2);
     expect(e.message).toContain(`data directory ${data} is in use by another fleet process (fleet server, pid ${process.pid} on ${os.hostname()}`);
@@ -63,7 +68,7 @@ describe('data directory lock', () => {
     await first.store.close();
     expect(fs.existsSync(path.join(data, LOCK_OWNER_FILE))).toBe(false);
     expect(fs.existsSync(path.join(data, LOCK_FILE))).toBe(true);
-    const again = await openDataDir(data);
+    const again = await openDataDir(data, await postgres());
     stores.push(again.store);
     expect(await again.store.nodes.list()).toEqual([]);
   });
@@ -72,11 +77,15 @@ describe('data directory lock', () => {
     const data = path.join(dir, 'data');
     fs.mkdirSync(data, { mode: 0o700 });
     fs.writeFileSync(path.join(data, 'secret.key'), Buffer.alloc(32), { mode: 0o644 });
-    expect((await errOf(openDataDir(data))).code).toBe('config.unreadable');
+    expect((await errOf(openDataDir(data, await postgres()))).code).toBe('config.unreadable');
     fs.chmodSync(path.join(data, 'secret.key'), 0o600);
-    const d = await openDataDir(data);
+    const d = await openDataDir(data, await postgres());
     stores.push(d.store);
+    expect(d.store.engine).toBe(engine);
   });
+});
+
+describe('data directory lock', () => {
 
   it('a holder without its name is still a holder', () => {
     const lock = lockDataDir(dir);

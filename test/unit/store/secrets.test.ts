@@ -1,32 +1,37 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FleetError } from '../../../common/errors.js';
 import { openStore, type Store } from '../../../server/store/index.js';
+import { engineHarness, ENGINES, postgresCluster, type EngineName, type RawDb } from './engines.js';
 
 const SECRET = 'Tr0ub4dor&3-very-secret-9f8e7d';
 const USERNAME = 'bmc-operator-x';
 
-let dir: string;
-let file: string;
 const stores: Store[] = [];
 const keyA = crypto.randomBytes(32);
 const keyB = crypto.randomBytes(32);
 
-async function open(key = keyA): Promise<Store> {
-  const s = await openStore({ file }, { secretKey: key });
-  stores.push(s);
-  return s;
+/** Every file under dir (the PostgreSQL cluster's database directory, its WAL). */
+function filesUnder(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
 }
 
-/** Every byte SQLite keeps for this database: main file, WAL and shared memory. */
-function dbBytes(): Buffer {
-  return Buffer.concat(
-    ['', '-wal', '-shm'].map((suffix) => (fs.existsSync(file + suffix) ? fs.readFileSync(file + suffix) : Buffer.alloc(0))),
-  );
+/**
+ * Every byte the engine keeps for this database: SQLite's main file, WAL and shared memory;
+ * PostgreSQL's files of the database (after a CHECKPOINT wrote its pages out) and the cluster's WAL.
+ */
+async function dbBytes(engine: EngineName, file: string, raw: () => Promise<RawDb>): Promise<Buffer> {
+  if (engine === 'sqlite') {
+    return Buffer.concat(['', '-wal', '-shm'].map((suffix) => (fs.existsSync(file + suffix) ? fs.readFileSync(file + suffix) : Buffer.alloc(0))));
+  }
+  const r = await raw();
+  await r.exec('CHECKPOINT');
+  const [{ oid }] = (await r.all<{ oid: number }>('select oid from pg_database where datname = current_database()')) as [{ oid: number }];
+  const data = path.join(postgresCluster().dir, 'data');
+  const files = [...filesUnder(path.join(data, 'base', String(oid))), ...filesUnder(path.join(data, 'pg_wal'))];
+  return Buffer.concat(files.map((f) => fs.readFileSync(f)));
 }
 
 async function caught(p: Promise<unknown>): Promise<FleetError> {
@@ -38,17 +43,23 @@ async function caught(p: Promise<unknown>): Promise<FleetError> {
   return e as FleetError;
 }
 
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleet-secrets-'));
-  file = path.join(dir, 'fleet.db');
-});
-
 afterEach(async () => {
   for (const s of stores.splice(0)) await s.close();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('credentials at rest', () => {
+describe.each(ENGINES)('credentials at rest on %s', (engine) => {
+  const h = engineHarness(engine);
+  let file = '';
+  beforeEach(() => {
+    file = path.join(h.dir, 'fleet.db');
+  });
+
+  async function open(key = keyA): Promise<Store> {
+    const s = await openStore(await h.location(), { secretKey: key });
+    stores.push(s);
+    return s;
+  }
+
   it('never writes the plaintext secret to the database files', async () => {
     const s = await open();
     await s.credentials.upsert('ipmi-admin', USERNAME, SECRET, { actor: 'test' });
@@ -56,7 +67,7 @@ describe('credentials at rest', () => {
     // While open (the WAL holds the pages) and after close (checkpointed into the main file).
     for (const phase of ['open', 'closed']) {
       if (phase === 'closed') await s.close();
-      const bytes = dbBytes();
+      const bytes = await dbBytes(engine, file, () => h.raw());
       // Positive control: the scan does see what is stored in clear.
       expect(bytes.includes(Buffer.from(USERNAME, 'utf8')), phase).toBe(true);
       expect(bytes.includes(Buffer.from(SECRET, 'utf8')), phase).toBe(false);
@@ -87,7 +98,7 @@ describe('credentials at rest', () => {
 
   it('the digest is keyed: same secret, other key, other digest; never the plaintext', async () => {
     const a = await open(keyA);
-    const b = await openStore({ memory: true }, { secretKey: keyB });
+    const b = await openStore(await h.fresh('b'), { secretKey: keyB });
     stores.push(b);
     expect(a.credentials.digest(SECRET)).toBe(a.credentials.digest(SECRET));
     expect(a.credentials.digest(SECRET)).not.toBe(b.credentials.digest(SECRET));
@@ -113,25 +124,15 @@ describe('credentials at rest', () => {
     const s = await open();
     await s.credentials.upsert('one', 'u1', 'secret-one', { actor: 't' });
     await s.credentials.upsert('two', 'u2', 'secret-two', { actor: 't' });
-    const raw = new Database(file);
-    try {
-      // Swap the boxes: each is bound to its credential name.
-      const rows = raw.prepare('select name, secret_box from credentials order by name').all() as { name: string; secret_box: Buffer }[];
-      const upd = raw.prepare('update credentials set secret_box = ? where name = ?');
-      upd.run(rows[1]!.secret_box, 'one');
-      upd.run(rows[0]!.secret_box, 'two');
-    } finally {
-      raw.close();
-    }
+    const raw = await h.raw();
+    // Swap the boxes: each is bound to its credential name.
+    const rows = await raw.all<{ name: string; secret_box: Buffer }>('select name, secret_box from credentials order by name');
+    await raw.all('update credentials set secret_box = ? where name = ?', [rows[1]!.secret_box, 'one']);
+    await raw.all('update credentials set secret_box = ? where name = ?', [rows[0]!.secret_box, 'two']);
     expect((await caught(s.credentials.revealSecret('one'))).message).toMatch(/authentication failed/);
-    const raw2 = new Database(file);
-    try {
-      const box = Buffer.from((raw2.prepare("select secret_box from credentials where name = 'two'").get() as { secret_box: Buffer }).secret_box);
-      box[box.length - 1]! ^= 0x01;
-      raw2.prepare("update credentials set secret_box = ? where name = 'two'").run(box);
-    } finally {
-      raw2.close();
-    }
+    const box = Buffer.from((await raw.all<{ secret_box: Buffer }>("select secret_box from credentials where name = 'two'"))[0]!.secret_box);
+    box[box.length - 1]! ^= 0x01;
+    await raw.all("update credentials set secret_box = ? where name = 'two'", [box]);
     expect((await caught(s.credentials.revealSecret('two'))).message).toMatch(/authentication failed/);
   });
 });
