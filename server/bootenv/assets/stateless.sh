@@ -224,8 +224,9 @@ if jq -e '.agent.enrolToken' /tmp/plan.json >/dev/null 2>&1; then
   if [ -x $N/usr/local/bin/fleet-agent ]; then
     log "enrolling the agent with $(j .agent.server)"
     mkdir -p $N/run/fleet && cp /tmp/enroll-token $N/run/fleet/enroll-token && chmod 600 $N/run/fleet/enroll-token
-    echo "+ chroot fleet-agent enroll --server $(j .agent.server)" >>"$LOG"
-    chroot $N /usr/local/bin/fleet-agent enroll --server "$(j .agent.server)" --token-file /run/fleet/enroll-token \
+    echo "+ chroot fleet-agent enroll --force --server $(j .agent.server)" >>"$LOG"
+    # --force: a diskless node keeps /var/lib/fleet-agent from its last boot; every boot enrols afresh with its plan's token.
+    chroot $N /usr/local/bin/fleet-agent enroll --force --server "$(j .agent.server)" --token-file /run/fleet/enroll-token \
       --ca-fingerprint "$(j .agent.caFingerprint)" --state-dir /var/lib/fleet-agent >>"$LOG" 2>&1
     rc=$?
     rm -rf $N/run/fleet
