@@ -21,13 +21,11 @@
  * Needs what stateless-vm.test.ts needs and nfs-ganesha (nfs-ganesha,
  * nfs-ganesha-vfs); under CI=true a missing one fails the run.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, openSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findExecutable } from '../../common/executable.js';
 import { bootenvPrerequisites, buildBootenv, type BootenvBuild } from '../../server/bootenv/index.js';
@@ -35,11 +33,10 @@ import { renderCmdline } from '../../server/bootenv/spec.js';
 import { GaneshaSupervisor, ganeshaMissing } from '../../server/diskless/ganesha.js';
 import { disklessExports, imagePseudo, type NfsExport, nodeDir, nodeVarPseudo } from '../../server/diskless/spec.js';
 import { ensureImageTree, ensureNodeVar } from '../../server/diskless/tree.js';
-import { killPid, run, runOk, startReaper, type Reaper } from '../../server/lab/exec.js';
-import { assetPath } from '../../server/lab/assets.js';
+import { runOk, startReaper, type Reaper } from '../../server/lab/exec.js';
 import { buildStatelessLayer, type StatelessLayerBuild } from '../../server/stateless/layer.js';
 import { debianImage, type DebianImage, imageBuildMissing } from '../helpers/debian-image.js';
-import { SerialConsole } from '../helpers/serial-console.js';
+import { netrootQemu, type NetrootNet, type NetrootVm, type Req, startNetrootNet, stopNetrootQemu } from '../helpers/netroot-vm.js';
 
 const missing = [...bootenvPrerequisites()];
 for (const [n, p] of [['qemu-system-x86_64', 'qemu-system-x86'], ['dnsmasq', 'dnsmasq-base'], ['ip', 'iproute2'], ['openssl', 'openssl'], ['unsquashfs', 'squashfs-tools'], ['mkfs.ext4', 'e2fsprogs']] as const) {
@@ -67,14 +64,6 @@ const VM = { node: 'valkyrie06', mac: '52:54:00:82:00:06', ip: '10.82.0.16', tap
 /** A node whose scratch disk already holds a file system fleet did not make. */
 const BUSY = { node: 'valkyrie07', mac: '52:54:00:82:00:07', ip: '10.82.0.17', tap: 'tap6' } as const;
 
-interface Req {
-  t: number;
-  method: string;
-  path: string;
-  query: string;
-  status: number;
-  body?: string;
-}
 
 suite(title, () => {
   let work = '';
@@ -83,58 +72,25 @@ suite(title, () => {
   let img: DebianImage;
   let layer: StatelessLayerBuild;
   let stage1 = '';
-  let dnsmasq: ChildProcess | undefined;
-  let httpd: ChildProcess | undefined;
+  let net: NetrootNet | undefined;
   let nfs: GaneshaSupervisor | undefined;
   let reaper: Reaper | undefined;
   let unpackS = 0;
   let exports: NfsExport[] = [];
-  const reqs: Req[] = [];
+  let reqs: Req[] = [];
   const emergency = () => {
-    for (const c of [dnsmasq, httpd]) if (c?.pid && c.exitCode === null) c.kill('SIGKILL');
+    net?.kill();
     if (nfs?.pid) process.kill(nfs.pid, 'SIGKILL');
   };
 
-  /** QEMU in the namespace: the image's kernel, stage 1's initrds, 1 GiB, one scratch disk, one NIC on the bridge. */
-  function qemu(vm: { node: string; mac: string }, disk: string, timeoutS: number, name: string): { q: ChildProcess; con: SerialConsole; t0: number; exited: Promise<number | null> } {
-    const log = createWriteStream(join(work, `${name}.console.log`));
-    const args = [
-      'netns', 'exec', NETNS, 'timeout', String(timeoutS), findExecutable('qemu-system-x86_64')!,
-      '-accel', 'tcg', '-machine', 'pc', '-m', '1024', '-smp', '1', '-display', 'none',
-      '-serial', 'stdio', '-monitor', 'none', '-no-reboot',
-      '-drive', `file=${disk},if=virtio,format=raw`,
-      '-kernel', join(img.dir, 'vmlinuz'), '-initrd', stage1,
-      '-append', renderCmdline({ server: SERVER, node: vm.node, token: TOKEN, mac: vm.mac, job: 'diskless', console: ['ttyS0'] }),
-      '-netdev', `tap,id=n0,ifname=${VM.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n0,mac=${vm.mac}`,
-      '-name', `${vm.node}-${name},debug-threads=off`, '-pidfile', join(work, `${name}.qemu.pid`),
-    ];
-    const t0 = Date.now();
-    const q = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    void appendFile(join(work, 'pids'), `${q.pid}\n`);
-    const con = new SerialConsole((s) => q.stdin!.write(s));
-    let err = '';
-    q.stdout!.on('data', (d: Buffer) => {
-      log.write(d);
-      con.feed(d);
+  /** QEMU in the namespace: the image's kernel, stage 1's initrds, 1 GiB, one scratch disk, one NIC on the bridge; no reboot. */
+  const qemu = (vm: { node: string; mac: string }, disk: string, timeoutS: number, name: string): NetrootVm =>
+    netrootQemu({
+      work, netns: NETNS, tap: VM.tap, node: vm.node, mac: vm.mac, name, timeoutS, memMiB: 1024,
+      kernel: join(img.dir, 'vmlinuz'), initrd: stage1,
+      append: renderCmdline({ server: SERVER, node: vm.node, token: TOKEN, mac: vm.mac, job: 'diskless', console: ['ttyS0'] }),
+      extra: ['-no-reboot', '-drive', `file=${disk},if=virtio,format=raw`],
     });
-    q.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((r) =>
-      q.once('exit', (c) => {
-        log.end();
-        con.close(`QEMU exited (${c})${err ? `: ${err.trim()}` : ''}`);
-        r(c);
-      }),
-    );
-    return { q, con, t0, exited };
-  }
-
-  async function stop(vm: ReturnType<typeof qemu>, name: string): Promise<void> {
-    const pidFile = join(work, `${name}.qemu.pid`);
-    if (vm.q.exitCode === null && existsSync(pidFile)) {
-      await killPid(Number(readFileSync(pidFile, 'utf8').trim()), work);
-      await vm.exited;
-    }
-  }
 
   beforeAll(async () => {
     process.once('exit', emergency);
@@ -175,32 +131,8 @@ suite(title, () => {
       await writeFile(join(www, 'stateless', vm.node, 'plan'), JSON.stringify(plan(vm)));
     }
 
-    await runOk('ip', ['netns', 'add', NETNS], { timeoutMs: 10_000 });
-    const ipn = (a: string[]) => runOk('ip', ['-n', NETNS, ...a], { timeoutMs: 10_000 });
-    await ipn(['link', 'set', 'lo', 'up']);
-    await ipn(['link', 'add', 'br0', 'type', 'bridge']);
-    await ipn(['addr', 'add', `${HOST}/24`, 'dev', 'br0']);
-    await ipn(['link', 'set', 'br0', 'up']);
-    await ipn(['tuntap', 'add', VM.tap, 'mode', 'tap']);
-    await ipn(['link', 'set', VM.tap, 'master', 'br0']);
-    await ipn(['link', 'set', VM.tap, 'up']);
-    const conf = join(work, 'dnsmasq.conf');
-    await writeFile(conf, ['port=0', 'interface=br0', 'bind-interfaces', 'dhcp-authoritative', 'dhcp-range=10.82.0.100,10.82.0.150,255.255.255.0,1h', `dhcp-leasefile=${join(work, 'dnsmasq.leases')}`, ''].join('\n'));
-    const dlog = openSync(join(work, 'dnsmasq.log'), 'a');
-    dnsmasq = spawn('ip', ['netns', 'exec', NETNS, findExecutable('dnsmasq')!, '--keep-in-foreground', '--log-facility=-', `--conf-file=${conf}`, '--user=root', '--group=root'], { stdio: ['ignore', dlog, dlog] });
-    closeSync(dlog);
-    await appendFile(join(work, 'pids'), `${dnsmasq.pid}\n`);
-    httpd = spawn('ip', ['netns', 'exec', NETNS, process.execPath, assetPath('lab-httpd.mjs'), '--listen', `${HOST}:8080`, '--root', www], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await appendFile(join(work, 'pids'), `${httpd.pid}\n`);
-    await new Promise<void>((res, rej) => {
-      const rl = createInterface({ input: httpd!.stdout! });
-      rl.on('line', (line) => {
-        const o = JSON.parse(line) as Req & { listening?: string };
-        if (o.listening) res();
-        else reqs.push(o);
-      });
-      httpd!.once('exit', (c) => rej(new Error(`lab-httpd exited with ${c}`)));
-    });
+    net = await startNetrootNet({ work, netns: NETNS, host: HOST, tap: VM.tap, dhcpRange: ['10.82.0.100', '10.82.0.150'], www });
+    reqs = net.reqs;
     // fleet's NFS server in the namespace (its binary run through `ip netns exec`, as the lab's fleet server runs inside it).
     const wrapper = join(work, 'ganesha-in-netns');
     await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${NETNS} ${findExecutable('ganesha.nfsd')} "$@"\n`, { mode: 0o755 });
@@ -216,8 +148,7 @@ suite(title, () => {
 
   afterAll(async () => {
     await nfs?.stop();
-    for (const c of [httpd, dnsmasq]) if (c?.pid) await killPid(c.pid, c === httpd ? 'lab-httpd' : 'dnsmasq');
-    await run('ip', ['netns', 'del', NETNS], { timeoutMs: 10_000 });
+    await net?.stop();
     reaper?.stop();
     process.off('exit', emergency);
     if (!process.env.FLEET_LAB_KEEP && work) await rm(work, { recursive: true, force: true });
@@ -240,7 +171,7 @@ suite(title, () => {
       expect(await runOk(findExecutable('blkid')!, ['-o', 'export', disk], { timeoutMs: 10_000 }), 'the disk as it was').toBe(before);
       console.log(`diskless: the busy scratch disk was refused in stage 1 ${((failed!.t - vm.t0) / 1000).toFixed(1)} s after QEMU started`);
     } finally {
-      await stop(vm, 'busy');
+      await stopNetrootQemu(vm, work);
     }
   }, 15 * 60_000);
 
@@ -314,7 +245,7 @@ suite(title, () => {
       vm.con.send('poweroff');
       await Promise.race([vm.exited, new Promise((r) => setTimeout(r, 120_000))]);
     } finally {
-      await stop(vm, name);
+      await stopNetrootQemu(vm, work);
     }
   }, 40 * 60_000);
 });
