@@ -84,7 +84,8 @@ import { labCli, labE2eMissing, labEmergencyStop } from '../helpers/lab-e2e.js';
 import { IMAGE_DATA } from '../helpers/debian-image.js';
 import { showImage } from '../../server/images/index.js';
 import { labSsh } from '../../server/lab/server.js';
-import { renderVmEnv } from '../../server/lab/vm.js';
+import { prepareVm, renderVmEnv } from '../../server/lab/vm.js';
+import { nodeDir } from '../../server/diskless/spec.js';
 
 const SKIP = labE2eMissing();
 const suite = SKIP ? describe.skip : describe;
@@ -179,7 +180,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     p = labPaths(dir);
     // If the worker dies without afterAll: SIGKILL what the lab started (command line names `work`), delete the namespace.
     reaper = startReaper({
-      pidFiles: [p.serverPid, join(p.dataDir, 'dnsmasq', 'dnsmasq.pid'), ...ALL.flatMap((n) => [join(dir, 'vms', n, 'qemu.pid'), join(dir, 'vms', n, 'ipmi_sim.pid')])],
+      pidFiles: [p.serverPid, join(p.dataDir, 'dnsmasq', 'dnsmasq.pid'), join(p.dataDir, 'diskless', 'ganesha', 'ganesha.pid'), ...ALL.flatMap((n) => [join(dir, 'vms', n, 'qemu.pid'), join(dir, 'vms', n, 'ipmi_sim.pid')])],
       mark: work,
       netns: defaultNetns(dir),
       maxSeconds: 3600,
@@ -415,6 +416,9 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
       const installed = new Set(pkgs.out.split('\n'));
       expect(image.packages.filter((x) => !installed.has(x.name)), `${node}: the image's packages, installed`).toEqual([]);
       expect((await onNode(node, 'readlink -f /proc/$(systemctl show -p MainPID --value fleet-agent.service)/exe')).out, `${node}: the agent runs from the image's bundle`).toMatch(/^\/usr\/local\/lib\/fleet-agent\//);
+      // The root, ext4, found by the UUID fstab and the kernel line name (what the boot environment wrote).
+      const root = (await onNode(node, "u=$(findmnt -n -o UUID /); echo $(findmnt -n -o FSTYPE /) $(grep -c \"^UUID=$u / \" /etc/fstab) $(grep -c \"root=UUID=$u \" /proc/cmdline)")).out;
+      expect(root, `${node}: / is ext4, by its UUID in fstab and on the kernel line`).toBe('ext4 1 1');
       const efi = await onNode(node, 'test -d /sys/firmware/efi && findmnt -n -o FSTYPE /boot/efi');
       if (FIRMWARE[node] === 'uefi') expect(efi, `${node}: booted UEFI, the ESP mounted`).toMatchObject({ code: 0, out: 'vfat' });
       else expect(efi.code, `${node}: booted legacy BIOS`).not.toBe(0);
@@ -598,7 +602,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     console.log(`fleet status after the failed installs:\n${human.out}`);
   }, 20 * 60_000);
 
-  it('d. stateless: valkyrie01, still without a disk, boots the lab image into RAM through fleet and is ready with its roles; its profile gets a new image and a reboot comes back ready on it with no install, and what was written to / is gone; a changed squashfs stops the next boot in stage 1, failed', async () => {
+  it('d. stateless and diskless: valkyrie01, still without a disk, boots the lab image into RAM and valkyrie02 boots it over NFS with its own /var and a blank scratch disk, both through fleet and ready with their roles; valkyrie01\'s profile gets a new image and a reboot of both comes back ready with no install: valkyrie01 on the new image with / fresh, valkyrie02 with its /var kept; a changed squashfs stops valkyrie01\'s next boot in stage 1, failed', async () => {
     const t0 = Date.now();
     await stopLabServer(p);
     const n1 = lab.nodes.find((x) => x.name === 'valkyrie01')!;
@@ -606,21 +610,30 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const n3 = lab.nodes.find((x) => x.name === STORAGE)!;
     // No disk (as c left it; written again so that d stands on its own).
     await writeFile(join(n1.vmDir, 'vm.env'), renderVmEnv({ name: n1.name, dir: n1.vmDir, mac: n1.mac, tap: n1.tap, serial: n1.serial, uuid: n1.uuid, firmware: n1.firmware, diskMiB: 0, qemu: findExecutable('qemu-system-x86_64')! }));
-    // A stateless profile with the compute nodes' base roles (repos, hosts, chrony, users), for valkyrie01 alone.
+    // valkyrie02 (UEFI) off, then a new blank 256 MiB disk for its scratch /tmp (seed 004's local disk) and a fresh NVRAM.
+    await ipmi('valkyrie02', ['chassis', 'power', 'off']);
+    for (const end = Date.now() + 60_000; Date.now() < end; await sleep(1000)) if ((await ipmi('valkyrie02', ['chassis', 'power', 'status'])).stdout.includes('is off')) break;
+    await prepareVm({ name: n2.name, dir: n2.vmDir, mac: n2.mac, tap: n2.tap, serial: n2.serial, uuid: n2.uuid, firmware: n2.firmware, diskMiB: 256, qemu: findExecutable('qemu-system-x86_64')! });
+    // A stateless profile for valkyrie01 and a diskless one for valkyrie02, each with the compute nodes' base roles (repos, hosts, chrony, users).
     const yaml = await readFile(lab.configFile, 'utf8');
     const edited = yaml
-      .replace(/\nprofiles:\n/, `\nprofiles:\n  diskfree:\n    <<: *base\n    description: Lab stateless VM (seed 001), the lab image in RAM at every boot\n    os: { install: stateless, image: ${lab.imageName} }\n    roles:\n      <<: *roles\n`)
-      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodeYaml(n1, 'diskfree', 'lab')}${nodeYaml(n2, 'compute', 'lab')}${nodeYaml(n3, 'storage', 'lab')}`);
+      .replace(
+        /\nprofiles:\n/,
+        `\nprofiles:\n  diskfree:\n    <<: *base\n    description: Lab stateless VM (seed 001), the lab image in RAM at every boot\n    os: { install: stateless, image: ${lab.imageName} }\n    roles:\n      <<: *roles\n` +
+          `  netroot:\n    <<: *base\n    description: Lab diskless VM (seed 004), the lab image over NFS, its own /var, a scratch /tmp\n    os: { install: diskless, image: ${lab.imageName}, scratch: /dev/vda }\n    roles:\n      <<: *roles\n`,
+      )
+      .replace(/\nnodes:\n[\s\S]*$/, `\nnodes:\n${nodeYaml(n1, 'diskfree', 'lab')}${nodeYaml(n2, 'netroot', 'lab')}${nodeYaml(n3, 'storage', 'lab')}`);
     expect(edited).toContain('install: stateless');
+    expect(edited).toContain('install: diskless');
     await writeFile(lab.configFile, edited);
     await startLabServer(lab, p, { appendLog: true, timeoutMs: 60_000 });
     const image = await showImage(p.dataDir, lab.imageName);
 
     const mark = await lastEventId();
-    const r = await fleet('reinstall', 'valkyrie01', '--yes');
+    const r = await fleet('reinstall', 'valkyrie[01-02]', '--yes');
     expect(r.code, r.out + r.err).toBe(0);
-    const s = await waitStates({ valkyrie01: 'ready' }, INSTALL_WAIT_MS);
-    timings.push(`d. stateless valkyrie01 ready (reinstall = boot into the image): ${secs(Date.now() - t0)}`);
+    const s = await waitStates({ valkyrie01: 'ready', valkyrie02: 'ready' }, INSTALL_WAIT_MS);
+    timings.push(`d. stateless valkyrie01 and diskless valkyrie02 ready (reinstall = boot into the image): ${secs(Date.now() - t0)}`);
     const ev = await events('valkyrie01', mark);
     const path = ev.filter((e) => e.kind === 'state.changed').map((e) => e.toState);
     expect(path).toEqual(['pxe-armed', 'power-cycling', 'netbooting', 'installing', 'image-booting', 'first-boot', 'configuring', 'ready']);
@@ -645,6 +658,38 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     expect((await onNode('valkyrie01', 'id myuser')).out).toBe('uid=2001(myuser) gid=2001(myuser) groups=2001(myuser)');
     expect((await onNode('valkyrie01', 'ls /etc/apt/sources.list.d')).out).toBe('fleet-fleet.list');
     expect((await onNode('valkyrie01', 'hostname')).out).toBe('valkyrie01');
+    expect((await onNode('valkyrie01', 'uname -r')).out, "the image's own kernel").toBe(image.kernelVersion);
+    const machineId1 = (await onNode('valkyrie01', 'cat /etc/machine-id')).out;
+
+    // valkyrie02, diskless: the same path and the network boot for good; its plan and callbacks marked diskless.
+    const ev2 = await events('valkyrie02', mark);
+    expect(ev2.filter((e) => e.kind === 'state.changed').map((e) => e.toState)).toEqual(['pxe-armed', 'power-cycling', 'netbooting', 'installing', 'image-booting', 'first-boot', 'configuring', 'ready']);
+    expect(ev2.filter((e) => e.kind === 'bmc.bootdev').map((e) => e.details?.operation)).toEqual(['bootdev pxe persistent']);
+    expect(ev2.find((e) => e.kind === 'boot.plan_fetched')?.details).toMatchObject({ method: 'diskless', image: lab.imageName, digest: image.digest });
+    expect(ev2.find((e) => e.kind === 'agent.boot')?.details).toMatchObject({ image: { name: lab.imageName, digest: image.digest, install: 'diskless' } });
+    expect(s.nodes.find((n) => n.name === 'valkyrie02')).toMatchObject({ install: 'diskless', image: { digest: image.digest } });
+    const human2 = await fleet('status', 'valkyrie02');
+    console.log(`fleet status valkyrie02:\n${human2.out}`);
+    expect(human2.out).toMatch(new RegExp(`valkyrie02\\s+ready\\s+.*diskless ${lab.imageName}@${image.digest.slice(7, 19)}`));
+    // From inside: / is the image over NFS under a RAM overlay, /var its own over NFS, /tmp the scratch disk fleet formatted.
+    const mgmt = new URL(lab.server).hostname;
+    expect((await onNode('valkyrie02', 'findmnt -n -o FSTYPE /')).out).toBe('overlay');
+    expect((await onNode('valkyrie02', 'findmnt -n -o FSTYPE,SOURCE /run/fleet/ro')).out).toBe(`nfs4   ${mgmt}:/fleet/images/${image.digest.slice(7)}`);
+    expect((await onNode('valkyrie02', 'findmnt -n -o FSTYPE,SOURCE /var')).out).toBe(`nfs4   ${mgmt}:/fleet/nodes/valkyrie02/var`);
+    expect((await onNode('valkyrie02', 'findmnt -n -o FSTYPE,SOURCE,LABEL /tmp')).out).toMatch(/^ext4\s+\/dev\/vda\s+fleet-scratch$/);
+    expect(JSON.parse((await onNode('valkyrie02', 'cat /etc/fleet/image.json')).out)).toMatchObject({ digest: image.digest, install: 'diskless', node: 'valkyrie02' });
+    expect((await onNode('valkyrie02', 'systemctl is-active fleet-agent')).out).toBe('active');
+    expect((await onNode('valkyrie02', 'id myuser')).out).toBe('uid=2001(myuser) gid=2001(myuser) groups=2001(myuser)');
+    expect((await onNode('valkyrie02', 'hostname')).out).toBe('valkyrie02');
+    expect((await onNode('valkyrie02', 'touch /run/fleet/ro/x 2>&1; echo $?')).out, 'the shared image tree is read-only').toMatch(/Read-only file system\n1$/);
+    // networkd configured the provisioning NIC, which stage 1 left up with the node's address (the root's link).
+    expect((await onNode('valkyrie02', 'systemctl is-active systemd-networkd-wait-online.service')).out).toBe('active');
+    const scratch = (await onNode('valkyrie02', 'findmnt -n -o UUID /tmp')).out;
+    const machineId2 = (await onNode('valkyrie02', 'cat /etc/machine-id')).out;
+    const hostKey2 = (await onNode('valkyrie02', 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).out;
+    const word2 = `diskless-${Date.now()}`;
+    expect((await onNode('valkyrie02', `echo ${word2} > /var/fleet-e2e-marker && echo ${word2} > /root/marker && sync && cat /var/fleet-e2e-marker`)).out).toBe(word2);
+    expect(readFileSync(join(nodeDir(p.dataDir, 'valkyrie02'), 'var', 'fleet-e2e-marker'), 'utf8'), "valkyrie02's /var is on the management node's disk").toBe(`${word2}\n`);
 
     // A new image for the profile (the lab's rootfs with one file more, imported: a new digest), then a
     // reboot: a netboot again onto the profile's image now, no install, no BMC action, ready throughout;
@@ -666,12 +711,25 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     const rMark = await lastEventId();
     const t1 = Date.now();
     await labSsh(p, 'valkyrie01', ['systemctl reboot'], { stdio: 'pipe', timeoutMs: 30_000 });
+    await labSsh(p, 'valkyrie02', ['systemctl reboot'], { stdio: 'pipe', timeoutMs: 30_000 });
     let again: ApiEvent[] = [];
+    let again2: ApiEvent[] = [];
     for (const end = Date.now() + 10 * 60_000; Date.now() < end; await sleep(5000)) {
       again = await events('valkyrie01', rMark);
-      if (again.some((e) => e.kind === 'agent.applied')) break;
+      again2 = await events('valkyrie02', rMark);
+      if (again.some((e) => e.kind === 'agent.applied') && again2.some((e) => e.kind === 'agent.applied')) break;
     }
-    timings.push(`d. stateless reboot onto lab2, to roles applied again: ${secs(Date.now() - t1)}`);
+    timings.push(`d. stateless reboot onto lab2 and diskless reboot, to roles applied again on both: ${secs(Date.now() - t1)}`);
+    // valkyrie02 after its reboot: the same image, its /var kept, / fresh, no state change, no BMC action.
+    expect(again2.map((e) => e.kind), "valkyrie02's stage 1 ran again, then the agent").toEqual(expect.arrayContaining(['boot.plan_fetched', 'install.finished', 'agent.boot', 'agent.applied']));
+    expect(again2.filter((e) => e.kind === 'state.changed' || e.kind === 'bmc.power' || e.kind === 'bmc.bootdev')).toEqual([]);
+    expect((await onNode('valkyrie02', 'cat /var/fleet-e2e-marker')).out, 'written under /var before the reboot').toBe(word2);
+    expect((await onNode('valkyrie02', 'cat /root/marker 2>&1 || echo gone')).out, 'written to / before the reboot').toMatch(/gone$/);
+    expect((await onNode('valkyrie02', 'findmnt -n -o FSTYPE /var')).out).toBe('nfs4');
+    // /tmp is emptied at every boot (Debian's tmpfiles.d); the scratch disk's file system is kept, not formatted again.
+    expect((await onNode('valkyrie02', 'findmnt -n -o UUID,LABEL /tmp')).out).toBe(`${scratch} fleet-scratch`);
+    expect((await onNode('valkyrie02', 'cat /etc/machine-id')).out, 'its machine id, kept in its /var').toBe(machineId2);
+    expect((await onNode('valkyrie02', 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).out, 'its SSH host key, kept in its /var').toBe(hostKey2);
     expect(again.map((e) => e.kind), 'stage 1 ran again, then the agent').toEqual(expect.arrayContaining(['boot.script_fetched', 'boot.plan_fetched', 'install.finished', 'agent.enrolled', 'agent.boot', 'agent.applied']));
     expect(again.filter((e) => e.kind === 'state.changed'), 'no state change: a reboot is not an install').toEqual([]);
     expect(again.filter((e) => e.kind === 'bmc.power' || e.kind === 'bmc.bootdev')).toEqual([]);
@@ -680,6 +738,7 @@ suite(SKIP ? `e2e: reinstall in the lab — SKIPPED: ${SKIP}` : 'e2e: reinstall 
     expect(JSON.parse((await onNode('valkyrie01', 'cat /etc/fleet/image.json')).out)).toMatchObject({ name: 'lab2', digest: lab2.digest });
     expect((await onNode('valkyrie01', 'cat /etc/fleet-lab-image')).out, "the new image's file").toBe('lab2');
     expect((await onNode('valkyrie01', 'cat /root/marker 2>&1 || echo gone')).out).toMatch(/gone$/);
+    expect((await onNode('valkyrie01', 'cat /etc/machine-id')).out, 'a stateless node is a new machine id at every boot').not.toBe(machineId1);
     expect((await onNode('valkyrie01', 'findmnt -n -o FSTYPE /')).out).toBe('overlay');
     const after = await status();
     expect(after.nodes.find((n) => n.name === 'valkyrie01')).toMatchObject({ state: 'ready', flags: [], image: { name: 'lab2', digest: lab2.digest } });
