@@ -3,7 +3,7 @@
  * (per CI run): `fleet image build itest --from debian:bookworm --include
  * LAB_IMAGE_INCLUDES` (the lab's packages: the e2e's lab reuses it) into the
  * data dir cached under .tmp/image-build, whose index is keyed by the build
- * key, so the second caller (image-build.test.ts, bootenv-debian.test.ts,
+ * key, so the second caller (image-build.test.ts, stateless-vm.test.ts, diskless-vm.test.ts,
  * in either order or at once under the store's lock) reuses the image.
  */
 import { mkdirSync } from 'node:fs';

@@ -10,7 +10,7 @@
  * Needs root, mmdebstrap, squashfs-tools and zstd (.ci/deps.sh) and the apt
  * mirror this machine's sources name. Under CI=true a missing tool fails
  * the run instead of skipping it. The cache and the build call are shared
- * with bootenv-debian.test.ts (test/helpers/debian-image.ts).
+ * with the stateless and diskless VM tests (test/helpers/debian-image.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';

@@ -13,8 +13,8 @@
  * in the lab e2e (test/e2e/reinstall.test.ts d), from inside the VM; it was
  * booted here too until the diskless VM test needed the CI minutes.
  *
- * Needs what bootenv-debian.test.ts needs (root, the image build, the boot
- * environment's prerequisites, QEMU, dnsmasq, openssl) and unsquashfs;
+ * Needs root, the image build (test/helpers/debian-image.ts), the boot
+ * environment's prerequisites, QEMU, dnsmasq and unsquashfs;
  * under CI=true a missing one fails the run.
  */
 import { randomBytes } from 'node:crypto';

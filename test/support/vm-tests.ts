@@ -7,7 +7,6 @@
 export const VM_TESTS = [
   'test/integration/image-build.test.ts',
   'test/integration/bootenv.test.ts',
-  'test/integration/bootenv-debian.test.ts',
   'test/integration/netboot-qemu.test.ts',
   'test/integration/inspect-vm.test.ts',
   'test/integration/stateless-vm.test.ts',
