@@ -5,6 +5,7 @@
  * listens where and what is missing.
  */
 import { DisklessService } from './diskless/service.js';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -89,14 +90,48 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A TCP port that is free on `host` right now (the kernel picks it). */
+/** A TCP port that is free on `host` right now, below the ephemeral range when it can (else the kernel picks one). */
 export async function pickFreePort(host: string): Promise<number> {
+  // Below the kernel's ephemeral range: a port listen(0) hands out there can be taken, between this probe
+  // and the real listen(), as the local port of any outgoing connection on the host (CI saw EADDRINUSE with
+  // many loopback clients). Random ports under the range are only ever taken by another listen().
+  const low = ephemeralLow();
+  if (low > 11_000) {
+    for (let i = 0; i < 20; i++) {
+      const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+      if (await canListen(host, port)) return port;
+    }
+  }
   const probe = createServer();
   await new Promise<void>((res, rej) => probe.once('error', rej).listen(0, host, res));
   const addr = probe.address();
   await new Promise<void>((res) => probe.close(() => res()));
   if (!addr || typeof addr === 'string') throw new FleetError('internal', 'could not pick a free port');
   return addr.port;
+}
+
+/** The first port of the kernel's ephemeral range (Linux's default 32768 when it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Whether a listener can take host:port now; a host that is not this host's is an error (EADDRNOTAVAIL). */
+async function canListen(host: string, port: number): Promise<boolean> {
+  const probe = createServer();
+  try {
+    await new Promise<void>((res, rej) => probe.once('error', rej).listen(port, host, res));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') return false;
+    throw e;
+  }
+  await new Promise<void>((res) => probe.close(() => res()));
+  return true;
 }
 
 /** Whether `host` is an address of this host (in this network namespace): a socket can be bound to it. */
